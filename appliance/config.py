@@ -1,0 +1,231 @@
+"""Configuration: documented defaults shipped in the package, plus one user override file.
+
+`appliance/defaults.yaml` holds every key with a comment saying what it does. An installer's file
+overrides any subset of it. Each part of the appliance describes its own section as a dataclass
+(`FaceSettings`, `PrinterSettings`, ...) and reads it with `section()`, which validates every value
+and fails with one line naming the key, the value and what is expected::
+
+    >>> @dataclass(frozen=True)
+    ... class Lamp:
+    ...     pin: int = setting(17, min=0, max=27)
+    >>> parse(Lamp, {"pin": "x"}, "lamp")
+    Traceback (most recent call last):
+    ConfigError: config key 'lamp.pin' = 'x': expected an integer
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping
+from enum import Enum
+from pathlib import Path
+from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
+
+import yaml
+
+DEFAULTS_FILE = Path(__file__).with_name("defaults.yaml")
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A configuration problem, described on one line."""
+
+
+def setting(
+    default: Any = dataclasses.MISSING,
+    *,
+    min: float | None = None,
+    max: float | None = None,
+    factory: Any = dataclasses.MISSING,
+) -> Any:
+    """A dataclass field with optional numeric bounds checked by `parse`."""
+    meta = {"min": min, "max": max}
+    if factory is not dataclasses.MISSING:
+        return dataclasses.field(default_factory=factory, metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading and merging
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """A YAML mapping from `path`, or a one-line ConfigError."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"config file {path}{where}: invalid YAML ({problem})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path}: expected a mapping of keys, got {_kind(data)}")
+    return data
+
+
+def merge(base: Mapping[str, Any], override: Mapping[str, Any], where: str = "") -> dict:
+    """Deep-merge `override` into `base`; keys unknown to `base` are errors (typos)."""
+    out = dict(base)
+    for key, value in override.items():
+        dotted = f"{where}.{key}" if where else str(key)
+        if key not in base:
+            known = ", ".join(sorted(map(str, base))) or "none"
+            raise ConfigError(f"unknown config key '{dotted}' (known here: {known})")
+        if isinstance(base[key], Mapping) and isinstance(value, Mapping):
+            out[key] = merge(base[key], value, dotted)
+        else:
+            out[key] = value
+    return out
+
+
+def load(user_file: str | Path | None = None) -> dict[str, Any]:
+    """The merged raw configuration: packaged defaults, then `user_file` if given."""
+    data = read_yaml(DEFAULTS_FILE)
+    if user_file is not None:
+        try:
+            data = merge(data, read_yaml(Path(user_file)))
+        except ConfigError as exc:
+            msg = str(exc)
+            if str(user_file) not in msg:
+                msg = f"{user_file}: {msg}"
+            raise ConfigError(msg) from None
+    return data
+
+
+def section(config: Mapping[str, Any], name: str, cls: type[T]) -> T:
+    """Validate the section `name` of a merged config as dataclass `cls`."""
+    return parse(cls, config.get(name, {}), name)
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation against dataclass type hints
+
+
+def parse(cls: type[T], data: Any, key: str) -> T:
+    """Build dataclass `cls` from mapping `data`, validating each field; `key` names the section."""
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"config key '{key}' = {_show(data)}: expected a mapping")
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(map(str, data)) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"unknown config key '{key}.{unknown[0]}' (known here: {', '.join(sorted(fields))})"
+        )
+    hints = get_type_hints(cls)
+    values = {}
+    for name, field in fields.items():
+        if name not in data:
+            continue
+        dotted = f"{key}.{name}"
+        value = _coerce(hints[name], data[name], dotted)
+        _check_bounds(field, value, dotted)
+        values[name] = value
+    return cls(**values)
+
+
+def _coerce(hint: Any, value: Any, key: str) -> Any:
+    origin = get_origin(hint)
+    args = get_args(hint)
+    if hint is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        options = [a for a in args if a is not type(None)]
+        errors = []
+        for option in options:
+            try:
+                return _coerce(option, value, key)
+            except ConfigError as exc:
+                errors.append(str(exc).split(": expected ", 1)[-1])
+        raise ConfigError(f"config key '{key}' = {_show(value)}: expected {' or '.join(errors)}")
+    if origin is Literal:
+        if value in args:
+            return value
+        choices = ", ".join(repr(a) for a in args)
+        raise ConfigError(f"config key '{key}' = {_show(value)}: expected one of {choices}")
+    if origin in (list, tuple):
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"config key '{key}' = {_show(value)}: expected a list")
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(value) != len(args):
+                raise ConfigError(
+                    f"config key '{key}' = {_show(value)}: expected a list of {len(args)} items"
+                )
+            pairs = enumerate(zip(args, value, strict=True))
+            return tuple(_coerce(a, v, f"{key}[{i}]") for i, (a, v) in pairs)
+        item = args[0] if args else Any
+        items = [_coerce(item, v, f"{key}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"config key '{key}' = {_show(value)}: expected a mapping")
+        vt = args[1] if len(args) == 2 else Any
+        return {str(k): _coerce(vt, v, f"{key}.{k}") for k, v in value.items()}
+    if dataclasses.is_dataclass(hint):
+        return parse(hint, value, key)
+    if isinstance(hint, type) and issubclass(hint, Enum):
+        try:
+            return hint(value)
+        except ValueError:
+            choices = ", ".join(repr(m.value) for m in hint)
+            raise ConfigError(
+                f"config key '{key}' = {_show(value)}: expected one of {choices}"
+            ) from None
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"config key '{key}' = {_show(value)}: expected true or false")
+    if hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"config key '{key}' = {_show(value)}: expected an integer")
+    if hint is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"config key '{key}' = {_show(value)}: expected a number")
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"config key '{key}' = {_show(value)}: expected a string")
+    if hint is Path:
+        if isinstance(value, str) and value:
+            return Path(value).expanduser()
+        raise ConfigError(f"config key '{key}' = {_show(value)}: expected a file path")
+    raise TypeError(f"config key '{key}': unsupported type {hint!r} in schema")
+
+
+def _check_bounds(field: dataclasses.Field, value: Any, key: str) -> None:
+    lo, hi = field.metadata.get("min"), field.metadata.get("max")
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        if lo is not None and hi is not None:
+            want = f"a number from {lo} to {hi}"
+        elif lo is not None:
+            want = f"a number >= {lo}"
+        else:
+            want = f"a number <= {hi}"
+        raise ConfigError(f"config key '{key}' = {_show(value)}: expected {want}")
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _kind(value: Any) -> str:
+    return {list: "a list", str: "a string", int: "a number", float: "a number"}.get(
+        type(value), type(value).__name__
+    )

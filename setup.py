@@ -1,0 +1,47 @@
+"""Build the C/Cython extensions of Sosie (see ext/)."""
+
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+
+import numpy as np
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+HERE = Path(__file__).parent
+IS_X86 = platform.machine().lower() in {"x86_64", "amd64", "i686", "x86"}
+
+# Per-function target attributes select AVX2/F16C/FMA on x86, so the module is built for the
+# baseline ISA and still imports on CPUs without AVX2. aarch64 NEON is baseline on ARMv8.
+common_c = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-Wall"]
+
+EXTENSIONS = [
+    Extension(
+        "appliance._scan",
+        sources=["ext/scan.pyx", "ext/kernels/dispatch.c"],
+        include_dirs=["ext/kernels", np.get_include()],
+        extra_compile_args=[*common_c, "-fopenmp"],
+        extra_link_args=["-fopenmp"],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+    ),
+    Extension(
+        "appliance._dither",
+        sources=["ext/dither.pyx"],
+        include_dirs=[np.get_include()],
+        extra_compile_args=common_c,
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+    ),
+]
+
+
+def _present(ext: Extension) -> bool:
+    return all((HERE / src).exists() for src in ext.sources)
+
+
+setup(
+    ext_modules=cythonize(
+        [ext for ext in EXTENSIONS if _present(ext)],
+        compiler_directives={"language_level": "3", "boundscheck": False, "wraparound": False},
+    ),
+)
