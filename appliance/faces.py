@@ -1,0 +1,444 @@
+"""Find, align and describe a face with dlib: the appliance's eyes.
+
+Pipeline (`FaceAnalyzer.analyze`): the photo is scaled so its longest side is
+`faces.detect_max_side` (or up, so tiny crops reach `faces.detect_min_side`), dlib's HOG frontal
+detector runs on that copy, the boxes are mapped back to full resolution, one face is chosen
+(largest, then most central), the 5-point landmarks are predicted on the full-resolution pixels
+around it, an aligned 150x150 chip (eyes at fixed positions, `dlib.get_face_chip`) is cut and the
+ResNet model turns it into a float32[128] descriptor. The same pixels always give the same bits.
+
+A photo without a usable face gives a `NoFaceFound` value, not an exception: for a visitor that is
+an ordinary outcome. Models are loaded once per process and shared by every analyzer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from appliance.config import setting
+from appliance.images import Source, array_to_rgb, load_image
+
+#: The descriptor network's input: dlib's aligned chip, as `compute_face_descriptor` expects it.
+DESCRIPTOR_CHIP_SIZE = 150
+DESCRIPTOR_CHIP_PADDING = 0.25
+LANDMARKS_FILE = "shape_predictor_5_face_landmarks.dat"
+DESCRIPTOR_FILE = "dlib_face_recognition_resnet_model_v1.dat"
+
+
+@dataclass(frozen=True)
+class FaceSettings:
+    """The `faces` section of the configuration."""
+
+    #: Longest side of the copy the detector sees (0: detect at full resolution).
+    detect_max_side: int = setting(640, min=0, max=16384)
+    #: Photos whose shorter side is below this are upscaled to it before detection (tiny crops).
+    detect_min_side: int = setting(200, min=0, max=4096)
+    #: Extra 2x pyramid levels inside the detector: finds smaller faces, ~4x slower per level.
+    upsample: int = setting(0, min=0, max=3)
+    #: Added to the detector's threshold: negative finds more (and more false) faces.
+    adjust_threshold: float = setting(0.0, min=-2.0, max=2.0)
+    #: Ignore faces whose box side is smaller than this, in full-resolution pixels (0: none).
+    min_face_side: int = setting(0, min=0)
+    #: Which face answers when there are several: the largest (then most central) or the most
+    #: central (then largest).
+    choose: Literal["largest", "central"] = "largest"
+    #: In "largest" mode, faces at least this fraction of the largest one's area count as equally
+    #: large, and the most central of them wins.
+    similar_size: float = setting(0.8, min=0.0, max=1.0)
+    #: Margin around the eyes/nose in `Face.aligned` crops (printing, thumbnails), dlib units.
+    aligned_padding: float = setting(0.4, min=0.0, max=2.0)
+    #: dlib model files; empty means the copies in the face-recognition-models package.
+    landmarks_model: Path | None = None
+    descriptor_model: Path | None = None
+
+
+class ModelError(RuntimeError):
+    """A dlib model file that is missing or unreadable, named on one line."""
+
+
+@dataclass(frozen=True)
+class Detection:
+    """A face box from the detector, in full-resolution pixels: (left, top, right, bottom)."""
+
+    box: tuple[int, int, int, int]
+    score: float
+    #: The detector's box before rounding/clipping, in full-resolution pixels.
+    rect: tuple[float, float, float, float] = field(repr=False)
+
+    @property
+    def area(self) -> float:
+        left, top, right, bottom = self.rect
+        return max(0.0, right - left) * max(0.0, bottom - top)
+
+
+@dataclass(frozen=True)
+class NoFaceFound:
+    """The ordinary outcome "no usable face in this photo", with a one-line reason."""
+
+    reason: str
+    detections: tuple[Detection, ...] = ()
+    timings: dict[str, float] = field(default_factory=dict, compare=False)
+
+
+@dataclass(eq=False)
+class Face:
+    """One face: where it is, its landmarks, its aligned chip and its 128-D descriptor.
+
+    `box` (left, top, right, bottom) and `landmarks` (5, 2) are full-resolution pixel
+    coordinates. The face keeps the pixels around it (not the whole photo) so `aligned()` can
+    cut larger crops; drop the Face to forget them.
+    """
+
+    box: tuple[int, int, int, int]
+    score: float
+    landmarks: np.ndarray
+    chip: np.ndarray
+    timings: dict[str, float] = field(default_factory=dict)
+    _shape: Any = field(default=None, repr=False)
+    _pixels: np.ndarray | None = field(default=None, repr=False)
+    _descriptor: np.ndarray | None = field(default=None, repr=False)
+    _models: _Models | None = field(default=None, repr=False)
+    _aligned_padding: float = field(default=0.4, repr=False)
+
+    @property
+    def descriptor(self) -> np.ndarray:
+        """float32[128], computed from `chip` on first use (about 0.1 s without BLAS)."""
+        if self._descriptor is None:
+            if self._models is None:
+                raise ValueError("this Face has no descriptor model attached")
+            start = time.perf_counter()
+            self._descriptor = self._models.describe(self.chip)
+            self.timings["descriptor"] = time.perf_counter() - start
+        return self._descriptor
+
+    def aligned(
+        self, size: int, gray: bool = False, *, padding: float | None = None
+    ) -> np.ndarray:
+        """A size x size crop aligned like `chip` (eyes level, at fixed positions), any size.
+
+        `padding` defaults to `faces.aligned_padding`; gray gives (size, size) uint8 luminance.
+        """
+        import dlib
+
+        if size < 8:
+            raise ValueError(f"aligned crop size must be >= 8, got {size}")
+        if self._pixels is None or self._shape is None:
+            raise ValueError("this Face has no pixels attached")
+        pad = self._aligned_padding if padding is None else padding
+        crop = dlib.get_face_chip(self._pixels, self._shape, size=int(size), padding=float(pad))
+        return to_gray(crop) if gray else crop
+
+
+def to_gray(rgb: np.ndarray) -> np.ndarray:
+    """ITU-R 601 luminance of an RGB uint8 image, as uint8 (the same weights as Pillow's "L")."""
+    weights = np.array([299, 587, 114], dtype=np.uint32)
+    return ((rgb.astype(np.uint32) @ weights + 500) // 1000).astype(np.uint8)
+
+
+# ---------------------------------------------------------------------------------------------
+# Models
+
+
+def default_models_dir() -> Path:
+    """Where the face-recognition-models package keeps its .dat files (its __init__ breaks)."""
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError(
+            "dlib models not installed: pip install face-recognition-models, or set "
+            "faces.landmarks_model and faces.descriptor_model"
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / "models"
+
+
+def model_paths(settings: FaceSettings) -> dict[str, Path]:
+    """The model files `settings` name: {"landmarks": path, "descriptor": path}."""
+    landmarks = settings.landmarks_model
+    descriptor = settings.descriptor_model
+    if landmarks is None or descriptor is None:
+        base = default_models_dir()
+        landmarks = landmarks or base / LANDMARKS_FILE
+        descriptor = descriptor or base / DESCRIPTOR_FILE
+    return {"landmarks": Path(landmarks), "descriptor": Path(descriptor)}
+
+
+_checksum_cache: dict[tuple[str, int, int], str] = {}
+
+
+def model_checksums(settings: FaceSettings | None = None) -> dict[str, str]:
+    """sha256 of each model file ({"landmarks": hex, "descriptor": hex}), memoised per file."""
+    out = {}
+    for role, path in model_paths(settings or FaceSettings()).items():
+        _check_model_file(role, path)
+        stat = path.stat()
+        key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+        if key not in _checksum_cache:
+            digest = hashlib.sha256()
+            with path.open("rb") as fh:
+                for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                    digest.update(block)
+            _checksum_cache[key] = digest.hexdigest()
+        out[role] = _checksum_cache[key]
+    return out
+
+
+def _check_model_file(role: str, path: Path) -> None:
+    key = f"faces.{role}_model"
+    if not path.is_file():
+        raise ModelError(f"dlib {role} model not found: {path} (set {key} or install "
+                         "face-recognition-models)")
+    if path.stat().st_size == 0:
+        raise ModelError(f"dlib {role} model is empty: {path} (set {key} to a valid file)")
+
+
+class _Models:
+    """The three dlib models, loaded once; calls into them are serialised (dlib nets keep state)."""
+
+    def __init__(self, landmarks: Path, descriptor: Path) -> None:
+        import dlib
+
+        self.detector = dlib.get_frontal_face_detector()
+        self.predictor = _load(dlib.shape_predictor, "landmarks", landmarks)
+        self.recognizer = _load(dlib.face_recognition_model_v1, "descriptor", descriptor)
+        self.lock = threading.Lock()
+
+    def describe(self, chip: np.ndarray) -> np.ndarray:
+        with self.lock:
+            vector = self.recognizer.compute_face_descriptor(chip, 0)
+        return np.asarray(vector, dtype=np.float32).reshape(128)
+
+
+def _load(loader: Any, role: str, path: Path) -> Any:
+    _check_model_file(role, path)
+    try:
+        return loader(str(path))
+    except Exception as exc:  # dlib raises RuntimeError with a multi-line serialization message
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ModelError(f"dlib {role} model unreadable: {path} ({first})") from None
+
+
+_models_cache: dict[tuple[Path, Path], _Models] = {}
+_models_lock = threading.Lock()
+
+
+def _models_for(settings: FaceSettings) -> _Models:
+    paths = model_paths(settings)
+    key = (paths["landmarks"].resolve(), paths["descriptor"].resolve())
+    with _models_lock:
+        if key not in _models_cache:
+            _models_cache[key] = _Models(*key)
+        return _models_cache[key]
+
+
+# ---------------------------------------------------------------------------------------------
+# Analysis
+
+
+class FaceAnalyzer:
+    """Detects, aligns and describes faces; cheap to create (models are shared per process)."""
+
+    def __init__(self, settings: FaceSettings | None = None) -> None:
+        self.settings = settings or FaceSettings()
+        self._models = _models_for(self.settings)
+
+    # -- public API ----------------------------------------------------------------------------
+
+    def analyze(self, image: Source) -> Face | NoFaceFound:
+        """The chosen face with its descriptor, or NoFaceFound (raises ImageError on bad files)."""
+        rgb = self._rgb(image)
+        timings: dict[str, float] = {}
+        detections = self._detect(rgb, timings)
+        usable = self._usable(detections)
+        if not usable:
+            return NoFaceFound(self._no_face_reason(rgb, detections), tuple(detections), timings)
+        face = self._face(rgb, usable[0], timings)
+        _ = face.descriptor
+        return face
+
+    def detect(self, image: Source) -> list[Detection]:
+        """Every face box the detector finds, best choice first (see `faces.choose`)."""
+        return self._detect(self._rgb(image), {})
+
+    def faces(self, image: Source, *, describe: bool = False) -> list[Face]:
+        """Every usable face, best choice first; descriptors computed now if `describe`, else on
+        first use of `Face.descriptor`."""
+        rgb = self._rgb(image)
+        faces = []
+        for detection in self._usable(self._detect(rgb, {})):
+            face = self._face(rgb, detection, {})
+            if describe:
+                _ = face.descriptor
+            faces.append(face)
+        return faces
+
+    def face_at(self, image: Source, detection: Detection) -> Face:
+        """Landmarks, chip and (lazy) descriptor for one `Detection` of this image."""
+        return self._face(self._rgb(image), detection, {})
+
+    # -- steps -----------------------------------------------------------------------------------
+
+    @staticmethod
+    def _rgb(image: Source) -> np.ndarray:
+        if isinstance(image, np.ndarray):
+            if image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3:
+                return np.ascontiguousarray(image)
+            return array_to_rgb(image)
+        return load_image(image)
+
+    def detection_scale(self, height: int, width: int) -> float:
+        """Factor from full resolution to the copy the detector sees."""
+        s = self.settings
+        scale = 1.0
+        if s.detect_max_side and max(height, width) > s.detect_max_side:
+            scale = s.detect_max_side / max(height, width)
+        if s.detect_min_side and min(height, width) * scale < s.detect_min_side:
+            scale = s.detect_min_side / min(height, width)
+        return scale
+
+    def _detect(self, rgb: np.ndarray, timings: dict[str, float]) -> list[Detection]:
+        height, width = rgb.shape[:2]
+        scale = self.detection_scale(height, width)
+        start = time.perf_counter()
+        small = _resize(rgb, scale)
+        timings["downscale"] = time.perf_counter() - start
+        start = time.perf_counter()
+        with self._models.lock:
+            rects, scores, _ = self._models.detector.run(
+                small, self.settings.upsample, self.settings.adjust_threshold
+            )
+        timings["detect"] = time.perf_counter() - start
+        found = []
+        for rect, score in zip(rects, scores, strict=True):
+            # dlib's right/bottom are inclusive: map the pixel edges, not the pixel indices.
+            edges = (rect.left(), rect.top(), rect.right() + 1, rect.bottom() + 1)
+            full = tuple(v / scale for v in edges)
+            box = (
+                max(0, round(full[0])),
+                max(0, round(full[1])),
+                min(width, round(full[2])),
+                min(height, round(full[3])),
+            )
+            if box[2] > box[0] and box[3] > box[1]:
+                found.append(Detection(box, float(score), full))  # type: ignore[arg-type]
+        return self._ranked(found, width, height)
+
+    def _ranked(self, found: list[Detection], width: int, height: int) -> list[Detection]:
+        def off_centre(d: Detection) -> float:
+            left, top, right, bottom = d.rect
+            return math.hypot((left + right) / 2 - width / 2, (top + bottom) / 2 - height / 2)
+
+        if not found:
+            return []
+        if self.settings.choose == "central":
+            return sorted(found, key=lambda d: (off_centre(d), -d.area, -d.score))
+        largest = max(d.area for d in found)
+        threshold = largest * self.settings.similar_size
+        return sorted(
+            found, key=lambda d: (d.area < threshold, off_centre(d) if d.area >= threshold
+                                  else -d.area, -d.score)
+        )
+
+    def _usable(self, detections: list[Detection]) -> list[Detection]:
+        minimum = self.settings.min_face_side
+        if not minimum:
+            return detections
+        return [d for d in detections if min(d.rect[2] - d.rect[0], d.rect[3] - d.rect[1])
+                >= minimum]
+
+    def _no_face_reason(self, rgb: np.ndarray, detections: list[Detection]) -> str:
+        height, width = rgb.shape[:2]
+        if detections:
+            side = max(min(d.rect[2] - d.rect[0], d.rect[3] - d.rect[1]) for d in detections)
+            return (f"face too small ({side:.0f} px, faces.min_face_side is "
+                    f"{self.settings.min_face_side})")
+        return f"no face found in the {width}x{height} photo"
+
+    def _face(self, rgb: np.ndarray, detection: Detection, timings: dict[str, float]) -> Face:
+        import dlib
+
+        height, width = rgb.shape[:2]
+        scale = self.detection_scale(height, width)
+        start = time.perf_counter()
+        left, top, right, bottom = detection.rect
+        if scale > 1.0:
+            # A tiny photo: landmarks and chip on the upscaled copy the detector saw.
+            pixels = _resize(rgb, scale)
+            factor, origin = scale, (0.0, 0.0)
+        else:
+            # Full resolution, but only the pixels around the face (enough for any chip padding):
+            # the predictor and get_face_chip then cost the same for a 0.3 or a 12 MP photo.
+            side = max(right - left, bottom - top)
+            x0 = max(0, math.floor(left - 1.5 * side))
+            y0 = max(0, math.floor(top - 1.5 * side))
+            x1 = min(width, math.ceil(right + 1.5 * side))
+            y1 = min(height, math.ceil(bottom + 1.5 * side))
+            pixels = np.ascontiguousarray(rgb[y0:y1, x0:x1])
+            factor, origin = 1.0, (float(x0), float(y0))
+        rect = dlib.rectangle(
+            round((left - origin[0]) * factor),
+            round((top - origin[1]) * factor),
+            round((right - origin[0]) * factor) - 1,
+            round((bottom - origin[1]) * factor) - 1,
+        )
+        with self._models.lock:
+            shape = self._models.predictor(pixels, rect)
+        points = np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64)
+        landmarks = points / factor + np.array(origin)
+        timings["landmarks"] = time.perf_counter() - start
+        start = time.perf_counter()
+        chip = dlib.get_face_chip(
+            pixels, shape, size=DESCRIPTOR_CHIP_SIZE, padding=DESCRIPTOR_CHIP_PADDING
+        )
+        timings["chip"] = time.perf_counter() - start
+        return Face(
+            box=detection.box,
+            score=detection.score,
+            landmarks=landmarks,
+            chip=chip,
+            timings=timings,
+            _shape=shape,
+            _pixels=pixels,
+            _models=self._models,
+            _aligned_padding=self.settings.aligned_padding,
+        )
+
+
+def _resize(rgb: np.ndarray, scale: float) -> np.ndarray:
+    """`rgb` scaled by `scale` (area averaging down, bilinear up); the same array when 1."""
+    if scale == 1.0:
+        return rgb
+    import cv2
+
+    height, width = rgb.shape[:2]
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    interpolation = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR
+    return np.ascontiguousarray(cv2.resize(rgb, size, interpolation=interpolation))
+
+
+def descriptor_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Euclidean distance between two descriptors (dlib: < 0.6 is probably the same person)."""
+    return float(np.linalg.norm(np.asarray(a, np.float64) - np.asarray(b, np.float64)))
+
+
+__all__ = [
+    "DESCRIPTOR_CHIP_SIZE",
+    "Detection",
+    "Face",
+    "FaceAnalyzer",
+    "FaceSettings",
+    "ModelError",
+    "NoFaceFound",
+    "default_models_dir",
+    "descriptor_distance",
+    "model_checksums",
+    "model_paths",
+    "to_gray",
+]
