@@ -1,0 +1,121 @@
+"""Grayscale photos to one bit per dot for thermal paper: tone preparation, then dithering.
+
+Thermal paper spreads every dot (dot gain) and has no grey: a photo needs lifted midtones, set
+levels and a touch of sharpening before it is dithered, or faces print as dark smudges. The
+dithering kernels themselves are C loops in `appliance._dither` (ext/dither.pyx)::
+
+    >>> photo = np.full((4, 4), 200, np.uint8)
+    >>> bits = dither(prepare(photo, Tone()), "atkinson")   # 0 = ink, 255 = paper
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from typing import Literal
+
+import numpy as np
+from PIL import Image, ImageFilter, ImageOps
+
+from appliance import _dither
+from appliance.config import setting
+
+Method = Literal["floyd-steinberg", "atkinson", "bayer", "threshold"]
+METHODS: tuple[str, ...] = ("floyd-steinberg", "atkinson", "bayer", "threshold")
+
+
+@dataclass(frozen=True)
+class Tone:
+    """How a photo is prepared and dithered (config `ticket.tone`)."""
+
+    method: Method = "atkinson"  # floyd-steinberg | atkinson | bayer | threshold
+    serpentine: bool = True  # error diffusion alternates direction per row (fewer worms)
+    bayer_size: int = setting(8, min=2, max=16)  # ordered-dither matrix side (power of two)
+    autocontrast: float = setting(1.0, min=0.0, max=20.0)  # % of darkest/lightest clipped
+    black: int = setting(0, min=0, max=254)  # input level printed as full black
+    white: int = setting(255, min=1, max=255)  # input level printed as bare paper
+    gamma: float = setting(1.35, min=0.2, max=5.0)  # > 1 lifts midtones against dot gain
+    contrast: float = setting(1.1, min=0.0, max=4.0)  # around mid-grey, 1 = unchanged
+    sharpen: float = setting(80.0, min=0.0, max=500.0)  # unsharp-mask strength %, 0 = off
+    sharpen_radius: float = setting(1.2, min=0.1, max=10.0)  # unsharp-mask radius in dots
+
+
+def bayer_matrix(size: int) -> np.ndarray:
+    """The (size, size) Bayer index matrix (0 .. size²-1); size a power of two."""
+    if size < 1 or size & (size - 1):
+        raise ValueError(f"bayer size must be a power of two, got {size}")
+    m = np.zeros((1, 1), dtype=np.int64)
+    while m.shape[0] < size:
+        m = np.block([[4 * m, 4 * m + 2], [4 * m + 3, 4 * m + 1]])
+    return m
+
+
+@cache
+def bayer_thresholds(size: int) -> np.ndarray:
+    """uint8 thresholds: gray g prints white where 2·n²·g >= (2·M+1)·255 (M the Bayer index)."""
+    n2 = size * size
+    m = bayer_matrix(size)
+    t = -((-(2 * m + 1) * 255) // (2 * n2))  # ceil division
+    out = np.clip(t, 0, 255).astype(np.uint8)
+    out.setflags(write=False)
+    return out
+
+
+def dither(gray: np.ndarray, method: str = "atkinson", *, serpentine: bool = True,
+           bayer_size: int = 8) -> np.ndarray:
+    """uint8 gray (H, W) -> uint8 (H, W) of 0 (ink) / 255 (paper) with the named method."""
+    gray = np.asarray(gray)
+    if gray.ndim != 2:
+        raise ValueError(f"dither: expected a 2-D grayscale array, got shape {gray.shape}")
+    if gray.dtype != np.uint8:
+        raise ValueError(f"dither: expected uint8 gray levels, got {gray.dtype}")
+    if method == "floyd-steinberg":
+        return _dither.floyd_steinberg(gray, serpentine)
+    if method == "atkinson":
+        return _dither.atkinson(gray, serpentine)
+    if method == "bayer":
+        return _dither.ordered(gray, bayer_thresholds(bayer_size))
+    if method == "threshold":
+        return np.where(gray >= 128, 255, 0).astype(np.uint8)
+    raise ValueError(f"dither: unknown method {method!r} (expected one of {', '.join(METHODS)})")
+
+
+def tone_curve(tone: Tone) -> np.ndarray:
+    """The 256-entry lookup table applying levels, contrast and gamma, in that order."""
+    if tone.white <= tone.black:
+        raise ValueError(f"tone: white ({tone.white}) must be above black ({tone.black})")
+    x = np.arange(256, dtype=np.float64)
+    v = np.clip((x - tone.black) / (tone.white - tone.black), 0.0, 1.0)
+    v = np.clip((v - 0.5) * tone.contrast + 0.5, 0.0, 1.0)
+    v = v ** (1.0 / tone.gamma)
+    return np.rint(v * 255.0).astype(np.uint8)
+
+
+def prepare(gray: np.ndarray, tone: Tone) -> np.ndarray:
+    """Tone-prepare uint8 gray for thermal paper: autocontrast, curve, unsharp mask."""
+    img = Image.fromarray(np.ascontiguousarray(gray, dtype=np.uint8))
+    if tone.autocontrast > 0:
+        img = ImageOps.autocontrast(img, cutoff=tone.autocontrast)
+    img = img.point(tone_curve(tone).tolist())
+    if tone.sharpen > 0:
+        img = img.filter(
+            ImageFilter.UnsharpMask(radius=tone.sharpen_radius, percent=int(tone.sharpen),
+                                    threshold=2)
+        )
+    return np.asarray(img)
+
+
+def render(gray: np.ndarray, tone: Tone, size: tuple[int, int] | None = None) -> np.ndarray:
+    """Resize (to (width, height) if given), prepare and dither a photo: uint8 0/255."""
+    if size is not None and (gray.shape[1], gray.shape[0]) != size:
+        img = Image.fromarray(np.ascontiguousarray(gray, dtype=np.uint8))
+        gray = np.asarray(img.resize(size, Image.Resampling.LANCZOS))
+    return dither(prepare(gray, tone), tone.method, serpentine=tone.serpentine,
+                  bayer_size=tone.bayer_size)
+
+
+def to_bitmap(bits: np.ndarray) -> Image.Image:
+    """A PIL mode "1" image from uint8 0/255 (or bool, True = paper)."""
+    arr = np.asarray(bits)
+    white = arr if arr.dtype == np.bool_ else arr >= 128
+    return Image.fromarray(np.ascontiguousarray(white))
