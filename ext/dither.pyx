@@ -19,7 +19,6 @@ import numpy as np
 
 cimport numpy as cnp
 from libc.stdlib cimport calloc, free
-from libc.string cimport memset
 
 cnp.import_array()
 
@@ -38,55 +37,88 @@ cdef inline void _rotate(int** rows, int count) noexcept nogil:
     rows[count - 1] = first
 
 
+cdef void _fs_row(const u8* src, u8* out, int* cur, int* nxt, Py_ssize_t w, int d) noexcept nogil:
+    """One Floyd-Steinberg row; src/out/cur/nxt point at the first pixel visited, step d."""
+    cdef Py_ssize_t i
+    cdef int carry = 0, value, e, e7, e3, e5
+    cdef int below_prev = 0, below_here = 0  # pending sums for nxt[x - d] and nxt[x]
+    for i in range(w):
+        value = src[0] + cur[0] + carry
+        if value >= 128:
+            out[0] = 255
+            e = value - 255
+        else:
+            out[0] = 0
+            e = value
+        e7 = (e * 7) >> 4
+        e3 = (e * 3) >> 4
+        e5 = (e * 5) >> 4
+        carry = e7
+        nxt[-d] = below_prev + e3  # final: no later pixel touches nxt[x - d]
+        below_prev = below_here + e5
+        below_here = e - e7 - e3 - e5
+        src += d
+        out += d
+        cur += d
+        nxt += d
+    nxt[-d] = below_prev
+    nxt[0] = below_here
+
+
+cdef void _atkinson_row(const u8* src, u8* out, int* cur, int* nxt, int* nxt2, Py_ssize_t w,
+                        int d) noexcept nogil:
+    """One Atkinson row; cur/nxt hold errors from earlier rows, nxt2 is written afresh."""
+    cdef Py_ssize_t i
+    cdef int carry1 = 0, carry2 = 0, value, e, e8
+    cdef int below_prev = 0, below_here = 0
+    for i in range(w):
+        value = src[0] + cur[0] + carry1
+        if value >= 128:
+            out[0] = 255
+            e = value - 255
+        else:
+            out[0] = 0
+            e = value
+        e8 = e >> 3
+        carry1 = carry2 + e8
+        carry2 = e8
+        nxt[-d] += below_prev + e8
+        below_prev = below_here + e8
+        below_here = e8
+        nxt2[0] = e8
+        src += d
+        out += d
+        cur += d
+        nxt += d
+        nxt2 += d
+    nxt[-d] += below_prev
+    nxt[0] += below_here
+
+
 cdef int _diffuse(const u8[:, ::1] gray, u8[:, ::1] out, int kernel, bint serpentine) noexcept nogil:
     """Run an error-diffusion kernel (0 = Floyd-Steinberg, 1 = Atkinson); -1 if out of memory."""
     cdef Py_ssize_t h = gray.shape[0], w = gray.shape[1]
     cdef Py_ssize_t stride = w + 2 * PAD
-    cdef int nrows = 3
-    cdef int* block = <int*> calloc(nrows * stride, sizeof(int))
+    cdef int* block = <int*> calloc(3 * stride, sizeof(int))
     cdef int* rows[3]
-    cdef Py_ssize_t y, i, x
-    cdef int d, value, e, e7, e3, e5, e8
-    cdef int* r0
-    cdef int* r1
-    cdef int* r2
+    cdef Py_ssize_t y, start
+    cdef int d
     if block == NULL:
         return -1
-    for i in range(nrows):
-        rows[i] = block + i * stride + PAD
+    if w == 0:
+        free(block)
+        return 0
+    for y in range(3):
+        rows[y] = block + y * stride + PAD
     for y in range(h):
-        r0 = rows[0]
-        r1 = rows[1]
-        r2 = rows[2]
         d = -1 if (serpentine and (y & 1)) else 1
-        for i in range(w):
-            x = (w - 1 - i) if d < 0 else i
-            value = gray[y, x] + r0[x]
-            if value >= 128:
-                out[y, x] = 255
-                e = value - 255
-            else:
-                out[y, x] = 0
-                e = value
-            if kernel == 0:
-                e7 = (e * 7) >> 4
-                e3 = (e * 3) >> 4
-                e5 = (e * 5) >> 4
-                r0[x + d] += e7
-                r1[x - d] += e3
-                r1[x] += e5
-                r1[x + d] += e - e7 - e3 - e5
-            else:
-                e8 = e >> 3
-                r0[x + d] += e8
-                r0[x + 2 * d] += e8
-                r1[x - d] += e8
-                r1[x] += e8
-                r1[x + d] += e8
-                r2[x] += e8
-        # the finished row becomes the furthest row ahead, cleared (padding included)
-        memset(rows[0] - PAD, 0, stride * sizeof(int))
-        _rotate(rows, nrows)
+        start = w - 1 if d < 0 else 0
+        if kernel == 0:
+            _fs_row(&gray[y, start], &out[y, start], rows[0] + start, rows[1] + start, w, d)
+        else:
+            _atkinson_row(&gray[y, start], &out[y, start], rows[0] + start, rows[1] + start,
+                          rows[2] + start, w, d)
+        _rotate(rows, 3)
     free(block)
     return 0
 
