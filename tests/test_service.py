@@ -1,0 +1,381 @@
+"""The service loop with a scripted backend: visits, faults, recovery, socket, systemd, SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import stat
+import threading
+import time
+
+import pytest
+
+from appliance import systemd
+from appliance.control_socket import ControlError, ControlServer, request
+from appliance.controls import PATTERNS, VirtualControls
+from appliance.machine import Fault, Machine, MachineSettings, State
+from appliance.service import Outcome, PartFault, Service, ServiceSettings
+
+
+class FakeBackend:
+    """Scripted devices: each list holds outcomes to use in turn (then the default)."""
+
+    def __init__(self):
+        self.start_faults: list[PartFault] = []
+        self.capture_script: list = []
+        self.lookup_script: list = []
+        self.print_script: list = []
+        self.probe_script: list = []
+        self.printed: list = []
+        self.captures = 0
+        self.probes: list[Fault] = []
+        self.closed = False
+        self.capture_delay = 0.0
+
+    @staticmethod
+    def _next(script, default):
+        item = script.pop(0) if script else default
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def start(self):
+        if self.start_faults:
+            raise self.start_faults.pop(0)
+
+    def capture(self):
+        self.captures += 1
+        if self.capture_delay:
+            time.sleep(self.capture_delay)
+        return self._next(self.capture_script, f"frame{self.captures}")
+
+    def lookup(self, frame):
+        return self._next(self.lookup_script, Outcome(ticket=f"ticket for {frame}",
+                                                      timings={"search": 0.001}))
+
+    def print_ticket(self, ticket):
+        self._next(self.print_script, None)
+        self.printed.append(ticket)
+
+    def print_no_face(self, reason):
+        self._next(self.print_script, None)
+        self.printed.append(f"no face: {reason}")
+
+    def probe(self, fault):
+        self.probes.append(fault)
+        self._next(self.probe_script, None)
+
+    def describe(self):
+        return {"corpus_faces": 42}
+
+    def close(self):
+        self.closed = True
+
+
+FAST = MachineSettings(cooldown_seconds=0.05, retry_seconds=0.05, retry_max_seconds=0.2,
+                       capture_timeout=2, search_timeout=2, print_timeout=2)
+
+
+class Running:
+    """A service running in a background thread for the duration of a test."""
+
+    def __init__(self, backend=None, machine_settings=FAST, settings=None):
+        self.backend = backend or FakeBackend()
+        self.controls = VirtualControls()
+        self.visits = []
+        self.service = Service(Machine(machine_settings), self.backend, self.controls,
+                               settings or ServiceSettings(), on_visit=self.visits.append)
+        self.thread = threading.Thread(target=self.service.run, kwargs={"install_signals": False})
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.service.shutdown()
+        self.thread.join(10)
+        assert not self.thread.is_alive()
+
+    def wait(self, predicate, timeout=5):
+        assert self.service.wait_for(predicate, timeout), self.service.status()
+
+    def wait_state(self, state, timeout=5):
+        self.wait(lambda s: s.state is state, timeout)
+
+
+def test_press_to_ticket_and_back_to_ready():
+    with Running() as r:
+        r.wait_state(State.READY)
+        r.controls.press("button")
+        r.wait(lambda s: s.machine.counters.tickets_printed == 1)
+        r.wait_state(State.READY)
+        assert r.backend.printed == ["ticket for frame1"]
+        assert [v.outcome for v in r.visits] == ["printed"]
+        assert {"capture", "search", "print", "total"} <= set(r.visits[0].timings)
+        shown = [p for p in r.controls.shown]
+        for state in (State.STARTING, State.READY, State.CAPTURING, State.SEARCHING,
+                      State.PRINTING, State.COOLDOWN):
+            assert PATTERNS[(state, None)] in shown
+    assert r.backend.closed
+    assert r.service.state is State.SHUTTING_DOWN
+
+
+def test_presses_while_busy_are_ignored():
+    backend = FakeBackend()
+    backend.capture_delay = 0.3
+    with Running(backend) as r:
+        r.wait_state(State.READY)
+        r.service.press()
+        r.wait_state(State.CAPTURING)
+        for _ in range(5):
+            r.service.press()
+        r.wait(lambda s: s.machine.counters.tickets_printed == 1)
+        r.wait_state(State.READY)
+        c = r.service.machine.counters
+        assert (c.presses, c.presses_ignored, c.visits) == (6, 5, 1)
+        assert backend.captures == 1
+
+
+def test_no_face_prints_the_short_ticket():
+    backend = FakeBackend()
+    backend.lookup_script = [Outcome(no_face="no face found — try again")]
+    with Running(backend) as r:
+        r.wait_state(State.READY)
+        r.service.press()
+        r.wait(lambda s: s.machine.counters.tickets_printed == 1)
+        assert backend.printed == ["no face: no face found — try again"]
+        assert r.service.machine.counters.no_face == 1
+
+
+def test_camera_lost_then_back():
+    backend = FakeBackend()
+    backend.capture_script = [OSError("camera unplugged")]
+    backend.probe_script = [PartFault(Fault.CAMERA, "still unplugged")]
+    with Running(backend) as r:
+        r.wait_state(State.READY)
+        r.service.press()
+        r.wait(lambda s: s.machine.counters.faults == 1)
+        r.wait_state(State.READY)  # fault, failed probe, successful probe, ready
+        assert backend.probes == [Fault.CAMERA, Fault.CAMERA]
+        status = r.service.status()
+        assert status["last_fault"]["part"] == "camera"
+        assert status["last_fault"]["reason"] == "still unplugged"
+        assert status["faults"] == 1
+        assert PATTERNS[(State.FAULT, Fault.CAMERA)] in r.controls.shown
+        r.service.press()  # works again
+        r.wait(lambda s: s.machine.counters.tickets_printed == 1)
+
+
+def test_printer_fault_recovers_by_itself():
+    backend = FakeBackend()
+    backend.print_script = [PartFault(Fault.PRINTER, "out of paper")]
+    with Running(backend) as r:
+        r.wait_state(State.READY)
+        r.service.press()
+        r.wait(lambda s: s.machine.last_fault is not None)
+        r.wait_state(State.READY)
+        assert r.service.machine.last_fault == (Fault.PRINTER, "out of paper")
+        assert backend.probes == [Fault.PRINTER]
+        assert r.visits[0].outcome == "fault: printer"
+
+
+def test_start_failure_retries_until_the_part_is_there():
+    backend = FakeBackend()
+    backend.start_faults = [PartFault(Fault.CORPUS, "corpus not found at /data/corpus")]
+    with Running(backend) as r:
+        r.wait_state(State.READY)
+        assert backend.probes == [Fault.CORPUS]
+        assert r.service.status()["last_fault"]["reason"] == "corpus not found at /data/corpus"
+
+
+def test_hung_capture_times_out_into_a_camera_fault():
+    backend = FakeBackend()
+    backend.capture_delay = 1.0
+    settings = MachineSettings(cooldown_seconds=0, retry_seconds=5, capture_timeout=0.2)
+    with Running(backend, settings) as r:
+        r.wait_state(State.READY)
+        r.service.press()
+        r.wait_state(State.FAULT)
+        assert r.service.machine.last_fault == (Fault.CAMERA, "capture timed out")
+        time.sleep(1.0)  # the late frame arrives and is ignored
+        assert r.service.state is State.FAULT
+        assert backend.printed == []
+
+
+def test_search_crash_is_a_corpus_fault_not_a_crash():
+    backend = FakeBackend()
+    backend.lookup_script = [RuntimeError("boom\nsecond line")]
+    with Running(backend) as r:
+        r.wait_state(State.READY)
+        r.service.press()
+        r.wait(lambda s: s.machine.counters.faults == 1)
+        assert r.service.machine.last_fault == (Fault.CORPUS, "boom")
+        r.wait_state(State.READY)
+
+
+def test_status_and_press_over_the_control_socket(tmp_path):
+    path = tmp_path / "run" / "control.sock"
+    with Running() as r:
+        server = ControlServer(path, r.service.handle_request)
+        server.start()
+        try:
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600
+            r.wait_state(State.READY)
+            reply = request(path, "press")
+            assert reply == {"ok": True, "state": "ready", "accepted": True}
+            r.wait(lambda s: s.machine.counters.tickets_printed == 1)
+            status = request(path, "status")
+            assert status["tickets_printed"] == 1 and status["presses"] == 1
+            assert status["corpus_faces"] == 42 and status["uptime_seconds"] >= 0
+            assert set(status["last_visit"]["ms"]) >= {"capture", "print", "total"}
+            assert request(path, "fly")["ok"] is False
+        finally:
+            server.close()
+        assert not path.exists()
+
+
+def test_control_socket_rejects_garbage_and_survives(tmp_path):
+    path = tmp_path / "c.sock"
+    server = ControlServer(path, lambda req: {"ok": True, "echo": req["command"]})
+    server.start()
+    try:
+        with socket.socket(socket.AF_UNIX) as s:
+            s.connect(str(path))
+            s.sendall(b"not json\n[1]\n" + json.dumps({"command": "x"}).encode() + b"\n")
+            s.shutdown(socket.SHUT_WR)
+            lines = s.makefile("rb").read().splitlines()
+        replies = [json.loads(x) for x in lines]
+        assert replies[0] == {"ok": False, "error": "not a JSON object"}
+        assert replies[1]["ok"] is False
+        assert replies[2] == {"ok": True, "echo": "x"}
+    finally:
+        server.close()
+
+
+def test_control_socket_stale_file_is_replaced_and_live_one_is_refused(tmp_path):
+    path = tmp_path / "c.sock"
+    stale = socket.socket(socket.AF_UNIX)
+    stale.bind(str(path))
+    stale.close()  # the file stays, nobody listens
+    first = ControlServer(path, lambda req: {"ok": True})
+    first.start()
+    try:
+        with pytest.raises(ControlError, match="already running"):
+            ControlServer(path, lambda req: {"ok": True}).start()
+    finally:
+        first.close()
+    with pytest.raises(ControlError, match="no running sosie service"):
+        request(path, "status")
+
+
+def test_control_socket_path_that_is_a_file(tmp_path):
+    path = tmp_path / "c.sock"
+    path.write_text("x")
+    with pytest.raises(ControlError, match="not a socket"):
+        ControlServer(path, lambda req: {}).start()
+
+
+# ---------------------------------------------------------------------------------------------
+# systemd
+
+
+@pytest.fixture
+def notify_socket(tmp_path, monkeypatch):
+    path = tmp_path / "notify"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))
+    sock.settimeout(5)
+    monkeypatch.setenv("NOTIFY_SOCKET", str(path))
+    yield sock
+    sock.close()
+
+
+def received(sock, until, timeout=5):
+    messages = []
+    deadline = time.monotonic() + timeout
+    sock.settimeout(0.05)
+    while time.monotonic() < deadline:
+        try:
+            messages.append(sock.recv(4096).decode())
+        except TimeoutError:
+            continue
+        if until(messages):
+            break
+    return messages
+
+
+def test_notify_outside_systemd_is_a_no_op(monkeypatch):
+    monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
+    assert systemd.notify("READY=1") is False
+
+
+def test_notify_abstract_socket(monkeypatch):
+    name = f"sosie-test-{os.getpid()}"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind("\0" + name)
+    sock.settimeout(2)
+    monkeypatch.setenv("NOTIFY_SOCKET", "@" + name)
+    try:
+        assert systemd.ready("warm")
+        assert sock.recv(100) == b"READY=1\nSTATUS=warm"
+    finally:
+        sock.close()
+
+
+def test_watchdog_interval(monkeypatch):
+    monkeypatch.delenv("WATCHDOG_USEC", raising=False)
+    assert systemd.watchdog_interval() is None
+    monkeypatch.setenv("WATCHDOG_USEC", "30000000")
+    monkeypatch.setenv("WATCHDOG_PID", str(os.getpid()))
+    assert systemd.watchdog_interval() == 15
+    monkeypatch.setenv("WATCHDOG_PID", "1")  # meant for another process
+    assert systemd.watchdog_interval() is None
+
+
+def test_service_notifies_ready_watchdog_and_stopping(notify_socket, monkeypatch):
+    monkeypatch.setenv("WATCHDOG_USEC", "100000")  # ping every 50 ms
+    monkeypatch.delenv("WATCHDOG_PID", raising=False)
+    with Running() as r:
+        r.wait_state(State.READY)
+        msgs = received(notify_socket, lambda m: sum("WATCHDOG=1" in x for x in m) >= 3)
+    msgs += received(notify_socket, lambda m: any("STOPPING=1" in x for x in m))
+    text = "\n".join(msgs)
+    assert "READY=1" in text and text.count("WATCHDOG=1") >= 3 and "STOPPING=1" in text
+    assert text.index("READY=1") < text.index("STOPPING=1")
+
+
+def test_watchdog_stops_when_a_device_hangs(notify_socket, monkeypatch):
+    monkeypatch.setenv("WATCHDOG_USEC", "100000")
+    backend = FakeBackend()
+    backend.capture_delay = 8
+    settings = ServiceSettings(stuck_seconds=5, stop_timeout=0)
+    machine = MachineSettings(capture_timeout=60)
+    with Running(backend, machine, settings) as r:
+        r.wait_state(State.READY)
+        r.service.press()
+        r.wait_state(State.CAPTURING)
+        received(notify_socket, lambda m: False, timeout=5.2)  # drain the healthy pings
+        late = received(notify_socket, lambda m: False, timeout=1.5)
+        assert not any("WATCHDOG=1" in m for m in late), late
+
+
+def test_sigterm_stops_cleanly(notify_socket):
+    backend = FakeBackend()
+    service = Service(Machine(FAST), backend, VirtualControls())
+    threading.Timer(0.5, os.kill, args=(os.getpid(), signal.SIGTERM)).start()
+    before = signal.getsignal(signal.SIGTERM)
+    assert service.run() == 0  # in the main thread, with signal handlers
+    assert service.state is State.SHUTTING_DOWN and backend.closed
+    assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_hold_to_shutdown_powers_off(tmp_path):
+    marker = tmp_path / "powered-off"
+    settings = ServiceSettings(poweroff_command=["touch", str(marker)])
+    with Running(settings=settings) as r:
+        r.wait_state(State.READY)
+        r.controls.request_shutdown()
+        r.thread.join(5)
+    assert marker.exists()
