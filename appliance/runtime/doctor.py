@@ -1,0 +1,268 @@
+"""`sosie doctor`: check every part of the appliance and say what is wrong in plain words.
+
+Each check gives `ok`, `note` (worth knowing, not a problem) or `PROBLEM` with a one-line
+explanation and, where there is one, what to do. When a service is already running, the
+camera, printer and pins belong to it: the doctor asks it instead of opening them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+OK, NOTE, PROBLEM = "ok", "note", "PROBLEM"
+
+
+@dataclass
+class Check:
+    part: str
+    level: str
+    message: str
+
+
+class Doctor:
+    def __init__(self, echo: Callable[[str], None] = print) -> None:
+        self.checks: list[Check] = []
+        self.echo = echo
+
+    def report(self, part: str, level: str, message: str) -> None:
+        self.checks.append(Check(part, level, message))
+        self.echo(f"{level:>7}  {part:<9} {message}")
+
+    @property
+    def problems(self) -> int:
+        return sum(c.level == PROBLEM for c in self.checks)
+
+
+def run_doctor(config_file: Path | None, *, socket: Path | None = None,
+               echo: Callable[[str], None] = print, pin_factory: Any = None) -> int:
+    doc = Doctor(echo)
+    settings = check_config(doc, config_file)
+    if settings is None:
+        echo("fix the configuration first; nothing else was checked")
+        return 1
+    running = check_service(doc, settings, socket)
+    analyzer = check_models(doc, settings)
+    check_corpus(doc, settings)
+    if running:
+        doc.report("camera", NOTE, "in use by the running service (see its status above)")
+        doc.report("printer", NOTE, "in use by the running service")
+        doc.report("pins", NOTE, "in use by the running service")
+    else:
+        check_camera(doc, settings, analyzer)
+        check_printer(doc, settings)
+        check_pins(doc, settings, pin_factory)
+    check_privacy(doc, settings)
+    if doc.problems:
+        echo(f"{doc.problems} problem(s) found")
+        return 1
+    echo("everything looks fine")
+    return 0
+
+
+def check_config(doc: Doctor, config_file: Path | None) -> Any:
+    from appliance.config import ConfigError
+    from appliance.settings import load_settings
+
+    try:
+        settings = load_settings(config_file)
+    except ConfigError as exc:
+        doc.report("config", PROBLEM, str(exc))
+        return None
+    where = settings.source or "packaged defaults only (no user file)"
+    doc.report("config", OK, f"{where}: every key valid")
+    return settings
+
+
+def check_service(doc: Doctor, settings: Any, socket: Path | None) -> bool:
+    from appliance.control_socket import ControlError, default_socket_path, request
+
+    path = socket or settings.service.socket or default_socket_path()
+    try:
+        status = request(path, "status", timeout=3)
+    except ControlError as exc:
+        doc.report("service", NOTE, f"not running ({exc})")
+        return False
+    state = status.get("state")
+    fault = status.get("last_fault") or {}
+    if state == "fault":
+        doc.report("service", PROBLEM, f"running but in fault: {fault.get('part')}: "
+                   f"{fault.get('reason')} (it keeps retrying)")
+    else:
+        doc.report("service", OK, f"running, {state}, {status.get('tickets_printed', 0)} "
+                   f"tickets printed ({path})")
+    return True
+
+
+def check_models(doc: Doctor, settings: Any) -> Any:
+    try:
+        from appliance.faces import FaceAnalyzer, model_paths
+
+        paths = model_paths(settings.faces)
+        analyzer = FaceAnalyzer(settings.faces)
+        import numpy as np
+
+        analyzer.analyze(np.zeros((64, 64, 3), np.uint8))
+    except Exception as exc:
+        doc.report("models", PROBLEM, f"face models cannot be loaded: {_line(exc)} "
+                   "(reinstall face-recognition-models or set faces.*_model)")
+        return None
+    names = ", ".join(Path(p).name for p in paths.values())
+    doc.report("models", OK, f"loaded {names}")
+    return analyzer
+
+
+def check_corpus(doc: Doctor, settings: Any) -> None:
+    path = getattr(settings.corpus, "path", None)
+    if not path:
+        from appliance.paths import cache_dir
+
+        demo = cache_dir() / "demo-corpus"
+        doc.report("corpus", NOTE, "corpus.path is not set: the small demo corpus is used"
+                   + ("" if demo.exists() else " (built on first start)")
+                   + "; build yours with `sosie build`")
+        if not demo.exists():
+            return
+        path = demo
+    try:
+        from appliance.corpus import Corpus
+
+        corpus = Corpus.open(path, face_settings=settings.faces)
+    except Exception as exc:
+        doc.report("corpus", PROBLEM, _line(exc))
+        return
+    try:
+        kind = "synthetic test corpus" if corpus.synthetic else "corpus"
+        scanner = corpus.scanner()
+        doc.report("corpus", OK, f"{kind} {path}: {corpus.count} faces, {corpus.dim}-D, "
+                   f"{getattr(scanner, 'kernel', '?')} scan kernel")
+        if corpus.synthetic:
+            doc.report("corpus", NOTE, "a synthetic corpus has placeholder faces: fine for "
+                       "benchmarks, not for visitors")
+    finally:
+        corpus.close()
+
+
+def check_camera(doc: Doctor, settings: Any, analyzer: Any) -> None:
+    from appliance.camera import CameraError, make_camera
+
+    try:
+        camera = make_camera(settings.camera)
+        with camera:
+            frame = camera.capture()
+    except CameraError as exc:
+        doc.report("camera", PROBLEM, f"{exc} (check the cable/ribbon and camera.backend)")
+        return
+    h, w = frame.shape[:2]
+    brightness = float(frame.mean())
+    doc.report("camera", OK, f"{camera.name}: {w}x{h} frame, mean brightness {brightness:.0f}")
+    if brightness < 12:
+        doc.report("camera", PROBLEM, "the picture is almost black (lens cap? no light?)")
+    elif brightness > 245:
+        doc.report("camera", PROBLEM, "the picture is almost white (over-exposed)")
+    if analyzer is not None:
+        faces = analyzer.detect(frame)
+        del frame
+        doc.report("camera", NOTE, f"{len(faces)} face(s) in view right now")
+
+
+def check_printer(doc: Doctor, settings: Any) -> None:
+    try:
+        from appliance.printer import make_printer
+
+        printer = make_printer(settings.printer)
+    except Exception as exc:
+        doc.report("printer", PROBLEM, _line(exc))
+        return
+    try:
+        status = printer.status()
+    except Exception as exc:
+        doc.report("printer", PROBLEM, f"{_line(exc)} (is it switched on and plugged in?)")
+        return
+    finally:
+        with contextlib.suppress(Exception):
+            printer.close()
+    backend = settings.printer.backend
+    if getattr(status, "paper", None) == "out":
+        doc.report("printer", PROBLEM, f"{backend} printer: out of paper")
+    elif getattr(status, "online", None) is False:
+        doc.report("printer", PROBLEM, f"{backend} printer: offline (cover open?)")
+    else:
+        paper = getattr(status, "paper", "unknown")
+        where = f" -> {printer.out_dir}" if hasattr(printer, "out_dir") else ""
+        doc.report("printer", OK, f"{backend} printer{where}, {printer.width} dots wide, "
+                   f"paper {paper}")
+        if backend == "virtual":
+            doc.report("printer", NOTE, "the virtual printer writes PNG files; set "
+                       "printer.backend for a real one")
+
+
+def check_pins(doc: Doctor, settings: Any, pin_factory: Any = None) -> None:
+    from appliance.controls import GpioControls
+
+    c = settings.controls
+    used: dict[str, str] = {}
+    wanted = [("button", c.button_pin)]
+    if c.shutdown_pin is not None and str(c.shutdown_pin) != str(c.button_pin):
+        wanted.append(("shutdown button", c.shutdown_pin))
+    if c.led in ("single", "pwm"):
+        wanted.append(("LED", c.led_pin))
+    elif c.led == "rgb":
+        wanted += [(f"LED {n}", p) for n, p in zip("RGB", c.rgb_pins, strict=True)]
+    clash = False
+    for role, pin in wanted:
+        key = str(pin)
+        if key in used:
+            doc.report("pins", PROBLEM, f"pin {pin} is used twice: {used[key]} and {role}")
+            clash = True
+        used[key] = role
+    if c.backend == "virtual":
+        doc.report("pins", NOTE, "controls.backend is virtual: no GPIO is used")
+        return
+    if clash:
+        return
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            controls = GpioControls(c, pin_factory=pin_factory)
+    except Exception as exc:
+        level = PROBLEM if c.backend == "gpio" else NOTE
+        extra = "" if level == PROBLEM else " (the virtual button will be used)"
+        doc.report("pins", level, f"cannot use GPIO: {_line(exc)}{extra}")
+        return
+    try:
+        pressed = controls.button.is_pressed
+    finally:
+        controls.close()
+    desc = ", ".join(f"{role} {pin}" for role, pin in wanted)
+    doc.report("pins", OK, f"{desc} (BCM numbering)")
+    if pressed:
+        doc.report("pins", PROBLEM, f"the button on pin {c.button_pin} reads as pressed right "
+                   "now: stuck, or wired to the wrong rail (see controls.pull_up)")
+
+
+def check_privacy(doc: Doctor, settings: Any) -> None:
+    s = settings.service
+    if s.keep_captures:
+        writable = s.captures_dir is not None and _writable(s.captures_dir)
+        level = NOTE if writable else PROBLEM
+        doc.report("privacy", level, f"visitors' photos are KEPT in {s.captures_dir}"
+                   + ("" if writable else " (not writable)") + ": tell your visitors")
+    else:
+        doc.report("privacy", OK, "visitors' photos and descriptors stay in memory only")
+
+
+def _writable(path: Path) -> bool:
+    path = Path(path)
+    while not path.exists():
+        path = path.parent
+    return os.access(path, os.W_OK)
+
+
+def _line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
