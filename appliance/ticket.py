@@ -1,0 +1,644 @@
+"""The ticket the visitor takes home, composed with Pillow at the printer's width in dots.
+
+Two layouts (config `ticket.layout`):
+
+* classic: the installation's title, the closest lookalike large, the next ones in a grid, each
+  with its rank and likeness; optionally the visitor's own face; a map of the corpus in PCA space
+  with the visitor marked; a footer with date, ticket number and the privacy line.
+* mugshot: the visitor's aligned face on a height chart with a placard (installation, date,
+  number), beside their closest lookalike on the same chart.
+
+Photos are tone-prepared and dithered (appliance.dither); text and lines are drawn without
+anti-aliasing, so they print crisp. Sizes are given for 576 dots and scale with the width::
+
+    >>> image = compose_ticket(content, TicketLayout(), Installation(), width=576)  # mode "1"
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from appliance.config import setting
+from appliance.dither import Tone, prepare, render
+from appliance.fonts import font
+from appliance.likeness import likeness
+
+BASE_WIDTH = 576
+INK, PAPER = 0, 255
+
+# ---------------------------------------------------------------------------------------------
+# Settings
+
+
+@dataclass(frozen=True)
+class Installation:
+    """The installation's identity (config section `installation`)."""
+
+    title: str = "Sosie"
+    subtitle: str = "Your double among faces that do not exist"
+
+
+@dataclass(frozen=True)
+class Fonts:
+    """Optional TrueType files replacing the bundled DejaVu faces (empty: bundled)."""
+
+    title: str = ""
+    text: str = ""
+    bold: str = ""
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class TicketLayout:
+    """What the ticket shows and how (config section `ticket`)."""
+
+    layout: Literal["classic", "mugshot"] = "classic"
+    width: int | None = setting(None, min=128, max=4096)  # dots; None: the printer's width
+    lookalikes: int = setting(5, min=1, max=10)  # how many doubles are printed
+    columns: int = setting(0, min=0, max=5)  # grid columns after the first; 0: by width
+    show_visitor: bool = False  # print the visitor's own face next to their double (classic)
+    show_map: bool = True  # the corpus map with the visitor's place
+    show_distance: bool = False  # print the raw descriptor distance under each likeness
+    map_points: int = setting(4000, min=0, max=200_000)  # corpus dots drawn on the map
+    map_height: int = setting(300, min=80, max=2000)  # dots at 576 wide, scales with width
+    margin: int = setting(20, min=8, max=100)  # dots at 576 wide, left and right
+    number_digits: int = setting(6, min=1, max=12)  # ticket number zero padding
+    date_format: str = "%d.%m.%Y  %H:%M"
+    privacy: str = "Nothing of you was kept. Your photo lived in memory for a moment, and is gone."
+    retry_hint: str = "Face the camera, come a little closer, and press the button again."
+    tone: Tone = field(default_factory=Tone)
+    fonts: Fonts = field(default_factory=Fonts)
+
+
+# ---------------------------------------------------------------------------------------------
+# What is printed
+
+
+@dataclass(frozen=True)
+class Lookalike:
+    rank: int  # 1 = closest
+    index: int  # row in the corpus
+    distance: float  # Euclidean descriptor distance
+    thumbnail: np.ndarray  # uint8 gray aligned face (h, w)
+
+    @property
+    def likeness(self) -> float:
+        return likeness(self.distance)
+
+
+@dataclass(frozen=True)
+class CorpusMap:
+    points: np.ndarray  # (n, 2) float PCA coordinates of (a sample of) the corpus
+    count: int  # faces in the whole corpus
+    visitor: tuple[float, float] | None  # the visitor's coordinates, same axes
+    lookalikes: tuple[tuple[float, float], ...] = ()  # in rank order
+
+
+@dataclass(frozen=True)
+class TicketContent:
+    lookalikes: Sequence[Lookalike]
+    number: int = 1
+    when: datetime = field(default_factory=datetime.now)
+    visitor_face: np.ndarray | None = None  # uint8 gray aligned face, only if it is printed
+    corpus_map: CorpusMap | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# Typesetting
+
+
+class Page:
+    """A ticket being composed: a stack of full-width 8-bit blocks (0 ink / 255 paper)."""
+
+    def __init__(self, width: int, layout: TicketLayout) -> None:
+        if width % 8 or width < 128:
+            raise ValueError(f"ticket width must be a multiple of 8 and >= 128, got {width}")
+        self.width = width
+        self.layout = layout
+        self.scale = width / BASE_WIDTH
+        self.margin = self.px(layout.margin)
+        self.inner = width - 2 * self.margin
+        self.blocks: list[Image.Image] = []
+        self.dither_seconds = 0.0
+
+    def px(self, value: float) -> int:
+        return max(1, round(value * self.scale))
+
+    def font(self, role: str, size: float) -> ImageFont.FreeTypeFont:
+        path = getattr(self.layout.fonts, role) or None
+        return font(role, self.px(size), path)
+
+    def block(self, height: int) -> tuple[Image.Image, ImageDraw.ImageDraw]:
+        img = Image.new("L", (self.width, max(0, int(height))), PAPER)
+        draw = ImageDraw.Draw(img)
+        draw.fontmode = "1"
+        self.blocks.append(img)
+        return img, draw
+
+    def space(self, height: float) -> None:
+        self.block(self.px(height))
+
+    def photo(self, gray: np.ndarray, size: tuple[int, int]) -> Image.Image:
+        start = time.perf_counter()
+        bits = render(gray, self.layout.tone, size)
+        self.dither_seconds += time.perf_counter() - start
+        return Image.fromarray(bits)
+
+    def dither_gray(self, gray: np.ndarray) -> Image.Image:
+        """Dither an already prepared gray composition (no further tone changes)."""
+        start = time.perf_counter()
+        tone = self.layout.tone
+        from appliance.dither import dither
+
+        bits = dither(gray, tone.method, serpentine=tone.serpentine, bayer_size=tone.bayer_size)
+        self.dither_seconds += time.perf_counter() - start
+        return Image.fromarray(bits)
+
+    def text(self, text: str, role: str, size: float, *, align: str = "center",
+             tracking: float = 0.0, leading: float = 1.25, width: int | None = None) -> None:
+        """Wrapped text across the inner width (or `width`), as its own block."""
+        f = self.font(role, size)
+        track = tracking * f.size
+        lines = wrap(text, f, width or self.inner, track)
+        line_height = round(f.size * leading)
+        _, draw = self.block(line_height * len(lines))
+        for i, line in enumerate(lines):
+            w = text_width(line, f, track)
+            x = {"left": self.margin, "right": self.width - self.margin - w}.get(
+                align, (self.width - w) // 2
+            )
+            draw_text(draw, (x, i * line_height), line, f, track)
+
+    def rule(self, thickness: float = 1, *, gap: float = 6, dotted: bool = False) -> None:
+        t = self.px(thickness) if thickness >= 1 else 1
+        g = self.px(gap)
+        _, draw = self.block(t + 2 * g)
+        if dotted:
+            step = self.px(6)
+            for x in range(self.margin, self.width - self.margin, step):
+                draw.rectangle([x, g, x + max(1, step // 3) - 1, g + t - 1], fill=INK)
+        else:
+            draw.rectangle([self.margin, g, self.width - self.margin - 1, g + t - 1], fill=INK)
+
+    def image(self) -> Image.Image:
+        height = sum(b.height for b in self.blocks)
+        canvas = Image.new("L", (self.width, height), PAPER)
+        y = 0
+        for b in self.blocks:
+            canvas.paste(b, (0, y))
+            y += b.height
+        return canvas.point(lambda v: 255 if v >= 128 else 0).convert("1", dither=None)
+
+
+def text_width(text: str, f: ImageFont.FreeTypeFont, tracking: float = 0.0) -> int:
+    """Advance width of `text` in dots, with `tracking` extra dots between letters."""
+    if not text:
+        return 0
+    if not tracking:
+        return round(f.getlength(text))
+    return round(sum(f.getlength(c) for c in text) + tracking * (len(text) - 1))
+
+
+def draw_text(draw: ImageDraw.ImageDraw, xy: tuple[float, float], text: str,
+              f: ImageFont.FreeTypeFont, tracking: float = 0.0, fill: int = INK) -> None:
+    x, y = xy
+    if not tracking:
+        draw.text((x, y), text, font=f, fill=fill)
+        return
+    for c in text:
+        draw.text((x, y), c, font=f, fill=fill)
+        x += f.getlength(c) + tracking
+
+
+def wrap(text: str, f: ImageFont.FreeTypeFont, width: int, tracking: float = 0.0) -> list[str]:
+    """Greedy word wrap to `width` dots; words longer than a line are split (never clipped)."""
+    lines: list[str] = []
+    for paragraph in text.splitlines() or [""]:
+        current = ""
+        for word in paragraph.split():
+            candidate = f"{current} {word}" if current else word
+            if text_width(candidate, f, tracking) <= width:
+                current = candidate
+                continue
+            if current:
+                lines.append(current)
+            while text_width(word, f, tracking) > width and len(word) > 1:
+                cut = len(word) - 1
+                while cut > 1 and text_width(word[:cut], f, tracking) > width:
+                    cut -= 1
+                lines.append(word[:cut])
+                word = word[cut:]
+            current = word
+        lines.append(current)
+    return lines
+
+
+def fit_size(text: str, role: str, page: Page, largest: float, smallest: float,
+             tracking: float, max_lines: int) -> float:
+    """The largest size (576-dot units) whose wrap of `text` takes at most `max_lines`."""
+    size = largest
+    while size > smallest:
+        f = page.font(role, size)
+        if len(wrap(text, f, page.inner, tracking * f.size)) <= max_lines:
+            longest = max(text_width(w, f, tracking * f.size) for w in text.split() or [""])
+            if longest <= page.inner:
+                return size
+        size -= 2
+    return smallest
+
+
+# ---------------------------------------------------------------------------------------------
+# Parts
+
+
+def _header(page: Page, installation: Installation, content_number: int, when: datetime,
+            *, compact: bool = False) -> None:
+    page.space(10)
+    page.rule(5, gap=0)
+    page.space(4)
+    page.rule(1, gap=0)
+    page.space(18 if not compact else 12)
+    title = installation.title.strip().upper() or "SOSIE"
+    tracking = 0.16
+    largest = 58 if compact else 76
+    size = fit_size(title, "title", page, largest, 26, tracking, 3)
+    page.text(title, "title", size, tracking=tracking, leading=1.12)
+    if installation.subtitle.strip():
+        page.space(4)
+        page.text(installation.subtitle.strip(), "note", 21, leading=1.3)
+    page.space(14)
+    page.rule(1, gap=0)
+    page.space(4)
+    page.rule(5, gap=0)
+    page.space(8)
+    _meta_row(page, f"N° {content_number:0{page.layout.number_digits}d}",
+              when.strftime(page.layout.date_format))
+    page.rule(1, gap=6, dotted=True)
+
+
+def _meta_row(page: Page, left: str, right: str) -> None:
+    f = page.font("text", 19)
+    line_height = round(f.size * 1.35)
+    lw, rw = text_width(left, f), text_width(right, f)
+    if lw + rw + page.px(16) <= page.inner:
+        _, draw = page.block(line_height)
+        draw.text((page.margin, 0), left, font=f, fill=INK)
+        draw.text((page.width - page.margin - rw, 0), right, font=f, fill=INK)
+    else:
+        page.text(left, "text", 19, align="left")
+        page.text(right, "text", 19, align="left")
+
+
+def _likeness_bar(draw: ImageDraw.ImageDraw, box: tuple[int, int, int, int], share: float,
+                  page: Page) -> None:
+    """A bar of ticks, filled up to `share` (0..1): reads like a gauge, prints clean."""
+    x0, y0, x1, y1 = box
+    draw.rectangle([x0, y0, x1 - 1, y1 - 1], outline=INK, width=1)
+    inner_x0, inner_x1 = x0 + 3, x1 - 4
+    filled = inner_x0 + round((inner_x1 - inner_x0) * max(0.0, min(1.0, share)))
+    step = max(3, page.px(5))
+    for x in range(inner_x0, filled, step):
+        draw.rectangle([x, y0 + 3, min(x + step - 2, filled), y1 - 4], fill=INK)
+
+
+def _caption(page: Page, match: Lookalike, x: int, width: int, draw: ImageDraw.ImageDraw,
+             y: int, *, big: bool) -> int:
+    """Rank, likeness bar and percentage in one line at (x, y); returns the height used."""
+    rank_font = page.font("bold", 30 if big else 21)
+    pct_font = page.font("bold", 30 if big else 21)
+    rank = f"N°{match.rank}"
+    pct = f"{match.likeness:.0f}%"
+    rw, pw = text_width(rank, rank_font), text_width(pct, pct_font)
+    height = round(rank_font.size * 1.25)
+    gap = page.px(10 if big else 6)
+    bar_width = width - rw - pw - 2 * gap
+    draw.text((x, y), rank, font=rank_font, fill=INK)
+    draw.text((x + width - pw, y), pct, font=pct_font, fill=INK)
+    if bar_width >= page.px(24):
+        bar_h = max(8, round(rank_font.size * 0.55))
+        top = y + (round(rank_font.size * 1.1) - bar_h) // 2
+        _likeness_bar(draw, (x + rw + gap, top, x + rw + gap + bar_width, top + bar_h),
+                      match.likeness / 100, page)
+    lines = 0
+    if page.layout.show_distance:
+        small = page.font("text", 15 if big else 13)
+        draw.text((x, y + height), f"distance {match.distance:.3f}", font=small, fill=INK)
+        lines = round(small.size * 1.3)
+    return height + lines
+
+
+def _framed(photo: Image.Image, page: Page) -> Image.Image:
+    """The photo inside a thin frame with a white gap, like a print mounted on card."""
+    gap, line = page.px(4), 1 if page.width < 500 else 2
+    w, h = photo.size
+    framed = Image.new("L", (w + 2 * (gap + line), h + 2 * (gap + line)), PAPER)
+    draw = ImageDraw.Draw(framed)
+    draw.rectangle([0, 0, framed.width - 1, framed.height - 1], outline=INK, width=line)
+    framed.paste(photo.convert("L"), (gap + line, gap + line))
+    return framed
+
+
+def _heading(page: Page, text: str) -> None:
+    page.text(text.upper(), "bold", 17, tracking=0.25, leading=1.5)
+
+
+def _hero(page: Page, content: TicketContent) -> None:
+    best = content.lookalikes[0]
+    visitor = content.visitor_face if page.layout.show_visitor else None
+    frame_extra = 2 * (page.px(4) + (1 if page.width < 500 else 2))
+    if visitor is None:
+        _heading(page, "your closest double")
+        page.space(4)
+        side = page.inner - frame_extra
+        framed = _framed(page.photo(best.thumbnail, (side, side)), page)
+        img, draw = page.block(framed.height + page.px(12))
+        img.paste(framed, (page.margin, 0))
+        page.space(2)
+        img, draw = page.block(page.px(44))
+        _caption(page, best, page.margin, page.inner, draw, 0, big=True)
+        return
+    gap = page.px(16)
+    cell = (page.inner - gap) // 2
+    side = cell - frame_extra
+    f = page.font("bold", 17)
+    labels = [("you", visitor), (f"your double  N°{best.rank}", best.thumbnail)]
+    img, draw = page.block(round(f.size * 1.5) + side + frame_extra + page.px(10))
+    for i, (label, face) in enumerate(labels):
+        x = page.margin + i * (cell + gap)
+        draw_text(draw, (x, 0), label.upper(), f, 0.2 * f.size)
+        img.paste(_framed(page.photo(face, (side, side)), page), (x, round(f.size * 1.5)))
+    img, draw = page.block(page.px(44))
+    _caption(page, best, page.margin, page.inner, draw, 0, big=True)
+
+
+def _grid(page: Page, others: Sequence[Lookalike]) -> None:
+    if not others:
+        return
+    columns = page.layout.columns or (2 if page.width < 480 or len(others) <= 2 else 3)
+    columns = max(1, min(columns, len(others)))
+    page.rule(1, gap=10, dotted=True)
+    _heading(page, "and then")
+    page.space(4)
+    gap = page.px(14)
+    cell = (page.inner - gap * (columns - 1)) // columns
+    frame_extra = 2 * (page.px(4) + (1 if page.width < 500 else 2))
+    side = cell - frame_extra
+    caption_h = round(page.font("bold", 21).size * 1.25) + (
+        round(page.font("text", 13).size * 1.3) if page.layout.show_distance else 0
+    )
+    for row_start in range(0, len(others), columns):
+        row = others[row_start:row_start + columns]
+        img, draw = page.block(side + frame_extra + page.px(6) + caption_h + page.px(14))
+        for i, match in enumerate(row):
+            x = page.margin + i * (cell + gap)
+            img.paste(_framed(page.photo(match.thumbnail, (side, side)), page), (x, 0))
+            _caption(page, match, x, cell, draw, side + frame_extra + page.px(6), big=False)
+
+
+def _map(page: Page, corpus_map: CorpusMap) -> None:
+    points = np.asarray(corpus_map.points, dtype=np.float64).reshape(-1, 2)
+    if len(points) == 0 and corpus_map.visitor is None:
+        return
+    page.rule(1, gap=10, dotted=True)
+    _heading(page, "where you stand")
+    page.space(4)
+    height = page.px(page.layout.map_height)
+    _, draw = page.block(height)
+    x0, y0, x1, y1 = page.margin, 0, page.width - page.margin - 1, height - 1
+    draw.rectangle([x0, y0, x1, y1], outline=INK, width=1)
+    pad = page.px(18)
+    known = [p for p in [corpus_map.visitor, *corpus_map.lookalikes] if p is not None]
+    everything = np.vstack([points, np.asarray(known, dtype=np.float64).reshape(-1, 2)])
+    lo = np.percentile(everything, 0.5, axis=0) if len(everything) > 50 else everything.min(0)
+    hi = np.percentile(everything, 99.5, axis=0) if len(everything) > 50 else everything.max(0)
+    if known:
+        k = np.asarray(known)
+        lo, hi = np.minimum(lo, k.min(0)), np.maximum(hi, k.max(0))
+    span = np.where(hi - lo > 1e-12, hi - lo, 1.0)
+
+    def to_xy(p: np.ndarray) -> np.ndarray:
+        u = (np.asarray(p, dtype=np.float64) - lo) / span
+        xs = x0 + pad + u[..., 0] * (x1 - x0 - 2 * pad)
+        ys = y1 - pad - u[..., 1] * (y1 - y0 - 2 * pad)
+        return np.stack([xs, ys], axis=-1)
+
+    # the corpus: one dot per face, a small cross when the corpus is small enough to count
+    xy = np.rint(to_xy(points)).astype(int)
+    inside = (xy[:, 0] > x0) & (xy[:, 0] < x1) & (xy[:, 1] > y0) & (xy[:, 1] < y1)
+    xy = xy[inside]
+    if len(points) <= 600:
+        r = max(1, page.px(1.5))
+        for x, y in xy:
+            draw.line([x - r, y, x + r, y], fill=INK)
+            draw.line([x, y - r, x, y + r], fill=INK)
+    else:
+        draw.point([tuple(p) for p in xy], fill=INK)
+    # the visitor: crosshair through the whole map, a ring, a label
+    label_font = page.font("bold", 17)
+    if corpus_map.visitor is not None:
+        vx, vy = np.rint(to_xy(np.asarray(corpus_map.visitor))).astype(int)
+        step = page.px(4)
+        for x in range(x0 + 2, x1 - 1, step):
+            draw.point((x, vy), fill=INK)
+        for y in range(y0 + 2, y1 - 1, step):
+            draw.point((vx, y), fill=INK)
+        r = page.px(9)
+        draw.ellipse([vx - r, vy - r, vx + r, vy + r], fill=PAPER, outline=INK, width=page.px(3))
+        draw.ellipse([vx - 2, vy - 2, vx + 2, vy + 2], fill=INK)
+        label = "YOU"
+        lw = text_width(label, label_font)
+        lx = vx + r + page.px(4)
+        if lx + lw > x1 - 2:
+            lx = vx - r - page.px(4) - lw
+        ly = max(y0 + 2, min(vy - label_font.size // 2, y1 - label_font.size - 4))
+        draw.rectangle([lx - 2, ly, lx + lw + 1, ly + label_font.size + 2], fill=PAPER)
+        draw.text((lx, ly), label, font=label_font, fill=INK)
+    # the doubles: small filled squares with their rank
+    small = page.font("bold", 13)
+    for rank, p in enumerate(corpus_map.lookalikes, start=1):
+        px_, py_ = np.rint(to_xy(np.asarray(p))).astype(int)
+        s = page.px(3)
+        draw.rectangle([px_ - s, py_ - s, px_ + s, py_ + s], fill=INK)
+        if rank <= 3:
+            draw.text((px_ + s + 2, py_ - small.size), str(rank), font=small, fill=INK)
+    page.space(4)
+    count = f"{corpus_map.count:,}".replace(",", " ")
+    page.text(f"{count} faces, laid out by resemblance", "text", 15, leading=1.3)
+
+
+def _footer(page: Page, number: int, when: datetime) -> None:
+    page.rule(1, gap=12)
+    page.text(page.layout.privacy, "note", 19, leading=1.35)
+    page.space(8)
+    stamp = f"{when:%Y-%m-%d %H:%M:%S} · N° {number:0{page.layout.number_digits}d}"
+    page.text(stamp, "text", 14)
+    page.space(6)
+    page.rule(5, gap=0)
+    page.space(16)
+
+
+# ---------------------------------------------------------------------------------------------
+# Mugshot
+
+
+def height_chart(width: int, height: int, page: Page) -> tuple[np.ndarray, list[tuple[int, str]]]:
+    """A gray height-chart background: lines every 2 cm of a 'wall', labels every 10 cm."""
+    chart = np.full((height, width), PAPER, dtype=np.uint8)
+    labels: list[tuple[int, str]] = []
+    step = max(6, page.px(18))  # dots per 2 cm of wall
+    top_cm = 200
+    for i, y in enumerate(range(step // 2, height, step)):
+        cm = top_cm - 2 * i
+        major = cm % 10 == 0
+        x_start = 0 if major else width // 3
+        thickness = 2 if major else 1
+        chart[y:y + thickness, x_start:] = INK
+        if major:
+            labels.append((y, str(cm)))
+    return chart, labels
+
+
+def _face_on_chart(page: Page, face: np.ndarray, width: int, height: int) -> Image.Image:
+    """The face over the height chart through a soft oval, dithered as one picture."""
+    chart, labels = height_chart(width, height, page)
+    face_img = Image.fromarray(np.ascontiguousarray(face)).resize((width, width),
+                                                                  Image.Resampling.LANCZOS)
+    prepared = prepare(np.asarray(face_img), page.layout.tone).astype(np.float64)
+    top = height - width
+    yy, xx = np.mgrid[0:width, 0:width] / width
+    oval = ((xx - 0.5) / 0.44) ** 2 + ((yy - 0.55) / 0.52) ** 2
+    mask = np.clip((1.15 - oval) / 0.3, 0.0, 1.0)  # 1 inside the head, 0 on the wall
+    gray = chart.astype(np.float64)
+    region = gray[top:top + width]
+    gray[top:top + width] = region * (1 - mask) + prepared * mask
+    picture = page.dither_gray(np.clip(np.rint(gray), 0, 255).astype(np.uint8)).convert("L")
+    draw = ImageDraw.Draw(picture)
+    draw.fontmode = "1"
+    f = page.font("bold", 13)
+    for y, label in labels:  # crisp labels on the wall, over the dithered picture
+        lw = text_width(label, f)
+        if y - f.size - 2 < 0:
+            continue
+        draw.rectangle([0, y - f.size - 3, lw + 3, y - 1], fill=PAPER)
+        draw.text((1, y - f.size - 2), label, font=f, fill=INK)
+    return picture
+
+
+def _placard(page: Page, lines: Sequence[str], width: int) -> Image.Image:
+    """White letters on a black board, like the sign held in a police photograph."""
+    fonts = [page.font("title", 24)] + [page.font("bold", 17)] * (len(lines) - 1)
+    pad = page.px(8)
+    wrapped: list[tuple[str, ImageFont.FreeTypeFont]] = []
+    for text, f in zip(lines, fonts, strict=True):
+        wrapped += [(line, f) for line in wrap(text, f, width - 2 * pad)]
+    heights = [round(f.size * 1.3) for _, f in wrapped]
+    board = Image.new("L", (width, sum(heights) + 2 * pad), INK)
+    draw = ImageDraw.Draw(board)
+    draw.fontmode = "1"
+    y = pad
+    for (line, f), h in zip(wrapped, heights, strict=True):
+        draw.text(((width - text_width(line, f)) // 2, y), line, font=f, fill=PAPER)
+        y += h
+    return board
+
+
+def _mugshot(page: Page, content: TicketContent, installation: Installation) -> None:
+    best = content.lookalikes[0]
+    gap = page.px(14)
+    cell = (page.inner - gap) // 2
+    height = round(cell * 1.45)
+    number = f"N° {content.number:0{page.layout.number_digits}d}"
+    panels = []
+    visitor = content.visitor_face if content.visitor_face is not None else None
+    if visitor is not None:
+        panels.append((_face_on_chart(page, visitor, cell, height),
+                       [installation.title.upper(), content.when.strftime("%d.%m.%Y"), number]))
+    panels.append((_face_on_chart(page, best.thumbnail, cell, height),
+                   ["YOUR DOUBLE", f"N°{best.rank} · {best.likeness:.0f}% alike",
+                    f"face {best.index}"]))
+    placards = [_placard(page, lines, cell) for _, lines in panels]
+    placard_h = max(p.height for p in placards)
+    img, draw = page.block(height + page.px(6) + placard_h + page.px(10))
+    total = len(panels) * cell + (len(panels) - 1) * gap
+    x = (page.width - total) // 2
+    for (picture, _), placard in zip(panels, placards, strict=True):
+        img.paste(picture, (x, 0))
+        draw.rectangle([x, 0, x + cell - 1, height - 1], outline=INK, width=1)
+        img.paste(placard, (x, height + page.px(6)))
+        x += cell + gap
+    if visitor is not None:
+        page.text("you, and the face closest to yours", "note", 18)
+
+
+# ---------------------------------------------------------------------------------------------
+# Entry points
+
+
+def compose_ticket(content: TicketContent, layout: TicketLayout | None = None,
+                   installation: Installation | None = None, *, width: int | None = None,
+                   timings: dict[str, float] | None = None) -> Image.Image:
+    """The visitor's ticket as a PIL mode "1" image, `layout.width` or `width` (576) dots wide.
+
+    `timings`, if given, receives "dither" (photos) and "layout" (everything else), seconds.
+    """
+    layout = layout or TicketLayout()
+    installation = installation or Installation()
+    if not content.lookalikes:
+        raise ValueError("a ticket needs at least one lookalike")
+    start = time.perf_counter()
+    page = Page(layout.width or width or BASE_WIDTH, layout)
+    matches = list(content.lookalikes)[: layout.lookalikes]
+    if layout.layout == "mugshot":
+        _header(page, installation, content.number, content.when, compact=True)
+        page.space(8)
+        _mugshot(page, TicketContent(matches, content.number, content.when,
+                                     content.visitor_face, content.corpus_map), installation)
+    else:
+        _header(page, installation, content.number, content.when)
+        page.space(6)
+        _hero(page, TicketContent(matches, content.number, content.when,
+                                  content.visitor_face, content.corpus_map))
+        _grid(page, matches[1:])
+        if layout.show_map and content.corpus_map is not None:
+            _map(page, content.corpus_map)
+    _footer(page, content.number, content.when)
+    image = page.image()
+    _record(timings, start, page)
+    return image
+
+
+def compose_no_face(layout: TicketLayout | None = None, installation: Installation | None = None,
+                    *, reason: str = "", number: int = 1, when: datetime | None = None,
+                    width: int | None = None) -> Image.Image:
+    """A short ticket saying no face was found, and how to try again."""
+    layout = layout or TicketLayout()
+    installation = installation or Installation()
+    when = when or datetime.now()
+    page = Page(layout.width or width or BASE_WIDTH, layout)
+    _header(page, installation, number, when, compact=True)
+    page.space(22)
+    page.text("NO FACE FOUND", "title", 44, tracking=0.12)
+    page.space(8)
+    if reason:
+        reason = reason.strip().rstrip(".")
+        page.text(reason[:1].upper() + reason[1:] + ".", "note", 19)
+        page.space(8)
+    page.text(layout.retry_hint, "text", 18, leading=1.35)
+    page.space(14)
+    _footer(page, number, when)
+    return page.image()
+
+
+def _record(timings: dict[str, float] | None, start: float, page: Page) -> None:
+    if timings is None:
+        return
+    total = time.perf_counter() - start
+    timings["dither"] = timings.get("dither", 0.0) + page.dither_seconds
+    timings["layout"] = timings.get("layout", 0.0) + total - page.dither_seconds
