@@ -28,6 +28,7 @@ CONFIG_LOCATIONS = (Path("/boot/firmware/sosie.yaml"), Path("/etc/sosie/sosie.ya
 
 #: section -> (module, dataclass) owned by the other parts, imported on demand.
 FOREIGN_SECTIONS: dict[str, tuple[str, str]] = {
+    "installation": ("appliance.ticket", "Installation"),
     "faces": ("appliance.faces", "FaceSettings"),
     "corpus": ("appliance.corpus.settings", "CorpusSettings"),
     "search": ("appliance.search", "SearchSettings"),
@@ -40,6 +41,7 @@ FOREIGN_SECTIONS: dict[str, tuple[str, str]] = {
 class AppSettings:
     """Every section, validated. Sections whose part defines no dataclass stay plain dicts."""
 
+    installation: Any = None
     faces: Any = None
     corpus: Any = None
     search: Any = None

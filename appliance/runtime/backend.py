@@ -53,6 +53,7 @@ class ApplianceBackend:
         self.lookup_impl: Any = None
         self.startup_seconds: dict[str, float] = {}
         self.last_receipt: Any = None
+        self._tickets = 0
 
     # -- start-up and recovery -----------------------------------------------------------------
 
@@ -216,12 +217,16 @@ class ApplianceBackend:
 
     def no_face_ticket(self, reason: str) -> Any:
         """The short ticket for a photo without a usable face."""
-        with contextlib.suppress(ImportError, AttributeError):
-            from appliance.ticket import compose_no_face  # type: ignore[attr-defined]
+        width = getattr(self.printer, "width", None)
+        try:
+            from appliance.ticket import compose_no_face
 
-            return compose_no_face(self.settings.ticket, reason,
-                                   width=getattr(self.printer, "width", None))
-        return simple_text_ticket(NO_FACE_TEXT, getattr(self.printer, "width", 576) or 576)
+            self._tickets += 1
+            return compose_no_face(self.settings.ticket, self.settings.installation,
+                                   reason=reason, number=self._tickets, width=width)
+        except Exception as exc:  # never leave a visitor without an answer
+            log.warning("no-face ticket layout failed (%s); printing plain text", _one_line(exc))
+            return simple_text_ticket(NO_FACE_TEXT, width or 576)
 
     # -- status and shutdown ---------------------------------------------------------------------
 
