@@ -1,0 +1,117 @@
+"""Face images for the site: thumbnails decoded at the sizes the site needs, sheets, 3-D atlas."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+SHEET_COLUMNS = 16  # faces per sheet row; a sheet holds SHEET_COLUMNS^2 faces
+
+
+def decode_thumbnail(corpus: Any, i: int, size: int, cache: dict[bytes, np.ndarray]) -> np.ndarray:
+    """Row `i`'s thumbnail as (size, size) uint8, decoded at reduced scale where JPEG allows.
+
+    Rows that share encoded bytes (synthetic corpora) are decoded once.
+    """
+    blob_of = getattr(corpus, "thumbnail_bytes", None)
+    if blob_of is None:
+        return resize(np.asarray(corpus.thumbnail(i), dtype=np.uint8), size)
+    blob = blob_of(i)
+    hit = cache.get(blob)
+    if hit is not None:
+        return hit
+    try:
+        with Image.open(io.BytesIO(blob)) as image:
+            image.draft("L", (size, size))  # JPEG: DCT-domain downscale, several times faster
+            gray = np.asarray(image.convert("L"))
+    except (OSError, ValueError):  # raw pixels, or a format PIL cannot sniff
+        gray = np.asarray(corpus.thumbnail(i), dtype=np.uint8)
+    face = resize(gray, size)
+    if len(cache) < 4096:
+        cache[blob] = face
+    return face
+
+
+def resize(gray: np.ndarray, size: int) -> np.ndarray:
+    """A square (size, size) uint8 image from any (h, w) uint8 image (centre crop, area filter)."""
+    h, w = gray.shape[:2]
+    if (h, w) == (size, size):
+        return np.ascontiguousarray(gray)
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    image = Image.fromarray(np.ascontiguousarray(gray[top : top + side, left : left + side]))
+    return np.asarray(image.resize((size, size), Image.Resampling.BOX if side > size
+                                   else Image.Resampling.BICUBIC))
+
+
+def pool(stack: np.ndarray, factor: int) -> np.ndarray:
+    """Box-filter downscale of a (n, s, s) uint8 stack by an integer `factor`."""
+    if factor == 1:
+        return stack
+    n, s, _ = stack.shape
+    t = s // factor
+    acc = stack[:, : t * factor, : t * factor].reshape(n, t, factor, t, factor)
+    return (acc.mean(axis=(2, 4), dtype=np.float32) + 0.5).astype(np.uint8)
+
+
+def write_sheets(
+    corpus: Any,
+    count: int,
+    sheet_px: int,
+    map_px: int,
+    out_dir: Path,
+    *,
+    quality: int = 82,
+    progress: Callable[[int], None] | None = None,
+) -> np.ndarray:
+    """Write `out_dir/{s}.jpg` sheets of faces at `sheet_px` in index order; return the faces at
+    `map_px` (n, map_px, map_px) for the tiles (sheet_px must be a multiple of map_px)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    per_sheet = SHEET_COLUMNS * SHEET_COLUMNS
+    small = np.empty((count, map_px, map_px), dtype=np.uint8)
+    cache: dict[bytes, np.ndarray] = {}
+    for sheet, start in enumerate(range(0, count, per_sheet)):
+        rows = range(start, min(count, start + per_sheet))
+        faces = np.stack([decode_thumbnail(corpus, i, sheet_px, cache) for i in rows])
+        small[start : start + len(faces)] = pool(faces, sheet_px // map_px)
+        lines = -(-len(faces) // SHEET_COLUMNS)
+        canvas = np.zeros((lines * sheet_px, SHEET_COLUMNS * sheet_px), dtype=np.uint8)
+        for j, face in enumerate(faces):
+            r, c = divmod(j, SHEET_COLUMNS)
+            canvas[r * sheet_px : (r + 1) * sheet_px, c * sheet_px : (c + 1) * sheet_px] = face
+        Image.fromarray(canvas).save(out_dir / f"{sheet}.jpg", quality=quality)
+        if progress:
+            progress(start + len(faces))
+    return small
+
+
+def atlas(
+    faces: np.ndarray, max_side: int = 4096, max_cell: int = 64
+) -> tuple[np.ndarray, int, int]:
+    """One square power-of-two texture holding every face: (image, cell_px, columns)."""
+    n, p, _ = faces.shape
+    columns = int(np.ceil(np.sqrt(max(n, 1))))
+    cell = min(max_cell, p)
+    while cell > 1 and columns * cell > max_side:
+        cell //= 2
+    cells = pool(faces, p // cell) if p % cell == 0 else np.stack([resize(f, cell) for f in faces])
+    side = 1
+    while side < columns * cell:
+        side *= 2
+    image = np.zeros((side, side), dtype=np.uint8)
+    for i in range(n):
+        r, c = divmod(i, columns)
+        image[r * cell : (r + 1) * cell, c * cell : (c + 1) * cell] = cells[i]
+    return image, cell, columns
+
+
+def jpeg_bytes(gray: np.ndarray, quality: int = 85) -> bytes:
+    """JPEG encoding of a uint8 grayscale image."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(gray)).save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()

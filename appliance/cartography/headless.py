@@ -1,0 +1,249 @@
+"""Drive a headless Chromium over the DevTools protocol: load a page, collect console errors and
+failed requests, evaluate JavaScript, take screenshots. Used by the map tests and bench/map.py.
+
+Needs the `chromium` binary (Debian package) and the `websocket-client` package (test extra).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+BINARIES = ("chromium", "chromium-browser", "google-chrome", "chrome")
+FLAGS = (
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--use-angle=swiftshader",  # WebGL on the CPU (SwiftShader) since the GPU is disabled
+    "--enable-unsafe-swiftshader",
+    "--disable-quic",
+    "--no-first-run",
+    "--no-default-browser-check",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-extensions",
+    "--disable-default-apps",
+    "--mute-audio",
+    "--hide-scrollbars",
+    "--remote-allow-origins=*",
+    "--proxy-server=127.0.0.1:9",  # anything not local fails fast instead of reaching out
+    "--proxy-bypass-list=<-loopback>",
+)
+
+
+class BrowserError(RuntimeError):
+    """Chromium could not be started or did not answer."""
+
+
+def find_chromium() -> str | None:
+    """Path of a Chromium-like browser, or None."""
+    env = os.environ.get("SOSIE_CHROMIUM")
+    if env:
+        return env
+    for name in BINARIES:
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+@dataclass
+class PageLog:
+    """What a page reported: console errors/warnings, uncaught exceptions, failed requests."""
+
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    failed_requests: list[str] = field(default_factory=list)
+    requests: list[str] = field(default_factory=list)
+
+
+class Browser:
+    """One headless Chromium with one page; use as a context manager."""
+
+    def __init__(self, width: int = 1280, height: int = 800, binary: str | None = None,
+                 timeout: float = 60.0) -> None:
+        self.width, self.height, self.timeout = width, height, timeout
+        self.binary = binary or find_chromium()
+        if not self.binary:
+            raise BrowserError("no chromium binary found (apt-get install chromium)")
+        self.log = PageLog()
+        self._profile = tempfile.mkdtemp(prefix="sosie-chromium-")
+        self._next_id = 0
+        self._events: list[dict] = []
+        self._requests: dict[str, str] = {}
+        self._proc: subprocess.Popen | None = None
+        self._ws: Any = None
+
+    # -----------------------------------------------------------------------------------------
+    def __enter__(self) -> Browser:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def start(self) -> None:
+        import websocket  # websocket-client
+
+        args = [self.binary, *FLAGS, f"--user-data-dir={self._profile}",
+                "--remote-debugging-port=0", f"--window-size={self.width},{self.height}",
+                "about:blank"]
+        self._proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        port_file = Path(self._profile) / "DevToolsActivePort"
+        deadline = time.monotonic() + self.timeout
+        while not port_file.exists() or not port_file.read_text().strip():
+            if self._proc.poll() is not None:
+                stderr = self._proc.stderr.read() if self._proc.stderr else b""
+                err = stderr.decode(errors="replace")[-400:]
+                raise BrowserError(f"chromium exited at start ({self._proc.returncode}): {err}")
+            if time.monotonic() > deadline:
+                raise BrowserError("chromium did not open its DevTools port")
+            time.sleep(0.05)
+        port = int(port_file.read_text().split()[0])
+        target = self._page_target(port, deadline)
+        self._ws = websocket.create_connection(target, timeout=self.timeout, suppress_origin=True)
+        for domain in ("Page", "Runtime", "Log", "Network"):
+            self.call(f"{domain}.enable")
+        self.call("Emulation.setDeviceMetricsOverride", width=self.width, height=self.height,
+                  deviceScaleFactor=1, mobile=False)
+
+    def _page_target(self, port: int, deadline: float) -> str:
+        import urllib.request
+
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=5) as r:
+                    pages = [t for t in json.load(r) if t.get("type") == "page"]
+                if pages:
+                    return pages[0]["webSocketDebuggerUrl"]
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise BrowserError("chromium opened no page target")
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        if self._ws is not None:
+            with contextlib.suppress(Exception):
+                self._ws.close()
+            self._ws = None
+        if self._proc is not None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+            if self._proc.stderr:
+                self._proc.stderr.close()
+            self._proc = None
+        shutil.rmtree(self._profile, ignore_errors=True)
+
+    # -----------------------------------------------------------------------------------------
+    def call(self, method: str, **params: Any) -> dict:
+        """Send one DevTools command and return its result (events are recorded meanwhile)."""
+        self._next_id += 1
+        ident = self._next_id
+        self._ws.send(json.dumps({"id": ident, "method": method, "params": params}))
+        deadline = time.monotonic() + self.timeout
+        while True:
+            message = self._receive(deadline)
+            if message.get("id") == ident:
+                if "error" in message:
+                    raise BrowserError(f"{method}: {message['error'].get('message')}")
+                return message.get("result", {})
+
+    def _receive(self, deadline: float) -> dict:
+        if time.monotonic() > deadline:
+            raise BrowserError("chromium did not answer in time")
+        message = json.loads(self._ws.recv())
+        if "method" in message:
+            self._record(message["method"], message.get("params", {}))
+        return message
+
+    def _record(self, method: str, params: dict) -> None:
+        self._events.append({"method": method, "params": params})
+        if method == "Runtime.consoleAPICalled":
+            args = params.get("args", [])
+            text = " ".join(str(a.get("value", a.get("description", ""))) for a in args)
+            if params.get("type") in ("error", "assert"):
+                self.log.errors.append(f"console.{params['type']}: {text}")
+            elif params.get("type") == "warning":
+                self.log.warnings.append(text)
+        elif method == "Runtime.exceptionThrown":
+            details = params.get("exceptionDetails", {})
+            exc = details.get("exception", {}).get("description") or details.get("text", "")
+            self.log.errors.append(f"uncaught: {exc}")
+        elif method == "Log.entryAdded":
+            entry = params.get("entry", {})
+            if entry.get("level") == "error":
+                self.log.errors.append(f"log: {entry.get('text')} {entry.get('url', '')}".strip())
+        elif method == "Network.requestWillBeSent":
+            url = params.get("request", {}).get("url", "")
+            self._requests[params.get("requestId", "")] = url
+            if not url.startswith("data:"):
+                self.log.requests.append(url)
+        elif method == "Network.loadingFailed":
+            url = self._requests.get(params.get("requestId", ""), "?")
+            if not params.get("canceled"):
+                self.log.failed_requests.append(f"{url}: {params.get('errorText')}")
+
+    def wait_event(self, method: str, timeout: float | None = None) -> dict:
+        """Wait for the next event named `method` (already received ones are consumed first)."""
+        for i, event in enumerate(self._events):
+            if event["method"] == method:
+                return self._events.pop(i)["params"]
+        deadline = time.monotonic() + (timeout or self.timeout)
+        while True:
+            message = self._receive(deadline)
+            if message.get("method") == method:
+                self._events.remove({"method": method, "params": message.get("params", {})})
+                return message.get("params", {})
+
+    # -----------------------------------------------------------------------------------------
+    def open(self, url: str) -> float:
+        """Navigate to `url` and wait for its load event; returns seconds taken."""
+        self._events.clear()
+        started = time.perf_counter()
+        self.call("Page.navigate", url=url)
+        self.wait_event("Page.loadEventFired")
+        return time.perf_counter() - started
+
+    def evaluate(self, expression: str, await_promise: bool = True) -> Any:
+        """Value of a JavaScript expression (promises awaited), or BrowserError on exception."""
+        result = self.call("Runtime.evaluate", expression=expression, awaitPromise=await_promise,
+                           returnByValue=True)
+        if "exceptionDetails" in result:
+            details = result["exceptionDetails"]
+            text = details.get("exception", {}).get("description") or details.get("text")
+            raise BrowserError(f"JavaScript failed: {text}")
+        return result.get("result", {}).get("value")
+
+    def wait_for(self, expression: str, timeout: float = 30.0, interval: float = 0.05) -> Any:
+        """Poll a JavaScript expression until it is truthy; its value, or BrowserError."""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = self.evaluate(expression)
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise BrowserError(f"timed out waiting for {expression}")
+            time.sleep(interval)
+
+    def screenshot(self, path: str | Path | None = None) -> bytes:
+        """PNG of the viewport (written to `path` if given)."""
+        data = base64.b64decode(self.call("Page.captureScreenshot", format="png")["data"])
+        if path is not None:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Path(path).write_bytes(data)
+        return data

@@ -1,0 +1,358 @@
+"""`sosie map`: write a static, offline site that maps a corpus in 2-D and 3-D.
+
+Layout of the output directory::
+
+    index.html, vr.html, assets/     the hand-written page code (copied from appliance/web)
+    data/meta.js                     geometry, PCA axes and their extreme faces, clusters, mark
+    data/points.js                   2-D positions (uint16) and 3-D positions (int16), clusters
+    data/atlas3d.js                  every face in one texture for the 3-D view (data: URL)
+    data/faces/{c}.js                names and nearest neighbours, in chunks loaded on demand
+    tiles/{z}/{x}/{y}.jpg            the 2-D map's level-of-detail quadtree
+    sheets/{s}.jpg                   faces in index order at full size (the panel's large view)
+
+Everything is loaded with <script> and <img> elements, so the site works from file:// (where
+fetch() is refused) as well as from any static server, and nothing comes from the internet.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from appliance import likeness as likeness_module
+from appliance.cartography import faces as face_images
+from appliance.cartography.kmeans import kmeans
+from appliance.cartography.knn import neighbours
+from appliance.cartography.tiles import choose_levels, render_pyramid
+
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+CHUNK = 4096  # faces per data/faces/{c}.js file
+EXTREMES = 6  # faces shown at each end of each principal axis
+
+
+@dataclass(frozen=True)
+class MapOptions:
+    """How `build_site` draws the map."""
+
+    neighbours: int = 12  # nearest neighbours listed per face (0: none)
+    clusters: int = 0  # k-means clusters with their centre face (0: none)
+    title: str | None = None
+    map_face_px: int | None = None  # face size at the deepest tile level (None: by corpus size)
+    sheet_face_px: int | None = None  # face size of the large view (None: by corpus size)
+    tile_px: int = 256
+    jpeg_quality: int = 80
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class MarkedFace:
+    """A face to highlight on the map (a reference or visitor photo), not part of the corpus."""
+
+    label: str
+    descriptor: np.ndarray  # float32 (d,)
+    thumbnail: np.ndarray  # uint8 grayscale (h, w)
+
+
+@dataclass
+class SiteSummary:
+    """What `build_site` wrote, and how long each stage took (seconds)."""
+
+    out_dir: Path
+    count: int
+    levels: int
+    tiles: int
+    bytes: int
+    neighbour_method: str
+    neighbour_recall: float
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def build_site(
+    corpus: Any,
+    out_dir: str | Path,
+    *,
+    mark: MarkedFace | None = None,
+    options: MapOptions | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> SiteSummary:
+    """Write the map site of `corpus` (see the module doc) into `out_dir`."""
+    options = options or MapOptions()
+    out = Path(out_dir)
+    say = progress or (lambda _msg: None)
+    n = int(corpus.count)
+    if n < 1:
+        raise ValueError(f"{getattr(corpus, 'path', 'corpus')}: has no faces to map")
+    _prepare(out)
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[name] = round(now - clock, 3)
+        clock = now
+
+    vectors = np.asarray(corpus.vectors, dtype=np.float32)
+    coords2 = np.asarray(corpus.coords2d, dtype=np.float64)
+    coords3 = np.asarray(corpus.coords3d, dtype=np.float64)
+    marked = _mark_info(corpus, vectors, mark, options) if mark is not None else None
+    map_px = options.map_face_px or (128 if n <= 2000 else 64)
+    sheet_px = options.sheet_face_px or (128 if n <= 30000 else 64)
+    sheet_px = max(map_px, sheet_px // map_px * map_px)
+    levels = choose_levels(n, map_px, options.tile_px)
+    world = options.tile_px << levels
+    extra = marked["pca"][None, :2] if marked else np.zeros((0, 2))
+    to_world = _world_transform(np.vstack([coords2, extra]), map_px / world)
+    centres = to_world(coords2)
+    lap("prepare")
+
+    say(f"faces: {n} thumbnails at {sheet_px} px (sheets) and {map_px} px (map)")
+    small = face_images.write_sheets(
+        corpus, n, sheet_px, map_px, out / "sheets", quality=options.jpeg_quality + 2
+    )
+    lap("thumbnails")
+
+    say(f"tiles: {levels + 1} levels, deepest {world} px square")
+    pyramid = render_pyramid(
+        centres, small, out / "tiles", levels=levels, tile_px=options.tile_px,
+        quality=options.jpeg_quality,
+    )
+    lap("tiles")
+
+    say(f"neighbours: {options.neighbours} per face")
+    found = neighbours(vectors, options.neighbours, seed=options.seed)
+    lap("neighbours")
+
+    clusters = _clusters(vectors, corpus.pca, options, to_world) if options.clusters else None
+    lap("clusters")
+
+    mark_face = None
+    if marked is not None:
+        mark_face = face_images.resize(np.asarray(mark.thumbnail, dtype=np.uint8), map_px)
+    atlas_faces = small if mark_face is None else np.concatenate([small, mark_face[None]])
+    atlas, cell, columns = face_images.atlas(atlas_faces)
+    scale3 = _scale3(coords3)
+    say("data files")
+    _write_js(out / "data" / "atlas3d.js", "SOSIE_ATLAS", {
+        "cell": cell, "columns": columns, "size": int(atlas.shape[0]),
+        "src": _data_url(face_images.jpeg_bytes(atlas, 88)),
+    })
+    _write_points(out / "data" / "points.js", centres, coords3 * scale3, clusters)
+    _write_chunks(out / "data" / "faces", corpus, n, found)
+    meta = _meta(corpus, options, n, pyramid, centres, coords2, coords3, scale3, sheet_px,
+                 found, clusters, marked, to_world, mark_face)
+    _write_js(out / "data" / "meta.js", "SOSIE_META", meta)
+    _copy_web(out)
+    lap("data")
+    total = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    return SiteSummary(out, n, levels, pyramid.count(), total, found.method, found.recall, timings)
+
+
+# ---------------------------------------------------------------------------------------------
+# Geometry
+
+
+def _world_transform(coords: np.ndarray, face: float) -> Callable[[np.ndarray], np.ndarray]:
+    """Map PCA (x, y) into the unit world square: aspect kept, centred, y pointing down."""
+    lo, hi = coords.min(axis=0), coords.max(axis=0)
+    span = float(max(hi - lo)) or 1.0
+    margin = face / 2 + 0.01
+    usable = 1.0 - 2 * margin
+    offset = (usable - (hi - lo) / span * usable) / 2
+
+    def to_world(xy: np.ndarray) -> np.ndarray:
+        xy = np.atleast_2d(xy)
+        u = margin + offset[0] + (xy[:, 0] - lo[0]) / span * usable
+        v = margin + offset[1] + (hi[1] - xy[:, 1]) / span * usable
+        return np.stack([u, v], axis=1)
+
+    return to_world
+
+
+def _scale3(coords3: np.ndarray) -> float:
+    """Factor that brings the 3-D cloud to a radius of ~1 (99.5th percentile of distances)."""
+    if not len(coords3):
+        return 1.0
+    radius = float(np.percentile(np.linalg.norm(coords3, axis=1), 99.5))
+    return 1.0 / radius if radius > 0 else 1.0
+
+
+# ---------------------------------------------------------------------------------------------
+# Marked face, clusters
+
+
+def _mark_info(corpus: Any, vectors: np.ndarray, mark: MarkedFace, options: MapOptions) -> dict:
+    q = np.asarray(mark.descriptor, dtype=np.float32).reshape(-1)
+    if q.shape[0] != vectors.shape[1]:
+        raise ValueError(
+            f"marked face descriptor has {q.shape[0]} values, corpus has {vectors.shape[1]}"
+        )
+    k = min(max(options.neighbours, 1), len(vectors))
+    idx, dist = nearest_to(corpus, vectors, q, k)
+    return {"label": mark.label, "pca": corpus.pca.project(q)[0], "indices": idx, "distances": dist}
+
+
+def nearest_to(
+    corpus: Any, vectors: np.ndarray, q: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """k nearest corpus rows to descriptor `q`: the corpus Scanner when available, else numpy."""
+    try:
+        scanner = corpus.scanner()
+        idx, dist = scanner.topk(q.astype(np.float32), k)
+        return np.asarray(idx, dtype=np.int64), np.asarray(dist, dtype=np.float32)
+    except (ImportError, AttributeError):
+        d = np.sqrt(np.maximum(((vectors - q) ** 2).sum(axis=1), 0))
+        order = np.lexsort((np.arange(len(d)), d))[:k]
+        return order.astype(np.int64), d[order].astype(np.float32)
+
+
+def _clusters(vectors: np.ndarray, pca: Any, options: MapOptions, to_world: Callable) -> dict:
+    k = min(options.clusters, len(vectors))
+    centroids, labels = kmeans(vectors, k, seed=options.seed)
+    sizes = np.bincount(labels, minlength=k)
+    centres = []
+    for j in range(k):
+        members = np.flatnonzero(labels == j)
+        if not len(members):
+            centres.append(-1)
+            continue
+        d = ((vectors[members] - centroids[j]) ** 2).sum(axis=1)
+        centres.append(int(members[int(np.argmin(d))]))
+    projected = pca.project(centroids.astype(np.float64))
+    return {"labels": labels, "sizes": sizes, "centres": centres, "pca": projected,
+            "world": to_world(projected[:, :2])}
+
+
+# ---------------------------------------------------------------------------------------------
+# Data files
+
+
+def _meta(corpus, options, n, pyramid, centres, coords2, coords3, scale3, sheet_px, found,
+          clusters, marked, to_world, mark_face) -> dict:
+    pca = corpus.pca
+    axes = []
+    coords = np.hstack([coords2, coords3[:, 2:3]])
+    for a in range(3):
+        order = np.argsort(coords[:, a], kind="stable")
+        axes.append({
+            "name": f"PC{a + 1}",
+            "variance": float(pca.explained_variance[a]),
+            "ratio": float(pca.explained_variance_ratio[a]),
+            "low": [int(i) for i in order[:EXTREMES]],
+            "high": [int(i) for i in order[::-1][:EXTREMES]],
+            "min": float(coords[:, a].min()),
+            "max": float(coords[:, a].max()),
+        })
+    present = [_b64(np.packbits(p.reshape(-1), bitorder="little")) for p in pyramid.present]
+    manifest = dict(getattr(corpus, "manifest", {}) or {})
+    meta: dict[str, Any] = {
+        "version": 1,
+        "title": options.title or f"Sosie — {n:,} faces".replace(",", " "),
+        "count": n,
+        "corpus": {
+            "path": str(getattr(corpus, "path", "")),
+            "synthetic": bool(getattr(corpus, "synthetic", False)),
+            "dim": int(corpus.dim),
+            "built": str(manifest.get("built", "")),
+        },
+        "tiles": {"levels": pyramid.levels, "tile": pyramid.tile_px, "face": pyramid.face_px,
+                  "world": pyramid.world_px, "present": present},
+        "face_world": pyramid.face_px / pyramid.world_px,
+        "bbox": [float(centres[:, 0].min()), float(centres[:, 1].min()),
+                 float(centres[:, 0].max()), float(centres[:, 1].max())],
+        "sheets": {"columns": face_images.SHEET_COLUMNS, "face": sheet_px},
+        "chunk": CHUNK,
+        "neighbours": {"k": int(found.indices.shape[1]), "method": found.method,
+                       "recall": round(float(found.recall), 4)},
+        "likeness": {"threshold": likeness_module.SAME_PERSON_DISTANCE,
+                     "slope": likeness_module._SLOPE},
+        "pca": {"axes": axes, "total_ratio": float(np.sum(pca.explained_variance_ratio[:3])),
+                "scale3": scale3},
+        "clusters": None,
+        "mark": None,
+    }
+    if clusters is not None:
+        meta["clusters"] = [
+            {"id": j, "size": int(clusters["sizes"][j]), "centre": clusters["centres"][j],
+             "world": [float(v) for v in clusters["world"][j]],
+             "xyz": [float(v) * scale3 for v in clusters["pca"][j]]}
+            for j in range(len(clusters["sizes"]))
+        ]
+    if marked is not None:
+        world = to_world(marked["pca"][None, :2])[0]
+        meta["mark"] = {
+            "label": marked.get("label", ""),
+            "world": [float(world[0]), float(world[1])],
+            "xyz": [float(v) * scale3 for v in marked["pca"][:3]],
+            "neighbours": [int(i) for i in marked["indices"]],
+            "distances": [round(float(d), 5) for d in marked["distances"]],
+            "likeness": [round(likeness_module.likeness(float(d)), 2) for d in marked["distances"]],
+            "image": _data_url(face_images.jpeg_bytes(mark_face, 90)),
+        }
+    return meta
+
+
+def _write_points(path: Path, centres: np.ndarray, xyz: np.ndarray, clusters: dict | None) -> None:
+    xy = np.clip(np.rint(centres * 65535), 0, 65535).astype("<u2")
+    q3 = np.clip(np.rint(xyz / 4.0 * 32767), -32767, 32767).astype("<i2")  # range +-4
+    data = {"xy": _b64(xy), "xyz": _b64(q3), "xyzRange": 4.0, "cluster": None}
+    if clusters is not None:
+        data["cluster"] = _b64(clusters["labels"].astype("<u2"))
+    _write_js(path, "SOSIE_POINTS", data)
+
+
+def _write_chunks(directory: Path, corpus: Any, n: int, found: Any) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    for c, start in enumerate(range(0, n, CHUNK)):
+        stop = min(n, start + CHUNK)
+        payload = {
+            "chunk": c,
+            "start": start,
+            "names": [corpus.source(i) for i in range(start, stop)],
+            "knn": _b64(found.indices[start:stop].astype("<i4")),
+            "dist": _b64(found.distances[start:stop].astype("<f4")),
+        }
+        text = "sosieChunk(" + json.dumps(payload, separators=(",", ":")) + ");\n"
+        (directory / f"{c}.js").write_text(text, encoding="utf-8")
+
+
+def _write_js(path: Path, name: str, value: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = f"window.{name} = " + json.dumps(value, separators=(",", ":"), allow_nan=False) + ";\n"
+    path.write_text(text, encoding="utf-8")
+
+
+def _b64(array: np.ndarray) -> str:
+    return base64.b64encode(np.ascontiguousarray(array).tobytes()).decode("ascii")
+
+
+def _data_url(jpeg: bytes) -> str:
+    return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
+
+
+def _prepare(out: Path) -> None:
+    """Empty the generated parts of `out` (refusing a non-empty folder that is not a map)."""
+    if out.exists() and any(out.iterdir()):
+        if not (out / "data" / "meta.js").exists() and not (out / ".sosie-map").exists():
+            raise FileExistsError(f"{out}: not empty and not a Sosie map; refusing to overwrite")
+        for name in ("tiles", "sheets", "data", "assets"):
+            shutil.rmtree(out / name, ignore_errors=True)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / ".sosie-map").write_text("generated by sosie map\n", encoding="utf-8")
+
+
+def _copy_web(out: Path) -> None:
+    for name in ("index.html", "vr.html"):
+        shutil.copyfile(WEB_DIR / name, out / name)
+    shutil.copytree(WEB_DIR / "assets", out / "assets", dirs_exist_ok=True)
+
+
+__all__ = ["MapOptions", "MarkedFace", "SiteSummary", "build_site", "nearest_to"]

@@ -1,0 +1,142 @@
+"""Level-of-detail tiles of the 2-D map: a quadtree of pre-rendered JPEG tiles.
+
+The deepest level shows every face at `face_px` pixels at its PCA position; each level above is
+the 2x2 box-filtered image of the one below, so zooming out shows what the faces add up to. Only
+tiles that contain a face are written; `TilePyramid.present` says which exist (the page asks for
+nothing else, so no request fails). The quadtree is walked depth first: memory stays at one
+tile per level whatever the corpus size, and faces are filtered to each node with numpy.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+BACKGROUND = 17
+
+
+@dataclass
+class TilePyramid:
+    """Geometry of the pyramid and which tiles exist (a bitmap per level, row-major)."""
+
+    levels: int  # deepest level index (level z has 2^z x 2^z tiles)
+    tile_px: int
+    face_px: int
+    present: list[np.ndarray] = field(default_factory=list)  # bool (2^z, 2^z) per level, [y, x]
+    bytes_written: int = 0
+
+    @property
+    def world_px(self) -> int:
+        """Side of the deepest level in pixels."""
+        return self.tile_px << self.levels
+
+    def count(self) -> int:
+        return int(sum(int(p.sum()) for p in self.present))
+
+
+def choose_levels(count: int, face_px: int, tile_px: int, spacing: float = 2.0) -> int:
+    """Deepest level such that `count` faces of `face_px` have ~`spacing` faces of room each."""
+    side = face_px * np.sqrt(max(count, 1)) * spacing
+    return max(0, int(np.ceil(np.log2(max(side / tile_px, 1.0)) - 0.25)))
+
+
+def render_pyramid(
+    centres: np.ndarray,
+    faces: np.ndarray,
+    out_dir: Path,
+    *,
+    levels: int,
+    tile_px: int = 256,
+    quality: int = 80,
+    progress: Callable[[int], None] | None = None,
+) -> TilePyramid:
+    """Write `out_dir/{z}/{x}/{y}.jpg` for faces (n, p, p) uint8 centred at `centres` (n, 2).
+
+    `centres` are in world units [0, 1] (x right, y down). Faces are drawn in index order, so a
+    higher index lies on top where faces overlap, as the page assumes when picking.
+    """
+    n, face_px = faces.shape[0], faces.shape[1]
+    pyramid = TilePyramid(levels, tile_px, face_px)
+    pyramid.present = [np.zeros((1 << z, 1 << z), dtype=bool) for z in range(levels + 1)]
+    world = tile_px << levels
+    x0 = np.rint(centres[:, 0] * world - face_px / 2).astype(np.int64)
+    y0 = np.rint(centres[:, 1] * world - face_px / 2).astype(np.int64)
+    writer = _TileWriter(Path(out_dir), quality, pyramid)
+    done = [0]
+
+    def visit(z: int, tx: int, ty: int, members: np.ndarray) -> np.ndarray | None:
+        span = tile_px << (levels - z)
+        left, top = tx * span, ty * span
+        inside = (
+            (x0[members] < left + span)
+            & (x0[members] + face_px > left)
+            & (y0[members] < top + span)
+            & (y0[members] + face_px > top)
+        )
+        members = members[inside]
+        if not len(members):
+            return None
+        if z == levels:
+            tile = np.full((tile_px, tile_px), BACKGROUND, dtype=np.uint8)
+            for i in members:
+                _paste(tile, faces[i], int(x0[i] - left), int(y0[i] - top))
+            done[0] += 1
+            if progress and done[0] % 256 == 0:
+                progress(done[0])
+        else:
+            block = np.full((2 * tile_px, 2 * tile_px), BACKGROUND, dtype=np.uint8)
+            any_child = False
+            for dy in (0, 1):
+                for dx in (0, 1):
+                    child = visit(z + 1, 2 * tx + dx, 2 * ty + dy, members)
+                    if child is not None:
+                        any_child = True
+                        block[dy * tile_px : (dy + 1) * tile_px,
+                              dx * tile_px : (dx + 1) * tile_px] = child
+            if not any_child:
+                return None
+            tile = _halve(block)
+        writer.write(z, tx, ty, tile)
+        return tile
+
+    visit(0, 0, 0, np.arange(n))
+    return pyramid
+
+
+def _paste(tile: np.ndarray, face: np.ndarray, x: int, y: int) -> None:
+    """Copy `face` into `tile` with its top-left corner at (x, y), clipped to the tile."""
+    h, w = tile.shape
+    p = face.shape[0]
+    sx, sy = max(0, -x), max(0, -y)
+    ex, ey = min(p, w - x), min(p, h - y)
+    if sx < ex and sy < ey:
+        tile[y + sy : y + ey, x + sx : x + ex] = face[sy:ey, sx:ex]
+
+
+def _halve(block: np.ndarray) -> np.ndarray:
+    """2x2 box filter (rounded) of an even-sized uint8 image."""
+    h, w = block.shape
+    acc = block.reshape(h // 2, 2, w // 2, 2).astype(np.uint16).sum(axis=(1, 3))
+    return ((acc + 2) >> 2).astype(np.uint8)
+
+
+class _TileWriter:
+    def __init__(self, root: Path, quality: int, pyramid: TilePyramid) -> None:
+        self.root, self.quality, self.pyramid = root, quality, pyramid
+        self._dirs: set[tuple[int, int]] = set()
+
+    def write(self, z: int, x: int, y: int, tile: np.ndarray) -> None:
+        if (z, x) not in self._dirs:
+            (self.root / str(z) / str(x)).mkdir(parents=True, exist_ok=True)
+            self._dirs.add((z, x))
+        buffer = io.BytesIO()
+        Image.fromarray(tile, mode="L").save(buffer, format="JPEG", quality=self.quality)
+        data = buffer.getvalue()
+        (self.root / str(z) / str(x) / f"{y}.jpg").write_bytes(data)
+        self.pyramid.present[z][y, x] = True
+        self.pyramid.bytes_written += len(data)
