@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image, ImageFilter, ImageOps
 
 from appliance import _dither
-from appliance.config import setting
+from appliance.config import ConfigError, setting
 
 Method = Literal["floyd-steinberg", "atkinson", "bayer", "threshold"]
 METHODS: tuple[str, ...] = ("floyd-steinberg", "atkinson", "bayer", "threshold")
@@ -38,6 +38,14 @@ class Tone:
     contrast: float = setting(1.1, min=0.0, max=4.0)  # around mid-grey, 1 = unchanged
     sharpen: float = setting(80.0, min=0.0, max=500.0)  # unsharp-mask strength %, 0 = off
     sharpen_radius: float = setting(1.2, min=0.1, max=10.0)  # unsharp-mask radius in dots
+
+    def __post_init__(self) -> None:
+        if self.bayer_size & (self.bayer_size - 1):
+            raise ConfigError(f"config key 'ticket.tone.bayer_size' = {self.bayer_size}: "
+                              "expected a power of two (2, 4, 8, 16)")
+        if self.white <= self.black:
+            raise ConfigError(f"config key 'ticket.tone.white' = {self.white}: expected more "
+                              f"than ticket.tone.black ({self.black})")
 
 
 def bayer_matrix(size: int) -> np.ndarray:

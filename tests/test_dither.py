@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from appliance.config import ConfigError
 from appliance.dither import (
     Tone,
     bayer_matrix,
@@ -143,8 +144,10 @@ def test_tone_curve_levels_and_gamma():
     assert np.all(np.diff(levels.astype(int)) >= 0)
     lifted = tone_curve(Tone(gamma=1.5, contrast=1.0))
     assert lifted[128] > 128 and lifted[0] == 0 and lifted[255] == 255
-    with pytest.raises(ValueError, match="white"):
-        tone_curve(Tone(black=200, white=100))
+    with pytest.raises(ConfigError, match=r"ticket\.tone\.white"):
+        Tone(black=200, white=100)
+    with pytest.raises(ConfigError, match=r"ticket\.tone\.bayer_size"):
+        Tone(bayer_size=6)
 
 
 def test_prepare_keeps_shape_and_sharpens_edges():

@@ -1,0 +1,127 @@
+"""`sosie ticket`: render a visitor's ticket from a photo through the virtual printer.
+
+    sosie ticket --image PHOTO [--corpus DIR] --out ticket.png [--layout classic|mugshot]
+                 [--config FILE] [--lookalikes K] [--width DOTS] [--number N]
+
+The PNG is decoded from the exact ESC/POS bytes a real printer would get (written next to it as
+.bin), so installers can design the layout without paper. Without --corpus the demo corpus is
+used (built on first use).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from appliance.cli import UsageError
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "ticket",
+        help="render a ticket for a photo through the virtual printer (a preview PNG)",
+        description="Find the photo's lookalikes in a corpus and render the ticket the appliance "
+        "would print, through the virtual printer: OUT is decoded from the exact ESC/POS bytes "
+        "(saved next to it as .bin).",
+    )
+    parser.add_argument("--image", required=True, type=Path, metavar="PHOTO",
+                        help="the visitor's photo")
+    parser.add_argument("--corpus", type=Path, metavar="DIR",
+                        help="corpus directory (default: the demo corpus, built on first use)")
+    parser.add_argument("--out", required=True, type=Path, metavar="PNG",
+                        help="where to write the preview (and its .bin beside it)")
+    parser.add_argument("--layout", choices=("classic", "mugshot"),
+                        help="ticket layout (default: ticket.layout from the config)")
+    parser.add_argument("--config", type=Path, metavar="FILE",
+                        help="configuration file overriding the defaults")
+    parser.add_argument("--lookalikes", type=int, metavar="K", help="doubles printed (1..10)")
+    parser.add_argument("--width", type=int, metavar="DOTS",
+                        help="paper width in dots (384, 512, 576; default: the printer's)")
+    parser.add_argument("--number", type=int, default=1, metavar="N", help="ticket number")
+    parser.set_defaults(func=run_ticket)
+
+
+def _settings(args: Any) -> tuple[Any, Any, Any, Any]:
+    from appliance.config import ConfigError, load, section
+    from appliance.faces import FaceSettings
+    from appliance.printer import PrinterSettings
+    from appliance.ticket import Installation, TicketLayout
+
+    try:
+        raw = load(args.config)
+        layout = section(raw, "ticket", TicketLayout)
+        printer = section(raw, "printer", PrinterSettings)
+        installation = section(raw, "installation", Installation)
+        faces = section(raw, "faces", FaceSettings)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    changes: dict[str, Any] = {}
+    if args.layout:
+        changes["layout"] = args.layout
+    if args.lookalikes is not None:
+        if not 1 <= args.lookalikes <= 10:
+            raise UsageError(f"--lookalikes {args.lookalikes}: expected 1 to 10")
+        changes["lookalikes"] = args.lookalikes
+    if args.width is not None:
+        if args.width % 8 or not 128 <= args.width <= 4096:
+            raise UsageError(f"--width {args.width}: expected a multiple of 8 from 128 to 4096")
+        printer = dataclasses.replace(printer, width=args.width)
+        changes["width"] = None
+    return dataclasses.replace(layout, **changes), printer, installation, faces
+
+
+def run_ticket(args: Any) -> int:
+    from appliance.images import ImageError
+
+    if not args.image.is_file():
+        raise UsageError(f"--image {args.image}: no such file")
+    layout, printer_settings, installation, face_settings = _settings(args)
+
+    from appliance.corpus import Corpus, CorpusError, demo_corpus
+    from appliance.faces import FaceAnalyzer
+    from appliance.printer import PrinterFault, VirtualPrinter, printer_width
+    from appliance.visit import Lookup
+
+    width = layout.width or printer_width(printer_settings)
+    printer_settings = dataclasses.replace(printer_settings, width=width)
+    try:
+        corpus_dir = args.corpus or demo_corpus()
+        corpus = Corpus.open(corpus_dir, face_settings=face_settings)
+    except CorpusError as exc:
+        print(f"sosie ticket: {exc}", file=sys.stderr)
+        return 1
+    with corpus:
+        lookup = Lookup(FaceAnalyzer(face_settings), corpus, corpus.scanner(), layout,
+                        installation=installation, width=width, first_number=args.number)
+        try:
+            result = lookup.run(args.image)
+        except ImageError as exc:
+            print(f"sosie ticket: {exc}", file=sys.stderr)
+            return 1
+        ticket = result.ticket
+        if ticket is None:
+            print(f"no face: {result.no_face}; rendering the try-again ticket")
+            ticket = lookup.no_face_ticket(result.no_face or "", number=args.number)
+    with tempfile.TemporaryDirectory(prefix="sosie-ticket-") as tmp:
+        try:
+            receipt = VirtualPrinter(tmp, printer_settings).print_ticket(ticket, name="ticket")
+        except PrinterFault as exc:
+            print(f"sosie ticket: {exc}", file=sys.stderr)
+            return 1
+        bin_path, png_path = receipt.files
+        out = args.out
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(png_path, out)
+        shutil.copyfile(bin_path, out.with_suffix(".bin"))
+    for m in result.matches:
+        print(f"N°{m.rank}: face {m.index} ({corpus_dir}), distance {m.distance:.3f}, "
+              f"{m.likeness:.0f}% alike")
+    stages = "  ".join(f"{k} {v * 1000:.1f}" for k, v in result.timings.items())
+    print(f"ms: {stages}")
+    print(f"ticket: {out} ({ticket.width}x{ticket.height} dots, {receipt.bytes_sent} bytes "
+          f"of ESC/POS in {out.with_suffix('.bin')})")
+    return 0

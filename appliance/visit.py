@@ -1,0 +1,184 @@
+"""One visit's lookup: photo -> face -> descriptor -> nearest faces -> composed ticket.
+
+Everything about the visitor (photo, descriptor, aligned face) lives in local variables only and
+is dropped when `run` returns; the result holds the ticket image, the matches (corpus rows and
+distances) and how long each stage took::
+
+    >>> lookup = Lookup(FaceAnalyzer(), corpus, corpus.scanner(), TicketLayout(),
+    ...                 installation=Installation(), width=printer.width)
+    >>> result = lookup.run(photo)
+    >>> result.ticket                 # PIL mode "1", or None with result.no_face saying why
+    >>> result.timings                # seconds: detect, landmarks, descriptor, search, layout, ...
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from appliance.likeness import likeness
+from appliance.ticket import (
+    CorpusMap,
+    Installation,
+    Lookalike,
+    TicketContent,
+    TicketLayout,
+    compose_no_face,
+    compose_ticket,
+)
+
+log = logging.getLogger(__name__)
+
+STAGES = ("detect", "landmarks", "descriptor", "search", "layout", "dither")
+VISITOR_FACE_SIZE = 400  # dots of the aligned visitor crop (mugshot, show_visitor)
+
+
+@dataclass(frozen=True)
+class Match:
+    rank: int  # 1 = closest
+    index: int  # corpus row
+    distance: float
+    likeness: float  # percent
+
+
+@dataclass
+class VisitResult:
+    """What one lookup produced. Holds nothing of the visitor but the printed ticket."""
+
+    ticket: Image.Image | None  # mode "1"; None when no face was found
+    matches: tuple[Match, ...] = ()
+    no_face: str | None = None  # why there is no ticket
+    number: int = 0
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+
+    @property
+    def face_found(self) -> bool:
+        return self.no_face is None
+
+    @property
+    def reason(self) -> str | None:
+        return self.no_face
+
+
+class Lookup:
+    """The visit pipeline over a loaded analyzer, an open corpus and its scanner."""
+
+    def __init__(
+        self,
+        analyzer: Any,
+        corpus: Any,
+        scanner: Any = None,
+        layout: TicketLayout | None = None,
+        *,
+        installation: Installation | None = None,
+        width: int | None = None,
+        first_number: int = 1,
+    ) -> None:
+        self.analyzer = analyzer
+        self.corpus = corpus
+        self.scanner = scanner if scanner is not None else corpus.scanner()
+        self.layout = layout or TicketLayout()
+        self.installation = installation or Installation()
+        self.width = width
+        self.next_number = first_number
+        self._map_points = _sample_map(corpus, self.layout.map_points)
+
+    def _number(self, number: int | None) -> int:
+        if number is not None:
+            return number
+        number, self.next_number = self.next_number, self.next_number + 1
+        return number
+
+    def run(self, image: Any, *, number: int | None = None,
+            when: datetime | None = None) -> VisitResult:
+        """Analyze `image` (RGB ndarray or path), search the corpus, compose the ticket."""
+        when = when or datetime.now()
+        timings: dict[str, float] = {}
+        start = time.perf_counter()
+        face = self.analyzer.analyze(image)
+        analyzed = time.perf_counter() - start
+        if hasattr(face, "reason"):  # NoFaceFound
+            timings.update(dict(getattr(face, "timings", {}) or {}))
+            timings.setdefault("detect", analyzed)
+            timings["total"] = time.perf_counter() - start
+            return VisitResult(None, no_face=str(face.reason), number=self._number(number),
+                               timings=timings)
+
+        t = time.perf_counter()
+        descriptor = np.asarray(face.descriptor, dtype=np.float32)
+        described = time.perf_counter() - t
+        face_timings = dict(getattr(face, "timings", {}) or {})
+        face_timings.setdefault("descriptor", described)
+        known = sum(v for k, v in face_timings.items() if k != "descriptor")
+        face_timings.setdefault("detect", max(0.0, analyzed - known))
+        face_timings.setdefault("landmarks", 0.0)
+        timings.update(face_timings)
+
+        t = time.perf_counter()
+        k = min(self.layout.lookalikes, int(self.corpus.count))
+        if k == 0:
+            raise ValueError("the corpus is empty: nothing to compare the visitor with")
+        indices, distances = self.scanner.topk(descriptor, k)
+        timings["search"] = time.perf_counter() - t
+
+        matches = tuple(
+            Match(rank, int(i), float(d), likeness(max(0.0, float(d))))
+            for rank, (i, d) in enumerate(zip(indices, distances, strict=True), start=1)
+        )
+        t = time.perf_counter()
+        lookalikes = [Lookalike(m.rank, m.index, max(0.0, m.distance), self._thumbnail(m.index))
+                      for m in matches]
+        visitor_face = None
+        if self.layout.layout == "mugshot" or self.layout.show_visitor:
+            visitor_face = face.aligned(VISITOR_FACE_SIZE, gray=True)
+        corpus_map = self._map(descriptor, matches) if self.layout.show_map else None
+        timings["thumbnails"] = time.perf_counter() - t
+        del face, descriptor  # nothing of the visitor outlives this call but the ticket
+
+        number = self._number(number)
+        content = TicketContent(lookalikes, number, when, visitor_face, corpus_map)
+        ticket = compose_ticket(content, self.layout, self.installation, width=self.width,
+                                timings=timings)
+        timings["total"] = time.perf_counter() - start
+        return VisitResult(ticket, matches, None, number, timings)
+
+    def no_face_ticket(self, reason: str, *, number: int | None = None,
+                       when: datetime | None = None) -> Image.Image:
+        """The short "no face found, try again" ticket."""
+        return compose_no_face(self.layout, self.installation, reason=reason,
+                               number=self._number(number), when=when, width=self.width)
+
+    def _thumbnail(self, index: int) -> np.ndarray:
+        try:
+            return np.asarray(self.corpus.thumbnail(index), dtype=np.uint8)
+        except Exception as exc:  # a damaged thumbnail must not cost the visitor their ticket
+            log.warning("thumbnail %d unreadable (%s); printing a blank frame", index, exc)
+            return np.full((64, 64), 200, dtype=np.uint8)
+
+    def _map(self, descriptor: np.ndarray, matches: tuple[Match, ...]) -> CorpusMap | None:
+        coords = getattr(self.corpus, "coords2d", None)
+        pca = getattr(self.corpus, "pca", None)
+        if coords is None or pca is None:
+            return None
+        visitor = np.asarray(pca.project(descriptor), dtype=np.float64).reshape(-1)[:2]
+        if not np.all(np.isfinite(visitor)):
+            return None
+        doubles = tuple((float(coords[m.index][0]), float(coords[m.index][1])) for m in matches)
+        return CorpusMap(self._map_points, int(self.corpus.count),
+                         (float(visitor[0]), float(visitor[1])), doubles)
+
+
+def _sample_map(corpus: Any, limit: int) -> np.ndarray:
+    """An evenly spaced sample of the corpus's 2-D coordinates (computed once)."""
+    coords = getattr(corpus, "coords2d", None)
+    if coords is None or limit == 0 or len(coords) == 0:
+        return np.zeros((0, 2))
+    n = len(coords)
+    rows = np.unique(np.linspace(0, n - 1, min(n, limit)).astype(np.int64))
+    return np.asarray(coords[rows], dtype=np.float64)
