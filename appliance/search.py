@@ -1,0 +1,273 @@
+"""Exact k-nearest-neighbour search over a (memory-mapped) float16 matrix of descriptors.
+
+`Scanner(vectors, norms=None, *, threads=1)` wraps the SIMD kernels of `ext/` (serial, AVX2,
+NEON; the best one this CPU runs, or the one forced by ``SOSIE_KERNEL``)::
+
+    scanner = Scanner(corpus.vectors, corpus.norms)
+    rows, distances = scanner.topk(descriptor, k=10)
+
+How the answer stays exact although the kernels add in float32: one fused pass keeps, per
+thread, the best ``2k + 8`` rows by their float32 value. Those candidates are rescored in
+float64 (numpy, the same formula as a float64 reference) and sorted by (distance, row). A
+rounding-error bound for the kernel then certifies that no row left out can beat or tie the
+k-th: every row left out has a float32 value at or above the heap's worst, hence a true distance
+above a known lower bound. When the certificate fails (near-ties, many duplicated rows), a
+second pass collects every row whose float32 value could still qualify and rescores those.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from appliance import _scan
+from appliance.config import setting
+
+__all__ = ["ENV_KERNEL", "Scanner", "SearchSettings", "kernels"]
+
+ENV_KERNEL = "SOSIE_KERNEL"
+
+#: Software prefetch distance of the fused scan, in rows (tuned with bench/scan.py).
+PREFETCH_ROWS = 32
+#: Kernels that scan faster with the norm trick than with direct differences (compute-bound:
+#: the Cortex-A72 saves a subtraction per 4 lanes; AVX2 is memory-bound either way).
+_NORM_TRICK_KERNELS = frozenset({"neon"})
+_MAX_THREADS = 64
+_MIN_ROWS_PER_THREAD = 64
+_U = 2.0**-24  # float32 unit roundoff
+_TINY = 2.0**-126  # smallest normal float32 (covers underflow and flush-to-zero)
+_RESCORE_CHUNK = 65536
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """The `search` section of the configuration."""
+
+    threads: int = setting(1, min=1, max=_MAX_THREADS)
+    kernel: Literal["auto", "serial", "avx2", "neon"] = "auto"
+
+
+def kernels() -> list[str]:
+    """Kernels this CPU can run, preferred first (``serial`` is always there)."""
+    return [name for name in _scan.compiled_kernels() if _scan.supported(name)]
+
+
+def _pick_kernel(requested: str | None) -> str:
+    name = requested if requested not in (None, "", "auto") else os.environ.get(ENV_KERNEL, "")
+    where = "kernel" if requested not in (None, "", "auto") else ENV_KERNEL
+    name = name.strip().lower()
+    if name in ("", "auto"):
+        return _scan.best()
+    if name not in _scan.compiled_kernels():
+        known = ", ".join(["auto", *_scan.compiled_kernels()])
+        raise ValueError(f"{where}={name!r}: unknown kernel (this build has: {known})")
+    if not _scan.supported(name):
+        raise ValueError(f"{where}={name!r}: this CPU cannot run it (it can: {kernels()})")
+    return name
+
+
+def _check_vectors(vectors: object) -> np.ndarray:
+    if not isinstance(vectors, np.ndarray):
+        raise ValueError(f"vectors: expected a float16 numpy array or memmap, got {type(vectors)}")
+    if vectors.dtype != np.float16:
+        raise ValueError(f"vectors: expected native float16 values, got {vectors.dtype}")
+    if vectors.ndim != 2:
+        raise ValueError(f"vectors: expected shape (N, d), got {vectors.shape}")
+    d = vectors.shape[1]
+    if d < 8 or d % 8:
+        raise ValueError(f"vectors: dimension d={d} must be a positive multiple of 8")
+    if vectors.strides[1] != vectors.itemsize:
+        vectors = np.ascontiguousarray(vectors)  # columns strided: the kernels need rows packed
+    bad = _scan.count_nonfinite(vectors) if len(vectors) else 0
+    if bad:
+        raise ValueError(f"vectors: {bad} row(s) hold NaN or infinity")
+    return vectors
+
+
+def _check_threads(threads: object) -> int:
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
+        raise ValueError(f"threads: expected an integer >= 1, got {threads!r}")
+    return int(min(threads, _MAX_THREADS))
+
+
+class Scanner:
+    """Exact top-k by Euclidean distance over the rows of an (N, d) float16 array.
+
+    ``vectors``: float16, shape (N, d), d a multiple of 8; a numpy memmap at any byte offset or
+    row stride works and is never copied (unless its columns are strided).
+    ``norms``: optional float32[N] Euclidean row norms (squared norms are accepted too); they
+    are checked against the vectors (ValueError if they do not belong to them). The scanner
+    computes its own squared norms when its kernel prefers the norm trick.
+    ``threads``: rows are split into that many contiguous chunks scanned in parallel.
+    ``kernel``: ``serial``/``avx2``/``neon``; default: ``SOSIE_KERNEL`` if set, else the best.
+    ``norm_trick``: scan with ||x||^2 - 2 q.x + ||q||^2 instead of direct differences;
+    default: the kernel's preference. Both are exact after rescoring.
+    """
+
+    def __init__(
+        self,
+        vectors: np.ndarray,
+        norms: np.ndarray | None = None,
+        *,
+        threads: int = 1,
+        kernel: str | None = None,
+        norm_trick: bool | None = None,
+    ) -> None:
+        self._vectors = _check_vectors(vectors)
+        self._threads = _check_threads(threads)
+        self._kernel = _pick_kernel(kernel)
+        n, d = self._vectors.shape
+        depth = 2 * _scan.rounding_depth(self._kernel, d) + 8  # doubled for safety
+        self._rel = depth * _U / (1.0 - depth * _U)
+        self._tiny = (d + depth) * 2.0 * _TINY
+        use_trick = self._kernel in _NORM_TRICK_KERNELS if norm_trick is None else norm_trick
+        self._norms2: np.ndarray | None = None
+        self._max_norm = 0.0
+        if (use_trick or norms is not None) and n:
+            norms2 = self._values(np.zeros(d, np.float32), None, 0.0, _scan.L2)
+            if norms is not None:
+                _check_norms(norms, norms2, n, d)
+            if use_trick:
+                self._norms2 = norms2
+                self._max_norm = math.sqrt(float(norms2.max()) * (1 + self._rel) + self._tiny)
+
+    # -- public -----------------------------------------------------------------------------
+
+    @property
+    def kernel(self) -> str:
+        """Name of the kernel in use."""
+        return self._kernel
+
+    @property
+    def threads(self) -> int:
+        """Number of threads a scan uses (at most)."""
+        return self._threads
+
+    @property
+    def norm_trick(self) -> bool:
+        """True if scans use precomputed squared norms instead of direct differences."""
+        return self._norms2 is not None
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(N, d) of the scanned matrix."""
+        return self._vectors.shape
+
+    def __repr__(self) -> str:
+        n, d = self.shape
+        trick = ", norm trick" if self.norm_trick else ""
+        return f"Scanner({n}x{d} float16, kernel={self._kernel}, threads={self._threads}{trick})"
+
+    def topk(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The k nearest rows: (indices int64[m], distances float32[m]), m = min(k, N).
+
+        Sorted by ascending Euclidean distance, ties by lower row index; exact with respect to
+        float64 arithmetic on the float16 rows and the query as given.
+        """
+        q64 = self._check_query(query)
+        m = min(self._check_k(k), len(self._vectors))
+        if m == 0:
+            return np.empty(0, np.int64), np.empty(0, np.float32)
+        q32 = q64.astype(np.float32)
+        q32[np.abs(q32) < _TINY] = 0.0  # no subnormal inputs to the kernels (DAZ-proof)
+        delta = float(np.sqrt(np.sum((q64 - q32.astype(np.float64)) ** 2)))
+
+        metric, kq, qnorm2, norms2, rel, absolute = self._metric(q32)
+        n = len(self._vectors)
+        cap = min(n, 2 * m + 8)
+        threads = max(1, min(self._threads, n // _MIN_ROWS_PER_THREAD))
+        _, rows, bound = _scan.scan(
+            self._kernel, metric, self._vectors, kq, norms2, qnorm2, cap, threads, PREFETCH_ROWS
+        )
+        rows, exact = self._rescore(np.sort(rows), q64)
+        order = np.lexsort((rows, exact))[:m]
+        kth = float(exact[order[-1]])
+        if len(rows) < n and not kth < _lower_bound(bound, rel, absolute, delta):
+            # Some row left out might still tie or beat the k-th: rescore every row that could.
+            values = self._values(kq, norms2, qnorm2, metric)
+            limit = _upper_bound(kth, rel, absolute, delta)
+            rows = np.flatnonzero((values <= limit) | ~np.isfinite(values))
+            rows, exact = self._rescore(rows, q64)
+            order = np.lexsort((rows, exact))[:m]
+        return rows[order].astype(np.int64), np.sqrt(exact[order]).astype(np.float32)
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _check_query(self, query: object) -> np.ndarray:
+        q = np.asarray(query)
+        d = self._vectors.shape[1]
+        if q.dtype.kind not in "fiu" or q.shape != (d,):
+            raise ValueError(f"query: expected {d} real numbers, got {q.dtype} {q.shape}")
+        q64 = q.astype(np.float64)
+        if not np.all(np.isfinite(q64)):
+            raise ValueError("query: holds NaN or infinity")
+        if np.max(np.abs(q64)) > 3.0e38:
+            raise ValueError("query: values beyond the float32 range")
+        return q64
+
+    @staticmethod
+    def _check_k(k: object) -> int:
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise ValueError(f"k: expected an integer >= 1, got {k!r}")
+        return int(k)
+
+    def _metric(self, q32: np.ndarray) -> tuple[int, np.ndarray, float, np.ndarray | None, float,
+                                                 float]:
+        """(metric, kernel query, ||q||^2, norms2, relative error, absolute error) for a scan."""
+        qnorm = float(np.sqrt(np.sum(q32.astype(np.float64) ** 2)))
+        if self._norms2 is not None and (self._max_norm + qnorm) ** 2 < 1e36:
+            absolute = (self._rel + 3 * _U) * (self._max_norm + qnorm) ** 2 + 2 * self._tiny
+            kq = np.ascontiguousarray(-2.0 * q32, dtype=np.float32)
+            return _scan.DOT, kq, float(np.float32(qnorm**2)), self._norms2, 0.0, absolute
+        return _scan.L2, np.ascontiguousarray(q32), 0.0, None, self._rel, self._tiny
+
+    def _values(self, kq: np.ndarray, norms2: np.ndarray | None, qnorm2: float,
+                metric: int) -> np.ndarray:
+        return _scan.values(self._kernel, metric, self._vectors, kq, norms2, qnorm2,
+                            self._threads)
+
+    def _rescore(self, rows: np.ndarray, q64: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, exact float64 squared distances), the same formula as a numpy reference."""
+        parts = []
+        for start in range(0, len(rows), _RESCORE_CHUNK):
+            block = self._vectors[rows[start : start + _RESCORE_CHUNK]].astype(np.float64)
+            parts.append(((block - q64) ** 2).sum(axis=1))
+        exact = np.concatenate(parts) if parts else np.empty(0)
+        return rows, exact
+
+
+def _lower_bound(value: float, rel: float, absolute: float, delta: float) -> float:
+    """Least true squared distance of a row whose float32 value is at least `value`."""
+    if not math.isfinite(value):
+        return 0.0  # overflowed values say nothing useful: take the slow path
+    s = max(0.0, (value - absolute) / (1.0 + rel))
+    return max(0.0, math.sqrt(s) - delta) ** 2
+
+
+def _upper_bound(exact: float, rel: float, absolute: float, delta: float) -> float:
+    """Greatest float32 value of a row whose true squared distance is at most `exact`."""
+    return (math.sqrt(exact) + delta) ** 2 * (1.0 + rel) + absolute
+
+
+def _check_norms(norms: object, norms2: np.ndarray, n: int, d: int) -> None:
+    """ValueError unless `norms` are the rows' Euclidean (or squared) norms, to ~1 %."""
+    given = np.asarray(norms)
+    if given.dtype.kind != "f" or given.shape != (n,):
+        raise ValueError(f"norms: expected float32[{n}], got {given.dtype} {given.shape}")
+    given = given.astype(np.float64)
+    if not np.all(np.isfinite(given)) or np.any(given < 0):
+        raise ValueError("norms: expected finite values >= 0")
+    ours = np.sqrt(norms2.astype(np.float64))
+    slack = 1e-2 * ours + math.sqrt(d) * 2.0**-23
+    euclidean = np.abs(given - ours) <= slack
+    if euclidean.all() or (np.abs(np.sqrt(given) - ours) <= slack).all():
+        return
+    row = int(np.flatnonzero(~euclidean)[0])
+    raise ValueError(
+        f"norms: do not belong to these vectors (row {row}: {given[row]:.6g}, "
+        f"its norm is {ours[row]:.6g})"
+    )

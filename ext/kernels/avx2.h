@@ -1,0 +1,69 @@
+/* x86-64 AVX2 + F16C + FMA kernels (see serial.h for the contract).
+ *
+ * Compiled with per-function target attributes, so the module built for baseline x86-64 still
+ * imports on CPUs without AVX2; dispatch.c only calls these after __builtin_cpu_supports().
+ * Four rows per pass, two independent 8-lane accumulators per row (8 FMA chains in flight),
+ * unaligned 16-byte loads widened with vcvtph2ps, one joint horizontal reduction for 4 rows.
+ */
+#ifndef SOSIE_AVX2_H
+#define SOSIE_AVX2_H
+
+#if defined(__x86_64__) || defined(__i386__)
+#define SOSIE_HAVE_AVX2 1
+
+#include <immintrin.h>
+#include <stddef.h>
+
+#define SOSIE_AVX2 __attribute__((target("avx2,f16c,fma")))
+
+SOSIE_AVX2 static inline __m256 avx2_load8(const char *p) {
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+}
+
+/* [sum(s0), sum(s1), sum(s2), sum(s3)]; each lane only ever adds numbers of its own row. */
+SOSIE_AVX2 static inline __m128 avx2_reduce4(__m256 s0, __m256 s1, __m256 s2, __m256 s3) {
+    __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(s0, s1), _mm256_hadd_ps(s2, s3));
+    return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+}
+
+#define AVX2_L2_STEP(acc, row, off, qv)                                   \
+    do {                                                                  \
+        __m256 t_ = _mm256_sub_ps(avx2_load8((row) + (off)), (qv));       \
+        acc = _mm256_fmadd_ps(t_, t_, acc);                               \
+    } while (0)
+
+#define AVX2_DOT_STEP(acc, row, off, qv) \
+    acc = _mm256_fmadd_ps(avx2_load8((row) + (off)), (qv), acc)
+
+#define AVX2_ROWS4(NAME, STEP)                                                              \
+    SOSIE_AVX2 static inline void NAME(const char *r, ptrdiff_t stride, const float *q,     \
+                                       size_t d, float out[4]) {                            \
+        const char *r0 = r, *r1 = r + stride, *r2 = r + 2 * stride, *r3 = r + 3 * stride;   \
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;                         \
+        __m256 b0 = a0, b1 = a0, b2 = a0, b3 = a0;                                          \
+        size_t j = 0;                                                                       \
+        for (; j + 16 <= d; j += 16) {                                                      \
+            __m256 qa = _mm256_loadu_ps(q + j), qb = _mm256_loadu_ps(q + j + 8);            \
+            size_t o = 2 * j;                                                               \
+            STEP(a0, r0, o, qa); STEP(a1, r1, o, qa); STEP(a2, r2, o, qa);                  \
+            STEP(a3, r3, o, qa);                                                            \
+            STEP(b0, r0, o + 16, qb); STEP(b1, r1, o + 16, qb); STEP(b2, r2, o + 16, qb);   \
+            STEP(b3, r3, o + 16, qb);                                                       \
+        }                                                                                   \
+        if (j < d) { /* d is a multiple of 8: one last half-step */                         \
+            __m256 qa = _mm256_loadu_ps(q + j);                                             \
+            size_t o = 2 * j;                                                               \
+            STEP(a0, r0, o, qa); STEP(a1, r1, o, qa); STEP(a2, r2, o, qa);                  \
+            STEP(a3, r3, o, qa);                                                            \
+        }                                                                                   \
+        _mm_storeu_ps(out, avx2_reduce4(_mm256_add_ps(a0, b0), _mm256_add_ps(a1, b1),       \
+                                        _mm256_add_ps(a2, b2), _mm256_add_ps(a3, b3)));     \
+    }
+
+AVX2_ROWS4(avx2_l2_rows4, AVX2_L2_STEP)
+AVX2_ROWS4(avx2_dot_rows4, AVX2_DOT_STEP)
+
+static inline size_t avx2_rounding_depth(size_t d) { return d / 16 + 8; }
+
+#endif
+#endif

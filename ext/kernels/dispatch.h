@@ -1,0 +1,52 @@
+/* Sosie scanner kernels: one runtime dispatch point over serial / AVX2 / NEON implementations.
+ *
+ * A matrix is N rows of d float16 values (d a multiple of 8), row i at base + i*stride bytes,
+ * any alignment. Two metrics: SOSIE_L2 computes squared distances directly from the rows;
+ * SOSIE_DOT uses precomputed squared row norms, ||x||^2 + ||q||^2 - 2 q.x clamped at 0.
+ * Results are float32 approximations; sosie_rounding_depth() bounds their rounding error so the
+ * caller can certify (or exactly rescore) the top-k.
+ */
+#ifndef SOSIE_DISPATCH_H
+#define SOSIE_DISPATCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum { SOSIE_L2 = 0, SOSIE_DOT = 1 };
+
+typedef struct {
+    const char *base;      /* row 0 */
+    ptrdiff_t stride;      /* bytes from one row to the next (may be negative) */
+    size_t d;              /* values per row, a multiple of 8 */
+    size_t begin, end;     /* rows [begin, end) */
+    const float *q;        /* L2: the query; DOT: -2 * query */
+    const float *norms2;   /* DOT: squared norms of all rows (indexed by row) */
+    float qnorm2;          /* DOT: squared norm of the query */
+    size_t prefetch_rows;  /* software prefetch distance in rows, 0 = off */
+} sosie_job;
+
+/* Kernels compiled into this build, in preference order (serial last); NULL past the end. */
+const char *sosie_kernel_name(int kernel);
+/* 1 if this CPU can run the kernel. */
+int sosie_kernel_supported(int kernel);
+/* Index of a kernel by name, or -1. */
+int sosie_kernel_find(const char *name);
+/* The best kernel this CPU supports. */
+int sosie_kernel_best(void);
+/* Longest chain of float32 roundings behind one row value of width d. */
+size_t sosie_rounding_depth(int kernel, size_t d);
+
+/* Top-`cap` rows of [job.begin, job.end) by (value, row), split into `threads` contiguous
+ * chunks, each with its own heap: chunk t writes counts[t] pairs to dist/rows + t*cap (heap
+ * order) and bound[t], a value no unkept row of the chunk is below (+inf if all kept).
+ * Returns 0, or -1 for a bad kernel/metric, -2 if threads could not be started. */
+int sosie_scan(int kernel, int metric, const sosie_job *job, size_t cap, int threads,
+               float *dist, int64_t *rows, size_t *counts, float *bound);
+
+/* Row values of [job.begin, job.end) into out[begin..end) (same arithmetic as the scan). */
+int sosie_values(int kernel, int metric, const sosie_job *job, int threads, float *out);
+
+/* Number of rows in [0, n) holding a NaN or infinity. */
+size_t sosie_count_nonfinite(const char *base, ptrdiff_t stride, size_t n, size_t d);
+
+#endif

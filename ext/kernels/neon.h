@@ -1,0 +1,59 @@
+/* aarch64 NEON kernels (see serial.h for the contract), for the Raspberry Pi 4's Cortex-A72.
+ *
+ * Only base ARMv8.0 instructions: float16 is widened with FCVTL/FCVTL2 (vcvt_f32_f16,
+ * vcvt_high_f32_f16) and all arithmetic is float32; no ARMv8.2 FP16 arithmetic, which the A72
+ * lacks. Four rows per pass, two 4-lane accumulators per row, byte loads (any alignment).
+ */
+#ifndef SOSIE_NEON_H
+#define SOSIE_NEON_H
+
+#if defined(__aarch64__)
+#define SOSIE_HAVE_NEON 1
+
+#include <arm_neon.h>
+#include <stddef.h>
+
+static inline float16x8_t neon_load8(const char *p) {
+    return vreinterpretq_f16_u8(vld1q_u8((const uint8_t *)p));
+}
+
+#define NEON_L2_STEP(a, b, row, off, qlo, qhi)                            \
+    do {                                                                  \
+        float16x8_t h_ = neon_load8((row) + (off));                       \
+        float32x4_t tl_ = vsubq_f32(vcvt_f32_f16(vget_low_f16(h_)), qlo); \
+        float32x4_t th_ = vsubq_f32(vcvt_high_f32_f16(h_), qhi);          \
+        a = vfmaq_f32(a, tl_, tl_);                                       \
+        b = vfmaq_f32(b, th_, th_);                                       \
+    } while (0)
+
+#define NEON_DOT_STEP(a, b, row, off, qlo, qhi)                           \
+    do {                                                                  \
+        float16x8_t h_ = neon_load8((row) + (off));                       \
+        a = vfmaq_f32(a, vcvt_f32_f16(vget_low_f16(h_)), qlo);            \
+        b = vfmaq_f32(b, vcvt_high_f32_f16(h_), qhi);                     \
+    } while (0)
+
+#define NEON_ROWS4(NAME, STEP)                                                              \
+    static inline void NAME(const char *r, ptrdiff_t stride, const float *q, size_t d,      \
+                            float out[4]) {                                                 \
+        const char *r0 = r, *r1 = r + stride, *r2 = r + 2 * stride, *r3 = r + 3 * stride;   \
+        float32x4_t a0 = vdupq_n_f32(0.0f), a1 = a0, a2 = a0, a3 = a0;                      \
+        float32x4_t b0 = a0, b1 = a0, b2 = a0, b3 = a0;                                     \
+        for (size_t j = 0; j < d; j += 8) {                                                 \
+            float32x4_t ql = vld1q_f32(q + j), qh = vld1q_f32(q + j + 4);                   \
+            size_t o = 2 * j;                                                               \
+            STEP(a0, b0, r0, o, ql, qh); STEP(a1, b1, r1, o, ql, qh);                       \
+            STEP(a2, b2, r2, o, ql, qh); STEP(a3, b3, r3, o, ql, qh);                       \
+        }                                                                                   \
+        float32x4_t s01 = vpaddq_f32(vaddq_f32(a0, b0), vaddq_f32(a1, b1));                 \
+        float32x4_t s23 = vpaddq_f32(vaddq_f32(a2, b2), vaddq_f32(a3, b3));                 \
+        vst1q_f32(out, vpaddq_f32(s01, s23));                                               \
+    }
+
+NEON_ROWS4(neon_l2_rows4, NEON_L2_STEP)
+NEON_ROWS4(neon_dot_rows4, NEON_DOT_STEP)
+
+static inline size_t neon_rounding_depth(size_t d) { return d / 8 + 6; }
+
+#endif
+#endif

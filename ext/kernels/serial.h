@@ -1,0 +1,71 @@
+/* Plain serial reference kernels: portable C, one row at a time, float32 accumulation.
+ *
+ * Every ISA header provides the same two functions, for four rows at `r`, `r + stride`,
+ * `r + 2*stride`, `r + 3*stride` (float16 bits, any byte alignment) against a float32 query:
+ *   <isa>_l2_rows4(r, stride, q, d, out)   out[i] = sum_j (x_ij - q_j)^2
+ *   <isa>_dot_rows4(r, stride, q, d, out)  out[i] = sum_j x_ij * q_j
+ * A row's result never depends on the other three rows, so a row evaluated alone (stride 0)
+ * gives bit-identical results; the scanner relies on that for ties and tails.
+ */
+#ifndef SOSIE_SERIAL_H
+#define SOSIE_SERIAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+/* IEEE binary16 -> binary32, exact for every input (subnormals, infinities, NaN). */
+static inline float sosie_half_to_float(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+    uint32_t exponent = (h >> 10) & 0x1fu;
+    uint32_t mantissa = h & 0x3ffu;
+    uint32_t bits;
+    float f;
+    if (exponent == 0) {
+        f = (float)mantissa * 5.9604644775390625e-8f; /* mantissa * 2^-24, exact */
+        memcpy(&bits, &f, sizeof bits);
+        bits |= sign;
+    } else if (exponent == 31) {
+        bits = sign | 0x7f800000u | (mantissa << 13);
+    } else {
+        bits = sign | ((exponent + 112u) << 23) | (mantissa << 13);
+    }
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+static inline float sosie_load_half(const char *p, size_t j) {
+    uint16_t h;
+    memcpy(&h, p + 2 * j, sizeof h);
+    return sosie_half_to_float(h);
+}
+
+static inline float serial_l2_row(const char *r, const float *q, size_t d) {
+    float acc = 0.0f;
+    for (size_t j = 0; j < d; j++) {
+        float t = sosie_load_half(r, j) - q[j];
+        acc += t * t;
+    }
+    return acc;
+}
+
+static inline float serial_dot_row(const char *r, const float *q, size_t d) {
+    float acc = 0.0f;
+    for (size_t j = 0; j < d; j++) acc += sosie_load_half(r, j) * q[j];
+    return acc;
+}
+
+static inline void serial_l2_rows4(const char *r, ptrdiff_t stride, const float *q, size_t d,
+                                   float out[4]) {
+    for (int i = 0; i < 4; i++) out[i] = serial_l2_row(r + i * stride, q, d);
+}
+
+static inline void serial_dot_rows4(const char *r, ptrdiff_t stride, const float *q, size_t d,
+                                    float out[4]) {
+    for (int i = 0; i < 4; i++) out[i] = serial_dot_row(r + i * stride, q, d);
+}
+
+/* Longest chain of float32 roundings behind one result (for the exactness certificate). */
+static inline size_t serial_rounding_depth(size_t d) { return d + 2; }
+
+#endif

@@ -1,0 +1,144 @@
+# cython: language_level=3, boundscheck=False, wraparound=False
+"""Thin Cython layer over ext/kernels: validated by appliance/search.py, runs without the GIL."""
+
+import numpy as np
+
+from libc.stdint cimport int64_t, uintptr_t
+
+
+cdef extern from "dispatch.h" nogil:
+    ctypedef struct sosie_job:
+        const char *base
+        Py_ssize_t stride
+        size_t d
+        size_t begin
+        size_t end
+        const float *q
+        const float *norms2
+        float qnorm2
+        size_t prefetch_rows
+
+    const char *sosie_kernel_name(int kernel)
+    int sosie_kernel_supported(int kernel)
+    int sosie_kernel_find(const char *name)
+    int sosie_kernel_best()
+    size_t sosie_rounding_depth(int kernel, size_t d)
+    int sosie_scan(int kernel, int metric, const sosie_job *job, size_t cap, int threads,
+                   float *dist, int64_t *rows, size_t *counts, float *bound)
+    int sosie_values(int kernel, int metric, const sosie_job *job, int threads, float *out)
+    size_t sosie_count_nonfinite(const char *base, Py_ssize_t stride, size_t n, size_t d)
+
+L2 = 0
+DOT = 1
+
+
+def compiled_kernels():
+    """Names of the kernels compiled into this build, preferred first."""
+    names = []
+    cdef int k = 0
+    while sosie_kernel_name(k) != NULL:
+        names.append(sosie_kernel_name(k).decode())
+        k += 1
+    return names
+
+
+def supported(str name):
+    """True if the kernel is compiled in and this CPU can run it."""
+    return bool(sosie_kernel_supported(sosie_kernel_find(name.encode())))
+
+
+def best():
+    """Name of the best kernel this CPU runs."""
+    return sosie_kernel_name(sosie_kernel_best()).decode()
+
+
+def rounding_depth(str name, size_t d):
+    """Longest chain of float32 roundings behind one row value of the kernel."""
+    return sosie_rounding_depth(sosie_kernel_find(name.encode()), d)
+
+
+cdef int _kernel(str name) except -1:
+    cdef int k = sosie_kernel_find(name.encode())
+    if k < 0 or not sosie_kernel_supported(k):
+        raise ValueError(f"kernel {name!r} is not available on this CPU")
+    return k
+
+
+cdef void _job(sosie_job *job, object vectors, size_t begin, size_t end, const float *q,
+               const float *norms2, float qnorm2, size_t prefetch_rows):
+    job.base = <const char *><uintptr_t>vectors.__array_interface__["data"][0]
+    job.stride = vectors.strides[0]
+    job.d = vectors.shape[1]
+    job.begin = begin
+    job.end = end
+    job.q = q
+    job.norms2 = norms2
+    job.qnorm2 = qnorm2
+    job.prefetch_rows = prefetch_rows
+
+
+def scan(str kernel, int metric, vectors, const float[::1] q, norms2, float qnorm2,
+         size_t cap, int threads, size_t prefetch_rows=0):
+    """Per-thread top-`cap` of the rows: (dist float32[m], rows int64[m], bound).
+
+    `vectors` must be a validated (N, d) float16 array with unit inner stride; `bound` is a
+    value no row left out is below (+inf when every row is kept)."""
+    cdef int k = _kernel(kernel)
+    cdef size_t n = vectors.shape[0]
+    if threads < 1:
+        threads = 1
+    if <size_t>threads > n // 4096 + 1:  # tiny chunks are not worth a thread
+        threads = <int>(n // 4096 + 1)
+    cdef float[::1] dist = np.empty(threads * cap, np.float32)
+    cdef int64_t[::1] rows = np.empty(threads * cap, np.int64)
+    counts_arr = np.zeros(threads, np.uintp)
+    cdef size_t[::1] counts = counts_arr
+    bounds_arr = np.empty(threads, np.float32)
+    cdef float[::1] bounds = bounds_arr
+    cdef const float[::1] n2
+    cdef const float *n2p = NULL
+    if norms2 is not None:
+        n2 = norms2
+        n2p = &n2[0]
+    cdef sosie_job job
+    _job(&job, vectors, 0, n, &q[0], n2p, qnorm2, prefetch_rows)
+    cdef int rc
+    with nogil:
+        rc = sosie_scan(k, metric, &job, cap, threads, &dist[0], &rows[0], &counts[0],
+                        &bounds[0])
+    if rc != 0:
+        raise RuntimeError(f"sosie_scan failed ({rc})")
+    keep = np.concatenate([np.arange(t * cap, t * cap + int(counts_arr[t])) for t in range(threads)])
+    return np.asarray(dist)[keep], np.asarray(rows)[keep], float(bounds_arr.min())
+
+
+def values(str kernel, int metric, vectors, const float[::1] q, norms2, float qnorm2,
+           int threads=1):
+    """float32 row values of every row (the scan's own arithmetic)."""
+    cdef int k = _kernel(kernel)
+    cdef size_t n = vectors.shape[0]
+    out_arr = np.empty(n, np.float32)
+    if n == 0:
+        return out_arr
+    cdef float[::1] out = out_arr
+    cdef const float[::1] n2
+    cdef const float *n2p = NULL
+    if norms2 is not None:
+        n2 = norms2
+        n2p = &n2[0]
+    cdef sosie_job job
+    _job(&job, vectors, 0, n, &q[0], n2p, qnorm2, 0)
+    with nogil:
+        sosie_values(k, metric, &job, threads, &out[0])
+    return out_arr
+
+
+def count_nonfinite(vectors):
+    """Rows of a validated float16 matrix holding a NaN or infinity."""
+    cdef const char *base = <const char *><uintptr_t>vectors.__array_interface__["data"][0]
+    cdef Py_ssize_t stride = vectors.strides[0]
+    cdef size_t n = vectors.shape[0], d = vectors.shape[1]
+    cdef size_t bad
+    with nogil:
+        bad = sosie_count_nonfinite(base, stride, n, d)
+    return bad
