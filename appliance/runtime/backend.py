@@ -53,7 +53,7 @@ class ApplianceBackend:
         self.lookup_impl: Any = None
         self.startup_seconds: dict[str, float] = {}
         self.last_receipt: Any = None
-        self._tickets = 0
+        self.counter = TicketCounter(ticket_counter_file())
 
     # -- start-up and recovery -----------------------------------------------------------------
 
@@ -93,7 +93,7 @@ class ApplianceBackend:
     def _open_corpus(self) -> None:
         if self.lookup_impl is not None:
             return
-        from appliance.corpus import Corpus
+        from appliance.corpus.store import Corpus
 
         try:
             path = self._corpus_location()
@@ -113,9 +113,13 @@ class ApplianceBackend:
                  getattr(scanner, "kernel", "?"))
 
     def _make_lookup(self, corpus: Any, scanner: Any) -> Any:
+        from appliance.printer import printer_width
         from appliance.visit import Lookup
 
-        return Lookup(self.analyzer, corpus, scanner, self.settings.ticket)
+        width = getattr(self.printer, "width", None) or printer_width(self.settings.printer)
+        return Lookup(self.analyzer, corpus, scanner, self.settings.ticket,
+                      installation=self.settings.installation, width=width,
+                      first_number=self.counter.next())
 
     def _open_camera(self) -> None:
         if self.camera is None:
@@ -211,6 +215,8 @@ class ApplianceBackend:
             self.last_receipt = self.printer.print_ticket(ticket)
         except Exception as exc:
             raise PartFault(Fault.PRINTER, _one_line(exc)) from None
+        if self.lookup_impl is not None:
+            self.counter.save(getattr(self.lookup_impl, "next_number", 1))
 
     def print_no_face(self, reason: str) -> None:
         self.print_ticket(self.no_face_ticket(reason))
@@ -219,11 +225,9 @@ class ApplianceBackend:
         """The short ticket for a photo without a usable face."""
         width = getattr(self.printer, "width", None)
         try:
-            from appliance.ticket import compose_no_face
-
-            self._tickets += 1
-            return compose_no_face(self.settings.ticket, self.settings.installation,
-                                   reason=reason, number=self._tickets, width=width)
+            if self.lookup_impl is None:
+                raise RuntimeError("no lookup")
+            return self.lookup_impl.no_face_ticket(reason)
         except Exception as exc:  # never leave a visitor without an answer
             log.warning("no-face ticket layout failed (%s); printing plain text", _one_line(exc))
             return simple_text_ticket(NO_FACE_TEXT, width or 576)
@@ -253,6 +257,35 @@ class ApplianceBackend:
             if part is not None:
                 with contextlib.suppress(Exception):
                     part.close()
+
+
+def ticket_counter_file() -> Path:
+    """Where the next ticket number is kept across restarts (not visitor data)."""
+    from appliance.paths import cache_dir
+
+    return cache_dir() / "ticket-number"
+
+
+class TicketCounter:
+    """Ticket numbers continue after a restart: the next number, in a one-line file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def next(self) -> int:
+        try:
+            value = int(self.path.read_text().strip())
+        except (OSError, ValueError):
+            return 1
+        return max(1, value)
+
+    def save(self, next_number: int) -> None:
+        try:
+            tmp = self.path.with_name(self.path.name + ".tmp")
+            tmp.write_text(f"{int(next_number)}\n")
+            os.replace(tmp, self.path)
+        except OSError as exc:  # a read-only card must not stop the printing
+            log.debug("cannot save the ticket number: %s", exc)
 
 
 def simple_text_ticket(lines: tuple[str, ...], width: int) -> Any:

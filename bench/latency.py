@@ -1,0 +1,180 @@
+"""Press -> first byte to the printer, with a per-stage breakdown, on a 200k synthetic corpus.
+
+    .venv/bin/python bench/latency.py [--presses 30] [--corpus DIR] [--count 200000] [--json P]
+
+The appliance runs for real (service loop, state machine, camera interface, dlib, SIMD scan,
+ticket layout, dithering, ESC/POS encoding, EscposPrinter) on simulated ends: the camera serves
+a 640x480 frame of the astronaut portrait, the printer connection notes when its first byte
+arrives (appliance.runtime.simulated). Anchors measured in the same run:
+
+* descriptor alone: dlib's ResNet on the aligned chip, the part no pipeline can avoid;
+* naive pipeline: what a straightforward face_recognition-style script does per query: HOG with
+  one upsampling on the full frame, 68-point landmarks, descriptor, then numpy float32
+  `norm(X - q)` over the whole corpus and a full argsort.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+STAGES = ("capture", "detect", "landmarks", "descriptor", "search", "layout", "dither", "encode")
+
+
+def synthetic_corpus(count: int) -> Path:
+    from appliance.corpus.store import Corpus
+    from appliance.corpus.synth import synth
+    from appliance.paths import cache_dir
+
+    path = cache_dir() / f"bench-synth-{count // 1000}k"
+    try:
+        with Corpus.open(path) as corpus:
+            if corpus.count == count:
+                return path
+    except Exception:
+        pass
+    print(f"writing a {count}-face synthetic corpus to {path} (once)...", file=sys.stderr)
+    return synth(path, count, seed=0, overwrite=True)
+
+
+def camera_frame() -> np.ndarray:
+    from skimage import data
+
+    from appliance.camera import fit_inside
+
+    return fit_inside(data.astronaut(), 640, 480)
+
+
+def median_ms(values: list[float]) -> float:
+    return 1000 * statistics.median(values) if values else float("nan")
+
+
+def measure_pipeline(frame: np.ndarray, corpus: Path, presses: int) -> dict[str, list[float]]:
+    import appliance.printer as printer_module
+    from appliance.runtime.simulated import SimulatedAppliance
+    from appliance.settings import load_settings
+
+    encode_times: list[float] = []
+    original = printer_module.encode_ticket
+
+    def timed_encode(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            encode_times.append(time.perf_counter() - start)
+
+    printer_module.encode_ticket = timed_encode
+    settings = load_settings(search=False)
+    app = SimulatedAppliance(settings, frame, corpus)
+    started = time.perf_counter()
+    app.start()
+    print(f"appliance ready in {time.perf_counter() - started:.1f} s "
+          f"(startup: {app.backend.startup_seconds})", file=sys.stderr)
+    out: dict[str, list[float]] = {s: [] for s in (*STAGES, "first_byte", "visit_total")}
+    try:
+        app.visit()  # first visit: lazy imports, caches
+        encode_times.clear()
+        for _ in range(presses):
+            latency, record = app.visit()
+            out["first_byte"].append(latency)
+            out["visit_total"].append(record.timings.get("total", float("nan")))
+            for stage in STAGES[:-1]:
+                if stage in record.timings:
+                    out[stage].append(record.timings[stage])
+        out["encode"] = list(encode_times[-presses:])
+        out["kernel"] = [app.backend.scanner.kernel]  # type: ignore[list-item]
+    finally:
+        app.stop()
+        printer_module.encode_ticket = original
+    return out
+
+
+def measure_anchors(frame: np.ndarray, corpus_path: Path, repeats: int) -> dict[str, list[float]]:
+    import dlib
+
+    from appliance.corpus.store import Corpus
+    from appliance.faces import default_models_dir
+
+    models = default_models_dir()
+    detector = dlib.get_frontal_face_detector()
+    sp68 = dlib.shape_predictor(str(models / "shape_predictor_68_face_landmarks.dat"))
+    sp5 = dlib.shape_predictor(str(models / "shape_predictor_5_face_landmarks.dat"))
+    net = dlib.face_recognition_model_v1(str(models / "dlib_face_recognition_resnet_model_v1.dat"))
+    with Corpus.open(corpus_path) as corpus:
+        x32 = np.asarray(corpus.vectors, dtype=np.float32)
+    out: dict[str, list[float]] = {"descriptor_alone": [], "naive": []}
+    rects = detector(frame, 0)
+    chip = dlib.get_face_chip(frame, sp5(frame, rects[0]), size=150)
+    for _ in range(repeats):
+        t = time.perf_counter()
+        net.compute_face_descriptor(chip)
+        out["descriptor_alone"].append(time.perf_counter() - t)
+    for _ in range(max(3, repeats // 3)):
+        t = time.perf_counter()
+        faces = detector(frame, 1)
+        shape = sp68(frame, faces[0])
+        q = np.asarray(net.compute_face_descriptor(frame, shape), dtype=np.float32)
+        order = np.argsort(np.linalg.norm(x32 - q, axis=1))[:10]
+        out["naive"].append(time.perf_counter() - t)
+        del order
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--presses", type=int, default=30)
+    parser.add_argument("--count", type=int, default=200_000, help="synthetic corpus size")
+    parser.add_argument("--corpus", type=Path, help="use this corpus instead")
+    parser.add_argument("--json", type=Path, metavar="PATH", help="write the figures as JSON")
+    args = parser.parse_args(argv)
+
+    corpus = args.corpus or synthetic_corpus(args.count)
+    frame = camera_frame()
+    run = measure_pipeline(frame, corpus, args.presses)
+    anchors = measure_anchors(frame, corpus, max(10, args.presses // 2))
+    kernel = run.pop("kernel")[0]
+
+    first = median_ms(run["first_byte"])
+    p90 = 1000 * float(np.percentile(run["first_byte"], 90))
+    stage_ms = {s: median_ms(run[s]) for s in STAGES}
+    desc = median_ms(anchors["descriptor_alone"])
+    naive = median_ms(anchors["naive"])
+    print(f"\npress -> first printer byte, {args.presses} presses, 640x480 capture, corpus "
+          f"{corpus.name} ({kernel} kernel); medians in ms\n")
+    print(f"| {'stage':<28} | {'ms':>8} | {'share':>6} |")
+    print(f"|{'-' * 30}|{'-' * 10}|{'-' * 8}|")
+    for stage in STAGES:
+        print(f"| {stage:<28} | {stage_ms[stage]:8.1f} | {stage_ms[stage] / first:6.1%} |")
+    other = first - sum(v for v in stage_ms.values() if v == v)
+    print(f"| {'(queues, open, first write)':<28} | {other:8.1f} | {other / first:6.1%} |")
+    print(f"| {'press -> first byte':<28} | {first:8.1f} | {'':>6} |")
+    print(f"| {'  p90':<28} | {p90:8.1f} | {'':>6} |")
+    print(f"| {'anchor: descriptor alone':<28} | {desc:8.1f} | {'':>6} |")
+    print(f"| {'anchor: naive pipeline':<28} | {naive:8.1f} | {'':>6} |")
+    print(f"\nratios: press->first byte / descriptor alone = {first / desc:.2f}x; "
+          f"naive / ours = {naive / first:.1f}x faster; goal < 200 ms: "
+          f"{'met' if first < 200 else 'NOT met'}")
+    if args.json:
+        figures = {
+            "presses": args.presses, "corpus": str(corpus), "kernel": kernel,
+            "stages_ms": stage_ms, "first_byte_ms": first, "first_byte_p90_ms": p90,
+            "visit_total_ms": median_ms(run["visit_total"]),
+            "anchor_descriptor_ms": desc, "anchor_naive_ms": naive,
+            "ratio_vs_descriptor": first / desc, "speedup_vs_naive": naive / first,
+        }
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
