@@ -1,0 +1,208 @@
+/* Checks one SIMD kernel against exact double arithmetic and the serial reference, on random
+ * float16 data: row values within the kernel's rounding bound, identical values for duplicated
+ * rows wherever they sit, and the fused scan (1 and several threads) keeping exactly the best
+ * rows by (value, row). Built for aarch64 and run under qemu-aarch64 -cpu cortex-a72 by
+ * tests/test_neon.py; also builds natively (x86: checks AVX2).
+ *
+ * usage: kernel_check KERNEL [SEED] [ROUNDS]   prints "ok KERNEL CHECKS" and exits 0, or the
+ * first failure and exits 1.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../dispatch.h"
+
+static unsigned long long rng_state;
+static unsigned long long next(void) {
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return rng_state;
+}
+static double uniform(void) { return (double)(next() >> 11) / 9007199254740992.0; }
+static size_t below(size_t n) { return (size_t)(next() % n); }
+
+static double half_to_double(unsigned short h) {
+    int e = (h >> 10) & 31, m = h & 1023;
+    double v = e ? ldexp(1024 + m, e - 25) : ldexp(m, -24);
+    return (h & 0x8000) ? -v : v;
+}
+
+/* Nearest float16 (ties away, good enough for test data), finite. */
+static unsigned short double_to_half(double v) {
+    unsigned short sign = v < 0 ? 0x8000 : 0;
+    double a = fabs(v);
+    if (a >= 65504.0) return sign | 0x7bff;
+    if (a < ldexp(1, -14)) return sign | (unsigned short)lround(a * 16777216.0);
+    int e;
+    double f = frexp(a, &e); /* a = f * 2^e, f in [0.5, 1) */
+    long m = lround(f * 2048.0); /* 11 significant bits */
+    if (m == 2048) { m = 1024; e++; }
+    if (e + 14 > 30) return sign | 0x7bff;
+    return sign | (unsigned short)(((e + 14) << 10) | (m - 1024));
+}
+
+static long checks;
+static const char *kernel_name;
+
+#define FAIL(...)                                                   \
+    do {                                                            \
+        printf("FAIL %s: ", kernel_name);                           \
+        printf(__VA_ARGS__);                                        \
+        printf("\n");                                               \
+        exit(1);                                                    \
+    } while (0)
+
+typedef struct { float v; long long row; } pair;
+static int by_value_row(const void *a, const void *b) {
+    const pair *x = a, *y = b;
+    if (x->v != y->v) return x->v < y->v ? -1 : 1;
+    return (x->row > y->row) - (x->row < y->row);
+}
+
+static void one_case(int kernel, int serial) {
+    size_t d = 8 * (1 + below(18));                 /* 8 .. 144 */
+    size_t n = 1 + below(700);
+    size_t offset = below(33);                      /* byte offset: any alignment */
+    size_t pad = 2 * 8 * below(3);                  /* extra bytes between rows */
+    ptrdiff_t stride = (ptrdiff_t)(2 * d + pad);
+    int mode = (int)below(5);
+    char *buffer = calloc(n * (size_t)stride + offset + 64, 1);
+    char *base = buffer + offset;
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < d; j++) {
+            double v;
+            switch (mode) {
+                case 0: v = (uniform() - 0.5) * 0.5; break;                  /* face-like */
+                case 1: v = (uniform() - 0.5) * 131000.0; break;             /* large */
+                case 2: v = (uniform() - 0.5) * ldexp(1, -13); break;        /* subnormals */
+                case 3: v = (double)((long)below(5) - 2); break;             /* many ties */
+                default: v = ldexp(uniform() - 0.5, (int)below(30) - 20);    /* all scales */
+            }
+            unsigned short h = double_to_half(v);
+            memcpy(base + i * stride + 2 * j, &h, 2);
+        }
+    size_t dups = n > 8 ? below(n / 4) : 0;        /* duplicated rows: exact ties */
+    for (size_t t = 0; t < dups; t++)
+        memcpy(base + below(n) * stride, base + below(n) * stride, 2 * d);
+
+    float *q = malloc(d * sizeof(float)), *q2 = malloc(d * sizeof(float));
+    size_t like = below(n);
+    for (size_t j = 0; j < d; j++) {
+        unsigned short h;
+        memcpy(&h, base + like * stride + 2 * j, 2);
+        double x = half_to_double(h);
+        q[j] = below(3) ? (float)x : (float)(x + (uniform() - 0.5) * (fabs(x) + 1e-3));
+        q2[j] = -2.0f * q[j];
+    }
+    double *exact = malloc(n * sizeof(double)), *norm2 = malloc(n * sizeof(double));
+    double qn2 = 0, maxnorm = 0;
+    for (size_t j = 0; j < d; j++) qn2 += (double)q[j] * q[j];
+    for (size_t i = 0; i < n; i++) {
+        double s = 0, s2 = 0;
+        for (size_t j = 0; j < d; j++) {
+            unsigned short h;
+            memcpy(&h, base + i * stride + 2 * j, 2);
+            double x = half_to_double(h);
+            s += (x - q[j]) * (x - q[j]);
+            s2 += x * x;
+        }
+        exact[i] = s;
+        norm2[i] = s2;
+        if (sqrt(s2) > maxnorm) maxnorm = sqrt(s2);
+    }
+
+    float *fast = malloc(n * 4), *ref = malloc(n * 4), *n2f = malloc(n * 4), *fdot = malloc(n * 4);
+    float *zero = calloc(d, sizeof(float));
+    sosie_job job = {base, stride, d, 0, n, q, NULL, 0.0f, 0};
+    int threads = 1 + (int)below(3);
+    if (sosie_values(kernel, SOSIE_L2, &job, threads, fast) || sosie_values(serial, SOSIE_L2, &job, 1, ref))
+        FAIL("sosie_values refused");
+    double u = ldexp(1, -24), tiny = ldexp((double)d * 4 + 64, -126);
+    size_t depth_k = 2 * sosie_rounding_depth(kernel, d) + 8;
+    size_t depth_s = 2 * sosie_rounding_depth(serial, d) + 8;
+    for (size_t i = 0; i < n; i++) {
+        if (fabs(fast[i] - exact[i]) > depth_k * u * exact[i] + tiny)
+            FAIL("L2 row %zu of %zu (d=%zu mode %d): %.9g vs exact %.17g", i, n, d, mode,
+                 fast[i], exact[i]);
+        if (fabs(ref[i] - exact[i]) > depth_s * u * exact[i] + tiny)
+            FAIL("serial L2 row %zu: %.9g vs exact %.17g", i, ref[i], exact[i]);
+        checks += 2;
+    }
+    /* Norm trick: squared norms from the kernel itself, then ||x||^2 + ||q||^2 - 2 q.x. */
+    sosie_job zjob = job;
+    zjob.q = zero;
+    sosie_values(kernel, SOSIE_L2, &zjob, 1, n2f);
+    sosie_job djob = job;
+    djob.q = q2;
+    djob.norms2 = n2f;
+    djob.qnorm2 = (float)qn2;
+    sosie_values(kernel, SOSIE_DOT, &djob, threads, fdot);
+    double rel = depth_k * u / (1 - depth_k * u);
+    double bound = (rel + 3 * u) * pow(maxnorm * (1 + rel) + sqrt(qn2), 2) + 4 * tiny;
+    for (size_t i = 0; i < n; i++) {
+        if (!(fdot[i] >= 0) || fabs(fdot[i] - exact[i]) > bound)
+            FAIL("DOT row %zu: %.9g vs exact %.17g (bound %.3g)", i, fdot[i], exact[i], bound);
+        checks++;
+    }
+    /* Duplicated rows give bit-identical values wherever they sit. */
+    for (size_t i = 0; i + 1 < n; i++)
+        for (size_t t = i + 1; t < n && t < i + 40; t++)
+            if (!memcmp(base + i * stride, base + t * stride, 2 * d)) {
+                if (fast[i] != fast[t] || fdot[i] != fdot[t])
+                    FAIL("rows %zu and %zu are equal but got %.9g / %.9g", i, t, fast[i], fast[t]);
+                checks++;
+            }
+    /* The fused scan keeps exactly the best `cap` rows by (value, row), per chunk. */
+    for (int metric = 0; metric < 2; metric++) {
+        const sosie_job *sj = metric ? &djob : &job;
+        const float *vals = metric ? fdot : fast;
+        size_t cap = 1 + below(40);
+        int t_count = 1 + (int)below(4);
+        float *dist = malloc(t_count * cap * 4), *bnd = malloc(t_count * 4);
+        int64_t *rows = malloc(t_count * cap * 8);
+        size_t *counts = malloc(t_count * sizeof(size_t));
+        if (sosie_scan(kernel, metric, sj, cap, t_count, dist, rows, counts, bnd))
+            FAIL("sosie_scan refused");
+        pair *all = malloc(n * sizeof(pair)), *got = malloc(cap * sizeof(pair));
+        for (int t = 0; t < t_count; t++) {
+            size_t lo = n * t / t_count, hi = n * (t + 1) / t_count, m = hi - lo;
+            for (size_t i = lo; i < hi; i++) all[i - lo] = (pair){vals[i], (long long)i};
+            qsort(all, m, sizeof(pair), by_value_row);
+            size_t want = m < cap ? m : cap;
+            if (counts[t] != want) FAIL("chunk %d kept %zu rows, expected %zu", t, counts[t], want);
+            for (size_t i = 0; i < want; i++)
+                got[i] = (pair){dist[t * cap + i], (long long)rows[t * cap + i]};
+            qsort(got, want, sizeof(pair), by_value_row);
+            for (size_t i = 0; i < want; i++)
+                if (got[i].row != all[i].row || got[i].v != all[i].v)
+                    FAIL("metric %d chunk %d rank %zu: row %lld (%.9g), expected row %lld (%.9g)",
+                         metric, t, i, got[i].row, got[i].v, all[i].row, all[i].v);
+            float expect_bound = m > cap ? all[cap - 1].v : INFINITY;
+            if (bnd[t] != expect_bound) FAIL("chunk %d bound %.9g, expected %.9g", t, bnd[t], expect_bound);
+            checks += (long)want + 1;
+        }
+        free(dist); free(bnd); free(rows); free(counts); free(all); free(got);
+    }
+    free(buffer); free(q); free(q2); free(exact); free(norm2); free(fast); free(ref); free(n2f);
+    free(fdot); free(zero);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s KERNEL [SEED] [ROUNDS]\n", argv[0]);
+        return 2;
+    }
+    kernel_name = argv[1];
+    rng_state = argc > 2 ? strtoull(argv[2], NULL, 10) * 2654435761ull + 1 : 88172645463325252ull;
+    int rounds = argc > 3 ? atoi(argv[3]) : 200;
+    int kernel = sosie_kernel_find(kernel_name), serial = sosie_kernel_find("serial");
+    if (kernel < 0 || !sosie_kernel_supported(kernel)) FAIL("kernel not available here");
+    if (sosie_kernel_best() != kernel && strcmp(kernel_name, "serial"))
+        FAIL("best kernel is %s", sosie_kernel_name(sosie_kernel_best()));
+    for (int r = 0; r < rounds; r++) one_case(kernel, serial);
+    printf("ok %s %ld\n", kernel_name, checks);
+    return 0;
+}
