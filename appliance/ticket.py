@@ -16,6 +16,7 @@ anti-aliasing, so they print crisp. Sizes are given for 576 dots and scale with 
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from appliance.likeness import likeness
 
 BASE_WIDTH = 576
 INK, PAPER = 0, 255
+MIN_TEXT = 11  # dots: smaller letters do not survive thermal paper
 
 # ---------------------------------------------------------------------------------------------
 # Settings
@@ -133,7 +135,7 @@ class Page:
 
     def font(self, role: str, size: float) -> ImageFont.FreeTypeFont:
         path = getattr(self.layout.fonts, role) or None
-        return font(role, self.px(size), path)
+        return font(role, max(MIN_TEXT, self.px(size)), path)
 
     def block(self, height: int) -> tuple[Image.Image, ImageDraw.ImageDraw]:
         img = Image.new("L", (self.width, max(0, int(height))), PAPER)
@@ -229,15 +231,23 @@ def wrap(text: str, f: ImageFont.FreeTypeFont, width: int, tracking: float = 0.0
                 continue
             if current:
                 lines.append(current)
-            while text_width(word, f, tracking) > width and len(word) > 1:
-                cut = len(word) - 1
-                while cut > 1 and text_width(word[:cut], f, tracking) > width:
-                    cut -= 1
+            while len(word) > 1 and text_width(word, f, tracking) > width:
+                cut = _fitting_prefix(word, f, width, tracking)
                 lines.append(word[:cut])
                 word = word[cut:]
             current = word
         lines.append(current)
     return lines
+
+
+def _fitting_prefix(word: str, f: ImageFont.FreeTypeFont, width: int, tracking: float) -> int:
+    """How many leading letters of `word` fit in `width` (at least one)."""
+    used = 0.0
+    for i, c in enumerate(word):
+        used += f.getlength(c) + (tracking if i else 0.0)
+        if i and round(used) > width:
+            return i
+    return len(word)
 
 
 def fit_size(text: str, role: str, page: Page, largest: float, smallest: float,
@@ -381,8 +391,7 @@ def _hero(page: Page, content: TicketContent) -> None:
 def _grid(page: Page, others: Sequence[Lookalike]) -> None:
     if not others:
         return
-    columns = page.layout.columns or (2 if page.width < 480 or len(others) <= 2 else 3)
-    columns = max(1, min(columns, len(others)))
+    columns = page.layout.columns or (2 if page.width < 480 or len(others) in (1, 2, 4) else 3)
     page.rule(1, gap=10, dotted=True)
     _heading(page, "and then")
     page.space(4)
@@ -396,8 +405,9 @@ def _grid(page: Page, others: Sequence[Lookalike]) -> None:
     for row_start in range(0, len(others), columns):
         row = others[row_start:row_start + columns]
         img, draw = page.block(side + frame_extra + page.px(6) + caption_h + page.px(14))
+        offset = (columns - len(row)) * (cell + gap) // 2  # a short last row is centred
         for i, match in enumerate(row):
-            x = page.margin + i * (cell + gap)
+            x = page.margin + offset + i * (cell + gap)
             img.paste(_framed(page.photo(match.thumbnail, (side, side)), page), (x, 0))
             _caption(page, match, x, cell, draw, side + frame_extra + page.px(6), big=False)
 
@@ -595,19 +605,23 @@ def compose_ticket(content: TicketContent, layout: TicketLayout | None = None,
     start = time.perf_counter()
     page = Page(layout.width or width or BASE_WIDTH, layout)
     matches = list(content.lookalikes)[: layout.lookalikes]
+    corpus_map = content.corpus_map
+    if corpus_map is not None:
+        corpus_map = dataclasses.replace(corpus_map,
+                                         lookalikes=corpus_map.lookalikes[: len(matches)])
     if layout.layout == "mugshot":
         _header(page, installation, content.number, content.when, compact=True)
         page.space(8)
         _mugshot(page, TicketContent(matches, content.number, content.when,
-                                     content.visitor_face, content.corpus_map), installation)
+                                     content.visitor_face, corpus_map), installation)
     else:
         _header(page, installation, content.number, content.when)
         page.space(6)
         _hero(page, TicketContent(matches, content.number, content.when,
-                                  content.visitor_face, content.corpus_map))
+                                  content.visitor_face, corpus_map))
         _grid(page, matches[1:])
-        if layout.show_map and content.corpus_map is not None:
-            _map(page, content.corpus_map)
+        if layout.show_map and corpus_map is not None:
+            _map(page, corpus_map)
     _footer(page, content.number, content.when)
     image = page.image()
     _record(timings, start, page)
