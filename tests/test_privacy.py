@@ -1,0 +1,186 @@
+"""Privacy: a full `sosie demo` session writes nothing of the visitor anywhere but the tickets.
+
+Two independent witnesses: a Python audit hook recording every file opened for writing,
+renamed, copied or created (covers Pillow, numpy, logging, tempfile, ...), and a snapshot of
+every file under HOME, TMPDIR, the working directory and the cache before and after the session
+(covers native code that bypasses Python's open). The only files that may appear are the tickets
+in the output folder and the ticket-number counter, which holds one integer.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from appliance.settings import load_settings
+
+pytestmark = pytest.mark.slow
+
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
+
+
+class WriteAudit:
+    """Records paths written by this process while `active` (audit hooks cannot be removed)."""
+
+    def __init__(self) -> None:
+        self.active = False
+        self.paths: list[str] = []
+        self.thread_ids: set[int] = set()
+        sys.addaudithook(self._hook)
+
+    def _hook(self, event: str, args: tuple) -> None:
+        if not self.active:
+            return
+        try:
+            if event == "open":
+                path, mode, flags = args
+                if path is None or isinstance(path, int):
+                    return
+                if mode is not None:
+                    writes = any(c in str(mode) for c in "wax+")
+                else:
+                    writes = bool((flags or 0) & _WRITE_FLAGS)
+                if writes:
+                    self.paths.append(os.fsdecode(path))
+            elif event in {"os.rename", "os.replace", "shutil.copyfile", "shutil.copytree",
+                           "os.link", "os.symlink"}:
+                self.paths.append(os.fsdecode(args[1]))
+            elif event in {"os.mkdir", "os.truncate"}:
+                target = args[0]
+                new_dir = event == "os.mkdir" and not os.path.exists(target)
+                if new_dir or (event == "os.truncate" and not isinstance(target, int)):
+                    self.paths.append(os.fsdecode(target))
+        except Exception:  # an audit hook must never raise into the code it watches
+            pass
+
+
+AUDIT = WriteAudit()
+
+
+def snapshot(roots: list[Path]) -> dict[str, tuple[int, int]]:
+    files = {}
+    for root in roots:
+        for dirpath, _, names in os.walk(root):
+            for name in names:
+                path = Path(dirpath) / name
+                try:
+                    st = path.stat()
+                except OSError:
+                    continue
+                files[str(path)] = (st.st_size, st.st_mtime_ns)
+    return files
+
+
+@pytest.fixture(scope="module")
+def corpus_dir(tmp_path_factory) -> Path:
+    from appliance.corpus.synth import synth
+
+    return synth(tmp_path_factory.mktemp("corpus") / "synth", 2000, seed=3)
+
+
+@pytest.fixture
+def sandbox(tmp_path, monkeypatch):
+    dirs = {name: tmp_path / name for name in ("home", "tmp", "cwd", "cache", "tickets")}
+    for d in dirs.values():
+        d.mkdir()
+    monkeypatch.setenv("HOME", str(dirs["home"]))
+    monkeypatch.setenv("TMPDIR", str(dirs["tmp"]))
+    monkeypatch.setenv("SOSIE_CACHE", str(dirs["cache"]))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(dirs["home"] / ".cache"))
+    monkeypatch.chdir(dirs["cwd"])
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(dirs["tmp"]))
+    return dirs
+
+
+def run_demo(settings, out_dir: Path, corpus_dir: Path, presses: int, image=None):
+    from appliance.runtime.demo import Demo
+
+    lines: list[str] = []
+    demo = Demo(settings, image=image, out_dir=out_dir, echo=lines.append,
+                corpus_path=corpus_dir)
+    status = demo.run(presses)
+    return status, demo, lines
+
+
+def allowed(path: str, dirs: dict[str, Path]) -> bool:
+    p = Path(path).resolve()
+    tickets = dirs["tickets"].resolve()
+    counter = (dirs["cache"] / "ticket-number").resolve()
+    return p == tickets or tickets in p.parents or p in {counter, counter.with_name(
+        "ticket-number.tmp")}
+
+
+def test_a_session_writes_nothing_but_tickets(sandbox, corpus_dir):
+    settings = load_settings(search=False)
+    # a visitor whose face is found and one whose face is not
+    from skimage import data
+
+    photos = sandbox["home"] / "photos"
+    photos.mkdir()
+    Image.fromarray(data.astronaut()).save(photos / "a.png")
+    Image.fromarray(np.full((300, 300, 3), 77, np.uint8)).save(photos / "b.png")
+    roots = [sandbox[k] for k in ("home", "tmp", "cwd", "cache")] + [corpus_dir]
+    from appliance.printer import escpos_module
+
+    escpos_module()  # python-escpos writes its capabilities cache on first import
+    before = snapshot(roots)
+    threads_before = threading.active_count()
+    AUDIT.paths.clear()
+    AUDIT.active = True
+    try:
+        status, demo, lines = run_demo(settings, sandbox["tickets"], corpus_dir, 2, photos)
+    finally:
+        AUDIT.active = False
+    assert status == 0, lines
+    assert demo.service.machine.counters.tickets_printed == 2
+    assert demo.service.machine.counters.no_face == 1
+
+    written = [p for p in AUDIT.paths if not allowed(p, sandbox)]
+    assert written == [], f"written outside the ticket folder: {written}"
+    after = snapshot(roots)
+    changed = sorted(p for p in set(after) | set(before)
+                     if after.get(p) != before.get(p) and not allowed(p, sandbox))
+    assert changed == [], f"files changed outside the ticket folder: {changed}"
+    counter = sandbox["cache"] / "ticket-number"
+    assert counter.read_text().strip().isdigit()
+    tickets = sorted(p.suffix for p in sandbox["tickets"].iterdir())
+    assert tickets == [".bin", ".bin", ".png", ".png"]
+    assert threading.active_count() <= threads_before + 1
+
+
+def test_keep_captures_opt_in_writes_the_photo_there_only(sandbox, corpus_dir):
+    from appliance.service import ServiceSettings
+
+    keep = sandbox["home"] / "kept"
+    settings = load_settings(search=False)
+    settings = settings.replace(service=ServiceSettings(keep_captures=True, captures_dir=keep))
+    AUDIT.paths.clear()
+    AUDIT.active = True
+    try:
+        status, _, lines = run_demo(settings, sandbox["tickets"], corpus_dir, 1)
+    finally:
+        AUDIT.active = False
+    assert status == 0, lines
+    kept = list(keep.iterdir())
+    assert len(kept) == 1 and kept[0].suffix == ".jpg"
+    photo = np.asarray(Image.open(kept[0]))
+    assert photo.shape == (settings.camera.height, settings.camera.width, 3)
+    written = [Path(p).resolve() for p in AUDIT.paths if not allowed(p, sandbox)]
+    assert written and all(p == keep.resolve() or keep.resolve() in p.parents for p in written)
+
+
+def test_keep_captures_without_a_folder_is_refused(tmp_path):
+    from appliance.config import ConfigError
+
+    cfg = tmp_path / "sosie.yaml"
+    cfg.write_text("service:\n  keep_captures: true\n")
+    with pytest.raises(ConfigError, match=r"service\.captures_dir"):
+        load_settings(cfg)
