@@ -36,6 +36,7 @@ PREFETCH_ROWS = 32
 #: Kernels that scan faster with the norm trick than with direct differences (compute-bound:
 #: the Cortex-A72 saves a subtraction per 4 lanes; AVX2 is memory-bound either way).
 _NORM_TRICK_KERNELS = frozenset({"neon"})
+_KNOWN_KERNELS = ("serial", "avx2", "neon")
 _MAX_THREADS = 64
 _MIN_ROWS_PER_THREAD = 64
 _U = 2.0**-24  # float32 unit roundoff
@@ -62,10 +63,10 @@ def _pick_kernel(requested: str | None) -> str:
     name = name.strip().lower()
     if name in ("", "auto"):
         return _scan.best()
-    if name not in _scan.compiled_kernels():
-        known = ", ".join(["auto", *_scan.compiled_kernels()])
-        raise ValueError(f"{where}={name!r}: unknown kernel (this build has: {known})")
-    if not _scan.supported(name):
+    if name not in _KNOWN_KERNELS:
+        known = ", ".join(["auto", *_KNOWN_KERNELS])
+        raise ValueError(f"{where}={name!r}: unknown kernel (expected one of: {known})")
+    if name not in _scan.compiled_kernels() or not _scan.supported(name):
         raise ValueError(f"{where}={name!r}: this CPU cannot run it (it can: {kernels()})")
     return name
 
