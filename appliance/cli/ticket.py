@@ -1,7 +1,7 @@
 """`sosie ticket`: render a visitor's ticket from a photo through the virtual printer.
 
     sosie ticket --image PHOTO [--corpus DIR] --out ticket.png [--layout classic|mugshot]
-                 [--config FILE] [--lookalikes K] [--width DOTS] [--number N]
+                 [--config FILE] [--lookalikes K] [--width DOTS] [--number N] [--print]
 
 The PNG is decoded from the exact ESC/POS bytes a real printer would get (written next to it as
 .bin), so installers can design the layout without paper. Without --corpus the demo corpus is
@@ -42,6 +42,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--width", type=int, metavar="DOTS",
                         help="paper width in dots (384, 512, 576; default: the printer's)")
     parser.add_argument("--number", type=int, default=1, metavar="N", help="ticket number")
+    parser.add_argument("--print", action="store_true", dest="send",
+                        help="also print it on the configured printer (printer section)")
     parser.set_defaults(func=run_ticket)
 
 
@@ -117,6 +119,7 @@ def run_ticket(args: Any) -> int:
         out.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(png_path, out)
         shutil.copyfile(bin_path, out.with_suffix(".bin"))
+    status = _send(ticket, printer_settings) if args.send else 0
     for m in result.matches:
         print(f"N°{m.rank}: face {m.index} ({corpus_dir}), distance {m.distance:.3f}, "
               f"{m.likeness:.0f}% alike")
@@ -124,4 +127,24 @@ def run_ticket(args: Any) -> int:
     print(f"ms: {stages}")
     print(f"ticket: {out} ({ticket.width}x{ticket.height} dots, {receipt.bytes_sent} bytes "
           f"of ESC/POS in {out.with_suffix('.bin')})")
+    return status
+
+
+def _send(ticket: Any, settings: Any) -> int:
+    """Print on the configured printer, reporting each fault as it happens."""
+    from appliance.printer import PrinterFault, make_printer
+
+    def report(event: Any) -> None:
+        retry = f"; retrying in {event.retry_in:g} s" if event.will_retry else ""
+        print(f"printer fault ({event.kind}, attempt {event.attempt}): {event.message}{retry}",
+              file=sys.stderr)
+
+    try:
+        with make_printer(settings, on_fault=report) as printer:
+            receipt = printer.print_ticket(ticket)
+    except PrinterFault as exc:
+        print(f"sosie ticket: not printed: {exc}", file=sys.stderr)
+        return 1
+    print(f"printed on the {settings.backend} printer in {receipt.seconds:.1f} s "
+          f"({receipt.attempts} attempt(s))")
     return 0
