@@ -35,7 +35,7 @@ def random_ticket(width: int = 576, height: int = 1500, seed: int = 0) -> Image.
 
 
 def fast(**overrides) -> PrinterSettings:
-    base = {"connect_timeout": 0.5, "write_timeout": 0.3, "status_timeout": 0.2, "retries": 2,
+    base = {"connect_timeout": 5.0, "write_timeout": 2.0, "status_timeout": 0.2, "retries": 2,
             "backoff": 0.01, "backoff_max": 0.02}
     base.update(overrides)
     return parse(PrinterSettings, base, "printer")
@@ -249,7 +249,7 @@ def test_unplugged_mid_ticket_retries_then_prints_after_a_separator():
 
 def test_stalled_write_ends_in_a_timeout_fault_within_the_deadline():
     connections = [FakeConnection(fail_after=10_000, stall=True) for _ in range(3)]
-    printer, events = make_fake_printer(connections)
+    printer, events = make_fake_printer(connections, write_timeout=0.3)
     started = time.monotonic()
     with pytest.raises(PrinterTimeout, match=r"write.*0.3 s"):
         printer.print_ticket(random_ticket(576, 1000))
