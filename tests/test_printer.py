@@ -35,7 +35,7 @@ def random_ticket(width: int = 576, height: int = 1500, seed: int = 0) -> Image.
 
 
 def fast(**overrides) -> PrinterSettings:
-    base = {"connect_timeout": 5.0, "write_timeout": 2.0, "status_timeout": 0.2, "retries": 2,
+    base = {"connect_timeout": 5.0, "write_timeout": 2.0, "status_timeout": 1.0, "retries": 2,
             "backoff": 0.01, "backoff_max": 0.02}
     base.update(overrides)
     return parse(PrinterSettings, base, "printer")
