@@ -51,6 +51,9 @@ class FaceSettings:
     #: Which face answers when there are several: the largest (then most central) or the most
     #: central (then largest).
     choose: Literal["largest", "central"] = "largest"
+    #: Detections scoring below this are chosen only when no detection reaches it (the HOG
+    #: detector's false positives, e.g. a round badge on a jacket, score near 0; faces ~1).
+    weak_score: float = setting(0.5, min=-2.0, max=3.0)
     #: In "largest" mode, faces at least this fraction of the largest one's area count as equally
     #: large, and the most central of them wins.
     similar_size: float = setting(0.8, min=0.0, max=1.0)
@@ -337,14 +340,17 @@ class FaceAnalyzer:
 
         if not found:
             return []
+        weak = self.settings.weak_score
+        confident = [d for d in found if d.score >= weak] or found
         if self.settings.choose == "central":
-            return sorted(found, key=lambda d: (off_centre(d), -d.area, -d.score))
-        largest = max(d.area for d in found)
-        threshold = largest * self.settings.similar_size
-        return sorted(
-            found, key=lambda d: (d.area < threshold, off_centre(d) if d.area >= threshold
-                                  else -d.area, -d.score)
-        )
+            return sorted(found, key=lambda d: (d.score < weak, off_centre(d), -d.area))
+        threshold = max(d.area for d in confident) * self.settings.similar_size
+
+        def rank(d: Detection) -> tuple[bool, bool, float, float]:
+            large = d.area >= threshold
+            return (d.score < weak, not large, off_centre(d) if large else -d.area, -d.score)
+
+        return sorted(found, key=rank)
 
     def _usable(self, detections: list[Detection]) -> list[Detection]:
         minimum = self.settings.min_face_side
