@@ -34,7 +34,7 @@ class Tone:
     autocontrast: float = setting(1.0, min=0.0, max=20.0)  # % of darkest/lightest clipped
     black: int = setting(0, min=0, max=254)  # input level printed as full black
     white: int = setting(255, min=1, max=255)  # input level printed as bare paper
-    gamma: float = setting(1.35, min=0.2, max=5.0)  # > 1 lifts midtones against dot gain
+    gamma: float = setting(1.25, min=0.2, max=5.0)  # > 1 lifts midtones against dot gain
     contrast: float = setting(1.1, min=0.0, max=4.0)  # around mid-grey, 1 = unchanged
     sharpen: float = setting(80.0, min=0.0, max=500.0)  # unsharp-mask strength %, 0 = off
     sharpen_radius: float = setting(1.2, min=0.1, max=10.0)  # unsharp-mask radius in dots
