@@ -149,7 +149,8 @@ class Page:
 
     def photo(self, gray: np.ndarray, size: tuple[int, int]) -> Image.Image:
         start = time.perf_counter()
-        bits = render(gray, self.layout.tone, size)
+        bits = render(crop_to_aspect(np.asarray(gray, dtype=np.uint8), size), self.layout.tone,
+                      size)
         self.dither_seconds += time.perf_counter() - start
         return Image.fromarray(bits)
 
@@ -197,6 +198,19 @@ class Page:
             canvas.paste(b, (0, y))
             y += b.height
         return canvas.point(lambda v: 255 if v >= 128 else 0).convert("1", dither=None)
+
+
+def crop_to_aspect(gray: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """The centred crop of `gray` with the aspect ratio of `size` (width, height)."""
+    h, w = gray.shape[:2]
+    want = size[0] / size[1]
+    if w > h * want + 1:
+        keep = max(1, round(h * want))
+        return gray[:, (w - keep) // 2:(w - keep) // 2 + keep]
+    if h > w / want + 1:
+        keep = max(1, round(w / want))
+        return gray[(h - keep) // 2:(h - keep) // 2 + keep]
+    return gray
 
 
 def text_width(text: str, f: ImageFont.FreeTypeFont, tracking: float = 0.0) -> int:

@@ -19,6 +19,7 @@ from appliance.ticket import (
     TicketLayout,
     compose_no_face,
     compose_ticket,
+    crop_to_aspect,
     text_width,
     wrap,
 )
@@ -152,3 +153,13 @@ def test_configured_font_that_does_not_exist_is_named(tmp_path):
     layout = parse(TicketLayout, {"fonts": {"title": str(tmp_path / "nope.ttf")}}, "ticket")
     with pytest.raises(FontError, match=r"nope\.ttf"):
         compose_ticket(content(1), layout)
+
+
+def test_non_square_thumbnails_are_cropped_not_squashed():
+    tall = np.zeros((120, 60), np.uint8)
+    tall[:, 20:40] = 255  # a white band in the middle third
+    cropped = crop_to_aspect(tall, (50, 50))
+    assert cropped.shape == (60, 60) and cropped[:, 20:40].min() == 255
+    assert crop_to_aspect(tall.T, (50, 50)).shape == (60, 60)
+    matches = [Lookalike(1, 0, 0.4, tall)]
+    assert_printable(compose_ticket(TicketContent(matches), width=384), 384)
