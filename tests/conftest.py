@@ -1,0 +1,42 @@
+"""Shared fixtures: real photos (see tests/photos.py) and one dlib analyzer per test session."""
+
+from __future__ import annotations
+
+import photos
+import pytest
+
+
+@pytest.fixture(scope="session")
+def astronaut():
+    """512x512 RGB uint8 portrait with one face (read-only)."""
+    return photos.astronaut()
+
+
+@pytest.fixture(scope="session")
+def lfw_faces():
+    """(100, 25, 25) uint8 gray LFW face crops (read-only)."""
+    return photos.lfw_faces()
+
+
+@pytest.fixture(scope="session")
+def no_face_photo():
+    """400x600 RGB photo without a face (read-only)."""
+    return photos.no_face_photo()
+
+
+@pytest.fixture(scope="session")
+def analyzer():
+    """A FaceAnalyzer with the default settings and the real dlib models (loaded once)."""
+    from appliance.faces import FaceAnalyzer
+
+    return FaceAnalyzer()
+
+
+@pytest.fixture(scope="session")
+def astronaut_face(analyzer, astronaut):
+    """The astronaut's Face, descriptor computed (shared: do not mutate)."""
+    from appliance.faces import Face
+
+    face = analyzer.analyze(astronaut)
+    assert isinstance(face, Face), face
+    return face

@@ -1,0 +1,119 @@
+"""Real face photos for tests, made at test time from scikit-image's bundled data (never committed).
+
+- `astronaut()`: NASA portrait of Eileen Collins, 512x512 RGB, public domain; one frontal face
+  (looked at: forehead to chin x ~180-265, y ~80-175) and a round mission badge on the suit that
+  the HOG detector sometimes mistakes for a weak face.
+- `lfw_faces()`: the 100 face crops (25x25 gray) of `skimage.data.lfw_subset()` (Labeled Faces
+  in the Wild); `lfw_photo(i)` upscales one to a photo-like RGB image. No identity labels.
+- `no_face_photo()`: `skimage.data.coffee()`, a cup of coffee (no face, no detection).
+- `camera_frame()`: a photo placed in a 12 MP (4056x3040) camera frame.
+"""
+
+from __future__ import annotations
+
+import io
+from functools import cache
+
+import numpy as np
+from PIL import Image
+
+#: Where the astronaut's face is, in the 512x512 image (checked by eye): left, top, right, bottom.
+ASTRONAUT_FACE_REGION = (170, 60, 275, 190)
+
+#: The Pi HQ camera's full 12.3 MP frame.
+TWELVE_MP = (4056, 3040)
+
+# EXIF orientation -> how a camera stores the upright picture `a` (the inverse of what viewers
+# apply), written out with numpy from the EXIF 2.3 definitions, independent of Pillow.
+STORED_FOR_ORIENTATION = {
+    1: lambda a: a,
+    2: lambda a: a[:, ::-1],  # mirrored
+    3: lambda a: a[::-1, ::-1],  # upside down
+    4: lambda a: a[::-1, :],  # mirrored upside down
+    5: lambda a: a.transpose(1, 0, 2),  # 0th row is the left side, 0th column the top
+    6: lambda a: np.rot90(a, 1),  # 0th row is the right side (phone held upright)
+    7: lambda a: a[::-1, ::-1].transpose(1, 0, 2),  # 0th row is the right side, column bottom
+    8: lambda a: np.rot90(a, -1),  # 0th row is the left side, 0th column the bottom
+}
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    a = np.ascontiguousarray(a)
+    a.setflags(write=False)
+    return a
+
+
+@cache
+def astronaut() -> np.ndarray:
+    from skimage import data
+
+    return _frozen(data.astronaut())
+
+
+@cache
+def lfw_faces() -> np.ndarray:
+    """(100, 25, 25) uint8 gray face crops."""
+    from skimage import data
+
+    return _frozen((data.lfw_subset()[:100] * 255).round().astype(np.uint8))
+
+
+@cache
+def lfw_non_faces() -> np.ndarray:
+    """(100, 25, 25) uint8 gray crops without a face (the second half of lfw_subset)."""
+    from skimage import data
+
+    return _frozen((data.lfw_subset()[100:] * 255).round().astype(np.uint8))
+
+
+def lfw_photo(index: int, side: int = 200) -> np.ndarray:
+    """LFW face `index` upscaled (bicubic) to side x side RGB."""
+    gray = Image.fromarray(lfw_faces()[index]).resize((side, side), Image.Resampling.BICUBIC)
+    return _frozen(np.repeat(np.asarray(gray)[:, :, None], 3, axis=2))
+
+
+@cache
+def no_face_photo() -> np.ndarray:
+    from skimage import data
+
+    return _frozen(data.coffee())
+
+
+def camera_frame(photo: np.ndarray, size: tuple[int, int] = TWELVE_MP) -> tuple[np.ndarray, float,
+                                                                                  tuple[int, int]]:
+    """`photo` scaled (bicubic) to the frame's height and centred on mid-gray.
+
+    Returns the frame, the scale and the (x, y) offset of the photo in it.
+    """
+    width, height = size
+    scale = height / photo.shape[0]
+    new_w = round(photo.shape[1] * scale)
+    scaled = np.asarray(
+        Image.fromarray(photo).resize((new_w, height), Image.Resampling.BICUBIC)
+    )
+    frame = np.full((height, width, 3), 128, np.uint8)
+    x0 = (width - new_w) // 2
+    frame[:, x0:x0 + new_w] = scaled
+    return _frozen(frame), scale, (x0, 0)
+
+
+def encode(pixels: np.ndarray, fmt: str = "PNG", *, orientation: int | None = None,
+           **save: object) -> bytes:
+    """`pixels` encoded as `fmt`; with `orientation`, stored the way a camera would with that
+    EXIF tag, so a viewer honouring the tag shows `pixels` again."""
+    image = Image.fromarray(np.ascontiguousarray(
+        STORED_FOR_ORIENTATION[orientation](pixels) if orientation else pixels
+    ))
+    if orientation:
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        save["exif"] = exif
+    out = io.BytesIO()
+    image.save(out, fmt, **save)
+    return out.getvalue()
+
+
+def rescaled(pixels: np.ndarray, factor: float) -> np.ndarray:
+    image = Image.fromarray(pixels)
+    size = (round(image.width * factor), round(image.height * factor))
+    return np.asarray(image.resize(size, Image.Resampling.LANCZOS))

@@ -1,0 +1,251 @@
+"""appliance.images: any photo in, RGB uint8 out; unusable files give a one-line ImageError."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import numpy as np
+import photos
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from PIL import Image
+
+from appliance.images import ImageError, array_to_rgb, load_image
+
+
+@pytest.fixture(scope="module")
+def portrait() -> np.ndarray:
+    """An asymmetric real photo (a crop keeps the tests fast)."""
+    return np.ascontiguousarray(photos.astronaut()[40:240, 120:340])
+
+
+def test_path_bytes_and_array_give_the_same_pixels(tmp_path, portrait):
+    data = photos.encode(portrait, "PNG")
+    path = tmp_path / "p.png"
+    path.write_bytes(data)
+    for source in (path, str(path), data, portrait):
+        out = load_image(source)
+        assert out.dtype == np.uint8 and out.shape == portrait.shape
+        assert out.flags.c_contiguous
+        np.testing.assert_array_equal(out, portrait)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_is_applied(portrait, orientation):
+    stored = photos.encode(portrait, "PNG", orientation=orientation)
+    if orientation in (5, 6, 7, 8):
+        assert Image.open(io.BytesIO(stored)).size == (portrait.shape[0], portrait.shape[1])
+    np.testing.assert_array_equal(load_image(stored), portrait)
+
+
+def test_exif_orientation_in_jpeg(portrait):
+    plain = load_image(photos.encode(portrait, "JPEG", quality=95))
+    rotated = load_image(photos.encode(portrait, "JPEG", orientation=6, quality=95))
+    assert rotated.shape == portrait.shape
+    # Different 8x8 block grids, same picture: small differences only.
+    assert np.abs(rotated.astype(int) - plain.astype(int)).mean() < 3
+
+
+def test_grayscale_becomes_three_equal_channels(portrait):
+    gray = np.asarray(Image.fromarray(portrait).convert("L"))
+    out = load_image(photos.encode(gray, "PNG"))
+    assert out.shape == (*gray.shape, 3)
+    for channel in range(3):
+        np.testing.assert_array_equal(out[:, :, channel], gray)
+
+
+def test_rgba_is_composited_on_white():
+    rgb = np.array([[[200, 10, 50], [0, 0, 0], [30, 60, 90]]], np.uint8)
+    alpha = np.array([[255, 0, 128]], np.uint8)
+    out = load_image(photos.encode(np.dstack([rgb, alpha]), "PNG"))
+    expected = rgb * (alpha[..., None] / 255) + 255 * (1 - alpha[..., None] / 255)
+    assert np.abs(out.astype(float) - expected).max() <= 0.51
+
+
+def test_la_and_palette_with_transparency():
+    la = Image.fromarray(np.array([[[0, 0], [0, 255]]], np.uint8), "LA")
+    buf = io.BytesIO()
+    la.save(buf, "PNG")
+    np.testing.assert_array_equal(load_image(buf.getvalue())[0], [[255] * 3, [0] * 3])
+
+    pal = Image.new("P", (2, 1))
+    pal.putpalette([255, 0, 0, 0, 0, 255] + [0] * 762)
+    pal.putpixel((0, 0), 0)
+    pal.putpixel((1, 0), 1)
+    buf = io.BytesIO()
+    pal.save(buf, "PNG", transparency=1)
+    np.testing.assert_array_equal(load_image(buf.getvalue())[0], [[255, 0, 0], [255, 255, 255]])
+    buf = io.BytesIO()
+    pal.save(buf, "GIF")
+    np.testing.assert_array_equal(load_image(buf.getvalue())[0], [[255, 0, 0], [0, 0, 255]])
+
+
+def test_sixteen_bit_gray_png_uses_the_full_range():
+    values = np.array([[0, 257, 32768, 65535]], np.uint16)
+    buf = io.BytesIO()
+    Image.fromarray(values).save(buf, "PNG")
+    assert Image.open(io.BytesIO(buf.getvalue())).mode.startswith("I")
+    out = load_image(buf.getvalue())
+    np.testing.assert_array_equal(out[0, :, 0], [0, 1, 128, 255])
+
+
+def test_sixteen_bit_rgb_png(tmp_path):
+    import cv2
+
+    rgb16 = np.zeros((2, 2, 3), np.uint16)
+    rgb16[0, 0] = (65535, 0, 0)
+    rgb16[1, 1] = (0, 32896, 65535)
+    path = tmp_path / "deep.png"
+    assert cv2.imwrite(str(path), rgb16[:, :, ::-1])  # OpenCV writes BGR
+    out = load_image(path)
+    np.testing.assert_allclose(out.astype(int), (rgb16 // 257).astype(int), atol=1)
+
+
+def test_cmyk_jpeg_becomes_rgb():
+    cmyk = Image.new("CMYK", (16, 8), (255, 0, 0, 0))  # pure cyan
+    cmyk.paste((0, 0, 0, 255), (8, 0, 16, 8))  # pure black on the right
+    buf = io.BytesIO()
+    cmyk.save(buf, "JPEG", quality=95)
+    out = load_image(buf.getvalue()).astype(int)
+    assert np.abs(out[:, :6] - [0, 255, 255]).max() < 12
+    assert out[:, 10:].max() < 12
+
+
+def test_large_jpeg_is_decoded_downscaled(tmp_path, portrait):
+    big = photos.rescaled(portrait, 12)  # 2640 x 2400
+    path = tmp_path / "big.jpg"
+    path.write_bytes(photos.encode(big, "JPEG", quality=90))
+    small = load_image(path, max_side=300)
+    assert max(small.shape[:2]) == 300
+    assert small.shape[:2] == (round(2400 * 300 / 2640), 300)
+    reference = photos.rescaled(load_image(path), 300 / 2640)
+    assert np.abs(small.astype(int) - reference.astype(int)).mean() < 4
+    # a rotated phone photo: the limit applies to the upright picture
+    path.write_bytes(photos.encode(big, "JPEG", orientation=6, quality=90))
+    assert load_image(path, max_side=300).shape[:2] == small.shape[:2]
+
+
+def test_tiny_images_load():
+    for shape in [(1, 1, 3), (2, 3), (25, 25)]:
+        pixels = np.arange(np.prod(shape), dtype=np.uint8).reshape(shape)
+        assert load_image(photos.encode(pixels, "PNG")).shape[:2] == shape[:2]
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"", "empty file (0 bytes)"),
+        (b"hello, this is not a photo\n", "not an image or unsupported format"),
+        ("truncated-jpeg", "truncated image file"),
+        ("truncated-png", "truncated image file"),
+    ],
+)
+def test_unusable_files_give_one_line_errors(tmp_path, portrait, content, reason):
+    if content == "truncated-jpeg":
+        full = photos.encode(portrait, "JPEG")
+        content = full[: len(full) // 2]
+    elif content == "truncated-png":
+        full = photos.encode(portrait, "PNG")
+        content = full[: len(full) // 2]
+    path = tmp_path / "photo.jpg"
+    path.write_bytes(content)
+    with pytest.raises(ImageError) as info:
+        load_image(path)
+    message = str(info.value)
+    assert message == f"{path}: {reason}"
+    assert "\n" not in message
+
+
+def test_missing_file_and_folder(tmp_path):
+    with pytest.raises(ImageError, match=r"nope\.jpg: no such file$"):
+        load_image(tmp_path / "nope.jpg")
+    with pytest.raises(ImageError, match="is a directory"):
+        load_image(tmp_path)
+
+
+def test_heic_without_plugin_names_the_package(tmp_path):
+    path = tmp_path / "IMG_0001.HEIC"
+    path.write_bytes(b"\x00\x00\x00\x18ftypheic" + b"\x00" * 64)
+    try:
+        import pillow_heif  # noqa: F401
+    except ImportError:
+        with pytest.raises(ImageError, match="pillow-heif"):
+            load_image(path)
+    else:  # pragma: no cover - the plugin reads it (and finds it broken)
+        with pytest.raises(ImageError):
+            load_image(path)
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(
+            ">I", zlib.crc32(kind + data) & 0xFFFFFFFF
+        )
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b"")
+
+
+def test_decompression_bomb_is_refused_before_decoding():
+    with pytest.raises(ImageError, match=r"too many pixels.*decompression bomb") as info:
+        load_image(_png_header_only(40000, 40000), name="bomb.png")
+    assert str(info.value).startswith("bomb.png: ")
+    with pytest.raises(ImageError, match=r"100x100 = 0 MP, limit 0 MP"):
+        load_image(photos.encode(np.zeros((100, 100), np.uint8)), max_pixels=9999)
+
+
+def test_max_side_for_arrays(portrait):
+    out = load_image(portrait, max_side=100)
+    assert out.shape == (91, 100, 3)
+    with pytest.raises(ValueError):
+        load_image(portrait, max_side=0)
+
+
+# ---------------------------------------------------------------------------------------------
+# array_to_rgb against plain numpy references
+
+
+@settings(max_examples=40, deadline=None)
+@given(arrays(np.uint8, st.tuples(st.integers(1, 9), st.integers(1, 9), st.just(3))))
+def test_rgb_uint8_arrays_pass_unchanged(a):
+    np.testing.assert_array_equal(array_to_rgb(a), a)
+
+
+@settings(max_examples=40, deadline=None)
+@given(arrays(np.uint16, st.tuples(st.integers(1, 9), st.integers(1, 9))))
+def test_uint16_gray_is_rounded_from_full_range(a):
+    expected = np.floor(a.astype(np.float64) * 255 / 65535 + 0.5).astype(np.uint8)
+    out = array_to_rgb(a)
+    for channel in range(3):
+        np.testing.assert_array_equal(out[:, :, channel], expected)
+
+
+@settings(max_examples=40, deadline=None)
+@given(arrays(np.uint8, st.tuples(st.integers(1, 6), st.integers(1, 6), st.just(4))))
+def test_rgba_arrays_match_the_compositing_formula(a):
+    alpha = a[:, :, 3:4] / 255.0
+    expected = a[:, :, :3] * alpha + 255.0 * (1 - alpha)
+    assert np.abs(array_to_rgb(a).astype(float) - expected).max() <= 0.5 + 1e-9
+
+
+@settings(max_examples=40, deadline=None)
+@given(arrays(np.float32, st.tuples(st.integers(1, 6), st.integers(1, 6)),
+              elements=st.floats(0, 1, width=32)))
+def test_float_arrays_are_taken_as_zero_to_one(a):
+    expected = np.floor(a.astype(np.float64) * 255 + 0.5)
+    assert np.abs(array_to_rgb(a)[:, :, 0] - expected).max() <= 1
+
+
+def test_bad_arrays():
+    with pytest.raises(ImageError, match=r"array: expected an image array"):
+        array_to_rgb(np.zeros((4, 4, 2), np.uint8))
+    with pytest.raises(ImageError, match="empty image"):
+        array_to_rgb(np.zeros((0, 4, 3), np.uint8))
+    with pytest.raises(ImageError, match="NaN"):
+        array_to_rgb(np.full((2, 2), np.nan))
+    np.testing.assert_array_equal(array_to_rgb(np.ones((2, 2), bool))[..., 0], 255)
+    np.testing.assert_array_equal(array_to_rgb(np.ones((2, 2, 1), np.uint8)), 1)
