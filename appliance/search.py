@@ -36,7 +36,7 @@ PREFETCH_ROWS = 32
 #: Kernels that scan faster with the norm trick than with direct differences (compute-bound:
 #: the Cortex-A72 saves a subtraction per 4 lanes; AVX2 is memory-bound either way).
 _NORM_TRICK_KERNELS = frozenset({"neon"})
-_KNOWN_KERNELS = ("serial", "avx2", "neon")
+_KNOWN_KERNELS = ("serial", "avx2", "avx512", "neon")
 _MAX_THREADS = 64
 _MIN_ROWS_PER_THREAD = 64
 _U = 2.0**-24  # float32 unit roundoff
@@ -49,7 +49,7 @@ class SearchSettings:
     """The `search` section of the configuration."""
 
     threads: int = setting(1, min=1, max=_MAX_THREADS)
-    kernel: Literal["auto", "serial", "avx2", "neon"] = "auto"
+    kernel: Literal["auto", "serial", "avx2", "avx512", "neon"] = "auto"
 
 
 def kernels() -> list[str]:

@@ -12,6 +12,7 @@
 #include "topk.h"
 #include "serial.h"
 #include "avx2.h"
+#include "avx512.h"
 #include "neon.h"
 
 /* ---- instantiate scan/dists for every ISA x metric ---------------------------------------- */
@@ -34,6 +35,23 @@
 #ifdef SOSIE_HAVE_AVX2
 #define SCAN_ISA avx2
 #define SCAN_ATTR SOSIE_AVX2
+#define SCAN_METRIC l2
+#define SOSIE_METRIC_IS_DOT 0
+#include "scan_template.h"
+#undef SCAN_METRIC
+#undef SOSIE_METRIC_IS_DOT
+#define SCAN_METRIC dot
+#define SOSIE_METRIC_IS_DOT 1
+#include "scan_template.h"
+#undef SCAN_METRIC
+#undef SOSIE_METRIC_IS_DOT
+#undef SCAN_ISA
+#undef SCAN_ATTR
+#endif
+
+#ifdef SOSIE_HAVE_AVX512
+#define SCAN_ISA avx512
+#define SCAN_ATTR SOSIE_AVX512
 #define SCAN_METRIC l2
 #define SOSIE_METRIC_IS_DOT 0
 #include "scan_template.h"
@@ -88,7 +106,18 @@ static int cpu_has_avx2(void) {
 }
 #endif
 
+#ifdef SOSIE_HAVE_AVX512
+static int cpu_has_avx512(void) {
+    __builtin_cpu_init();
+    return cpu_has_avx2() && __builtin_cpu_supports("avx512f");
+}
+#endif
+
 static const kernel_entry KERNELS[] = {
+#ifdef SOSIE_HAVE_AVX512
+    {"avx512", cpu_has_avx512, avx512_rounding_depth,
+     {avx512_l2_scan, avx512_dot_scan}, {avx512_l2_dists, avx512_dot_dists}},
+#endif
 #ifdef SOSIE_HAVE_AVX2
     {"avx2", cpu_has_avx2, avx2_rounding_depth,
      {avx2_l2_scan, avx2_dot_scan}, {avx2_l2_dists, avx2_dot_dists}},

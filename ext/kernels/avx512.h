@@ -1,0 +1,85 @@
+/* x86-64 AVX-512F kernels (see serial.h for the contract).
+ *
+ * Same scheme as avx2.h with 16 lanes: half the instructions per row, which matters when the
+ * core's other hyperthread competes for the vector ports. Compiled with per-function target
+ * attributes; dispatch.c only calls these after __builtin_cpu_supports("avx512f").
+ * A row width that is not a multiple of 16 ends with a masked 8-value step.
+ */
+#ifndef SOSIE_AVX512_H
+#define SOSIE_AVX512_H
+
+#if defined(__x86_64__)
+#define SOSIE_HAVE_AVX512 1
+
+#include <immintrin.h>
+#include <stddef.h>
+
+#define SOSIE_AVX512 __attribute__((target("avx512f,avx2,f16c,fma")))
+
+SOSIE_AVX512 static inline __m512 avx512_load16(const char *p) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
+}
+
+SOSIE_AVX512 static inline __m512 avx512_load8(const char *p) { /* upper 8 lanes zero */
+    return _mm512_cvtph_ps(_mm256_zextsi128_si256(_mm_loadu_si128((const __m128i *)p)));
+}
+
+/* [sum(s0), sum(s1), sum(s2), sum(s3)]; each lane only ever adds numbers of its own row. */
+SOSIE_AVX512 static inline __m128 avx512_reduce4(__m512 s0, __m512 s1, __m512 s2, __m512 s3) {
+#define FOLD(s) _mm256_add_ps(_mm512_castps512_ps256(s), _mm512_extractf32x8_ps_(s))
+#define _mm512_extractf32x8_ps_(s) _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(s), 1))
+    __m256 f0 = FOLD(s0), f1 = FOLD(s1), f2 = FOLD(s2), f3 = FOLD(s3);
+#undef FOLD
+#undef _mm512_extractf32x8_ps_
+    __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(f0, f1), _mm256_hadd_ps(f2, f3));
+    return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+}
+
+#define AVX512_L2_STEP(acc, x, qv)                      \
+    do {                                                \
+        __m512 t_ = _mm512_sub_ps((x), (qv));           \
+        acc = _mm512_fmadd_ps(t_, t_, acc);             \
+    } while (0)
+
+#define AVX512_DOT_STEP(acc, x, qv) acc = _mm512_fmadd_ps((x), (qv), acc)
+
+#define AVX512_ROWS4(NAME, STEP)                                                             \
+    SOSIE_AVX512 static inline void NAME(const char *r, ptrdiff_t stride, const float *q,    \
+                                         size_t d, float out[4]) {                           \
+        const char *r0 = r, *r1 = r + stride, *r2 = r + 2 * stride, *r3 = r + 3 * stride;    \
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;                          \
+        __m512 b0 = a0, b1 = a0, b2 = a0, b3 = a0;                                           \
+        size_t j = 0;                                                                        \
+        for (; j + 32 <= d; j += 32) {                                                       \
+            __m512 qa = _mm512_loadu_ps(q + j), qb = _mm512_loadu_ps(q + j + 16);            \
+            size_t o = 2 * j;                                                                \
+            STEP(a0, avx512_load16(r0 + o), qa); STEP(a1, avx512_load16(r1 + o), qa);        \
+            STEP(a2, avx512_load16(r2 + o), qa); STEP(a3, avx512_load16(r3 + o), qa);        \
+            o += 32;                                                                         \
+            STEP(b0, avx512_load16(r0 + o), qb); STEP(b1, avx512_load16(r1 + o), qb);        \
+            STEP(b2, avx512_load16(r2 + o), qb); STEP(b3, avx512_load16(r3 + o), qb);        \
+        }                                                                                    \
+        if (j + 16 <= d) {                                                                   \
+            __m512 qa = _mm512_loadu_ps(q + j);                                              \
+            size_t o = 2 * j;                                                                \
+            STEP(a0, avx512_load16(r0 + o), qa); STEP(a1, avx512_load16(r1 + o), qa);        \
+            STEP(a2, avx512_load16(r2 + o), qa); STEP(a3, avx512_load16(r3 + o), qa);        \
+            j += 16;                                                                         \
+        }                                                                                    \
+        if (j < d) { /* d is a multiple of 8: one masked 8-value step */                     \
+            __m512 qa = _mm512_maskz_loadu_ps(0x00ff, q + j);                                \
+            size_t o = 2 * j;                                                                \
+            STEP(b0, avx512_load8(r0 + o), qa); STEP(b1, avx512_load8(r1 + o), qa);          \
+            STEP(b2, avx512_load8(r2 + o), qa); STEP(b3, avx512_load8(r3 + o), qa);          \
+        }                                                                                    \
+        _mm_storeu_ps(out, avx512_reduce4(_mm512_add_ps(a0, b0), _mm512_add_ps(a1, b1),      \
+                                          _mm512_add_ps(a2, b2), _mm512_add_ps(a3, b3)));    \
+    }
+
+AVX512_ROWS4(avx512_l2_rows4, AVX512_L2_STEP)
+AVX512_ROWS4(avx512_dot_rows4, AVX512_DOT_STEP)
+
+static inline size_t avx512_rounding_depth(size_t d) { return d / 32 + 10; }
+
+#endif
+#endif
