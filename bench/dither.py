@@ -28,20 +28,24 @@ def photo_like(size: int, seed: int = 0) -> np.ndarray:
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
-def median_ms(fn, repeat: int) -> float:
-    fn()  # warm up
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times)
+def median_ms(cases: dict, repeat: int) -> dict[str, float]:
+    """Median ms per case; the cases take turns (rotating order) so load bursts hit all alike."""
+    names = list(cases)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for name in names:
+        cases[name]()  # warm up
+    for r in range(repeat):
+        for name in names[r % len(names):] + names[: r % len(names)]:
+            t0 = time.perf_counter()
+            cases[name]()
+            times[name].append((time.perf_counter() - t0) * 1000)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=576, help="image side in dots")
-    parser.add_argument("--repeat", type=int, default=31, help="timed runs per method")
+    parser.add_argument("--repeat", type=int, default=51, help="timed runs per method")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
 
@@ -57,10 +61,11 @@ def main(argv: list[str] | None = None) -> int:
         "bayer 4x4": lambda: dither(gray, "bayer", bayer_size=4),
         "tone prepare (levels, gamma, unsharp)": lambda: prepare(gray, Tone()),
     }
-    results = {name: median_ms(fn, args.repeat) for name, fn in cases.items()}
+    results = median_ms(cases, args.repeat)
     anchor = results["pillow convert('1') (FS)"]
 
-    print(f"dithering {args.size}x{args.size} uint8 -> 1 bit, median of {args.repeat} runs")
+    print(f"dithering {args.size}x{args.size} uint8 -> 1 bit, median of {args.repeat} "
+          "interleaved runs")
     print(f"| {'method':<38} | {'ms':>7} | {'vs Pillow FS':>12} |")
     print(f"|{'-' * 40}|{'-' * 9}|{'-' * 14}|")
     for name, ms in results.items():

@@ -40,16 +40,13 @@ cdef inline void _rotate(int** rows, int count) noexcept nogil:
 cdef void _fs_row(const u8* src, u8* out, int* cur, int* nxt, Py_ssize_t w, int d) noexcept nogil:
     """One Floyd-Steinberg row; src/out/cur/nxt point at the first pixel visited, step d."""
     cdef Py_ssize_t i
-    cdef int carry = 0, value, e, e7, e3, e5
+    cdef int carry = 0, value, e, e7, e3, e5, printed
     cdef int below_prev = 0, below_here = 0  # pending sums for nxt[x - d] and nxt[x]
     for i in range(w):
         value = src[0] + cur[0] + carry
-        if value >= 128:
-            out[0] = 255
-            e = value - 255
-        else:
-            out[0] = 0
-            e = value
+        printed = (value >= 128) * 255  # branch-free: dither patterns defeat prediction
+        out[0] = <u8> printed
+        e = value - printed
         e7 = (e * 7) >> 4
         e3 = (e * 3) >> 4
         e5 = (e * 5) >> 4
@@ -69,16 +66,13 @@ cdef void _atkinson_row(const u8* src, u8* out, int* cur, int* nxt, int* nxt2, P
                         int d) noexcept nogil:
     """One Atkinson row; cur/nxt hold errors from earlier rows, nxt2 is written afresh."""
     cdef Py_ssize_t i
-    cdef int carry1 = 0, carry2 = 0, value, e, e8
+    cdef int carry1 = 0, carry2 = 0, value, e, e8, printed
     cdef int below_prev = 0, below_here = 0
     for i in range(w):
         value = src[0] + cur[0] + carry1
-        if value >= 128:
-            out[0] = 255
-            e = value - 255
-        else:
-            out[0] = 0
-            e = value
+        printed = (value >= 128) * 255  # branch-free: dither patterns defeat prediction
+        out[0] = <u8> printed
+        e = value - printed
         e8 = e >> 3
         carry1 = carry2 + e8
         carry2 = e8
@@ -164,11 +158,19 @@ def ordered(gray, thresholds):
     if n == 0 or m == 0:
         raise ValueError("ordered: empty threshold map")
     result = np.empty((h, w), dtype=np.uint8)
+    # each threshold row tiled once across the width, so the inner loop vectorises
+    tiled_rows = np.ascontiguousarray(np.tile(np.asarray(t), (1, (w + m - 1) // m + 1)))
+    cdef const u8[:, ::1] tiled = tiled_rows
     cdef u8[:, ::1] out = result
-    cdef Py_ssize_t y, x, ty
+    cdef Py_ssize_t y, x
+    cdef const u8* s
+    cdef const u8* r
+    cdef u8* o
     with nogil:
         for y in range(h):
-            ty = y % n
+            s = &src[y, 0] if w else NULL
+            r = &tiled[y % n, 0]
+            o = &out[y, 0] if w else NULL
             for x in range(w):
-                out[y, x] = 255 if src[y, x] >= t[ty, x % m] else 0
+                o[x] = 255 if s[x] >= r[x] else 0
     return result
