@@ -202,21 +202,41 @@ def _check_model_file(role: str, path: Path) -> None:
         raise ModelError(f"dlib {role} model is empty: {path} (set {key} to a valid file)")
 
 
+#: dlib's detector, predictor and network keep per-call state: one call at a time per process.
+_DLIB_LOCK = threading.RLock()
+_loaded: dict[tuple[str, Path], Any] = {}
+
+
 class _Models:
-    """The three dlib models, loaded once; calls into them are serialised (dlib nets keep state)."""
+    """The three dlib models for one pair of model files; each file is loaded once per process."""
 
     def __init__(self, landmarks: Path, descriptor: Path) -> None:
-        import dlib
-
-        self.detector = dlib.get_frontal_face_detector()
-        self.predictor = _load(dlib.shape_predictor, "landmarks", landmarks)
-        self.recognizer = _load(dlib.face_recognition_model_v1, "descriptor", descriptor)
-        self.lock = threading.Lock()
+        _check_model_file("landmarks", landmarks)  # fail fast, before any slow load
+        _check_model_file("descriptor", descriptor)
+        self.detector = _model("detector", None)
+        self.predictor = _model("landmarks", landmarks)
+        self.recognizer = _model("descriptor", descriptor)
+        self.lock = _DLIB_LOCK
 
     def describe(self, chip: np.ndarray) -> np.ndarray:
         with self.lock:
             vector = self.recognizer.compute_face_descriptor(chip, 0)
         return np.asarray(vector, dtype=np.float32).reshape(128)
+
+
+def _model(role: str, path: Path | None) -> Any:
+    import dlib
+
+    key = (role, path or Path())
+    with _DLIB_LOCK:
+        if key not in _loaded:
+            if path is None:
+                _loaded[key] = dlib.get_frontal_face_detector()
+            else:
+                loader = dlib.shape_predictor if role == "landmarks" else (
+                    dlib.face_recognition_model_v1)
+                _loaded[key] = _load(loader, role, path)
+        return _loaded[key]
 
 
 def _load(loader: Any, role: str, path: Path) -> Any:
@@ -229,13 +249,12 @@ def _load(loader: Any, role: str, path: Path) -> Any:
 
 
 _models_cache: dict[tuple[Path, Path], _Models] = {}
-_models_lock = threading.Lock()
 
 
 def _models_for(settings: FaceSettings) -> _Models:
     paths = model_paths(settings)
     key = (paths["landmarks"].resolve(), paths["descriptor"].resolve())
-    with _models_lock:
+    with _DLIB_LOCK:
         if key not in _models_cache:
             _models_cache[key] = _Models(*key)
         return _models_cache[key]
