@@ -17,6 +17,7 @@ from appliance.dither import (
     render,
     to_bitmap,
     tone_curve,
+    unsharp_mask,
 )
 
 FS = [(1, 7), (-1 + 1j, 3), (1j, 5), (1 + 1j, None)]  # (dx + dy·i, weight/16; None = rest)
@@ -157,6 +158,9 @@ def test_prepare_keeps_shape_and_sharpens_edges():
     sharp = prepare(gray, Tone(sharpen=200, autocontrast=0))
     assert soft.shape == sharp.shape == gray.shape and sharp.dtype == np.uint8
     assert sharp[:, 16].mean() > soft[:, 16].mean()  # overshoot on the light side of the edge
+    assert sharp[:, 15].mean() < soft[:, 15].mean()  # and undershoot on the dark side
+    flat = np.full((20, 20), 90, np.uint8)
+    assert np.array_equal(unsharp_mask(flat, 2.0, 300), flat)  # nothing to sharpen
 
 
 def test_render_resizes_and_to_bitmap_is_mode_1():
