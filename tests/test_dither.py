@@ -152,7 +152,7 @@ def test_tone_curve_levels_and_gamma():
 
 
 def test_prepare_keeps_shape_and_sharpens_edges():
-    gray = np.zeros((32, 32), np.uint8)
+    gray = np.full((32, 32), 60, np.uint8)
     gray[:, 16:] = 200
     soft = prepare(gray, Tone(sharpen=0, autocontrast=0))
     sharp = prepare(gray, Tone(sharpen=200, autocontrast=0))
