@@ -169,13 +169,14 @@ class Scanner:
         Sorted by ascending Euclidean distance, ties by lower row index; exact with respect to
         float64 arithmetic on the float16 rows and the query as given.
         """
-        q64 = self._check_query(query)
+        q64, q32 = self._check_query(query)
         m = min(self._check_k(k), len(self._vectors))
         if m == 0:
             return np.empty(0, np.int64), np.empty(0, np.float32)
-        q32 = q64.astype(np.float32)
-        q32[np.abs(q32) < _TINY] = 0.0  # no subnormal inputs to the kernels (DAZ-proof)
-        delta = float(np.sqrt(np.sum((q64 - q32.astype(np.float64)) ** 2)))
+        delta = 0.0  # how far the float32 query the kernels see is from the query as given
+        if q64.dtype != np.float32 or np.any(np.abs(q32) < _TINY):
+            q32 = np.where(np.abs(q32) < _TINY, np.float32(0), q32)  # no subnormals (DAZ)
+            delta = float(np.sqrt(np.sum((q64 - q32) ** 2)))
 
         metric, kq, qnorm2, norms2, rel, absolute = self._metric(q32)
         n = len(self._vectors)
@@ -198,17 +199,19 @@ class Scanner:
 
     # -- internals --------------------------------------------------------------------------
 
-    def _check_query(self, query: object) -> np.ndarray:
+    def _check_query(self, query: object) -> tuple[np.ndarray, np.ndarray]:
+        """(the query as given: float32 or float64, the float32 query for the kernels)."""
         q = np.asarray(query)
         d = self._vectors.shape[1]
         if q.dtype.kind not in "fiu" or q.shape != (d,):
             raise ValueError(f"query: expected {d} real numbers, got {q.dtype} {q.shape}")
-        q64 = q.astype(np.float64)
-        if not np.all(np.isfinite(q64)):
-            raise ValueError("query: holds NaN or infinity")
-        if np.max(np.abs(q64)) > 3.0e38:
+        given = q if q.dtype == np.float32 else q.astype(np.float64)
+        q32 = np.ascontiguousarray(given, dtype=np.float32)
+        if not np.isfinite(q32).all():
+            if not np.isfinite(given).all():
+                raise ValueError("query: holds NaN or infinity")
             raise ValueError("query: values beyond the float32 range")
-        return q64
+        return given, q32
 
     @staticmethod
     def _check_k(k: object) -> int:
@@ -219,12 +222,14 @@ class Scanner:
     def _metric(self, q32: np.ndarray) -> tuple[int, np.ndarray, float, np.ndarray | None, float,
                                                  float]:
         """(metric, kernel query, ||q||^2, norms2, relative error, absolute error) for a scan."""
-        qnorm = float(np.sqrt(np.sum(q32.astype(np.float64) ** 2)))
-        if self._norms2 is not None and (self._max_norm + qnorm) ** 2 < 1e36:
+        if self._norms2 is None:
+            return _scan.L2, q32, 0.0, None, self._rel, self._tiny
+        qnorm = float(np.sqrt(np.dot(q32.astype(np.float64), q32.astype(np.float64))))
+        if (self._max_norm + qnorm) ** 2 < 1e36:
             absolute = (self._rel + 3 * _U) * (self._max_norm + qnorm) ** 2 + 2 * self._tiny
             kq = np.ascontiguousarray(-2.0 * q32, dtype=np.float32)
             return _scan.DOT, kq, float(np.float32(qnorm**2)), self._norms2, 0.0, absolute
-        return _scan.L2, np.ascontiguousarray(q32), 0.0, None, self._rel, self._tiny
+        return _scan.L2, q32, 0.0, None, self._rel, self._tiny
 
     def _values(self, kq: np.ndarray, norms2: np.ndarray | None, qnorm2: float,
                 metric: int) -> np.ndarray:
@@ -233,11 +238,13 @@ class Scanner:
 
     def _rescore(self, rows: np.ndarray, q64: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(rows, exact float64 squared distances), the same formula as a numpy reference."""
+        q64 = q64.astype(np.float64, copy=False)
         parts = []
         for start in range(0, len(rows), _RESCORE_CHUNK):
             block = self._vectors[rows[start : start + _RESCORE_CHUNK]].astype(np.float64)
-            parts.append(((block - q64) ** 2).sum(axis=1))
-        exact = np.concatenate(parts) if parts else np.empty(0)
+            block -= q64
+            parts.append((block * block).sum(axis=1))
+        exact = parts[0] if len(parts) == 1 else np.concatenate([np.empty(0), *parts])
         return rows, exact
 
 

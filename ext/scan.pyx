@@ -87,8 +87,6 @@ def scan(str kernel, int metric, vectors, const float[::1] q, norms2, float qnor
     cdef size_t n = vectors.shape[0]
     if threads < 1:
         threads = 1
-    if <size_t>threads > n // 4096 + 1:  # tiny chunks are not worth a thread
-        threads = <int>(n // 4096 + 1)
     cdef float[::1] dist = np.empty(threads * cap, np.float32)
     cdef int64_t[::1] rows = np.empty(threads * cap, np.int64)
     counts_arr = np.zeros(threads, np.uintp)
@@ -108,6 +106,9 @@ def scan(str kernel, int metric, vectors, const float[::1] q, norms2, float qnor
                         &bounds[0])
     if rc != 0:
         raise RuntimeError(f"sosie_scan failed ({rc})")
+    if threads == 1:
+        kept = counts[0]
+        return np.asarray(dist)[:kept], np.asarray(rows)[:kept], float(bounds[0])
     keep = np.concatenate([np.arange(t * cap, t * cap + int(counts_arr[t])) for t in range(threads)])
     return np.asarray(dist)[keep], np.asarray(rows)[keep], float(bounds_arr.min())
 
