@@ -63,6 +63,7 @@ def register(subparsers: Any) -> None:
     )
     _config_arg(doctor)
     doctor.add_argument("--socket", type=Path, metavar="PATH", help="control socket to look for")
+    doctor.add_argument("--corpus", type=Path, metavar="DIR", help="corpus (overrides corpus.path)")
     doctor.set_defaults(func=cmd_doctor)
 
     status = subparsers.add_parser(
@@ -317,4 +318,4 @@ def _wait_for_visit(path: Path, visit: int, timeout: float = 180.0) -> int:
 def cmd_doctor(args: argparse.Namespace) -> int:
     from appliance.runtime.doctor import run_doctor
 
-    return run_doctor(args.config, socket=getattr(args, "socket", None))
+    return run_doctor(args.config, socket=args.socket, corpus=args.corpus)

@@ -93,11 +93,9 @@ class ApplianceBackend:
     def _open_corpus(self) -> None:
         if self.lookup_impl is not None:
             return
-        from appliance.corpus.store import Corpus
-
         try:
             path = self._corpus_location()
-            corpus = Corpus.open(path, face_settings=self.settings.faces)
+            corpus = open_corpus(path, self.settings.faces)
         except Exception as exc:
             raise PartFault(Fault.CORPUS, f"corpus: {_one_line(exc)}") from None
         try:
@@ -257,6 +255,15 @@ class ApplianceBackend:
             if part is not None:
                 with contextlib.suppress(Exception):
                     part.close()
+
+
+def open_corpus(path: Path, face_settings: Any) -> Any:
+    """`Corpus.open` (appliance.corpus), checked against the face models in use."""
+    try:
+        from appliance.corpus import Corpus
+    except ImportError:  # the package's front module is not there yet
+        from appliance.corpus.store import Corpus
+    return Corpus.open(path, face_settings=face_settings)
 
 
 def ticket_counter_file() -> Path:

@@ -140,12 +140,18 @@ class Demo:
 
     def _interactive(self, stdin: TextIO) -> None:
         self.echo("press Enter for a visit, q + Enter to quit")
+        sent = 0
         for line in stdin:
             if line.strip().lower() in {"q", "quit", "exit"}:
                 break
             if self.service.state is not State.READY:
                 self.echo(f"(busy: {self.service.state.value}; press ignored)")
             self.service.press("keyboard")
+            sent += 1
+        # quitting never cuts a ticket in half: let the visit in progress finish
+        self.service.wait_for(
+            lambda s: s.machine.counters.presses >= sent
+            and len(self.outcomes) >= s.machine.counters.visits, VISIT_TIMEOUT)
 
     def _summary(self) -> None:
         if self.tickets:

@@ -40,7 +40,8 @@ class Doctor:
 
 
 def run_doctor(config_file: Path | None, *, socket: Path | None = None,
-               echo: Callable[[str], None] = print, pin_factory: Any = None) -> int:
+               corpus: Path | None = None, echo: Callable[[str], None] = print,
+               pin_factory: Any = None) -> int:
     doc = Doctor(echo)
     settings = check_config(doc, config_file)
     if settings is None:
@@ -48,7 +49,7 @@ def run_doctor(config_file: Path | None, *, socket: Path | None = None,
         return 1
     running = check_service(doc, settings, socket)
     analyzer = check_models(doc, settings)
-    check_corpus(doc, settings)
+    check_corpus(doc, settings, corpus)
     if running:
         doc.report("camera", NOTE, "in use by the running service (see its status above)")
         doc.report("printer", NOTE, "in use by the running service")
@@ -117,8 +118,8 @@ def check_models(doc: Doctor, settings: Any) -> Any:
     return analyzer
 
 
-def check_corpus(doc: Doctor, settings: Any) -> None:
-    path = getattr(settings.corpus, "path", None)
+def check_corpus(doc: Doctor, settings: Any, path: Path | None = None) -> None:
+    path = path or getattr(settings.corpus, "path", None)
     if not path:
         from appliance.paths import cache_dir
 
@@ -130,9 +131,9 @@ def check_corpus(doc: Doctor, settings: Any) -> None:
             return
         path = demo
     try:
-        from appliance.corpus import Corpus
+        from appliance.runtime.backend import open_corpus
 
-        corpus = Corpus.open(path, face_settings=settings.faces)
+        corpus = open_corpus(Path(path), settings.faces)
     except Exception as exc:
         doc.report("corpus", PROBLEM, _line(exc))
         return
@@ -233,7 +234,7 @@ def check_pins(doc: Doctor, settings: Any, pin_factory: Any = None) -> None:
     except Exception as exc:
         level = PROBLEM if c.backend == "gpio" else NOTE
         extra = "" if level == PROBLEM else " (the virtual button will be used)"
-        doc.report("pins", level, f"cannot use GPIO: {_line(exc)}{extra}")
+        doc.report("pins", level, f"cannot use GPIO: {_gpio_words(exc)}{extra}")
         return
     try:
         pressed = controls.button.is_pressed
@@ -244,6 +245,23 @@ def check_pins(doc: Doctor, settings: Any, pin_factory: Any = None) -> None:
     if pressed:
         doc.report("pins", PROBLEM, f"the button on pin {c.button_pin} reads as pressed right "
                    "now: stuck, or wired to the wrong rail (see controls.pull_up)")
+
+
+GPIO_WORDS = {
+    "BadPinFactory": "no GPIO on this machine (not a Raspberry Pi, or no lgpio/RPi.GPIO)",
+    "PinPWMUnsupported": "these pins cannot fade (PWM): set controls.led to single",
+    "GPIOPinInUse": "a pin is already in use by another program or device",
+    "PinInvalidPin": "a pin number does not exist on this board",
+    "PinFixedPull": "this pin has a fixed pull-up (GPIO 2/3): set controls.pull_up accordingly",
+}
+
+
+def _gpio_words(exc: Exception) -> str:
+    words = GPIO_WORDS.get(type(exc).__name__)
+    detail = _line(exc)
+    if words is None:
+        return detail
+    return words if detail == type(exc).__name__ else f"{words} ({detail})"
 
 
 def check_privacy(doc: Doctor, settings: Any) -> None:
