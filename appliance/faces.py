@@ -286,12 +286,12 @@ class FaceAnalyzer:
         return face
 
     def detect(self, image: Source) -> list[Detection]:
-        """Every face box the detector finds, best choice first (see `faces.choose`)."""
+        """Every box the detector finds (weak ones included), best choice first."""
         return self._detect(self._rgb(image), {})
 
     def faces(self, image: Source, *, describe: bool = False) -> list[Face]:
-        """Every usable face, best choice first; descriptors computed now if `describe`, else on
-        first use of `Face.descriptor`."""
+        """Every usable face, best choice first (weak detections beside a confident face are left
+        out); descriptors computed now if `describe`, else on first use of `Face.descriptor`."""
         rgb = self._rgb(image)
         faces = []
         for detection in self._usable(self._detect(rgb, {})):
@@ -372,11 +372,14 @@ class FaceAnalyzer:
         return sorted(found, key=rank)
 
     def _usable(self, detections: list[Detection]) -> list[Detection]:
+        """The detections that count as faces, in choice order: big enough, and not weak when
+        a confident face is present (a weak one beside a real face is a false positive)."""
         minimum = self.settings.min_face_side
-        if not minimum:
-            return detections
-        return [d for d in detections if min(d.rect[2] - d.rect[0], d.rect[3] - d.rect[1])
-                >= minimum]
+        usable = [d for d in detections
+                  if min(d.rect[2] - d.rect[0], d.rect[3] - d.rect[1]) >= minimum]
+        if any(d.score >= self.settings.weak_score for d in usable):
+            usable = [d for d in usable if d.score >= self.settings.weak_score]
+        return usable
 
     def _no_face_reason(self, rgb: np.ndarray, detections: list[Detection]) -> str:
         height, width = rgb.shape[:2]

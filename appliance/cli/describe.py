@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -96,7 +97,7 @@ def run_describe(args: argparse.Namespace) -> int:
         try:
             faces = analyzer.faces(photo)
         except ImageError as exc:
-            entry["error"] = str(exc)
+            entry["error"] = _reason(exc, photo)
             failed = True
             faces = []
         for n, face in enumerate(faces):
@@ -112,27 +113,40 @@ def run_describe(args: argparse.Namespace) -> int:
         results.append(entry)
         if not args.json:
             _print_text(entry, faces)
-    if args.json:
-        json.dump(results, sys.stdout, indent=1)
-        sys.stdout.write("\n")
+    if args.json:  # one photo per line: greppable, and still one JSON document
+        _write("[\n" + ",\n".join(json.dumps(entry) for entry in results) + "\n]\n")
     return 1 if failed else 0
+
+
+def _reason(exc: Exception, photo: Path) -> str:
+    """The error without the leading "<path>: " (the entry already names the photo)."""
+    text = str(exc)
+    prefix = f"{photo}: "
+    return text[len(prefix):] if text.startswith(prefix) else text
+
+
+def _write(text: str) -> None:
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `sosie describe ... | head`: the reader has gone, so have we
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
 
 
 def _print_text(entry: dict[str, Any], faces: list[Face]) -> None:
     path = entry["path"]
     if entry["error"]:
-        print(f"{path}: error: {entry['error']}")
-        return
-    if not faces:
-        print(f"{path}: no face found")
-        return
-    count = f"{len(faces)} face{'s' if len(faces) > 1 else ''}"
-    print(f"{path}: {count}")
-    for n, face in enumerate(faces):
-        left, top, right, bottom = face.box
-        mark = "  chosen" if n == 0 else ""
-        print(f"  face {n}: box {left},{top},{right},{bottom} "
-              f"({right - left}x{bottom - top}) score {face.score:.2f}{mark}")
+        lines = [f"{path}: unreadable: {entry['error']}"]
+    elif not faces:
+        lines = [f"{path}: no face found"]
+    else:
+        lines = [f"{path}: {len(faces)} face{'s' if len(faces) > 1 else ''}"]
+        for n, face in enumerate(faces):
+            left, top, right, bottom = face.box
+            mark = "  chosen" if n == 0 else ""
+            lines.append(f"  face {n}: box {left},{top},{right},{bottom} "
+                         f"({right - left}x{bottom - top}) score {face.score:.2f}{mark}")
+    _write("\n".join(lines) + "\n")
 
 
 # ---------------------------------------------------------------------------------------------
