@@ -206,7 +206,8 @@ class Scanner:
         if q.dtype.kind not in "fiu" or q.shape != (d,):
             raise ValueError(f"query: expected {d} real numbers, got {q.dtype} {q.shape}")
         given = q if q.dtype == np.float32 else q.astype(np.float64)
-        q32 = np.ascontiguousarray(given, dtype=np.float32)
+        with np.errstate(over="ignore"):
+            q32 = np.ascontiguousarray(given, dtype=np.float32)
         if not np.isfinite(q32).all():
             if not np.isfinite(given).all():
                 raise ValueError("query: holds NaN or infinity")
