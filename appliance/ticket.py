@@ -440,8 +440,9 @@ def _map(page: Page, corpus_map: CorpusMap) -> None:
     pad = page.px(18)
     known = [p for p in [corpus_map.visitor, *corpus_map.lookalikes] if p is not None]
     everything = np.vstack([points, np.asarray(known, dtype=np.float64).reshape(-1, 2)])
-    lo = np.percentile(everything, 0.5, axis=0) if len(everything) > 50 else everything.min(0)
-    hi = np.percentile(everything, 99.5, axis=0) if len(everything) > 50 else everything.max(0)
+    robust = len(everything) > 2000  # a few far outliers must not squeeze a big corpus
+    lo = np.percentile(everything, 0.5, axis=0) if robust else everything.min(0)
+    hi = np.percentile(everything, 99.5, axis=0) if robust else everything.max(0)
     if known:
         k = np.asarray(known)
         lo, hi = np.minimum(lo, k.min(0)), np.maximum(hi, k.max(0))
@@ -464,6 +465,23 @@ def _map(page: Page, corpus_map: CorpusMap) -> None:
             draw.line([x, y - r, x, y + r], fill=INK)
     else:
         draw.point([tuple(p) for p in xy], fill=INK)
+    # the doubles: small filled squares with their rank (hidden under the visitor's ring)
+    visitor_xy = (None if corpus_map.visitor is None
+                  else np.rint(to_xy(np.asarray(corpus_map.visitor))).astype(int))
+    ring = page.px(9) + page.px(8)
+    small = page.font("bold", 13)
+    for rank, p in enumerate(corpus_map.lookalikes, start=1):
+        px_, py_ = np.rint(to_xy(np.asarray(p))).astype(int)
+        s = page.px(3)
+        draw.rectangle([px_ - s, py_ - s, px_ + s, py_ + s], fill=INK)
+        near_visitor = visitor_xy is not None and np.hypot(*(visitor_xy - (px_, py_))) < ring
+        if rank <= 3 and not near_visitor:
+            tx = px_ + s + 2
+            toward_visitor = (visitor_xy is not None and visitor_xy[0] > px_
+                              and abs(int(visitor_xy[1]) - py_) < 2 * ring)
+            if toward_visitor or tx + text_width(str(rank), small) > x1 - 2:
+                tx = px_ - s - 2 - text_width(str(rank), small)
+            draw.text((tx, max(y0 + 2, py_ - small.size)), str(rank), font=small, fill=INK)
     # the visitor: crosshair through the whole map, a ring, a label
     label_font = page.font("bold", 17)
     if corpus_map.visitor is not None:
@@ -484,14 +502,6 @@ def _map(page: Page, corpus_map: CorpusMap) -> None:
         ly = max(y0 + 2, min(vy - label_font.size // 2, y1 - label_font.size - 4))
         draw.rectangle([lx - 2, ly, lx + lw + 1, ly + label_font.size + 2], fill=PAPER)
         draw.text((lx, ly), label, font=label_font, fill=INK)
-    # the doubles: small filled squares with their rank
-    small = page.font("bold", 13)
-    for rank, p in enumerate(corpus_map.lookalikes, start=1):
-        px_, py_ = np.rint(to_xy(np.asarray(p))).astype(int)
-        s = page.px(3)
-        draw.rectangle([px_ - s, py_ - s, px_ + s, py_ + s], fill=INK)
-        if rank <= 3:
-            draw.text((px_ + s + 2, py_ - small.size), str(rank), font=small, fill=INK)
     page.space(4)
     count = f"{corpus_map.count:,}".replace(",", " ")
     page.text(f"{count} faces, laid out by resemblance", "text", 15, leading=1.3)
