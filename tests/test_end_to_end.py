@@ -205,3 +205,25 @@ def test_visitor_photo_and_face_are_dropped_after_the_visit(tmp_path, corpus_dir
     printer = SpyPrinter(tmp_path / "t", settings.printer)
     run_session(settings, WatchedCamera(photo), printer, corpus_dir, 2, VirtualControls(), spy,
                 check)
+
+
+def test_the_astronaut_finds_herself_in_the_demo_corpus(tmp_path, photo):
+    from appliance.controls import VirtualControls
+    from appliance.corpus import demo_corpus
+
+    settings = quick(load_settings(search=False))
+    printer = SpyPrinter(tmp_path / "t", settings.printer)
+    results = []
+
+    def spy(backend):
+        run = backend.lookup_impl.run
+        backend.lookup_impl.run = lambda image, **kw: results.append(run(image, **kw)) or \
+            results[-1]
+
+    _, backend, records = run_session(settings, FileCamera(photo), printer, demo_corpus(), 1,
+                                      VirtualControls(), spy)
+    assert [r.outcome for r in records] == ["printed"]
+    best = results[0].matches[0]
+    assert "astronaut" in backend.corpus.source(best.index)
+    assert best.distance < 0.3 and best.likeness > 95  # the same woman, reframed
+    assert all(m.distance > best.distance for m in results[0].matches[1:])

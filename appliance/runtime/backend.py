@@ -259,10 +259,8 @@ class ApplianceBackend:
 
 def open_corpus(path: Path, face_settings: Any) -> Any:
     """`Corpus.open` (appliance.corpus), checked against the face models in use."""
-    try:
-        from appliance.corpus import Corpus
-    except ImportError:  # the package's front module is not there yet
-        from appliance.corpus.store import Corpus
+    from appliance.corpus import Corpus
+
     return Corpus.open(path, face_settings=face_settings)
 
 
