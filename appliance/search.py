@@ -104,7 +104,8 @@ class Scanner:
     are checked against the vectors (ValueError if they do not belong to them). The scanner
     computes its own squared norms when its kernel prefers the norm trick.
     ``threads``: rows are split into that many contiguous chunks scanned in parallel.
-    ``kernel``: ``serial``/``avx2``/``neon``; default: ``SOSIE_KERNEL`` if set, else the best.
+    ``kernel``: ``serial``, ``avx2``, ``avx512`` or ``neon``; default: ``SOSIE_KERNEL`` if set,
+    else the best this CPU runs (see `kernels()`).
     ``norm_trick``: scan with ||x||^2 - 2 q.x + ||q||^2 instead of direct differences;
     default: the kernel's preference. Both are exact after rescoring.
     """
