@@ -149,7 +149,7 @@ def real_corpus(tmp_path_factory):
     from appliance.corpus.store import Corpus
     from appliance.corpus.synth import synth
 
-    path = synth(tmp_path_factory.mktemp("corpus") / "synth", 2000, seed=3)
+    path = synth(tmp_path_factory.mktemp("corpus") / "synth", 400, seed=3)
     with Corpus.open(path) as corpus:
         yield corpus
 
