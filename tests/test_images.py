@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from PIL import Image
 
-from appliance.images import ImageError, array_to_rgb, load_image
+from appliance.images import ImageError, array_to_rgb, load_image, shrink
 
 
 @pytest.fixture(scope="module")
@@ -249,3 +249,30 @@ def test_bad_arrays():
         array_to_rgb(np.full((2, 2), np.nan))
     np.testing.assert_array_equal(array_to_rgb(np.ones((2, 2), bool))[..., 0], 255)
     np.testing.assert_array_equal(array_to_rgb(np.ones((2, 2, 1), np.uint8)), 1)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.integers(1, 3),
+    st.integers(1, 12),
+    st.integers(1, 12),
+    st.randoms(use_true_random=False),
+)
+def test_shrink_by_powers_of_two_is_the_block_mean(levels, w, h, rnd):
+    factor = 2**levels
+    rng = np.random.default_rng(rnd.randint(0, 2**32 - 1))
+    a = rng.integers(0, 256, (h * factor, w * factor, 3), dtype=np.uint8)
+    reference = a.reshape(h, factor, w, factor, 3).mean(axis=(1, 3))
+    out = shrink(a, (w, h))
+    assert out.shape == (h, w, 3) and out.dtype == np.uint8
+    assert np.abs(out - reference).max() <= 0.5 * levels + 1e-9  # one rounding per halving
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(2, 300), st.integers(2, 300), st.floats(0.01, 1.0), st.integers(0, 255))
+def test_shrink_any_factor_keeps_flat_colour_and_size(w, h, scale, value):
+    a = np.full((h, w, 3), value, np.uint8)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    out = shrink(a, size)
+    assert out.shape == (size[1], size[0], 3)
+    assert np.all(out == value)
