@@ -37,7 +37,6 @@ FLAGS = (
     "--hide-scrollbars",
     "--remote-allow-origins=*",
     "--proxy-server=127.0.0.1:9",  # anything not local fails fast instead of reaching out
-    "--proxy-bypass-list=<-loopback>",
 )
 
 

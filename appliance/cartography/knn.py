@@ -1,9 +1,10 @@
 """The k nearest neighbours of every face in a corpus (excluding itself), for the map's panel.
 
-Up to `EXACT_LIMIT` faces the neighbours are exact (blocked float32 GEMM). Beyond, an inverted
-file over k-means cells is searched: the queries of one cell are compared with the members of
-the `probe` cells nearest to it, so the cost grows as n * probe * n / cells instead of n^2.
-Its recall is measured against the exact answer on a random sample and reported.
+The neighbours are exact: a blocked float32 GEMM selects them, and their distances are then
+recomputed from differences. The cost grows as n^2, so the site precomputes them only up to
+`EXACT_LIMIT` faces; beyond, the page finds them on click from 8-bit descriptors (`quantize`).
+(An inverted file over k-means cells reached only ~30 % recall at 200k synthetic descriptors
+for a tenth of the exact cost: their intrinsic dimension is too high for it.)
 """
 
 from __future__ import annotations
@@ -12,20 +13,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from appliance.cartography.kmeans import assign, kmeans, sq_norms
+from appliance.cartography.kmeans import sq_norms
 
-EXACT_LIMIT = 25_000
+EXACT_LIMIT = 20_000
 BLOCK = 1024
 
 
 @dataclass(frozen=True)
 class Neighbours:
-    """`indices` (n, k) int32 and `distances` (n, k) float32, nearest first; how they were found."""
+    """`indices` (n, k) int32 and `distances` (n, k) float32, nearest first."""
 
     indices: np.ndarray
     distances: np.ndarray
-    method: str  # "exact" or "ivf"
-    recall: float  # 1.0 for exact; measured on a sample for ivf
+    method: str  # "exact"
 
 
 def _top_k(d2: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -38,6 +38,16 @@ def _top_k(d2: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     values = np.take_along_axis(d2, part, axis=1)
     order = np.lexsort((part, values), axis=1)
     return np.take_along_axis(part, order, axis=1), np.take_along_axis(values, order, axis=1)
+
+
+def _refine(x: np.ndarray, rows: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Recompute the chosen neighbours' distances from differences (the norm trick cancels for
+    near-duplicates) and re-sort them (ties: lower index)."""
+    diff = x[idx].astype(np.float64) - x[rows][:, None, :].astype(np.float64)
+    dist = np.sqrt(np.einsum("qkd,qkd->qk", diff, diff))
+    order = np.lexsort((idx, dist), axis=1)
+    return (np.take_along_axis(idx, order, axis=1).astype(np.int32),
+            np.take_along_axis(dist, order, axis=1).astype(np.float32))
 
 
 def exact_neighbours(
@@ -55,61 +65,39 @@ def exact_neighbours(
         q = rows[start : start + BLOCK]
         d2 = sq[q, None] + sq[None, :] - 2.0 * (x[q] @ x.T)
         d2[np.arange(len(q)), q] = np.inf
-        idx, val = _top_k(d2, k)
-        out_i[start : start + len(q)] = idx
-        out_d[start : start + len(q)] = np.sqrt(np.maximum(val, 0.0))
+        idx, _ = _top_k(d2, k)
+        out_i[start : start + len(q)], out_d[start : start + len(q)] = _refine(x, q, idx)
     return out_i, out_d
 
 
-def ivf_neighbours(
-    x: np.ndarray, k: int, *, cells: int | None = None, probe: int = 12, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
-    """Approximate k nearest rows of every row of `x` through k-means cells, self excluded."""
-    x = np.asarray(x, dtype=np.float32)
-    n = len(x)
-    k = min(k, n - 1)
-    cells = cells or max(1, int(2 * np.sqrt(n)))
-    centroids, labels = kmeans(x, cells, iterations=8, seed=seed, sample=40_000, plus_plus=False)
-    order = np.argsort(labels, kind="stable")
-    bounds = np.searchsorted(labels[order], np.arange(cells + 1))
-    sq = sq_norms(x)
-    c_sq = sq_norms(centroids)
-    probe = min(probe, cells)
-    near_cells = np.argsort(c_sq[None, :] - 2.0 * centroids @ centroids.T, axis=1)[:, :probe]
-    out_i = np.empty((n, k), dtype=np.int32)
-    out_d = np.empty((n, k), dtype=np.float32)
-    for c in range(cells):
-        q = order[bounds[c] : bounds[c + 1]]
-        if not len(q):
-            continue
-        cand = np.concatenate([order[bounds[j] : bounds[j + 1]] for j in near_cells[c]])
-        while len(cand) <= k:  # tiny cells: widen to everything
-            cand = np.arange(n)
-        d2 = sq[q, None] + sq[None, cand] - 2.0 * (x[q] @ x[cand].T)
-        d2[q[:, None] == cand[None, :]] = np.inf
-        idx, val = _top_k(d2, k)
-        out_i[q] = cand[idx]
-        out_d[q] = np.sqrt(np.maximum(val, 0.0))
-    return out_i, out_d
+def quantize(x: np.ndarray, block: int = 65536) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """8-bit descriptors for the page: (codes int8 (n, d), mean (d,), scale (d,)) with
+    x ~= mean + codes * scale; one scale per dimension so each uses the full range."""
+    n, d = x.shape
+    mean = np.zeros(d, dtype=np.float64)
+    for start in range(0, n, block):
+        mean += np.asarray(x[start : start + block], dtype=np.float64).sum(axis=0)
+    mean /= max(n, 1)
+    spread = np.zeros(d, dtype=np.float64)
+    for start in range(0, n, block):
+        rows = np.asarray(x[start : start + block], dtype=np.float64) - mean
+        spread = np.maximum(spread, np.abs(rows).max(axis=0))
+    scale = np.where(spread > 0, spread / 127.0, 1.0)
+    codes = np.empty((n, d), dtype=np.int8)
+    for start in range(0, n, block):
+        rows = np.asarray(x[start : start + block], dtype=np.float64) - mean
+        codes[start : start + len(rows)] = np.clip(np.rint(rows / scale), -127, 127)
+    return codes, mean.astype(np.float32), scale.astype(np.float32)
 
 
-def neighbours(
-    x: np.ndarray, k: int, *, exact_limit: int = EXACT_LIMIT, seed: int = 0, sample: int = 256
-) -> Neighbours:
-    """k nearest neighbours of every row (exact when n <= exact_limit, else IVF + recall)."""
+def neighbours(x: np.ndarray, k: int) -> Neighbours:
+    """Exact k nearest neighbours of every row of `x`."""
     n = len(x)
     if n < 2 or k < 1:
         empty = np.zeros((n, 0), dtype=np.int32)
-        return Neighbours(empty, empty.astype(np.float32), "exact", 1.0)
-    if n <= exact_limit:
-        idx, dist = exact_neighbours(x, k)
-        return Neighbours(idx, dist, "exact", 1.0)
-    idx, dist = ivf_neighbours(x, k, seed=seed)
-    rng = np.random.default_rng(seed)
-    probe_rows = np.sort(rng.choice(n, size=min(sample, n), replace=False))
-    truth, _ = exact_neighbours(x, idx.shape[1], probe_rows)
-    hits = sum(len(np.intersect1d(a, b)) for a, b in zip(idx[probe_rows], truth, strict=True))
-    return Neighbours(idx, dist, "ivf", hits / truth.size)
+        return Neighbours(empty, empty.astype(np.float32), "exact")
+    idx, dist = exact_neighbours(x, k)
+    return Neighbours(idx, dist, "exact")
 
 
-__all__ = ["Neighbours", "assign", "exact_neighbours", "ivf_neighbours", "neighbours"]
+__all__ = ["EXACT_LIMIT", "Neighbours", "exact_neighbours", "neighbours", "quantize"]

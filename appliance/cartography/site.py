@@ -7,6 +7,7 @@ Layout of the output directory::
     data/points.js                   2-D positions (uint16) and 3-D positions (int16), clusters
     data/atlas3d.js                  every face in one texture for the 3-D view (data: URL)
     data/faces/{c}.js                names and nearest neighbours, in chunks loaded on demand
+    data/descriptors.js              8-bit descriptors (large corpora: neighbours found on click)
     tiles/{z}/{x}/{y}.jpg            the 2-D map's level-of-detail quadtree
     sheets/{s}.jpg                   faces in index order at full size (the panel's large view)
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -30,7 +32,7 @@ import numpy as np
 from appliance import likeness as likeness_module
 from appliance.cartography import faces as face_images
 from appliance.cartography.kmeans import kmeans
-from appliance.cartography.knn import neighbours
+from appliance.cartography.knn import EXACT_LIMIT, neighbours, quantize
 from appliance.cartography.tiles import choose_levels, render_pyramid
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
@@ -50,6 +52,8 @@ class MapOptions:
     tile_px: int = 256
     jpeg_quality: int = 80
     seed: int = 0
+    exact_limit: int = EXACT_LIMIT  # above this many faces the page finds neighbours on click
+    workers: int = field(default_factory=lambda: min(4, os.cpu_count() or 1))
 
 
 @dataclass(frozen=True)
@@ -70,8 +74,7 @@ class SiteSummary:
     levels: int
     tiles: int
     bytes: int
-    neighbour_method: str
-    neighbour_recall: float
+    neighbour_method: str  # "exact" (precomputed) or "browser" (found on click)
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -123,12 +126,24 @@ def build_site(
     say(f"tiles: {levels + 1} levels, deepest {world} px square")
     pyramid = render_pyramid(
         centres, small, out / "tiles", levels=levels, tile_px=options.tile_px,
-        quality=options.jpeg_quality,
+        quality=options.jpeg_quality, workers=options.workers,
     )
     lap("tiles")
 
-    say(f"neighbours: {options.neighbours} per face")
-    found = neighbours(vectors, options.neighbours, seed=options.seed)
+    k = min(options.neighbours, n - 1)
+    if n <= options.exact_limit:
+        say(f"neighbours: {k} per face, exact")
+        found = neighbours(vectors, k)
+        method = "exact"
+    else:
+        say(f"neighbours: {k} per face, found by the page from 8-bit descriptors")
+        found = None
+        method = "browser"
+        codes, mean, scale = quantize(vectors)
+        _write_js(out / "data" / "descriptors.js", "SOSIE_DESCRIPTORS", {
+            "mean": [float(v) for v in mean], "scale": [float(v) for v in scale],
+            "codes": _b64(codes),
+        })
     lap("neighbours")
 
     clusters = _clusters(vectors, corpus.pca, options, to_world) if options.clusters else None
@@ -148,12 +163,12 @@ def build_site(
     _write_points(out / "data" / "points.js", centres, coords3 * scale3, clusters)
     _write_chunks(out / "data" / "faces", corpus, n, found)
     meta = _meta(corpus, options, n, pyramid, centres, coords2, coords3, scale3, sheet_px,
-                 found, clusters, marked, to_world, mark_face)
+                 k, method, clusters, marked, to_world, mark_face)
     _write_js(out / "data" / "meta.js", "SOSIE_META", meta)
     _copy_web(out)
     lap("data")
     total = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
-    return SiteSummary(out, n, levels, pyramid.count(), total, found.method, found.recall, timings)
+    return SiteSummary(out, n, levels, pyramid.count(), total, method, timings)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -235,7 +250,7 @@ def _clusters(vectors: np.ndarray, pca: Any, options: MapOptions, to_world: Call
 # Data files
 
 
-def _meta(corpus, options, n, pyramid, centres, coords2, coords3, scale3, sheet_px, found,
+def _meta(corpus, options, n, pyramid, centres, coords2, coords3, scale3, sheet_px, k, method,
           clusters, marked, to_world, mark_face) -> dict:
     pca = corpus.pca
     axes = []
@@ -270,8 +285,7 @@ def _meta(corpus, options, n, pyramid, centres, coords2, coords3, scale3, sheet_
                  float(centres[:, 0].max()), float(centres[:, 1].max())],
         "sheets": {"columns": face_images.SHEET_COLUMNS, "face": sheet_px},
         "chunk": CHUNK,
-        "neighbours": {"k": int(found.indices.shape[1]), "method": found.method,
-                       "recall": round(float(found.recall), 4)},
+        "neighbours": {"k": int(k), "method": method},
         "likeness": {"threshold": likeness_module.SAME_PERSON_DISTANCE,
                      "slope": likeness_module._SLOPE},
         "pca": {"axes": axes, "total_ratio": float(np.sum(pca.explained_variance_ratio[:3])),
@@ -317,9 +331,10 @@ def _write_chunks(directory: Path, corpus: Any, n: int, found: Any) -> None:
             "chunk": c,
             "start": start,
             "names": [corpus.source(i) for i in range(start, stop)],
-            "knn": _b64(found.indices[start:stop].astype("<i4")),
-            "dist": _b64(found.distances[start:stop].astype("<f4")),
         }
+        if found is not None:
+            payload["knn"] = _b64(found.indices[start:stop].astype("<i4"))
+            payload["dist"] = _b64(found.distances[start:stop].astype("<f4"))
         text = "sosieChunk(" + json.dumps(payload, separators=(",", ":")) + ");\n"
         (directory / f"{c}.js").write_text(text, encoding="utf-8")
 

@@ -10,6 +10,7 @@ tile per level whatever the corpus size, and faces are filtered to each node wit
 from __future__ import annotations
 
 import io
+import multiprocessing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,47 +54,105 @@ def render_pyramid(
     levels: int,
     tile_px: int = 256,
     quality: int = 80,
-    progress: Callable[[int], None] | None = None,
+    workers: int = 1,
+    sink: Callable[[int, int, int, np.ndarray], None] | None = None,
 ) -> TilePyramid:
     """Write `out_dir/{z}/{x}/{y}.jpg` for faces (n, p, p) uint8 centred at `centres` (n, 2).
 
     `centres` are in world units [0, 1] (x right, y down). Faces are drawn in index order, so a
-    higher index lies on top where faces overlap, as the page assumes when picking.
+    higher index lies on top where faces overlap, as the page assumes when picking. `sink`, if
+    given, also receives every tile as (z, x, y, uint8 array) before it is encoded. With
+    `workers` > 1 the subtrees below level 2 are rendered by forked processes.
     """
-    n, face_px = faces.shape[0], faces.shape[1]
-    pyramid = TilePyramid(levels, tile_px, face_px)
-    pyramid.present = [np.zeros((1 << z, 1 << z), dtype=bool) for z in range(levels + 1)]
-    world = tile_px << levels
-    x0 = np.rint(centres[:, 0] * world - face_px / 2).astype(np.int64)
-    y0 = np.rint(centres[:, 1] * world - face_px / 2).astype(np.int64)
-    writer = _TileWriter(Path(out_dir), quality, pyramid)
-    done = [0]
+    renderer = _Renderer(centres, faces, Path(out_dir), levels, tile_px, quality, sink)
+    split = min(levels, 2)
+    if workers <= 1 or split == 0 or sink is not None or not _can_fork():
+        renderer.visit(0, 0, 0, np.arange(len(faces)))
+        return renderer.pyramid
+    global _ACTIVE
+    _ACTIVE = renderer
+    roots = [(split, x, y) for y in range(1 << split) for x in range(1 << split)]
+    try:
+        context = multiprocessing.get_context("fork")
+        with context.Pool(min(workers, len(roots))) as pool:
+            results = pool.map(_render_subtree, roots)
+    finally:
+        _ACTIVE = None
+    tiles: dict[tuple[int, int], np.ndarray] = {}
+    for (_, x, y), (present, tile, written) in zip(roots, results, strict=True):
+        for z in range(split, levels + 1):
+            renderer.pyramid.present[z] |= present[z]
+        renderer.pyramid.bytes_written += written
+        if tile is not None:
+            tiles[(x, y)] = tile
+    for z in range(split - 1, -1, -1):  # the few levels above the subtrees
+        above: dict[tuple[int, int], np.ndarray] = {}
+        for y in range(1 << z):
+            for x in range(1 << z):
+                children = {(dx, dy): tiles.get((2 * x + dx, 2 * y + dy)) for dx in (0, 1)
+                            for dy in (0, 1)}
+                if all(c is None for c in children.values()):
+                    continue
+                block = np.full((2 * tile_px, 2 * tile_px), BACKGROUND, dtype=np.uint8)
+                for (dx, dy), child in children.items():
+                    if child is not None:
+                        block[dy * tile_px : (dy + 1) * tile_px,
+                              dx * tile_px : (dx + 1) * tile_px] = child
+                above[(x, y)] = _halve(block)
+                renderer.writer.write(z, x, y, above[(x, y)])
+        tiles = above
+    return renderer.pyramid
 
-    def visit(z: int, tx: int, ty: int, members: np.ndarray) -> np.ndarray | None:
-        span = tile_px << (levels - z)
+
+_ACTIVE: _Renderer | None = None
+
+
+def _can_fork() -> bool:
+    return "fork" in multiprocessing.get_all_start_methods()
+
+
+def _render_subtree(root: tuple[int, int, int]) -> tuple[list[np.ndarray], np.ndarray | None, int]:
+    renderer = _ACTIVE
+    assert renderer is not None
+    z, x, y = root
+    before = renderer.pyramid.bytes_written
+    tile = renderer.visit(z, x, y, np.arange(len(renderer.faces)))
+    return renderer.pyramid.present, tile, renderer.pyramid.bytes_written - before
+
+
+class _Renderer:
+    """The depth-first quadtree walk (see the module doc)."""
+
+    def __init__(self, centres, faces, out_dir, levels, tile_px, quality, sink) -> None:
+        self.faces, self.levels, self.tile_px, self.sink = faces, levels, tile_px, sink
+        self.face_px = faces.shape[1]
+        self.pyramid = TilePyramid(levels, tile_px, self.face_px)
+        self.pyramid.present = [np.zeros((1 << z, 1 << z), dtype=bool) for z in range(levels + 1)]
+        world = tile_px << levels
+        self.x0 = np.rint(centres[:, 0] * world - self.face_px / 2).astype(np.int64)
+        self.y0 = np.rint(centres[:, 1] * world - self.face_px / 2).astype(np.int64)
+        self.writer = _TileWriter(out_dir, quality, self.pyramid)
+
+    def visit(self, z: int, tx: int, ty: int, members: np.ndarray) -> np.ndarray | None:
+        tile_px, face_px = self.tile_px, self.face_px
+        span = tile_px << (self.levels - z)
         left, top = tx * span, ty * span
-        inside = (
-            (x0[members] < left + span)
-            & (x0[members] + face_px > left)
-            & (y0[members] < top + span)
-            & (y0[members] + face_px > top)
-        )
+        x0, y0 = self.x0[members], self.y0[members]
+        inside = (x0 < left + span) & (x0 + face_px > left)
+        inside &= (y0 < top + span) & (y0 + face_px > top)
         members = members[inside]
         if not len(members):
             return None
-        if z == levels:
+        if z == self.levels:
             tile = np.full((tile_px, tile_px), BACKGROUND, dtype=np.uint8)
             for i in members:
-                _paste(tile, faces[i], int(x0[i] - left), int(y0[i] - top))
-            done[0] += 1
-            if progress and done[0] % 256 == 0:
-                progress(done[0])
+                _paste(tile, self.faces[i], int(self.x0[i] - left), int(self.y0[i] - top))
         else:
             block = np.full((2 * tile_px, 2 * tile_px), BACKGROUND, dtype=np.uint8)
             any_child = False
             for dy in (0, 1):
                 for dx in (0, 1):
-                    child = visit(z + 1, 2 * tx + dx, 2 * ty + dy, members)
+                    child = self.visit(z + 1, 2 * tx + dx, 2 * ty + dy, members)
                     if child is not None:
                         any_child = True
                         block[dy * tile_px : (dy + 1) * tile_px,
@@ -101,11 +160,10 @@ def render_pyramid(
             if not any_child:
                 return None
             tile = _halve(block)
-        writer.write(z, tx, ty, tile)
+        if self.sink is not None:
+            self.sink(z, tx, ty, tile)
+        self.writer.write(z, tx, ty, tile)
         return tile
-
-    visit(0, 0, 0, np.arange(n))
-    return pyramid
 
 
 def _paste(tile: np.ndarray, face: np.ndarray, x: int, y: int) -> None:
@@ -120,9 +178,9 @@ def _paste(tile: np.ndarray, face: np.ndarray, x: int, y: int) -> None:
 
 def _halve(block: np.ndarray) -> np.ndarray:
     """2x2 box filter (rounded) of an even-sized uint8 image."""
-    h, w = block.shape
-    acc = block.reshape(h // 2, 2, w // 2, 2).astype(np.uint16).sum(axis=(1, 3))
-    return ((acc + 2) >> 2).astype(np.uint8)
+    b = block.astype(np.uint16)
+    acc = b[0::2, 0::2] + b[1::2, 0::2] + b[0::2, 1::2] + b[1::2, 1::2] + 2
+    return (acc >> 2).astype(np.uint8)
 
 
 class _TileWriter:

@@ -41,8 +41,8 @@
     const chunk = {
       start: data.start,
       names: data.names,
-      knn: new Int32Array(bytes(data.knn)),
-      dist: new Float32Array(bytes(data.dist)),
+      knn: data.knn ? new Int32Array(bytes(data.knn)) : null,
+      dist: data.dist ? new Float32Array(bytes(data.dist)) : null,
     };
     chunks.set(data.chunk, chunk);
     const queue = waiting.get(data.chunk) || [];
@@ -65,15 +65,64 @@
     });
   }
 
+  /* Large corpora: 8-bit descriptors (x = mean + code * scale), loaded on the first click. */
+  let descriptors = null;
+  function loadDescriptors() {
+    if (descriptors) return descriptors;
+    descriptors = new Promise((resolve, reject) => {
+      const script = document.createElement('script');
+      script.src = 'data/descriptors.js';
+      script.onload = () => {
+        const D = window.SOSIE_DESCRIPTORS;
+        window.SOSIE_DESCRIPTORS = null;
+        resolve({ codes: new Int8Array(bytes(D.codes)), weight: Float32Array.from(D.scale, (s) => s * s), dim: D.scale.length });
+      };
+      script.onerror = () => reject(new Error('missing data/descriptors.js'));
+      document.head.appendChild(script);
+    });
+    return descriptors;
+  }
+  /* Exact k nearest rows to row i over the 8-bit descriptors (ties: lower index), pruned:
+     a row stops being summed once its partial distance exceeds the current k-th best. */
+  function scan(D, i, k) {
+    const d = D.dim, codes = D.codes, w = D.weight, n = codes.length / d;
+    const q = codes.slice(i * d, i * d + d);
+    const bestD = new Float64Array(k).fill(Infinity), bestI = new Int32Array(k).fill(-1);
+    let worst = Infinity;
+    for (let r = 0; r < n; r++) {
+      if (r === i) continue;
+      const o = r * d;
+      let s = 0;
+      for (let j = 0; j < d && s < worst; j += 16) {
+        for (let m = j; m < j + 16 && m < d; m++) { const t = codes[o + m] - q[m]; s += w[m] * t * t; }
+      }
+      if (s >= worst) continue;
+      let p = k - 1;
+      while (p > 0 && bestD[p - 1] > s) { bestD[p] = bestD[p - 1]; bestI[p] = bestI[p - 1]; p--; }
+      bestD[p] = s; bestI[p] = r;
+      worst = bestD[k - 1];
+    }
+    const out = [];
+    for (let r = 0; r < k && bestI[r] >= 0; r++) {
+      const dist = Math.sqrt(bestD[r]);
+      out.push({ index: bestI[r], distance: dist, likeness: Sosie.likeness(dist) });
+    }
+    return out;
+  }
+
   /* {index, name, neighbours: [{index, distance, likeness}]} of face i. */
   Sosie.face = async function (i) {
     const chunk = await loadChunk(Math.floor(i / META.chunk));
     const j = i - chunk.start;
     const k = META.neighbours.k;
-    const neighbours = [];
-    for (let r = 0; r < k; r++) {
-      const d = chunk.dist[j * k + r];
-      neighbours.push({ index: chunk.knn[j * k + r], distance: d, likeness: Sosie.likeness(d) });
+    let neighbours = [];
+    if (META.neighbours.method === 'browser') {
+      if (k > 0) neighbours = scan(await loadDescriptors(), i, k);
+    } else {
+      for (let r = 0; r < k; r++) {
+        const d = chunk.dist[j * k + r];
+        neighbours.push({ index: chunk.knn[j * k + r], distance: d, likeness: Sosie.likeness(d) });
+      }
     }
     return { index: i, name: chunk.names[j], neighbours };
   };
@@ -192,8 +241,7 @@
       nb.likeness.toFixed(0) + ' %');
     container.replaceChildren(Sosie.faceElement(i, 192), header);
     if (!k) return face;
-    const how = META.neighbours.method === 'exact' ? 'exact' :
-      'approximate, recall ' + Sosie.percent(META.neighbours.recall, 0);
+    const how = META.neighbours.method === 'exact' ? 'exact' : 'from 8-bit descriptors';
     container.append(
       Sosie.el('h3', {}, k + ' nearest faces ', Sosie.el('small', {}, 'distance · likeness (' + how + ')')),
       Sosie.faceStrip(face.neighbours.map((nb) => nb.index), 58, onPick, captions));

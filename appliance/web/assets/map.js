@@ -374,8 +374,8 @@
   Sosie.describeAxes(panel.axes, pickAndFly, 2);
   if (!Sosie.describeClusters(panel.clusters, (i) => select(i, true))) panel.clusters.closest('details').hidden = true;
   if (!Sosie.showMark(panel.mark, pickAndFly, showMark)) panel.mark.closest('details').hidden = true;
-  select(-1);
   const wanted = /face=(\d+)/.exec(location.hash);
+  select(-1);
   if (wanted && +wanted[1] < N) setTimeout(() => select(+wanted[1], true), 0);
 
   /* For tests and benchmarks: the view, and whether every visible tile has arrived. */
