@@ -2,6 +2,7 @@
 
     sosie ticket --image PHOTO [--corpus DIR] --out ticket.png [--layout classic|mugshot]
                  [--config FILE] [--lookalikes K] [--width DOTS] [--number N] [--print]
+                 [--dither atkinson|floyd-steinberg|bayer|threshold]
 
 The PNG is decoded from the exact ESC/POS bytes a real printer would get (written next to it as
 .bin), so installers can design the layout without paper. Without --corpus the demo corpus is
@@ -42,6 +43,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--width", type=int, metavar="DOTS",
                         help="paper width in dots (384, 512, 576; default: the printer's)")
     parser.add_argument("--number", type=int, default=1, metavar="N", help="ticket number")
+    parser.add_argument("--dither", choices=("atkinson", "floyd-steinberg", "bayer", "threshold"),
+                        help="how photos become dots (default: ticket.tone.method)")
     parser.add_argument("--print", action="store_true", dest="send",
                         help="also print it on the configured printer (printer section)")
     parser.set_defaults(func=run_ticket)
@@ -64,6 +67,8 @@ def _settings(args: Any) -> tuple[Any, Any, Any, Any]:
     changes: dict[str, Any] = {}
     if args.layout:
         changes["layout"] = args.layout
+    if args.dither:
+        changes["tone"] = dataclasses.replace(layout.tone, method=args.dither)
     if args.lookalikes is not None:
         if not 1 <= args.lookalikes <= 10:
             raise UsageError(f"--lookalikes {args.lookalikes}: expected 1 to 10")
