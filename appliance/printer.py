@@ -230,6 +230,15 @@ class Job:
 
 def encode_ticket(image: Image.Image, settings: PrinterSettings, width: int) -> Job:
     """Encode a mode "1" ticket with python-escpos: init, raster fragments, cut."""
+    try:
+        return _encode(image, settings, width)
+    except PrinterFault:
+        raise
+    except Exception as exc:  # escpos refusing something: a fault, never a crash
+        raise TicketRejected(f"cannot encode the ticket: {_reason(exc)}") from None
+
+
+def _encode(image: Image.Image, settings: PrinterSettings, width: int) -> Job:
     if image.mode != "1":
         raise TicketRejected(f"ticket image must be mode '1' (1 bit), got mode {image.mode!r}")
     if image.width > width or image.width % 8:
@@ -498,6 +507,8 @@ class VirtualPrinter(Printer):
             raise PrinterAbsent(
                 f"virtual printer cannot write to {self.out_dir}: {exc.strerror or exc}"
             ) from None
+        except ValueError as exc:  # the decoder refusing our own bytes would be a bug
+            raise TicketRejected(f"virtual printer cannot decode the ticket: {exc}") from None
         self._prune()
         return PrintReceipt(len(data), time.monotonic() - started, 1, (bin_path, png_path))
 
