@@ -312,7 +312,7 @@ class FaceAnalyzer:
     @staticmethod
     def _rgb(image: Source) -> np.ndarray:
         if isinstance(image, np.ndarray):
-            if image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3:
+            if image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3 and image.size:
                 return np.ascontiguousarray(image)
             return array_to_rgb(image)
         return load_image(image)
@@ -324,7 +324,9 @@ class FaceAnalyzer:
         if s.detect_max_side and max(height, width) > s.detect_max_side:
             scale = s.detect_max_side / max(height, width)
         if s.detect_min_side and min(height, width) * scale < s.detect_min_side:
-            scale = s.detect_min_side / min(height, width)
+            # upscale tiny photos, but never a thin strip into a huge one
+            ceiling = 4 * max(s.detect_max_side, s.detect_min_side) / max(height, width)
+            scale = max(scale, min(s.detect_min_side / min(height, width), ceiling))
         return scale
 
     def _detect(self, rgb: np.ndarray, timings: dict[str, float]) -> list[Detection]:

@@ -95,14 +95,105 @@ def anchors(repeat: int) -> dict[str, float]:
     }
 
 
+def variant_distances(analyzer: FaceAnalyzer) -> dict[str, dict[str, float]]:
+    """Descriptor distance between a face and variants of its photo, over the astronaut and
+    every LFW crop dlib finds (200 px upscales); and between different LFW crops."""
+    import itertools
+
+    from skimage import data
+
+    def encoded(pixels: np.ndarray, orientation: int | None = None, **save: object) -> bytes:
+        image = Image.fromarray(np.ascontiguousarray(
+            np.rot90(pixels, 1) if orientation == 6 else pixels))
+        if orientation:
+            exif = Image.Exif()
+            exif[0x0112] = orientation
+            save["exif"] = exif
+        out = io.BytesIO()
+        image.save(out, "JPEG", **save)
+        return out.getvalue()
+
+    def scaled(pixels: np.ndarray, factor: float) -> np.ndarray:
+        image = Image.fromarray(pixels)
+        size = (round(image.width * factor), round(image.height * factor))
+        return np.asarray(image.resize(size, Image.Resampling.LANCZOS))
+
+    variants: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+        "jpeg q90": lambda p: load_image(encoded(p, quality=90)),
+        "jpeg q50": lambda p: load_image(encoded(p, quality=50)),
+        "exif-rotated jpeg q90": lambda p: load_image(encoded(p, 6, quality=90)),
+        "half size": lambda p: scaled(p, 0.5),
+        "double size": lambda p: scaled(p, 2.0),
+        "mirrored": lambda p: np.ascontiguousarray(p[:, ::-1]),
+    }
+    lfw = (data.lfw_subset()[:100] * 255).round().astype(np.uint8)
+    sources = {"astronaut": data.astronaut()}
+    for i, crop in enumerate(lfw):
+        gray = np.asarray(Image.fromarray(crop).resize((200, 200), Image.Resampling.BICUBIC))
+        sources[f"lfw{i}"] = np.repeat(gray[:, :, None], 3, axis=2)
+    originals: dict[str, np.ndarray] = {}
+    same: dict[str, list[float]] = {name: [] for name in variants}
+    missed: dict[str, int] = dict.fromkeys(variants, 0)
+    for key, pixels in sources.items():
+        face = analyzer.analyze(pixels)
+        if not isinstance(face, Face):
+            continue
+        originals[key] = face.descriptor
+        for name, make in variants.items():
+            other = analyzer.analyze(make(pixels))
+            if isinstance(other, Face):
+                same[name].append(float(np.linalg.norm(other.descriptor - face.descriptor)))
+            else:
+                missed[name] += 1
+    lfw_keys = [k for k in originals if k.startswith("lfw")]
+    different = [float(np.linalg.norm(originals[a] - originals[b]))
+                 for a, b in itertools.combinations(lfw_keys, 2)]
+    out = {}
+    for name, values in same.items():
+        v = np.array(values)
+        out[name] = {"n": len(v), "missed": missed[name], "median": float(np.median(v)),
+                     "p95": float(np.percentile(v, 95)), "max": float(v.max())}
+    d = np.array(different)
+    worst_same = max(s["max"] for s in out.values())
+    out["different LFW crops"] = {
+        "n": len(d), "missed": 100 - len(lfw_keys), "median": float(np.median(d)),
+        "p5": float(np.percentile(d, 5)), "min": float(d.min()),
+        "above_worst_variant": float(np.mean(d > worst_same)),
+    }
+    return out
+
+
+def print_variants(table: dict[str, dict[str, float]]) -> None:
+    print(f"{'descriptor distance':<26}{'n':>6}{'missed':>8}{'median':>9}{'p95':>8}{'max':>8}")
+    for name, row in table.items():
+        if name == "different LFW crops":
+            print(f"{name:<26}{row['n']:>6}{row['missed']:>8}{row['median']:>9.3f}"
+                  f"{row['p5']:>8.3f}{row['min']:>8.3f}   (p5, min)")
+            print(f"  {row['above_worst_variant']:.1%} of different-crop pairs are farther apart "
+                  "than the worst variant")
+        else:
+            print(f"{name:<26}{row['n']:>6}{row['missed']:>8}{row['median']:>9.3f}"
+                  f"{row['p95']:>8.3f}{row['max']:>8.3f}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=7, help="runs per figure (median)")
     parser.add_argument("--json", metavar="PATH", type=Path, help="also write the figures here")
+    parser.add_argument("--variants", action="store_true",
+                        help="instead: descriptor distances between photos and their variants "
+                        "(JPEG, EXIF rotation, rescaling, mirroring) and between LFW crops")
     args = parser.parse_args(argv)
     import dlib
 
     analyzer = FaceAnalyzer(FaceSettings())
+    if args.variants:
+        table = variant_distances(analyzer)
+        print_variants(table)
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(table, indent=2))
+        return 0
     analyzer.analyze(frame(SIZES["640x480"]))  # warm up: models loaded, caches hot
     results = {name: measure(size, args.repeat, analyzer) for name, size in SIZES.items()}
     anchor = anchors(args.repeat)

@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import photos
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from appliance.faces import (
@@ -363,3 +365,27 @@ def test_bad_photo_file_raises_image_error(analyzer, tmp_path: Path):
     path.write_bytes(b"\xff\xd8\xff\xe0 not really")
     with pytest.raises(ImageError, match=r"broken\.jpg: "):
         analyzer.analyze(path)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 20000), st.integers(1, 20000))
+def test_detection_copy_size(analyzer, height, width):
+    s = analyzer.settings
+    scale = analyzer.detection_scale(height, width)
+    long_side, short_side = max(height, width) * scale, min(height, width) * scale
+    ceiling = 4 * max(s.detect_max_side, s.detect_min_side)
+    plain = min(1.0, s.detect_max_side / max(height, width))
+    assert long_side <= max(s.detect_max_side, ceiling) * (1 + 1e-9)
+    if min(height, width) * plain >= s.detect_min_side:
+        assert scale == plain  # an ordinary photo: only ever brought down to detect_max_side
+    else:  # a tiny photo or a thin strip: brought up to detect_min_side, within the ceiling
+        assert scale > plain
+        assert short_side == pytest.approx(s.detect_min_side) or long_side == pytest.approx(
+            ceiling)
+
+
+def test_degenerate_arrays(analyzer):
+    with pytest.raises(ImageError, match="empty image"):
+        analyzer.analyze(np.zeros((0, 0, 3), np.uint8))
+    assert isinstance(analyzer.analyze(np.zeros((1, 1, 3), np.uint8)), NoFaceFound)
+    assert isinstance(analyzer.analyze(np.zeros((3, 4000), np.uint16)), NoFaceFound)
