@@ -162,10 +162,10 @@ def _decode(image: Image.Image, label: str, max_side: int | None) -> np.ndarray:
     except Exception as exc:
         raise ImageError(f"{label}: cannot decode ({_first_line(exc)})") from None
     try:
-        upright = ImageOps.exif_transpose(image)
+        ImageOps.exif_transpose(image, in_place=True)  # no copy when already upright
     except Exception:  # corrupt EXIF: keep the pixels as stored
-        upright = image
-    rgb = _to_rgb_array(upright or image, label)
+        pass
+    rgb = _to_rgb_array(image, label)
     return _downscale_array(rgb, max_side) if max_side else rgb
 
 

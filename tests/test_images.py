@@ -42,6 +42,14 @@ def test_exif_orientation_is_applied(portrait, orientation):
     np.testing.assert_array_equal(load_image(stored), portrait)
 
 
+def test_nonsense_orientation_keeps_the_pixels_as_stored(portrait):
+    exif = Image.Exif()
+    exif[0x0112] = 42
+    buf = io.BytesIO()
+    Image.fromarray(portrait).save(buf, "PNG", exif=exif)
+    np.testing.assert_array_equal(load_image(buf.getvalue()), portrait)
+
+
 def test_exif_orientation_in_jpeg(portrait):
     plain = load_image(photos.encode(portrait, "JPEG", quality=95))
     rotated = load_image(photos.encode(portrait, "JPEG", orientation=6, quality=95))
