@@ -1,0 +1,166 @@
+"""`sosie build` and `sosie corpus info|verify|synth|demo`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from appliance.cli import UsageError
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "build",
+        help="build a corpus from a folder of face images (parallel, resumable)",
+        description="Walk IMAGES_DIR recursively, describe every face with dlib (one process "
+        "per core) and write the corpus to CORPUS_DIR. Interrupted builds resume where they "
+        "stopped when run again; unusable files are listed in CORPUS_DIR/rejected.tsv.",
+    )
+    p.add_argument("images_dir", metavar="IMAGES_DIR", type=Path)
+    p.add_argument("corpus_dir", metavar="CORPUS_DIR", type=Path)
+    p.add_argument("--workers", type=int, help="processes (default: corpus.workers, 0 = cores)")
+    p.add_argument("--chunk-size", type=int, help="images per resumable chunk (default 256)")
+    p.add_argument("--config", type=Path, help="YAML file overriding appliance/defaults.yaml")
+    p.add_argument("--force", action="store_true", help="replace a finished corpus")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_build)
+
+    corpus = sub.add_parser("corpus", help="inspect, verify or synthesise corpora")
+    csub = corpus.add_subparsers(dest="corpus_command", metavar="ACTION", required=True)
+    info = csub.add_parser("info", help="summary of a corpus")
+    info.add_argument("corpus_dir", metavar="CORPUS_DIR", type=Path)
+    info.add_argument("--json", action="store_true", help="print the summary as JSON")
+    info.set_defaults(func=cmd_info)
+    verify = csub.add_parser("verify", help="full checksums; exit status 1 on any problem")
+    verify.add_argument("corpus_dir", metavar="CORPUS_DIR", type=Path)
+    verify.add_argument("--no-model-check", action="store_true",
+                        help="do not compare the model checksums with this appliance's")
+    verify.set_defaults(func=cmd_verify)
+    synth = csub.add_parser("synth", help="write a synthetic corpus (benchmarks, tests)")
+    synth.add_argument("corpus_dir", metavar="CORPUS_DIR", type=Path)
+    synth.add_argument("--count", type=int, default=200_000, help="rows (default 200000)")
+    synth.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    synth.add_argument("--config", type=Path, help="YAML file overriding appliance/defaults.yaml")
+    synth.add_argument("--force", action="store_true", help="replace an existing corpus")
+    synth.set_defaults(func=cmd_synth)
+    demo = csub.add_parser("demo", help="print the path of the embedded demo corpus (build it)")
+    demo.set_defaults(func=cmd_demo)
+
+
+def _settings(config: Path | None) -> tuple[Any, Any]:
+    from appliance import config as cfg
+    from appliance.corpus import CorpusSettings
+
+    try:
+        data = cfg.load(config)
+        corpus = cfg.section(data, "corpus", CorpusSettings)
+        faces = None
+        if "faces" in data:
+            from appliance.faces import FaceSettings
+
+            faces = cfg.section(data, "faces", FaceSettings)
+    except cfg.ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    return corpus, faces
+
+
+def _fail(exc: Exception) -> int:
+    print(f"sosie: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
+          file=sys.stderr)
+    return 1
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from appliance.corpus import CorpusError, DlibEngine, build
+
+    settings, faces = _settings(args.config)
+    if args.chunk_size is not None:
+        if args.chunk_size < 1:
+            raise UsageError(f"--chunk-size {args.chunk_size}: expected a positive integer")
+        settings = replace(settings, chunk_size=args.chunk_size)
+    if args.workers is not None and args.workers < 0:
+        raise UsageError(f"--workers {args.workers}: expected 0 (one per core) or more")
+    if not args.images_dir.is_dir():
+        raise UsageError(f"{args.images_dir}: not a folder")
+    try:
+        report = build(
+            args.images_dir,
+            args.corpus_dir,
+            workers=args.workers,
+            settings=settings,
+            engine=DlibEngine(faces),
+            progress=not args.quiet,
+            force=args.force,
+        )
+    except (CorpusError, OSError, RuntimeError) as exc:
+        return _fail(exc)
+    resumed = f", {report.reused_chunks} of {report.total_chunks} chunks reused" if (
+        report.reused_chunks) else ""
+    print(
+        f"{report.corpus_dir}: {report.faces} faces from {report.files} files, "
+        f"{report.rejected} rejected (see rejected.tsv){resumed}, {report.seconds:.1f} s"
+    )
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from appliance.corpus import Corpus, CorpusError
+    from appliance.corpus.info import summary
+
+    try:
+        with Corpus.open(args.corpus_dir, check_model=False) as corpus:
+            data = summary(corpus)
+    except CorpusError as exc:
+        return _fail(exc)
+    if args.json:
+        print(json.dumps(data, indent=2, default=str))
+        return 0
+    for key, value in data.items():
+        print(f"{key + ":":<24}{value}")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from appliance.corpus import verify
+
+    problems = verify(args.corpus_dir, check_model=not args.no_model_check)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if problems:
+        print(f"{args.corpus_dir}: {len(problems)} problem(s)", file=sys.stderr)
+        return 1
+    print(f"{args.corpus_dir}: OK (every checksum matches)")
+    return 0
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    import time
+
+    from appliance.corpus import synth
+
+    if args.count < 1:
+        raise UsageError(f"--count {args.count}: expected a positive integer")
+    settings, _ = _settings(args.config)
+    start = time.monotonic()
+    try:
+        synth(args.corpus_dir, args.count, args.seed, settings=settings, overwrite=args.force)
+    except (FileExistsError, OSError) as exc:
+        return _fail(exc)
+    print(f"{args.corpus_dir}: synthetic corpus of {args.count} faces (seed {args.seed}), "
+          f"{time.monotonic() - start:.1f} s")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from appliance.corpus import CorpusError, demo_corpus
+
+    try:
+        print(demo_corpus(progress=sys.stderr.isatty()))
+    except (CorpusError, OSError, RuntimeError) as exc:
+        return _fail(exc)
+    return 0

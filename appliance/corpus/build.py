@@ -1,0 +1,364 @@
+"""`sosie build`: a folder of face images -> a corpus, in parallel, resumable after SIGKILL.
+
+The sorted file list is cut into chunks of `chunk_size` images; worker processes (one per core,
+dlib models loaded once each) analyse images in any order and the parent writes each chunk to
+`CORPUS_DIR/.build/` as soon as all its images are done (see `chunks`). A restarted build reuses
+every chunk made with the same settings for the same files, so it ends with the same bytes as
+an uninterrupted one (only the manifest's `built` and `build_seconds` differ). At the end the
+chunks are concatenated in order, exact duplicate files are dropped (the first in path order
+stays), PCA is fitted over all descriptors and the manifest is written last.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+import shutil
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from appliance.corpus import format as fmt
+from appliance.corpus.chunks import (
+    DIM,
+    ItemResult,
+    SourceFile,
+    chunk_is_current,
+    chunk_path,
+    read_chunk,
+    write_chunk,
+)
+from appliance.corpus.engines import DlibEngine, Engine
+from appliance.corpus.format import CorpusError
+from appliance.corpus.settings import CorpusSettings
+from appliance.corpus.thumbs import PackWriter, encode
+from appliance.corpus.walk import list_sources
+from appliance.corpus.writer import clear_manifest, finalize
+
+WORK_DIR = ".build"
+#: Testing hook: SIGKILL the build itself after writing this many chunks in this run.
+KILL_AFTER_ENV = "SOSIE_BUILD_KILL_AFTER_CHUNKS"
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    """What a build did."""
+
+    corpus_dir: Path
+    files: int
+    faces: int
+    rejected: int
+    reused_chunks: int
+    total_chunks: int
+    seconds: float
+
+
+def build(
+    images_dir: str | Path,
+    corpus_dir: str | Path,
+    *,
+    workers: int | None = None,
+    settings: CorpusSettings | None = None,
+    engine: Engine | None = None,
+    progress: bool = True,
+    force: bool = False,
+) -> BuildReport:
+    """Build (or resume building) the corpus of the faces in `images_dir` into `corpus_dir`.
+
+    `workers`: processes (default `settings.workers`, 0 = one per core; 1 runs in this
+    process). `engine`: `DlibEngine(face_settings)` by default. `force` replaces an existing
+    finished corpus. Unreadable files and images without a face are listed in rejected.tsv;
+    only a build with no face at all fails (CorpusError).
+    """
+    started = time.monotonic()
+    settings = settings or CorpusSettings()
+    engine = engine or DlibEngine()
+    images_dir, corpus_dir = Path(images_dir), Path(corpus_dir)
+    if not images_dir.is_dir():
+        raise CorpusError(f"{images_dir}: not a folder of images")
+    _prepare(corpus_dir, force)
+    work = corpus_dir / WORK_DIR
+    work.mkdir(parents=True, exist_ok=True)
+
+    files, walk_problems = list_sources(images_dir, exclude=corpus_dir)
+    size = settings.chunk_size
+    chunks = [files[i : i + size] for i in range(0, len(files), size)]
+    key = _build_key(engine, settings)
+    current = {k for k, c in enumerate(chunks) if chunk_is_current(chunk_path(work, k), key, c)}
+    _remove_stale(work, len(chunks), current)
+    pending = [k for k in range(len(chunks)) if k not in current]
+    count = workers if workers is not None else settings.workers
+    count = count or os.cpu_count() or 1
+
+    bar = _progress_bar(len(files), sum(len(chunks[k]) for k in current), progress)
+    try:
+        _run(images_dir, work, key, chunks, pending, engine, settings, count, bar)
+    finally:
+        bar.close()
+
+    faces, rejected = _assemble(images_dir, corpus_dir, chunks, walk_problems, settings)
+    fields = {
+        "synthetic": False,
+        "build_seconds": round(time.monotonic() - started, 3),
+        "source": {
+            "folder": str(images_dir.resolve()),
+            "files": len(files) + len(walk_problems),
+            "rejected": rejected,
+            "duplicates": settings.duplicates,
+        },
+        "model": {"files": engine.checksums(), "settings": engine.settings()},
+        "thumbnails": {
+            "encoding": settings.thumbnail_encoding,
+            "size": settings.thumbnail_size,
+            "gray": True,
+            "quality": settings.jpeg_quality if settings.thumbnail_encoding == "jpeg" else None,
+        },
+    }
+    if faces == 0:
+        raise CorpusError(
+            f"{images_dir}: no usable face in {len(files)} files "
+            f"(reasons in {corpus_dir / fmt.REJECTED})"
+        )
+    finalize(corpus_dir, faces, DIM, fields)
+    shutil.rmtree(work, ignore_errors=True)
+    return BuildReport(
+        corpus_dir, len(files) + len(walk_problems), faces, rejected, len(current), len(chunks),
+        time.monotonic() - started,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Preparing and resuming
+
+
+def _prepare(corpus_dir: Path, force: bool) -> None:
+    if (corpus_dir / fmt.MANIFEST).exists():
+        if not force:
+            raise CorpusError(
+                f"{corpus_dir}: already holds a finished corpus (use --force to rebuild it)"
+            )
+        clear_manifest(corpus_dir)
+        shutil.rmtree(corpus_dir / WORK_DIR, ignore_errors=True)
+    if corpus_dir.exists():
+        if not corpus_dir.is_dir():
+            raise CorpusError(f"{corpus_dir}: exists and is not a folder")
+        known = {*fmt.DATA_FILES, WORK_DIR}
+        strangers = sorted(p.name for p in corpus_dir.iterdir() if p.name not in known
+                           and not p.name.startswith(".") )
+        if strangers:
+            raise CorpusError(
+                f"{corpus_dir}: not empty and not a corpus (holds {strangers[0]}); "
+                "choose an empty or new folder"
+            )
+    corpus_dir.mkdir(parents=True, exist_ok=True)
+
+
+def _build_key(engine: Engine, settings: CorpusSettings) -> str:
+    """Identifies everything that changes a chunk's content: models, settings, chunk size."""
+    record = {
+        "models": engine.checksums(),
+        "engine": engine.settings(),
+        "thumbnails": [settings.thumbnail_size, settings.thumbnail_encoding,
+                       settings.jpeg_quality],
+        "chunk_size": settings.chunk_size,
+    }
+    text = json.dumps(record, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _remove_stale(work: Path, chunks: int, current: set[int]) -> None:
+    for path in work.iterdir():
+        name = path.name
+        if name.startswith("chunk-") and name.endswith(".bin"):
+            index = int(name[6:12]) if name[6:12].isdigit() else -1
+            if index not in current or index >= chunks:
+                path.unlink(missing_ok=True)
+        elif name.startswith("."):  # temporary files of an interrupted write
+            path.unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Processing
+
+
+def _run(
+    images_dir: Path,
+    work: Path,
+    key: str,
+    chunks: list[list[SourceFile]],
+    pending: list[int],
+    engine: Engine,
+    settings: CorpusSettings,
+    workers: int,
+    bar: Any,
+) -> None:
+    tasks = [(k, j, str(images_dir / f.rel), f.rel) for k in pending for j, f in
+             enumerate(chunks[k])]
+    if not tasks:
+        return
+    buffers: dict[int, list[ItemResult | None]] = {k: [None] * len(chunks[k]) for k in pending}
+    remaining = {k: len(chunks[k]) for k in pending}
+    kill_after = int(os.environ.get(KILL_AFTER_ENV, "0") or 0)
+    written = 0
+    faces = rejected = 0
+
+    def collect(k: int, j: int, result: ItemResult) -> None:
+        nonlocal written, faces, rejected
+        buffers[k][j] = result
+        remaining[k] -= 1
+        faces += result.accepted
+        rejected += not result.accepted
+        bar.update(1)
+        bar.set_postfix(faces=faces, rejected=rejected, refresh=False)
+        if remaining[k] == 0:
+            results = buffers.pop(k)
+            write_chunk(work, k, key, chunks[k], results)  # type: ignore[arg-type]
+            written += 1
+            if kill_after and written >= kill_after:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    thumbs = (settings.thumbnail_size, settings.thumbnail_encoding, settings.jpeg_quality)
+    if workers <= 1 or len(tasks) == 1:
+        _init_worker(engine, thumbs, watch_parent=False)
+        for task in tasks:
+            collect(*_process(task))
+        return
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(workers, initializer=_init_worker, initargs=(engine, thumbs)) as pool:
+        for k, j, result in pool.imap_unordered(_process, tasks, chunksize=1):
+            collect(k, j, result)
+
+
+_analyzer: Any = None
+_thumbs: tuple[int, str, int] = (256, "jpeg", 92)
+
+
+def _init_worker(engine: Engine, thumbs: tuple[int, str, int], watch_parent: bool = True) -> None:
+    """Per worker process: load the models once; exit if the parent dies (e.g. SIGKILL)."""
+    global _analyzer, _thumbs
+    if watch_parent:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
+        parent = os.getppid()
+
+        def watch() -> None:
+            while True:
+                time.sleep(0.5)
+                if os.getppid() != parent:
+                    os._exit(1)
+
+        threading.Thread(target=watch, daemon=True).start()
+    _analyzer = engine.create()
+    _thumbs = thumbs
+
+
+def _process(task: tuple[int, int, str, str]) -> tuple[int, int, ItemResult]:
+    k, j, path, rel = task
+    return k, j, analyze_file(path, rel, _analyzer, *_thumbs)
+
+
+def analyze_file(
+    path: str, rel: str, analyzer: Any, size: int, encoding: str, quality: int
+) -> ItemResult:
+    """One source file -> ItemResult; never raises for a bad file (model errors do raise)."""
+    from appliance.images import ImageError, load_image
+
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        return ItemResult(f"unreadable file ({exc.strerror or exc})")
+    if not data:
+        return ItemResult("empty file")
+    digest = hashlib.sha256(data).hexdigest()
+    try:
+        rgb = load_image(data, name=rel)
+    except ImageError as exc:
+        return ItemResult(_strip_name(str(exc), rel), digest)
+    except Exception as exc:  # a decoder crash must not stop a 200k-image build
+        return ItemResult(f"unreadable image ({type(exc).__name__}: {exc})", digest)
+    try:
+        outcome = analyzer.analyze(rgb)
+    except (MemoryError, RuntimeError) as exc:
+        if type(exc).__name__ == "ModelError":
+            raise
+        return ItemResult(f"analysis failed ({type(exc).__name__}: {exc})", digest)
+    except Exception as exc:
+        return ItemResult(f"analysis failed ({type(exc).__name__}: {exc})", digest)
+    if not hasattr(outcome, "descriptor"):
+        return ItemResult(getattr(outcome, "reason", "no face found"), digest)
+    descriptor = np.asarray(outcome.descriptor, dtype=np.float32).reshape(DIM)
+    thumbnail = encode(outcome.aligned(size, gray=True), encoding, quality)  # type: ignore[arg-type]
+    return ItemResult(None, digest, descriptor, thumbnail)
+
+
+def _strip_name(message: str, rel: str) -> str:
+    first = message.splitlines()[0] if message else "unreadable image"
+    prefix = f"{rel}: "
+    return first[len(prefix) :] if first.startswith(prefix) else first
+
+
+def _progress_bar(total: int, done: int, enabled: bool) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(
+        total=total,
+        initial=done,
+        unit="img",
+        desc="sosie build",
+        disable=not enabled,
+        smoothing=0.05,
+        dynamic_ncols=True,
+        file=sys.stderr,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Assembling the corpus from the chunks
+
+
+def _assemble(
+    images_dir: Path,
+    corpus_dir: Path,
+    chunks: list[list[SourceFile]],
+    walk_problems: list[tuple[str, str]],
+    settings: CorpusSettings,
+) -> tuple[int, int]:
+    """Concatenate the chunks in order into the data files; returns (faces, rejected)."""
+    work = corpus_dir / WORK_DIR
+    clear_manifest(corpus_dir)
+    seen: dict[str, str] = {}
+    sources: list[tuple[int, str]] = []
+    rejected: list[tuple[str, str]] = list(walk_problems)
+    with (
+        open(corpus_dir / fmt.DESCRIPTORS, "wb") as vectors,
+        open(corpus_dir / fmt.THUMBS_PACK, "wb") as pack_file,
+    ):
+        pack = PackWriter(pack_file)
+        for k, files in enumerate(chunks):
+            _, results = read_chunk(chunk_path(work, k))
+            for source, result in zip(files, results, strict=True):
+                reason = result.reason
+                if result.sha256 and settings.duplicates == "reject":
+                    first = seen.setdefault(result.sha256, source.rel)
+                    if first != source.rel:
+                        reason = f"duplicate of {first}"
+                if reason is not None:
+                    rejected.append((source.rel, reason))
+                    continue
+                vectors.write(np.asarray(result.descriptor, dtype="<f4").astype("<f2").tobytes())
+                pack.add(result.thumbnail or b"")
+                sources.append((len(sources), source.rel))
+        (corpus_dir / fmt.THUMBS_INDEX).write_bytes(pack.index().tobytes())
+    rejected.sort()
+    (corpus_dir / fmt.SOURCES).write_bytes(fmt.tsv_bytes(("row", "path"), sources))
+    (corpus_dir / fmt.REJECTED).write_bytes(fmt.tsv_bytes(("path", "reason"), rejected))
+    return len(sources), len(rejected)
+

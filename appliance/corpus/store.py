@@ -1,0 +1,192 @@
+"""Reading a corpus: `Corpus.open` validates cheaply, then memory-maps the descriptors."""
+
+from __future__ import annotations
+
+import mmap
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from appliance.corpus import format as fmt
+from appliance.corpus.format import CorpusError
+from appliance.corpus.pca import PCAModel
+from appliance.corpus.thumbs import PackReader
+
+if TYPE_CHECKING:
+    from appliance.search import Scanner
+
+
+class Corpus:
+    """An opened corpus directory. Use `Corpus.open(path)`; close it (or use `with`) when done."""
+
+    def __init__(self, path: Path, manifest: dict[str, Any]) -> None:
+        self.path = Path(path)
+        self.manifest = manifest
+        self.count: int = manifest["count"]
+        self.dim: int = manifest["dim"]
+        self.synthetic: bool = bool(manifest.get("synthetic", False))
+        n, d = self.count, self.dim
+        if n:
+            self.vectors = np.memmap(self.path / fmt.DESCRIPTORS, "<f2", mode="r", shape=(n, d))
+        else:
+            self.vectors = np.zeros((0, d), dtype="<f2")
+        self.norms = _read(self.path / fmt.NORMS, "<f4", (n,))
+        self.coords2d = _read(self.path / fmt.COORDS2D, "<f4", (n, 2))
+        self.coords3d = _read(self.path / fmt.COORDS3D, "<f4", (n, 3))
+        pca = _read(self.path / fmt.PCA, "<f8", (1 + fmt.PCA_COMPONENTS, d))
+        info = manifest["pca"]
+        self.pca = PCAModel(
+            mean=pca[0].copy(),
+            components=pca[1:].copy(),
+            explained_variance=np.asarray(info["explained_variance"], dtype=np.float64),
+            explained_variance_ratio=np.asarray(
+                info.get("explained_variance_ratio", [0.0] * fmt.PCA_COMPONENTS), np.float64
+            ),
+        )
+        thumbs = manifest["thumbnails"]
+        self._thumbs = PackReader(
+            self.path / fmt.THUMBS_PACK,
+            self.path / fmt.THUMBS_INDEX,
+            n,
+            thumbs["encoding"],
+            int(thumbs.get("size", 0)),
+        )
+        self._sources: list[str] | None = None
+
+    # -----------------------------------------------------------------------------------------
+    @classmethod
+    def open(
+        cls,
+        path: str | Path,
+        *,
+        check_model: bool | Mapping[str, str] = True,
+        face_settings: Any = None,
+    ) -> Corpus:
+        """Open and cheaply validate a corpus, or raise a one-line CorpusError.
+
+        Checks the format version, every file size against the manifest and the thumbnail
+        index bounds. With `check_model` (the default) the descriptor models recorded in the
+        manifest must be the ones this appliance uses (`faces.model_checksums(face_settings)`),
+        or the given {file: sha256} mapping; synthetic corpora are not tied to a model.
+        """
+        path = Path(path)
+        manifest = fmt.read_manifest(path)
+        fmt.check_sizes(path, manifest)
+        if check_model and not manifest.get("synthetic"):
+            expected = check_model if isinstance(check_model, Mapping) else None
+            check_models(path, manifest, expected, face_settings)
+        corpus = cls(path, manifest)
+        try:
+            corpus._thumbs.check()
+        except CorpusError:
+            corpus.close()
+            raise
+        return corpus
+
+    # -----------------------------------------------------------------------------------------
+    def thumbnail(self, i: int) -> np.ndarray:
+        """The aligned grayscale thumbnail of row `i`: uint8 (h, w)."""
+        return self._thumbs.image(int(i))
+
+    def thumbnail_bytes(self, i: int) -> bytes:
+        """The encoded thumbnail of row `i` as stored (PNG/JPEG/raw, see manifest)."""
+        return self._thumbs.blob(int(i))
+
+    def source(self, i: int) -> str:
+        """The source image of row `i`, relative to the folder the corpus was built from."""
+        if not 0 <= i < self.count:
+            raise IndexError(f"row {i} out of range (corpus has {self.count} rows)")
+        if self._sources is None:
+            self._sources = _read_sources(self.path / fmt.SOURCES, self.count)
+        return self._sources[i]
+
+    def rejected(self) -> list[tuple[str, str]]:
+        """(path, reason) of every file the build left out."""
+        return [(p, r) for p, r in fmt.read_tsv(self.path / fmt.REJECTED, 2)]
+
+    def warm(self) -> None:
+        """Touch every page of the descriptors, norms and thumbnail index (cold SD cards)."""
+        for array in (self.vectors, self._thumbs.index):
+            if array.size:
+                raw = np.asarray(array).reshape(-1).view(np.uint8)
+                mm = getattr(array, "_mmap", None)
+                if isinstance(mm, mmap.mmap) and hasattr(mmap, "MADV_WILLNEED"):
+                    mm.madvise(mmap.MADV_WILLNEED)
+                int(raw[:: mmap.PAGESIZE].sum())
+
+    def scanner(self, threads: int = 1) -> Scanner:
+        """A nearest-neighbour `Scanner` over this corpus (appliance.search)."""
+        from appliance.search import Scanner
+
+        return Scanner(self.vectors, self.norms, threads=threads)
+
+    def close(self) -> None:
+        """Release the file handles (the memory maps go when no array refers to them)."""
+        self._thumbs.close()
+
+    def __enter__(self) -> Corpus:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __repr__(self) -> str:
+        kind = "synthetic " if self.synthetic else ""
+        return f"<Corpus {self.path} {kind}{self.count} x {self.dim}>"
+
+
+def check_models(
+    path: Path,
+    manifest: Mapping[str, Any],
+    expected: Mapping[str, str] | None = None,
+    face_settings: Any = None,
+) -> None:
+    """Refuse a corpus whose descriptor models differ from the appliance's (one line)."""
+    recorded = (manifest.get("model") or {}).get("files") or {}
+    if expected is None:
+        from appliance import faces
+
+        settings = face_settings if face_settings is not None else faces.FaceSettings()
+        expected = faces.model_checksums(settings)
+    where = Path(path) / fmt.MANIFEST
+    if not recorded:
+        raise CorpusError(f"{where}: records no model checksums; cannot tell which model made it")
+    for name, sha in expected.items():
+        if name not in recorded:
+            raise CorpusError(
+                f"{where}: corpus was built without model file {name} that this appliance uses"
+                " (rebuild it with `sosie build`)"
+            )
+        if recorded[name] != sha:
+            raise CorpusError(
+                f"{where}: corpus was built with a different {name} "
+                f"(sha256 {str(recorded[name])[:12]}…, this appliance uses {sha[:12]}…);"
+                " rebuild it with `sosie build`"
+            )
+    extra = sorted(set(recorded) - set(expected))
+    if extra:
+        raise CorpusError(
+            f"{where}: corpus was built with model file {extra[0]} that this appliance does not"
+            " use (rebuild it with `sosie build`, or match the faces settings)"
+        )
+
+
+def _read(path: Path, dtype: str, shape: tuple[int, ...]) -> np.ndarray:
+    return np.fromfile(path, dtype=dtype).reshape(shape).astype(dtype[1:], copy=False)
+
+
+def _read_sources(path: Path, count: int) -> list[str]:
+    rows = fmt.read_tsv(path, 2)
+    if len(rows) != count:
+        raise CorpusError(f"{path}: {len(rows)} rows, expected {count}")
+    out = []
+    for i, (row, source) in enumerate(rows):
+        if row != str(i):
+            raise CorpusError(f"{path}: line {i + 2} is row {row!r}, expected {i}")
+        out.append(source)
+    return out

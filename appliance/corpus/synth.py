@@ -1,0 +1,158 @@
+"""Synthetic corpora at full scale, for benchmarks and tests (marked `synthetic: true`).
+
+Descriptors imitate dlib's: a common offset shared by all faces plus an anisotropic Gaussian
+spread (power-law spectrum in a random orientation), rescaled to norms around 1.46, so random
+pairs sit ~0.8 apart and the nearest of 200k neighbours much closer, as with real faces.
+Thumbnails are a few hundred procedural placeholder faces shared by all rows.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+
+from appliance.corpus import format as fmt
+from appliance.corpus.settings import CorpusSettings
+from appliance.corpus.thumbs import INDEX_DTYPE, encode
+from appliance.corpus.writer import clear_manifest, finalize
+
+DIM = 128
+NORM_MEAN, NORM_SD = 1.46, 0.035
+SPREAD = 0.32  # trace of the covariance: E|x - y|^2 = 2 * SPREAD for random pairs
+SPECTRUM_DECAY = 0.8
+PLACEHOLDERS = 256
+BLOCK = 65536
+
+
+def synth(
+    corpus_dir: str | Path,
+    count: int,
+    seed: int = 0,
+    *,
+    settings: CorpusSettings | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write a synthetic corpus of `count` rows to `corpus_dir` (deterministic for a seed)."""
+    if count < 1:
+        raise ValueError(f"count = {count}: expected at least 1")
+    settings = settings or CorpusSettings()
+    directory = Path(corpus_dir)
+    _prepare(directory, overwrite)
+    started = time.monotonic()
+    rng = np.random.default_rng(seed)
+    offset, basis = _model(rng)
+    with open(directory / fmt.DESCRIPTORS, "wb") as fh:
+        for start in range(0, count, BLOCK):
+            rows = min(BLOCK, count - start)
+            fh.write(_descriptors(rng, offset, basis, rows).astype("<f2").tobytes())
+    _write_thumbnails(directory, count, rng, settings)
+    (directory / fmt.SOURCES).write_bytes(
+        fmt.tsv_bytes(("row", "path"), ((i, f"synthetic/{i:07d}") for i in range(count)))
+    )
+    (directory / fmt.REJECTED).write_bytes(fmt.tsv_bytes(("path", "reason"), ()))
+    fields = {
+        "synthetic": True,
+        "build_seconds": 0.0,
+        "source": {
+            "folder": None,
+            "generator": "sosie corpus synth",
+            "seed": int(seed),
+            "files": count,
+            "rejected": 0,
+        },
+        "model": None,
+        "thumbnails": {
+            "encoding": settings.thumbnail_encoding,
+            "size": settings.thumbnail_size,
+            "gray": True,
+            "placeholders": min(PLACEHOLDERS, count),
+        },
+    }
+    fields["build_seconds"] = round(time.monotonic() - started, 3)
+    finalize(directory, count, DIM, fields)
+    return directory
+
+
+def _prepare(directory: Path, overwrite: bool) -> None:
+    if directory.exists() and any(directory.iterdir()):
+        if not overwrite:
+            raise FileExistsError(f"{directory}: not empty (use --force to replace it)")
+        if not (directory / fmt.MANIFEST).exists() and not (directory / fmt.DESCRIPTORS).exists():
+            raise FileExistsError(f"{directory}: not empty and not a corpus; refusing to replace")
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    clear_manifest(directory)
+
+
+def _model(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A common offset (d,) and a basis (d, d) whose columns are scaled principal axes."""
+    direction = rng.standard_normal(DIM)
+    offset = direction / np.linalg.norm(direction) * np.sqrt(NORM_MEAN**2 - SPREAD)
+    spectrum = 1.0 / np.arange(1, DIM + 1) ** SPECTRUM_DECAY
+    spectrum *= SPREAD / spectrum.sum()
+    q, r = np.linalg.qr(rng.standard_normal((DIM, DIM)))
+    q *= np.sign(np.diag(r))
+    return offset.astype(np.float32), (q * np.sqrt(spectrum)).astype(np.float32)
+
+
+def _descriptors(
+    rng: np.random.Generator, offset: np.ndarray, basis: np.ndarray, rows: int
+) -> np.ndarray:
+    z = rng.standard_normal((rows, DIM), dtype=np.float32)
+    x = offset + z @ basis.T
+    target = rng.normal(NORM_MEAN, NORM_SD, rows).clip(NORM_MEAN - 4 * NORM_SD, None)
+    x *= (target / np.linalg.norm(x, axis=1)).astype(np.float32)[:, None]
+    return x
+
+
+def _write_thumbnails(
+    directory: Path, count: int, rng: np.random.Generator, settings: CorpusSettings
+) -> None:
+    blobs = [
+        encode(placeholder_face(settings.thumbnail_size, rng), settings.thumbnail_encoding,
+               settings.jpeg_quality)
+        for _ in range(min(PLACEHOLDERS, count))
+    ]
+    offsets = np.cumsum([0] + [len(b) for b in blobs])
+    with open(directory / fmt.THUMBS_PACK, "wb") as fh:
+        fh.write(b"".join(blobs))
+    which = np.arange(count) % len(blobs)
+    index = np.empty((count, 2), dtype=INDEX_DTYPE)
+    index[:, 0] = offsets[which]
+    index[:, 1] = np.diff(offsets)[which]
+    (directory / fmt.THUMBS_INDEX).write_bytes(index.tobytes())
+
+
+def placeholder_face(size: int, rng: np.random.Generator) -> np.ndarray:
+    """A procedural grayscale face-like placeholder: head, hair, eyes, nose, mouth."""
+    s = size / 100.0
+    background = int(rng.integers(150, 250))
+    image = Image.new("L", (size, size), background)
+    draw = ImageDraw.Draw(image)
+    skin = int(rng.integers(80, 220))
+    hair = int(rng.integers(10, 120))
+    w, h = rng.uniform(30, 40), rng.uniform(40, 48)
+    cx, cy = 50 + rng.uniform(-2, 2), 55 + rng.uniform(-2, 2)
+    draw.ellipse([s * (cx - w - 3), s * (cy - h - 6), s * (cx + w + 3), s * (cy + h - 14)], hair)
+    draw.ellipse([s * (cx - w), s * (cy - h), s * (cx + w), s * (cy + h)], skin)
+    eye_y, gap, eye = cy - rng.uniform(6, 12), rng.uniform(12, 17), rng.uniform(3, 5)
+    for side in (-1, 1):
+        ex = cx + side * gap
+        draw.ellipse([s * (ex - eye * 1.6), s * (eye_y - eye), s * (ex + eye * 1.6),
+                      s * (eye_y + eye)], min(255, skin + 40))
+        draw.ellipse([s * (ex - eye * 0.7), s * (eye_y - eye * 0.7), s * (ex + eye * 0.7),
+                      s * (eye_y + eye * 0.7)], 20)
+        draw.line([s * (ex - 8), s * (eye_y - 8), s * (ex + 8), s * (eye_y - 9)], hair,
+                  width=max(1, int(2 * s)))
+    draw.line([s * cx, s * (eye_y + 4), s * (cx - 3), s * (cy + 10)], max(0, skin - 50),
+              width=max(1, int(1.5 * s)))
+    mouth_y, mouth_w = cy + rng.uniform(18, 24), rng.uniform(8, 14)
+    draw.arc([s * (cx - mouth_w), s * (mouth_y - 5), s * (cx + mouth_w), s * (mouth_y + 5)],
+             10, 170, max(0, skin - 80), width=max(1, int(2 * s)))
+    image = image.filter(ImageFilter.GaussianBlur(radius=max(0.5, s)))
+    noise = rng.normal(0, 6, (size, size))
+    return np.clip(np.asarray(image, dtype=np.float64) + noise, 0, 255).astype(np.uint8)

@@ -1,0 +1,119 @@
+"""Grayscale thumbnails in one pack file with an offset index (random access by row).
+
+`thumbs.pack` holds encoded images back to back; `thumbs.idx` is an (N, 2) little-endian uint64
+array of (byte offset, byte length) per row. Rows may share bytes (synthetic corpora reuse a few
+placeholder images), and reading row i costs one `pread`.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import BinaryIO, Literal
+
+import numpy as np
+from PIL import Image
+
+from appliance.corpus.format import CorpusError
+
+Encoding = Literal["png", "jpeg", "raw"]
+INDEX_DTYPE = np.dtype("<u8")
+
+
+def encode(gray: np.ndarray, encoding: Encoding, quality: int = 92) -> bytes:
+    """Bytes of a 2-D uint8 image: PNG (lossless), JPEG (baseline, grayscale) or raw pixels."""
+    gray = np.ascontiguousarray(gray, dtype=np.uint8)
+    if gray.ndim != 2:
+        raise ValueError(f"thumbnail must be a 2-D grayscale array, got shape {gray.shape}")
+    if encoding == "raw":
+        return gray.tobytes()
+    buffer = io.BytesIO()
+    image = Image.fromarray(gray, mode="L")
+    if encoding == "png":
+        image.save(buffer, format="PNG", optimize=False, compress_level=6)
+    elif encoding == "jpeg":
+        image.save(buffer, format="JPEG", quality=quality, optimize=True)
+    else:
+        raise ValueError(f"unknown thumbnail encoding {encoding!r} (expected png, jpeg or raw)")
+    return buffer.getvalue()
+
+
+def decode(data: bytes, encoding: Encoding, size: int) -> np.ndarray:
+    """The (h, w) uint8 image encoded in `data` (raw thumbnails are `size` x `size`)."""
+    if encoding == "raw":
+        if len(data) != size * size:
+            raise ValueError(f"raw thumbnail has {len(data)} bytes, expected {size * size}")
+        return np.frombuffer(data, dtype=np.uint8).reshape(size, size).copy()
+    with Image.open(io.BytesIO(data)) as image:
+        image.load()
+        return np.asarray(image.convert("L"))
+
+
+class PackWriter:
+    """Appends encoded thumbnails to a pack file and collects their index rows."""
+
+    def __init__(self, pack: BinaryIO) -> None:
+        self._pack = pack
+        self._offset = pack.tell()
+        self._rows: list[tuple[int, int]] = []
+
+    def add(self, blob: bytes) -> None:
+        """Append one row's encoded thumbnail."""
+        self._pack.write(blob)
+        self._rows.append((self._offset, len(blob)))
+        self._offset += len(blob)
+
+    def index(self) -> np.ndarray:
+        """The (N, 2) little-endian uint64 offset index of the rows added so far."""
+        return np.array(self._rows, dtype=INDEX_DTYPE).reshape(-1, 2)
+
+
+class PackReader:
+    """Random access to the thumbnails of a corpus by row (thread-safe: `os.pread`)."""
+
+    def __init__(self, pack: Path, index: Path, count: int, encoding: Encoding, size: int):
+        self.pack_path, self.index_path = Path(pack), Path(index)
+        self.count, self.encoding, self.size = count, encoding, size
+        self._fd = os.open(self.pack_path, os.O_RDONLY)
+        self._pack_bytes = os.fstat(self._fd).st_size
+        if count:
+            self.index = np.memmap(self.index_path, dtype=INDEX_DTYPE, mode="r", shape=(count, 2))
+        else:
+            self.index = np.zeros((0, 2), dtype=INDEX_DTYPE)
+
+    def check(self) -> None:
+        """Every index row lies inside the pack file (a vectorised pass over the index)."""
+        if not self.count:
+            return
+        ends = self.index[:, 0].astype(np.uint64) + self.index[:, 1]
+        worst = int(np.argmax(ends))
+        if int(ends[worst]) > self._pack_bytes:
+            raise CorpusError(
+                f"{self.index_path}: row {worst} points past the end of {self.pack_path.name} "
+                f"({int(ends[worst])} > {self._pack_bytes} bytes)"
+            )
+
+    def blob(self, row: int) -> bytes:
+        """The encoded bytes of `row`."""
+        if not 0 <= row < self.count:
+            raise IndexError(f"thumbnail row {row} out of range (corpus has {self.count} rows)")
+        offset, length = (int(v) for v in self.index[row])
+        data = os.pread(self._fd, length, offset)
+        if len(data) != length:
+            raise CorpusError(f"{self.pack_path}: row {row} is truncated")
+        return data
+
+    def image(self, row: int) -> np.ndarray:
+        """The decoded (h, w) uint8 grayscale thumbnail of `row`."""
+        data = self.blob(row)
+        try:
+            return decode(data, self.encoding, self.size)
+        except (OSError, ValueError) as exc:
+            problem = f"row {row} is not a readable image ({exc})"
+            raise CorpusError(f"{self.pack_path}: {problem}") from None
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1

@@ -1,0 +1,98 @@
+"""Finishing a corpus directory: norms, PCA, coordinates, checksums, then the manifest."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from appliance.corpus import format as fmt
+from appliance.corpus.pca import PCAModel, fit_pca
+
+BLOCK = 32768
+
+
+def clear_manifest(directory: Path) -> None:
+    """Mark `directory` as unfinished before rewriting its data files."""
+    (Path(directory) / fmt.MANIFEST).unlink(missing_ok=True)
+
+
+def finalize(directory: Path, count: int, dim: int, fields: Mapping[str, Any]) -> dict[str, Any]:
+    """Derive norms, PCA and coordinates from descriptors.f16, then write the manifest.
+
+    The caller has written descriptors.f16, thumbs.pack, thumbs.idx, sources.tsv and
+    rejected.tsv. `fields` supplies the descriptive manifest keys (synthetic, source, model,
+    thumbnails, ...). Returns the manifest.
+    """
+    directory = Path(directory)
+    vectors = _vectors(directory, count, dim)
+    norms = row_norms(vectors)
+    _write_array(directory / fmt.NORMS, norms.astype("<f4"))
+    pca = fit_pca(vectors) if count else _empty_pca(dim)
+    _write_array(directory / fmt.PCA, np.vstack([pca.mean, pca.components]).astype("<f8"))
+    coords = project_rows(pca, vectors)
+    _write_array(directory / fmt.COORDS3D, coords.astype("<f4"))
+    _write_array(directory / fmt.COORDS2D, np.ascontiguousarray(coords[:, :2]).astype("<f4"))
+    del vectors
+    manifest: dict[str, Any] = {
+        "format": fmt.FORMAT_NAME,
+        "format_version": fmt.FORMAT_VERSION,
+        "count": count,
+        "dim": dim,
+        "synthetic": bool(fields.get("synthetic", False)),
+        "built": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
+    }
+    manifest.update({k: v for k, v in fields.items() if k not in manifest})
+    manifest["descriptors"] = {
+        "dtype": "float16",
+        "byte_order": "little",
+        "layout": "row-major",
+        "norms": "float32 Euclidean norms of the stored float16 rows",
+    }
+    manifest["pca"] = {
+        "components": fmt.PCA_COMPONENTS,
+        "fitted_on": "all stored descriptors (float16 widened to float64)",
+        "sign_convention": "largest-magnitude entry of each component positive",
+        "explained_variance": [float(v) for v in pca.explained_variance],
+        "explained_variance_ratio": [float(v) for v in pca.explained_variance_ratio],
+    }
+    manifest["files"] = fmt.file_entries(directory)
+    fmt.write_manifest(directory, manifest)
+    fmt.fsync_dir(directory)
+    return manifest
+
+
+def row_norms(vectors: np.ndarray) -> np.ndarray:
+    """float32 Euclidean norm of every row, computed in float64 block by block."""
+    out = np.empty(len(vectors), dtype=np.float32)
+    for start in range(0, len(vectors), BLOCK):
+        block = np.asarray(vectors[start : start + BLOCK], dtype=np.float64)
+        out[start : start + BLOCK] = np.sqrt(np.einsum("ij,ij->i", block, block))
+    return out
+
+
+def project_rows(pca: PCAModel, vectors: np.ndarray) -> np.ndarray:
+    """(N, 3) float64 PCA coordinates of every row, block by block."""
+    out = np.empty((len(vectors), fmt.PCA_COMPONENTS), dtype=np.float64)
+    for start in range(0, len(vectors), BLOCK):
+        out[start : start + BLOCK] = pca.project(vectors[start : start + BLOCK])
+    return out
+
+
+def _vectors(directory: Path, count: int, dim: int) -> np.ndarray:
+    if count == 0:
+        return np.zeros((0, dim), dtype="<f2")
+    return np.memmap(directory / fmt.DESCRIPTORS, dtype="<f2", mode="r", shape=(count, dim))
+
+
+def _empty_pca(dim: int) -> PCAModel:
+    k = fmt.PCA_COMPONENTS
+    return PCAModel(np.zeros(dim), np.zeros((k, dim)), np.zeros(k), np.zeros(k))
+
+
+def _write_array(path: Path, array: np.ndarray) -> None:
+    with open(path, "wb") as fh:
+        fh.write(np.ascontiguousarray(array).tobytes())
