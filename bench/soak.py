@@ -15,6 +15,7 @@ Anchor, measured in the same run: the RSS growth allowed by the closing note (5 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import json
 import statistics
@@ -68,6 +69,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="every n-th frame has no face (0: never)")
     parser.add_argument("--warmup", type=int, default=50, help="presses before the start RSS")
     parser.add_argument("--every", type=int, default=250, help="RSS sample interval (presses)")
+    parser.add_argument("--paper", choices=("58", "80"), default="80",
+                        help="paper width in mm: 80 = 576 dots (default), 58 = 384 dots")
+    parser.add_argument("--lookalikes", type=int, default=None,
+                        help="lookalikes per ticket (default: ticket.lookalikes)")
     parser.add_argument("--json", type=Path, metavar="PATH", help="write the figures as JSON")
     args = parser.parse_args(argv)
     width, height = (int(v) for v in args.frame.lower().split("x"))
@@ -75,6 +80,11 @@ def main(argv: list[str] | None = None) -> int:
     corpus = args.corpus or synthetic_corpus(args.count)
     frames = soak_frames(width, height, args.no_face_every)
     settings = load_settings(search=False)
+    if args.paper == "58":
+        settings = settings.replace(printer=dataclasses.replace(settings.printer, width=384))
+    if args.lookalikes:
+        settings = settings.replace(
+            ticket=dataclasses.replace(settings.ticket, lookalikes=args.lookalikes))
     app = SimulatedAppliance(settings, frames, corpus)
     rss_boot = rss_mb()
     app.start()
@@ -122,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
             "tickets_printed": app.service.machine.counters.tickets_printed,
             "no_face": app.service.machine.counters.no_face,
             "samples": samples, "frame": args.frame, "corpus": str(corpus),
+            "paper_mm": args.paper, "lookalikes": settings.ticket.lookalikes,
         }
 
     try:
@@ -147,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     s = figures
     print(f"\nsoak: {s['presses']} presses in {s['minutes']} min "
-          f"({s['seconds_per_press']} s/press), frame {args.frame}, corpus {Path(corpus).name}\n")
+          f"({s['seconds_per_press']} s/press), frame {args.frame}, corpus {Path(corpus).name}, "
+          f"{args.paper} mm paper, {s['lookalikes']} lookalikes\n")
     print(f"| {'figure':<34} | {'value':>12} |")
     print(f"|{'-' * 36}|{'-' * 14}|")
     rows = [

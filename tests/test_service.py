@@ -379,3 +379,38 @@ def test_hold_to_shutdown_powers_off(tmp_path):
         r.controls.request_shutdown()
         r.thread.join(5)
     assert marker.exists()
+
+
+def test_presence_trigger_starts_a_visit_while_ready():
+    import numpy as np
+
+    from appliance.cli.service import _start_presence
+    from appliance.controls import ControlSettings
+    from appliance.presence import PresenceSettings
+
+    class Camera:
+        is_open = True
+
+        def capture(self):
+            return np.zeros((48, 64, 3), np.uint8)
+
+    class Analyzer:
+        def detect(self, frame):
+            return [(0, 0, 40, 40)]  # a face filling most of the frame
+
+    backend = FakeBackend()
+    backend.camera, backend.analyzer = Camera(), Analyzer()
+    presence = PresenceSettings(enabled=True, fps=20, steady_seconds=0.1, cooldown_seconds=60)
+
+    class Settings:
+        controls = ControlSettings(presence=presence)
+
+    with Running(backend) as r:
+        r.wait_state(State.READY)
+        stop = _start_presence(Settings(), backend, r.service)
+        try:
+            r.wait(lambda s: s.machine.counters.tickets_printed == 1)
+            time.sleep(0.5)  # the same person still in view: no second visit
+            assert r.service.machine.counters.visits == 1
+        finally:
+            stop.set()

@@ -310,7 +310,7 @@ def test_sosie_run_as_a_systemd_service(tmp_path, corpus_dir, astronaut_png):
         assert oct(sock.stat().st_mode & 0o777) == "0o600"
         cli = [sys.executable, "-m", "appliance"]
         out = subprocess.run([*cli, "press", "--wait"], env=env, cwd=ROOT,
-                             capture_output=True, text=True, timeout=120)
+                             capture_output=True, text=True, timeout=400)
         assert out.returncode == 0, out.stdout + out.stderr
         assert "visit over: printed" in out.stdout
         out = subprocess.run([*cli, "status"], env=env, cwd=ROOT, capture_output=True,
@@ -318,7 +318,12 @@ def test_sosie_run_as_a_systemd_service(tmp_path, corpus_dir, astronaut_png):
         assert "tickets printed:  1" in out.stdout
         assert len(list(tickets.glob("*.png"))) == 1
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(30) == 0
+        try:
+            code = proc.wait(120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            pytest.fail("sosie run did not stop on SIGTERM: " + proc.communicate()[1].decode())
+        assert code == 0
     finally:
         if proc.poll() is None:
             proc.kill()
