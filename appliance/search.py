@@ -120,6 +120,7 @@ class Scanner:
         norm_trick: bool | None = None,
     ) -> None:
         self._vectors = _check_vectors(vectors)
+        self._rows = self._vectors.view(np.ndarray)  # plain view: cheaper fancy indexing
         self._threads = _check_threads(threads)
         self._kernel = _pick_kernel(kernel)
         n, d = self._vectors.shape
@@ -243,7 +244,7 @@ class Scanner:
         q64 = q64.astype(np.float64, copy=False)
         parts = []
         for start in range(0, len(rows), _RESCORE_CHUNK):
-            block = self._vectors[rows[start : start + _RESCORE_CHUNK]].astype(np.float64)
+            block = self._rows[rows[start : start + _RESCORE_CHUNK]].astype(np.float64)
             block -= q64
             parts.append((block * block).sum(axis=1))
         exact = parts[0] if len(parts) == 1 else np.concatenate([np.empty(0), *parts])

@@ -15,8 +15,9 @@ mapped. One query at a time, top-10, median ms per query of:
   usearch f16      usearch exact search on the float16 matrix, 1 thread
 
 Methods are interleaved within every repetition (the machine is shared and noisy) and each gets
-the same queries. Every method's top-10 is compared with ours (`same_topk`); ours is also
-compared, in order, with a float64 reference.
+the same queries; besides ratios of medians it reports medians of per-repetition ratios.
+Every method's top-10 is compared with ours (`same_topk`); ours is also compared, in order,
+with a float64 reference.
 """
 
 from __future__ import annotations
@@ -66,6 +67,11 @@ def corpus_file(folder: Path, rows: int, dim: int, seed: int) -> Path:
 
 def median_ms(samples: list[float]) -> float:
     return float(np.median(samples) * 1e3)
+
+
+def paired(a: list[float], b: list[float]) -> float:
+    """Median over repetitions of a/b (each repetition times both within a few ms)."""
+    return float(np.median(np.asarray(a) / np.asarray(b)))
 
 
 def exact_topk(vectors: np.ndarray, q: np.ndarray, k: int) -> np.ndarray:
@@ -141,13 +147,16 @@ def run(args: argparse.Namespace) -> dict:
 
     times: dict[str, list[float]] = {name: [] for name in methods}
     answers: dict[str, list[np.ndarray]] = {name: [] for name in methods if name != "floor"}
-    order = list(methods)
+    # Fast methods run back to back in a shuffled order each repetition, then the slow ones, so
+    # the per-repetition ratios compare neighbours in time (robust to load drifting).
+    slow = {name for name in methods if name in ("usearch f16", "ours serial")}
+    fast = [name for name in methods if name not in slow]
     shuffle = random.Random(args.seed)
-    for name in order:  # warm-up round, not timed
+    for name in methods:  # warm-up round, not timed
         methods[name](queries[0])
     for rep in range(args.reps):
-        shuffle.shuffle(order)
-        for name in order:
+        shuffle.shuffle(fast)
+        for name in [*fast, *sorted(slow)]:
             t0 = time.perf_counter()
             out = methods[name](queries[rep])
             times[name].append(time.perf_counter() - t0)
@@ -186,6 +195,9 @@ def run(args: argparse.Namespace) -> dict:
         "ours_vs_floor": med[ours_key] / floor,
         "faiss_sq_fp16_vs_ours": (med["faiss SQfp16"] / med[ours_key])
         if "faiss SQfp16" in med else None,
+        "paired_ours_vs_floor": paired(times[ours_key], times["floor"]),
+        "paired_faiss_sq_fp16_vs_ours": paired(times["faiss SQfp16"], times[ours_key])
+        if "faiss SQfp16" in times else None,
         "rows": args.rows,
         "dim": args.dim,
         "k": args.k,
@@ -206,10 +218,13 @@ def print_table(med: dict[str, float], floor: float, ours: float, same: dict[str
     for name, ms in sorted(med.items(), key=lambda item: item[1]):
         mark = "" if name == "floor" else ("yes" if same[name] else "NO")
         print(f"| {name} | {ms:.2f} | {ms / floor:.2f}x | {ms / ours:.2f}x | {mark} |")
-    print(f"ours/floor = {result['ours_vs_floor']:.3f}", end="")
+    print(f"ours/floor = {result['ours_vs_floor']:.3f} "
+          f"(paired per repetition: {result['paired_ours_vs_floor']:.3f})", end="")
     if result["faiss_sq_fp16_vs_ours"] is not None:
-        print(f"   faiss-SQfp16/ours = {result['faiss_sq_fp16_vs_ours']:.2f}", end="")
-    print(f"   same_topk = {result['same_topk']} (ours == float64 reference: "
+        print(f"   faiss-SQfp16/ours = {result['faiss_sq_fp16_vs_ours']:.2f} "
+              f"(paired: {result['paired_faiss_sq_fp16_vs_ours']:.2f})", end="")
+    print()
+    print(f"same_topk = {result['same_topk']} (ours == float64 reference: "
           f"{result['exact_vs_float64']})")
 
 
