@@ -60,7 +60,8 @@ def main(repo: Path, rootfs: Path, site: Path, out: Path) -> int:
             src_path = repo / src
             if src_path.suffix == ".pyx":
                 c_file = build / (ext.name.replace(".", "_") + "_" + src_path.stem + ".c")
-                run([sys.executable, "-m", "cython", "-3", "--directive",
+                run([sys.executable, "-m", "cython", "-3", "--module-name", ext.name,
+                     "--directive",
                      "boundscheck=False,wraparound=False,language_level=3",
                      "-I", str(src_path.parent), "-o", str(c_file), str(src_path)])
                 src_path = c_file
