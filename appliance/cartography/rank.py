@@ -8,7 +8,6 @@ reference (nearest first, ties by file name) and written as OUT/ranking.csv and 
 from __future__ import annotations
 
 import csv
-import inspect
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -64,14 +63,46 @@ def rank_rows(vectors: np.ndarray, reference: np.ndarray, names: list[str]) -> l
     ]
 
 
-def build_folder_corpus(folder: Path, corpus_dir: Path, **options: Any) -> Any:
-    """Describe every image of `folder` into `corpus_dir` with the corpus build and open it."""
-    from appliance.corpus import Corpus, build
+def build_folder_corpus(
+    folder: Path,
+    corpus_dir: Path,
+    *,
+    workers: int | None = None,
+    settings: Any = None,
+    face_settings: Any = None,
+    progress: bool = True,
+) -> Any:
+    """Describe every image of `folder` into `corpus_dir` with the corpus build (parallel,
+    resumable, bad files listed in rejected.tsv) and open the result."""
+    from appliance.corpus import Corpus, CorpusError, DlibEngine, build
 
-    accepted = inspect.signature(build).parameters
-    kwargs = {k: v for k, v in options.items() if k in accepted and v is not None}
-    build(folder, corpus_dir, **kwargs)
-    return Corpus.open(corpus_dir)
+    if (corpus_dir / "manifest.yaml").exists():
+        try:
+            corpus = Corpus.open(corpus_dir, face_settings=face_settings)
+        except CorpusError:
+            corpus = None
+        if corpus is not None and _up_to_date(corpus, folder, corpus_dir):
+            return corpus
+        if corpus is not None:
+            corpus.close()
+    build(folder, corpus_dir, workers=workers, settings=settings,
+          engine=DlibEngine(face_settings), progress=progress, force=True)
+    return Corpus.open(corpus_dir, face_settings=face_settings)
+
+
+def _up_to_date(corpus: Any, folder: Path, corpus_dir: Path) -> bool:
+    """True when the finished corpus covers exactly the folder's files, none changed since."""
+    built = (corpus_dir / "manifest.yaml").stat().st_mtime
+    known = {corpus.source(i) for i in range(corpus.count)} | {p for p, _ in corpus.rejected()}
+    skip = corpus_dir.resolve()
+    seen = set()
+    for path in folder.rglob("*"):
+        if path.resolve().is_relative_to(skip) or not path.is_file():
+            continue
+        if path.stat().st_mtime > built:
+            return False
+        seen.add(path.relative_to(folder).as_posix())
+    return seen == known
 
 
 def rank_corpus(corpus: Any, reference: np.ndarray, reference_name: str, folder: str) -> Ranking:

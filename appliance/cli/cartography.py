@@ -79,15 +79,23 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _analyzer(config: Path | None) -> Any:
+def _settings(config: Path | None) -> tuple[Any, Any]:
+    """(FaceSettings, CorpusSettings) from the packaged defaults and `config`."""
     from appliance.config import ConfigError, load, section
-    from appliance.faces import FaceAnalyzer, FaceSettings
+    from appliance.corpus import CorpusSettings
+    from appliance.faces import FaceSettings
 
     try:
-        settings = section(load(config), "faces", FaceSettings)
+        merged = load(config)
+        return section(merged, "faces", FaceSettings), section(merged, "corpus", CorpusSettings)
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
-    return FaceAnalyzer(settings)
+
+
+def _analyzer(face_settings: Any) -> Any:
+    from appliance.faces import FaceAnalyzer
+
+    return FaceAnalyzer(face_settings)
 
 
 def describe_photo(analyzer: Any, photo: Path, size: int) -> Any:
@@ -129,7 +137,8 @@ def run_map(args: argparse.Namespace) -> int:
     mark = None
     if args.mark is not None:
         size = int(corpus.manifest.get("thumbnails", {}).get("size", 256) or 256)
-        descriptor, thumb = describe_photo(_analyzer(args.config), args.mark, size)
+        face_settings, _ = _settings(args.config)
+        descriptor, thumb = describe_photo(_analyzer(face_settings), args.mark, size)
         mark = MarkedFace(args.mark.name, descriptor, thumb)
     options = MapOptions(neighbours=args.neighbours, clusters=args.clusters, title=args.title)
     started = time.perf_counter()
@@ -161,12 +170,20 @@ def run_rank(args: argparse.Namespace) -> int:
     if args.top < 0:
         raise UsageError(f"--top {args.top}: expected 0 or more")
     out = args.out or Path(f"rank-{args.folder.resolve().name}")
-    analyzer = _analyzer(args.config)
-    descriptor, thumb = describe_photo(analyzer, args.reference, 256)
+    if out.resolve().is_relative_to(args.folder.resolve()):
+        raise UsageError(f"--out {out}: must not be inside FOLDER {args.folder}")
+    if args.workers is not None and args.workers < 0:
+        raise UsageError(f"--workers {args.workers}: expected 0 (one per core) or more")
+    face_settings, corpus_settings = _settings(args.config)
+    descriptor, thumb = describe_photo(
+        _analyzer(face_settings), args.reference, corpus_settings.thumbnail_size
+    )
     _say(f"describing {args.folder} into {out / 'corpus'} …")
     try:
-        corpus = build_folder_corpus(args.folder, out / "corpus", workers=args.workers,
-                                     config=args.config)
+        corpus = build_folder_corpus(
+            args.folder, out / "corpus", workers=args.workers, settings=corpus_settings,
+            face_settings=face_settings, progress=sys.stderr.isatty(),
+        )
     except CorpusError as exc:
         print(f"sosie rank: {exc}", file=sys.stderr)
         return 1
