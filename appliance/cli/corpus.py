@@ -26,6 +26,8 @@ def register(sub: Any) -> None:
     p.add_argument("--config", type=Path, help="YAML file overriding appliance/defaults.yaml")
     p.add_argument("--force", action="store_true", help="replace a finished corpus")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    # Tests and CI: a fast stand-in for dlib (appliance.corpus.engines.MockEngine).
+    p.add_argument("--engine", choices=("dlib", "mock"), default="dlib", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_build)
 
     corpus = sub.add_parser("corpus", help="inspect, verify or synthesise corpora")
@@ -76,7 +78,7 @@ def _fail(exc: Exception) -> int:
 def cmd_build(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from appliance.corpus import CorpusError, DlibEngine, build
+    from appliance.corpus import CorpusError, DlibEngine, MockEngine, build
 
     settings, faces = _settings(args.config)
     if args.chunk_size is not None:
@@ -93,7 +95,7 @@ def cmd_build(args: argparse.Namespace) -> int:
             args.corpus_dir,
             workers=args.workers,
             settings=settings,
-            engine=DlibEngine(faces),
+            engine=MockEngine() if args.engine == "mock" else DlibEngine(faces),
             progress=not args.quiet,
             force=args.force,
         )
@@ -121,7 +123,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         print(json.dumps(data, indent=2, default=str))
         return 0
     for key, value in data.items():
-        print(f"{key + ":":<24}{value}")
+        print(f"{key + ':':<24}{value}")
     return 0
 
 

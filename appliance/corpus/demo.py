@@ -41,7 +41,7 @@ def demo_corpus(*, workers: int | None = None, progress: bool = False) -> Path:
         finished = (corpus_dir / "manifest.yaml").exists()
         if corpus_dir.exists() and (finished or not (corpus_dir / ".build").exists()):
             shutil.rmtree(corpus_dir)  # invalid and not resumable: start again
-        images = write_demo_images(base / DEMO_IMAGES)
+        images = write_demo_images(base / DEMO_IMAGES, count=LFW_FACES)
         build(images, corpus_dir, workers=workers, settings=CorpusSettings(), progress=progress)
         Corpus.open(corpus_dir).close()
         return corpus_dir

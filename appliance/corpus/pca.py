@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from appliance.corpus.format import PCA_COMPONENTS
 
@@ -37,7 +38,13 @@ def fit_pca(x: np.ndarray, k: int = PCA_COMPONENTS, block: int = 32768) -> PCAMo
     The mean and the (d, d) scatter matrix of the centred rows are accumulated block by block in
     float64 (a memory-mapped float16 matrix of 200k rows is never copied whole), then decomposed
     with `numpy.linalg.eigh`: far faster than an SVD of the (n, d) matrix with the same axes.
+    BLAS runs single-threaded: reproducible bits, and on small shared machines much faster.
     """
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _fit(x, k, block)
+
+
+def _fit(x: np.ndarray, k: int, block: int) -> PCAModel:
     n, d = x.shape
     if n == 0:
         raise ValueError("cannot fit PCA to zero rows")

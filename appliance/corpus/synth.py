@@ -3,7 +3,7 @@
 Descriptors imitate dlib's: a common offset shared by all faces plus an anisotropic Gaussian
 spread (power-law spectrum in a random orientation), rescaled to norms around 1.46, so random
 pairs sit ~0.8 apart and the nearest of 200k neighbours much closer, as with real faces.
-Thumbnails are a few hundred procedural placeholder faces shared by all rows.
+Thumbnails are 64 procedural placeholder faces shared by all rows.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
+from threadpoolctl import threadpool_limits
 
 from appliance.corpus import format as fmt
 from appliance.corpus.settings import CorpusSettings
@@ -24,7 +25,7 @@ DIM = 128
 NORM_MEAN, NORM_SD = 1.46, 0.035
 SPREAD = 0.32  # trace of the covariance: E|x - y|^2 = 2 * SPREAD for random pairs
 SPECTRUM_DECAY = 0.8
-PLACEHOLDERS = 256
+PLACEHOLDERS = 64
 BLOCK = 65536
 
 
@@ -94,7 +95,8 @@ def _model(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     offset = direction / np.linalg.norm(direction) * np.sqrt(NORM_MEAN**2 - SPREAD)
     spectrum = 1.0 / np.arange(1, DIM + 1) ** SPECTRUM_DECAY
     spectrum *= SPREAD / spectrum.sum()
-    q, r = np.linalg.qr(rng.standard_normal((DIM, DIM)))
+    with threadpool_limits(limits=1, user_api="blas"):
+        q, r = np.linalg.qr(rng.standard_normal((DIM, DIM)))
     q *= np.sign(np.diag(r))
     return offset.astype(np.float32), (q * np.sqrt(spectrum)).astype(np.float32)
 
