@@ -1,9 +1,10 @@
 """appliance.faces on real photos, with the real dlib models.
 
-Thresholds below come from measurements (see bench/faces.py --variants and the issue 3 report):
-descriptor distance between a photo and a variant of it, over the astronaut and the 91 LFW crops
-dlib finds, maximum seen: JPEG q90 0.07, JPEG q50 0.12, rescaled 0.17, mirrored 0.29; different
-LFW crops are >= 0.38 apart. Each threshold leaves a margin above the measured maximum.
+Thresholds below come from `bench/faces.py --variants` (descriptor distance between a photo and
+a variant of it, over the astronaut and the 93 LFW crops dlib finds at 200 px; maximum seen):
+JPEG q90 0.105, JPEG q50 0.113, EXIF-rotated JPEG q90 0.089, half size 0.108, double size 0.170,
+mirrored 0.323. Different LFW crops: min 0.381, 5th percentile 0.590, median 0.731 (all 4278
+pairs farther apart than the worst variant). Each threshold sits above the measured maximum.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from appliance.images import ImageError, load_image
 
 pytestmark = pytest.mark.slow
 
-JPEG_Q90 = 0.10
+JPEG_Q90 = 0.13
 JPEG_Q50 = 0.16
 RESCALED = 0.22
 MIRRORED = 0.35
