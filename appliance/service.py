@@ -70,6 +70,7 @@ class ServiceSettings:
     keep_captures: bool = False  # opt-in: keep visitors' photos (GDPR notice needed!)
     captures_dir: Path | None = None  # where kept photos go (required with keep_captures)
     stuck_seconds: float = setting(120.0, min=5, max=3600)  # worker busy longer: stop watchdog
+    start_seconds: float = setting(900.0, min=5, max=7200)  # the same for start-up/recovery
     stop_timeout: float = setting(15.0, min=0, max=300)  # wait this long for a ticket in progress
     poweroff_command: list[str] = field(default_factory=lambda: ["systemctl", "poweroff"])
 
@@ -138,8 +139,9 @@ class Service:
         self.on_state = on_state
         self.events: queue.Queue[Event] = queue.Queue()
         self._timers: list[tuple[float, int, str]] = []  # (deadline, token, name) heap
-        self._jobs: queue.Queue[Callable[[], None] | None] = queue.Queue()
+        self._jobs: queue.Queue[tuple[Callable[[], None], float] | None] = queue.Queue()
         self._job_started: float | None = None
+        self._job_limit = self.settings.stuck_seconds
         self._worker = threading.Thread(target=self._work, name="sosie-worker", daemon=True)
         self._stopped = threading.Event()
         self._poweroff = False
@@ -178,7 +180,7 @@ class Service:
         watchdog = systemd.watchdog_interval()
         next_ping = self.clock()
         self._apply([Show(State.STARTING)])
-        self._submit(self._start_job)
+        self._submit(self._start_job, long=True)
         try:
             while not self._stopped.is_set():
                 now = self.clock()
@@ -187,7 +189,7 @@ class Service:
                         systemd.watchdog()
                     else:
                         log.error("a device has been busy for over %.0f s: letting the watchdog "
-                                  "restart the service", self.settings.stuck_seconds)
+                                  "restart the service", self._job_limit)
                     next_ping = now + watchdog
                 timeout = self._next_wakeup(now, next_ping if watchdog else None)
                 try:
@@ -254,7 +256,7 @@ class Service:
         elif isinstance(action, EndVisit):
             self._end_visit(action)
         elif isinstance(action, Probe):
-            self._submit(lambda f=action.fault: self._probe_job(f))
+            self._submit(lambda f=action.fault: self._probe_job(f), long=True)
         elif isinstance(action, Stop):
             self._poweroff = action.poweroff
             self._stopped.set()
@@ -292,14 +294,18 @@ class Service:
 
     # -- worker ----------------------------------------------------------------------------------
 
-    def _submit(self, job: Callable[[], None]) -> None:
-        self._jobs.put(job)
+    def _submit(self, job: Callable[[], None], long: bool = False) -> None:
+        """Queue device work; `long` jobs (start-up, recovery) may take `start_seconds`."""
+        limit = self.settings.start_seconds if long else self.settings.stuck_seconds
+        self._jobs.put((job, limit))
 
     def _work(self) -> None:
         while True:
-            job = self._jobs.get()
-            if job is None:
+            item = self._jobs.get()
+            if item is None:
                 return
+            job, self._job_limit = item
+            del item
             self._job_started = self.clock()
             try:
                 job()
@@ -311,7 +317,7 @@ class Service:
 
     def _worker_healthy(self, now: float) -> bool:
         started = self._job_started
-        return started is None or now - started < self.settings.stuck_seconds
+        return started is None or now - started < self._job_limit
 
     def _start_job(self) -> None:
         try:

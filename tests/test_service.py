@@ -414,3 +414,18 @@ def test_presence_trigger_starts_a_visit_while_ready():
             assert r.service.machine.counters.visits == 1
         finally:
             stop.set()
+
+
+def test_a_long_start_up_keeps_the_watchdog_fed(notify_socket, monkeypatch):
+    monkeypatch.setenv("WATCHDOG_USEC", "100000")
+
+    class SlowStart(FakeBackend):
+        def start(self):
+            time.sleep(6)  # e.g. building the demo corpus on first use
+
+    settings = ServiceSettings(stuck_seconds=5, start_seconds=60, stop_timeout=0)
+    with Running(SlowStart(), FAST, settings) as r:
+        received(notify_socket, lambda m: False, timeout=5.2)
+        late = received(notify_socket, lambda m: False, timeout=0.6)
+        assert any("WATCHDOG=1" in m for m in late), "start-up is not a hung device"
+        r.wait_state(State.READY, 10)
