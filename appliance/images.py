@@ -9,13 +9,14 @@ line naming the file and the reason.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 try:  # HEIC/HEIF (iPhone photos) when the optional pillow-heif is installed
     from pillow_heif import register_heif_opener  # type: ignore[import-not-found]
@@ -152,7 +153,6 @@ def _decode(image: Image.Image, label: str, max_side: int | None) -> np.ndarray:
             scale = max_side / max(image.size)
             want = (math.ceil(image.width * scale), math.ceil(image.height * scale))
             image.draft(image.mode if image.mode in ("L", "RGB") else None, want)
-        ImageFile.LOAD_TRUNCATED_IMAGES = False
         image.load()
     except OSError as exc:
         text = str(exc)
@@ -161,10 +161,8 @@ def _decode(image: Image.Image, label: str, max_side: int | None) -> np.ndarray:
         raise ImageError(f"{label}: cannot decode ({_first_line(exc)})") from None
     except Exception as exc:
         raise ImageError(f"{label}: cannot decode ({_first_line(exc)})") from None
-    try:
+    with contextlib.suppress(Exception):  # corrupt EXIF: keep the pixels as stored
         ImageOps.exif_transpose(image, in_place=True)  # no copy when already upright
-    except Exception:  # corrupt EXIF: keep the pixels as stored
-        pass
     rgb = _to_rgb_array(image, label)
     return _downscale_array(rgb, max_side) if max_side else rgb
 
