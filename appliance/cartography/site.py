@@ -110,7 +110,7 @@ def build_site(
     map_px = options.map_face_px or (128 if n <= 2000 else 64)
     sheet_px = options.sheet_face_px or (128 if n <= 30000 else 64)
     sheet_px = max(map_px, sheet_px // map_px * map_px)
-    levels = choose_levels(n, map_px, options.tile_px)
+    levels = choose_levels(n, map_px, options.tile_px, spacing=1.4 if n <= 2000 else 2.0)
     world = options.tile_px << levels
     extra = marked["pca"][None, :2] if marked else np.zeros((0, 2))
     to_world = _world_transform(np.vstack([coords2, extra]), map_px / world)

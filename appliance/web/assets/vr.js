@@ -162,7 +162,7 @@
   const faceSize = 0.9 * Math.cbrt(8 / Math.max(N, 1)) * 0.5; // world size of one face sprite
 
   /* ---- camera and scene ----------------------------------------------------------------- */
-  const orbit = { yaw: 0.6, pitch: 0.25, distance: 3.2, target: [0, 0, 0] };
+  const orbit = { yaw: 0.6, pitch: 0.25, distance: 2.7, target: [0, 0, 0] };
   let spin = true, tint = false, grow = 1, selected = -1, neighbours = [];
   let width = 1, height = 1, dpr = 1;
 
@@ -222,7 +222,7 @@
     };
     add(neighbours, 1.6, 2, [1, 0.76, 0.29]);
     add(selected >= 0 ? [selected] : [], 2.4, 3, [1, 1, 1]);
-    add(M.mark ? [N] : [], 3, 3, [1, 0.23, 0.36]);
+    add(M.mark ? [N] : [], 1.8, 3, [1, 0.23, 0.36]);
     const p = new Float32Array(3 * items.length), x = new Float32Array(items.length), c = new Float32Array(items.length).fill(-1);
     items.forEach((i, k) => { p.set(pos.subarray(3 * i, 3 * i + 3), 3 * k); x[k] = i; c[k] = cl[i]; });
     gl.bindBuffer(gl.ARRAY_BUFFER, highlight.pos); gl.bufferData(gl.ARRAY_BUFFER, p, gl.DYNAMIC_DRAW);
@@ -258,7 +258,7 @@
     const c = transform(m, p);
     if (c[3] <= 0) { el.hidden = true; return; }
     el.hidden = false;
-    el.style.left = ((c[0] / c[3] + 1) / 2 * width + 4) + 'px';
+    el.style.left = ((c[0] / c[3] + 1) / 2 * width + (el.dataset.dx ? +el.dataset.dx : 4)) + 'px';
     el.style.top = ((1 - c[1] / c[3]) / 2 * height) + 'px';
   }
   function frame(now) {
@@ -276,7 +276,11 @@
     drawScene(cam.proj, cam.view, cam.model, canvas.height);
     const vp = mat.multiply(cam.proj, cam.view);
     labels.forEach((el, a) => { const p = [0, 0, 0]; p[a] = axisLength * 1.04; place(el, vp, p); });
-    if (markLabel) place(markLabel, vp, M.mark.xyz);
+      if (markLabel) {
+      markLabel.dataset.dx = Math.min(128, 0.9 * grow * faceSize * cam.proj[5] * height / 2 /
+        Math.max(0.05, transform(vp, M.mark.xyz)[3])) + 6;
+      place(markLabel, vp, M.mark.xyz);
+    }
     state.frames++;
     if (spin || flight) requestDraw();
   }
