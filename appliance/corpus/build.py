@@ -255,8 +255,22 @@ def _init_worker(engine: Engine, thumbs: tuple[int, str, int], watch_parent: boo
                     os._exit(1)
 
         threading.Thread(target=watch, daemon=True).start()
+        sys.stderr = _OrphanSilencedStream(sys.stderr, parent)  # no BrokenPipe tracebacks
     _analyzer = engine.create()
     _thumbs = thumbs
+
+
+class _OrphanSilencedStream:
+    """stderr of a worker: drops output once the parent is gone (killed builds stay quiet)."""
+
+    def __init__(self, stream: Any, parent: int) -> None:
+        self._stream, self._parent = stream, parent
+
+    def write(self, text: str) -> int:
+        return len(text) if os.getppid() != self._parent else self._stream.write(text)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
 
 
 def _process(task: tuple[int, int, str, str]) -> tuple[int, int, ItemResult]:

@@ -1,0 +1,251 @@
+"""`sosie build` with the mock engine (fast): messy folders, determinism, kill and resume."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from appliance.corpus import Corpus, CorpusError, CorpusSettings, MockEngine, build
+from appliance.corpus import format as fmt
+from appliance.corpus.build import KILL_AFTER_ENV, WORK_DIR
+from appliance.corpus.engines import MockAnalyzer
+from appliance.corpus.thumbs import decode
+
+MOCK = MockEngine()
+
+
+def textured(seed: int, size: int = 48) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, (6, 6), dtype=np.uint8)
+    big = Image.fromarray(small).resize((size, size), Image.Resampling.BICUBIC)
+    return big.convert("RGB")
+
+
+def make_images(folder: Path, count: int, start: int = 0) -> list[str]:
+    folder.mkdir(parents=True, exist_ok=True)
+    names = []
+    for i in range(start, start + count):
+        name = f"img-{i:03d}.png"
+        textured(i).save(folder / name)
+        names.append(name)
+    return names
+
+
+@pytest.fixture(scope="module")
+def messy(tmp_path_factory) -> tuple[Path, set[str], dict[str, str]]:
+    """A folder with good images under odd names plus every kind of bad file.
+
+    Returns (folder, names that must be in the corpus, {rejected name: reason keyword}).
+    """
+    root = tmp_path_factory.mktemp("messy") / "images"
+    root.mkdir()
+    good: set[str] = set()
+
+    def put(rel: str, image: Image.Image, fmt_: str) -> None:
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        image.save(path, format=fmt_)
+        good.add(rel)
+
+    put("plain.png", textured(1), "PNG")
+    put("photo.jpg", textured(2), "JPEG")
+    put("no-extension", textured(3), "JPEG")  # type by content, not by name
+    put("looks-like-text.txt", textured(4), "PNG")
+    put("scan.bmp", textured(5), "BMP")
+    put("anim.gif", textured(6), "GIF")
+    put("a/b/c/deep.webp", textured(7), "WEBP")
+    put("visages/éloïse 日本 😀.png", textured(8), "PNG")
+    put("odd/tab\tname.png", textured(9), "PNG")
+    put("odd/new\nline.png", textured(10), "PNG")
+    (root / "z-copies").mkdir()
+    shutil.copy(root / "plain.png", root / "z-copies" / "plain again.png")
+    bad = {
+        "z-copies/plain again.png": "duplicate of plain.png",
+        "empty.jpg": "empty file",
+        "notes.txt": "not an image",
+        "fake.jpg": "not an image",
+        "broken.jpg": "truncated",
+        "garbage.png": "",
+        "flat-grey.png": "no face found",
+        "pipe": "not a regular file",
+    }
+    (root / "empty.jpg").write_bytes(b"")
+    (root / "notes.txt").write_text("shopping list\n")
+    (root / "fake.jpg").write_text("<html>not a photo</html>")
+    jpeg = (root / "photo.jpg").read_bytes()
+    (root / "broken.jpg").write_bytes(jpeg[: len(jpeg) // 2])
+    (root / "garbage.png").write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(300))
+    Image.new("RGB", (40, 40), (128, 128, 128)).save(root / "flat-grey.png")
+    os.mkfifo(root / "pipe")
+    os.symlink(".", root / "loop")  # a folder link: not followed
+    return root, good, bad
+
+
+def data_files(corpus: Path) -> dict[str, bytes]:
+    return {name: (corpus / name).read_bytes() for name in fmt.DATA_FILES}
+
+
+def stable_manifest(corpus: Path) -> dict:
+    manifest = yaml.safe_load((corpus / fmt.MANIFEST).read_text())
+    for key in fmt.VOLATILE_KEYS:
+        manifest.pop(key, None)
+    return manifest
+
+
+def assert_same_corpus(a: Path, b: Path) -> None:
+    files_a, files_b = data_files(a), data_files(b)
+    for name in fmt.DATA_FILES:
+        assert files_a[name] == files_b[name], f"{name} differs"
+    assert stable_manifest(a) == stable_manifest(b)
+
+
+SMALL = CorpusSettings(chunk_size=3, thumbnail_encoding="png", thumbnail_size=40)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def test_messy_folder_builds_and_lists_every_rejection(messy, tmp_path):
+    root, good, bad = messy
+    report = build(root, tmp_path / "c", workers=1, settings=SMALL, engine=MOCK, progress=False)
+    assert (report.faces, report.rejected) == (len(good), len(bad))
+    with Corpus.open(tmp_path / "c", check_model={"mock": MOCK.checksums()["mock"]}) as c:
+        sources = [c.source(i) for i in range(c.count)]
+        assert sources == sorted(good)
+        rejected = dict(c.rejected())
+        assert set(rejected) == set(bad)
+        for name, keyword in bad.items():
+            assert keyword.lower() in rejected[name].lower(), (name, rejected[name])
+            assert "\n" not in rejected[name] and str(root) not in rejected[name]
+        analyzer = MockAnalyzer()
+        for i, rel in enumerate(sources):  # each row is the analysis of its own source file
+            from appliance.images import load_image
+
+            face = analyzer.analyze(load_image(root / rel))
+            np.testing.assert_array_equal(c.vectors[i], face.descriptor.astype(np.float16))
+            np.testing.assert_array_equal(c.thumbnail(i), face.aligned(40, gray=True))
+        assert c.manifest["source"]["files"] == len(good) + len(bad)
+    assert not (tmp_path / "c" / WORK_DIR).exists()
+
+
+def test_keeping_duplicates(messy, tmp_path):
+    root, _, _ = messy
+    settings = CorpusSettings(chunk_size=5, duplicates="keep")
+    build(root, tmp_path / "c", workers=1, settings=settings, engine=MOCK, progress=False)
+    with Corpus.open(tmp_path / "c", check_model=False) as c:
+        sources = [c.source(i) for i in range(c.count)]
+        assert "z-copies/plain again.png" in sources
+        a, b = sources.index("plain.png"), sources.index("z-copies/plain again.png")
+        np.testing.assert_array_equal(c.vectors[a], c.vectors[b])
+
+
+def test_parallel_build_equals_serial_build(messy, tmp_path):
+    root, _, _ = messy
+    build(root, tmp_path / "one", workers=1, settings=SMALL, engine=MOCK, progress=False)
+    build(root, tmp_path / "two", workers=2, settings=SMALL, engine=MOCK, progress=False)
+    assert_same_corpus(tmp_path / "one", tmp_path / "two")
+
+
+def cli_build(images: Path, corpus: Path, *extra: str, env: dict | None = None):
+    command = [sys.executable, "-m", "appliance", "build", str(images), str(corpus), "--quiet",
+               "--engine", "mock", "--chunk-size", "4", *extra]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **(env or {})})
+
+
+def test_sigkilled_build_resumes_to_the_same_corpus(tmp_path):
+    images = tmp_path / "images"
+    make_images(images, 30)
+    killed = cli_build(images, tmp_path / "c", "--workers", "2", env={KILL_AFTER_ENV: "3"})
+    assert killed.returncode == -signal.SIGKILL
+    work = tmp_path / "c" / WORK_DIR
+    chunks = sorted(p.name for p in work.glob("chunk-*.bin"))
+    assert 3 <= len(chunks) < 8 and not (tmp_path / "c" / fmt.MANIFEST).exists()
+    # A half-written chunk from the moment of the kill is ignored.
+    (work / ".chunk-000007.bin.tmp").write_bytes(b"\0" * 10)
+    resumed = cli_build(images, tmp_path / "c", "--workers", "2")
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"{len(chunks)} of 8 chunks reused" in resumed.stdout
+    build(images, tmp_path / "ref", workers=1, engine=MOCK, progress=False,
+          settings=CorpusSettings(chunk_size=4))
+    assert_same_corpus(tmp_path / "c", tmp_path / "ref")
+
+
+def test_resume_redoes_only_chunks_whose_files_changed(tmp_path):
+    images = tmp_path / "images"
+    make_images(images, 12)
+    settings = CorpusSettings(chunk_size=4)
+    killed = cli_build(images, tmp_path / "c", "--workers", "1", env={KILL_AFTER_ENV: "2"})
+    assert killed.returncode == -signal.SIGKILL
+    textured(99).save(images / "img-001.png")  # chunk 0 is now stale
+    report = build(images, tmp_path / "c", workers=1, settings=settings, engine=MOCK,
+                   progress=False)
+    assert report.reused_chunks == 1
+    build(images, tmp_path / "ref", workers=1, settings=settings, engine=MOCK, progress=False)
+    assert_same_corpus(tmp_path / "c", tmp_path / "ref")
+
+
+def test_chunks_made_with_other_settings_are_not_reused(tmp_path):
+    images = tmp_path / "images"
+    make_images(images, 8)
+    killed = cli_build(images, tmp_path / "c", "--workers", "1", env={KILL_AFTER_ENV: "1"})
+    assert killed.returncode == -signal.SIGKILL
+    other = CorpusSettings(chunk_size=4, thumbnail_size=64)
+    report = build(images, tmp_path / "c", workers=1, settings=other, engine=MOCK,
+                   progress=False)
+    assert report.reused_chunks == 0
+    with Corpus.open(tmp_path / "c", check_model=False) as c:
+        assert c.thumbnail(0).shape == (64, 64)
+        assert decode(c.thumbnail_bytes(0), "jpeg", 64).shape == (64, 64)
+
+
+def test_existing_and_foreign_folders_are_protected(tmp_path):
+    images = tmp_path / "images"
+    make_images(images, 3)
+    build(images, tmp_path / "c", workers=1, engine=MOCK, progress=False)
+    with pytest.raises(CorpusError, match="already holds a finished corpus"):
+        build(images, tmp_path / "c", workers=1, engine=MOCK, progress=False)
+    make_images(images, 1, start=50)
+    report = build(images, tmp_path / "c", workers=1, engine=MOCK, progress=False, force=True)
+    assert report.faces == 4
+    foreign = tmp_path / "holiday"
+    make_images(foreign, 1)
+    with pytest.raises(CorpusError, match="not empty and not a corpus"):
+        build(images, foreign, workers=1, engine=MOCK, progress=False)
+
+
+def test_folder_without_faces_fails_clearly(tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    (images / "a.txt").write_text("x")
+    Image.new("L", (30, 30), 200).save(images / "blank.png")
+    with pytest.raises(CorpusError, match=r"no usable face in 2 files .*rejected\.tsv"):
+        build(images, tmp_path / "c", workers=1, engine=MOCK, progress=False)
+    rejected = fmt.read_tsv(tmp_path / "c" / fmt.REJECTED, 2)
+    assert [r[0] for r in rejected] == ["a.txt", "blank.png"]
+
+
+def test_corpus_inside_the_image_folder_is_skipped(tmp_path):
+    images = tmp_path / "images"
+    make_images(images, 4)
+    build(images, images / "corpus", workers=1, engine=MOCK, progress=False)
+    (images / "corpus" / "manifest.yaml").rename(tmp_path / "m")  # force a fresh walk
+    report = build(images, images / "corpus", workers=1, engine=MOCK, progress=False)
+    assert (report.files, report.faces) == (4, 4)
+
+
+def test_cli_usage_errors(tmp_path):
+    missing = cli_build(tmp_path / "nowhere", tmp_path / "c")
+    assert missing.returncode == 2 and "not a folder" in missing.stderr
+    (tmp_path / "i").mkdir()
+    bad = cli_build(tmp_path / "i", tmp_path / "c", "--workers", "-1")
+    assert bad.returncode == 2 and "--workers" in bad.stderr
