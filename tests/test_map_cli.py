@@ -1,0 +1,57 @@
+"""`sosie map` end to end on the real demo corpus (dlib models), and its argument errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from appliance.cli import main
+
+
+def _meta(out):
+    text = (out / "data" / "meta.js").read_text()
+    return json.loads(text[text.index("{") : text.rindex("}") + 1])
+
+
+@pytest.mark.slow
+def test_map_of_the_demo_corpus_marks_a_visitor_and_loads_in_chromium(tmp_path, astronaut, capsys):
+    from appliance.corpus import Corpus, demo_corpus
+
+    visitor = tmp_path / "visitor.png"
+    Image.fromarray(np.ascontiguousarray(astronaut[:, ::-1])).save(visitor)  # mirrored
+    out = tmp_path / "map"
+    assert main(["map", "demo", "--out", str(out), "--clusters", "3", "--mark", str(visitor)]) == 0
+    assert "index.html" in capsys.readouterr().out
+    meta = _meta(out)
+    with Corpus.open(demo_corpus()) as corpus:
+        assert meta["count"] == corpus.count
+        nearest = meta["mark"]["neighbours"][0]
+        assert corpus.source(nearest) == "astronaut.png"
+    assert meta["mark"]["distances"][0] < 0.3 and meta["mark"]["label"] == "visitor.png"
+    assert len(meta["clusters"]) == 3
+
+    from appliance.cartography.headless import Browser, find_chromium
+
+    if find_chromium() is None:
+        pytest.skip("chromium is not installed (apt-get install chromium; ./dev test does it)")
+    pytest.importorskip("websocket", reason="websocket-client is not installed (test extra)")
+    with Browser() as browser:
+        browser.open((out / "index.html").as_uri())
+        browser.wait_for("window.sosieMap && sosieMap.idle()")
+        image = np.asarray(Image.open(__import__("io").BytesIO(browser.screenshot())).convert("L"))
+        area = image[60:780, 20:880].astype(float)
+        assert area.std() > 20
+        browser.open((out / "vr.html").as_uri())
+        browser.wait_for("window.sosie3d && sosie3d.ready && sosie3d.frames > 1")
+        assert browser.log.errors == [] and browser.log.failed_requests == []
+
+
+def test_map_reports_unusable_input_on_one_line(tmp_path, capsys):
+    assert main(["map", str(tmp_path / "nothing"), "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("sosie map: ") and "nothing" in err and "\n" not in err
+    assert main(["map", "demo", "--out", str(tmp_path / "o"), "--clusters", "-1"]) == 2
+    assert "--clusters -1" in capsys.readouterr().err
