@@ -1,0 +1,155 @@
+"""Benchmark `sosie build`: images/s, and its overhead over dlib's own per-image cost.
+
+Anchor: `FaceAnalyzer.analyze(path)` on every image, one after the other in this process
+(models loaded beforehand): decoding plus dlib detection, landmarks and descriptor, i.e. what
+any tool must spend per image. Then the real build of the same folder with 1 worker (in this
+process) and with one worker process per core. The build's extra work per image is reading and
+hashing the file, the printable thumbnail (a 256 px aligned crop, JPEG-encoded), chunk files,
+and at the end the assembly, norms, PCA and checksums. Methods are interleaved in every
+repetition (the machine is shared and noisy); the table shows medians.
+
+    .venv/bin/python bench/build.py                       # 300 images, 2 repetitions
+    .venv/bin/python bench/build.py --images 100 --repeats 1 --json bench/results/build.json
+
+Images: the 100 LFW faces of scikit-image (25x25, upscaled 8x so dlib finds them), plus
+mirrored and brightness-shifted variants to reach `--images` distinct files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from appliance.corpus import CorpusSettings, build
+from appliance.paths import cache_dir
+
+
+def bench_images(count: int) -> Path:
+    """`count` distinct face images (PNG, 200x200) in the cache, made once."""
+    from skimage import data
+
+    folder = cache_dir() / f"bench-build-{count}"
+    if folder.is_dir() and len(list(folder.glob("*.png"))) == count:
+        return folder
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(dir=cache_dir()))
+    faces = data.lfw_subset()[:100]
+    for i in range(count):
+        face = Image.fromarray(np.clip(faces[i % 100] * 255 + 0.5, 0, 255).astype(np.uint8))
+        face = face.resize((200, 200), Image.Resampling.BICUBIC)
+        variant = i // 100
+        if variant % 2:
+            face = ImageOps.mirror(face)
+        if variant >= 2:
+            face = face.point(lambda v, s=variant: min(255, v + 6 * s))
+        face.save(tmp / f"face-{i:04d}.png")
+    tmp.rename(folder)
+    return folder
+
+
+def time_direct(folder: Path, analyzer) -> tuple[float, list[float], int]:
+    """(total seconds, per-image seconds, faces found) of analyze() over the folder."""
+    per_image, found = [], 0
+    start = time.perf_counter()
+    for path in sorted(folder.glob("*.png")):
+        t = time.perf_counter()
+        outcome = analyzer.analyze(path)
+        per_image.append(time.perf_counter() - t)
+        found += hasattr(outcome, "descriptor")
+    return time.perf_counter() - start, per_image, found
+
+
+def time_build(folder: Path, workers: int) -> tuple[float, int]:
+    """(seconds, faces) of a complete build of the folder into a fresh directory."""
+    out = Path(tempfile.mkdtemp(prefix="bench-build-"))
+    try:
+        start = time.perf_counter()
+        report = build(folder, out / "c", workers=workers, settings=CorpusSettings(),
+                       progress=False)
+        return time.perf_counter() - start, report.faces
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=300, help="images (default 300)")
+    parser.add_argument("--repeats", type=int, default=2, help="repetitions (default 2)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="processes for the parallel build (default: all cores)")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    args = parser.parse_args()
+
+    from appliance.faces import FaceAnalyzer
+
+    folder = bench_images(args.images)
+    analyzer = FaceAnalyzer()
+    analyzer.analyze(next(folder.glob("*.png")))  # models loaded and warm
+    runs: dict[str, list[float]] = {"direct": [], "build1": [], "buildN": []}
+    per_image: list[float] = []
+    faces = {}
+    for rep in range(args.repeats):
+        seconds, times, found = time_direct(folder, analyzer)
+        runs["direct"].append(seconds)
+        per_image += times
+        faces["direct"] = found
+        for key, workers in (("build1", 1), ("buildN", args.workers)):
+            seconds, found = time_build(folder, workers)
+            runs[key].append(seconds)
+            faces[key] = found
+        print(f"repetition {rep + 1}/{args.repeats}: " + ", ".join(
+            f"{k} {v[-1]:.1f} s" for k, v in runs.items()), file=sys.stderr)
+
+    n = args.images
+    med = {k: statistics.median(v) for k, v in runs.items()}
+    rows = [
+        ("FaceAnalyzer.analyze, 1 process (anchor)", med["direct"], 1.0),
+        ("sosie build, 1 worker", med["build1"], med["build1"] / med["direct"]),
+        (f"sosie build, {args.workers} workers", med["buildN"], med["buildN"] / med["direct"]),
+    ]
+    print(f"\n{n} images ({faces['direct']} faces found by analyze, {faces['build1']} kept by "
+          f"the build), median of {args.repeats}; per-image analyze median "
+          f"{statistics.median(per_image) * 1000:.1f} ms")
+    print(f"| {'method':<42} | {'seconds':>8} | {'images/s':>8} | {'vs anchor':>9} |")
+    print(f"|{'-' * 44}|{'-' * 10}|{'-' * 10}|{'-' * 11}|")
+    for name, seconds, ratio in rows:
+        print(f"| {name:<42} | {seconds:>8.2f} | {n / seconds:>8.2f} | {ratio:>8.3f}x |")
+    overhead = med["build1"] / med["direct"] - 1
+    print(f"\nbuild overhead over dlib's own cost (1 worker vs anchor): {overhead:+.1%} "
+          "(goal < 10 %)")
+    print(f"parallel speed-up ({args.workers} workers vs 1): {med['build1'] / med['buildN']:.2f}x")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({
+            "images": n,
+            "repeats": args.repeats,
+            "workers": args.workers,
+            "faces_direct": faces["direct"],
+            "faces_build": faces["build1"],
+            "direct_s": med["direct"],
+            "build_1_worker_s": med["build1"],
+            "build_all_workers_s": med["buildN"],
+            "direct_images_per_s": n / med["direct"],
+            "build_1_worker_images_per_s": n / med["build1"],
+            "build_all_workers_images_per_s": n / med["buildN"],
+            "analyze_median_ms": statistics.median(per_image) * 1000,
+            "overhead_1_worker": overhead,
+            "runs": runs,
+        }, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
