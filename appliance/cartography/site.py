@@ -160,7 +160,8 @@ def build_site(
         "cell": cell, "columns": columns, "size": int(atlas.shape[0]),
         "src": _data_url(face_images.jpeg_bytes(atlas, 88)),
     })
-    _write_points(out / "data" / "points.js", centres, coords3 * scale3, clusters)
+    _write_points(out / "data" / "points.js", centres, coords3 * scale3, clusters,
+                  atlas_faces.mean(axis=(1, 2)))
     _write_chunks(out / "data" / "faces", corpus, n, found)
     meta = _meta(corpus, options, n, pyramid, centres, coords2, coords3, scale3, sheet_px,
                  k, method, clusters, marked, to_world, mark_face)
@@ -314,10 +315,14 @@ def _meta(corpus, options, n, pyramid, centres, coords2, coords3, scale3, sheet_
     return meta
 
 
-def _write_points(path: Path, centres: np.ndarray, xyz: np.ndarray, clusters: dict | None) -> None:
+def _write_points(path: Path, centres: np.ndarray, xyz: np.ndarray, clusters: dict | None,
+                  gray: np.ndarray) -> None:
+    """Positions (2-D uint16 in [0, 1], 3-D int16 in +-4), clusters, and each face's mean gray
+    (faces + mark), which the 3-D view draws instead of the texture for far, tiny sprites."""
     xy = np.clip(np.rint(centres * 65535), 0, 65535).astype("<u2")
     q3 = np.clip(np.rint(xyz / 4.0 * 32767), -32767, 32767).astype("<i2")  # range +-4
-    data = {"xy": _b64(xy), "xyz": _b64(q3), "xyzRange": 4.0, "cluster": None}
+    data = {"xy": _b64(xy), "xyz": _b64(q3), "xyzRange": 4.0, "cluster": None,
+            "gray": _b64(np.clip(np.rint(gray), 0, 255).astype(np.uint8))}
     if clusters is not None:
         data["cluster"] = _b64(clusters["labels"].astype("<u2"))
     _write_js(path, "SOSIE_POINTS", data)

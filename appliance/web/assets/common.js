@@ -25,7 +25,8 @@
     const k = POINTS.xyzRange / 32767;
     for (let i = 0; i < 3 * n; i++) xyz[i] = q3[i] * k;
     const cluster = POINTS.cluster ? new Uint16Array(bytes(POINTS.cluster)) : null;
-    return { xy, xyz, cluster };
+    const gray = new Uint8Array(bytes(POINTS.gray)); // mean gray per face (+ mark)
+    return { xy, xyz, cluster, gray };
   })();
 
   Sosie.likeness = function (d) {

@@ -21,7 +21,7 @@
   document.getElementById('count').textContent = N.toLocaleString('en') + ' faces';
 
   const gl = canvas.getContext('webgl', { antialias: true, xrCompatible: true, alpha: false });
-  const state = { frames: 0, ready: false, error: null };
+  const state = { frames: 0, ready: false, error: null, timings: { script: performance.now() } };
   window.sosie3d = state;
   if (!gl) {
     state.error = 'WebGL is not available';
@@ -85,10 +85,10 @@
   }
   const sprites = program(`
     precision highp float;
-    attribute vec3 aPos; attribute float aIdx; attribute float aCluster;
+    attribute vec3 aPos; attribute float aIdx; attribute float aCluster; attribute float aGray;
     uniform mat4 uProj, uView, uModel;
     uniform float uSize, uPx, uMaxPx, uCols, uCell, uGrow, uTint;
-    varying vec2 vCell; varying vec3 vTint; varying float vPx;
+    varying vec2 vCell; varying vec3 vTint; varying float vPx; varying float vGray;
     vec3 hue(float j) {
       float h = mod(j * 137.508, 360.0) / 60.0;
       vec3 k = clamp(abs(mod(h + vec3(0.0, 4.0, 2.0), 6.0) - 3.0) - 1.0, 0.0, 1.0);
@@ -103,6 +103,7 @@
       float row = floor((aIdx + 0.5) / uCols);
       vCell = vec2(aIdx - row * uCols, row) * uCell;
       vTint = (uTint > 0.5 && aCluster >= 0.0) ? hue(aCluster) : vec3(1.0);
+      vGray = aGray;
     }`, `
     #ifdef GL_FRAGMENT_PRECISION_HIGH
     precision highp float;
@@ -110,11 +111,14 @@
     precision mediump float;
     #endif
     uniform sampler2D uAtlas; uniform float uCellUV, uHalfTexel, uBorder; uniform vec3 uBorderColour;
-    varying vec2 vCell; varying vec3 vTint; varying float vPx;
+    varying vec2 vCell; varying vec3 vTint; varying float vPx; varying float vGray;
     void main() {
       vec2 c = gl_PointCoord;
-      vec2 uv = vCell + clamp(c * uCellUV, vec2(uHalfTexel), vec2(uCellUV - uHalfTexel));
-      float g = texture2D(uAtlas, uv).r;
+      float g = vGray; // level of detail: a few pixels wide, the face is its mean gray
+      if (vPx >= 5.0) {
+        vec2 uv = vCell + clamp(c * uCellUV, vec2(uHalfTexel), vec2(uCellUV - uHalfTexel));
+        g = texture2D(uAtlas, uv).r;
+      }
       vec3 colour = g * vTint;
       float edge = min(min(c.x, 1.0 - c.x), min(c.y, 1.0 - c.y)) * vPx;
       if (uBorder > 0.0 && edge < uBorder) colour = uBorderColour;
@@ -133,10 +137,13 @@
   const idx = new Float32Array(total);
   for (let i = 0; i < total; i++) idx[i] = i;
   const cl = new Float32Array(total).fill(-1);
+  const grayOf = new Float32Array(total);
+  for (let i = 0; i < total; i++) grayOf[i] = Sosie.points.gray[i] / 255;
   if (CLUSTER) for (let i = 0; i < N; i++) cl[i] = CLUSTER[i];
   function buffer(data) { const b = gl.createBuffer(); gl.bindBuffer(gl.ARRAY_BUFFER, b); gl.bufferData(gl.ARRAY_BUFFER, data, gl.STATIC_DRAW); return b; }
-  const bufPos = buffer(pos), bufIdx = buffer(idx), bufCl = buffer(cl);
-  const highlight = { pos: gl.createBuffer(), idx: gl.createBuffer(), cl: gl.createBuffer(), count: 0, groups: [] };
+  const bufPos = buffer(pos), bufIdx = buffer(idx), bufCl = buffer(cl), bufGray = buffer(grayOf);
+  state.timings.buffers = performance.now();
+  const highlight = { pos: gl.createBuffer(), idx: gl.createBuffer(), cl: gl.createBuffer(), gray: gl.createBuffer(), groups: [] };
   const axisLength = 1.25;
   const axisData = new Float32Array([
     -axisLength, 0, 0, 0.6, 0.2, 0.2, axisLength, 0, 0, 1, 0.35, 0.35,
@@ -155,6 +162,7 @@
     gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_WRAP_S, gl.CLAMP_TO_EDGE);
     gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_WRAP_T, gl.CLAMP_TO_EDGE);
     state.ready = true;
+    state.timings.texture = performance.now();
     requestDraw();
   };
   atlasImage.src = ATLAS.src;
@@ -166,11 +174,12 @@
   let spin = true, tint = false, grow = 1, selected = -1, neighbours = [];
   let width = 1, height = 1, dpr = 1;
 
-  function bindSprites(prog, bp, bi, bc) {
+  function bindSprites(prog, bp, bi, bc, bg) {
     const L = prog.loc;
     gl.bindBuffer(gl.ARRAY_BUFFER, bp); gl.enableVertexAttribArray(L.aPos); gl.vertexAttribPointer(L.aPos, 3, gl.FLOAT, false, 0, 0);
     gl.bindBuffer(gl.ARRAY_BUFFER, bi); gl.enableVertexAttribArray(L.aIdx); gl.vertexAttribPointer(L.aIdx, 1, gl.FLOAT, false, 0, 0);
     gl.bindBuffer(gl.ARRAY_BUFFER, bc); gl.enableVertexAttribArray(L.aCluster); gl.vertexAttribPointer(L.aCluster, 1, gl.FLOAT, false, 0, 0);
+    gl.bindBuffer(gl.ARRAY_BUFFER, bg); gl.enableVertexAttribArray(L.aGray); gl.vertexAttribPointer(L.aGray, 1, gl.FLOAT, false, 0, 0);
   }
   function drawScene(proj, viewM, model, viewportHeight) {
     gl.enable(gl.DEPTH_TEST);
@@ -200,11 +209,11 @@
     gl.uniform1f(L.uTint, tint ? 1 : 0);
     gl.uniform1f(L.uGrow, grow);
     gl.uniform1f(L.uBorder, 0);
-    bindSprites(sprites, bufPos, bufIdx, bufCl);
+    bindSprites(sprites, bufPos, bufIdx, bufCl, bufGray);
     gl.drawArrays(gl.POINTS, 0, N);
     // highlighted: mark, selection, neighbours (drawn larger, framed, on top)
     gl.disable(gl.DEPTH_TEST);
-    bindSprites(sprites, highlight.pos, highlight.idx, highlight.cl);
+    bindSprites(sprites, highlight.pos, highlight.idx, highlight.cl, highlight.gray);
     for (const g of highlight.groups) {
       gl.uniform1f(L.uGrow, grow * g.grow);
       gl.uniform1f(L.uBorder, g.border);
@@ -224,10 +233,12 @@
     add(selected >= 0 ? [selected] : [], 2.4, 3, [1, 1, 1]);
     add(M.mark ? [N] : [], 1.8, 3, [1, 0.23, 0.36]);
     const p = new Float32Array(3 * items.length), x = new Float32Array(items.length), c = new Float32Array(items.length).fill(-1);
-    items.forEach((i, k) => { p.set(pos.subarray(3 * i, 3 * i + 3), 3 * k); x[k] = i; c[k] = cl[i]; });
+    const g = new Float32Array(items.length);
+    items.forEach((i, k) => { p.set(pos.subarray(3 * i, 3 * i + 3), 3 * k); x[k] = i; c[k] = cl[i]; g[k] = grayOf[i]; });
     gl.bindBuffer(gl.ARRAY_BUFFER, highlight.pos); gl.bufferData(gl.ARRAY_BUFFER, p, gl.DYNAMIC_DRAW);
     gl.bindBuffer(gl.ARRAY_BUFFER, highlight.idx); gl.bufferData(gl.ARRAY_BUFFER, x, gl.DYNAMIC_DRAW);
     gl.bindBuffer(gl.ARRAY_BUFFER, highlight.cl); gl.bufferData(gl.ARRAY_BUFFER, c, gl.DYNAMIC_DRAW);
+    gl.bindBuffer(gl.ARRAY_BUFFER, highlight.gray); gl.bufferData(gl.ARRAY_BUFFER, g, gl.DYNAMIC_DRAW);
     highlight.groups = groups;
   }
   updateHighlights();
@@ -282,6 +293,10 @@
       place(markLabel, vp, M.mark.xyz);
     }
     state.frames++;
+    if (state.ready && !state.timings.firstFrame) {
+      gl.finish();
+      state.timings.firstFrame = performance.now();
+    }
     if (spin || flight) requestDraw();
   }
   function resize() {
