@@ -257,3 +257,17 @@ def test_site_works_from_a_static_server(site, browser):
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args) -> None:
         pass
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_tiny_corpora_still_make_a_site(tmp_path, n):
+    corpus = StandInCorpus(max(n, 3), seed=n)
+    for name in ("vectors", "norms", "coords2d", "coords3d"):
+        setattr(corpus, name, getattr(corpus, name)[:n])
+    corpus.count = n
+    summary = build_site(corpus, tmp_path, options=MapOptions(neighbours=12, clusters=5))
+    meta = _read_js(tmp_path / "data" / "meta.js", "SOSIE_META")
+    assert meta["count"] == n and summary.tiles >= 1
+    assert meta["neighbours"]["k"] == n - 1
+    assert len(meta["clusters"]) == n
+    assert (tmp_path / "tiles" / "0" / "0" / "0.jpg").is_file()
