@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
+import multiprocessing
 from pathlib import Path
 from typing import Any
 
@@ -67,27 +67,50 @@ def write_sheets(
     out_dir: Path,
     *,
     quality: int = 82,
-    progress: Callable[[int], None] | None = None,
+    workers: int = 1,
 ) -> np.ndarray:
     """Write `out_dir/{s}.jpg` sheets of faces at `sheet_px` in index order; return the faces at
-    `map_px` (n, map_px, map_px) for the tiles (sheet_px must be a multiple of map_px)."""
+    `map_px` (n, map_px, map_px) for the tiles (sheet_px must be a multiple of map_px). With
+    `workers` > 1, sheets are made by forked processes."""
     out_dir.mkdir(parents=True, exist_ok=True)
     per_sheet = SHEET_COLUMNS * SHEET_COLUMNS
     small = np.empty((count, map_px, map_px), dtype=np.uint8)
-    cache: dict[bytes, np.ndarray] = {}
-    for sheet, start in enumerate(range(0, count, per_sheet)):
-        rows = range(start, min(count, start + per_sheet))
-        faces = np.stack([decode_thumbnail(corpus, i, sheet_px, cache) for i in rows])
-        small[start : start + len(faces)] = pool(faces, sheet_px // map_px)
-        lines = -(-len(faces) // SHEET_COLUMNS)
-        canvas = np.zeros((lines * sheet_px, SHEET_COLUMNS * sheet_px), dtype=np.uint8)
-        for j, face in enumerate(faces):
-            r, c = divmod(j, SHEET_COLUMNS)
-            canvas[r * sheet_px : (r + 1) * sheet_px, c * sheet_px : (c + 1) * sheet_px] = face
-        Image.fromarray(canvas).save(out_dir / f"{sheet}.jpg", quality=quality)
-        if progress:
-            progress(start + len(faces))
+    sheets = range(-(-count // per_sheet))
+    global _SHEET_JOB
+    _SHEET_JOB = (corpus, count, sheet_px, map_px, out_dir, quality, {})
+    try:
+        if workers > 1 and len(sheets) > 1 and "fork" in multiprocessing.get_all_start_methods():
+            context = multiprocessing.get_context("fork")
+            with context.Pool(min(workers, len(sheets))) as pool:
+                for sheet, faces in pool.imap_unordered(_write_sheet, sheets, chunksize=4):
+                    small[sheet * per_sheet : sheet * per_sheet + len(faces)] = faces
+        else:
+            for sheet in sheets:
+                _, faces = _write_sheet(sheet)
+                small[sheet * per_sheet : sheet * per_sheet + len(faces)] = faces
+    finally:
+        _SHEET_JOB = None
     return small
+
+
+_SHEET_JOB: tuple | None = None
+
+
+def _write_sheet(sheet: int) -> tuple[int, np.ndarray]:
+    """Write one sheet; its faces at map size (runs in a worker process or in place)."""
+    assert _SHEET_JOB is not None
+    corpus, count, sheet_px, map_px, out_dir, quality, cache = _SHEET_JOB
+    per_sheet = SHEET_COLUMNS * SHEET_COLUMNS
+    start = sheet * per_sheet
+    rows = range(start, min(count, start + per_sheet))
+    faces = np.stack([decode_thumbnail(corpus, i, sheet_px, cache) for i in rows])
+    lines = -(-len(faces) // SHEET_COLUMNS)
+    canvas = np.zeros((lines * sheet_px, SHEET_COLUMNS * sheet_px), dtype=np.uint8)
+    for j, face in enumerate(faces):
+        r, c = divmod(j, SHEET_COLUMNS)
+        canvas[r * sheet_px : (r + 1) * sheet_px, c * sheet_px : (c + 1) * sheet_px] = face
+    Image.fromarray(canvas).save(out_dir / f"{sheet}.jpg", quality=quality)
+    return sheet, pool(faces, sheet_px // map_px)
 
 
 def atlas(

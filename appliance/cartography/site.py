@@ -119,7 +119,8 @@ def build_site(
 
     say(f"faces: {n} thumbnails at {sheet_px} px (sheets) and {map_px} px (map)")
     small = face_images.write_sheets(
-        corpus, n, sheet_px, map_px, out / "sheets", quality=options.jpeg_quality + 2
+        corpus, n, sheet_px, map_px, out / "sheets", quality=options.jpeg_quality + 2,
+        workers=options.workers,
     )
     lap("thumbnails")
 
