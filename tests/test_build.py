@@ -243,6 +243,42 @@ def test_corpus_inside_the_image_folder_is_skipped(tmp_path):
     assert (report.files, report.faces) == (4, 4)
 
 
+class CrashingAnalyzer(MockAnalyzer):
+    def analyze(self, image):
+        if image.shape[0] == 33:  # the poisoned file: a native crash in the worker
+            os.kill(os.getpid(), signal.SIGSEGV)
+        return super().analyze(image)
+
+
+class CrashingEngine(MockEngine):
+    def create(self):
+        return CrashingAnalyzer()
+
+
+class BrokenEngine(MockEngine):
+    def create(self):
+        raise RuntimeError("dlib descriptor model unreadable: /nowhere.dat")
+
+
+def test_a_worker_crash_rejects_that_file_and_the_build_goes_on(tmp_path):
+    images = tmp_path / "images"
+    make_images(images, 9)
+    textured(77, size=33).save(images / "img-004.png")
+    report = build(images, tmp_path / "c", workers=2, engine=CrashingEngine(), progress=False,
+                   settings=CorpusSettings(chunk_size=4))
+    assert (report.faces, report.rejected) == (8, 1)
+    with Corpus.open(tmp_path / "c", check_model=False) as c:
+        [(path, reason)] = c.rejected()
+        assert path == "img-004.png" and "crashed" in reason and "signal 11" in reason
+
+
+def test_workers_that_cannot_start_stop_the_build_with_their_error(tmp_path):
+    images = tmp_path / "images"
+    make_images(images, 4)
+    with pytest.raises(RuntimeError, match=r"model unreadable: /nowhere\.dat"):
+        build(images, tmp_path / "c", workers=2, engine=BrokenEngine(), progress=False)
+
+
 def test_cli_usage_errors(tmp_path):
     missing = cli_build(tmp_path / "nowhere", tmp_path / "c")
     assert missing.returncode == 2 and "not a folder" in missing.stderr

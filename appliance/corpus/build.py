@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing
 import os
 import shutil
 import signal
@@ -41,6 +40,7 @@ from appliance.corpus.format import CorpusError
 from appliance.corpus.settings import CorpusSettings
 from appliance.corpus.thumbs import PackWriter, encode
 from appliance.corpus.walk import list_sources
+from appliance.corpus.workers import run_tasks
 from appliance.corpus.writer import clear_manifest, finalize
 
 WORK_DIR = ".build"
@@ -231,10 +231,14 @@ def _run(
         for task in tasks:
             collect(*_process(task))
         return
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(workers, initializer=_init_worker, initargs=(engine, thumbs)) as pool:
-        for k, j, result in pool.imap_unordered(_process, tasks, chunksize=1):
-            collect(k, j, result)
+    for k, j, result in run_tasks(tasks, workers, _init_worker, (engine, thumbs), _process,
+                                  _crashed):
+        collect(k, j, result)
+
+
+def _crashed(task: tuple[int, int, str, str], exitcode: int | None) -> tuple[int, int, ItemResult]:
+    how = f"signal {-exitcode}" if exitcode is not None and exitcode < 0 else f"exit {exitcode}"
+    return task[0], task[1], ItemResult(f"analyzer crashed on this file twice ({how})")
 
 
 _analyzer: Any = None

@@ -1,0 +1,131 @@
+"""A small process pool for the build that survives a worker crash and never hangs.
+
+`multiprocessing.Pool` loses the task of a worker that dies (a segfault in a native decoder,
+the OOM killer) and then waits for it forever. Here every worker gets one task at a time over
+its own pipe, so the parent always knows which image a dead worker held: that image is retried
+once in a fresh worker, then rejected ("analyzer crashed"), and the build goes on. A failure to
+start (e.g. a missing model file) stops the build with that worker's one-line error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+from collections import deque
+from collections.abc import Callable, Iterator
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+Task = tuple[Any, ...]
+
+
+class WorkerFailed(RuntimeError):
+    """A worker could not start or raised an unexpected error (one line)."""
+
+
+def run_tasks(
+    tasks: list[Task],
+    workers: int,
+    initializer: Callable[..., None],
+    initargs: tuple[Any, ...],
+    function: Callable[[Task], Any],
+    on_crash: Callable[[Task, int | None], Any],
+) -> Iterator[Any]:
+    """Yield `function(task)` for every task, in completion order, from `workers` processes.
+
+    `initializer(*initargs)` runs once per process. A task whose worker dies twice yields
+    `on_crash(task, exitcode)` instead.
+    """
+    context = multiprocessing.get_context("spawn")
+    queue: deque[Task] = deque(tasks)
+    crashes: dict[int, int] = {}
+    pool: list[_Worker] = []
+    try:
+        for _ in range(min(workers, len(tasks))):
+            pool.append(_Worker(context, initializer, initargs, function))
+        for worker in pool:
+            worker.feed(queue)
+        while any(w.task is not None for w in pool):
+            busy = [w for w in pool if w.task is not None]
+            ready = wait([w.conn for w in busy] + [w.process.sentinel for w in busy])
+            for worker in busy:
+                if worker.conn in ready or worker.conn.poll():
+                    try:
+                        kind, payload = worker.conn.recv()
+                    except (EOFError, OSError):
+                        kind, payload = "crashed", None
+                    if kind == "ok":
+                        worker.task = None
+                        yield payload
+                        worker.feed(queue)
+                        continue
+                    if kind == "error":
+                        raise WorkerFailed(payload)
+                if worker.process.sentinel in ready or not worker.process.is_alive():
+                    worker.process.join(1)
+                    task, code = worker.task, worker.process.exitcode
+                    pool.remove(worker)
+                    worker.close()
+                    index = id(task)
+                    crashes[index] = crashes.get(index, 0) + 1
+                    if crashes[index] >= 2:
+                        yield on_crash(task, code)
+                    else:
+                        queue.appendleft(task)  # type: ignore[arg-type]
+                    if queue:
+                        replacement = _Worker(context, initializer, initargs, function)
+                        pool.append(replacement)
+                        replacement.feed(queue)
+    finally:
+        for worker in pool:
+            worker.stop()
+
+
+class _Worker:
+    def __init__(self, context: Any, initializer: Callable, initargs: tuple, function: Callable):
+        self.conn, child = context.Pipe()
+        self.process = context.Process(
+            target=_worker_main, args=(child, initializer, initargs, function), daemon=True
+        )
+        self.process.start()
+        child.close()
+        self.task: Task | None = None
+
+    def feed(self, queue: deque[Task]) -> None:
+        self.task = queue.popleft() if queue else None
+        if self.task is not None:
+            with contextlib.suppress(OSError):  # a dead worker: its sentinel reports it
+                self.conn.send(self.task)
+
+    def stop(self) -> None:
+        if self.process.is_alive():
+            self.process.terminate()
+        self.process.join(2)
+        self.close()
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def _worker_main(conn: Connection, initializer: Callable, initargs: tuple, function: Callable):
+    try:
+        initializer(*initargs)
+    except Exception as exc:
+        conn.send(("error", _one_line(exc)))
+        return
+    while True:
+        try:
+            task = conn.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            result = function(task)
+        except Exception as exc:
+            conn.send(("error", _one_line(exc)))
+            return
+        conn.send(("ok", result))
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
