@@ -37,6 +37,12 @@ def default_photo() -> np.ndarray:
     return data.astronaut()
 
 
+def _demo_corpus_built() -> bool:
+    from appliance.paths import cache_dir
+
+    return (cache_dir() / "demo-corpus" / "manifest.yaml").exists()
+
+
 class Demo:
     """Runs a Service on the demo parts and reports each visit."""
 
@@ -99,7 +105,10 @@ class Demo:
     def run(self, presses: int | None, stdin: TextIO | None = None) -> int:
         thread = threading.Thread(target=self._serve, name="sosie-demo", daemon=True)
         thread.start()
-        self.echo("starting: loading face models, opening the demo corpus...")
+        self.echo("starting: loading face models, opening the corpus...")
+        if self.backend.corpus_path is None and not _demo_corpus_built():
+            self.echo("first run: building the demo corpus from scikit-image's sample faces "
+                      "(once, about a minute)...")
         try:
             if not self._wait_ready(START_TIMEOUT):
                 self.echo(f"the appliance did not become ready: {self.fault or 'timeout'}")
