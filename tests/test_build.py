@@ -12,11 +12,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from appliance.corpus import Corpus, CorpusError, CorpusSettings, MockEngine, build
 from appliance.corpus import format as fmt
 from appliance.corpus.build import KILL_AFTER_ENV, WORK_DIR
+from appliance.corpus.chunks import (
+    ItemResult,
+    SourceFile,
+    chunk_is_current,
+    chunk_path,
+    read_chunk,
+    write_chunk,
+)
 from appliance.corpus.engines import MockAnalyzer
 from appliance.corpus.thumbs import decode
 
@@ -285,3 +295,38 @@ def test_cli_usage_errors(tmp_path):
     (tmp_path / "i").mkdir()
     bad = cli_build(tmp_path / "i", tmp_path / "c", "--workers", "-1")
     assert bad.returncode == 2 and "--workers" in bad.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# Chunk files
+
+
+names = st.text(min_size=1, max_size=20) | st.just("caf\udce9.png")  # undecodable byte
+results = st.one_of(
+    st.builds(lambda r: ItemResult(r), st.text(min_size=1, max_size=30)),
+    st.builds(
+        lambda seed, blob: ItemResult(
+            None, "ab" * 32,
+            np.random.default_rng(seed).standard_normal(128).astype(np.float32), blob),
+        st.integers(0, 2**32 - 1), st.binary(max_size=64)),
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(names, st.integers(0, 2**40), results), min_size=1, max_size=6))
+def test_chunk_files_round_trip(tmp_path_factory, rows):
+    work = tmp_path_factory.mktemp("work")
+    files = [SourceFile(name, size, 1_700_000_000_000_000_000 + i)
+             for i, (name, size, _) in enumerate(rows)]
+    items = [r for _, _, r in rows]
+    write_chunk(work, 7, "key", files, items)
+    _, back = read_chunk(chunk_path(work, 7))
+    for a, b in zip(items, back, strict=True):
+        assert (a.reason, a.thumbnail or None) == (b.reason, b.thumbnail or None)
+        if a.accepted:
+            np.testing.assert_array_equal(a.descriptor, b.descriptor)
+    assert chunk_is_current(chunk_path(work, 7), "key", files)
+    assert not chunk_is_current(chunk_path(work, 7), "other key", files)
+    changed = [*files[:-1], SourceFile(files[-1].rel, files[-1].size + 1, files[-1].mtime_ns)]
+    assert not chunk_is_current(chunk_path(work, 7), "key", changed)
+    assert not chunk_is_current(chunk_path(work, 8), "key", files)

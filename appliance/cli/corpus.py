@@ -101,6 +101,10 @@ def cmd_build(args: argparse.Namespace) -> int:
         )
     except (CorpusError, OSError, RuntimeError) as exc:
         return _fail(exc)
+    except KeyboardInterrupt:
+        print(f"sosie build: interrupted; finished chunks are kept in {args.corpus_dir}/.build, "
+              "run the same command again to resume", file=sys.stderr)
+        return 130
     resumed = f", {report.reused_chunks} of {report.total_chunks} chunks reused" if (
         report.reused_chunks) else ""
     print(
