@@ -198,6 +198,7 @@ class Service:
                     event = None
                 if event is not None:
                     self._handle(event)
+                    event = None  # a Captured event holds the visitor's photo: let it go
                 self._fire_due_timers()
         finally:
             for sig, handler in restore:
