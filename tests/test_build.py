@@ -330,3 +330,16 @@ def test_chunk_files_round_trip(tmp_path_factory, rows):
     changed = [*files[:-1], SourceFile(files[-1].rel, files[-1].size + 1, files[-1].mtime_ns)]
     assert not chunk_is_current(chunk_path(work, 7), "key", changed)
     assert not chunk_is_current(chunk_path(work, 8), "key", files)
+
+
+def test_two_builds_of_one_corpus_cannot_run_at_once(tmp_path):
+    import fcntl
+
+    images = tmp_path / "images"
+    make_images(images, 2)
+    (tmp_path / "c" / WORK_DIR).mkdir(parents=True)
+    with open(tmp_path / "c" / WORK_DIR / "lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(CorpusError, match="another build is writing"):
+            build(images, tmp_path / "c", workers=1, engine=MOCK, progress=False)
+    assert build(images, tmp_path / "c", workers=1, engine=MOCK, progress=False).faces == 2

@@ -11,6 +11,8 @@ stays), PCA is fitted over all descriptors and the manifest is written last.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -19,6 +21,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -87,7 +90,31 @@ def build(
     _prepare(corpus_dir, force)
     work = corpus_dir / WORK_DIR
     work.mkdir(parents=True, exist_ok=True)
+    with _exclusive(work / "lock", corpus_dir):
+        return _build(images_dir, corpus_dir, work, workers, settings, engine, progress, started)
 
+
+@contextlib.contextmanager
+def _exclusive(lock_path: Path, corpus_dir: Path) -> Iterator[None]:
+    """One build per corpus directory at a time."""
+    with open(lock_path, "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise CorpusError(f"{corpus_dir}: another build is writing this corpus") from None
+        yield
+
+
+def _build(
+    images_dir: Path,
+    corpus_dir: Path,
+    work: Path,
+    workers: int | None,
+    settings: CorpusSettings,
+    engine: Engine,
+    progress: bool,
+    started: float,
+) -> BuildReport:
     files, walk_problems = list_sources(images_dir, exclude=corpus_dir)
     size = settings.chunk_size
     chunks = [files[i : i + size] for i in range(0, len(files), size)]
