@@ -138,3 +138,22 @@ def test_world_transform_keeps_aspect_and_fits_faces(seed, sx, sy):
     np.testing.assert_allclose(ratio, ratio[0], rtol=1e-6)
     i, j = np.argmax(coords[:, 1]), np.argmin(coords[:, 1])
     assert w[i, 1] <= w[j, 1]
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 12), t=st.integers(1, 6), factor=st.sampled_from([1, 2, 3, 4, 8]),
+       seed=st.integers(0, 2**31))
+def test_pool_is_the_box_mean(n, t, factor, seed):
+    from appliance.cartography.faces import atlas, pool
+
+    s = t * factor
+    stack = np.random.default_rng(seed).integers(0, 256, (n, s, s), dtype=np.uint8)
+    want = stack.reshape(n, t, factor, t, factor).astype(np.float64).mean(axis=(2, 4))
+    got = pool(stack, factor)
+    assert got.shape == (n, t, t) and got.dtype == np.uint8
+    assert np.abs(got - want).max() <= 0.5 + 1e-9
+    image, cell, columns = atlas(stack, max_cell=s)
+    for i in range(n):  # every face sits whole in its cell of the atlas
+        r, c = divmod(i, columns)
+        np.testing.assert_array_equal(image[r * cell : (r + 1) * cell, c * cell : (c + 1) * cell],
+                                      stack[i])
