@@ -233,7 +233,9 @@
 
   /* Fill a panel section with face i large, its name and its neighbours. */
   Sosie.showFace = async function (container, i, onPick) {
-    container.replaceChildren(Sosie.faceElement(i, 192), Sosie.el('p', { class: 'muted' }, '…'));
+    const wait = META.neighbours.method === 'browser'
+      ? 'finding the nearest of ' + META.count.toLocaleString('en') + ' faces…' : '…';
+    container.replaceChildren(Sosie.faceElement(i, 192), Sosie.el('p', { class: 'muted' }, wait));
     const face = await Sosie.face(i);
     const k = face.neighbours.length;
     const header = Sosie.el('p', { class: 'name' }, Sosie.el('b', {}, '#' + i + ' '), face.name);
