@@ -12,10 +12,12 @@ from __future__ import annotations
 import fcntl
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from appliance.corpus.build import build
+from appliance.corpus.engines import DlibEngine
 from appliance.corpus.format import CorpusError
 from appliance.corpus.settings import CorpusSettings
 from appliance.corpus.store import Corpus
@@ -27,14 +29,17 @@ LFW_FACES = 100  # the first 100 images of lfw_subset are faces, the other 100 a
 UPSCALE = 8
 
 
-def demo_corpus(*, workers: int | None = None, progress: bool = False) -> Path:
-    """Path of the demo corpus, building it first if it is missing or invalid."""
+def demo_corpus(
+    *, workers: int | None = None, progress: bool = False, face_settings: Any = None
+) -> Path:
+    """Path of the demo corpus, building it first if it is missing, invalid or made with
+    other face models than `face_settings` name (default: the packaged models)."""
     base = cache_dir()
     corpus_dir = base / DEMO_CORPUS
     with open(base / f"{DEMO_CORPUS}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            Corpus.open(corpus_dir).close()
+            Corpus.open(corpus_dir, face_settings=face_settings).close()
             return corpus_dir
         except CorpusError:
             pass
@@ -42,8 +47,9 @@ def demo_corpus(*, workers: int | None = None, progress: bool = False) -> Path:
         if corpus_dir.exists() and (finished or not (corpus_dir / ".build").exists()):
             shutil.rmtree(corpus_dir)  # invalid and not resumable: start again
         images = write_demo_images(base / DEMO_IMAGES, count=LFW_FACES)
-        build(images, corpus_dir, workers=workers, settings=CorpusSettings(), progress=progress)
-        Corpus.open(corpus_dir).close()
+        build(images, corpus_dir, workers=workers, settings=CorpusSettings(), progress=progress,
+              engine=DlibEngine(face_settings))
+        Corpus.open(corpus_dir, face_settings=face_settings).close()
         return corpus_dir
 
 
