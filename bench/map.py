@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -92,6 +94,11 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def ensure_corpus(count: int, path: Path | None) -> Path:
     if path is not None:
         return path
@@ -121,8 +128,11 @@ def main(argv: list[str] | None = None) -> int:
         command = [sys.executable, "-m", "appliance", "map", str(corpus), "--out", str(out)]
         print("[bench] " + " ".join(command), file=sys.stderr)
         started = time.perf_counter()
+        cpu_before = _children_cpu()
         run = subprocess.run(command, capture_output=True, text=True, check=False)
         figures["map_seconds"] = round(time.perf_counter() - started, 2)
+        figures["map_cpu_seconds"] = round(_children_cpu() - cpu_before, 2)
+        figures["load_average"] = round(os.getloadavg()[0], 1)
         if run.returncode:
             print(run.stderr, file=sys.stderr)
             return run.returncode
@@ -171,7 +181,9 @@ def main(argv: list[str] | None = None) -> int:
     })
     anchor = figures["naive_draw_all_faces_ms"]
     rows = [
-        ("sosie map (wall)", f"{figures.get('map_seconds', float('nan')):.1f} s", ""),
+        ("sosie map (wall)", f"{figures.get('map_seconds', float('nan')):.1f} s "
+         f"(CPU {figures.get('map_cpu_seconds', float('nan')):.0f} s, "
+         f"load {figures.get('load_average', float('nan'))})", ""),
         ("site size", f"{figures['site_mb']:.0f} MB", ""),
         ("2-D load (to load event)", f"{figures['load_2d_s'] * 1000:.0f} ms", ""),
         ("2-D first view (tiles drawn)", f"{figures['first_view_2d_s'] * 1000:.0f} ms", ""),
