@@ -205,6 +205,7 @@ def run(args: argparse.Namespace) -> dict:
         "k": args.k,
         "reps": args.reps,
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
         "cpus": len(os.sched_getaffinity(0)),
     }
     print_table(med, floor, med[ours_key], same, result)
@@ -214,7 +215,8 @@ def run(args: argparse.Namespace) -> dict:
 def print_table(med: dict[str, float], floor: float, ours: float, same: dict[str, bool],
                 result: dict) -> None:
     print(f"{result['rows']} x {result['dim']} float16, top-{result['k']}, one query at a time, "
-          f"median of {result['reps']} interleaved repetitions")
+          f"median of {result['reps']} interleaved repetitions "
+          f"({result['cpus']} CPUs, load average {result['load_average'][0]:.1f})")
     print(f"| method | ms/query | vs floor | vs ours | same top-{result['k']} |")
     print("|---|---:|---:|---:|:---:|")
     for name, ms in sorted(med.items(), key=lambda item: item[1]):
