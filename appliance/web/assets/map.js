@@ -200,6 +200,8 @@
   function drawAxes() {
     const a = M.pca.axes;
     const x = 16, y = height - 16, len = 64;
+    ctx.fillStyle = 'rgba(17,17,17,0.7)';
+    ctx.fillRect(4, y - len - 18, len + 110, len + 30);
     ctx.strokeStyle = ctx.fillStyle = 'rgba(255,255,255,0.8)';
     ctx.lineWidth = 1.5;
     ctx.beginPath();
