@@ -27,7 +27,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-STAGES = ("capture", "detect", "landmarks", "descriptor", "search", "layout", "dither", "encode")
+STAGES = ("capture", "detect", "landmarks", "descriptor", "search", "thumbnails", "layout",
+          "dither", "encode")
 
 
 def synthetic_corpus(count: int) -> Path:
