@@ -271,3 +271,65 @@ def test_tiny_corpora_still_make_a_site(tmp_path, n):
     assert meta["neighbours"]["k"] == n - 1
     assert len(meta["clusters"]) == n
     assert (tmp_path / "tiles" / "0" / "0" / "0.jpg").is_file()
+
+
+FAKE_WEBXR = """
+(() => {
+  const identity = () => new Float32Array([1,0,0,0, 0,1,0,0, 0,0,1,0, 0,0,0,1]);
+  const projection = () => { const f = 1 / Math.tan(0.8), n = 0.02, r = 50;
+    return new Float32Array([f,0,0,0, 0,f,0,0, 0,0,(r+n)/(n-r),-1, 0,0,2*r*n/(n-r),0]); };
+  const eye = (name, x) => ({ eye: name, projectionMatrix: projection(),
+    transform: { inverse: { matrix: (() => {
+      const m = identity(); m[12] = -x; m[13] = -1.6; return m; })() } } });
+  window.fakeXR = { viewports: 0, frames: 0, ended: false, spaces: [] };
+  WebGLRenderingContext.prototype.makeXRCompatible = async function () {};
+  window.XRWebGLLayer = class { constructor(session, gl) { this.framebuffer = null; }
+    getViewport(view) { window.fakeXR.viewports++;
+      return { x: view.eye === 'left' ? 0 : 400, y: 0, width: 400, height: 500 }; } };
+  const listeners = {};
+  const session = {
+    renderState: {}, inputSources: [],
+    updateRenderState(s) { Object.assign(this.renderState, s); },
+    async requestReferenceSpace(type) { window.fakeXR.spaces.push(type); return { type }; },
+    addEventListener(type, fn) { (listeners[type] = listeners[type] || []).push(fn); },
+    requestAnimationFrame(cb) {
+      if (window.fakeXR.ended) return 0;
+      return setTimeout(() => { window.fakeXR.frames++; cb(performance.now(), frame); }, 16);
+    },
+    async end() { window.fakeXR.ended = true; (listeners.end || []).forEach((fn) => fn({})); },
+  };
+  const views = () => [eye('left', -0.03), eye('right', 0.03)];
+  const frame = { session, getViewerPose: () => ({ views: views() }), getPose: () => null };
+  Object.defineProperty(navigator, 'xr', { configurable: true, value: {
+    isSessionSupported: async (mode) => mode === 'immersive-vr',
+    requestSession: async (mode) => session,
+  } });
+})();
+"""
+
+
+def test_enter_vr_runs_a_render_pass_per_eye_with_webxr(site, browser):
+    """A stand-in WebXR device (no headset here): the button enables, a session starts, every
+    XR frame renders both views into the layer's viewports, and ending it restores the page."""
+    _, out, _ = site
+    browser.log.__init__()
+    script = browser.call("Page.addScriptToEvaluateOnNewDocument", source=FAKE_WEBXR)
+    try:
+        browser.open((out / "vr.html").as_uri())
+        browser.wait_for("window.sosie3d && sosie3d.ready && sosie3d.vr === 'available'")
+        assert browser.evaluate("document.getElementById('enter-vr').disabled") is False
+        box = browser.evaluate("(() => { const r = document.getElementById('enter-vr')"
+                               ".getBoundingClientRect(); return {x: r.x + 5, y: r.y + 5}; })()")
+        for kind in ("mousePressed", "mouseReleased"):
+            browser.call("Input.dispatchMouseEvent", type=kind, x=box["x"], y=box["y"],
+                         button="left", clickCount=1)
+        browser.wait_for("fakeXR.frames >= 10")
+        assert browser.evaluate("document.getElementById('enter-vr').textContent") == "Exit VR"
+        frames, viewports = browser.evaluate("[fakeXR.frames, fakeXR.viewports]")
+        assert viewports >= 2 * (frames - 1)  # both eyes, every frame
+        assert browser.evaluate("fakeXR.spaces")[0] == "local-floor"
+        browser.evaluate("document.getElementById('enter-vr').click()")
+        browser.wait_for("document.getElementById('enter-vr').textContent === 'Enter VR'")
+        _clean(browser.log)
+    finally:
+        browser.call("Page.removeScriptToEvaluateOnNewDocument", identifier=script["identifier"])

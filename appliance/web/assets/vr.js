@@ -434,7 +434,11 @@
     if (xrSession) { xrSession.end(); return; }
     try {
       const session = await navigator.xr.requestSession('immersive-vr', { optionalFeatures: ['local-floor'] });
-      await gl.makeXRCompatible();
+      const attributes = gl.getContextAttributes();
+      if (!attributes || !attributes.xrCompatible) {
+        await Promise.race([gl.makeXRCompatible(), new Promise((_, fail) => setTimeout(
+          () => fail(new Error('the graphics context did not become XR-compatible')), 8000))]);
+      }
       session.updateRenderState({ baseLayer: new XRWebGLLayer(session, gl), depthNear: 0.02, depthFar: 50 });
       try { xr.space = await session.requestReferenceSpace('local-floor'); xr.floor = true; }
       catch (err) { xr.space = await session.requestReferenceSpace('local'); xr.floor = false; }
