@@ -250,6 +250,7 @@ def test_site_works_from_a_static_server(site, browser):
         assert browser.evaluate("sosieMap.selected") == 5
         _clean(browser.log)
     finally:
+        browser.open("about:blank")  # nothing left loading when the server goes
         server.shutdown()
         server.server_close()
 

@@ -10,6 +10,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from appliance.cartography.tiles import encode_jpeg
+
 SHEET_COLUMNS = 16  # faces per sheet row; a sheet holds SHEET_COLUMNS^2 faces
 
 
@@ -123,7 +125,7 @@ def _write_sheet(sheet: int) -> tuple[int, np.ndarray]:
     for j, face in enumerate(faces):
         r, c = divmod(j, SHEET_COLUMNS)
         canvas[r * sheet_px : (r + 1) * sheet_px, c * sheet_px : (c + 1) * sheet_px] = face
-    Image.fromarray(canvas).save(out_dir / f"{sheet}.jpg", quality=quality)
+    (out_dir / f"{sheet}.jpg").write_bytes(encode_jpeg(canvas, quality))
     return sheet, pool(faces, sheet_px // map_px)
 
 
@@ -155,6 +157,4 @@ def atlas(
 
 def jpeg_bytes(gray: np.ndarray, quality: int = 85) -> bytes:
     """JPEG encoding of a uint8 grayscale image."""
-    buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(gray)).save(buffer, format="JPEG", quality=quality)
-    return buffer.getvalue()
+    return encode_jpeg(np.ascontiguousarray(gray), quality)

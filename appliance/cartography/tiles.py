@@ -9,14 +9,13 @@ tile per level whatever the corpus size, and faces are filtered to each node wit
 
 from __future__ import annotations
 
-import io
 import multiprocessing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
-from PIL import Image
 
 BACKGROUND = 17
 
@@ -166,6 +165,14 @@ class _Renderer:
         return tile
 
 
+def encode_jpeg(gray: np.ndarray, quality: int) -> bytes:
+    """Baseline grayscale JPEG of a uint8 image (OpenCV: ~2.5x faster than Pillow here)."""
+    ok, data = cv2.imencode(".jpg", gray, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise OSError("JPEG encoding failed")
+    return data.tobytes()
+
+
 def _paste(tile: np.ndarray, face: np.ndarray, x: int, y: int) -> None:
     """Copy `face` into `tile` with its top-left corner at (x, y), clipped to the tile."""
     h, w = tile.shape
@@ -177,10 +184,9 @@ def _paste(tile: np.ndarray, face: np.ndarray, x: int, y: int) -> None:
 
 
 def _halve(block: np.ndarray) -> np.ndarray:
-    """2x2 box filter (rounded) of an even-sized uint8 image."""
-    b = block.astype(np.uint16)
-    acc = b[0::2, 0::2] + b[1::2, 0::2] + b[0::2, 1::2] + b[1::2, 1::2] + 2
-    return (acc >> 2).astype(np.uint8)
+    """2x2 box filter (rounded) of an even-sized uint8 image (OpenCV's exact area filter)."""
+    h, w = block.shape
+    return cv2.resize(block, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
 
 
 class _TileWriter:
@@ -192,9 +198,8 @@ class _TileWriter:
         if (z, x) not in self._dirs:
             (self.root / str(z) / str(x)).mkdir(parents=True, exist_ok=True)
             self._dirs.add((z, x))
-        buffer = io.BytesIO()
-        Image.fromarray(tile, mode="L").save(buffer, format="JPEG", quality=self.quality)
-        data = buffer.getvalue()
-        (self.root / str(z) / str(x) / f"{y}.jpg").write_bytes(data)
+        data = encode_jpeg(tile, self.quality)
+        with open(self.root / str(z) / str(x) / f"{y}.jpg", "wb") as fh:
+            fh.write(data)
         self.pyramid.present[z][y, x] = True
         self.pyramid.bytes_written += len(data)
