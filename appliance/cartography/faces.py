@@ -24,7 +24,8 @@ def decode_thumbnail(corpus: Any, i: int, size: int, cache: dict[bytes, np.ndarr
     if blob_of is None:
         return resize(np.asarray(corpus.thumbnail(i), dtype=np.uint8), size)
     blob = blob_of(i)
-    hit = cache.get(blob)
+    shared = bool(getattr(corpus, "synthetic", False))  # only synthetic rows share images
+    hit = cache.get(blob) if shared else None
     if hit is not None:
         return hit
     try:
@@ -34,7 +35,7 @@ def decode_thumbnail(corpus: Any, i: int, size: int, cache: dict[bytes, np.ndarr
     except (OSError, ValueError):  # raw pixels, or a format PIL cannot sniff
         gray = np.asarray(corpus.thumbnail(i), dtype=np.uint8)
     face = resize(gray, size)
-    if len(cache) < 4096:
+    if shared and len(cache) < 4096:
         cache[blob] = face
     return face
 
