@@ -100,8 +100,7 @@ class ApplianceBackend:
             raise PartFault(Fault.CORPUS, f"corpus: {_one_line(exc)}") from None
         try:
             corpus.warm()
-            threads = int(getattr(self.settings.search, "threads", 1) or 1)
-            scanner = corpus.scanner(threads=threads)
+            scanner = make_scanner(corpus, self.settings.search)
             lookup = self._make_lookup(corpus, scanner)
         except Exception as exc:
             corpus.close()
@@ -255,6 +254,16 @@ class ApplianceBackend:
             if part is not None:
                 with contextlib.suppress(Exception):
                     part.close()
+
+
+def make_scanner(corpus: Any, search: Any) -> Any:
+    """The corpus's Scanner with the `search` section's threads and kernel."""
+    from appliance.search import Scanner
+
+    threads = int(getattr(search, "threads", 1) or 1)
+    kernel = getattr(search, "kernel", "auto")
+    return Scanner(corpus.vectors, corpus.norms, threads=threads,
+                   kernel=None if kernel in (None, "", "auto") else kernel)
 
 
 def open_corpus(path: Path, face_settings: Any) -> Any:
