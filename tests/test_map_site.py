@@ -195,6 +195,14 @@ def test_map_page_renders_faces_and_answers_clicks(site, browser, tmp_path):
     want, _ = exact_neighbours(np.asarray(corpus.vectors, np.float32), 6)
     assert browser.evaluate("sosieMap.neighbours") == [int(j) for j in want[target["i"]]]
     assert browser.evaluate("document.querySelectorAll('#selected .cell').length") == 6
+    # find by file name, then by index, through the search box
+    for query, want_index in (("00123.JP", 123), ("#42", 42)):
+        browser.evaluate(f"document.getElementById('find').value = '{query}';"
+                         "document.getElementById('findform').requestSubmit()")
+        browser.wait_for(f"sosieMap.selected === {want_index}")
+    browser.evaluate("document.getElementById('find').value = 'no such face';"
+                     "document.getElementById('findform').requestSubmit()")
+    browser.wait_for("document.getElementById('find').classList.contains('missing')")
     # zoom in on the marked face: deeper tiles load, the mark is drawn
     browser.evaluate("sosieMap.setView(Sosie.meta.mark.world[0], Sosie.meta.mark.world[1], "
                      "260 / Sosie.meta.face_world)")

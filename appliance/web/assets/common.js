@@ -127,6 +127,17 @@
     }
     return { index: i, name: chunk.names[j], neighbours };
   };
+  /* First face whose file name contains `text` (case-insensitive), searching chunk by chunk. */
+  Sosie.findName = async function (text) {
+    const needle = text.toLowerCase();
+    const chunks = Math.ceil(META.count / META.chunk);
+    for (let c = 0; c < chunks; c++) {
+      const chunk = await loadChunk(c);
+      const j = chunk.names.findIndex((name) => name.toLowerCase().includes(needle));
+      if (j >= 0) return chunk.start + j;
+    }
+    return -1;
+  };
   Sosie.name = async function (i) {
     const chunk = await loadChunk(Math.floor(i / META.chunk));
     return chunk.names[i - chunk.start];

@@ -350,6 +350,18 @@
   document.getElementById('zoomout').onclick = () => zoomAt(width / 2, height / 2, 0.5);
   document.getElementById('zoomfit').onclick = () => flyTo((M.bbox[0] + M.bbox[2]) / 2, (M.bbox[1] + M.bbox[3]) / 2,
     0.94 * Math.min(width / (M.bbox[2] - M.bbox[0] + 2 * FACE), height / (M.bbox[3] - M.bbox[1] + 2 * FACE)));
+  const find = document.getElementById('find');
+  document.getElementById('findform').addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const text = find.value.trim();
+    if (!text) return;
+    const number = /^#?(\d+)$/.exec(text);
+    const i = number && +number[1] < N ? +number[1] : await Sosie.findName(text);
+    find.classList.toggle('missing', i < 0);
+    find.title = i < 0 ? 'no face matches "' + text + '"' : '';
+    if (i >= 0) select(i, true);
+  });
+  find.addEventListener('input', () => find.classList.remove('missing'));
   const clusterToggle = document.getElementById('clustertoggle');
   if (M.clusters) clusterToggle.onchange = () => { showClusters = clusterToggle.checked; redraw(); };
   else clusterToggle.parentElement.hidden = true;
