@@ -164,8 +164,11 @@ def build_site(
     _write_points(out / "data" / "points.js", centres, coords3 * scale3, clusters,
                   atlas_faces.mean(axis=(1, 2)))
     _write_chunks(out / "data" / "faces", corpus, n, found)
+    mark_large = None
+    if marked is not None:
+        mark_large = face_images.resize(np.asarray(mark.thumbnail, dtype=np.uint8), sheet_px)
     meta = _meta(corpus, options, n, pyramid, centres, coords2, coords3, scale3, sheet_px,
-                 k, method, clusters, marked, to_world, mark_face)
+                 k, method, clusters, marked, to_world, mark_large)
     _write_js(out / "data" / "meta.js", "SOSIE_META", meta)
     _copy_web(out)
     lap("data")
