@@ -139,8 +139,33 @@ class Face:
         if self._pixels is None or self._shape is None:
             raise ValueError("this Face has no pixels attached")
         pad = self._aligned_padding if padding is None else padding
-        crop = dlib.get_face_chip(self._pixels, self._shape, size=int(size), padding=float(pad))
+        pixels, shape = _edge_extended(self._pixels, self._shape)
+        crop = dlib.get_face_chip(pixels, shape, size=int(size), padding=float(pad))
         return to_gray(crop) if gray else crop
+
+
+def _edge_extended(pixels: np.ndarray, shape: Any) -> tuple[np.ndarray, Any]:
+    """`pixels` with a blurred border of replicated edge pixels, and `shape` shifted to match.
+
+    A face near the photo's edge (a tight crop, a tiny LFW photo) would otherwise print with
+    black wedges where the rotated crop leaves the photo; on thermal paper those are solid ink.
+    """
+    import cv2
+    import dlib
+
+    height, width = pixels.shape[:2]
+    margin = max(height, width) // 2
+    extended = cv2.copyMakeBorder(pixels, margin, margin, margin, margin, cv2.BORDER_REPLICATE)
+    # Soften the replicated streaks into an out-of-focus surround; keep the photo itself sharp.
+    extended = cv2.GaussianBlur(extended, (0, 0), sigmaX=max(1.0, margin / 6))
+    extended[margin:margin + height, margin:margin + width] = pixels
+    rect = shape.rect
+    moved = dlib.full_object_detection(
+        dlib.rectangle(rect.left() + margin, rect.top() + margin,
+                       rect.right() + margin, rect.bottom() + margin),
+        [dlib.point(p.x + margin, p.y + margin) for p in shape.parts()],
+    )
+    return extended, moved
 
 
 def to_gray(rgb: np.ndarray) -> np.ndarray:

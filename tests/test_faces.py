@@ -390,3 +390,14 @@ def test_degenerate_arrays(analyzer):
         analyzer.analyze(np.zeros((0, 0, 3), np.uint8))
     assert isinstance(analyzer.analyze(np.zeros((1, 1, 3), np.uint8)), NoFaceFound)
     assert isinstance(analyzer.analyze(np.zeros((3, 4000), np.uint16)), NoFaceFound)
+
+
+def test_aligned_crop_of_a_tight_photo_has_no_black_wedges(analyzer, astronaut, astronaut_face):
+    # A photo cropped to the face box: the aligned crop reaches past its edges. Those parts are
+    # filled from the photo's own edge (blurred), not with black, which prints as solid ink.
+    left, top, right, bottom = astronaut_face.box
+    tight = np.ascontiguousarray(astronaut[top:bottom, left:right])
+    face = analyze(analyzer, tight)
+    crop = face.aligned(256, gray=True)
+    darkest_tight = int(tight.min(axis=2).min())
+    assert (crop < max(8, darkest_tight)).mean() < 0.01
