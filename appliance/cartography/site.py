@@ -93,9 +93,9 @@ def build_site(
     n = int(corpus.count)
     if n < 1:
         raise ValueError(f"{getattr(corpus, 'path', 'corpus')}: has no faces to map")
-    _prepare(out)
     timings: dict[str, float] = {}
     clock = time.perf_counter()
+    _prepare(out)  # removing a previous site's tiles is part of the cost
 
     def lap(name: str) -> None:
         nonlocal clock
