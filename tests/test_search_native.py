@@ -1,6 +1,7 @@
 """The C kernels on this machine through ext/kernels/tests/kernel_check.c (no Python in between):
 row values within the certified rounding bound, exact ties, and the fused multi-threaded scan
-keeping exactly the best rows by (value, row) in every chunk, for every kernel this CPU runs."""
+keeping exactly the best rows by (value, row) in every chunk, for every kernel this CPU runs;
+and the built module under qemu-x86_64 as older CPUs (runtime dispatch, no AVX2 needed)."""
 
 from __future__ import annotations
 
