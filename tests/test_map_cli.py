@@ -55,3 +55,13 @@ def test_map_reports_unusable_input_on_one_line(tmp_path, capsys):
     assert err.startswith("sosie map: ") and "nothing" in err and "\n" not in err
     assert main(["map", "demo", "--out", str(tmp_path / "o"), "--clusters", "-1"]) == 2
     assert "--clusters -1" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_map_refuses_a_mark_without_a_face(tmp_path, no_face_photo, capsys):
+    photo = tmp_path / "wall.png"
+    Image.fromarray(no_face_photo).save(photo)
+    assert main(["map", "demo", "--out", str(tmp_path / "o"), "--mark", str(photo)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "wall.png: no usable face" in err and "\n" not in err
+    assert not (tmp_path / "o").exists()
