@@ -318,7 +318,26 @@ FAKE_WEBXR = """
     async end() { window.fakeXR.ended = true; (listeners.end || []).forEach((fn) => fn({})); },
   };
   const views = () => [eye('left', -0.03), eye('right', 0.03)];
-  const frame = { session, getViewerPose: () => ({ views: views() }), getPose: () => null };
+  const ray = { o: [0, 1.6, 0], d: [0, 0, -1] };
+  const hand = { handedness: 'right', targetRaySpace: { ray: true }, gripSpace: null,
+                 gamepad: null };
+  window.fakeXR.aim = (target) => {  // point the controller from (0, 1.6, 0) at a point
+    const v = target.map((t, k) => t - ray.o[k]), n = Math.hypot(...v);
+    ray.d = v.map((x) => x / n);
+    session.inputSources = [hand];
+  };
+  window.fakeXR.click = () => {
+    (listeners.selectstart || []).forEach((fn) => fn({ inputSource: hand }));
+    setTimeout(() => (listeners.selectend || []).forEach((fn) => fn({ inputSource: hand })), 60);
+  };
+  const getPose = (space) => {
+    if (!space || !space.ray) return null;
+    const m = identity();
+    m[8] = -ray.d[0]; m[9] = -ray.d[1]; m[10] = -ray.d[2];
+    m[12] = ray.o[0]; m[13] = ray.o[1]; m[14] = ray.o[2];
+    return { transform: { matrix: m, position: { x: ray.o[0], y: ray.o[1], z: ray.o[2] } } };
+  };
+  const frame = { session, getViewerPose: () => ({ views: views() }), getPose };
   Object.defineProperty(navigator, 'xr', { configurable: true, value: {
     isSessionSupported: async (mode) => mode === 'immersive-vr',
     requestSession: async (mode) => session,
@@ -327,9 +346,16 @@ FAKE_WEBXR = """
 """
 
 
+def _decode_xyz(out: Path) -> np.ndarray:
+    points = _read_js(out / "data" / "points.js", "SOSIE_POINTS")
+    q = np.frombuffer(base64.b64decode(points["xyz"]), "<i2").reshape(-1, 3)
+    return q.astype(np.float32) * np.float32(points["xyzRange"] / 32767)
+
+
 def test_enter_vr_runs_a_render_pass_per_eye_with_webxr(site, browser):
     """A stand-in WebXR device (no headset here): the button enables, a session starts, every
-    XR frame renders both views into the layer's viewports, and ending it restores the page."""
+    XR frame renders both views into the layer's viewports, a controller click picks the first
+    face along its ray, and ending the session restores the page."""
     _, out, _ = site
     browser.log.__init__()
     script = browser.call("Page.addScriptToEvaluateOnNewDocument", source=FAKE_WEBXR)
@@ -347,6 +373,23 @@ def test_enter_vr_runs_a_render_pass_per_eye_with_webxr(site, browser):
         frames, viewports = browser.evaluate("[fakeXR.frames, fakeXR.viewports]")
         assert viewports >= 2 * (frames - 1)  # both eyes, every frame
         assert browser.evaluate("fakeXR.spaces")[0] == "local-floor"
+        # point at a face and click: the first face along the ray is selected
+        xyz = _decode_xyz(out)
+        n = len(xyz)
+        centre, scale, origin = np.array([0, 1.35, -1.1]), 0.55, np.array([0, 1.6, 0])
+        target = int(np.argmax(xyz[:, 2]))  # nearest to the viewer
+        browser.evaluate(f"fakeXR.aim({(centre + scale * xyz[target]).tolist()})")
+        browser.evaluate("fakeXR.click()")
+        browser.wait_for("sosie3d.xrPicked !== undefined")
+        d = centre + scale * xyz[target] - origin
+        d /= np.linalg.norm(d)
+        v = (xyz - (origin - centre) / scale).astype(np.float64)  # model space (no rotation)
+        t = v @ d
+        perp = np.sqrt(np.maximum((v * v).sum(axis=1) - t * t, 0))
+        reach = 0.9 * np.cbrt(8 / n) * 0.5 * 0.6
+        hits = np.flatnonzero((t > 0) & (perp < reach))
+        assert browser.evaluate("sosie3d.xrPicked") == int(hits[np.argmin(t[hits])])
+        browser.wait_for("document.querySelectorAll('#selected .cell').length === 6")
         browser.evaluate("document.getElementById('enter-vr').click()")
         browser.wait_for("document.getElementById('enter-vr').textContent === 'Enter VR'")
         _clean(browser.log)

@@ -415,7 +415,7 @@
   select(-1);
 
   /* ---- WebXR ---------------------------------------------------------------------------- */
-  const xr = { space: null, floor: false, yaw: 0, scale: 0.55, grab: null };
+  const xr = { space: null, floor: false, yaw: 0, scale: 0.55, grab: null, pick: null };
   function disableVR(reason) { vrButton.disabled = true; vrNote.textContent = reason; state.vr = reason; }
   async function checkXR() {
     if (!navigator.xr) {
@@ -445,8 +445,14 @@
       xrSession = session;
       vrButton.textContent = 'Exit VR';
       session.addEventListener('end', () => { xrSession = null; vrButton.textContent = 'Enter VR'; requestDraw(); });
-      session.addEventListener('selectstart', (e) => { xr.grab = { source: e.inputSource, x: null, yaw: xr.yaw }; });
-      session.addEventListener('selectend', () => { xr.grab = null; });
+      session.addEventListener('selectstart', (e) => {
+        xr.grab = { source: e.inputSource, x: null, yaw: xr.yaw, moved: 0, started: performance.now() };
+      });
+      session.addEventListener('selectend', (e) => { // a short, still press picks a face
+        const grab = xr.grab;
+        xr.grab = null;
+        if (grab && grab.moved < 0.02 && performance.now() - grab.started < 600) xr.pick = e.inputSource;
+      });
       session.requestAnimationFrame(onXRFrame);
     } catch (err) {
       vrNote.textContent = 'could not start VR: ' + err.message;
@@ -469,11 +475,22 @@
       if (p) {
         const x = p.transform.position.x;
         if (xr.grab.x === null) xr.grab.x = x;
+        xr.grab.moved = Math.max(xr.grab.moved, Math.abs(x - xr.grab.x));
         xr.yaw = xr.grab.yaw + (x - xr.grab.x) * 4;
       }
     }
-    const model = mat.multiply(mat.translate(0, xr.floor ? 1.35 : 0, -1.1),
+    const centre = [0, xr.floor ? 1.35 : 0, -1.1];
+    const model = mat.multiply(mat.translate(centre[0], centre[1], centre[2]),
       mat.multiply(mat.rotateY(xr.yaw), mat.scale(xr.scale)));
+    const rays = [];
+    for (const source of session.inputSources) { // pointing rays, and picking along them
+      const p = source.targetRaySpace && frameXR.getPose(source.targetRaySpace, xr.space);
+      if (!p) continue;
+      const m = p.transform.matrix, o = [m[12], m[13], m[14]], d = [-m[8], -m[9], -m[10]];
+      rays.push(o, d);
+      if (xr.pick === source) { xr.pick = null; pickRay(o, d, centre); }
+    }
+    updateRays(rays);
     const layer = session.renderState.baseLayer;
     gl.bindFramebuffer(gl.FRAMEBUFFER, layer.framebuffer);
     gl.clearColor(0.04, 0.04, 0.05, 1);
@@ -482,8 +499,52 @@
       const vp = layer.getViewport(v);
       gl.viewport(vp.x, vp.y, vp.width, vp.height);
       drawScene(v.projectionMatrix, v.transform.inverse.matrix, model, vp.height);
+      drawRays(v.projectionMatrix, v.transform.inverse.matrix);
     }
     state.frames++;
+  }
+  /* The face hit by a ray (origin o, direction d, reference space): the first one along it. */
+  function pickRay(o, d, centre) {
+    const c = Math.cos(-xr.yaw), s = Math.sin(-xr.yaw), k = 1 / xr.scale;
+    const rel = [o[0] - centre[0], o[1] - centre[1], o[2] - centre[2]];
+    const om = [(c * rel[0] + s * rel[2]) * k, rel[1] * k, (-s * rel[0] + c * rel[2]) * k];
+    let dm = [c * d[0] + s * d[2], d[1], -s * d[0] + c * d[2]];
+    const len = Math.hypot(dm[0], dm[1], dm[2]);
+    dm = dm.map((v) => v / len);
+    const reach = faceSize * grow * 0.6;
+    let best = -1, bestT = Infinity;
+    for (let i = 0; i < N; i++) {
+      const vx = pos[3 * i] - om[0], vy = pos[3 * i + 1] - om[1], vz = pos[3 * i + 2] - om[2];
+      const t = vx * dm[0] + vy * dm[1] + vz * dm[2];
+      if (t <= 0 || t >= bestT) continue;
+      if (vx * vx + vy * vy + vz * vz - t * t < reach * reach) { best = i; bestT = t; }
+    }
+    state.xrPicked = best;
+    select(best, false);
+  }
+  const rayBuffer = gl.createBuffer();
+  let rayCount = 0;
+  function updateRays(rays) {
+    const data = new Float32Array(rays.length * 6);
+    for (let r = 0; r < rays.length; r += 2) {
+      const o = rays[r], d = rays[r + 1];
+      data.set([o[0], o[1], o[2], 0.5, 0.7, 1, o[0] + 3 * d[0], o[1] + 3 * d[1], o[2] + 3 * d[2], 0.1, 0.15, 0.3], r * 6);
+    }
+    gl.bindBuffer(gl.ARRAY_BUFFER, rayBuffer);
+    gl.bufferData(gl.ARRAY_BUFFER, data, gl.DYNAMIC_DRAW);
+    rayCount = rays.length;
+  }
+  function drawRays(proj, viewM) {
+    if (!rayCount) return;
+    const A = lines.loc;
+    gl.useProgram(lines.p);
+    gl.uniformMatrix4fv(A.uProj, false, proj); gl.uniformMatrix4fv(A.uView, false, viewM);
+    gl.uniformMatrix4fv(A.uModel, false, mat.identity());
+    gl.bindBuffer(gl.ARRAY_BUFFER, rayBuffer);
+    gl.enableVertexAttribArray(A.aPos); gl.vertexAttribPointer(A.aPos, 3, gl.FLOAT, false, 24, 0);
+    gl.enableVertexAttribArray(A.aColour); gl.vertexAttribPointer(A.aColour, 3, gl.FLOAT, false, 24, 12);
+    gl.drawArrays(gl.LINES, 0, rayCount);
+    gl.disableVertexAttribArray(A.aColour);
   }
   checkXR();
   Object.assign(state, {
