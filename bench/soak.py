@@ -32,12 +32,14 @@ sys.path.insert(0, str(ROOT / "bench"))
 ALLOWED_GROWTH_MB = 5.0
 
 
-def rss_mb() -> float:
+def rss_mb(field: str = "VmRSS") -> float:
+    """Resident memory in MB: VmRSS (all), RssAnon (heap: where leaks show) or RssFile
+    (mapped files: libraries, models, the corpus; comes and goes with the page cache)."""
     with open("/proc/self/status") as fh:
         for line in fh:
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS in /proc/self/status")
+    raise RuntimeError(f"no {field} in /proc/self/status")
 
 
 def soak_frames(width: int, height: int, no_face_every: int) -> list[np.ndarray]:
@@ -93,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
           file=sys.stderr)
 
     samples: list[tuple[int, float]] = []
+    anon: list[tuple[int, float]] = []
     latencies: list[float] = []
     failures: list[str] = []
     started = time.monotonic()
@@ -101,10 +104,12 @@ def main(argv: list[str] | None = None) -> int:
     def record(done: int) -> None:
         gc.collect()
         samples.append((done, rss_mb()))
+        anon.append((done, rss_mb("RssAnon")))
         elapsed = time.monotonic() - started
         start_rss = samples[0][1]
         print(f"{done:>6} presses  {elapsed / 60:6.1f} min  RSS {samples[-1][1]:7.1f} MB "
-              f"({samples[-1][1] - start_rss:+.2f} since warm-up)  failures {len(failures)}",
+              f"({samples[-1][1] - start_rss:+.2f} since warm-up; heap {anon[-1][1]:.1f} MB, "
+              f"{anon[-1][1] - anon[0][1]:+.2f})  failures {len(failures)}",
               file=sys.stderr, flush=True)
         figures.update(summary(done, elapsed))
         if args.json:
@@ -125,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
             "rss_start_mb": round(start_rss, 1), "rss_end_mb": round(end_rss, 1),
             "rss_growth_mb": round(end_rss - start_rss, 2),
             "rss_max_mb": round(max(s[1] for s in samples), 1),
+            "heap_start_mb": round(anon[0][1], 1), "heap_end_mb": round(anon[-1][1], 1),
+            "heap_growth_mb": round(anon[-1][1] - anon[0][1], 2), "heap_samples": anon,
             "rss_slope_mb_per_1000_second_half": round(slope, 3),
             "failures": len(failures), "failure_examples": failures[:5],
             "first_byte_median_ms": round(1000 * statistics.median(latencies), 1)
@@ -167,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         (f"RSS after {args.warmup} warm-up presses (MB)", s["rss_start_mb"]),
         ("RSS at end (MB)", s["rss_end_mb"]),
         ("RSS growth (MB)", s["rss_growth_mb"]),
+        ("heap (RssAnon) growth (MB)", s["heap_growth_mb"]),
         ("RSS slope, 2nd half (MB/1000)", s["rss_slope_mb_per_1000_second_half"]),
         ("anchor: allowed growth (MB)", ALLOWED_GROWTH_MB),
         ("tickets printed", s["tickets_printed"]),
