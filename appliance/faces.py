@@ -139,30 +139,50 @@ class Face:
         if self._pixels is None or self._shape is None:
             raise ValueError("this Face has no pixels attached")
         pad = self._aligned_padding if padding is None else padding
-        pixels, shape = _edge_extended(self._pixels, self._shape)
+        pixels, shape = _edge_extended(self._pixels, self._shape, int(size), float(pad))
         crop = dlib.get_face_chip(pixels, shape, size=int(size), padding=float(pad))
         return to_gray(crop) if gray else crop
 
 
-def _edge_extended(pixels: np.ndarray, shape: Any) -> tuple[np.ndarray, Any]:
-    """`pixels` with a blurred border of replicated edge pixels, and `shape` shifted to match.
+def _edge_extended(
+    pixels: np.ndarray, shape: Any, size: int, padding: float
+) -> tuple[np.ndarray, Any]:
+    """`pixels` grown with a soft border where the aligned crop would leave them.
 
     A face near the photo's edge (a tight crop, a tiny LFW photo) would otherwise print with
     black wedges where the rotated crop leaves the photo; on thermal paper those are solid ink.
+    The border replicates the edge pixels, blurred at low resolution (cheap at any size); when
+    the crop stays inside the photo, `pixels` and `shape` come back untouched.
     """
     import cv2
     import dlib
 
     height, width = pixels.shape[:2]
-    margin = max(height, width) // 2
+    details = dlib.get_face_chip_details(shape, size=size, padding=padding)
+    rect, angle = details.rect, details.angle
+    centre = np.array([(rect.left() + rect.right()) / 2, (rect.top() + rect.bottom()) / 2])
+    half = np.array([rect.width() / 2, rect.height() / 2])
+    rotation = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
+    corners = centre + (np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]]) * half) @ rotation.T
+    overshoot = max(
+        0.0,
+        -corners.min(),
+        (corners[:, 0] - (width - 1)).max(),
+        (corners[:, 1] - (height - 1)).max(),
+    )
+    if overshoot <= 0.0:
+        return pixels, shape
+    margin = math.ceil(overshoot) + 2
     extended = cv2.copyMakeBorder(pixels, margin, margin, margin, margin, cv2.BORDER_REPLICATE)
-    # Soften the replicated streaks into an out-of-focus surround; keep the photo itself sharp.
-    extended = cv2.GaussianBlur(extended, (0, 0), sigmaX=max(1.0, margin / 6))
+    full = (extended.shape[1], extended.shape[0])
+    factor = min(1.0, 96 / max(full))
+    small = cv2.resize(extended, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
+    small = cv2.GaussianBlur(small, (0, 0), sigmaX=max(1.0, margin * factor / 4))
+    extended = cv2.resize(small, full, interpolation=cv2.INTER_LINEAR)
     extended[margin:margin + height, margin:margin + width] = pixels
-    rect = shape.rect
     moved = dlib.full_object_detection(
-        dlib.rectangle(rect.left() + margin, rect.top() + margin,
-                       rect.right() + margin, rect.bottom() + margin),
+        dlib.rectangle(shape.rect.left() + margin, shape.rect.top() + margin,
+                       shape.rect.right() + margin, shape.rect.bottom() + margin),
         [dlib.point(p.x + margin, p.y + margin) for p in shape.parts()],
     )
     return extended, moved
