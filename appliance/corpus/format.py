@@ -214,6 +214,8 @@ def escape_field(text: str) -> str:
 
 def unescape_field(text: str) -> str:
     """Inverse of `escape_field`."""
+    if "\\" not in text:
+        return text
     out, i = [], 0
     table = {"\\": "\\", "t": "\t", "n": "\n", "r": "\r"}
     while i < len(text):
