@@ -19,68 +19,24 @@
 
 #define SCAN_ISA serial
 #define SCAN_ATTR
-#define SCAN_METRIC l2
-#define SOSIE_METRIC_IS_DOT 0
-#include "scan_template.h"
-#undef SCAN_METRIC
-#undef SOSIE_METRIC_IS_DOT
-#define SCAN_METRIC dot
-#define SOSIE_METRIC_IS_DOT 1
-#include "scan_template.h"
-#undef SCAN_METRIC
-#undef SOSIE_METRIC_IS_DOT
-#undef SCAN_ISA
-#undef SCAN_ATTR
+#include "scan_metrics.h"
 
 #ifdef SOSIE_HAVE_AVX2
 #define SCAN_ISA avx2
 #define SCAN_ATTR SOSIE_AVX2
-#define SCAN_METRIC l2
-#define SOSIE_METRIC_IS_DOT 0
-#include "scan_template.h"
-#undef SCAN_METRIC
-#undef SOSIE_METRIC_IS_DOT
-#define SCAN_METRIC dot
-#define SOSIE_METRIC_IS_DOT 1
-#include "scan_template.h"
-#undef SCAN_METRIC
-#undef SOSIE_METRIC_IS_DOT
-#undef SCAN_ISA
-#undef SCAN_ATTR
+#include "scan_metrics.h"
 #endif
 
 #ifdef SOSIE_HAVE_AVX512
 #define SCAN_ISA avx512
 #define SCAN_ATTR SOSIE_AVX512
-#define SCAN_METRIC l2
-#define SOSIE_METRIC_IS_DOT 0
-#include "scan_template.h"
-#undef SCAN_METRIC
-#undef SOSIE_METRIC_IS_DOT
-#define SCAN_METRIC dot
-#define SOSIE_METRIC_IS_DOT 1
-#include "scan_template.h"
-#undef SCAN_METRIC
-#undef SOSIE_METRIC_IS_DOT
-#undef SCAN_ISA
-#undef SCAN_ATTR
+#include "scan_metrics.h"
 #endif
 
 #ifdef SOSIE_HAVE_NEON
 #define SCAN_ISA neon
 #define SCAN_ATTR
-#define SCAN_METRIC l2
-#define SOSIE_METRIC_IS_DOT 0
-#include "scan_template.h"
-#undef SCAN_METRIC
-#undef SOSIE_METRIC_IS_DOT
-#define SCAN_METRIC dot
-#define SOSIE_METRIC_IS_DOT 1
-#include "scan_template.h"
-#undef SCAN_METRIC
-#undef SOSIE_METRIC_IS_DOT
-#undef SCAN_ISA
-#undef SCAN_ATTR
+#include "scan_metrics.h"
 #endif
 
 /* ---- the kernel table ---------------------------------------------------------------------- */
