@@ -21,6 +21,7 @@ EXTENSIONS = [
         "appliance._scan",
         sources=["ext/scan.pyx", "ext/kernels/dispatch.c"],
         include_dirs=["ext/kernels", np.get_include()],
+        depends=sorted(str(p) for p in Path("ext/kernels").glob("*.h")),
         # fp-contract=off: the serial reference rounds every product (no silent FMA), so
         # its error bound holds on every ISA; threads are plain pthreads (no spinning pool).
         extra_compile_args=[*common_c, "-ffp-contract=off", "-pthread"],
@@ -37,13 +38,18 @@ EXTENSIONS = [
 ]
 
 
-def _present(ext: Extension) -> bool:
-    return all((HERE / src).exists() for src in ext.sources)
+def _checked(extensions: list[Extension]) -> list[Extension]:
+    """The extensions, after checking every source file is there (a clear one-line error)."""
+    for ext in extensions:
+        missing = [src for src in ext.sources if not (HERE / src).exists()]
+        if missing:
+            raise SystemExit(f"setup.py: {ext.name} needs {', '.join(missing)}, which is missing")
+    return extensions
 
 
 setup(
     ext_modules=cythonize(
-        [ext for ext in EXTENSIONS if _present(ext)],
+        _checked(EXTENSIONS),
         compiler_directives={"language_level": "3", "boundscheck": False, "wraparound": False},
     ),
 )
