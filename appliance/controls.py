@@ -154,27 +154,21 @@ class GpioControls(Controls):
         self.settings = s = settings
         self._devices: list[Any] = []
         same_pin = s.shutdown_pin is not None and str(s.shutdown_pin) == str(s.button_pin)
+        button_options = dict(
+            pull_up=s.pull_up,
+            bounce_time=s.bounce_seconds or None,
+            hold_time=s.shutdown_hold_seconds,
+            pin_factory=pin_factory,
+        )
         try:
-            self.button = Button(
-                s.button_pin,
-                pull_up=s.pull_up,
-                bounce_time=s.bounce_seconds or None,
-                hold_time=s.shutdown_hold_seconds,
-                pin_factory=pin_factory,
-            )
+            self.button = Button(s.button_pin, **button_options)
             self._devices.append(self.button)
             self.button.when_pressed = lambda: self.press("button")
             self.shutdown_button = None
             if same_pin:
                 self.button.when_held = self.request_shutdown
             elif s.shutdown_pin is not None:
-                self.shutdown_button = Button(
-                    s.shutdown_pin,
-                    pull_up=s.pull_up,
-                    bounce_time=s.bounce_seconds or None,
-                    hold_time=s.shutdown_hold_seconds,
-                    pin_factory=pin_factory,
-                )
+                self.shutdown_button = Button(s.shutdown_pin, **button_options)
                 self._devices.append(self.shutdown_button)
                 self.shutdown_button.when_held = self.request_shutdown
             self.led: Any = None
