@@ -47,8 +47,9 @@ def synthetic_corpus(count: int) -> Path:
     return synth(path, count, seed=0, overwrite=True)
 
 
-def camera_frame(framing: str = "arm") -> np.ndarray:
-    """A 640x480 frame: the astronaut at arm's length (face ~190 px wide) or the whole photo."""
+def camera_frame(framing: str = "arm", width: int = 640, height: int = 480) -> np.ndarray:
+    """A camera frame (640x480 by default): the astronaut at arm's length (face ~40 % of the
+    frame width) or the whole photo."""
     from skimage import data
 
     from appliance.camera import fit_inside
@@ -56,7 +57,7 @@ def camera_frame(framing: str = "arm") -> np.ndarray:
     photo = data.astronaut()
     if framing == "arm":
         photo = photo[0:300, 80:380]  # head and shoulders, as a visitor facing the box
-    return fit_inside(photo, 640, 480)
+    return fit_inside(photo, width, height)
 
 
 def median_ms(values: list[float]) -> float:

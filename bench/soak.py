@@ -44,12 +44,9 @@ def rss_mb(field: str = "VmRSS") -> float:
 
 def soak_frames(width: int, height: int, no_face_every: int) -> list[np.ndarray]:
     """The astronaut's head and shoulders framed like a visitor at arm's length, plus blanks."""
-    from skimage import data
+    from latency import camera_frame
 
-    from appliance.camera import fit_inside
-
-    portrait = data.astronaut()[0:300, 80:380]  # the face fills ~40 % of the frame width
-    face = fit_inside(portrait, width, height)
+    face = camera_frame("arm", width, height)
     frames = [face]
     if no_face_every:
         frames = [face] * (no_face_every - 1) + [np.full_like(face, 128)]
