@@ -42,6 +42,17 @@ def rss_mb(field: str = "VmRSS") -> float:
     raise RuntimeError(f"no {field} in /proc/self/status")
 
 
+def frame_size(text: str) -> tuple[int, int]:
+    """argparse type for --frame: 'WxH' with positive integers."""
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WxH such as 320x240, got {text!r}") from None
+    if width <= 0 or height <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive WxH, got {text!r}")
+    return width, height
+
+
 def soak_frames(width: int, height: int, no_face_every: int) -> list[np.ndarray]:
     """The astronaut's head and shoulders framed like a visitor at arm's length, plus blanks."""
     from latency import camera_frame
@@ -63,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--presses", type=int, default=10_000)
     parser.add_argument("--count", type=int, default=200_000, help="synthetic corpus size")
     parser.add_argument("--corpus", type=Path, help="use this corpus instead")
-    parser.add_argument("--frame", default="320x240", help="camera frame size WxH")
+    parser.add_argument("--frame", type=frame_size, default="320x240",
+                        help="camera frame size WxH")
     parser.add_argument("--no-face-every", type=int, default=10,
                         help="every n-th frame has no face (0: never)")
     parser.add_argument("--warmup", type=int, default=50, help="presses before the start RSS")
@@ -74,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="lookalikes per ticket (default: ticket.lookalikes)")
     parser.add_argument("--json", type=Path, metavar="PATH", help="write the figures as JSON")
     args = parser.parse_args(argv)
-    width, height = (int(v) for v in args.frame.lower().split("x"))
+    width, height = args.frame
 
     corpus = args.corpus or synthetic_corpus(args.count)
     frames = soak_frames(width, height, args.no_face_every)
@@ -135,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
             if latencies else None,
             "tickets_printed": app.service.machine.counters.tickets_printed,
             "no_face": app.service.machine.counters.no_face,
-            "samples": samples, "frame": args.frame, "corpus": str(corpus),
+            "samples": samples, "frame": f"{width}x{height}", "corpus": str(corpus),
             "paper_mm": args.paper, "lookalikes": settings.ticket.lookalikes,
         }
 
