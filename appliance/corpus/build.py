@@ -331,11 +331,9 @@ def analyze_file(
         return ItemResult(f"unreadable image ({type(exc).__name__}: {exc})", digest)
     try:
         outcome = analyzer.analyze(rgb)
-    except (MemoryError, RuntimeError) as exc:
-        if type(exc).__name__ == "ModelError":
-            raise
-        return ItemResult(f"analysis failed ({type(exc).__name__}: {exc})", digest)
     except Exception as exc:
+        if type(exc).__name__ == "ModelError":  # a broken model stops the build
+            raise
         return ItemResult(f"analysis failed ({type(exc).__name__}: {exc})", digest)
     if not hasattr(outcome, "descriptor"):
         return ItemResult(getattr(outcome, "reason", "no face found"), digest)
