@@ -123,30 +123,26 @@ def _check(gray):
     return np.ascontiguousarray(gray, dtype=np.uint8)
 
 
-def floyd_steinberg(gray, bint serpentine=False):
-    """Floyd-Steinberg error diffusion of uint8 gray (H, W) to 0/255."""
+def _run(gray, int kernel, bint serpentine):
     cdef const u8[:, ::1] src = _check(gray)
     result = np.empty((src.shape[0], src.shape[1]), dtype=np.uint8)
     cdef u8[:, ::1] out = result
     cdef int rc
     with nogil:
-        rc = _diffuse(src, out, 0, serpentine)
+        rc = _diffuse(src, out, kernel, serpentine)
     if rc != 0:
         raise MemoryError("dither: cannot allocate error buffers")
     return result
+
+
+def floyd_steinberg(gray, bint serpentine=False):
+    """Floyd-Steinberg error diffusion of uint8 gray (H, W) to 0/255."""
+    return _run(gray, 0, serpentine)
 
 
 def atkinson(gray, bint serpentine=False):
     """Atkinson error diffusion (6/8 of the error kept) of uint8 gray (H, W) to 0/255."""
-    cdef const u8[:, ::1] src = _check(gray)
-    result = np.empty((src.shape[0], src.shape[1]), dtype=np.uint8)
-    cdef u8[:, ::1] out = result
-    cdef int rc
-    with nogil:
-        rc = _diffuse(src, out, 1, serpentine)
-    if rc != 0:
-        raise MemoryError("dither: cannot allocate error buffers")
-    return result
+    return _run(gray, 1, serpentine)
 
 
 def ordered(gray, thresholds):
