@@ -78,6 +78,18 @@ def test_unreadable_photo_is_reported_on_one_line(tmp_path, corpus_dir, capsys):
 
 
 @pytest.mark.slow
+def test_unwritable_out_is_reported_on_one_line(tmp_path, corpus_dir, capsys):
+    photo = tmp_path / "wall.png"
+    Image.new("RGB", (320, 240), (120, 120, 120)).save(photo)
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file, not a directory")
+    status = main(["ticket", "--image", str(photo), "--corpus", str(corpus_dir),
+                   "--out", str(blocker / "t.png")])
+    err = capsys.readouterr().err
+    assert status == 1 and "blocker" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
 def test_print_flag_sends_the_same_bytes_to_the_printer(tmp_path, corpus_dir, astronaut, capsys):
     device = tmp_path / "lp0"
     config = tmp_path / "sosie.yaml"

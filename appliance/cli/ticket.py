@@ -121,9 +121,14 @@ def run_ticket(args: Any) -> int:
             return 1
         bin_path, png_path = receipt.files
         out = args.out
-        out.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(png_path, out)
-        shutil.copyfile(bin_path, out.with_suffix(".bin"))
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(png_path, out)
+            shutil.copyfile(bin_path, out.with_suffix(".bin"))
+        except OSError as exc:
+            print(f"sosie ticket: cannot write {exc.filename or out}: {exc.strerror or exc}",
+                  file=sys.stderr)
+            return 1
     status = _send(ticket, printer_settings) if args.send else 0
     for m in result.matches:
         print(f"N°{m.rank}: face {m.index} ({corpus_dir}), distance {m.distance:.3f}, "
