@@ -90,6 +90,7 @@ def run_describe(args: argparse.Namespace) -> int:
 
     if args.chips:
         _make_dir(args.chips, "--chips")
+        stems = _chip_stems(photos)
     results = []
     failed = False
     for photo in photos:
@@ -109,7 +110,7 @@ def run_describe(args: argparse.Namespace) -> int:
             })
             if args.chips:
                 chip = face.chip if args.chip_size is None else face.aligned(args.chip_size)
-                _write_image(chip, args.chips / f"{_stem(photo, photos)}-{n}.png")
+                _write_image(chip, args.chips / f"{stems[photo]}-{n}.png")
         results.append(entry)
         if not args.json:
             _print_text(entry, faces)
@@ -239,12 +240,16 @@ def _photos_in(folder: Path, recursive: bool, exclude: Path | None = None) -> It
             yield path
 
 
-def _stem(photo: Path, photos: list[Path]) -> str:
-    """The photo's name without suffix, disambiguated when two photos share it."""
-    same = [p for p in photos if p.stem == photo.stem]
-    if len(same) == 1:
-        return photo.stem
-    return f"{photo.stem}.{same.index(photo)}"
+def _chip_stems(photos: list[Path]) -> dict[Path, str]:
+    """Each photo's name without suffix, disambiguated (.0, .1, ...) when photos share it."""
+    by_stem: dict[str, list[Path]] = {}
+    for photo in photos:
+        by_stem.setdefault(photo.stem, []).append(photo)
+    stems: dict[Path, str] = {}
+    for stem, same in by_stem.items():
+        for n, photo in enumerate(same):
+            stems.setdefault(photo, stem if len(same) == 1 else f"{stem}.{n}")
+    return stems
 
 
 def _make_dir(path: Path, what: str) -> None:
