@@ -27,7 +27,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from appliance.config import setting
-from appliance.dither import Tone, prepare, render
+from appliance.dither import Tone, dither, prepare, render
 from appliance.fonts import font
 from appliance.likeness import likeness
 
@@ -158,8 +158,6 @@ class Page:
         """Dither an already prepared gray composition (no further tone changes)."""
         start = time.perf_counter()
         tone = self.layout.tone
-        from appliance.dither import dither
-
         bits = dither(gray, tone.method, serpentine=tone.serpentine, bayer_size=tone.bayer_size)
         self.dither_seconds += time.perf_counter() - start
         return Image.fromarray(bits)
