@@ -151,8 +151,7 @@ def check_models(
     if expected is None:
         from appliance import faces
 
-        settings = face_settings if face_settings is not None else faces.FaceSettings()
-        expected = faces.model_checksums(settings)
+        expected = faces.model_checksums(face_settings)
     where = Path(path) / fmt.MANIFEST
     if not recorded:
         raise CorpusError(f"{where}: records no model checksums; cannot tell which model made it")
