@@ -77,6 +77,13 @@ cdef void _job(sosie_job *job, object vectors, size_t begin, size_t end, const f
     job.prefetch_rows = prefetch_rows
 
 
+cdef const float *_pointer(const float[::1] values):
+    """First element of an optional float32 vector (NULL for None); the caller keeps it alive."""
+    if values is None:
+        return NULL
+    return &values[0]
+
+
 def scan(str kernel, int metric, vectors, const float[::1] q, norms2, float qnorm2,
          size_t cap, int threads, size_t prefetch_rows=0):
     """Per-thread top-`cap` of the rows: (dist float32[m], rows int64[m], bound).
@@ -93,13 +100,8 @@ def scan(str kernel, int metric, vectors, const float[::1] q, norms2, float qnor
     cdef size_t[::1] counts = counts_arr
     bounds_arr = np.empty(threads, np.float32)
     cdef float[::1] bounds = bounds_arr
-    cdef const float[::1] n2
-    cdef const float *n2p = NULL
-    if norms2 is not None:
-        n2 = norms2
-        n2p = &n2[0]
     cdef sosie_job job
-    _job(&job, vectors, 0, n, &q[0], n2p, qnorm2, prefetch_rows)
+    _job(&job, vectors, 0, n, &q[0], _pointer(norms2), qnorm2, prefetch_rows)
     cdef int rc
     with nogil:
         rc = sosie_scan(k, metric, &job, cap, threads, &dist[0], &rows[0], &counts[0],
@@ -122,13 +124,8 @@ def values(str kernel, int metric, vectors, const float[::1] q, norms2, float qn
     if n == 0:
         return out_arr
     cdef float[::1] out = out_arr
-    cdef const float[::1] n2
-    cdef const float *n2p = NULL
-    if norms2 is not None:
-        n2 = norms2
-        n2p = &n2[0]
     cdef sosie_job job
-    _job(&job, vectors, 0, n, &q[0], n2p, qnorm2, 0)
+    _job(&job, vectors, 0, n, &q[0], _pointer(norms2), qnorm2, 0)
     with nogil:
         sosie_values(k, metric, &job, threads, &out[0])
     return out_arr
