@@ -155,7 +155,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
     start = time.monotonic()
     try:
         synth(args.corpus_dir, args.count, args.seed, settings=settings, overwrite=args.force)
-    except (FileExistsError, OSError) as exc:
+    except OSError as exc:  # FileExistsError: a non-empty folder without --force
         return _fail(exc)
     print(f"{args.corpus_dir}: synthetic corpus of {args.count} faces (seed {args.seed}), "
           f"{time.monotonic() - start:.1f} s")
