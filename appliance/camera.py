@@ -93,6 +93,9 @@ class Camera:
                 self._open_locked()
                 try:
                     frame = self._grab()
+                except CameraError:
+                    self._close_quietly()
+                    raise
                 except Exception as exc2:
                     self._close_quietly()
                     raise CameraError(f"{self.name} camera: {_first_line(exc2)}") from None
@@ -181,16 +184,16 @@ class FileCamera(Camera):
             return frame.copy()
         from appliance.images import ImageError, load_image
 
-        tried = 0
-        while tried < len(self._paths):
+        last = ""
+        for _ in range(len(self._paths)):
             path = self._paths[self._index % len(self._paths)]
             self._index += 1
-            tried += 1
             try:
                 return self._fit(load_image(path))
             except ImageError as exc:  # a corrupt file is skipped and reported
                 log.warning("file camera: skipping %s", exc)
-        raise CameraError("file camera: no readable image")
+                last = str(exc)
+        raise CameraError(f"file camera: no readable image (last: {last})")
 
     def _fit(self, rgb: np.ndarray) -> np.ndarray:
         from appliance.images import array_to_rgb
