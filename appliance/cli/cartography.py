@@ -144,7 +144,7 @@ def run_map(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     try:
         summary = build_site(corpus, args.out, mark=mark, options=options, progress=_say)
-    except (FileExistsError, ValueError) as exc:
+    except (OSError, ValueError) as exc:  # e.g. OUT holds other files, or is not writable
         print(f"sosie map: {exc}", file=sys.stderr)
         return 1
     finally:
@@ -202,6 +202,9 @@ def run_rank(args: argparse.Namespace) -> int:
             options = MapOptions(neighbours=args.neighbours, clusters=args.clusters, title=title)
             summary = build_site(corpus, out / "map", mark=mark, options=options, progress=_say)
             _print_summary(summary)
+    except (OSError, ValueError) as exc:  # e.g. OUT/map holds other files, or is not writable
+        print(f"sosie rank: {exc}", file=sys.stderr)
+        return 1
     finally:
         corpus.close()
     return 0 if ranking.faces else 1
