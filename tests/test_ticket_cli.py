@@ -68,6 +68,19 @@ def test_unusable_arguments_exit_2(tmp_path, corpus_dir, astronaut, capsys):
     assert "ticket.lookalikes" in capsys.readouterr().err
 
 
+def test_bad_width_or_profile_in_config_exits_2(tmp_path, astronaut, capsys):
+    out = str(tmp_path / "t.png")
+    config = tmp_path / "bad.yaml"
+    for bad, key in (("ticket:\n  width: 500\n", "ticket.width"),
+                     ("printer:\n  width: 64\n", "printer.width"),
+                     ("printer:\n  profile: No Such Printer\n", "printer.profile")):
+        config.write_text(bad)
+        assert main(["ticket", "--image", str(astronaut), "--out", out, "--config",
+                     str(config)]) == 2
+        err = capsys.readouterr().err
+        assert key in err and len(err.strip().splitlines()) == 1
+
+
 def test_unreadable_photo_is_reported_on_one_line(tmp_path, corpus_dir, capsys):
     photo = tmp_path / "broken.jpg"
     photo.write_bytes(b"not a jpeg at all")

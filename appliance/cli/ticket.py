@@ -53,7 +53,7 @@ def register(subparsers: Any) -> None:
 def _settings(args: Any) -> tuple[Any, Any, Any, Any]:
     from appliance.config import ConfigError, load, section
     from appliance.faces import FaceSettings
-    from appliance.printer import PrinterSettings
+    from appliance.printer import PrinterSettings, printer_width
     from appliance.ticket import Installation, TicketLayout
 
     try:
@@ -78,7 +78,15 @@ def _settings(args: Any) -> tuple[Any, Any, Any, Any]:
             raise UsageError(f"--width {args.width}: expected a multiple of 8 from 128 to 4096")
         printer = dataclasses.replace(printer, width=args.width)
         changes["width"] = None
-    return dataclasses.replace(layout, **changes), printer, installation, faces
+    layout = dataclasses.replace(layout, **changes)
+    try:
+        width = layout.width or printer_width(printer)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    if width % 8 or width < 128:
+        key = "ticket.width" if layout.width else "printer.width"
+        raise UsageError(f"config key '{key}' = {width}: expected a multiple of 8 from 128 to 4096")
+    return layout, dataclasses.replace(printer, width=width), installation, faces
 
 
 def run_ticket(args: Any) -> int:
@@ -90,11 +98,10 @@ def run_ticket(args: Any) -> int:
 
     from appliance.corpus import Corpus, CorpusError, demo_corpus
     from appliance.faces import FaceAnalyzer
-    from appliance.printer import PrinterFault, VirtualPrinter, printer_width
+    from appliance.printer import PrinterFault, VirtualPrinter
     from appliance.visit import Lookup
 
-    width = layout.width or printer_width(printer_settings)
-    printer_settings = dataclasses.replace(printer_settings, width=width)
+    width = printer_settings.width
     try:
         corpus_dir = args.corpus or demo_corpus()
         corpus = Corpus.open(corpus_dir, face_settings=face_settings)
