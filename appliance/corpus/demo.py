@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from appliance.corpus.build import build
+from appliance.corpus.build import WORK_DIR, build
 from appliance.corpus.engines import DlibEngine
-from appliance.corpus.format import CorpusError
+from appliance.corpus.format import MANIFEST, CorpusError
 from appliance.corpus.settings import CorpusSettings
 from appliance.corpus.store import Corpus
 from appliance.paths import cache_dir
@@ -43,8 +43,8 @@ def demo_corpus(
             return corpus_dir
         except CorpusError:
             pass
-        finished = (corpus_dir / "manifest.yaml").exists()
-        if corpus_dir.exists() and (finished or not (corpus_dir / ".build").exists()):
+        finished = (corpus_dir / MANIFEST).exists()
+        if corpus_dir.exists() and (finished or not (corpus_dir / WORK_DIR).exists()):
             shutil.rmtree(corpus_dir)  # invalid and not resumable: start again
         images = write_demo_images(base / DEMO_IMAGES, count=LFW_FACES)
         build(images, corpus_dir, workers=workers, settings=CorpusSettings(), progress=progress,
