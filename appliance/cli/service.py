@@ -120,7 +120,7 @@ def _socket_path(args: argparse.Namespace) -> Path:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from appliance.control_socket import ControlError, ControlServer
+    from appliance.control_socket import ControlError, ControlServer, default_socket_path
     from appliance.controls import ControlsError, make_controls
     from appliance.machine import Machine
     from appliance.runtime.backend import ApplianceBackend
@@ -139,10 +139,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 1
     backend = ApplianceBackend(settings, corpus_path=args.corpus)
     service = Service(Machine(settings.machine), backend, controls, settings.service)
-    socket_path = args.socket or settings.service.socket
-    from appliance.control_socket import default_socket_path
-
-    server = ControlServer(socket_path or default_socket_path(), service.handle_request)
+    socket_path = args.socket or settings.service.socket or default_socket_path()
+    server = ControlServer(socket_path, service.handle_request)
     try:
         server.start()
         log.info("control socket: %s", server.path)
