@@ -81,6 +81,17 @@ def test_bad_width_or_profile_in_config_exits_2(tmp_path, astronaut, capsys):
         assert key in err and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
+def test_missing_configured_font_is_reported_on_one_line(tmp_path, corpus_dir, astronaut,
+                                                         capsys):
+    config = tmp_path / "fonts.yaml"
+    config.write_text(f"ticket:\n  fonts:\n    title: {tmp_path / 'NoSuchFace.ttf'}\n")
+    status = main(["ticket", "--image", str(astronaut), "--corpus", str(corpus_dir),
+                   "--out", str(tmp_path / "t.png"), "--config", str(config)])
+    err = capsys.readouterr().err
+    assert status == 1 and "NoSuchFace.ttf" in err and len(err.strip().splitlines()) == 1
+
+
 def test_unreadable_photo_is_reported_on_one_line(tmp_path, corpus_dir, capsys):
     photo = tmp_path / "broken.jpg"
     photo.write_bytes(b"not a jpeg at all")

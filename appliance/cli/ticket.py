@@ -90,6 +90,7 @@ def _settings(args: Any) -> tuple[Any, Any, Any, Any]:
 
 
 def run_ticket(args: Any) -> int:
+    from appliance.fonts import FontError
     from appliance.images import ImageError
 
     if not args.image.is_file():
@@ -113,7 +114,7 @@ def run_ticket(args: Any) -> int:
                         installation=installation, width=width, first_number=args.number)
         try:
             result = lookup.run(args.image)
-        except ImageError as exc:
+        except (ImageError, FontError) as exc:
             print(f"sosie ticket: {exc}", file=sys.stderr)
             return 1
         ticket = result.ticket
