@@ -187,7 +187,8 @@ class Scanner:
         _, rows, bound = _scan.scan(
             self._kernel, metric, self._vectors, kq, norms2, qnorm2, cap, threads, PREFETCH_ROWS
         )
-        rows, exact = self._rescore(np.sort(rows), q64)
+        rows = np.sort(rows)
+        exact = self._exact(rows, q64)
         order = np.lexsort((rows, exact))[:m]
         kth = float(exact[order[-1]])
         if len(rows) < n and not kth < _lower_bound(bound, rel, absolute, delta):
@@ -195,7 +196,7 @@ class Scanner:
             values = self._values(kq, norms2, qnorm2, metric)
             limit = _upper_bound(kth, rel, absolute, delta)
             rows = np.flatnonzero((values <= limit) | ~np.isfinite(values))
-            rows, exact = self._rescore(rows, q64)
+            exact = self._exact(rows, q64)
             order = np.lexsort((rows, exact))[:m]
         return rows[order].astype(np.int64), np.sqrt(exact[order]).astype(np.float32)
 
@@ -239,16 +240,15 @@ class Scanner:
         return _scan.values(self._kernel, metric, self._vectors, kq, norms2, qnorm2,
                             self._threads)
 
-    def _rescore(self, rows: np.ndarray, q64: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(rows, exact float64 squared distances), the same formula as a numpy reference."""
+    def _exact(self, rows: np.ndarray, q64: np.ndarray) -> np.ndarray:
+        """Exact float64 squared distances of `rows`, the same formula as a numpy reference."""
         q64 = q64.astype(np.float64, copy=False)
         parts = []
         for start in range(0, len(rows), _RESCORE_CHUNK):
             block = self._rows[rows[start : start + _RESCORE_CHUNK]].astype(np.float64)
             block -= q64
             parts.append((block * block).sum(axis=1))
-        exact = parts[0] if len(parts) == 1 else np.concatenate([np.empty(0), *parts])
-        return rows, exact
+        return np.concatenate(parts) if parts else np.empty(0)
 
 
 def _lower_bound(value: float, rel: float, absolute: float, delta: float) -> float:
