@@ -292,7 +292,9 @@ class Machine:
         return min(s.retry_seconds * (2 ** min(self._retries, 16)), s.retry_max_seconds)
 
     def _stage(self, state: State, seconds: float, action: Action) -> list[Action]:
-        return [self._enter(state), self._timer(STAGE_TIMER, seconds), action]
+        """Enter a busy stage: the previous stage's timer (if any) gives way to this one's."""
+        return [*self._cancel(STAGE_TIMER), self._enter(state),
+                self._timer(STAGE_TIMER, seconds), action]
 
     def _cooldown(self, outcome: str) -> list[Action]:
         actions: list[Action] = [*self._cancel(STAGE_TIMER), EndVisit(self.visit, outcome)]
@@ -361,12 +363,9 @@ class Machine:
     def _captured(self, event: Captured) -> list[Action]:
         if not self._current(event.visit):
             return []
-        return [
-            *self._cancel(STAGE_TIMER),
-            *self._stage(
-                State.SEARCHING, self.settings.search_timeout, Search(event.visit, event.frame)
-            ),
-        ]
+        return self._stage(
+            State.SEARCHING, self.settings.search_timeout, Search(event.visit, event.frame)
+        )
 
     def _capture_failed(self, event: CaptureFailed) -> list[Action]:
         if not self._current(event.visit):
@@ -376,26 +375,18 @@ class Machine:
     def _found(self, event: Found) -> list[Action]:
         if not self._current(event.visit):
             return []
-        return [
-            *self._cancel(STAGE_TIMER),
-            *self._stage(
-                State.PRINTING, self.settings.print_timeout, PrintTicket(event.visit, event.result)
-            ),
-        ]
+        return self._stage(
+            State.PRINTING, self.settings.print_timeout, PrintTicket(event.visit, event.result)
+        )
 
     def _no_face(self, event: NoFace) -> list[Action]:
         if not self._current(event.visit):
             return []
         self.counters.no_face += 1
         if self.settings.no_face == "ticket":
-            return [
-                *self._cancel(STAGE_TIMER),
-                *self._stage(
-                    State.PRINTING,
-                    self.settings.print_timeout,
-                    PrintNoFace(event.visit, event.reason),
-                ),
-            ]
+            return self._stage(
+                State.PRINTING, self.settings.print_timeout, PrintNoFace(event.visit, event.reason)
+            )
         blink = Blink("no_face", self.settings.no_face_blink_seconds)
         return [*self._cooldown("no face"), blink]
 
