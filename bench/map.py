@@ -120,6 +120,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=240, help="frames of pan/zoom to time")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
+    if args.count < 1 and args.corpus is None:
+        parser.error(f"--count {args.count}: expected 1 or more")
+    if args.frames < 1:
+        parser.error(f"--frames {args.frames}: expected 1 or more")
 
     corpus = ensure_corpus(args.count, args.corpus)
     out = args.out or cache_dir() / f"bench-map-{args.count}"

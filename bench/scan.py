@@ -246,6 +246,13 @@ def main(argv: list[str] | None = None) -> int:
                         choices=["numpy", "faiss", "usearch", "serial"])
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
     args = parser.parse_args(argv)
+    for name in ("rows", "k", "reps"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} {getattr(args, name)}: expected 1 or more")
+    if args.dim < 8 or args.dim % 8:
+        parser.error(f"--dim {args.dim}: expected a positive multiple of 8")
+    if args.threads < 0:
+        parser.error(f"--threads {args.threads}: expected 0 (all CPUs) or more")
     result = run(args)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
