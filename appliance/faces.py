@@ -13,7 +13,6 @@ an ordinary outcome. Models are loaded once per process and shared by every anal
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import math
 import threading
@@ -25,6 +24,7 @@ from typing import Any, Literal
 import numpy as np
 
 from appliance.config import setting
+from appliance.files import sha256_file
 from appliance.images import Source, array_to_rgb, load_image, shrink
 
 #: The descriptor network's input: dlib's aligned chip, as `compute_face_descriptor` expects it.
@@ -231,11 +231,7 @@ def model_checksums(settings: FaceSettings | None = None) -> dict[str, str]:
         stat = path.stat()
         key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
         if key not in _checksum_cache:
-            digest = hashlib.sha256()
-            with path.open("rb") as fh:
-                for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
-                    digest.update(block)
-            _checksum_cache[key] = digest.hexdigest()
+            _checksum_cache[key] = sha256_file(path)
         out[role] = _checksum_cache[key]
     return out
 

@@ -18,13 +18,15 @@ The manifest is written last, so a directory without it is an unfinished build.
 
 from __future__ import annotations
 
-import hashlib
-import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from appliance.files import atomic_write_bytes, fsync_dir, sha256_file
+
+__all__ = ["atomic_write_bytes", "fsync_dir", "sha256_file"]  # re-exported for the corpus modules
 
 FORMAT_NAME = "sosie-corpus"
 FORMAT_VERSION = 1
@@ -158,15 +160,6 @@ def check_sizes(directory: Path, manifest: Mapping[str, Any]) -> None:
 # Files
 
 
-def sha256_file(path: Path, block: int = 1 << 20) -> str:
-    """Hex sha256 of a file, read in blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(block):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def file_entries(directory: Path, names: Iterable[str] = DATA_FILES) -> dict[str, dict]:
     """The manifest's `files` mapping: byte size and sha256 of each data file."""
     out = {}
@@ -174,31 +167,6 @@ def file_entries(directory: Path, names: Iterable[str] = DATA_FILES) -> dict[str
         path = Path(directory) / name
         out[name] = {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
     return out
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` via a temporary file, fsync and rename: all or nothing."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def fsync_dir(directory: Path) -> None:
-    """Persist renames inside `directory` (best effort)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 # ---------------------------------------------------------------------------------------------
