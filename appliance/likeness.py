@@ -9,14 +9,14 @@ from __future__ import annotations
 import math
 
 SAME_PERSON_DISTANCE = 0.6
-_SLOPE = 0.08
+LIKENESS_SLOPE = 0.08  # distance units per e-fold of the logistic curve
 
 
 def likeness(distance: float) -> float:
     """Percentage in [0, 100] for a Euclidean descriptor distance (>= 0)."""
     if not math.isfinite(distance) or distance < 0:
         raise ValueError(f"distance must be a finite number >= 0, got {distance!r}")
-    z = (distance - SAME_PERSON_DISTANCE) / _SLOPE
+    z = (distance - SAME_PERSON_DISTANCE) / LIKENESS_SLOPE
     if z > 700:
         return 0.0
     return 100.0 / (1.0 + math.exp(z))

@@ -292,7 +292,7 @@ def _meta(corpus, options, n, pyramid, centres, coords2, coords3, scale3, sheet_
         "chunk": CHUNK,
         "neighbours": {"k": int(k), "method": method},
         "likeness": {"threshold": likeness_module.SAME_PERSON_DISTANCE,
-                     "slope": likeness_module._SLOPE},
+                     "slope": likeness_module.LIKENESS_SLOPE},
         "pca": {"axes": axes, "total_ratio": float(np.sum(pca.explained_variance_ratio[:3])),
                 "scale3": scale3},
         "clusters": None,
