@@ -206,6 +206,12 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
     raise TypeError(f"config key '{key}': unsupported type {hint!r} in schema")
 
 
+def check_dots(key: str, value: int | None) -> None:
+    """A paper width in printer dots, if set, is a multiple of 8 (one byte per 8 dots)."""
+    if value is not None and value % 8:
+        raise ConfigError(f"config key '{key}' = {value}: expected a multiple of 8")
+
+
 def _check_bounds(field: dataclasses.Field, value: Any, key: str) -> None:
     lo, hi = field.metadata.get("min"), field.metadata.get("max")
     if not isinstance(value, int | float) or isinstance(value, bool):

@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 from PIL import Image
 
-from appliance.config import ConfigError, setting
+from appliance.config import ConfigError, check_dots, setting
 from appliance.paths import cache_dir
 
 DEFAULT_WIDTH = 576
@@ -76,7 +76,7 @@ class PrinterSettings:
 
     backend: Literal["virtual", "usb", "serial", "network", "file"] = "virtual"
     profile: str = "TM-T20II"  # python-escpos printer profile (capabilities, paper width)
-    width: int | None = setting(None, min=8, max=4096)  # dots per line; overrides the profile
+    width: int | None = setting(None, min=128, max=4096)  # dots per line; overrides the profile
     fragment_height: int = setting(960, min=8, max=4096)  # raster rows per GS v 0 command
     cut: Literal["full", "partial", "none"] = "full"
     check_status: bool = True  # ask for paper/online status where the printer can answer
@@ -92,6 +92,9 @@ class PrinterSettings:
     network: NetworkSettings = field(default_factory=NetworkSettings)
     file: FileSettings = field(default_factory=FileSettings)
     virtual: VirtualSettings = field(default_factory=VirtualSettings)
+
+    def __post_init__(self) -> None:
+        check_dots("printer.width", self.width)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from typing import Literal
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from appliance.config import setting
+from appliance.config import check_dots, setting
 from appliance.dither import Tone, dither, prepare, render
 from appliance.fonts import font
 from appliance.likeness import likeness
@@ -77,6 +77,9 @@ class TicketLayout:
     retry_hint: str = "Face the camera, come a little closer, and press the button again."
     tone: Tone = field(default_factory=Tone)
     fonts: Fonts = field(default_factory=Fonts)
+
+    def __post_init__(self) -> None:
+        check_dots("ticket.width", self.width)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -65,3 +65,13 @@ def test_invalid_yaml_names_file_and_line(tmp_path):
 def test_missing_file_is_one_line(tmp_path):
     with pytest.raises(ConfigError, match="cannot read config file"):
         config.load(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize(("section", "value"), [("printer", 500), ("ticket", 300)])
+def test_paper_width_not_a_multiple_of_8_is_refused_on_load(tmp_path, section, value):
+    from appliance.settings import load_settings
+
+    bad = tmp_path / "width.yaml"
+    bad.write_text(f"{section}:\n  width: {value}\n")
+    with pytest.raises(ConfigError, match=rf"'{section}.width' = {value}: expected a multiple of 8"):
+        load_settings(bad, search=False)

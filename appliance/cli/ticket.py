@@ -79,13 +79,10 @@ def _settings(args: Any) -> tuple[Any, Any, Any, Any]:
         printer = dataclasses.replace(printer, width=args.width)
         changes["width"] = None
     layout = dataclasses.replace(layout, **changes)
-    try:
+    try:  # the widths in the config are checked on load; a profile's width here
         width = layout.width or printer_width(printer)
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
-    if width % 8 or width < 128:
-        key = "ticket.width" if layout.width else "printer.width"
-        raise UsageError(f"config key '{key}' = {width}: expected a multiple of 8 from 128 to 4096")
     return layout, dataclasses.replace(printer, width=width), installation, faces
 
 
