@@ -73,5 +73,6 @@ def test_paper_width_not_a_multiple_of_8_is_refused_on_load(tmp_path, section, v
 
     bad = tmp_path / "width.yaml"
     bad.write_text(f"{section}:\n  width: {value}\n")
-    with pytest.raises(ConfigError, match=rf"'{section}.width' = {value}: expected a multiple of 8"):
+    message = rf"'{section}.width' = {value}: expected a multiple of 8"
+    with pytest.raises(ConfigError, match=message):
         load_settings(bad, search=False)
