@@ -401,3 +401,58 @@ def test_aligned_crop_of_a_tight_photo_has_no_black_wedges(analyzer, astronaut, 
     crop = face.aligned(256, gray=True)
     darkest_tight = int(tight.min(axis=2).min())
     assert (crop < max(8, darkest_tight)).mean() < 0.01
+
+
+# ---------------------------------------------------------------------------------------------
+# coarse look first, closer look only when needed
+
+
+def count_looks(analyzer: FaceAnalyzer) -> list[float]:
+    scales: list[float] = []
+    look = analyzer._detect_at
+
+    def counted(rgb, scale, timings):
+        scales.append(scale)
+        return look(rgb, scale, timings)
+
+    analyzer._detect_at = counted  # type: ignore[method-assign]
+    return scales
+
+
+def test_a_face_at_arms_length_is_found_in_one_coarse_look(astronaut):
+    frame = np.asarray(Image.fromarray(np.ascontiguousarray(astronaut[0:300, 80:380]))
+                       .resize((480, 480)))
+    frame = np.pad(frame, ((0, 0), (80, 80), (0, 0)))  # a 640x480 camera frame
+    quick = FaceAnalyzer(FaceSettings(detect_first_side=320))
+    scales = count_looks(quick)
+    face = analyze(quick, frame)
+    assert scales == [0.5]
+    closer = analyze(FaceAnalyzer(FaceSettings(detect_first_side=0)), frame)
+    side = closer.box[2] - closer.box[0]
+    assert np.abs(np.array(face.box) - closer.box).max() < 0.15 * side
+    assert descriptor_distance(face.descriptor, closer.descriptor) < RESCALED
+
+
+def test_a_small_face_gets_a_closer_look(astronaut, astronaut_face):
+    # the astronaut's ~90 px face is ~56 px at 320: too small for the coarse look
+    analyzer = FaceAnalyzer(FaceSettings(detect_first_side=320))
+    scales = count_looks(analyzer)
+    face = analyze(analyzer, astronaut)
+    assert scales == [320 / 512, 1.0]
+    assert face.box == astronaut_face.box
+    assert face.descriptor.tobytes() == astronaut_face.descriptor.tobytes()
+
+
+def test_central_choice_always_looks_closely(two_heads):
+    analyzer = FaceAnalyzer(FaceSettings(detect_first_side=320, choose="central"))
+    scales = count_looks(analyzer)
+    analyzer.detect(two_heads)
+    assert len(scales) == 1 and scales[0] == pytest.approx(640 / 900)
+
+
+def test_descriptor_engines_agree(astronaut_face):
+    dlib_engine = FaceAnalyzer(FaceSettings(descriptor_engine="dlib"))
+    assert dlib_engine._models.engine == "dlib"
+    assert FaceAnalyzer()._models.engine == "numpy"
+    theirs = dlib_engine._models.describe(astronaut_face.chip)
+    assert np.abs(theirs - astronaut_face.descriptor).max() < 2e-5
