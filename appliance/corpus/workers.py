@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import os
 from collections import deque
 from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection, wait
@@ -37,6 +38,8 @@ def run_tasks(
     `on_crash(task, exitcode)` instead.
     """
     context = multiprocessing.get_context("spawn")
+    if min(workers, len(tasks)) > 1:  # N processes x N BLAS threads would thrash the cores
+        context = _SingleThreadedBlas(context)
     queue: deque[Task] = deque(tasks)
     crashes: dict[int, int] = {}
     pool: list[_Worker] = []
@@ -79,6 +82,42 @@ def run_tasks(
     finally:
         for worker in pool:
             worker.stop()
+
+
+class _SingleThreadedBlas:
+    """A spawn context whose processes start with one BLAS thread each (unless the environment
+    already says how many): the descriptor network runs on numpy's BLAS."""
+
+    VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")
+
+    def __init__(self, context: Any) -> None:
+        self._context = context
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._context, name)
+
+    def Process(self, *args: Any, **kwargs: Any) -> Any:  # multiprocessing's name
+        return _EnvironmentProcess(self._context.Process(*args, **kwargs),
+                                   {v: "1" for v in self.VARIABLES if v not in os.environ})
+
+
+class _EnvironmentProcess:
+    """A process started with extra environment variables (spawn copies os.environ at start)."""
+
+    def __init__(self, process: Any, extra: dict[str, str]) -> None:
+        self._process = process
+        self._extra = extra
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._process, name)
+
+    def start(self) -> None:
+        os.environ.update(self._extra)
+        try:
+            self._process.start()
+        finally:
+            for name in self._extra:
+                os.environ.pop(name, None)
 
 
 class _Worker:

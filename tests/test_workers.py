@@ -1,0 +1,50 @@
+"""appliance.corpus.workers: how build workers are started."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from appliance.corpus.workers import run_tasks
+
+BLAS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")
+
+
+def no_setup() -> None:
+    pass
+
+
+def blas_threads(task: tuple[str]) -> tuple[str, str | None]:
+    return task[0], os.environ.get(task[0])
+
+
+def crashed(task, code):
+    raise AssertionError(f"worker crashed on {task}: {code}")
+
+
+def environment_of_workers(workers: int) -> dict[str, str | None]:
+    tasks = [(name,) for name in BLAS]
+    return dict(run_tasks(tasks, workers, no_setup, (), blas_threads, crashed))
+
+
+@pytest.fixture
+def clean_blas_env(monkeypatch):
+    for name in BLAS:
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_several_workers_get_one_blas_thread_each(clean_blas_env):
+    assert environment_of_workers(2) == {name: "1" for name in BLAS}
+    assert not any(name in os.environ for name in BLAS)  # the parent is left as it was
+
+
+def test_a_single_worker_keeps_every_blas_thread(clean_blas_env):
+    assert environment_of_workers(1) == {name: None for name in BLAS}
+
+
+def test_an_installers_setting_wins(clean_blas_env, monkeypatch):
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "3")
+    found = environment_of_workers(2)
+    assert found == {"OPENBLAS_NUM_THREADS": "3", "OMP_NUM_THREADS": "1"}
+    assert os.environ["OPENBLAS_NUM_THREADS"] == "3"
