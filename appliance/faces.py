@@ -353,7 +353,7 @@ class FaceAnalyzer:
         """The chosen face with its descriptor, or NoFaceFound (raises ImageError on bad files)."""
         rgb = self._rgb(image)
         timings: dict[str, float] = {}
-        detections = self._detect(rgb, timings)
+        detections = self._detect(rgb, timings, one=True)
         usable = self._usable(detections)
         if not usable:
             return NoFaceFound(self._no_face_reason(rgb, detections), tuple(detections), timings)
@@ -403,11 +403,13 @@ class FaceAnalyzer:
             scale = max(scale, min(s.detect_min_side / min(height, width), ceiling))
         return scale
 
-    def _detect(self, rgb: np.ndarray, timings: dict[str, float]) -> list[Detection]:
+    def _detect(self, rgb: np.ndarray, timings: dict[str, float],
+                one: bool = False) -> list[Detection]:
+        """Every face, or with `one` at least the one `analyze` chooses (maybe a coarse look)."""
         height, width = rgb.shape[:2]
         scale = self.detection_scale(height, width)
         quick = self.settings.detect_first_side / max(height, width)
-        if self.settings.choose == "largest" and quick > 0 and 1.25 * quick < scale:
+        if one and self.settings.choose == "largest" and quick > 0 and 1.25 * quick < scale:
             # the largest face is the first one a coarse look finds: look closer only without it
             found = self._detect_at(rgb, quick, timings)
             usable = self._usable(found)

@@ -443,11 +443,15 @@ def test_a_small_face_gets_a_closer_look(astronaut, astronaut_face):
     assert face.descriptor.tobytes() == astronaut_face.descriptor.tobytes()
 
 
-def test_central_choice_always_looks_closely(two_heads):
-    analyzer = FaceAnalyzer(FaceSettings(detect_first_side=320, choose="central"))
+@pytest.mark.parametrize("choose", ["largest", "central"])
+def test_every_face_and_the_central_one_need_a_close_look(two_heads, choose):
+    analyzer = FaceAnalyzer(FaceSettings(detect_first_side=320, choose=choose))
     scales = count_looks(analyzer)
-    analyzer.detect(two_heads)
-    assert len(scales) == 1 and scales[0] == pytest.approx(640 / 900)
+    assert len(analyzer.detect(two_heads)) == 2
+    assert len(analyzer.faces(two_heads)) == 2
+    if choose == "central":
+        analyze(analyzer, two_heads)
+    assert scales == [pytest.approx(640 / 900)] * len(scales)
 
 
 def test_descriptor_engines_agree(astronaut_face):
