@@ -73,6 +73,9 @@ class FaceSettings:
     #: Who runs the descriptor network: "numpy" (the same dlib model on numpy's BLAS, ~9x faster
     #: than the BLAS-less dlib-bin wheels, equal to ~1e-6) or "dlib" (its own code).
     descriptor_engine: Literal["numpy", "dlib"] = "numpy"
+    #: BLAS threads for one descriptor with the numpy engine (0: BLAS's own choice). One is
+    #: steadier: several wait on each other whenever another process holds a core.
+    descriptor_threads: int = setting(1, min=0, max=64)
 
 
 class ModelError(RuntimeError):
@@ -265,12 +268,13 @@ class _Models:
     """The models for one pair of model files and one descriptor engine, loaded once per
     process."""
 
-    def __init__(self, landmarks: Path, descriptor: Path, engine: str = "numpy") -> None:
+    def __init__(self, landmarks: Path, descriptor: Path, engine: str = "numpy",
+                 threads: int = 1) -> None:
         _check_model_file("landmarks", landmarks)  # fail fast, before any slow load
         _check_model_file("descriptor", descriptor)
         self.detector = _model("detector", None)
         self.predictor = _model("landmarks", landmarks)
-        self.network = _numpy_network(descriptor) if engine == "numpy" else None
+        self.network = _numpy_network(descriptor, threads) if engine == "numpy" else None
         self.engine = "numpy" if self.network is not None else "dlib"
         self.recognizer = None if self.network is not None else _model("descriptor", descriptor)
         self.lock = _DLIB_LOCK
@@ -283,15 +287,15 @@ class _Models:
         return np.asarray(vector, dtype=np.float32).reshape(128)
 
 
-def _numpy_network(path: Path) -> Any:
+def _numpy_network(path: Path, threads: int) -> Any:
     """dlib's ResNet on numpy (appliance.resnet), or None (with a warning) to let dlib run it."""
     from appliance.resnet import FaceNet, NetworkFormatError
 
-    key = ("descriptor-numpy", path)
+    key = (f"descriptor-numpy-{threads}", path)
     with _DLIB_LOCK:
         if key not in _loaded:
             try:
-                _loaded[key] = FaceNet.load(path)
+                _loaded[key] = FaceNet.load(path, threads)
             except (NetworkFormatError, ValueError, IndexError) as exc:
                 log.warning("descriptor model %s: numpy engine unavailable (%s); using dlib",
                             path, exc)
@@ -323,13 +327,13 @@ def _load(loader: Any, role: str, path: Path) -> Any:
         raise ModelError(f"dlib {role} model unreadable: {path} ({first})") from None
 
 
-_models_cache: dict[tuple[Path, Path, str], _Models] = {}
+_models_cache: dict[tuple[Path, Path, str, int], _Models] = {}
 
 
 def _models_for(settings: FaceSettings) -> _Models:
     paths = model_paths(settings)
     key = (paths["landmarks"].resolve(), paths["descriptor"].resolve(),
-           settings.descriptor_engine)
+           settings.descriptor_engine, settings.descriptor_threads)
     with _DLIB_LOCK:
         if key not in _models_cache:
             _models_cache[key] = _Models(*key)

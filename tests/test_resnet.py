@@ -84,6 +84,23 @@ def test_same_chip_same_bits(net, real_chips):
     assert net.descriptor(chip).tobytes() == net.descriptor(chip.copy()).tobytes()
 
 
+def test_blas_threads_are_limited_only_during_a_descriptor(real_chips):
+    from threadpoolctl import threadpool_info
+
+    def blas_threads() -> list[int]:
+        return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+    before = blas_threads()
+    seen: list[list[int]] = []
+    net = FaceNet.load(MODEL, threads=1)
+    forward = net._forward
+    net._forward = lambda chip: (seen.append(blas_threads()), forward(chip))[1]
+    one = net.descriptor(real_chips[0])
+    assert seen == [[1] * len(before)] and blas_threads() == before
+    free = FaceNet.load(MODEL, threads=0)
+    assert np.abs(free.descriptor(real_chips[0]) - one).max() < TOLERANCE
+
+
 def test_wrong_chip_shape_is_refused(net):
     with pytest.raises(ValueError, match=r"\(150, 150, 3\)"):
         net.descriptor(np.zeros((64, 64, 3), np.uint8))
@@ -183,14 +200,14 @@ def test_analyzer_falls_back_to_dlib_when_the_numpy_engine_refuses(monkeypatch, 
                                                                    dlib_net):
     import appliance.faces as faces
 
-    def refuse(path):
+    def refuse(path, threads=1):
         raise NetworkFormatError(f"{path}: refused for the test")
 
     monkeypatch.setattr(FaceNet, "load", staticmethod(refuse))
     monkeypatch.setattr(faces, "_models_cache", {})
     monkeypatch.setattr(faces, "_loaded", dict(faces._loaded))
-    faces._loaded.pop(("descriptor-numpy", MODEL.resolve()), None)
-    faces._loaded.pop(("descriptor-numpy", MODEL), None)
+    for key in [k for k in faces._loaded if str(k[0]).startswith("descriptor-numpy")]:
+        faces._loaded.pop(key)
     models = faces._models_for(FaceSettings(descriptor_model=MODEL))
     assert models.engine == "dlib"
     chip = real_chips[0]
