@@ -351,6 +351,11 @@ class FaceAnalyzer:
         self.settings = settings or FaceSettings()
         self._models = _models_for(self.settings)
 
+    @property
+    def descriptor_engine(self) -> str:
+        """Who runs the descriptor network: "numpy" or "dlib" (also after a fallback)."""
+        return self._models.engine
+
     # -- public API ----------------------------------------------------------------------------
 
     def analyze(self, image: Source) -> Face | NoFaceFound:

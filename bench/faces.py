@@ -218,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"face pipeline, median ms of {args.repeat} runs "
           f"(dlib {dlib.__version__}, BLAS {dlib.DLIB_USE_BLAS}, {platform.machine()})")
-    print(f"descriptor engine: {analyzer._models.engine}")
+    print(f"descriptor engine: {analyzer.descriptor_engine}")
     print(f"{'stage':<22}" + "".join(f"{name:>15}" for name in SIZES))
     for stage in (*STAGES, "analyze", "decode_640"):
         label = {"analyze": "analyze() total", "decode_640": "decode to <=640 (DCT)"}.get(

@@ -456,7 +456,7 @@ def test_every_face_and_the_central_one_need_a_close_look(two_heads, choose):
 
 def test_descriptor_engines_agree(astronaut_face):
     dlib_engine = FaceAnalyzer(FaceSettings(descriptor_engine="dlib"))
-    assert dlib_engine._models.engine == "dlib"
-    assert FaceAnalyzer()._models.engine == "numpy"
+    assert dlib_engine.descriptor_engine == "dlib"
+    assert FaceAnalyzer().descriptor_engine == "numpy"
     theirs = dlib_engine._models.describe(astronaut_face.chip)
     assert np.abs(theirs - astronaut_face.descriptor).max() < 2e-5

@@ -78,6 +78,7 @@ class ApplianceBackend:
             analyzer.analyze(np.zeros((64, 64, 3), np.uint8))  # loads every model now
         except Exception as exc:
             raise PartFault(Fault.CORPUS, f"face models: {_one_line(exc)}") from None
+        log.info("face models loaded; descriptor engine: %s", analyzer.descriptor_engine)
         self.analyzer = analyzer
 
     def _corpus_location(self) -> Path:
