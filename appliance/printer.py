@@ -1,15 +1,19 @@
 """Thermal receipt printers: one `Printer` interface over python-escpos connections.
 
-What is printed is encoded once by python-escpos itself (`Dummy` printer with the configured
-profile: `ESC @`, raster `GS v 0` fragments, feed and cut), then sent through a connection
-(`usb`, `serial`, `network`, `file`) in chunks. Every connection call runs in a worker thread
-with a deadline, so a printer that stops answering cannot block the appliance. Failures become
-typed `PrinterFault`s, reported as `FaultEvent`s to `on_fault` and retried with backoff; only the
-last fault is raised, and nothing else ever is. The `virtual` backend writes the exact byte stream
-(.bin) and a PNG decoded from those bytes::
+What is printed is encoded by python-escpos itself (`Dummy` printer with the configured profile:
+`ESC @`, raster `GS v 0` fragments, feed and cut), then sent through a connection (`usb`,
+`serial`, `network`, `file`) in chunks. A ticket is one image or an iterable of bands (a lazy
+`appliance.ticket.Ticket`): each band is encoded and written as soon as it is composed, so the
+printer starts on the header while the photos below are still being dithered. Every connection
+call runs in a worker thread with a deadline, so a printer that stops answering cannot block the
+appliance. Failures become typed `PrinterFault`s, reported as `FaultEvent`s to `on_fault` and
+retried with backoff; only the last fault is raised, and nothing else ever is. A ticket whose
+later band cannot be composed is fed and cut off (`TicketAborted`): never half a ticket run into
+the next. The `virtual` backend writes the exact byte stream (.bin) and a PNG decoded from it::
 
     >>> printer = make_printer(section(config, "printer", PrinterSettings))
     >>> printer.print_ticket(ticket_image)          # PIL mode "1", printer.width dots wide
+    >>> printer.print_ticket(ticket)                # or bands, top to bottom
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import os
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -148,6 +152,13 @@ class TicketRejected(PrinterFault):
     retryable = False
 
 
+class TicketAborted(PrinterFault):
+    """A band of the ticket could not be composed; what was printed of it was cut off."""
+
+    kind = "aborted"
+    retryable = False
+
+
 @dataclass(frozen=True)
 class FaultEvent:
     """One failed attempt, as reported to `on_fault`."""
@@ -171,6 +182,10 @@ class PrintReceipt:
     seconds: float
     attempts: int
     files: tuple[Path, ...] = ()
+    encode_seconds: tuple[float, ...] = ()  # python-escpos encoding time of each band
+
+
+Ticket = Image.Image | Iterable[Image.Image]  # one image, or bands top to bottom
 
 
 FaultHandler = Callable[[FaultEvent], None]
@@ -231,35 +246,116 @@ class Job:
         return b"".join(self.segments)
 
 
-def encode_ticket(image: Image.Image, settings: PrinterSettings, width: int) -> Job:
-    """Encode a mode "1" ticket with python-escpos: init, raster fragments, cut."""
-    try:
-        return _encode(image, settings, width)
-    except PrinterFault:
-        raise
-    except Exception as exc:  # escpos refusing something: a fault, never a crash
-        raise TicketRejected(f"cannot encode the ticket: {_reason(exc)}") from None
+class BandEncoder:
+    """python-escpos encoding, one band at a time, on one reused `Dummy` printer."""
+
+    def __init__(self, settings: PrinterSettings, width: int) -> None:
+        self.settings = settings
+        self.width = width
+        self._dummy = _with_width(escpos_module().Dummy(profile=settings.profile), width)
+
+    def _emit(self, command: Callable[[Any], None]) -> list[bytes]:
+        self._dummy.clear()
+        try:
+            command(self._dummy)
+        except PrinterFault:
+            raise
+        except Exception as exc:  # escpos refusing something: a fault, never a crash
+            raise TicketRejected(f"cannot encode the ticket: {_reason(exc)}") from None
+        return list(self._dummy._output_list)
+
+    def init(self) -> list[bytes]:
+        return self._emit(lambda d: d.hw("INIT"))
+
+    def band(self, image: Image.Image) -> list[bytes]:
+        """The raster segments (`GS v 0` header + rows, per fragment) of one band."""
+        _check_band(image, self.width)
+        return self._emit(lambda d: d.image(image, impl="bitImageRaster",
+                                            fragment_height=self.settings.fragment_height))
+
+    def end(self) -> list[bytes]:
+        cut = self.settings.cut
+        if cut == "none":
+            return []
+        return self._emit(lambda d: d.cut(mode="PART" if cut == "partial" else "FULL"))
 
 
-def _encode(image: Image.Image, settings: PrinterSettings, width: int) -> Job:
+def _check_band(image: Image.Image, width: int) -> None:
+    if not isinstance(image, Image.Image):
+        raise TicketRejected(f"a ticket band must be a PIL image, got {type(image).__name__}")
     if image.mode != "1":
         raise TicketRejected(f"ticket image must be mode '1' (1 bit), got mode {image.mode!r}")
     if image.width > width or image.width % 8:
         raise TicketRejected(
             f"ticket is {image.width} dots wide; expected a multiple of 8 up to {width}"
         )
-    if image.height == 0:
-        raise TicketRejected("ticket image is empty")
-    dummy = _with_width(escpos_module().Dummy(profile=settings.profile), width)
-    dummy.hw("INIT")
-    first_image = len(dummy._output_list)
-    dummy.image(image, impl="bitImageRaster", fragment_height=settings.fragment_height)
-    last_image = len(dummy._output_list)
-    if settings.cut != "none":
-        dummy.cut(mode="PART" if settings.cut == "partial" else "FULL")
-    segments = tuple(dummy._output_list)
-    raster = tuple(first_image <= i < last_image for i in range(len(segments)))
-    return Job(segments, raster)
+
+
+class StreamJob:
+    """A ticket's ESC/POS segments, encoded band by band as they are asked for.
+
+    Iterating yields (bytes, is_raster): INIT once the first band is encoded, each band's raster
+    segments, then the cut. Segments already encoded are kept, so a retry replays them before
+    composing further. A band that cannot be composed raises `TicketAborted`.
+    """
+
+    def __init__(self, ticket: Ticket, encoder: BandEncoder) -> None:
+        self.encoder = encoder
+        self._bands: Iterator[Image.Image] | None = iter(
+            [ticket] if isinstance(ticket, Image.Image) else ticket)
+        self._segments: list[tuple[bytes, bool]] = []
+        self.encode_seconds: list[float] = []
+
+    def __iter__(self) -> Iterator[tuple[bytes, bool]]:
+        i = 0
+        while i < len(self._segments) or self._more():
+            if i < len(self._segments):
+                yield self._segments[i]
+                i += 1
+
+    def _more(self) -> bool:
+        """Compose and encode the next band (or the cut); False when the ticket is complete."""
+        if self._bands is None:
+            return False
+        band = self._next_band()
+        start = time.perf_counter()
+        if band is None:
+            self._bands = None
+            if not self.encode_seconds:
+                raise TicketRejected("ticket image is empty")
+            self._add(self.encoder.end(), raster=False)
+            return True
+        if isinstance(band, Image.Image) and band.height == 0:
+            return True
+        raster = self.encoder.band(band)
+        if not self._segments:
+            self._add(self.encoder.init(), raster=False)
+        self._add(raster, raster=True)
+        self.encode_seconds.append(time.perf_counter() - start)
+        return True
+
+    def _next_band(self) -> Image.Image | None:
+        assert self._bands is not None
+        try:
+            return next(self._bands)
+        except StopIteration:
+            return None
+        except Exception as exc:
+            self._bands = None
+            raise TicketAborted(f"ticket composition failed: {_reason(exc)}") from exc
+
+    def _add(self, segments: list[bytes], *, raster: bool) -> None:
+        self._segments.extend((segment, raster) for segment in segments)
+
+    def job(self) -> Job:
+        """Every segment, encoding the rest of the ticket."""
+        segments = list(self)
+        return Job(tuple(s for s, _ in segments), tuple(r for _, r in segments))
+
+
+def encode_ticket(image: Ticket, settings: PrinterSettings, width: int) -> Job:
+    """Encode a mode "1" ticket (or its bands) with python-escpos: init, raster fragments, cut."""
+    return StreamJob(image, BandEncoder(settings, width)).job()
 
 
 def _separator(settings: PrinterSettings) -> bytes:
@@ -307,10 +403,18 @@ class Printer(ABC):
     """Prints 1-bit tickets; raises only `PrinterFault` subclasses."""
 
     width: int
+    settings: PrinterSettings
+    _encoder: BandEncoder | None = None
+
+    def _job(self, ticket: Ticket) -> StreamJob:
+        """The ticket's segments, encoded lazily (one python-escpos encoder per printer)."""
+        if self._encoder is None:
+            self._encoder = BandEncoder(self.settings, self.width)
+        return StreamJob(ticket, self._encoder)
 
     @abstractmethod
-    def print_ticket(self, image: Image.Image) -> PrintReceipt:
-        """Print `image` (mode "1", at most `width` dots wide) and cut."""
+    def print_ticket(self, image: Ticket) -> PrintReceipt:
+        """Print `image` (mode "1", at most `width` dots wide; or its bands) and cut."""
 
     def status(self) -> PrinterStatus:
         """What the printer says about itself (never blocks longer than the status timeout)."""
@@ -420,28 +524,47 @@ class EscposPrinter(Printer):
 
     # -- printing
 
-    def _send(self, conn: Any, job: Job) -> int:
-        size = self.settings.chunk_bytes
-        sent = 0
+    def _send(self, conn: Any, job: StreamJob) -> int:
+        """Write the job's segments as they are encoded; returns the bytes sent."""
         if self._spoiled:
             self._write(conn, self._spoiled)
             self._spoiled = b""
-        for segment, is_raster in zip(job.segments, job.raster, strict=True):
-            for start in range(0, len(segment), size):
-                try:
-                    self._write(conn, segment[start:start + size])
-                except PrinterFault:
-                    if sent or start:
-                        # Complete the interrupted raster with blank rows (NUL bytes are ignored
-                        # outside an image), then reset and cut the spoiled part off.
-                        pad = len(segment) - start if is_raster else 0
-                        self._spoiled = bytes(pad) + _separator(self.settings)
-                    raise
-                sent += min(size, len(segment) - start)
-        return sent
+        sent = 0
+        segments = iter(job)
+        while True:
+            try:
+                segment, is_raster = next(segments)
+            except StopIteration:
+                return sent
+            except PrinterFault:  # the ticket itself failed (a band): cut off what was printed
+                if sent:
+                    self._cut_off(conn)
+                raise
+            sent += self._send_segment(conn, segment, is_raster, sent)
 
-    def print_ticket(self, image: Image.Image) -> PrintReceipt:
-        job = encode_ticket(image, self.settings, self.width)
+    def _send_segment(self, conn: Any, segment: bytes, is_raster: bool, sent: int) -> int:
+        size = self.settings.chunk_bytes
+        for start in range(0, len(segment), size):
+            try:
+                self._write(conn, segment[start:start + size])
+            except PrinterFault:
+                if sent or start:
+                    # Complete the interrupted raster with blank rows (NUL bytes are ignored
+                    # outside an image), then reset and cut the spoiled part off.
+                    pad = len(segment) - start if is_raster else 0
+                    self._spoiled = bytes(pad) + _separator(self.settings)
+                raise
+        return len(segment)
+
+    def _cut_off(self, conn: Any) -> None:
+        """Feed and cut after a ticket abandoned between bands (or on the next ticket)."""
+        try:
+            self._write(conn, _separator(self.settings))
+        except PrinterFault:
+            self._spoiled = _separator(self.settings)
+
+    def print_ticket(self, image: Ticket) -> PrintReceipt:
+        job = self._job(image)
         started = time.monotonic()
         attempts = self.settings.retries + 1
         for attempt in range(1, attempts + 1):
@@ -450,9 +573,11 @@ class EscposPrinter(Printer):
                 if self.settings.check_status:
                     self._check_ready(conn)
                 sent = self._send(conn, job)
-                return PrintReceipt(sent, time.monotonic() - started, attempt)
+                return PrintReceipt(sent, time.monotonic() - started, attempt,
+                                    encode_seconds=tuple(job.encode_seconds))
             except PrinterFault as fault:
-                self._drop()
+                if fault.retryable:
+                    self._drop()
                 retry = attempt < attempts and fault.retryable
                 delay = min(self.settings.backoff * 2 ** (attempt - 1), self.settings.backoff_max)
                 self._report(fault, attempt, retry, delay if retry else 0.0)
@@ -492,12 +617,12 @@ class VirtualPrinter(Printer):
         self.keep = keep or self.settings.virtual.keep
         self._count = 0
 
-    def print_ticket(self, image: Image.Image, name: str | None = None) -> PrintReceipt:
+    def print_ticket(self, image: Ticket, name: str | None = None) -> PrintReceipt:
         from appliance.escpos_decode import decode
 
         started = time.monotonic()
-        job = encode_ticket(image, self.settings, self.width)
-        data = job.data
+        stream = self._job(image)
+        data = stream.job().data  # a ticket that fails to compose leaves no files
         self._count += 1
         stem = name or f"ticket-{datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}-{self._count:04d}"
         bin_path = self.out_dir / f"{stem}.bin"
@@ -513,7 +638,8 @@ class VirtualPrinter(Printer):
         except ValueError as exc:  # the decoder refusing our own bytes would be a bug
             raise TicketRejected(f"virtual printer cannot decode the ticket: {exc}") from None
         self._prune()
-        return PrintReceipt(len(data), time.monotonic() - started, 1, (bin_path, png_path))
+        return PrintReceipt(len(data), time.monotonic() - started, 1, (bin_path, png_path),
+                            tuple(stream.encode_seconds))
 
     def _prune(self) -> None:
         tickets = sorted(self.out_dir.glob("ticket-*.bin"), key=lambda p: p.stat().st_mtime)

@@ -9,16 +9,23 @@ Two layouts (config `ticket.layout`):
   number), beside their closest lookalike on the same chart.
 
 Photos are tone-prepared and dithered (appliance.dither); text and lines are drawn without
-anti-aliasing, so they print crisp. Sizes are given for 576 dots and scale with the width::
+anti-aliasing, so they print crisp. Sizes are given for 576 dots and scale with the width.
+
+The ticket is composed as full-width bands, header first, so the printer can start on the header
+while the photos are still being dithered (`Ticket`, `ticket_bands`). What does not depend on the
+visitor (header art, rules, headings, the privacy line, the corpus map's dots) is drawn once per
+process and reused::
 
     >>> image = compose_ticket(content, TicketLayout(), Installation(), width=576)  # mode "1"
+    >>> ticket = Ticket(ticket_bands(content, width=576), 576)  # lazy; iterate for the bands
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
@@ -73,6 +80,7 @@ class TicketLayout:
     margin: int = setting(20, min=8, max=100)  # dots at 576 wide, left and right
     number_digits: int = setting(6, min=1, max=12)  # ticket number zero padding
     date_format: str = "%d.%m.%Y  %H:%M"
+    date: Literal["auto", "always", "never"] = "auto"  # auto: only when the clock is synchronised
     privacy: str = "Nothing of you was kept. Your photo lived in memory for a moment, and is gone."
     retry_hint: str = "Face the camera, come a little closer, and press the button again."
     tone: Tone = field(default_factory=Tone)
@@ -110,9 +118,44 @@ class CorpusMap:
 class TicketContent:
     lookalikes: Sequence[Lookalike]
     number: int = 1
-    when: datetime = field(default_factory=datetime.now)
+    when: datetime | None = field(default_factory=datetime.now)  # None: no date is printed
     visitor_face: np.ndarray | None = None  # uint8 gray aligned face, only if it is printed
     corpus_map: CorpusMap | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# What does not depend on the visitor, drawn once per process
+
+STATIC_LIMIT = 64  # cached pieces kept (a few per layout and paper width)
+_static: dict[tuple[object, ...], Image.Image] = {}
+_BITS = [PAPER if v >= 128 else INK for v in range(256)]  # 8-bit block -> 1-bit band
+
+
+def static_piece(key: tuple[object, ...], draw: Callable[[], Image.Image]) -> Image.Image:
+    """The image `draw` makes for `key`, drawn on first use; callers must not draw on it."""
+    piece = _static.get(key)
+    if piece is None:
+        piece = draw()
+        if len(_static) >= STATIC_LIMIT:
+            _static.pop(next(iter(_static)))
+        _static[key] = piece
+    return piece
+
+
+def clear_static() -> None:
+    """Forget every pre-rendered piece (tests; a changed font file)."""
+    _static.clear()
+
+
+def stack(blocks: Iterable[Image.Image], width: int, mode: str = "L") -> Image.Image:
+    """`blocks` one under the other, as one image `width` wide."""
+    blocks = list(blocks)
+    canvas = Image.new(mode, (width, sum(b.height for b in blocks)), PAPER if mode == "L" else 1)
+    y = 0
+    for b in blocks:
+        canvas.paste(b, (0, y))
+        y += b.height
+    return canvas
 
 
 # ---------------------------------------------------------------------------------------------
@@ -149,6 +192,21 @@ class Page:
 
     def space(self, height: float) -> None:
         self.block(self.px(height))
+
+    def cached(self, key: tuple[object, ...], draw: Callable[[], object]) -> None:
+        """Append the blocks `draw` adds, drawn once per process for this key, width, layout."""
+
+        def render() -> Image.Image:
+            mark = len(self.blocks)
+            draw()
+            piece = stack(self.blocks[mark:], self.width)
+            del self.blocks[mark:]
+            return piece
+
+        self.blocks.append(static_piece((*key, self.width, self.layout), render))
+
+    def number(self, number: int) -> str:
+        return f"N° {number:0{self.layout.number_digits}d}"
 
     def photo(self, gray: np.ndarray, size: tuple[int, int]) -> Image.Image:
         start = time.perf_counter()
@@ -191,14 +249,12 @@ class Page:
         else:
             draw.rectangle([self.margin, g, self.width - self.margin - 1, g + t - 1], fill=INK)
 
-    def image(self) -> Image.Image:
-        height = sum(b.height for b in self.blocks)
-        canvas = Image.new("L", (self.width, height), PAPER)
-        y = 0
-        for b in self.blocks:
-            canvas.paste(b, (0, y))
-            y += b.height
-        return canvas.point(lambda v: 255 if v >= 128 else 0).convert("1", dither=None)
+    def flush(self) -> Image.Image | None:
+        """The blocks added since the last flush as one mode "1" band; None if there are none."""
+        blocks, self.blocks = self.blocks, []
+        if not sum(b.height for b in blocks):
+            return None
+        return stack(blocks, self.width).point(_BITS, "1")
 
 
 def crop_to_aspect(gray: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -283,8 +339,17 @@ def fit_size(text: str, role: str, page: Page, largest: float, smallest: float,
 # Parts
 
 
-def _header(page: Page, installation: Installation, content_number: int, when: datetime,
+def _header(page: Page, installation: Installation, number: int, when: datetime | None,
             *, compact: bool = False) -> None:
+    """Title art (drawn once), then the ticket's number and date."""
+    page.cached(("header", installation, compact),
+                lambda: _header_art(page, installation, compact=compact))
+    date = when.strftime(page.layout.date_format) if when is not None else ""
+    _meta_row(page, page.number(number), date)
+    page.cached(("header-rule",), lambda: page.rule(1, gap=6, dotted=True))
+
+
+def _header_art(page: Page, installation: Installation, *, compact: bool) -> None:
     page.space(10)
     page.rule(5, gap=0)
     page.space(4)
@@ -303,9 +368,6 @@ def _header(page: Page, installation: Installation, content_number: int, when: d
     page.space(4)
     page.rule(5, gap=0)
     page.space(8)
-    _meta_row(page, f"N° {content_number:0{page.layout.number_digits}d}",
-              when.strftime(page.layout.date_format))
-    page.rule(1, gap=6, dotted=True)
 
 
 def _meta_row(page: Page, left: str, right: str) -> None:
@@ -379,8 +441,8 @@ def _hero(page: Page, content: TicketContent) -> None:
     visitor = content.visitor_face if page.layout.show_visitor else None
     frame_extra = 2 * (page.px(4) + (1 if page.width < 500 else 2))
     if visitor is None:
-        _heading(page, "your closest double")
-        page.space(4)
+        page.cached(("hero-head",), lambda: (_heading(page, "your closest double"),
+                                              page.space(4)))
         side = page.inner - frame_extra
         framed = _framed(page.photo(best.thumbnail, (side, side)), page)
         img, draw = page.block(framed.height + page.px(12))
@@ -403,13 +465,13 @@ def _hero(page: Page, content: TicketContent) -> None:
     _caption(page, best, page.margin, page.inner, draw, 0, big=True)
 
 
-def _grid(page: Page, others: Sequence[Lookalike]) -> None:
+def _grid(page: Page, others: Sequence[Lookalike]) -> Iterator[None]:
+    """The other doubles in rows; yields after each row (a band)."""
     if not others:
         return
     columns = page.layout.columns or (2 if page.width < 480 or len(others) in (1, 2, 4) else 3)
-    page.rule(1, gap=10, dotted=True)
-    _heading(page, "and then")
-    page.space(4)
+    page.cached(("grid-head",), lambda: (page.rule(1, gap=10, dotted=True),
+                                         _heading(page, "and then"), page.space(4)))
     gap = page.px(14)
     cell = (page.inner - gap * (columns - 1)) // columns
     frame_extra = 2 * (page.px(4) + (1 if page.width < 500 else 2))
@@ -425,40 +487,47 @@ def _grid(page: Page, others: Sequence[Lookalike]) -> None:
             x = page.margin + offset + i * (cell + gap)
             img.paste(_framed(page.photo(match.thumbnail, (side, side)), page), (x, 0))
             _caption(page, match, x, cell, draw, side + frame_extra + page.px(6), big=False)
+        yield
 
 
-def _map(page: Page, corpus_map: CorpusMap) -> None:
-    points = np.asarray(corpus_map.points, dtype=np.float64).reshape(-1, 2)
-    if len(points) == 0 and corpus_map.visitor is None:
-        return
-    page.rule(1, gap=10, dotted=True)
-    _heading(page, "where you stand")
-    page.space(4)
-    height = page.px(page.layout.map_height)
-    _, draw = page.block(height)
-    x0, y0, x1, y1 = page.margin, 0, page.width - page.margin - 1, height - 1
-    draw.rectangle([x0, y0, x1, y1], outline=INK, width=1)
-    pad = page.px(18)
-    known = [p for p in [corpus_map.visitor, *corpus_map.lookalikes] if p is not None]
-    everything = np.vstack([points, np.asarray(known, dtype=np.float64).reshape(-1, 2)])
-    robust = len(everything) > 2000  # a few far outliers must not squeeze a big corpus
-    lo = np.percentile(everything, 0.5, axis=0) if robust else everything.min(0)
-    hi = np.percentile(everything, 99.5, axis=0) if robust else everything.max(0)
-    if known:
-        k = np.asarray(known)
-        lo, hi = np.minimum(lo, k.min(0)), np.maximum(hi, k.max(0))
+@dataclass(frozen=True)
+class MapFrame:
+    """The map's box on its block and the PCA window it shows (set by the corpus alone)."""
+
+    box: tuple[int, int, int, int]  # x0, y0, x1, y1 in dots
+    pad: int
+    lo: np.ndarray
+    span: np.ndarray
+
+    def to_xy(self, p: object) -> np.ndarray:
+        """Dots for PCA points; points outside the window are kept on its edge."""
+        x0, y0, x1, y1 = self.box
+        u = np.clip((np.asarray(p, dtype=np.float64) - self.lo) / self.span, 0.0, 1.0)
+        xs = x0 + self.pad + u[..., 0] * (x1 - x0 - 2 * self.pad)
+        ys = y1 - self.pad - u[..., 1] * (y1 - y0 - 2 * self.pad)
+        return np.rint(np.stack([xs, ys], axis=-1)).astype(int)
+
+
+def _map_frame(page: Page, points: np.ndarray, known: np.ndarray) -> MapFrame:
+    """The window: the corpus sample's extent (robust for a big one), else the known points."""
+    basis = points if len(points) else known
+    robust = len(basis) > 2000  # a few far outliers must not squeeze a big corpus
+    lo = np.percentile(basis, 0.5, axis=0) if robust else basis.min(0)
+    hi = np.percentile(basis, 99.5, axis=0) if robust else basis.max(0)
     span = np.where(hi - lo > 1e-12, hi - lo, 1.0)
+    height = page.px(page.layout.map_height)
+    box = (page.margin, 0, page.width - page.margin - 1, height - 1)
+    return MapFrame(box, page.px(18), lo, span)
 
-    def to_xy(p: np.ndarray) -> np.ndarray:
-        u = (np.asarray(p, dtype=np.float64) - lo) / span
-        xs = x0 + pad + u[..., 0] * (x1 - x0 - 2 * pad)
-        ys = y1 - pad - u[..., 1] * (y1 - y0 - 2 * pad)
-        return np.stack([xs, ys], axis=-1)
 
-    # the corpus: one dot per face, a small cross when the corpus is small enough to count
-    xy = np.rint(to_xy(points)).astype(int)
-    inside = (xy[:, 0] > x0) & (xy[:, 0] < x1) & (xy[:, 1] > y0) & (xy[:, 1] < y1)
-    xy = xy[inside]
+def _map_background(page: Page, frame: MapFrame, points: np.ndarray) -> Image.Image:
+    """The frame and one dot per face (a small cross when few enough to count)."""
+    x0, y0, x1, y1 = frame.box
+    img = Image.new("L", (page.width, y1 + 1), PAPER)
+    draw = ImageDraw.Draw(img)
+    draw.rectangle([x0, y0, x1, y1], outline=INK, width=1)
+    xy = frame.to_xy(points)
+    xy = xy[(xy[:, 0] > x0) & (xy[:, 0] < x1) & (xy[:, 1] > y0) & (xy[:, 1] < y1)]
     if len(points) <= 600:
         r = max(1, page.px(1.5))
         for x, y in xy:
@@ -466,13 +535,44 @@ def _map(page: Page, corpus_map: CorpusMap) -> None:
             draw.line([x, y - r, x, y + r], fill=INK)
     else:
         draw.point([tuple(p) for p in xy], fill=INK)
-    # the doubles: small filled squares with their rank (hidden under the visitor's ring)
-    visitor_xy = (None if corpus_map.visitor is None
-                  else np.rint(to_xy(np.asarray(corpus_map.visitor))).astype(int))
+    return img
+
+
+def _map(page: Page, corpus_map: CorpusMap) -> None:
+    points = np.asarray(corpus_map.points, dtype=np.float64).reshape(-1, 2)
+    known = np.asarray([p for p in [corpus_map.visitor, *corpus_map.lookalikes] if p is not None],
+                       dtype=np.float64).reshape(-1, 2)
+    if len(points) == 0 and corpus_map.visitor is None:
+        return
+    page.cached(("map-head",), lambda: (page.rule(1, gap=10, dotted=True),
+                                        _heading(page, "where you stand"), page.space(4)))
+    frame = _map_frame(page, points, known)
+    if len(points):
+        digest = hashlib.blake2b(points.tobytes(), digest_size=16).digest()
+        background = static_piece(("map", digest, page.width, page.layout),
+                                  lambda: _map_background(page, frame, points))
+        img = background.copy()
+    else:
+        img = _map_background(page, frame, points)
+    page.blocks.append(img)
+    draw = ImageDraw.Draw(img)
+    draw.fontmode = "1"
+    _map_marks(page, draw, frame, corpus_map)
+    page.space(4)
+    count = f"{corpus_map.count:,}".replace(",", " ")
+    page.cached(("map-count", count), lambda: page.text(
+        f"{count} faces, laid out by resemblance", "text", 15, leading=1.3))
+
+
+def _map_marks(page: Page, draw: ImageDraw.ImageDraw, frame: MapFrame,
+               corpus_map: CorpusMap) -> None:
+    """The doubles (small squares with their rank) and the visitor (crosshair, ring, label)."""
+    _, y0, x1, _ = frame.box
+    visitor_xy = None if corpus_map.visitor is None else frame.to_xy(corpus_map.visitor)
     ring = page.px(9) + page.px(8)
     small = page.font("bold", 13)
     for rank, p in enumerate(corpus_map.lookalikes, start=1):
-        px_, py_ = np.rint(to_xy(np.asarray(p))).astype(int)
+        px_, py_ = frame.to_xy(p)
         s = page.px(3)
         draw.rectangle([px_ - s, py_ - s, px_ + s, py_ + s], fill=INK)
         near_visitor = visitor_xy is not None and np.hypot(*(visitor_xy - (px_, py_))) < ring
@@ -483,40 +583,41 @@ def _map(page: Page, corpus_map: CorpusMap) -> None:
             if toward_visitor or tx + text_width(str(rank), small) > x1 - 2:
                 tx = px_ - s - 2 - text_width(str(rank), small)
             draw.text((tx, max(y0 + 2, py_ - small.size)), str(rank), font=small, fill=INK)
-    # the visitor: crosshair through the whole map, a ring, a label
+    if visitor_xy is not None:
+        _map_visitor(page, draw, frame, visitor_xy)
+
+
+def _map_visitor(page: Page, draw: ImageDraw.ImageDraw, frame: MapFrame,
+                 at: np.ndarray) -> None:
+    x0, y0, x1, y1 = frame.box
+    vx, vy = at
+    step = page.px(4)
+    for x in range(x0 + 2, x1 - 1, step):
+        draw.point((x, vy), fill=INK)
+    for y in range(y0 + 2, y1 - 1, step):
+        draw.point((vx, y), fill=INK)
+    r = page.px(9)
+    draw.ellipse([vx - r, vy - r, vx + r, vy + r], fill=PAPER, outline=INK, width=page.px(3))
+    draw.ellipse([vx - 2, vy - 2, vx + 2, vy + 2], fill=INK)
     label_font = page.font("bold", 17)
-    if corpus_map.visitor is not None:
-        vx, vy = np.rint(to_xy(np.asarray(corpus_map.visitor))).astype(int)
-        step = page.px(4)
-        for x in range(x0 + 2, x1 - 1, step):
-            draw.point((x, vy), fill=INK)
-        for y in range(y0 + 2, y1 - 1, step):
-            draw.point((vx, y), fill=INK)
-        r = page.px(9)
-        draw.ellipse([vx - r, vy - r, vx + r, vy + r], fill=PAPER, outline=INK, width=page.px(3))
-        draw.ellipse([vx - 2, vy - 2, vx + 2, vy + 2], fill=INK)
-        label = "YOU"
-        lw = text_width(label, label_font)
-        lx = vx + r + page.px(4)
-        if lx + lw > x1 - 2:
-            lx = vx - r - page.px(4) - lw
-        ly = max(y0 + 2, min(vy - label_font.size // 2, y1 - label_font.size - 4))
-        draw.rectangle([lx - 2, ly, lx + lw + 1, ly + label_font.size + 2], fill=PAPER)
-        draw.text((lx, ly), label, font=label_font, fill=INK)
-    page.space(4)
-    count = f"{corpus_map.count:,}".replace(",", " ")
-    page.text(f"{count} faces, laid out by resemblance", "text", 15, leading=1.3)
+    label = "YOU"
+    lw = text_width(label, label_font)
+    lx = vx + r + page.px(4)
+    if lx + lw > x1 - 2:
+        lx = vx - r - page.px(4) - lw
+    ly = max(y0 + 2, min(vy - label_font.size // 2, y1 - label_font.size - 4))
+    draw.rectangle([lx - 2, ly, lx + lw + 1, ly + label_font.size + 2], fill=PAPER)
+    draw.text((lx, ly), label, font=label_font, fill=INK)
 
 
-def _footer(page: Page, number: int, when: datetime) -> None:
-    page.rule(1, gap=12)
-    page.text(page.layout.privacy, "note", 19, leading=1.35)
-    page.space(8)
-    stamp = f"{when:%Y-%m-%d %H:%M:%S} · N° {number:0{page.layout.number_digits}d}"
+def _footer(page: Page, number: int, when: datetime | None) -> None:
+    page.cached(("footer-top",), lambda: (page.rule(1, gap=12), page.text(
+        page.layout.privacy, "note", 19, leading=1.35), page.space(8)))
+    stamp = page.number(number)
+    if when is not None:
+        stamp = f"{when:%Y-%m-%d %H:%M:%S} · {stamp}"
     page.text(stamp, "text", 14)
-    page.space(6)
-    page.rule(5, gap=0)
-    page.space(16)
+    page.cached(("footer-end",), lambda: (page.space(6), page.rule(5, gap=0), page.space(16)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -589,12 +690,13 @@ def _mugshot(page: Page, content: TicketContent, installation: Installation) -> 
     gap = page.px(14)
     cell = (page.inner - gap) // 2
     height = round(cell * 1.45)
-    number = f"N° {content.number:0{page.layout.number_digits}d}"
+    number = page.number(content.number)
     panels = []
-    visitor = content.visitor_face if content.visitor_face is not None else None
+    visitor = content.visitor_face
     if visitor is not None:
+        date = [] if content.when is None else [content.when.strftime("%d.%m.%Y")]
         panels.append((_face_on_chart(page, visitor, cell, height),
-                       [installation.title.upper(), content.when.strftime("%d.%m.%Y"), number]))
+                       [installation.title.upper(), *date, number]))
     panels.append((_face_on_chart(page, best.thumbnail, cell, height),
                    ["YOUR DOUBLE", f"N°{best.rank} · {best.likeness:.0f}% alike",
                     f"face {best.index}"]))
@@ -616,68 +718,145 @@ def _mugshot(page: Page, content: TicketContent, installation: Installation) -> 
 # Entry points
 
 
-def compose_ticket(content: TicketContent, layout: TicketLayout | None = None,
-                   installation: Installation | None = None, *, width: int | None = None,
-                   timings: dict[str, float] | None = None) -> Image.Image:
-    """The visitor's ticket as a PIL mode "1" image, `layout.width` or `width` (576) dots wide.
+class Ticket:
+    """A ticket composed lazily, band by band (header first), for streaming to the printer.
 
-    `timings`, if given, receives "dither" (photos) and "layout" (everything else), seconds.
+    Iterating yields the bands (mode "1", full width), composing each when it is first asked
+    for; a second iteration replays the composed ones (a printer's retry). A band that failed
+    to compose fails every iteration from there on: a ticket is never silently cut short.
+    """
+
+    def __init__(self, bands: Iterator[Image.Image], width: int,
+                 timings: dict[str, float] | None = None) -> None:
+        self.width = width
+        self.timings = timings if timings is not None else {}
+        self.band_seconds: list[float] = []  # composing time of each band
+        self._source: Iterator[Image.Image] | None = bands
+        self._bands: list[Image.Image] = []
+        self._error: BaseException | None = None
+
+    def __iter__(self) -> Iterator[Image.Image]:
+        i = 0
+        while i < len(self._bands) or self._more():
+            yield self._bands[i]
+            i += 1
+
+    def _more(self) -> bool:
+        """Compose the next band; False when the ticket is complete."""
+        if self._error is not None:
+            raise self._error
+        if self._source is None:
+            return False
+        start = time.perf_counter()
+        try:
+            self._bands.append(next(self._source))
+        except StopIteration:
+            self._source = None
+            return False
+        except Exception as exc:
+            self._source, self._error = None, exc
+            raise
+        self.band_seconds.append(time.perf_counter() - start)
+        return True
+
+    def image(self) -> Image.Image:
+        """The whole ticket as one mode "1" image (composes what is left)."""
+        return stack(self, self.width, "1")
+
+
+def ticket_bands(content: TicketContent, layout: TicketLayout | None = None,
+                 installation: Installation | None = None, *, width: int | None = None,
+                 timings: dict[str, float] | None = None) -> Iterator[Image.Image]:
+    """The visitor's ticket as mode "1" bands, top to bottom, each composed when asked for.
+
+    `timings`, if given, accumulates "dither" (photos) and "layout" (everything else), seconds.
     """
     layout = layout or TicketLayout()
     installation = installation or Installation()
     if not content.lookalikes:
         raise ValueError("a ticket needs at least one lookalike")
-    start = time.perf_counter()
     page = Page(layout.width or width or BASE_WIDTH, layout)
     matches = list(content.lookalikes)[: layout.lookalikes]
     corpus_map = content.corpus_map
     if corpus_map is not None:
         corpus_map = dataclasses.replace(corpus_map,
                                          lookalikes=corpus_map.lookalikes[: len(matches)])
-    if layout.layout == "mugshot":
-        _header(page, installation, content.number, content.when, compact=True)
-        page.space(8)
-        _mugshot(page, TicketContent(matches, content.number, content.when,
-                                     content.visitor_face, corpus_map), installation)
-    else:
-        _header(page, installation, content.number, content.when)
-        page.space(6)
-        _hero(page, TicketContent(matches, content.number, content.when,
-                                  content.visitor_face, corpus_map))
-        _grid(page, matches[1:])
-        if layout.show_map and corpus_map is not None:
-            _map(page, corpus_map)
+    content = dataclasses.replace(content, lookalikes=matches, corpus_map=corpus_map)
+    parts = _mugshot_parts if layout.layout == "mugshot" else _classic_parts
+    return _banded(page, parts(page, content, installation), timings)
+
+
+def _banded(page: Page, parts: Iterator[None], timings: dict[str, float] | None
+            ) -> Iterator[Image.Image]:
+    """Run `parts` (which yield at band boundaries) and yield the page's bands."""
+    start = time.perf_counter()
+    for _ in parts:
+        band = page.flush()
+        _record(timings, start, page)
+        if band is not None:
+            yield band
+        start = time.perf_counter()
+
+
+def _classic_parts(page: Page, content: TicketContent, installation: Installation
+                   ) -> Iterator[None]:
+    _header(page, installation, content.number, content.when)
+    page.space(6)
+    yield
+    _hero(page, content)
+    yield
+    yield from _grid(page, content.lookalikes[1:])
+    if page.layout.show_map and content.corpus_map is not None:
+        _map(page, content.corpus_map)
+        yield
     _footer(page, content.number, content.when)
-    image = page.image()
-    _record(timings, start, page)
-    return image
+    yield
+
+
+def _mugshot_parts(page: Page, content: TicketContent, installation: Installation
+                   ) -> Iterator[None]:
+    _header(page, installation, content.number, content.when, compact=True)
+    page.space(8)
+    yield
+    _mugshot(page, content, installation)
+    yield
+    _footer(page, content.number, content.when)
+    yield
+
+
+def compose_ticket(content: TicketContent, layout: TicketLayout | None = None,
+                   installation: Installation | None = None, *, width: int | None = None,
+                   timings: dict[str, float] | None = None) -> Image.Image:
+    """The visitor's whole ticket as one PIL mode "1" image: the bands of `ticket_bands`."""
+    bands = ticket_bands(content, layout, installation, width=width, timings=timings)
+    return stack(bands, (layout and layout.width) or width or BASE_WIDTH, "1")
 
 
 def compose_no_face(layout: TicketLayout | None = None, installation: Installation | None = None,
                     *, reason: str = "", number: int = 1, when: datetime | None = None,
                     width: int | None = None) -> Image.Image:
-    """A short ticket saying no face was found, and how to try again."""
+    """A short ticket saying no face was found, and how to try again (no date if `when` is None)."""
     layout = layout or TicketLayout()
     installation = installation or Installation()
-    when = when or datetime.now()
     page = Page(layout.width or width or BASE_WIDTH, layout)
     _header(page, installation, number, when, compact=True)
-    page.space(22)
-    page.text("NO FACE FOUND", "title", 44, tracking=0.12)
-    page.space(8)
+    page.cached(("no-face-head",), lambda: (page.space(22), page.text(
+        "NO FACE FOUND", "title", 44, tracking=0.12), page.space(8)))
     if reason:
         reason = reason.strip().rstrip(".")
         page.text(reason[:1].upper() + reason[1:] + ".", "note", 19)
         page.space(8)
-    page.text(layout.retry_hint, "text", 18, leading=1.35)
-    page.space(14)
+    page.cached(("no-face-hint",), lambda: (page.text(layout.retry_hint, "text", 18,
+                                                      leading=1.35), page.space(14)))
     _footer(page, number, when)
-    return page.image()
+    return page.flush() or Image.new("1", (page.width, 0))
 
 
 def _record(timings: dict[str, float] | None, start: float, page: Page) -> None:
+    """Add the time since `start` to `timings`: the page's dither time, the rest as layout."""
     if timings is None:
         return
     total = time.perf_counter() - start
     timings["dither"] = timings.get("dither", 0.0) + page.dither_seconds
     timings["layout"] = timings.get("layout", 0.0) + total - page.dither_seconds
+    page.dither_seconds = 0.0

@@ -1,14 +1,19 @@
-"""One visit's lookup: photo -> face -> descriptor -> nearest faces -> composed ticket.
+"""One visit's lookup: photo -> face -> descriptor -> nearest faces -> the ticket to print.
 
-Everything about the visitor (photo, descriptor, aligned face) lives in local variables only and
-is dropped when `run` returns; the result holds the ticket image, the matches (corpus rows and
-distances) and how long each stage took::
+Everything about the visitor (photo, descriptor) lives in local variables only and is dropped
+when `run` returns; the result holds the matches (corpus rows and distances), how long each
+stage took, and the ticket as a lazy `Ticket`: its bands are composed while the printer prints
+the ones before (only the aligned face it prints, if the layout prints one, waits in it)::
 
     >>> lookup = Lookup(FaceAnalyzer(), corpus, corpus.scanner(), TicketLayout(),
     ...                 installation=Installation(), width=printer.width)
     >>> result = lookup.run(photo)
-    >>> result.ticket                 # PIL mode "1", or None with result.no_face saying why
-    >>> result.timings                # seconds: detect, landmarks, descriptor, search, layout, ...
+    >>> printer.print_ticket(result.stream)  # band by band; None with result.no_face saying why
+    >>> result.ticket                 # the whole ticket as one PIL mode "1" image
+    >>> result.timings                # seconds: detect, landmarks, descriptor, search, thumbnails
+
+The ticket's date follows `ticket.date` (appliance.clock): by default none is printed while the
+system clock is not synchronised, as on a Pi without a real-time clock or network.
 """
 
 from __future__ import annotations
@@ -22,20 +27,24 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from appliance.clock import ticket_time
+from appliance.fonts import font
 from appliance.likeness import likeness
 from appliance.ticket import (
+    BASE_WIDTH,
     CorpusMap,
     Installation,
     Lookalike,
+    Ticket,
     TicketContent,
     TicketLayout,
     compose_no_face,
-    compose_ticket,
+    ticket_bands,
 )
 
 log = logging.getLogger(__name__)
 
-STAGES = ("detect", "landmarks", "descriptor", "search", "layout", "dither")
+STAGES = ("detect", "landmarks", "descriptor", "search", "thumbnails")  # before the ticket
 VISITOR_FACE_SIZE = 400  # dots of the aligned visitor crop (mugshot, show_visitor)
 
 
@@ -51,11 +60,16 @@ class Match:
 class VisitResult:
     """What one lookup produced. Holds nothing of the visitor but the printed ticket."""
 
-    ticket: Image.Image | None  # mode "1"; None when no face was found
+    stream: Ticket | None  # composed band by band as it is printed; None when no face was found
     matches: tuple[Match, ...] = ()
     no_face: str | None = None  # why there is no ticket
     number: int = 0
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+
+    @property
+    def ticket(self) -> Image.Image | None:
+        """The whole ticket, mode "1" (composing what the printer has not asked for yet)."""
+        return None if self.stream is None else self.stream.image()
 
     @property
     def face_found(self) -> bool:
@@ -97,10 +111,13 @@ class Lookup:
 
     def run(self, image: Any, *, number: int | None = None,
             when: datetime | None = None) -> VisitResult:
-        """Analyze `image` (RGB ndarray or path), search the corpus, compose the ticket."""
-        when = when or datetime.now()
+        """Analyze `image` (RGB ndarray or path), search the corpus, prepare the ticket.
+
+        `when` is the date printed; by default the clock's, as `ticket.date` allows.
+        """
         timings: dict[str, float] = {}
         start = time.perf_counter()
+        check_fonts(self.layout)  # a bad font file fails here, not half-way down the ticket
         face = self.analyzer.analyze(image)
         analyzed = time.perf_counter() - start
         if hasattr(face, "reason"):  # NoFaceFound
@@ -142,17 +159,27 @@ class Lookup:
         del face, descriptor  # nothing of the visitor outlives this call but the ticket
 
         number = self._number(number)
-        content = TicketContent(lookalikes, number, when, visitor_face, corpus_map)
-        ticket = compose_ticket(content, self.layout, self.installation, width=self.width,
-                                timings=timings)
+        content = TicketContent(lookalikes, number, when or self._when(), visitor_face,
+                                corpus_map)
+        ticket = self._ticket(content)
         timings["total"] = time.perf_counter() - start
         return VisitResult(ticket, matches, None, number, timings)
 
+    def _ticket(self, content: TicketContent) -> Ticket:
+        compose: dict[str, float] = {}
+        bands = ticket_bands(content, self.layout, self.installation, width=self.width,
+                             timings=compose)
+        return Ticket(bands, self.layout.width or self.width or BASE_WIDTH, compose)
+
+    def _when(self) -> datetime | None:
+        return ticket_time(self.layout.date)
+
     def no_face_ticket(self, reason: str, *, number: int | None = None,
                        when: datetime | None = None) -> Image.Image:
-        """The short "no face found, try again" ticket."""
+        """The short "no face found, try again" ticket (dated as `ticket.date` allows)."""
         return compose_no_face(self.layout, self.installation, reason=reason,
-                               number=self._number(number), when=when, width=self.width)
+                               number=self._number(number), when=when or self._when(),
+                               width=self.width)
 
     def _thumbnail(self, index: int) -> np.ndarray:
         try:
@@ -172,6 +199,13 @@ class Lookup:
         doubles = tuple((float(coords[m.index][0]), float(coords[m.index][1])) for m in matches)
         return CorpusMap(self._map_points, int(self.corpus.count),
                          (float(visitor[0]), float(visitor[1])), doubles)
+
+
+def check_fonts(layout: TicketLayout) -> None:
+    """Load every configured font file (cached); raises FontError naming a bad one."""
+    for role, path in vars(layout.fonts).items():
+        if path:
+            font(role, 12, path)
 
 
 def _sample_map(corpus: Any, limit: int) -> np.ndarray:

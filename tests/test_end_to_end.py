@@ -60,9 +60,9 @@ class SpyPrinter:
         self.images: list[Image.Image] = []
         self.receipts = []
 
-    def print_ticket(self, image):
-        self.images.append(image.copy())
-        receipt = self.inner.print_ticket(image)
+    def print_ticket(self, ticket):
+        receipt = self.inner.print_ticket(ticket)  # a lazy Ticket streams its bands
+        self.images.append(ticket.image() if hasattr(ticket, "image") else ticket.copy())
         self.receipts.append(receipt)
         return receipt
 

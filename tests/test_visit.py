@@ -93,7 +93,7 @@ def test_lookup_finds_the_nearest_faces_and_composes_a_ticket():
     assert result.matches[0].index == 17
     assert result.ticket.mode == "1" and result.ticket.width == 384
     assert set(STAGES) <= set(result.timings) and all(v >= 0 for v in result.timings.values())
-    assert result.timings["search"] > 0 and result.timings["dither"] > 0
+    assert result.timings["search"] > 0 and result.stream.timings["dither"] > 0
     assert face.aligned_calls == 0  # the visitor's face is not even cropped by default
 
 

@@ -195,7 +195,7 @@ class ApplianceBackend:
             raise PartFault(Fault.CORPUS, "the corpus is not open")
         result = self.lookup_impl.run(frame)
         timings = dict(getattr(result, "timings", {}) or {})
-        ticket = getattr(result, "ticket", None)
+        ticket = getattr(result, "stream", None)  # composed band by band while it prints
         if ticket is None:
             reason = getattr(result, "no_face", None) or getattr(result, "reason", None)
             return Outcome(no_face=str(reason or "no face found"), timings=timings)
@@ -207,6 +207,7 @@ class ApplianceBackend:
         return Outcome(ticket=ticket, timings=timings, details=details)
 
     def print_ticket(self, ticket: Any) -> None:
+        """Print a ticket image or a lazy `Ticket` (its bands stream to the printer)."""
         if self.printer is None:
             raise PartFault(Fault.PRINTER, "no printer")
         try:
