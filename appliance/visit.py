@@ -65,6 +65,7 @@ class VisitResult:
     no_face: str | None = None  # why there is no ticket
     number: int = 0
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+    when: datetime | None = None  # the date printed (None: none, the clock is not trusted)
 
     @property
     def ticket(self) -> Image.Image | None:
@@ -159,11 +160,10 @@ class Lookup:
         del face, descriptor  # nothing of the visitor outlives this call but the ticket
 
         number = self._number(number)
-        content = TicketContent(lookalikes, number, when or self._when(), visitor_face,
-                                corpus_map)
-        ticket = self._ticket(content)
+        when = when or self._when()
+        ticket = self._ticket(TicketContent(lookalikes, number, when, visitor_face, corpus_map))
         timings["total"] = time.perf_counter() - start
-        return VisitResult(ticket, matches, None, number, timings)
+        return VisitResult(ticket, matches, None, number, timings, when)
 
     def _ticket(self, content: TicketContent) -> Ticket:
         compose: dict[str, float] = {}
