@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
 import os
 import threading
 import time
@@ -247,12 +248,19 @@ class Job:
 
 
 class BandEncoder:
-    """python-escpos encoding, one band at a time, on one reused `Dummy` printer."""
+    """python-escpos encoding, one band at a time, on one reused `Dummy` printer.
+
+    The encoding of recent bands is remembered by their dots, so the parts of a ticket that are
+    the same for every visitor (the header art) are encoded once.
+    """
+
+    REMEMBERED = 16  # bands
 
     def __init__(self, settings: PrinterSettings, width: int) -> None:
         self.settings = settings
         self.width = width
         self._dummy = _with_width(escpos_module().Dummy(profile=settings.profile), width)
+        self._known: dict[tuple[object, ...], list[bytes]] = {}
 
     def _emit(self, command: Callable[[Any], None]) -> list[bytes]:
         self._dummy.clear()
@@ -270,8 +278,15 @@ class BandEncoder:
     def band(self, image: Image.Image) -> list[bytes]:
         """The raster segments (`GS v 0` header + rows, per fragment) of one band."""
         _check_band(image, self.width)
-        return self._emit(lambda d: d.image(image, impl="bitImageRaster",
-                                            fragment_height=self.settings.fragment_height))
+        key = (image.size, hashlib.blake2b(image.tobytes(), digest_size=16).digest())
+        segments = self._known.pop(key, None)
+        if segments is None:
+            segments = self._emit(lambda d: d.image(
+                image, impl="bitImageRaster", fragment_height=self.settings.fragment_height))
+        self._known[key] = segments  # newest last
+        if len(self._known) > self.REMEMBERED:
+            self._known.pop(next(iter(self._known)))
+        return segments
 
     def end(self) -> list[bytes]:
         cut = self.settings.cut

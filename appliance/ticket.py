@@ -339,11 +339,13 @@ def fit_size(text: str, role: str, page: Page, largest: float, smallest: float,
 # Parts
 
 
-def _header(page: Page, installation: Installation, number: int, when: datetime | None,
-            *, compact: bool = False) -> None:
-    """Title art (drawn once), then the ticket's number and date."""
+def _title(page: Page, installation: Installation, *, compact: bool = False) -> None:
+    """The header art: rules, the installation's title and subtitle (drawn once)."""
     page.cached(("header", installation, compact),
                 lambda: _header_art(page, installation, compact=compact))
+
+
+def _number_and_date(page: Page, number: int, when: datetime | None) -> None:
     date = when.strftime(page.layout.date_format) if when is not None else ""
     _meta_row(page, page.number(number), date)
     page.cached(("header-rule",), lambda: page.rule(1, gap=6, dotted=True))
@@ -800,7 +802,9 @@ def _banded(page: Page, parts: Iterator[None], timings: dict[str, float] | None
 
 def _classic_parts(page: Page, content: TicketContent, installation: Installation
                    ) -> Iterator[None]:
-    _header(page, installation, content.number, content.when)
+    _title(page, installation)
+    yield  # the same for every visitor: no work before the first byte
+    _number_and_date(page, content.number, content.when)
     page.space(6)
     yield
     _hero(page, content)
@@ -815,7 +819,9 @@ def _classic_parts(page: Page, content: TicketContent, installation: Installatio
 
 def _mugshot_parts(page: Page, content: TicketContent, installation: Installation
                    ) -> Iterator[None]:
-    _header(page, installation, content.number, content.when, compact=True)
+    _title(page, installation, compact=True)
+    yield
+    _number_and_date(page, content.number, content.when)
     page.space(8)
     yield
     _mugshot(page, content, installation)
@@ -839,7 +845,8 @@ def compose_no_face(layout: TicketLayout | None = None, installation: Installati
     layout = layout or TicketLayout()
     installation = installation or Installation()
     page = Page(layout.width or width or BASE_WIDTH, layout)
-    _header(page, installation, number, when, compact=True)
+    _title(page, installation, compact=True)
+    _number_and_date(page, number, when)
     page.cached(("no-face-head",), lambda: (page.space(22), page.text(
         "NO FACE FOUND", "title", 44, tracking=0.12), page.space(8)))
     if reason:

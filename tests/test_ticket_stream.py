@@ -13,7 +13,14 @@ from test_printer import FakeConnection, make_fake_printer, random_ticket
 from test_ticket import WHEN, content
 
 from appliance.escpos_decode import decode
-from appliance.printer import PrinterSettings, TicketAborted, VirtualPrinter, encode_ticket
+from appliance.printer import (
+    BandEncoder,
+    PrinterSettings,
+    StreamJob,
+    TicketAborted,
+    VirtualPrinter,
+    encode_ticket,
+)
 from appliance.ticket import (
     Installation,
     Ticket,
@@ -213,3 +220,15 @@ def test_undated_ticket_keeps_its_number_and_loses_only_the_dates():
     short = compose_no_face(reason="no face", number=3, when=None)
     assert not np.array_equal(bits(short), bits(compose_no_face(reason="no face", number=3,
                                                                  when=WHEN)))
+
+
+def test_the_first_band_is_the_same_for_every_visitor_and_encoded_once():
+    other = dataclasses.replace(content(2), number=99, when=None)
+    first = [next(iter(Ticket(ticket_bands(c, width=576), 576))) for c in (content(5), other)]
+    assert np.array_equal(bits(first[0]), bits(first[1]))
+    warm = BandEncoder(PrinterSettings(), 576)
+    StreamJob(Ticket(ticket_bands(content(5), width=576), 576), warm).job()
+    remembered = StreamJob(Ticket(ticket_bands(other, width=576), 576), warm).job()
+    fresh = StreamJob(Ticket(ticket_bands(other, width=576), 576),
+                      BandEncoder(PrinterSettings(), 576)).job()
+    assert remembered.data == fresh.data
