@@ -23,7 +23,27 @@ REPO = Path(__file__).resolve().parents[1]
 FW = REPO / "firmware"
 UNITS = FW / "rootfs" / "etc" / "systemd" / "system"
 SETUP = FW / "rootfs" / "usr" / "local" / "lib" / "sosie" / "sosie-setup"
-UNIT_FILES = sorted(UNITS.glob("*.service")) + sorted(UNITS.glob("*.path"))
+UNIT_FILES = sorted(p for kind in ("service", "path", "timer") for p in UNITS.glob(f"*.{kind}"))
+POLKIT_RULE = FW / "rootfs" / "etc" / "polkit-1" / "rules.d" / "60-sosie.rules"
+PACKAGES = FW / "packages"
+# Debian bookworm's fake-hwclock.service (package fake-hwclock 0.12+nmu1), which the image's
+# drop-in extends: a stand-in when the host does not have the package.
+FAKE_HWCLOCK_UNIT = """[Unit]
+Description=Restore / save the current clock
+DefaultDependencies=no
+Before=sysinit.target shutdown.target
+Conflicts=shutdown.target
+
+[Service]
+EnvironmentFile=-/etc/default/fake-hwclock
+ExecStart=/sbin/fake-hwclock load $FORCE
+ExecStop=/sbin/fake-hwclock save
+Type=oneshot
+RemainAfterExit=yes
+
+[Install]
+WantedBy=sysinit.target
+"""
 SMOKE_UNIT = FW / "smoke" / "sosie-smoke.service"
 BASH_SCRIPTS = [FW / "build", FW / "smoke-test", FW / "smoke" / "sosie-smoke"]
 SH_SCRIPTS = [FW / "rootfs" / "usr" / "local" / "sbin" / "sosie-rw"]
@@ -56,6 +76,14 @@ def unit_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copytree(system_units, root / "lib" / "systemd" / "system", symlinks=True)
     dest = root / "etc" / "systemd" / "system"
     dest.mkdir(parents=True)
+    shutil.copytree(UNITS / "fake-hwclock.service.d", dest / "fake-hwclock.service.d")
+    stock = root / "lib" / "systemd" / "system" / "fake-hwclock.service"
+    if not stock.exists():
+        stock.write_text(FAKE_HWCLOCK_UNIT)
+    for program in ("sbin/fake-hwclock",):
+        (root / program).parent.mkdir(parents=True, exist_ok=True)
+        (root / program).write_text("#!/bin/sh\n")
+        (root / program).chmod(0o755)
     for unit in [*UNIT_FILES, SMOKE_UNIT]:
         shutil.copy(unit, dest)
         for program in _exec_paths(unit):
@@ -80,6 +108,40 @@ def test_unit_passes_systemd_analyze_verify(unit_root: Path, unit: Path) -> None
     assert result.returncode == 0, output
     # Unknown keys are only warnings with exit status 0: treat any remark as a failure.
     assert output == "", output
+
+
+def test_clock_drop_in_passes_verify_and_waits_for_the_data_partition(unit_root: Path) -> None:
+    """fake-hwclock.service with the image's drop-in (the stock unit, or a stand-in for it)."""
+    result = _verify(unit_root, "fake-hwclock.service")
+    assert result.returncode == 0 and (result.stdout + result.stderr).strip() == ""
+    # verify reads the drop-in folder: a misspelt key in it is reported.
+    broken = unit_root / "etc" / "systemd" / "system" / "fake-hwclock.service.d" / "zz.conf"
+    broken.write_text("[Unit]\nAfterr=srv-sosie.mount\n")
+    try:
+        result = _verify(unit_root, "fake-hwclock.service")
+        assert "Afterr" in result.stdout + result.stderr
+    finally:
+        broken.unlink()
+
+
+def test_the_saved_clock_lives_on_the_writable_data_partition() -> None:
+    defaults = (FW / "rootfs" / "etc" / "default" / "fake-hwclock").read_text()
+    (clock_file,) = re.findall(r"^FILE=(\S+)$", defaults, re.MULTILINE)
+    build = (FW / "build").read_text()
+    data_mount = re.search(r"^PARTUUID=\$DISK_ID-03\s+(\S+)\s+vfat\s+rw,", build, re.MULTILINE)
+    assert data_mount, "the data partition is mounted read-write"
+    assert clock_file.startswith(data_mount.group(1) + "/")
+    root_mount = re.search(r"^PARTUUID=\$DISK_ID-02\s+/\s+ext4\s+ro,", build, re.MULTILINE)
+    assert root_mount, "the root is read-only (so the stock /etc/fake-hwclock.data cannot be saved)"
+    drop_in = (UNITS / "fake-hwclock.service.d" / "sosie.conf").read_text()
+    assert "After=srv-sosie.mount" in drop_in
+    save = (UNITS / "sosie-clock-save.service").read_text()
+    assert "EnvironmentFile=-/etc/default/fake-hwclock" in save
+    assert "ExecStart=/sbin/fake-hwclock save" in save
+    assert "fake-hwclock" in _list(PACKAGES / "system.txt")
+    assert re.search(r"for unit in .*fake-hwclock\.service.*sosie-clock-save\.timer", build)
+    # The data partition starts with the build time, so even the first boot is not in 1970.
+    assert '> "$DATA/fake-hwclock.data"' in build
 
 
 def test_verify_catches_a_misspelt_key(unit_root: Path) -> None:
@@ -108,6 +170,112 @@ def test_appliance_unit_contract() -> None:
     assert int(service["WatchdogSec"]) > 0
     assert service["RuntimeDirectory"] == "sosie"  # the control socket: /run/sosie/control.sock
     assert service["ExecStart"].startswith("/opt/sosie/bin/sosie run --config ")
+
+
+def _service_section(unit: Path) -> dict[str, list[str]]:
+    values: dict[str, list[str]] = {}
+    section = unit.read_text().split("[Service]")[1].split("\n[")[0]
+    for line in section.splitlines():
+        if "=" in line and not line.startswith("#"):
+            key, value = line.split("=", 1)
+            values.setdefault(key, []).append(value)
+    return values
+
+
+@pytest.mark.parametrize("name", ["sosie.service", "sosie-config-error.service"])
+def test_gpio_units_run_in_a_writable_working_directory(name: str) -> None:
+    """lgpio makes its notification pipes in the working directory; the root is read-only."""
+    service = _service_section(UNITS / name)
+    (runtime,) = service["RuntimeDirectory"]
+    (workdir,) = service["WorkingDirectory"]
+    assert workdir == f"/run/{runtime}"
+    environment = " ".join(service["Environment"]).split()
+    assert f"LG_WD={workdir}" in environment
+
+
+# ---------------------------------------------------------------------------------------------
+# power-off by the unprivileged appliance user: `systemctl poweroff` through logind + polkit
+
+
+def _list(path: Path) -> list[str]:
+    return [line.split("#")[0].strip() for line in path.read_text().splitlines()
+            if line.split("#")[0].strip()]
+
+
+def _polkit_decisions(queries: list[tuple[str, str]]) -> list[str | None]:
+    """Run the rule file the way polkitd does (a JavaScript polkit.addRule) for (user, action)."""
+    node = shutil.which("node") or shutil.which("nodejs")
+    if node is None:
+        pytest.skip("node not installed")
+    harness = """
+const fs = require("fs");
+const rules = [];
+const polkit = {Result: {YES: "yes", NO: "no", AUTH_ADMIN: "auth_admin",
+                         NOT_HANDLED: null}, addRule: (f) => rules.push(f),
+                log: () => {}};
+new Function("polkit", fs.readFileSync(process.argv[1], "utf8"))(polkit);
+const queries = JSON.parse(process.argv[2]);
+console.log(JSON.stringify(queries.map(([user, id]) => {
+  for (const rule of rules) {
+    const r = rule({id: id}, {user: user, isInGroup: () => false});
+    if (r !== undefined && r !== null) return r;
+  }
+  return null;
+})));
+"""
+    import json
+
+    result = subprocess.run([node, "-e", harness, str(POLKIT_RULE), json.dumps(queries)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_polkit_rule_lets_the_appliance_user_power_off_and_nothing_more() -> None:
+    login1 = "org.freedesktop.login1."
+    granted = [login1 + a for a in ("power-off", "power-off-multiple-sessions",
+                                     "power-off-ignore-inhibit", "reboot",
+                                     "reboot-multiple-sessions", "halt")]
+    refused = [login1 + a for a in ("suspend", "hibernate", "set-wall-message",
+                                     "power-offx", "manage")]
+    refused += ["org.freedesktop.systemd1.manage-units", "org.freedesktop.login1power-off"]
+    queries = [("sosie", a) for a in granted + refused] + [("pi", login1 + "power-off"),
+                                                            ("nobody", login1 + "reboot")]
+    decisions = _polkit_decisions(queries)
+    expected = ["yes"] * len(granted) + [None] * (len(refused) + 2)
+    assert list(zip(queries, decisions, strict=True)) == list(zip(queries, expected, strict=True))
+
+
+def test_image_powers_off_with_the_shipped_default(tmp_path: Path) -> None:
+    """One way to power off, the same on a laptop, a hand-made Pi install and the SD image:
+    the default `systemctl poweroff`, which the polkit rule lets the unprivileged user run."""
+    from appliance.service import ServiceSettings
+
+    default = ServiceSettings().poweroff_command
+    assert default == ["systemctl", "poweroff"]
+    shipped = yaml.safe_load((REPO / "appliance" / "defaults.yaml").read_text())
+    assert shipped["service"]["poweroff_command"] == default
+    assert _setup(tmp_path, (FW / "sosie.yaml").read_text()).returncode == 0
+    written = yaml.safe_load((tmp_path / "run" / "sosie.yaml").read_text())
+    assert "poweroff_command" not in (written.get("service") or {})  # the default applies
+    assert "polkitd" in _list(PACKAGES / "system.txt")
+    assert "polkit" in (UNITS / "sosie.service").read_text()
+    assert not list(UNITS.glob("sosie-poweroff.*"))  # the old root path-unit detour is gone
+
+
+def test_build_installs_a_gpio_pin_library() -> None:
+    from packaging.requirements import Requirement
+    from packaging.version import Version
+
+    requirements = [Requirement(line) for line in _list(PACKAGES / "pi-requirements.txt")]
+    lgpio = next(r for r in requirements if r.name == "lgpio")
+    # PyPI also holds an empty lgpio 0.0.0.2 wheel: the bound must exclude it.
+    assert not lgpio.specifier.contains(Version("0.0.0.2"))
+    assert lgpio.specifier.contains(Version("0.2.2.0"))
+    build = (FW / "build").read_text()
+    assert "packages/pi-requirements.txt" in build and 'reqs+=("${PI_REQUIREMENTS[@]}")' in build
+    assert "manylinux_2_34_aarch64" in build  # lgpio's aarch64 wheel tag
+    assert '"$site/_lgpio*.so"' in build  # the build stops when it is not in the image
 
 
 # ---------------------------------------------------------------------------------------------
