@@ -42,7 +42,7 @@ class NetworkFormatError(ValueError):
 
 
 class _Reader:
-    """A cursor over dlib's serialized bytes (packed integers, floats, strings, tensors)."""
+    """A cursor over dlib's serialized bytes (packed integers, floats, tensors)."""
 
     def __init__(self, data: bytes, offset: int = 0) -> None:
         self.data = data
@@ -59,12 +59,6 @@ class _Reader:
         mantissa = self.integer()
         exponent = self.integer()
         return float(np.ldexp(float(mantissa), exponent))
-
-    def string(self) -> str:
-        size = self.integer()
-        text = self.data[self.pos:self.pos + size].decode("ascii")
-        self.pos += size
-        return text
 
     def tensor(self) -> np.ndarray:
         version = self.integer()
@@ -119,6 +113,9 @@ def _parse(data: bytes) -> tuple[tuple[float, float, float], list[tuple[str, obj
             if kh != kw or sy != sx or py != px:
                 raise NetworkFormatError(f"non-square convolution {kh}x{kw}/{sy}x{sx}")
             cin = (params.size - cout) // (cout * kh * kw)
+            if cin < 1 or params.size != cout * (cin * kh * kw + 1):
+                raise NetworkFormatError(f"convolution with {params.size} parameters for "
+                                         f"{cout} {kh}x{kw} filters")
             filters = params[:cout * cin * kh * kw].reshape(cout, cin, kh, kw)
             layers.append(("con", (filters, params[-cout:], kh, sy, py)))
         elif name == "affine_":
