@@ -766,26 +766,41 @@ class Ticket:
         return stack(self, self.width, "1")
 
 
-def ticket_bands(content: TicketContent, layout: TicketLayout | None = None,
+ContentSource = TicketContent | Callable[[], TicketContent]
+
+
+def ticket_bands(content: ContentSource, layout: TicketLayout | None = None,
                  installation: Installation | None = None, *, width: int | None = None,
                  timings: dict[str, float] | None = None) -> Iterator[Image.Image]:
     """The visitor's ticket as mode "1" bands, top to bottom, each composed when asked for.
 
-    `timings`, if given, accumulates "dither" (photos) and "layout" (everything else), seconds.
+    The first band is the header art, the same for every visitor; `content` may be a function,
+    called only after that band is out (reading the lookalikes' photos then costs nothing
+    before the printer's first byte). `timings`, if given, accumulates "dither" (photos) and
+    "layout" (everything else, including a `content` function), seconds.
     """
     layout = layout or TicketLayout()
     installation = installation or Installation()
+    if isinstance(content, TicketContent):
+        _check_content(content)
+    page = Page(layout.width or width or BASE_WIDTH, layout)
+    return _banded(page, _parts(page, content, installation), timings)
+
+
+def _check_content(content: TicketContent) -> None:
     if not content.lookalikes:
         raise ValueError("a ticket needs at least one lookalike")
-    page = Page(layout.width or width or BASE_WIDTH, layout)
+
+
+def _fitted(content: TicketContent, layout: TicketLayout) -> TicketContent:
+    """`content` with at most `layout.lookalikes` doubles (and as many on the map)."""
+    _check_content(content)
     matches = list(content.lookalikes)[: layout.lookalikes]
     corpus_map = content.corpus_map
     if corpus_map is not None:
         corpus_map = dataclasses.replace(corpus_map,
                                          lookalikes=corpus_map.lookalikes[: len(matches)])
-    content = dataclasses.replace(content, lookalikes=matches, corpus_map=corpus_map)
-    parts = _mugshot_parts if layout.layout == "mugshot" else _classic_parts
-    return _banded(page, parts(page, content, installation), timings)
+    return dataclasses.replace(content, lookalikes=matches, corpus_map=corpus_map)
 
 
 def _banded(page: Page, parts: Iterator[None], timings: dict[str, float] | None
@@ -800,34 +815,31 @@ def _banded(page: Page, parts: Iterator[None], timings: dict[str, float] | None
         start = time.perf_counter()
 
 
-def _classic_parts(page: Page, content: TicketContent, installation: Installation
-                   ) -> Iterator[None]:
-    _title(page, installation)
+def _parts(page: Page, source: ContentSource, installation: Installation) -> Iterator[None]:
+    """The whole ticket; yields at each band boundary."""
+    mugshot = page.layout.layout == "mugshot"
+    _title(page, installation, compact=mugshot)
     yield  # the same for every visitor: no work before the first byte
+    content = _fitted(source() if callable(source) else source, page.layout)
     _number_and_date(page, content.number, content.when)
-    page.space(6)
+    page.space(8 if mugshot else 6)
     yield
+    if mugshot:
+        _mugshot(page, content, installation)
+        yield
+    else:
+        yield from _classic_parts(page, content)
+    _footer(page, content.number, content.when)
+    yield
+
+
+def _classic_parts(page: Page, content: TicketContent) -> Iterator[None]:
     _hero(page, content)
     yield
     yield from _grid(page, content.lookalikes[1:])
     if page.layout.show_map and content.corpus_map is not None:
         _map(page, content.corpus_map)
         yield
-    _footer(page, content.number, content.when)
-    yield
-
-
-def _mugshot_parts(page: Page, content: TicketContent, installation: Installation
-                   ) -> Iterator[None]:
-    _title(page, installation, compact=True)
-    yield
-    _number_and_date(page, content.number, content.when)
-    page.space(8)
-    yield
-    _mugshot(page, content, installation)
-    yield
-    _footer(page, content.number, content.when)
-    yield
 
 
 def compose_ticket(content: TicketContent, layout: TicketLayout | None = None,

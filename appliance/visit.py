@@ -10,7 +10,7 @@ the ones before (only the aligned face it prints, if the layout prints one, wait
     >>> result = lookup.run(photo)
     >>> printer.print_ticket(result.stream)  # band by band; None with result.no_face saying why
     >>> result.ticket                 # the whole ticket as one PIL mode "1" image
-    >>> result.timings                # seconds: detect, landmarks, descriptor, search, thumbnails
+    >>> result.timings                # seconds: detect, landmarks, descriptor, search, prepare
 
 The ticket's date follows `ticket.date` (appliance.clock): by default none is printed while the
 system clock is not synchronised, as on a Pi without a real-time clock or network.
@@ -44,7 +44,7 @@ from appliance.ticket import (
 
 log = logging.getLogger(__name__)
 
-STAGES = ("detect", "landmarks", "descriptor", "search", "thumbnails")  # before the ticket
+STAGES = ("detect", "landmarks", "descriptor", "search", "prepare")  # before the ticket
 VISITOR_FACE_SIZE = 400  # dots of the aligned visitor crop (mugshot, show_visitor)
 
 
@@ -150,23 +150,31 @@ class Lookup:
             for rank, (i, d) in enumerate(zip(indices, distances, strict=True), start=1)
         )
         t = time.perf_counter()
-        lookalikes = [Lookalike(m.rank, m.index, max(0.0, m.distance), self._thumbnail(m.index))
-                      for m in matches]
         visitor_face = None
         if self.layout.layout == "mugshot" or self.layout.show_visitor:
             visitor_face = face.aligned(VISITOR_FACE_SIZE, gray=True)
         corpus_map = self._map(descriptor, matches) if self.layout.show_map else None
-        timings["thumbnails"] = time.perf_counter() - t
+        timings["prepare"] = time.perf_counter() - t
         del face, descriptor  # nothing of the visitor outlives this call but the ticket
 
         number = self._number(number)
         when = when or self._when()
-        ticket = self._ticket(TicketContent(lookalikes, number, when, visitor_face, corpus_map))
+        ticket = self._ticket(matches, number, when, visitor_face, corpus_map)
         timings["total"] = time.perf_counter() - start
         return VisitResult(ticket, matches, None, number, timings, when)
 
-    def _ticket(self, content: TicketContent) -> Ticket:
+    def _ticket(self, matches: tuple[Match, ...], number: int, when: datetime | None,
+                visitor_face: np.ndarray | None, corpus_map: CorpusMap | None) -> Ticket:
+        """The lazy ticket; the lookalikes' photos are read once its header band is out."""
         compose: dict[str, float] = {}
+
+        def content() -> TicketContent:
+            t = time.perf_counter()
+            lookalikes = [Lookalike(m.rank, m.index, max(0.0, m.distance),
+                                    self._thumbnail(m.index)) for m in matches]
+            compose["thumbnails"] = time.perf_counter() - t
+            return TicketContent(lookalikes, number, when, visitor_face, corpus_map)
+
         bands = ticket_bands(content, self.layout, self.installation, width=self.width,
                              timings=compose)
         return Ticket(bands, self.layout.width or self.width or BASE_WIDTH, compose)

@@ -4,8 +4,11 @@
 
 The appliance runs for real (service loop, state machine, camera interface, dlib, SIMD scan,
 ticket layout, dithering, ESC/POS encoding, EscposPrinter) on simulated ends: the camera serves
-a 640x480 frame of the astronaut portrait, the printer connection notes when its first byte
-arrives (appliance.runtime.simulated). Anchors measured in the same run:
+a 640x480 frame of the astronaut portrait, the printer connection notes when its first and last
+bytes arrive (appliance.runtime.simulated). The ticket streams: its first band (the header art)
+is composed and encoded, written, and only then the bands below, while the printer prints; so
+the table splits the stages into those before the first byte and those after it. Anchors
+measured in the same run:
 
 * descriptor alone: dlib's ResNet on the aligned chip, the part no pipeline can avoid;
 * naive photo -> nearest faces (no ticket): what a face_recognition-style script does: HOG with
@@ -27,8 +30,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-STAGES = ("capture", "detect", "landmarks", "descriptor", "search", "thumbnails", "layout",
-          "dither", "encode")
+FACE = ("detect", "landmarks", "descriptor")  # and whatever else the analyzer times
+TICKET = ("first band: compose", "first band: encode")
+AFTER = ("rest: thumbnails", "rest: layout", "rest: dither", "rest: encode")
+NOT_STAGES = {"total", "print"}
 
 
 def synthetic_corpus(count: int) -> Path:
@@ -64,23 +69,28 @@ def median_ms(values: list[float]) -> float:
     return 1000 * statistics.median(values) if values else float("nan")
 
 
+def ticket_stages(ticket, receipt) -> dict[str, float]:
+    """Seconds of the streamed ticket's stages, before and after the first byte."""
+    bands, encodes = list(ticket.band_seconds), list(receipt.encode_seconds)
+    dither = ticket.timings.get("dither", 0.0)  # photos; the first band (header art) has none
+    thumbnails = ticket.timings.get("thumbnails", 0.0)  # read once the header is out
+    return {"first band: compose": bands[0], "first band: encode": encodes[0],
+            "rest: thumbnails": thumbnails,
+            "rest: layout": max(0.0, sum(bands[1:]) - dither - thumbnails),
+            "rest: dither": dither, "rest: encode": sum(encodes[1:])}
+
+
+def before_stages(timings: dict[str, float]) -> tuple[str, ...]:
+    """The stages before the ticket, in the order the visit ran them (face stages vary)."""
+    names = [k for k in timings if k not in NOT_STAGES and k not in AFTER]
+    return tuple(dict.fromkeys(["capture", *FACE, *names]))
+
+
 def measure_pipeline(frame: np.ndarray, corpus: Path, presses: int,
                      detect_max_side: int | None = None) -> dict[str, list[float]]:
-    import appliance.printer as printer_module
     from appliance.runtime.simulated import SimulatedAppliance
     from appliance.settings import load_settings
 
-    encode_times: list[float] = []
-    original = printer_module.encode_ticket
-
-    def timed_encode(*args, **kwargs):
-        start = time.perf_counter()
-        try:
-            return original(*args, **kwargs)
-        finally:
-            encode_times.append(time.perf_counter() - start)
-
-    printer_module.encode_ticket = timed_encode
     settings = load_settings(search=False)
     if detect_max_side is not None:
         import dataclasses
@@ -92,8 +102,11 @@ def measure_pipeline(frame: np.ndarray, corpus: Path, presses: int,
     app.start()
     print(f"appliance ready in {time.perf_counter() - started:.1f} s "
           f"(startup: {app.backend.startup_seconds})", file=sys.stderr)
-    out: dict[str, list[float]] = {s: [] for s in (*STAGES, "first_byte", "visit_total")}
+    out: dict[str, list[float]] = {s: [] for s in (*TICKET, *AFTER, "first_byte", "last_byte",
+                                                    "lookup_to_first_byte", "visit_total")}
     cpu: list[float] = []  # CPU seconds of the worker thread per visit (immune to other load)
+    printed: list[dict[str, float]] = []
+    looked_up: list[float] = []  # when the lookup (search and all) handed its result back
     backend = app.backend
     lookup, print_ticket = backend.lookup, backend.print_ticket
 
@@ -103,6 +116,7 @@ def measure_pipeline(frame: np.ndarray, corpus: Path, presses: int,
             return lookup(frame)
         finally:
             cpu.append(time.thread_time() - t)
+            looked_up.append(time.perf_counter())
 
     def cpu_print(ticket):
         t = time.thread_time()
@@ -110,43 +124,48 @@ def measure_pipeline(frame: np.ndarray, corpus: Path, presses: int,
             return print_ticket(ticket)
         finally:
             cpu[-1] += time.thread_time() - t
+            if hasattr(ticket, "band_seconds"):  # a streamed ticket, not a no-face image
+                printed.append(ticket_stages(ticket, backend.last_receipt))
 
     backend.lookup, backend.print_ticket = cpu_lookup, cpu_print
     try:
         app.visit()  # first visit: lazy imports, caches
-        encode_times.clear()
         cpu.clear()
+        printed.clear()
         for _ in range(presses):
             latency, record = app.visit()
             out["first_byte"].append(latency)
+            out["lookup_to_first_byte"].append(app.connection.first_byte - looked_up[-1])
+            out["last_byte"].append(app.last_byte_latency)
             out["visit_total"].append(record.timings.get("total", float("nan")))
-            for stage in STAGES[:-1]:
-                if stage in record.timings:
-                    out[stage].append(record.timings[stage])
-        out["encode"] = list(encode_times[-presses:])
+            for stage in before_stages(record.timings):
+                out.setdefault(stage, []).append(record.timings.get(stage, 0.0))
+            for stage, seconds in printed[-1].items():
+                out[stage].append(seconds)
+        out["before"] = [*before_stages(record.timings), *TICKET]  # type: ignore[list-item]
         out["visit_cpu"] = list(cpu)
         out["kernel"] = [app.backend.scanner.kernel]  # type: ignore[list-item]
         out.update(cpu_profile(app.backend, frame, max(5, presses // 2)))
     finally:
         app.stop()
-        printer_module.encode_ticket = original
     return out
 
 
-CPU_STAGES = ("cpu: detect", "cpu: landmarks+descriptor", "cpu: search",
-              "cpu: thumbnails+layout+dither", "cpu: encode")
+CPU_STAGES = ("cpu: detect", "cpu: landmarks+descriptor", "cpu: search", "cpu: prepare",
+              "cpu: first band (compose+encode)", "cpu: rest of the ticket")
 
 
 def cpu_profile(backend, frame: np.ndarray, repeats: int) -> dict[str, list[float]]:
     """CPU seconds per stage, measured in this thread with the service's own objects.
 
     Wall-clock stage times swing with other processes on a shared machine; thread CPU time
-    does not (much). Lookup.run is timed whole; the ticket part is its remainder.
+    does not (much). Lookup.run is timed whole; "prepare" is its remainder.
     """
-    from appliance.printer import encode_ticket
+    from appliance.printer import BandEncoder, StreamJob
 
     out: dict[str, list[float]] = {k: [] for k in CPU_STAGES}
     lookup, k = backend.lookup_impl, backend.settings.ticket.lookalikes
+    encoder = BandEncoder(backend.printer.settings, backend.printer.width)
     for _ in range(repeats):
         c0 = time.thread_time()
         backend.analyzer.detect(frame)
@@ -158,14 +177,19 @@ def cpu_profile(backend, frame: np.ndarray, repeats: int) -> dict[str, list[floa
         c3 = time.thread_time()
         result = lookup.run(frame)
         c4 = time.thread_time()
-        encode_ticket(result.ticket, backend.printer.settings, backend.printer.width)
+        segments = iter(StreamJob(result.stream, encoder))
+        next(segments)  # INIT: written once the first band is composed and encoded
         c5 = time.thread_time()
+        for _segment in segments:
+            pass
+        c6 = time.thread_time()
         out["cpu: detect"].append(c1 - c0)
         out["cpu: landmarks+descriptor"].append(max(0.0, (c2 - c1) - (c1 - c0)))
         out["cpu: search"].append(c3 - c2)
-        out["cpu: thumbnails+layout+dither"].append(max(0.0, (c4 - c3) - (c3 - c1)))
-        out["cpu: encode"].append(c5 - c4)
-        del face, q, result
+        out["cpu: prepare"].append(max(0.0, (c4 - c3) - (c3 - c1)))
+        out["cpu: first band (compose+encode)"].append(c5 - c4)
+        out["cpu: rest of the ticket"].append(c6 - c5)
+        del face, q, result, segments
     return out
 
 
@@ -204,6 +228,16 @@ def measure_anchors(frame: np.ndarray, corpus_path: Path, repeats: int) -> dict[
     return out
 
 
+def row(name: str, value: float | str = "", share: float | str = "", *,
+        header: bool = False) -> None:
+    """One line of the markdown table."""
+    ms = value if isinstance(value, str) else f"{value:8.1f}"
+    part = share if isinstance(share, str) else f"{share:6.1%}"
+    print(f"| {name:<32} | {ms:>8} | {part:>6} |")
+    if header:
+        print(f"|{'-' * 34}|{'-' * 10}|{'-' * 8}|")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presses", type=int, default=30)
@@ -222,42 +256,49 @@ def main(argv: list[str] | None = None) -> int:
     run = measure_pipeline(frame, corpus, args.presses, args.detect_max_side)
     anchors = measure_anchors(frame, corpus, max(10, args.presses // 2))
     kernel = run.pop("kernel")[0]
+    before = tuple(run.pop("before"))
 
     first = median_ms(run["first_byte"])
+    last = median_ms(run["last_byte"])
     p90 = 1000 * float(np.percentile(run["first_byte"], 90))
-    stage_ms = {s: median_ms(run[s]) for s in STAGES}
+    stage_ms = {s: median_ms(run[s]) for s in (*before, *AFTER)}
     desc = median_ms(anchors["descriptor_alone"])
     naive = median_ms(anchors["naive"])
     side = args.detect_max_side or "config"
     print(f"\npress -> first printer byte, {args.presses} presses, 640x480 capture ({args.framing}"
           f" framing, detect_max_side {side}), corpus {corpus.name} ({kernel} kernel); "
           "medians in ms\n")
-    print(f"| {'stage':<28} | {'ms':>8} | {'share':>6} |")
-    print(f"|{'-' * 30}|{'-' * 10}|{'-' * 8}|")
-    for stage in STAGES:
-        print(f"| {stage:<28} | {stage_ms[stage]:8.1f} | {stage_ms[stage] / first:6.1%} |")
-    other = first - sum(v for v in stage_ms.values() if v == v)
-    print(f"| {'(queues, open, first write)':<28} | {other:8.1f} | {other / first:6.1%} |")
-    print(f"| {'press -> first byte':<28} | {first:8.1f} | {'':>6} |")
-    print(f"| {'  p90':<28} | {p90:8.1f} | {'':>6} |")
-    print(f"| {'anchor: descriptor alone':<28} | {desc:8.1f} | {'':>6} |")
-    print(f"| {'anchor: naive photo->nearest':<28} | {naive:8.1f} | {'':>6} |")
+    row("stage", "ms", "share", header=True)
+    for stage in before:
+        row(stage, stage_ms[stage], stage_ms[stage] / first)
+    other = first - sum(stage_ms[s] for s in before if stage_ms[s] == stage_ms[s])
+    row("(untimed: analysis, hand-offs)", other, other / first)
+    row("press -> first byte", first)
+    row("  p90", p90)
+    row("after the first byte:", "", "")
+    for stage in AFTER:
+        row(stage, stage_ms[stage], stage_ms[stage] / last)
+    row("press -> last byte", last)
+    row("anchor: descriptor alone", desc)
+    row("anchor: naive photo->nearest", naive)
     visit_cpu = median_ms(run["visit_cpu"])
     desc_cpu = median_ms(anchors["descriptor_cpu"])
     cpu_ms = {k: median_ms(run[k]) for k in CPU_STAGES}
     cpu_sum = sum(cpu_ms.values())
     for key in CPU_STAGES:
-        print(f"| {key:<28} | {cpu_ms[key]:8.1f} | {cpu_ms[key] / cpu_sum:6.1%} |")
-    print(f"| {'visit CPU time (worker)':<28} | {visit_cpu:8.1f} | {'':>6} |")
-    print(f"| {'descriptor alone, CPU time':<28} | {desc_cpu:8.1f} | {'':>6} |")
+        row(key, cpu_ms[key], cpu_ms[key] / cpu_sum)
+    row("visit CPU time (worker)", visit_cpu)
+    row("descriptor alone, CPU time", desc_cpu)
     naive_cpu = median_ms(anchors["naive_cpu"])
     ours_cpu = sum(cpu_ms[k] for k in CPU_STAGES[:3])
-    print(f"| {'naive photo->nearest, CPU':<28} | {naive_cpu:8.1f} | {'':>6} |")
-    print(f"\nCPU-time ratio (load-independent): visit / descriptor alone = "
+    row("naive photo->nearest, CPU", naive_cpu)
+    after_search = median_ms(run["lookup_to_first_byte"])
+    print(f"\nlookup result -> first byte: {after_search:.1f} ms (measured: hand-off to the "
+          "printer job, first band composed and encoded, first write)")
+    print(f"CPU-time ratio (load-independent): visit / descriptor alone = "
           f"{visit_cpu / desc_cpu:.2f}x; at an unloaded 110 ms descriptor that is "
           f"~{110 * visit_cpu / desc_cpu:.0f} ms of work per visit")
-    face_search = sum(stage_ms[s] for s in ("capture", "detect", "landmarks", "descriptor",
-                                              "search"))
+    face_search = sum(stage_ms[s] for s in before[: before.index("search") + 1])
     print(f"CPU-time ratio photo->nearest faces: naive {naive_cpu:.0f} ms / ours {ours_cpu:.0f} ms "
           f"= {naive_cpu / ours_cpu:.2f}x")
     print(f"ratios: press->first byte / descriptor alone = {first / desc:.2f}x; photo->nearest "
@@ -268,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
             "presses": args.presses, "corpus": str(corpus), "kernel": kernel,
             "framing": args.framing, "detect_max_side": args.detect_max_side,
             "stages_ms": stage_ms, "first_byte_ms": first, "first_byte_p90_ms": p90,
+            "last_byte_ms": last, "lookup_to_first_byte_ms": after_search,
             "visit_total_ms": median_ms(run["visit_total"]),
             "anchor_descriptor_ms": desc, "anchor_naive_ms": naive,
             "visit_cpu_ms": visit_cpu, "descriptor_cpu_ms": desc_cpu, "cpu_stages_ms": cpu_ms,

@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 from test_printer import FakeConnection, make_fake_printer, random_ticket
 from test_ticket import WHEN, content
+from test_visit import FakeAnalyzer, FakeCorpus, FakeFace
 
 from appliance.escpos_decode import decode
 from appliance.printer import (
@@ -30,6 +31,7 @@ from appliance.ticket import (
     compose_ticket,
     ticket_bands,
 )
+from appliance.visit import Lookup
 
 LAYOUTS = [TicketLayout(), TicketLayout(layout="mugshot"), TicketLayout(show_visitor=True),
            TicketLayout(show_map=False, lookalikes=10, show_distance=True)]
@@ -232,3 +234,26 @@ def test_the_first_band_is_the_same_for_every_visitor_and_encoded_once():
     fresh = StreamJob(Ticket(ticket_bands(other, width=576), 576),
                       BandEncoder(PrinterSettings(), 576)).job()
     assert remembered.data == fresh.data
+
+
+def test_the_lookalikes_photos_are_read_only_after_the_header_band():
+    class CountingCorpus(FakeCorpus):
+        reads = 0
+
+        def thumbnail(self, i):
+            CountingCorpus.reads += 1
+            return super().thumbnail(i)
+
+    corpus = CountingCorpus()
+    lookup = Lookup(FakeAnalyzer(FakeFace(corpus.vectors[2].astype(np.float32))), corpus,
+                    layout=TicketLayout(lookalikes=4))
+    result = lookup.run(None, when=WHEN)
+    bands = iter(result.stream)
+    next(bands)
+    assert CountingCorpus.reads == 0  # the header art went out first
+    next(bands)
+    assert CountingCorpus.reads == 4
+    assert "thumbnails" in result.stream.timings
+    eager = content(4)
+    assert np.array_equal(bits(Ticket(ticket_bands(lambda: eager), 576).image()),
+                          bits(compose_ticket(eager)))

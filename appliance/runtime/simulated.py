@@ -26,18 +26,22 @@ from appliance.settings import AppSettings
 
 
 class NullConnection:
-    """An escpos-like connection that accepts bytes and remembers when the first one came."""
+    """An escpos-like connection that accepts bytes and remembers when the first and last came."""
 
     def __init__(self) -> None:
         self.first_byte: float | None = None
+        self.last_byte: float | None = None
         self.bytes = 0
 
     def open(self) -> None:
         pass
 
     def _raw(self, data: bytes) -> None:
-        if self.first_byte is None and data:
-            self.first_byte = time.perf_counter()
+        if not data:
+            return
+        self.last_byte = time.perf_counter()
+        if self.first_byte is None:
+            self.first_byte = self.last_byte
         self.bytes += len(data)
 
     def close(self) -> None:
@@ -63,6 +67,7 @@ class SimulatedAppliance:
         self.records: list[VisitRecord] = []
         self.service = Service(Machine(machine), self.backend, VirtualControls(),
                                settings.service, on_visit=self.records.append)
+        self.last_byte_latency = float("nan")  # seconds from the last press to its last byte
         self._thread = threading.Thread(target=self.service.run,
                                         kwargs={"install_signals": False}, daemon=True)
 
@@ -88,6 +93,7 @@ class SimulatedAppliance:
         if record.outcome != "printed" or self.connection.first_byte is None:
             raise RuntimeError(f"visit ended with {record.outcome!r}: "
                                f"{self.service.machine.last_fault}")
+        self.last_byte_latency = (self.connection.last_byte or pressed) - pressed
         return self.connection.first_byte - pressed, record
 
     def stop(self) -> None:
