@@ -161,9 +161,9 @@ def cpu_profile(backend, frame: np.ndarray, repeats: int) -> dict[str, list[floa
     Wall-clock stage times swing with other processes on a shared machine; thread CPU time
     does not (much). Lookup.run is timed whole; "prepare" is its remainder.
     """
-    from appliance.printer import BandEncoder, StreamJob
+    from appliance.printer import BandEncoder, StreamJob, encode_ticket
 
-    out: dict[str, list[float]] = {k: [] for k in CPU_STAGES}
+    out: dict[str, list[float]] = {k: [] for k in (*CPU_STAGES, "one_shot")}
     lookup, k = backend.lookup_impl, backend.settings.ticket.lookalikes
     encoder = BandEncoder(backend.printer.settings, backend.printer.width)
     for _ in range(repeats):
@@ -189,8 +189,18 @@ def cpu_profile(backend, frame: np.ndarray, repeats: int) -> dict[str, list[floa
         out["cpu: prepare"].append(max(0.0, (c4 - c3) - (c3 - c1)))
         out["cpu: first band (compose+encode)"].append(c5 - c4)
         out["cpu: rest of the ticket"].append(c6 - c5)
+        out["one_shot"].append(one_shot_ticket(lookup, frame, backend.printer, encode_ticket))
         del face, q, result, segments
     return out
+
+
+def one_shot_ticket(lookup, frame: np.ndarray, printer, encode_ticket) -> float:
+    """Wall seconds the unstreamed design spent between the lookup and the first byte:
+    compose the whole ticket, then encode it whole with a fresh python-escpos encoder."""
+    result = lookup.run(frame)
+    start = time.perf_counter()
+    encode_ticket(result.ticket, printer.settings, printer.width)
+    return time.perf_counter() - start
 
 
 def measure_anchors(frame: np.ndarray, corpus_path: Path, repeats: int) -> dict[str, list[float]]:
@@ -279,6 +289,8 @@ def main(argv: list[str] | None = None) -> int:
     for stage in AFTER:
         row(stage, stage_ms[stage], stage_ms[stage] / last)
     row("press -> last byte", last)
+    one_shot = median_ms(run["one_shot"])
+    row("anchor: one-shot ticket", one_shot)
     row("anchor: descriptor alone", desc)
     row("anchor: naive photo->nearest", naive)
     visit_cpu = median_ms(run["visit_cpu"])
@@ -294,7 +306,9 @@ def main(argv: list[str] | None = None) -> int:
     row("naive photo->nearest, CPU", naive_cpu)
     after_search = median_ms(run["lookup_to_first_byte"])
     print(f"\nlookup result -> first byte: {after_search:.1f} ms (measured: hand-off to the "
-          "printer job, first band composed and encoded, first write)")
+          "printer job, first band composed and encoded, first write); the one-shot ticket "
+          f"(compose all, encode all) would put {one_shot:.1f} ms there: "
+          f"{one_shot / after_search:.0f}x")
     print(f"CPU-time ratio (load-independent): visit / descriptor alone = "
           f"{visit_cpu / desc_cpu:.2f}x; at an unloaded 110 ms descriptor that is "
           f"~{110 * visit_cpu / desc_cpu:.0f} ms of work per visit")
@@ -310,6 +324,7 @@ def main(argv: list[str] | None = None) -> int:
             "framing": args.framing, "detect_max_side": args.detect_max_side,
             "stages_ms": stage_ms, "first_byte_ms": first, "first_byte_p90_ms": p90,
             "last_byte_ms": last, "lookup_to_first_byte_ms": after_search,
+            "anchor_one_shot_ticket_ms": one_shot,
             "visit_total_ms": median_ms(run["visit_total"]),
             "anchor_descriptor_ms": desc, "anchor_naive_ms": naive,
             "visit_cpu_ms": visit_cpu, "descriptor_cpu_ms": desc_cpu, "cpu_stages_ms": cpu_ms,
