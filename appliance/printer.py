@@ -186,7 +186,7 @@ class PrintReceipt:
     encode_seconds: tuple[float, ...] = ()  # python-escpos encoding time of each band
 
 
-Ticket = Image.Image | Iterable[Image.Image]  # one image, or bands top to bottom
+Printable = Image.Image | Iterable[Image.Image]  # one image, or bands top to bottom
 
 
 FaultHandler = Callable[[FaultEvent], None]
@@ -314,7 +314,7 @@ class StreamJob:
     composing further. A band that cannot be composed raises `TicketAborted`.
     """
 
-    def __init__(self, ticket: Ticket, encoder: BandEncoder) -> None:
+    def __init__(self, ticket: Printable, encoder: BandEncoder) -> None:
         self.encoder = encoder
         self._bands: Iterator[Image.Image] | None = iter(
             [ticket] if isinstance(ticket, Image.Image) else ticket)
@@ -368,7 +368,7 @@ class StreamJob:
         return Job(tuple(s for s, _ in segments), tuple(r for _, r in segments))
 
 
-def encode_ticket(image: Ticket, settings: PrinterSettings, width: int) -> Job:
+def encode_ticket(image: Printable, settings: PrinterSettings, width: int) -> Job:
     """Encode a mode "1" ticket (or its bands) with python-escpos: init, raster fragments, cut."""
     return StreamJob(image, BandEncoder(settings, width)).job()
 
@@ -421,14 +421,14 @@ class Printer(ABC):
     settings: PrinterSettings
     _encoder: BandEncoder | None = None
 
-    def _job(self, ticket: Ticket) -> StreamJob:
+    def _job(self, ticket: Printable) -> StreamJob:
         """The ticket's segments, encoded lazily (one python-escpos encoder per printer)."""
         if self._encoder is None:
             self._encoder = BandEncoder(self.settings, self.width)
         return StreamJob(ticket, self._encoder)
 
     @abstractmethod
-    def print_ticket(self, image: Ticket) -> PrintReceipt:
+    def print_ticket(self, image: Printable) -> PrintReceipt:
         """Print `image` (mode "1", at most `width` dots wide; or its bands) and cut."""
 
     def status(self) -> PrinterStatus:
@@ -578,7 +578,7 @@ class EscposPrinter(Printer):
         except PrinterFault:
             self._spoiled = _separator(self.settings)
 
-    def print_ticket(self, image: Ticket) -> PrintReceipt:
+    def print_ticket(self, image: Printable) -> PrintReceipt:
         job = self._job(image)
         started = time.monotonic()
         attempts = self.settings.retries + 1
@@ -632,7 +632,7 @@ class VirtualPrinter(Printer):
         self.keep = keep or self.settings.virtual.keep
         self._count = 0
 
-    def print_ticket(self, image: Ticket, name: str | None = None) -> PrintReceipt:
+    def print_ticket(self, image: Printable, name: str | None = None) -> PrintReceipt:
         from appliance.escpos_decode import decode
 
         started = time.monotonic()

@@ -88,7 +88,7 @@ class PartFault(Exception):
 class Outcome:
     """What the backend's lookup produced: a ticket to print, or why there is none."""
 
-    ticket: Any = None  # a printable image (PIL "1"), None when no face was found
+    ticket: Any = None  # PIL "1" image or its bands (a lazy Ticket); None: no face found
     no_face: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
