@@ -118,6 +118,15 @@ def test_not_a_pi_with_auto_backend_is_only_a_note(tmp_path, monkeypatch, no_pin
     assert "not a Raspberry Pi" in line[2] and "virtual button will be used" in line[2]
 
 
+def test_a_pi_without_pin_library_is_a_problem_even_with_auto(tmp_path, monkeypatch,
+                                                               no_pin_factory):
+    monkeypatch.setattr(doctor, "installed_pin_libraries", lambda: [])
+    monkeypatch.setattr(doctor, "on_raspberry_pi", lambda: True)
+    (line,) = pins_lines(tmp_path, "auto")
+    assert line[0] == "PROBLEM" and "no GPIO pin library" in line[2]
+    assert "virtual button will be used" in line[2]
+
+
 @pytest.mark.parametrize(
     ("why", "hint"),
     [

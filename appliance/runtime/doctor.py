@@ -242,8 +242,9 @@ def check_pins(doc: Doctor, settings: Any, pin_factory: Any = None) -> None:
             warnings.simplefilter("always")
             controls = GpioControls(c, pin_factory=pin_factory)
     except Exception as exc:
-        level = PROBLEM if c.backend == "gpio" else NOTE
-        extra = "" if level == PROBLEM else " (the virtual button will be used)"
+        # `auto` on a Pi means the installer wired a button: its GPIO failing is a problem too.
+        level = PROBLEM if c.backend == "gpio" or on_raspberry_pi() else NOTE
+        extra = "" if c.backend == "gpio" else " (the virtual button will be used)"
         fallbacks = [str(w.message) for w in caught
                      if type(w.message).__name__ == "PinFactoryFallback"]
         if type(exc).__name__ == "BadPinFactory":
