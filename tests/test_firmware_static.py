@@ -45,7 +45,8 @@ RemainAfterExit=yes
 WantedBy=sysinit.target
 """
 SMOKE_UNIT = FW / "smoke" / "sosie-smoke.service"
-BASH_SCRIPTS = [FW / "build", FW / "smoke-test", FW / "smoke" / "sosie-smoke"]
+BASH_SCRIPTS = [FW / "build", FW / "smoke-test", FW / "check-descriptor",
+                FW / "smoke" / "sosie-smoke"]
 SH_SCRIPTS = [FW / "rootfs" / "usr" / "local" / "sbin" / "sosie-rw"]
 
 
