@@ -356,6 +356,10 @@ class FaceAnalyzer:
         """Who runs the descriptor network: "numpy" or "dlib" (also after a fallback)."""
         return self._models.engine
 
+    def describe(self, chip: np.ndarray) -> np.ndarray:
+        """The float32[128] descriptor of an aligned (150, 150, 3) uint8 RGB chip (`Face.chip`)."""
+        return self._models.describe(chip)
+
     # -- public API ----------------------------------------------------------------------------
 
     def analyze(self, image: Source) -> Face | NoFaceFound:

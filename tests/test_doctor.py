@@ -252,3 +252,66 @@ def test_missing_and_custom_commands(tmp_path):
     text = BUTTON + "service: {poweroff_command: []}\n"
     ((level, _, message),) = poweroff_lines(tmp_path, text, FakeSystem())
     assert level == "PROBLEM" and "leaves the machine on" in message
+
+
+# ---------------------------------------------------------------------------------------------
+# the descriptor engine
+
+
+class TimedEngine:
+    """An analyzer stand-in whose descriptor takes `seconds` (and is otherwise dlib's size)."""
+
+    def __init__(self, engine: str, seconds: float) -> None:
+        self.descriptor_engine = engine
+        self.seconds = seconds
+        self.calls = 0
+
+    def describe(self, chip):
+        import time
+
+        import numpy as np
+
+        assert chip.shape == (150, 150, 3)
+        self.calls += 1
+        time.sleep(self.seconds)
+        return np.zeros(128, np.float32)
+
+
+def descriptor_checks(tmp_path, monkeypatch, configured: str, used: TimedEngine,
+                      other: TimedEngine):
+    import appliance.faces
+
+    monkeypatch.setattr(appliance.faces, "FaceAnalyzer", lambda faces: other)
+    settings = settings_from(tmp_path, f"faces: {{descriptor_engine: {configured}}}\n")
+    return run_check(doctor.check_descriptor, settings, used)
+
+
+def test_descriptor_engine_and_both_timings_are_reported(tmp_path, monkeypatch):
+    used, other = TimedEngine("numpy", 0.002), TimedEngine("dlib", 0.02)
+    (level, part, message), = descriptor_checks(tmp_path, monkeypatch, "numpy", used, other)
+    assert (level, part) == (doctor.OK, "descriptor")
+    assert message.startswith("numpy engine: ") and "(dlib: " in message
+    ours, theirs = (int(m.split(" ms")[0].split()[-1]) for m in message.split("("))
+    assert ours < theirs
+    assert used.calls >= 2 and other.calls >= 2
+
+
+def test_a_faster_other_engine_is_suggested(tmp_path, monkeypatch):
+    used, other = TimedEngine("numpy", 0.03), TimedEngine("dlib", 0.002)
+    (level, _, message), = descriptor_checks(tmp_path, monkeypatch, "numpy", used, other)
+    assert level == doctor.NOTE and "set faces.descriptor_engine: dlib" in message
+
+
+def test_a_fallback_to_dlib_is_named(tmp_path, monkeypatch):
+    used, other = TimedEngine("dlib", 0.002), TimedEngine("numpy", 0.002)
+    (level, _, message), = descriptor_checks(tmp_path, monkeypatch, "numpy", used, other)
+    assert level == doctor.NOTE and "refused the model file" in message
+
+
+def test_the_real_engines_are_timed(tmp_path):
+    from appliance.faces import FaceAnalyzer
+
+    settings = settings_from(tmp_path, "faces: {}\n")
+    (level, _, message), = run_check(doctor.check_descriptor, settings,
+                                     FaceAnalyzer(settings.faces), repeats=1)
+    assert level in (doctor.OK, doctor.NOTE) and message.startswith("numpy engine: ")

@@ -35,7 +35,7 @@ class Doctor:
 
     def report(self, part: str, level: str, message: str) -> None:
         self.checks.append(Check(part, level, message))
-        self.echo(f"{level:>7}  {part:<9} {message}")
+        self.echo(f"{level:>7}  {part:<10} {message}")
 
     @property
     def problems(self) -> int:
@@ -119,7 +119,46 @@ def check_models(doc: Doctor, settings: Any) -> Any:
         return None
     names = ", ".join(Path(p).name for p in paths.values())
     doc.report("models", OK, f"loaded {names}")
+    check_descriptor(doc, settings, analyzer)
     return analyzer
+
+
+def check_descriptor(doc: Doctor, settings: Any, analyzer: Any, repeats: int = 3) -> None:
+    """Which engine runs the descriptor network and how long one face takes, against the other
+    engine on this machine (dlib-bin has no BLAS: dlib's own code is several times slower)."""
+    import dataclasses
+    import time
+
+    import numpy as np
+
+    from appliance.faces import FaceAnalyzer
+
+    chip = np.random.default_rng(0).integers(0, 256, (150, 150, 3), np.uint8)
+
+    def per_face(engine: Any) -> float:
+        engine.describe(chip)  # warm
+        start = time.perf_counter()
+        for _ in range(repeats):
+            engine.describe(chip)
+        return (time.perf_counter() - start) / repeats * 1000
+
+    configured, used = settings.faces.descriptor_engine, analyzer.descriptor_engine
+    other_name = "dlib" if used == "numpy" else "numpy"
+    try:
+        other = FaceAnalyzer(dataclasses.replace(settings.faces, descriptor_engine=other_name))
+        ours_ms, other_ms = per_face(analyzer), per_face(other)
+    except Exception as exc:
+        doc.report("descriptor", NOTE, f"{used} engine; could not time it: {_line(exc)}")
+        return
+    text = f"{used} engine: {ours_ms:.0f} ms per face ({other_name}: {other_ms:.0f} ms)"
+    if configured != used:
+        doc.report("descriptor", NOTE, f"{text}; faces.descriptor_engine is {configured} but "
+                   "that engine refused the model file (see the log), so dlib runs it")
+    elif other_ms < 0.8 * ours_ms:
+        doc.report("descriptor", NOTE, f"{text}: set faces.descriptor_engine: {other_name}, "
+                   "it is faster on this machine")
+    else:
+        doc.report("descriptor", OK, text)
 
 
 def check_corpus(doc: Doctor, settings: Any, path: Path | None = None) -> None:
