@@ -237,6 +237,8 @@ class OpenCVCamera(Camera):
     def _open(self) -> None:
         import cv2
 
+        # our one-line CameraError says it; OpenCV's own warnings would repeat on every retry
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
         device: int | str = self.device
         if isinstance(device, str) and device.isdigit():
             device = int(device)
