@@ -98,7 +98,7 @@ def anchors(repeat: int, face: Face) -> dict[str, float]:
     from appliance.faces import model_paths
 
     detector = dlib.get_frontal_face_detector()
-    small, big = frame(SIZES["640x480"]), frame(SIZES["12MP"])
+    small, big = frame(SIZES["640x480 close"], close=True), frame(SIZES["12MP"])
     recognizer = dlib.face_recognition_model_v1(str(model_paths(FaceSettings())["descriptor"]))
     theirs = np.asarray(recognizer.compute_face_descriptor(face.chip, 0), np.float32)
     return {
@@ -227,10 +227,10 @@ def main(argv: list[str] | None = None) -> int:
     print()
     ours_small = results["640x480 close"]["downscale"] + results["640x480 close"]["detect"]
     ours_big = results["12MP"]["downscale"] + results["12MP"]["detect"]
-    print(f"{'anchor':<40}{'ms':>9}{'ours (downscale+detect, close)':>32}")
+    print(f"{'anchor':<40}{'ms':>9}{'ours: downscale+detect':>32}")
     rows = [
-        ("dlib HOG 640x480, upsample 0", anchor["hog_640x480_up0"], ours_small),
-        ("dlib HOG 640x480, upsample 1 (f_r)", anchor["hog_640x480_up1"], ours_small),
+        ("dlib HOG 640x480, upsample 0 (close)", anchor["hog_640x480_up0"], ours_small),
+        ("dlib HOG 640x480, upsample 1 (close)", anchor["hog_640x480_up1"], ours_small),
         ("dlib HOG 12 MP full res, upsample 0", anchor["hog_12MP_up0"], ours_big),
     ]
     for label, ms, ours in rows:
