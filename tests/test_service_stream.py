@@ -90,7 +90,7 @@ def test_a_ticket_failing_half_way_is_cut_off_and_reported(tmp_path, monkeypatch
     def broken_hero(page, content):
         raise MemoryError("no room for the photo")
 
-    monkeypatch.setattr("appliance.ticket._hero", broken_hero)
+    monkeypatch.setattr("appliance.ticket.classic._hero", broken_hero)
     corpus = FakeCorpus()
     face = FakeFace(corpus.vectors[4].astype(np.float32))
     record, _, connection, service = run_one_visit(face, tmp_path, monkeypatch, lookalikes=3)

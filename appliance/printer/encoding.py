@@ -1,0 +1,163 @@
+"""ESC/POS bytes encoded by python-escpos's `Dummy` printer, band by band as they come."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from PIL import Image
+
+from appliance.printer.faults import PrinterFault, TicketAborted, TicketRejected, _reason
+from appliance.printer.profile import _with_width, escpos_module
+from appliance.printer.settings import PrinterSettings
+
+Printable = Image.Image | Iterable[Image.Image]  # one image, or bands top to bottom
+
+
+@dataclass(frozen=True)
+class Job:
+    """An encoded ticket: the byte segments python-escpos emitted, in order."""
+
+    segments: tuple[bytes, ...]
+    raster: tuple[bool, ...]  # which segments are GS v 0 images (header + rows)
+
+    @property
+    def data(self) -> bytes:
+        return b"".join(self.segments)
+
+
+class BandEncoder:
+    """python-escpos encoding, one band at a time, on one reused `Dummy` printer.
+
+    The encoding of recent bands is remembered by their dots, so the parts of a ticket that are
+    the same for every visitor (the header art) are encoded once.
+    """
+
+    REMEMBERED = 16  # bands
+
+    def __init__(self, settings: PrinterSettings, width: int) -> None:
+        self.settings = settings
+        self.width = width
+        self._dummy = _with_width(escpos_module().Dummy(profile=settings.profile), width)
+        self._known: dict[tuple[object, ...], list[bytes]] = {}
+
+    def _emit(self, command: Callable[[Any], None]) -> list[bytes]:
+        self._dummy.clear()
+        try:
+            command(self._dummy)
+        except PrinterFault:
+            raise
+        except Exception as exc:  # escpos refusing something: a fault, never a crash
+            raise TicketRejected(f"cannot encode the ticket: {_reason(exc)}") from None
+        return list(self._dummy._output_list)
+
+    def init(self) -> list[bytes]:
+        return self._emit(lambda d: d.hw("INIT"))
+
+    def band(self, image: Image.Image) -> list[bytes]:
+        """The raster segments (`GS v 0` header + rows, per fragment) of one band."""
+        _check_band(image, self.width)
+        key = (image.size, hashlib.blake2b(image.tobytes(), digest_size=16).digest())
+        segments = self._known.pop(key, None)
+        if segments is None:
+            segments = self._emit(lambda d: d.image(
+                image, impl="bitImageRaster", fragment_height=self.settings.fragment_height))
+        self._known[key] = segments  # newest last
+        if len(self._known) > self.REMEMBERED:
+            self._known.pop(next(iter(self._known)))
+        return segments
+
+    def end(self) -> list[bytes]:
+        cut = self.settings.cut
+        if cut == "none":
+            return []
+        return self._emit(lambda d: d.cut(mode="PART" if cut == "partial" else "FULL"))
+
+
+def _check_band(image: Image.Image, width: int) -> None:
+    if not isinstance(image, Image.Image):
+        raise TicketRejected(f"a ticket band must be a PIL image, got {type(image).__name__}")
+    if image.mode != "1":
+        raise TicketRejected(f"ticket image must be mode '1' (1 bit), got mode {image.mode!r}")
+    if image.width > width or image.width % 8:
+        raise TicketRejected(
+            f"ticket is {image.width} dots wide; expected a multiple of 8 up to {width}"
+        )
+
+
+class StreamJob:
+    """A ticket's ESC/POS segments, encoded band by band as they are asked for.
+
+    Iterating yields (bytes, is_raster): INIT once the first band is encoded, each band's raster
+    segments, then the cut. Segments already encoded are kept, so a retry replays them before
+    composing further. A band that cannot be composed raises `TicketAborted`.
+    """
+
+    def __init__(self, ticket: Printable, encoder: BandEncoder) -> None:
+        self.encoder = encoder
+        self._bands: Iterator[Image.Image] | None = iter(
+            [ticket] if isinstance(ticket, Image.Image) else ticket)
+        self._segments: list[tuple[bytes, bool]] = []
+        self.encode_seconds: list[float] = []
+
+    def __iter__(self) -> Iterator[tuple[bytes, bool]]:
+        i = 0
+        while i < len(self._segments) or self._more():
+            if i < len(self._segments):
+                yield self._segments[i]
+                i += 1
+
+    def _more(self) -> bool:
+        """Compose and encode the next band (or the cut); False when the ticket is complete."""
+        if self._bands is None:
+            return False
+        band = self._next_band()
+        start = time.perf_counter()
+        if band is None:
+            self._bands = None
+            if not self.encode_seconds:
+                raise TicketRejected("ticket image is empty")
+            self._add(self.encoder.end(), raster=False)
+            return True
+        if isinstance(band, Image.Image) and band.height == 0:
+            return True
+        raster = self.encoder.band(band)
+        if not self._segments:
+            self._add(self.encoder.init(), raster=False)
+        self._add(raster, raster=True)
+        self.encode_seconds.append(time.perf_counter() - start)
+        return True
+
+    def _next_band(self) -> Image.Image | None:
+        assert self._bands is not None
+        try:
+            return next(self._bands)
+        except StopIteration:
+            return None
+        except Exception as exc:
+            self._bands = None
+            raise TicketAborted(f"ticket composition failed: {_reason(exc)}") from exc
+
+    def _add(self, segments: list[bytes], *, raster: bool) -> None:
+        self._segments.extend((segment, raster) for segment in segments)
+
+    def job(self) -> Job:
+        """Every segment, encoding the rest of the ticket."""
+        segments = list(self)
+        return Job(tuple(s for s, _ in segments), tuple(r for _, r in segments))
+
+
+def encode_ticket(image: Printable, settings: PrinterSettings, width: int) -> Job:
+    """Encode a mode "1" ticket (or its bands) with python-escpos: init, raster fragments, cut."""
+    return StreamJob(image, BandEncoder(settings, width)).job()
+
+
+def _separator(settings: PrinterSettings) -> bytes:
+    """Bytes that reset the printer and cut off a spoiled, half-printed ticket."""
+    dummy = escpos_module().Dummy(profile=settings.profile)
+    dummy.hw("INIT")
+    dummy.cut()
+    return dummy.output

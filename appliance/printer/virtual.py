@@ -1,0 +1,63 @@
+"""The virtual printer: each ticket's exact ESC/POS bytes (.bin) and a PNG decoded from them."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from datetime import datetime
+from pathlib import Path
+
+from appliance.paths import cache_dir
+from appliance.printer.encoding import Printable
+from appliance.printer.faults import PrinterAbsent, TicketRejected
+from appliance.printer.interface import Printer, PrinterStatus, PrintReceipt
+from appliance.printer.profile import printer_width
+from appliance.printer.settings import PrinterSettings
+
+
+class VirtualPrinter(Printer):
+    """Writes each ticket's exact ESC/POS bytes (.bin) and a PNG decoded from them."""
+
+    def __init__(self, out_dir: str | Path | None = None, settings: PrinterSettings | None = None,
+                 *, keep: int | None = None) -> None:
+        self.settings = settings or PrinterSettings()
+        self.width = printer_width(self.settings)
+        configured = out_dir or self.settings.virtual.out_dir
+        self.out_dir = Path(configured) if configured else cache_dir() / "tickets"
+        self.keep = keep or self.settings.virtual.keep
+        self._count = 0
+
+    def print_ticket(self, image: Printable, name: str | None = None) -> PrintReceipt:
+        from appliance.escpos_decode import decode
+
+        started = time.monotonic()
+        stream = self._job(image)
+        data = stream.job().data  # a ticket that fails to compose leaves no files
+        self._count += 1
+        stem = name or f"ticket-{datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}-{self._count:04d}"
+        bin_path = self.out_dir / f"{stem}.bin"
+        png_path = self.out_dir / f"{stem}.png"
+        try:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            bin_path.write_bytes(data)
+            decode(data, self.width).image.save(png_path, optimize=True)
+        except OSError as exc:
+            raise PrinterAbsent(
+                f"virtual printer cannot write to {self.out_dir}: {exc.strerror or exc}"
+            ) from None
+        except ValueError as exc:  # the decoder refusing our own bytes would be a bug
+            raise TicketRejected(f"virtual printer cannot decode the ticket: {exc}") from None
+        self._prune()
+        return PrintReceipt(len(data), time.monotonic() - started, 1, (bin_path, png_path),
+                            tuple(stream.encode_seconds))
+
+    def _prune(self) -> None:
+        tickets = sorted(self.out_dir.glob("ticket-*.bin"), key=lambda p: p.stat().st_mtime)
+        for old in tickets[: max(0, len(tickets) - self.keep)]:
+            for path in (old, old.with_suffix(".png")):
+                with contextlib.suppress(OSError):
+                    path.unlink()
+
+    def status(self) -> PrinterStatus:
+        return PrinterStatus(online=True, paper="ok")

@@ -1,0 +1,86 @@
+"""The ticket the visitor takes home, composed with Pillow at the printer's width in dots.
+
+Two layouts (config `ticket.layout`):
+
+* classic: the installation's title, the closest lookalike large, the next ones in a grid, each
+  with its rank and likeness; optionally the visitor's own face; a map of the corpus in PCA space
+  with the visitor marked; a footer with date, ticket number and the privacy line.
+* mugshot: the visitor's aligned face on a height chart with a placard (installation, date,
+  number), beside their closest lookalike on the same chart.
+
+Photos are tone-prepared and dithered (appliance.dither); text and lines are drawn without
+anti-aliasing, so they print crisp. Sizes are given for 576 dots and scale with the width.
+
+The ticket is composed as full-width bands, header first, so the printer can start on the header
+while the photos are still being dithered (`Ticket`, `ticket_bands`). What does not depend on the
+visitor (header art, rules, headings, the privacy line, the corpus map's dots) is drawn once per
+process and reused::
+
+    >>> image = compose_ticket(content, TicketLayout(), Installation(), width=576)  # mode "1"
+    >>> ticket = Ticket(ticket_bands(content, width=576), 576)  # lazy; iterate for the bands
+
+One module per concern: `content` (the settings and what is printed), `canvas` (ink, paper,
+pieces drawn once), `text` (typesetting), `page` (the page being composed), the parts
+(`header_footer`, `classic`, `corpus_map`, `mugshot`) and `stream` (bands, `Ticket`, the entry
+points). Everything public is importable from here.
+"""
+
+from appliance.ticket.canvas import (
+    BASE_WIDTH,
+    INK,
+    MIN_TEXT,
+    PAPER,
+    STATIC_LIMIT,
+    clear_static,
+    stack,
+    static_piece,
+)
+from appliance.ticket.content import (
+    CorpusMap,
+    Fonts,
+    Installation,
+    Lookalike,
+    TicketContent,
+    TicketLayout,
+)
+from appliance.ticket.corpus_map import MapFrame
+from appliance.ticket.mugshot import height_chart
+from appliance.ticket.page import Page, crop_to_aspect
+from appliance.ticket.stream import (
+    ContentSource,
+    Ticket,
+    compose_no_face,
+    compose_ticket,
+    ticket_bands,
+)
+from appliance.ticket.text import draw_text, fit_size, text_width, wrap
+
+__all__ = [
+    "BASE_WIDTH",
+    "INK",
+    "MIN_TEXT",
+    "PAPER",
+    "STATIC_LIMIT",
+    "ContentSource",
+    "CorpusMap",
+    "Fonts",
+    "Installation",
+    "Lookalike",
+    "MapFrame",
+    "Page",
+    "Ticket",
+    "TicketContent",
+    "TicketLayout",
+    "clear_static",
+    "compose_no_face",
+    "compose_ticket",
+    "crop_to_aspect",
+    "draw_text",
+    "fit_size",
+    "height_chart",
+    "stack",
+    "static_piece",
+    "text_width",
+    "ticket_bands",
+    "wrap",
+]

@@ -1,0 +1,87 @@
+"""What a ticket shows: the installation, the layout settings, and the visitor's doubles."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+import numpy as np
+
+from appliance.config import check_dots, setting
+from appliance.dither import Tone
+from appliance.likeness import likeness
+
+
+@dataclass(frozen=True)
+class Installation:
+    """The installation's identity (config section `installation`)."""
+
+    title: str = "Sosie"
+    subtitle: str = "Your double among faces that do not exist"
+
+
+@dataclass(frozen=True)
+class Fonts:
+    """Optional TrueType files replacing the bundled DejaVu faces (empty: bundled)."""
+
+    title: str = ""
+    text: str = ""
+    bold: str = ""
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class TicketLayout:
+    """What the ticket shows and how (config section `ticket`)."""
+
+    layout: Literal["classic", "mugshot"] = "classic"
+    width: int | None = setting(None, min=128, max=4096)  # dots; None: the printer's width
+    lookalikes: int = setting(5, min=1, max=10)  # how many doubles are printed
+    columns: int = setting(0, min=0, max=5)  # grid columns after the first; 0: by width
+    show_visitor: bool = False  # print the visitor's own face next to their double (classic)
+    show_map: bool = True  # the corpus map with the visitor's place
+    show_distance: bool = False  # print the raw descriptor distance under each likeness
+    map_points: int = setting(4000, min=0, max=200_000)  # corpus dots drawn on the map
+    map_height: int = setting(300, min=80, max=2000)  # dots at 576 wide, scales with width
+    margin: int = setting(20, min=8, max=100)  # dots at 576 wide, left and right
+    number_digits: int = setting(6, min=1, max=12)  # ticket number zero padding
+    date_format: str = "%d.%m.%Y  %H:%M"
+    date: Literal["auto", "always", "never"] = "auto"  # auto: only when the clock is synchronised
+    privacy: str = "Nothing of you was kept. Your photo lived in memory for a moment, and is gone."
+    retry_hint: str = "Face the camera, come a little closer, and press the button again."
+    tone: Tone = field(default_factory=Tone)
+    fonts: Fonts = field(default_factory=Fonts)
+
+    def __post_init__(self) -> None:
+        check_dots("ticket.width", self.width)
+
+
+@dataclass(frozen=True)
+class Lookalike:
+    rank: int  # 1 = closest
+    index: int  # row in the corpus
+    distance: float  # Euclidean descriptor distance
+    thumbnail: np.ndarray  # uint8 gray aligned face (h, w)
+
+    @property
+    def likeness(self) -> float:
+        return likeness(self.distance)
+
+
+@dataclass(frozen=True)
+class CorpusMap:
+    points: np.ndarray  # (n, 2) float PCA coordinates of (a sample of) the corpus
+    count: int  # faces in the whole corpus
+    visitor: tuple[float, float] | None  # the visitor's coordinates, same axes
+    lookalikes: tuple[tuple[float, float], ...] = ()  # in rank order
+
+
+@dataclass(frozen=True)
+class TicketContent:
+    lookalikes: Sequence[Lookalike]
+    number: int = 1
+    when: datetime | None = field(default_factory=datetime.now)  # None: no date is printed
+    visitor_face: np.ndarray | None = None  # uint8 gray aligned face, only if it is printed
+    corpus_map: CorpusMap | None = None
