@@ -1,8 +1,9 @@
 """The whole configuration of the appliance, validated at start: one `AppSettings`.
 
 Each part owns its section's dataclass (`FaceSettings` in faces.py, `PrinterSettings` in
-printer/settings.py, ...); this module composes them, so a typo or a wrong value anywhere in the file is
-reported before anything starts, on one line naming the key, the value and what is expected.
+printer/settings.py, ...); this module composes them, so a typo or a wrong value anywhere in the
+file is reported before anything starts, on one line naming the key, the value and what is
+expected.
 
 The user file is the one given with `--config`, else `$SOSIE_CONFIG`, else the first of
 `/boot/firmware/sosie.yaml` (editable from any computer on the SD card's FAT partition) and
