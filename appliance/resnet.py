@@ -273,14 +273,14 @@ def _blas_controller() -> Any:
 
 def _check_structure(layers: list[tuple[str, object]]) -> None:
     """Accept only the residual layout this runner implements (the dlib face ResNet's)."""
-    kinds = [k for k, _ in layers]
+    kinds = [p.kind if k == "pool" else k for k, p in layers]  # type: ignore[union-attr]
     text = " ".join(kinds)
-    first = "con relu pool"
-    if not text.startswith(first) or not text.endswith("pool fc"):
+    first, last = "con relu max", "mean fc"
+    if not text.startswith(first) or not text.endswith(last):
         raise NetworkFormatError(f"unexpected network layout: {text[:60]}...")
-    body = text[len(first):-len("pool fc")].split()
+    body = text[len(first):-len(last)].split()
     block = ["con", "relu", "con", "add_prev", "relu"]
-    down = ["con", "relu", "con", "pool", "add_prev", "relu"]
+    down = ["con", "relu", "con", "avg", "add_prev", "relu"]
     while body:
         if body[:5] == block:
             body = body[5:]

@@ -178,7 +178,8 @@ def test_pooling_matches_a_loop(h, w, kind, size, stride, seed):
 # files it must refuse
 
 
-@pytest.mark.parametrize("damage", ["not dlib", "truncated", "layer renamed", "empty"])
+@pytest.mark.parametrize("damage", ["not dlib", "truncated", "layer renamed", "pooling swapped",
+                                    "empty"])
 def test_unusable_model_file_is_refused_on_one_line(tmp_path, damage):
     data = MODEL.read_bytes()
     if damage == "not dlib":
@@ -188,6 +189,8 @@ def test_unusable_model_file_is_refused_on_one_line(tmp_path, damage):
     elif damage == "layer renamed":  # the 10th residual block loses its relu: another network
         at = [i for i in range(len(data)) if data.startswith(b"\x05relu_", i)][10]
         data = data[:at] + b"\x05relX_" + data[at + 6:]
+    elif damage == "pooling swapped":  # the stem's max pooling becomes an average one
+        data = data.replace(b"\x0amax_pool_2", b"\x0aavg_pool_2", 1)
     else:
         data = b""
     path = tmp_path / "model.dat"
