@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import os
 import shutil
 import statistics
@@ -32,6 +31,8 @@ import numpy as np
 from PIL import Image, ImageOps
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from figures import median_ms, write_json
 
 from appliance.corpus import CorpusSettings, build
 from appliance.corpus.thumbs import encode
@@ -133,22 +134,21 @@ def main() -> int:
     ]
     print(f"\n{n} images ({faces['direct']} faces found by analyze, {faces['build1']} kept by "
           f"the build), median of {args.repeats}; per-image analyze median "
-          f"{statistics.median(per_image) * 1000:.1f} ms")
+          f"{median_ms(per_image):.1f} ms")
     print(f"| {'method':<42} | {'seconds':>8} | {'images/s':>8} | {'vs anchor':>9} |")
     print(f"|{'-' * 44}|{'-' * 10}|{'-' * 10}|{'-' * 11}|")
     for name, seconds, ratio in rows:
         print(f"| {name:<42} | {seconds:>8.2f} | {n / seconds:>8.2f} | {ratio:>8.3f}x |")
     overhead = med["build1"] / med["direct"] - 1
     extra_ms = statistics.median(extra_work) * 1000 if extra_work else 0.0
-    analyze_ms = statistics.median(per_image) * 1000
+    analyze_ms = median_ms(per_image)
     print(f"\nbuild overhead over dlib's own cost (1 worker vs anchor, end to end): "
           f"{overhead:+.1%} (goal < 10 %)")
     print(f"build's own per-face work (hash + 256 px aligned crop + JPEG), timed in the anchor "
           f"pass: {extra_ms:.2f} ms = {extra_ms / analyze_ms:.1%} of analyze's median")
     print(f"parallel speed-up ({args.workers} workers vs 1): {med['build1'] / med['buildN']:.2f}x")
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({
+        write_json(args.json, {
             "images": n,
             "repeats": args.repeats,
             "workers": args.workers,
@@ -160,12 +160,12 @@ def main() -> int:
             "direct_images_per_s": n / med["direct"],
             "build_1_worker_images_per_s": n / med["build1"],
             "build_all_workers_images_per_s": n / med["buildN"],
-            "analyze_median_ms": statistics.median(per_image) * 1000,
+            "analyze_median_ms": median_ms(per_image),
             "overhead_1_worker": overhead,
             "extra_work_median_ms": extra_ms,
             "extra_work_share": extra_ms / analyze_ms,
             "runs": runs,
-        }, indent=2))
+        })
     return 0
 
 

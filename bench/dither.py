@@ -8,12 +8,12 @@ Anchor: Pillow `Image.convert("1")` (Floyd-Steinberg in C). Prints medians and t
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from pathlib import Path
 
 import numpy as np
+from figures import write_json
 from PIL import Image
 
 from appliance.dither import Tone, dither, prepare
@@ -71,10 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, ms in results.items():
         print(f"| {name:<38} | {ms:7.3f} | {ms / anchor:11.2f}x |")
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        payload = {"size": args.size, "repeat": args.repeat, "median_ms": results,
-                   "anchor": "pillow convert('1') (FS)"}
-        args.json.write_text(json.dumps(payload, indent=2))
+        write_json(args.json, {"size": args.size, "repeat": args.repeat, "median_ms": results,
+                               "anchor": "pillow convert('1') (FS)"})
     return 0
 
 

@@ -24,9 +24,7 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import platform
-import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -36,6 +34,8 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from figures import median_ms, write_json
 
 from appliance.faces import Face, FaceAnalyzer, FaceSettings
 from appliance.images import load_image
@@ -60,13 +60,14 @@ def frame(size: tuple[int, int], close: bool = False) -> np.ndarray:
     return out
 
 
-def median_ms(fn: Callable[[], object], repeat: int) -> float:
+def timed_ms(fn: Callable[[], object], repeat: int) -> float:
+    """Median milliseconds of `repeat` calls of `fn`."""
     times = []
     for _ in range(repeat):
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1000
+    return median_ms(times)
 
 
 def measure(name: str, repeat: int, analyzer: FaceAnalyzer) -> dict[str, float]:
@@ -75,7 +76,7 @@ def measure(name: str, repeat: int, analyzer: FaceAnalyzer) -> dict[str, float]:
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, "JPEG", quality=90)
     jpeg = buf.getvalue()
-    out = {"decode": median_ms(lambda: load_image(jpeg), repeat)}
+    out = {"decode": timed_ms(lambda: load_image(jpeg), repeat)}
     stage_times: dict[str, list[float]] = {s: [] for s in STAGES[1:]}
     totals = []
     for _ in range(repeat):
@@ -86,9 +87,9 @@ def measure(name: str, repeat: int, analyzer: FaceAnalyzer) -> dict[str, float]:
             raise SystemExit(f"bench: no face found in the {size[0]}x{size[1]} frame: {face}")
         for stage in stage_times:
             stage_times[stage].append(face.timings[stage])
-    out.update({s: statistics.median(v) * 1000 for s, v in stage_times.items()})
-    out["analyze"] = statistics.median(totals) * 1000
-    out["decode_640"] = median_ms(lambda: load_image(jpeg, max_side=640), repeat)
+    out.update({s: median_ms(v) for s, v in stage_times.items()})
+    out["analyze"] = median_ms(totals)
+    out["decode_640"] = timed_ms(lambda: load_image(jpeg, max_side=640), repeat)
     return out
 
 
@@ -102,10 +103,10 @@ def anchors(repeat: int, face: Face) -> dict[str, float]:
     recognizer = dlib.face_recognition_model_v1(str(model_paths(FaceSettings())["descriptor"]))
     theirs = np.asarray(recognizer.compute_face_descriptor(face.chip, 0), np.float32)
     return {
-        "hog_640x480_up0": median_ms(lambda: detector.run(small, 0, 0.0), repeat),
-        "hog_640x480_up1": median_ms(lambda: detector.run(small, 1, 0.0), repeat),
-        "hog_12MP_up0": median_ms(lambda: detector.run(big, 0, 0.0), max(3, repeat // 2)),
-        "descriptor_dlib": median_ms(lambda: recognizer.compute_face_descriptor(face.chip, 0),
+        "hog_640x480_up0": timed_ms(lambda: detector.run(small, 0, 0.0), repeat),
+        "hog_640x480_up1": timed_ms(lambda: detector.run(small, 1, 0.0), repeat),
+        "hog_12MP_up0": timed_ms(lambda: detector.run(big, 0, 0.0), max(3, repeat // 2)),
+        "descriptor_dlib": timed_ms(lambda: recognizer.compute_face_descriptor(face.chip, 0),
                                      repeat),
         "descriptor_max_difference": float(np.abs(theirs - face.descriptor).max()),
     }
@@ -207,8 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         table = variant_distances(analyzer)
         print_variants(table)
         if args.json:
-            args.json.parent.mkdir(parents=True, exist_ok=True)
-            args.json.write_text(json.dumps(table, indent=2))
+            write_json(args.json, table)
         return 0
     face = analyzer.analyze(frame(SIZES["640x480"]))  # warm up: models loaded, caches hot
     if not isinstance(face, Face):
@@ -241,15 +241,14 @@ def main(argv: list[str] | None = None) -> int:
           f"{f'ours {ours:.1f} ms = {ours / dlib_ms:.2f}x':>32}")
     print(f"largest descriptor difference, ours vs dlib: {anchor['descriptor_max_difference']:.2e}")
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({
+        write_json(args.json, {
             "repeat": args.repeat,
             "dlib": dlib.__version__,
             "blas": bool(dlib.DLIB_USE_BLAS),
             "machine": platform.machine(),
             "median_ms": results,
             "anchors_ms": anchor,
-        }, indent=2))
+        })
     return 0
 
 

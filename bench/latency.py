@@ -21,13 +21,12 @@ measured in the same run:
 from __future__ import annotations
 
 import argparse
-import json
-import statistics
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from figures import median_ms, write_json
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -65,10 +64,6 @@ def camera_frame(framing: str = "arm", width: int = 640, height: int = 480) -> n
     if framing == "arm":
         photo = photo[0:300, 80:380]  # head and shoulders, as a visitor facing the box
     return fit_inside(photo, width, height)
-
-
-def median_ms(values: list[float]) -> float:
-    return 1000 * statistics.median(values) if values else float("nan")
 
 
 def ticket_stages(ticket, receipt) -> dict[str, float]:
@@ -331,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
             "ratio_vs_descriptor": first / desc, "face_search_ms": face_search,
             "speedup_vs_naive_face_search": naive / face_search,
         }
-        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+        write_json(args.json, figures)
     return 0
 
 

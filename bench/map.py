@@ -13,7 +13,6 @@ and zoomed programmatically from the whole cloud down to single faces and back
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import resource
@@ -25,6 +24,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from figures import write_json  # noqa: E402 - bench/ is the script's folder
 
 from appliance.cartography.headless import Browser  # noqa: E402
 from appliance.paths import cache_dir  # noqa: E402
@@ -216,8 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     if errors:
         print(f"page errors: {errors}")
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(figures, indent=1))
+        write_json(args.json, figures)
     return 1 if errors else 0
 
 

@@ -28,7 +28,6 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")  # single-threaded anchors (must precede numpy/faiss)
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 import platform  # noqa: E402
 import random  # noqa: E402
 import sys  # noqa: E402
@@ -40,6 +39,8 @@ import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from figures import median_ms, write_json  # noqa: E402 - bench/ is the script's folder
 
 from appliance.search import Scanner, kernels  # noqa: E402
 
@@ -63,10 +64,6 @@ def corpus_file(folder: Path, rows: int, dim: int, seed: int) -> Path:
     del mm
     tmp.replace(path)
     return path
-
-
-def median_ms(samples: list[float]) -> float:
-    return float(np.median(samples) * 1e3)
 
 
 def paired(a: list[float], b: list[float]) -> float:
@@ -255,8 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--threads {args.threads}: expected 0 (all CPUs) or more")
     result = run(args)
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+        write_json(args.json, result)
     return 0 if result["same_topk"] else 1
 
 

@@ -17,13 +17,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import gc
-import json
 import statistics
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from figures import write_json
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr, flush=True)
         figures.update(summary(done, elapsed))
         if args.json:
-            args.json.write_text(json.dumps(figures, indent=2) + "\n")
+            write_json(args.json, figures)
 
     def summary(done: int, elapsed: float) -> dict:
         start_rss, end_rss = samples[0][1], samples[-1][1]
