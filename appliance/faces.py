@@ -275,9 +275,12 @@ class _Models:
         self.detector = _model("detector", None)
         self.predictor = _model("landmarks", landmarks)
         self.network = _numpy_network(descriptor, threads) if engine == "numpy" else None
-        self.engine = "numpy" if self.network is not None else "dlib"
         self.recognizer = None if self.network is not None else _model("descriptor", descriptor)
         self.lock = _DLIB_LOCK
+
+    @property
+    def engine(self) -> str:
+        return "numpy" if self.network is not None else "dlib"
 
     def describe(self, chip: np.ndarray) -> np.ndarray:
         if self.network is not None:  # numpy releases the GIL in BLAS; no dlib lock needed
@@ -296,7 +299,7 @@ def _numpy_network(path: Path, threads: int) -> Any:
         if key not in _loaded:
             try:
                 _loaded[key] = FaceNet.load(path, threads)
-            except (NetworkFormatError, ValueError, IndexError) as exc:
+            except NetworkFormatError as exc:  # load turns every reading error into this
                 log.warning("descriptor model %s: numpy engine unavailable (%s); using dlib",
                             path, exc)
                 _loaded[key] = None
