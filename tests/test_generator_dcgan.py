@@ -1,0 +1,244 @@
+"""The numpy DCGAN: each layer equals a plain-loop reference, the weights are checked against
+the network, and face i of a seed is the same whatever batch or process draws it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch_zip_writer import dcgan_state, write_dcgan
+
+from appliance.generator import dcgan
+from appliance.generator.dcgan import (
+    BN_EPS,
+    DCGAN,
+    WeightsNotFound,
+    conv_transpose,
+    default_weights_path,
+    fold_layers,
+)
+from appliance.generator.torch_zip import WeightsFormatError
+
+SMALL = (6, 5, 4, 3, 2, 3)
+
+
+def reference_conv_transpose(x: np.ndarray, weight: np.ndarray, stride: int,
+                             padding: int) -> np.ndarray:
+    """ConvTranspose2d by its definition, in float64 loops. x: NHWC; weight: (cin, cout, k, k)."""
+    n, h, w, cin = x.shape
+    _, cout, k, _ = weight.shape
+    oh, ow = (h - 1) * stride - 2 * padding + k, (w - 1) * stride - 2 * padding + k
+    out = np.zeros((n, oh, ow, cout))
+    for b in range(n):
+        for iy in range(h):
+            for ix in range(w):
+                for ky in range(k):
+                    for kx in range(k):
+                        oy, ox = iy * stride - padding + ky, ix * stride - padding + kx
+                        if 0 <= oy < oh and 0 <= ox < ow:
+                            for ci in range(cin):
+                                out[b, oy, ox] += x[b, iy, ix, ci] * weight[ci, :, ky, kx]
+    return out
+
+
+def reference_forward(state: dict, z: np.ndarray, channels=SMALL) -> np.ndarray:
+    """The generator layer by layer as PyTorch defines it: conv, batch norm, ReLU; tanh."""
+    x = z.reshape(1, 1, 1, -1).astype(np.float64)
+    count = len(channels) - 1
+    for i in range(count):
+        x = reference_conv_transpose(x, state[f"main.{3 * i}.weight"].astype(np.float64),
+                                     dcgan.STRIDES[i], dcgan.PADDINGS[i])
+        if i < count - 1:
+            bn = f"main.{3 * i + 1}"
+            x = (x - state[f"{bn}.running_mean"]) / np.sqrt(state[f"{bn}.running_var"] + BN_EPS)
+            x = np.maximum(x * state[f"{bn}.weight"] + state[f"{bn}.bias"], 0)
+    return (np.tanh(x[0]) + 1) * 127.5
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 2), h=st.integers(1, 4), w=st.integers(1, 4), cin=st.integers(1, 4),
+       cout=st.integers(1, 3), stride=st.integers(1, 3), padding=st.integers(0, 1),
+       kernel=st.sampled_from([2, 3, 4]), seed=st.integers(0, 2**16))
+def test_conv_transpose_equals_the_definition(n, h, w, cin, cout, stride, padding, kernel, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, h, w, cin)).astype(np.float32)
+    weight = rng.standard_normal((cin, cout, kernel, kernel)).astype(np.float32)
+    matrix = weight.transpose(0, 2, 3, 1).reshape(cin, -1)
+    got = conv_transpose(x, matrix, stride, padding, kernel)
+    expected = reference_conv_transpose(x, weight, stride, padding)
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_every_folded_layer_equals_conv_then_batch_norm():
+    state = dcgan_state(SMALL, seed=3)
+    layers = fold_layers(state, SMALL)
+    rng = np.random.default_rng(4)
+    side = 1
+    for i, layer in enumerate(layers):
+        x = rng.standard_normal((2, side, side, SMALL[i])).astype(np.float32)
+        got = conv_transpose(x, layer.weights, layer.stride, layer.padding) + layer.bias
+        expected = reference_conv_transpose(x, state[f"main.{3 * i}.weight"], dcgan.STRIDES[i],
+                                            dcgan.PADDINGS[i])
+        if i < len(layers) - 1:
+            bn = f"main.{3 * i + 1}"
+            expected = ((expected - state[f"{bn}.running_mean"])
+                        / np.sqrt(state[f"{bn}.running_var"] + BN_EPS)
+                        * state[f"{bn}.weight"] + state[f"{bn}.bias"])
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5, err_msg=f"layer {i}")
+        side = got.shape[1]
+    assert side == 64
+
+
+def test_the_whole_network_equals_the_reference():
+    state = dcgan_state(SMALL, seed=5)
+    net = DCGAN(fold_layers(state, SMALL))
+    z = np.random.default_rng(6).standard_normal((3, SMALL[0])).astype(np.float32)
+    faces = net.render(z)
+    assert faces.shape == (3, 64, 64, 3) and faces.dtype == np.uint8
+    for face, latent in zip(faces, z, strict=True):
+        expected = reference_forward(state, latent)
+        assert np.abs(face - expected).max() <= 0.5 + 1e-3  # rounding only
+        assert face.std() > 1  # not a flat image: the test could tell a broken net
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory) -> Path:
+    """Random weights with the real network's shapes, as a torch.save-style file."""
+    return write_dcgan(tmp_path_factory.mktemp("w") / "weights.tar", dcgan_state(seed=1))
+
+
+def test_load_checks_and_checksums_the_file(weights):
+    net = DCGAN.load(weights)
+    assert len(net.checksum) == 64 and net.path == weights
+    assert [layer.weights.shape for layer in net.layers] == [
+        (100, 16 * 512), (512, 16 * 256), (256, 16 * 128), (128, 16 * 64), (64, 16 * 3)]
+
+
+@pytest.mark.parametrize("change, words", [
+    (lambda s: s.__setitem__("main.3.weight", np.zeros((512, 256, 4, 3), np.float32)),
+     "main.3.weight is float32 (512, 256, 4, 3) (expected float of shape (512, 256, 4, 4))"),
+    (lambda s: s.pop("main.7.running_var"), "missing main.7.running_var"),
+    (lambda s: s.__setitem__("main.13.weight", np.zeros(3, np.float32)),
+     "unexpected main.13.weight"),
+    (lambda s: s.__setitem__("main.1.bias", np.zeros(512, np.int64)), "main.1.bias is int64"),
+    (lambda s: s["main.0.weight"].__setitem__((0, 0, 0, 0), np.nan), "not finite"),
+    (lambda s: s["main.4.running_var"].__setitem__(3, -1.0), "negative variances"),
+    (lambda s: s.__setitem__("main.1.num_batches_tracked", np.zeros(1, np.int64)),
+     "num_batches_tracked"),
+])
+def test_tensors_that_do_not_fit_the_network_are_refused(tmp_path, change, words):
+    state = dcgan_state(seed=2)
+    change(state)
+    path = write_dcgan(tmp_path / "w.tar", state)
+    with pytest.raises(WeightsFormatError) as info:
+        DCGAN.load(path)
+    assert str(info.value).startswith(f"{path}: ") and words in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_a_file_without_the_generator_is_refused(tmp_path):
+    from torch_zip_writer import as_tensors, write_torch_zip
+
+    path = write_torch_zip(tmp_path / "w.tar", {"netD_state_dict": as_tensors(dcgan_state(SMALL))})
+    with pytest.raises(WeightsFormatError, match="no netG_state_dict"):
+        DCGAN.load(path)
+
+
+def test_missing_weights_say_how_to_get_them(tmp_path, monkeypatch):
+    with pytest.raises(WeightsNotFound) as info:
+        DCGAN.load(tmp_path / "nowhere.tar")
+    assert str(info.value).startswith(f"{tmp_path / 'nowhere.tar'}: no such weights file")
+
+    def absent(name):
+        raise dcgan.importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(dcgan.importlib.metadata, "distribution", absent)
+    with pytest.raises(WeightsNotFound) as info:
+        default_weights_path()
+    message = str(info.value)
+    assert "pip install --no-deps gan-face-generate==1.1.1" in message
+    assert "--weights PATH" in message and "\n" not in message
+
+
+def test_latents_are_a_pure_function_of_seed_and_index():
+    a = DCGAN.latent(7, 3)
+    assert a.shape == (100,) and a.dtype == np.float32
+    np.testing.assert_array_equal(a, DCGAN.latent(7, 3))
+    assert not np.array_equal(a, DCGAN.latent(7, 4))
+    assert not np.array_equal(a, DCGAN.latent(8, 3))
+    assert not np.array_equal(DCGAN.latent(0, 1), DCGAN.latent(1, 0))
+    code = ("from appliance.generator.dcgan import DCGAN; import sys; "
+            "sys.stdout.buffer.write(DCGAN.latent(7, 3).tobytes())")
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True).stdout
+    assert other == a.tobytes()
+    with pytest.raises(ValueError, match="seed -1"):
+        DCGAN.latent(-1, 0)
+
+
+def test_a_face_does_not_depend_on_its_batch(weights):
+    net = DCGAN.load(weights)
+    together = net.faces(3, [0, 1, 2, 3, 4], size=64)
+    assert together.shape == (5, 64, 64, 3)
+    for i in range(5):
+        np.testing.assert_array_equal(net.faces(3, [i], size=64)[0], together[i])
+    np.testing.assert_array_equal(net.faces(3, [4, 2], size=64), together[[4, 2]])
+    assert not np.array_equal(together[0], together[1])
+
+
+def test_faces_are_upscaled_with_lanczos(weights):
+    from PIL import Image
+
+    net = DCGAN.load(weights)
+    small = net.render(DCGAN.latent(1, 9)[None])[0]
+    big = net.faces(1, [9], size=200)[0]
+    assert big.shape == (200, 200, 3)
+    expected = Image.fromarray(small).resize((200, 200), Image.Resampling.LANCZOS)
+    np.testing.assert_array_equal(big, np.asarray(expected))
+    with pytest.raises(ValueError, match="face size 8"):
+        net.faces(1, [0], size=8)
+
+
+def test_render_runs_on_one_blas_thread(weights, monkeypatch):
+    from threadpoolctl import threadpool_info
+
+    net = DCGAN.load(weights)
+    seen = []
+    forward = DCGAN._forward
+
+    def spy(self, z):
+        seen.extend(p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas")
+        return forward(self, z)
+
+    monkeypatch.setattr(DCGAN, "_forward", spy)
+    net.render(np.zeros((2, 100), np.float32))
+    assert seen and set(seen) == {1}
+
+
+def test_render_refuses_latents_of_the_wrong_width(weights):
+    with pytest.raises(ValueError, match=r"expected \(n, 100\)"):
+        DCGAN.load(weights).render(np.zeros((2, 99), np.float32))
+
+
+def installed_weights() -> Path:
+    try:
+        return default_weights_path()
+    except WeightsNotFound as exc:
+        pytest.skip(str(exc))
+
+
+def test_the_shipped_network_draws_faces_dlib_finds():
+    from appliance.corpus.engines import DlibEngine
+
+    net = DCGAN.load(installed_weights())
+    faces = net.faces(0, range(12), size=256)
+    analyzer = DlibEngine().create()
+    found = sum(hasattr(analyzer.analyze(face), "descriptor") for face in faces)
+    assert found >= 6, f"dlib found a face in {found} of 12 generated images"
+    noise = DCGAN(fold_layers(dcgan_state(seed=9))).faces(0, range(4), size=256)
+    assert not any(hasattr(analyzer.analyze(face), "descriptor") for face in noise)
