@@ -1,6 +1,6 @@
 """The whole configuration of the appliance, validated at start: one `AppSettings`.
 
-Each part owns its section's dataclass (`FaceSettings` in faces.py, `PrinterSettings` in
+Each part owns its section's dataclass (`FaceSettings` in faces/analyzer.py, `PrinterSettings` in
 printer/settings.py, ...); this module composes them, so a typo or a wrong value anywhere in the
 file is reported before anything starts, on one line naming the key, the value and what is
 expected.
@@ -19,22 +19,22 @@ from pathlib import Path
 from typing import Any
 
 from appliance import config
-from appliance.camera import CameraSettings
 from appliance.config import ConfigError
-from appliance.controls import ControlSettings
-from appliance.machine import MachineSettings
-from appliance.service import ServiceSettings
+from appliance.parts.camera import CameraSettings
+from appliance.parts.controls import ControlSettings
+from appliance.runtime.machine import MachineSettings
+from appliance.runtime.service import ServiceSettings
 
 CONFIG_LOCATIONS = (Path("/boot/firmware/sosie.yaml"), Path("/etc/sosie/sosie.yaml"))
 
 #: section -> (module, dataclass) owned by the other parts, imported on demand.
 FOREIGN_SECTIONS: dict[str, tuple[str, str]] = {
     "installation": ("appliance.ticket", "Installation"),
-    "faces": ("appliance.faces", "FaceSettings"),
+    "faces": ("appliance.faces.analyzer", "FaceSettings"),
     "corpus": ("appliance.corpus.settings", "CorpusSettings"),
     "search": ("appliance.search", "SearchSettings"),
     "ticket": ("appliance.ticket", "TicketLayout"),
-    "printer": ("appliance.printer", "PrinterSettings"),
+    "printer": ("appliance.parts.printer", "PrinterSettings"),
 }
 
 

@@ -103,7 +103,7 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args()
 
-    from appliance.faces import FaceAnalyzer
+    from appliance.faces.analyzer import FaceAnalyzer
 
     folder = bench_images(args.images)
     analyzer = FaceAnalyzer()

@@ -16,7 +16,7 @@ import numpy as np
 from figures import write_json
 from PIL import Image
 
-from appliance.dither import Tone, dither, prepare
+from appliance.ticket.dither import Tone, dither, prepare
 
 
 def photo_like(size: int, seed: int = 0) -> np.ndarray:

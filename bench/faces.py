@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from figures import median_ms, write_json
 
-from appliance.faces import Face, FaceAnalyzer, FaceSettings
+from appliance.faces.analyzer import Face, FaceAnalyzer, FaceSettings
 from appliance.images import load_image
 
 SIZES = {"640x480": (640, 480), "640x480 close": (640, 480), "12MP": (4056, 3040)}
@@ -96,7 +96,7 @@ def measure(name: str, repeat: int, analyzer: FaceAnalyzer) -> dict[str, float]:
 def anchors(repeat: int, face: Face) -> dict[str, float]:
     import dlib
 
-    from appliance.faces import model_paths
+    from appliance.faces.analyzer import model_paths
 
     detector = dlib.get_frontal_face_detector()
     small, big = frame(SIZES["640x480 close"], close=True), frame(SIZES["12MP"])

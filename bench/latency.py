@@ -58,7 +58,7 @@ def camera_frame(framing: str = "arm", width: int = 640, height: int = 480) -> n
     frame width) or the whole photo."""
     from skimage import data
 
-    from appliance.camera import fit_inside
+    from appliance.parts.camera import fit_inside
 
     photo = data.astronaut()
     if framing == "arm":
@@ -158,7 +158,7 @@ def cpu_profile(backend, frame: np.ndarray, repeats: int) -> dict[str, list[floa
     Wall-clock stage times swing with other processes on a shared machine; thread CPU time
     does not (much). Lookup.run is timed whole; "prepare" is its remainder.
     """
-    from appliance.printer import BandEncoder, StreamJob, encode_ticket
+    from appliance.parts.printer import BandEncoder, StreamJob, encode_ticket
 
     out: dict[str, list[float]] = {k: [] for k in (*CPU_STAGES, "one_shot")}
     lookup, k = backend.lookup_impl, backend.settings.ticket.lookalikes
@@ -201,7 +201,7 @@ def measure_anchors(frame: np.ndarray, corpus_path: Path, repeats: int) -> dict[
     import dlib
 
     from appliance.corpus.store import Corpus
-    from appliance.faces import default_models_dir
+    from appliance.faces.analyzer import default_models_dir
 
     models = default_models_dir()
     detector = dlib.get_frontal_face_detector()

@@ -27,7 +27,7 @@ def no_face_photo():
 @pytest.fixture(scope="session")
 def analyzer():
     """A FaceAnalyzer with the default settings and the real dlib models (loaded once)."""
-    from appliance.faces import FaceAnalyzer
+    from appliance.faces.analyzer import FaceAnalyzer
 
     return FaceAnalyzer()
 
@@ -35,7 +35,7 @@ def analyzer():
 @pytest.fixture(scope="session")
 def astronaut_face(analyzer, astronaut):
     """The astronaut's Face, descriptor computed (shared: do not mutate)."""
-    from appliance.faces import Face
+    from appliance.faces.analyzer import Face
 
     face = analyzer.analyze(astronaut)
     assert isinstance(face, Face), face

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from appliance.camera import (
+from appliance.config import ConfigError, parse
+from appliance.parts.camera import (
     Camera,
     CameraError,
     CameraSettings,
@@ -19,7 +20,6 @@ from appliance.camera import (
     fit_inside,
     make_camera,
 )
-from appliance.config import ConfigError, parse
 
 
 def pattern(h=48, w=64, seed=0):

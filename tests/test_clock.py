@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from test_visit import FakeAnalyzer, FakeCorpus, FakeFace
 
-import appliance.clock as clock
+import appliance.ticket.clock as clock
 from appliance.config import ConfigError, parse
+from appliance.runtime.lookup import Lookup
 from appliance.ticket import TicketLayout, compose_no_face
-from appliance.visit import Lookup
 
 
 @pytest.mark.parametrize(("state", "status", "synced"), [

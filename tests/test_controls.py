@@ -10,7 +10,7 @@ from gpiozero import Device
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
 from appliance.config import ConfigError, parse
-from appliance.controls import (
+from appliance.parts.controls import (
     OFF,
     PATTERNS,
     ControlsError,
@@ -20,8 +20,8 @@ from appliance.controls import (
     make_controls,
     pattern_for,
 )
-from appliance.machine import Fault, State
-from appliance.presence import PresenceSettings, PresenceTrigger, face_seen, watch
+from appliance.runtime.machine import Fault, State
+from appliance.runtime.presence import PresenceSettings, PresenceTrigger, face_seen, watch
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from appliance.config import ConfigError
-from appliance.dither import (
+from appliance.ticket.dither import (
     Tone,
     bayer_matrix,
     bayer_thresholds,

@@ -14,8 +14,8 @@ from gpiozero.exc import BadPinFactory, PinFactoryFallback
 
 from appliance.runtime import doctor
 from appliance.runtime.doctor import Doctor
+from appliance.runtime.service import ServiceSettings
 from appliance.search import kernels
-from appliance.service import ServiceSettings
 from appliance.settings import load_settings
 
 
@@ -279,9 +279,9 @@ class TimedEngine:
 
 def descriptor_checks(tmp_path, monkeypatch, configured: str, used: TimedEngine,
                       other: TimedEngine):
-    import appliance.faces
+    import appliance.faces.analyzer
 
-    monkeypatch.setattr(appliance.faces, "FaceAnalyzer", lambda faces: other)
+    monkeypatch.setattr(appliance.faces.analyzer, "FaceAnalyzer", lambda faces: other)
     settings = settings_from(tmp_path, f"faces: {{descriptor_engine: {configured}}}\n")
     return run_check(doctor.check_descriptor, settings, used)
 
@@ -309,7 +309,7 @@ def test_a_fallback_to_dlib_is_named(tmp_path, monkeypatch):
 
 
 def test_the_real_engines_are_timed(tmp_path):
-    from appliance.faces import FaceAnalyzer
+    from appliance.faces.analyzer import FaceAnalyzer
 
     settings = settings_from(tmp_path, "faces: {}\n")
     (level, _, message), = run_check(doctor.check_descriptor, settings,

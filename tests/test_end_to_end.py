@@ -15,11 +15,11 @@ from gpiozero import Device
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 from PIL import Image
 
-from appliance.camera import FileCamera, fit_inside
-from appliance.controls import ControlSettings, GpioControls
-from appliance.machine import Machine, State
+from appliance.parts.camera import FileCamera, fit_inside
+from appliance.parts.controls import ControlSettings, GpioControls
 from appliance.runtime.backend import ApplianceBackend
-from appliance.service import Service
+from appliance.runtime.machine import Machine, State
+from appliance.runtime.service import Service
 from appliance.settings import load_settings
 
 pytestmark = pytest.mark.slow
@@ -52,7 +52,7 @@ class SpyPrinter:
     """The virtual printer, remembering what it was asked to print."""
 
     def __init__(self, out_dir: Path, settings) -> None:
-        from appliance.printer import VirtualPrinter
+        from appliance.parts.printer import VirtualPrinter
 
         self.inner = VirtualPrinter(out_dir, settings)
         self.width = self.inner.width
@@ -110,8 +110,8 @@ def quick(settings):
 
 
 def test_button_to_ticket(pins, tmp_path, corpus_dir, photo):
-    from appliance.escpos_decode import decode
-    from appliance.faces import FaceAnalyzer
+    from appliance.faces.analyzer import FaceAnalyzer
+    from appliance.parts.printer.decode import decode
 
     settings = quick(load_settings(search=False))
     printer = SpyPrinter(tmp_path / "tickets", settings.printer)
@@ -176,7 +176,7 @@ def test_no_face_press_prints_the_short_ticket(pins, tmp_path, corpus_dir):
 
 
 def test_visitor_photo_and_face_are_dropped_after_the_visit(tmp_path, corpus_dir, photo):
-    from appliance.controls import VirtualControls
+    from appliance.parts.controls import VirtualControls
 
     settings = quick(load_settings(search=False))
     refs: list[weakref.ref] = []
@@ -208,8 +208,8 @@ def test_visitor_photo_and_face_are_dropped_after_the_visit(tmp_path, corpus_dir
 
 
 def test_the_astronaut_finds_herself_in_the_demo_corpus(tmp_path, photo):
-    from appliance.controls import VirtualControls
     from appliance.corpus import demo_corpus
+    from appliance.parts.controls import VirtualControls
 
     settings = quick(load_settings(search=False))
     printer = SpyPrinter(tmp_path / "t", settings.printer)

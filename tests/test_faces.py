@@ -1,4 +1,4 @@
-"""appliance.faces on real photos, with the real dlib models.
+"""appliance.faces.analyzer on real photos, with the real dlib models.
 
 Thresholds below come from `bench/faces.py --variants` (descriptor distance between a photo and
 a variant of it, over the astronaut and the 93 LFW crops dlib finds at 200 px; maximum seen):
@@ -23,7 +23,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from appliance.faces import (
+from appliance.faces.analyzer import (
     DESCRIPTOR_CHIP_SIZE,
     Face,
     FaceAnalyzer,
@@ -314,7 +314,7 @@ def test_descriptor_is_bit_identical_in_another_process(astronaut_face, astronau
     path = tmp_path / "astronaut.png"
     path.write_bytes(photos.encode(astronaut, "PNG"))
     code = (
-        "import sys; from appliance.faces import FaceAnalyzer; "
+        "import sys; from appliance.faces.analyzer import FaceAnalyzer; "
         "print(FaceAnalyzer().analyze(sys.argv[1]).descriptor.tobytes().hex())"
     )
     out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True,

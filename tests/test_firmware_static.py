@@ -250,7 +250,7 @@ def test_polkit_rule_lets_the_appliance_user_power_off_and_nothing_more() -> Non
 def test_image_powers_off_with_the_shipped_default(tmp_path: Path) -> None:
     """One way to power off, the same on a laptop, a hand-made Pi install and the SD image:
     the default `systemctl poweroff`, which the polkit rule lets the unprivileged user run."""
-    from appliance.service import ServiceSettings
+    from appliance.runtime.service import ServiceSettings
 
     default = ServiceSettings().poweroff_command
     assert default == ["systemctl", "poweroff"]

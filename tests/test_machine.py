@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from appliance.machine import (
+from appliance.runtime.machine import (
     COOLDOWN_TIMER,
     RETRY_TIMER,
     STAGE_TIMER,

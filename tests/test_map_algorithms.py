@@ -144,7 +144,7 @@ def test_world_transform_keeps_aspect_and_fits_faces(seed, sx, sy):
 @given(n=st.integers(1, 12), t=st.integers(1, 6), factor=st.sampled_from([1, 2, 3, 4, 8]),
        seed=st.integers(0, 2**31))
 def test_pool_is_the_box_mean(n, t, factor, seed):
-    from appliance.cartography.faces import atlas, pool
+    from appliance.cartography.sheets import atlas, pool
 
     s = t * factor
     stack = np.random.default_rng(seed).integers(0, 256, (n, s, s), dtype=np.uint8)

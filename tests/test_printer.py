@@ -11,8 +11,7 @@ import pytest
 from PIL import Image
 
 from appliance.config import ConfigError, load, parse, section
-from appliance.escpos_decode import DecodeError, decode
-from appliance.printer import (
+from appliance.parts.printer import (
     EscposPrinter,
     FaultEvent,
     PaperOut,
@@ -27,6 +26,7 @@ from appliance.printer import (
     make_printer,
     printer_width,
 )
+from appliance.parts.printer.decode import DecodeError, decode
 
 
 def random_ticket(width: int = 576, height: int = 1500, seed: int = 0) -> Image.Image:

@@ -128,7 +128,7 @@ def test_a_session_writes_nothing_but_tickets(sandbox, corpus_dir):
     Image.fromarray(data.astronaut()).save(photos / "a.png")
     Image.fromarray(np.full((300, 300, 3), 77, np.uint8)).save(photos / "b.png")
     roots = [sandbox[k] for k in ("home", "tmp", "cwd", "cache")] + [corpus_dir]
-    from appliance.printer import escpos_module
+    from appliance.parts.printer import escpos_module
 
     escpos_module()  # python-escpos writes its capabilities cache on first import
     before = snapshot(roots)
@@ -157,7 +157,7 @@ def test_a_session_writes_nothing_but_tickets(sandbox, corpus_dir):
 
 
 def test_keep_captures_opt_in_writes_the_photo_there_only(sandbox, corpus_dir):
-    from appliance.service import ServiceSettings
+    from appliance.runtime.service import ServiceSettings
 
     keep = sandbox["home"] / "kept"
     settings = load_settings(search=False)

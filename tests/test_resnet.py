@@ -1,4 +1,4 @@
-"""appliance.resnet: dlib's face ResNet on numpy, against dlib itself and plain references."""
+"""appliance.faces.resnet: dlib's face ResNet on numpy, against dlib itself and plain references."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from appliance import resnet
-from appliance.faces import DESCRIPTOR_FILE, Face, FaceAnalyzer, FaceSettings
-from appliance.resnet import FaceNet, NetworkFormatError
+from appliance.faces import resnet
+from appliance.faces.analyzer import DESCRIPTOR_FILE, Face, FaceAnalyzer, FaceSettings
+from appliance.faces.resnet import FaceNet, NetworkFormatError
 
 #: Largest per-component difference allowed between dlib's descriptor and ours: float32 sums in
 #: another order (measured ~4e-7 on the astronaut; descriptors are ~0.13 per component).
@@ -203,7 +203,7 @@ def test_unusable_model_file_is_refused_on_one_line(tmp_path, damage):
 
 def test_analyzer_falls_back_to_dlib_when_the_numpy_engine_refuses(monkeypatch, real_chips,
                                                                    dlib_net):
-    import appliance.faces as faces
+    import appliance.faces.analyzer as faces
 
     def refuse(path, threads=1):
         raise NetworkFormatError(f"{path}: refused for the test")

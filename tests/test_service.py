@@ -12,11 +12,11 @@ import time
 
 import pytest
 
-from appliance import systemd
-from appliance.control_socket import ControlError, ControlServer, request
-from appliance.controls import PATTERNS, VirtualControls
-from appliance.machine import Fault, Machine, MachineSettings, State
-from appliance.service import Outcome, PartFault, Service, ServiceSettings
+from appliance.parts.controls import PATTERNS, VirtualControls
+from appliance.runtime import systemd
+from appliance.runtime.control_socket import ControlError, ControlServer, request
+from appliance.runtime.machine import Fault, Machine, MachineSettings, State
+from appliance.runtime.service import Outcome, PartFault, Service, ServiceSettings
 
 
 class FakeBackend:
@@ -385,8 +385,8 @@ def test_presence_trigger_starts_a_visit_while_ready():
     import numpy as np
 
     from appliance.cli.service import _start_presence
-    from appliance.controls import ControlSettings
-    from appliance.presence import PresenceSettings
+    from appliance.parts.controls import ControlSettings
+    from appliance.runtime.presence import PresenceSettings
 
     class Camera:
         is_open = True

@@ -19,9 +19,9 @@ from PIL import Image
 
 from appliance.cli import main
 from appliance.cli.service import format_status
-from appliance.controls import VirtualControls
-from appliance.machine import Fault, Machine, MachineSettings, State
-from appliance.service import PartFault, Service
+from appliance.parts.controls import VirtualControls
+from appliance.runtime.machine import Fault, Machine, MachineSettings, State
+from appliance.runtime.service import PartFault, Service
 from appliance.settings import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -88,7 +88,7 @@ class SlowBackend:
         return "frame"
 
     def lookup(self, frame):
-        from appliance.service import Outcome
+        from appliance.runtime.service import Outcome
 
         return Outcome(ticket="t")
 
@@ -109,7 +109,7 @@ class SlowBackend:
 
 
 def test_status_and_press_commands(tmp_path, capsys):
-    from appliance.control_socket import ControlServer
+    from appliance.runtime.control_socket import ControlServer
 
     backend = SlowBackend()
     service = Service(Machine(MachineSettings(cooldown_seconds=0)), backend, VirtualControls())
@@ -171,7 +171,7 @@ def test_backend_start_failures_name_the_part(tmp_path, corpus_dir, astronaut_pn
 
 
 def test_backend_printer_fault_at_start(tmp_path, corpus_dir, astronaut_png):
-    from appliance.printer import PrinterAbsent
+    from appliance.parts.printer import PrinterAbsent
     from appliance.runtime.backend import ApplianceBackend
 
     class Unplugged:

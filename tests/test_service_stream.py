@@ -12,15 +12,15 @@ import pytest
 from test_printer import FakeConnection
 from test_visit import FakeAnalyzer, FakeCorpus, FakeFace, FakeNoFace
 
-from appliance.camera import FileCamera
-from appliance.controls import VirtualControls
-from appliance.escpos_decode import decode
-from appliance.machine import Machine, State
-from appliance.printer import EscposPrinter
+from appliance.parts.camera import FileCamera
+from appliance.parts.controls import VirtualControls
+from appliance.parts.printer import EscposPrinter
+from appliance.parts.printer.decode import decode
 from appliance.runtime.backend import ApplianceBackend
-from appliance.service import Service
+from appliance.runtime.lookup import Lookup
+from appliance.runtime.machine import Machine, State
+from appliance.runtime.service import Service
 from appliance.settings import load_settings
-from appliance.visit import Lookup
 
 
 class TimedConnection(FakeConnection):

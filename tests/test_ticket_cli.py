@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from appliance.cli import main
-from appliance.escpos_decode import decode
+from appliance.parts.printer.decode import decode
 
 
 @pytest.fixture(scope="module")

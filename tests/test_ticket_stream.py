@@ -13,8 +13,7 @@ from test_printer import FakeConnection, make_fake_printer, random_ticket
 from test_ticket import WHEN, content
 from test_visit import FakeAnalyzer, FakeCorpus, FakeFace
 
-from appliance.escpos_decode import decode
-from appliance.printer import (
+from appliance.parts.printer import (
     BandEncoder,
     PrinterSettings,
     StreamJob,
@@ -22,6 +21,8 @@ from appliance.printer import (
     VirtualPrinter,
     encode_ticket,
 )
+from appliance.parts.printer.decode import decode
+from appliance.runtime.lookup import Lookup
 from appliance.ticket import (
     Installation,
     Ticket,
@@ -31,7 +32,6 @@ from appliance.ticket import (
     compose_ticket,
     ticket_bands,
 )
-from appliance.visit import Lookup
 
 LAYOUTS = [TicketLayout(), TicketLayout(layout="mugshot"), TicketLayout(show_visitor=True),
            TicketLayout(show_map=False, lookalikes=10, show_distance=True)]

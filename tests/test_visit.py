@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from appliance.likeness import likeness
+from appliance.runtime.lookup import STAGES, Lookup, VisitResult
 from appliance.search import Scanner
 from appliance.ticket import TicketLayout
-from appliance.visit import STAGES, Lookup, VisitResult
 
 WHEN = datetime(2026, 11, 22, 2, 0)
 
@@ -159,7 +159,7 @@ def real_corpus(tmp_path_factory):
 def test_real_pipeline_on_the_astronaut(real_corpus, layout):
     from skimage import data
 
-    from appliance.faces import FaceAnalyzer
+    from appliance.faces.analyzer import FaceAnalyzer
 
     lookup = Lookup(FaceAnalyzer(), real_corpus, real_corpus.scanner(),
                     TicketLayout(layout=layout), width=512)

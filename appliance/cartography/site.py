@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from appliance import likeness as likeness_module
-from appliance.cartography import faces as face_images
+from appliance.cartography import sheets as face_images
 from appliance.cartography.kmeans import kmeans
 from appliance.cartography.knn import EXACT_LIMIT, neighbours, quantize
 from appliance.cartography.tiles import choose_levels, render_pyramid

@@ -83,7 +83,7 @@ def _settings(config: Path | None) -> tuple[Any, Any]:
     """(FaceSettings, CorpusSettings) from the packaged defaults and `config`."""
     from appliance.config import ConfigError, load, section
     from appliance.corpus import CorpusSettings
-    from appliance.faces import FaceSettings
+    from appliance.faces.analyzer import FaceSettings
 
     try:
         merged = load(config)
@@ -93,14 +93,14 @@ def _settings(config: Path | None) -> tuple[Any, Any]:
 
 
 def _analyzer(face_settings: Any) -> Any:
-    from appliance.faces import FaceAnalyzer
+    from appliance.faces.analyzer import FaceAnalyzer
 
     return FaceAnalyzer(face_settings)
 
 
 def describe_photo(analyzer: Any, photo: Path, size: int) -> Any:
     """(descriptor, aligned gray thumbnail) of the face in `photo`, or a one-line UsageError."""
-    from appliance.faces import NoFaceFound
+    from appliance.faces.analyzer import NoFaceFound
     from appliance.images import ImageError
 
     if not photo.is_file():

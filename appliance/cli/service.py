@@ -102,7 +102,7 @@ def _settings(args: argparse.Namespace, search: bool = True) -> Any:
 
 
 def _socket_path(args: argparse.Namespace) -> Path:
-    from appliance.control_socket import default_socket_path
+    from appliance.runtime.control_socket import default_socket_path
 
     if getattr(args, "socket", None):
         return args.socket
@@ -120,11 +120,11 @@ def _socket_path(args: argparse.Namespace) -> Path:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from appliance.control_socket import ControlError, ControlServer, default_socket_path
-    from appliance.controls import ControlsError, make_controls
-    from appliance.machine import Machine
+    from appliance.parts.controls import ControlsError, make_controls
     from appliance.runtime.backend import ApplianceBackend
-    from appliance.service import Service
+    from appliance.runtime.control_socket import ControlError, ControlServer, default_socket_path
+    from appliance.runtime.machine import Machine
+    from appliance.runtime.service import Service
 
     settings = _settings(args)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
@@ -160,8 +160,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _start_presence(settings: Any, backend: Any, service: Any) -> threading.Event:
     """The optional presence trigger, watching the camera while the appliance is ready."""
-    from appliance.machine import State
-    from appliance.presence import PresenceTrigger, watch
+    from appliance.runtime.machine import State
+    from appliance.runtime.presence import PresenceTrigger, watch
 
     stop = threading.Event()
     presence = settings.controls.presence
@@ -216,7 +216,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from appliance.control_socket import ControlError, request
+    from appliance.runtime.control_socket import ControlError, request
 
     path = _socket_path(args)
     try:
@@ -276,7 +276,7 @@ def _duration(seconds: float) -> str:
 
 
 def cmd_press(args: argparse.Namespace) -> int:
-    from appliance.control_socket import ControlError, request
+    from appliance.runtime.control_socket import ControlError, request
 
     path = _socket_path(args)
     try:
@@ -295,7 +295,7 @@ def cmd_press(args: argparse.Namespace) -> int:
 
 
 def _wait_for_visit(path: Path, visit: int, timeout: float = 180.0) -> int:
-    from appliance.control_socket import request
+    from appliance.runtime.control_socket import request
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -52,8 +52,8 @@ def register(subparsers: Any) -> None:
 
 def _settings(args: Any) -> tuple[Any, Any, Any, Any]:
     from appliance.config import ConfigError, load, section
-    from appliance.faces import FaceSettings
-    from appliance.printer import PrinterSettings, printer_width
+    from appliance.faces.analyzer import FaceSettings
+    from appliance.parts.printer import PrinterSettings, printer_width
     from appliance.ticket import Installation, TicketLayout
 
     try:
@@ -95,9 +95,9 @@ def run_ticket(args: Any) -> int:
     layout, printer_settings, installation, face_settings = _settings(args)
 
     from appliance.corpus import Corpus, CorpusError, demo_corpus
-    from appliance.faces import FaceAnalyzer
-    from appliance.printer import PrinterFault, VirtualPrinter
-    from appliance.visit import Lookup
+    from appliance.faces.analyzer import FaceAnalyzer
+    from appliance.parts.printer import PrinterFault, VirtualPrinter
+    from appliance.runtime.lookup import Lookup
 
     width = printer_settings.width
     try:
@@ -147,7 +147,7 @@ def run_ticket(args: Any) -> int:
 
 def _send(ticket: Any, settings: Any) -> int:
     """Print on the configured printer, reporting each fault as it happens."""
-    from appliance.printer import PrinterFault, make_printer
+    from appliance.parts.printer import PrinterFault, make_printer
 
     def report(event: Any) -> None:
         retry = f"; retrying in {event.retry_in:g} s" if event.will_retry else ""

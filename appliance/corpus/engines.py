@@ -29,17 +29,17 @@ class Engine(Protocol):
 
 @dataclass(frozen=True)
 class DlibEngine:
-    """The appliance's own pipeline: `appliance.faces.FaceAnalyzer` with these settings."""
+    """The appliance's own pipeline: `appliance.faces.analyzer.FaceAnalyzer` with these settings."""
 
     face_settings: Any = None
 
     def _settings(self) -> Any:
-        from appliance.faces import FaceSettings
+        from appliance.faces.analyzer import FaceSettings
 
         return self.face_settings if self.face_settings is not None else FaceSettings()
 
     def checksums(self) -> dict[str, str]:
-        from appliance.faces import model_checksums
+        from appliance.faces.analyzer import model_checksums
 
         return model_checksums(self._settings())
 
@@ -48,7 +48,7 @@ class DlibEngine:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in record.items()}
 
     def create(self) -> Analyzer:
-        from appliance.faces import FaceAnalyzer
+        from appliance.faces.analyzer import FaceAnalyzer
 
         return FaceAnalyzer(self._settings())
 
@@ -88,7 +88,7 @@ class MockAnalyzer:
     def analyze(self, image: np.ndarray) -> Any:
         from PIL import Image
 
-        from appliance.faces import NoFaceFound
+        from appliance.faces.analyzer import NoFaceFound
 
         gray = np.asarray(Image.fromarray(image).convert("L"))
         if float(gray.std()) < 2.0:

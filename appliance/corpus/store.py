@@ -149,7 +149,7 @@ def check_models(
     """Refuse a corpus whose descriptor models differ from the appliance's (one line)."""
     recorded = (manifest.get("model") or {}).get("files") or {}
     if expected is None:
-        from appliance import faces
+        from appliance.faces import analyzer as faces
 
         expected = faces.model_checksums(face_settings)
     where = Path(path) / fmt.MANIFEST

@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from appliance.camera import Camera, CameraError, make_camera
-from appliance.machine import Fault
-from appliance.service import Outcome, PartFault
+from appliance.parts.camera import Camera, CameraError, make_camera
+from appliance.runtime.machine import Fault
+from appliance.runtime.service import Outcome, PartFault
 from appliance.settings import AppSettings
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ NO_FACE_TEXT = ("No face found", "Stand in front of the camera,", "look at it, a
 
 
 class ApplianceBackend:
-    """Implements `appliance.service.Backend` with the real parts (or given stand-ins)."""
+    """Implements `appliance.runtime.service.Backend` with the real parts (or given stand-ins)."""
 
     def __init__(
         self,
@@ -71,7 +71,7 @@ class ApplianceBackend:
     def _load_models(self) -> None:
         if self.analyzer is not None:
             return
-        from appliance.faces import FaceAnalyzer
+        from appliance.faces.analyzer import FaceAnalyzer
 
         try:
             analyzer = FaceAnalyzer(self.settings.faces)
@@ -111,8 +111,8 @@ class ApplianceBackend:
                  getattr(scanner, "kernel", "?"))
 
     def _make_lookup(self, corpus: Any, scanner: Any) -> Any:
-        from appliance.printer import printer_width
-        from appliance.visit import Lookup
+        from appliance.parts.printer import printer_width
+        from appliance.runtime.lookup import Lookup
 
         width = getattr(self.printer, "width", None) or printer_width(self.settings.printer)
         return Lookup(self.analyzer, corpus, scanner, self.settings.ticket,
@@ -132,7 +132,7 @@ class ApplianceBackend:
 
     def _open_printer(self) -> None:
         if self.printer is None:
-            from appliance.printer import make_printer
+            from appliance.parts.printer import make_printer
 
             try:
                 self.printer = make_printer(self.settings.printer)

@@ -17,11 +17,11 @@ from typing import TextIO
 
 import numpy as np
 
-from appliance.camera import FileCamera
-from appliance.controls import VirtualControls
-from appliance.machine import Fault, Machine, State
+from appliance.parts.camera import FileCamera
+from appliance.parts.controls import VirtualControls
 from appliance.runtime.backend import ApplianceBackend
-from appliance.service import Service, VisitRecord
+from appliance.runtime.machine import Fault, Machine, State
+from appliance.runtime.service import Service, VisitRecord
 from appliance.settings import AppSettings
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ class Demo:
         echo: Callable[[str], None] = print,
         corpus_path: Path | None = None,
     ) -> None:
-        from appliance.printer import VirtualPrinter
+        from appliance.parts.printer import VirtualPrinter
 
         self.echo = echo
         self.tickets: list[Path] = []

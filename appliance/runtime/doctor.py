@@ -85,7 +85,7 @@ def check_config(doc: Doctor, config_file: Path | None) -> Any:
 
 
 def check_service(doc: Doctor, settings: Any, socket: Path | None) -> bool:
-    from appliance.control_socket import ControlError, default_socket_path, request
+    from appliance.runtime.control_socket import ControlError, default_socket_path, request
 
     path = socket or settings.service.socket or default_socket_path()
     try:
@@ -106,7 +106,7 @@ def check_service(doc: Doctor, settings: Any, socket: Path | None) -> bool:
 
 def check_models(doc: Doctor, settings: Any) -> Any:
     try:
-        from appliance.faces import FaceAnalyzer, model_paths
+        from appliance.faces.analyzer import FaceAnalyzer, model_paths
 
         paths = model_paths(settings.faces)
         analyzer = FaceAnalyzer(settings.faces)
@@ -131,7 +131,7 @@ def check_descriptor(doc: Doctor, settings: Any, analyzer: Any, repeats: int = 3
 
     import numpy as np
 
-    from appliance.faces import FaceAnalyzer
+    from appliance.faces.analyzer import FaceAnalyzer
 
     chip = np.random.default_rng(0).integers(0, 256, (150, 150, 3), np.uint8)
 
@@ -199,7 +199,7 @@ def check_corpus(doc: Doctor, settings: Any, path: Path | None = None) -> None:
 
 
 def check_camera(doc: Doctor, settings: Any, analyzer: Any) -> None:
-    from appliance.camera import CameraError, make_camera
+    from appliance.parts.camera import CameraError, make_camera
 
     try:
         camera = make_camera(settings.camera)
@@ -223,7 +223,7 @@ def check_camera(doc: Doctor, settings: Any, analyzer: Any) -> None:
 
 def check_printer(doc: Doctor, settings: Any) -> None:
     try:
-        from appliance.printer import make_printer
+        from appliance.parts.printer import make_printer
 
         printer = make_printer(settings.printer)
     except Exception as exc:
@@ -253,7 +253,7 @@ def check_printer(doc: Doctor, settings: Any) -> None:
 
 
 def check_pins(doc: Doctor, settings: Any, pin_factory: Any = None) -> None:
-    from appliance.controls import GpioControls
+    from appliance.parts.controls import GpioControls
 
     c = settings.controls
     used: dict[str, str] = {}

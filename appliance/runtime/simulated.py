@@ -17,11 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from appliance.camera import FileCamera
-from appliance.controls import VirtualControls
-from appliance.machine import Machine, State
+from appliance.parts.camera import FileCamera
+from appliance.parts.controls import VirtualControls
 from appliance.runtime.backend import ApplianceBackend
-from appliance.service import Service, VisitRecord
+from appliance.runtime.machine import Machine, State
+from appliance.runtime.service import Service, VisitRecord
 from appliance.settings import AppSettings
 
 
@@ -54,7 +54,7 @@ class SimulatedAppliance:
     def __init__(self, settings: AppSettings, frame: np.ndarray | list[np.ndarray],
                  corpus_path: Path,
                  *, printer_settings: Any = None) -> None:
-        from appliance.printer import EscposPrinter
+        from appliance.parts.printer import EscposPrinter
 
         self.connection = NullConnection()
         psettings = printer_settings or dataclasses.replace(

@@ -8,7 +8,7 @@ Two layouts (config `ticket.layout`):
 * mugshot: the visitor's aligned face on a height chart with a placard (installation, date,
   number), beside their closest lookalike on the same chart.
 
-Photos are tone-prepared and dithered (appliance.dither); text and lines are drawn without
+Photos are tone-prepared and dithered (appliance.ticket.dither); text and lines are drawn without
 anti-aliasing, so they print crisp. Sizes are given for 576 dots and scale with the width.
 
 The ticket is composed as full-width bands, header first, so the printer can start on the header

@@ -10,8 +10,8 @@ from typing import Literal
 import numpy as np
 
 from appliance.config import check_dots, setting
-from appliance.dither import Tone
 from appliance.likeness import likeness
+from appliance.ticket.dither import Tone
 
 
 @dataclass(frozen=True)

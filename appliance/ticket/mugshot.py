@@ -7,9 +7,9 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from appliance.dither import prepare
 from appliance.ticket.canvas import INK, PAPER
 from appliance.ticket.content import Installation, TicketContent
+from appliance.ticket.dither import prepare
 from appliance.ticket.page import Page
 from appliance.ticket.text import text_width, wrap
 

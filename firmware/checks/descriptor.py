@@ -9,7 +9,7 @@ import sys
 import dlib
 import numpy as np
 
-from appliance.resnet import FaceNet
+from appliance.faces.resnet import FaceNet
 
 TOLERANCE = 2e-5
 models = importlib.util.find_spec("face_recognition_models").submodule_search_locations[0]

@@ -12,8 +12,8 @@ the ones before (only the aligned face it prints, if the layout prints one, wait
     >>> result.ticket                 # the whole ticket as one PIL mode "1" image
     >>> result.timings                # seconds: detect, landmarks, descriptor, search, prepare
 
-The ticket's date follows `ticket.date` (appliance.clock): by default none is printed while the
-system clock is not synchronised, as on a Pi without a real-time clock or network.
+The ticket's date follows `ticket.date` (appliance.ticket.clock): by default none is printed while
+the system clock is not synchronised, as on a Pi without a real-time clock or network.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from appliance.clock import ticket_time
 from appliance.fonts import font
 from appliance.likeness import likeness
 from appliance.ticket import (
@@ -41,6 +40,7 @@ from appliance.ticket import (
     compose_no_face,
     ticket_bands,
 )
+from appliance.ticket.clock import ticket_time
 
 log = logging.getLogger(__name__)
 

@@ -8,12 +8,12 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from appliance.parts.printer.encoding import Printable
+from appliance.parts.printer.faults import PrinterAbsent, TicketRejected
+from appliance.parts.printer.interface import Printer, PrinterStatus, PrintReceipt
+from appliance.parts.printer.profile import printer_width
+from appliance.parts.printer.settings import PrinterSettings
 from appliance.paths import cache_dir
-from appliance.printer.encoding import Printable
-from appliance.printer.faults import PrinterAbsent, TicketRejected
-from appliance.printer.interface import Printer, PrinterStatus, PrintReceipt
-from appliance.printer.profile import printer_width
-from appliance.printer.settings import PrinterSettings
 
 
 class VirtualPrinter(Printer):
@@ -29,7 +29,7 @@ class VirtualPrinter(Printer):
         self._count = 0
 
     def print_ticket(self, image: Printable, name: str | None = None) -> PrintReceipt:
-        from appliance.escpos_decode import decode
+        from appliance.parts.printer.decode import decode
 
         started = time.monotonic()
         stream = self._job(image)

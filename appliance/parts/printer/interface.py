@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from appliance.printer.encoding import BandEncoder, Printable, StreamJob
-from appliance.printer.settings import PrinterSettings
+from appliance.parts.printer.encoding import BandEncoder, Printable, StreamJob
+from appliance.parts.printer.settings import PrinterSettings
 
 
 @dataclass(frozen=True)

@@ -21,11 +21,11 @@ and paper widths), `encoding` (ESC/POS bytes, band by band), `deadline`, `interf
 from here.
 """
 
-from appliance.printer.backends import make_printer
-from appliance.printer.deadline import call_with_deadline
-from appliance.printer.encoding import BandEncoder, Job, Printable, StreamJob, encode_ticket
-from appliance.printer.escpos_printer import EscposPrinter
-from appliance.printer.faults import (
+from appliance.parts.printer.backends import make_printer
+from appliance.parts.printer.deadline import call_with_deadline
+from appliance.parts.printer.encoding import BandEncoder, Job, Printable, StreamJob, encode_ticket
+from appliance.parts.printer.escpos_printer import EscposPrinter
+from appliance.parts.printer.faults import (
     FaultEvent,
     FaultHandler,
     PaperOut,
@@ -37,9 +37,14 @@ from appliance.printer.faults import (
     TicketAborted,
     TicketRejected,
 )
-from appliance.printer.interface import Printer, PrinterStatus, PrintReceipt
-from appliance.printer.profile import DEFAULT_WIDTH, escpos_module, printer_width, profile_width
-from appliance.printer.settings import (
+from appliance.parts.printer.interface import Printer, PrinterStatus, PrintReceipt
+from appliance.parts.printer.profile import (
+    DEFAULT_WIDTH,
+    escpos_module,
+    printer_width,
+    profile_width,
+)
+from appliance.parts.printer.settings import (
     FileSettings,
     NetworkSettings,
     PrinterSettings,
@@ -47,7 +52,7 @@ from appliance.printer.settings import (
     UsbSettings,
     VirtualSettings,
 )
-from appliance.printer.virtual import VirtualPrinter
+from appliance.parts.printer.virtual import VirtualPrinter
 
 __all__ = [
     "DEFAULT_WIDTH",

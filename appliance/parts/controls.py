@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from appliance.config import setting
-from appliance.machine import Fault, State
-from appliance.presence import PresenceSettings
+from appliance.runtime.machine import Fault, State
+from appliance.runtime.presence import PresenceSettings
 
 log = logging.getLogger(__name__)
 

@@ -10,9 +10,9 @@ from typing import Any
 
 from PIL import Image
 
-from appliance.printer.faults import PrinterFault, TicketAborted, TicketRejected, _reason
-from appliance.printer.profile import _with_width, escpos_module
-from appliance.printer.settings import PrinterSettings
+from appliance.parts.printer.faults import PrinterFault, TicketAborted, TicketRejected, _reason
+from appliance.parts.printer.profile import _with_width, escpos_module
+from appliance.parts.printer.settings import PrinterSettings
 
 Printable = Image.Image | Iterable[Image.Image]  # one image, or bands top to bottom
 

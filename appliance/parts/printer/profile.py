@@ -9,8 +9,8 @@ import os
 from typing import Any
 
 from appliance.config import ConfigError
+from appliance.parts.printer.settings import PrinterSettings
 from appliance.paths import cache_dir
-from appliance.printer.settings import PrinterSettings
 
 DEFAULT_WIDTH = 576
 

@@ -8,9 +8,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from appliance.printer.deadline import call_with_deadline
-from appliance.printer.encoding import Printable, StreamJob, _separator
-from appliance.printer.faults import (
+from appliance.parts.printer.deadline import call_with_deadline
+from appliance.parts.printer.encoding import Printable, StreamJob, _separator
+from appliance.parts.printer.faults import (
     FaultEvent,
     FaultHandler,
     PaperOut,
@@ -20,9 +20,9 @@ from appliance.printer.faults import (
     PrinterOffline,
     _reason,
 )
-from appliance.printer.interface import Printer, PrinterStatus, PrintReceipt
-from appliance.printer.profile import printer_width
-from appliance.printer.settings import PrinterSettings
+from appliance.parts.printer.interface import Printer, PrinterStatus, PrintReceipt
+from appliance.parts.printer.profile import printer_width
+from appliance.parts.printer.settings import PrinterSettings
 
 
 class EscposPrinter(Printer):

@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from appliance.config import ConfigError
-from appliance.printer.escpos_printer import EscposPrinter
-from appliance.printer.faults import FaultHandler
-from appliance.printer.interface import Printer
-from appliance.printer.profile import _with_width, escpos_module, printer_width
-from appliance.printer.settings import PrinterSettings
-from appliance.printer.virtual import VirtualPrinter
+from appliance.parts.printer.escpos_printer import EscposPrinter
+from appliance.parts.printer.faults import FaultHandler
+from appliance.parts.printer.interface import Printer
+from appliance.parts.printer.profile import _with_width, escpos_module, printer_width
+from appliance.parts.printer.settings import PrinterSettings
+from appliance.parts.printer.virtual import VirtualPrinter
 
 
 def _connector(settings: PrinterSettings, width: int) -> tuple[Callable[[], Any], str]:

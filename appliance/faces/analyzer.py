@@ -6,8 +6,8 @@ shows no confident face does it look again at `faces.detect_max_side` (or up, so
 `faces.detect_min_side`). The boxes are mapped back to full resolution, one face is chosen
 (largest, then most central), the 5-point landmarks are predicted on the full-resolution pixels
 around it, an aligned 150x150 chip (eyes at fixed positions, `dlib.get_face_chip`) is cut and
-dlib's ResNet model turns it into a float32[128] descriptor, run by `appliance.resnet` on numpy's
-BLAS (or by dlib: `faces.descriptor_engine`). The same pixels always give the same bits.
+dlib's ResNet model turns it into a float32[128] descriptor, run by `appliance.faces.resnet`
+on numpy's BLAS (or by dlib: `faces.descriptor_engine`). The same pixels always give the same bits.
 
 A photo without a usable face gives a `NoFaceFound` value, not an exception: for a visitor that is
 an ordinary outcome. Models are loaded once per process and shared by every analyzer.
@@ -291,8 +291,9 @@ class _Models:
 
 
 def _numpy_network(path: Path, threads: int) -> Any:
-    """dlib's ResNet on numpy (appliance.resnet), or None (with a warning) to let dlib run it."""
-    from appliance.resnet import FaceNet, NetworkFormatError
+    """dlib's ResNet on numpy (appliance.faces.resnet), or None (with a warning) to let dlib
+    run it."""
+    from appliance.faces.resnet import FaceNet, NetworkFormatError
 
     key = (f"descriptor-numpy-{threads}", path)
     with _DLIB_LOCK:

@@ -6,7 +6,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from appliance.printer.faults import PrinterTimeout
+from appliance.parts.printer.faults import PrinterTimeout
 
 
 def call_with_deadline(fn: Callable[[], Any], timeout: float, what: str) -> Any:

@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from appliance import systemd
 from appliance.config import setting
-from appliance.controls import Controls
-from appliance.machine import (
+from appliance.parts.controls import Controls
+from appliance.runtime import systemd
+from appliance.runtime.machine import (
     Action,
     Blink,
     CancelTimer,

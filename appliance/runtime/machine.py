@@ -1,6 +1,6 @@
 """The appliance's behaviour as a pure state machine: events in, actions out.
 
-Nothing here touches hardware, the clock or threads. The service (`appliance.service`) feeds
+Nothing here touches hardware, the clock or threads. The service (`appliance.runtime.service`) feeds
 events (a press, a finished capture, an expired timer, ...) to `Machine.handle`, which returns
 the actions to carry out (capture, search, print, start a timer, show a pattern, ...). Each
 visit and each timer carries a token; events about a visit or timer that is no longer current

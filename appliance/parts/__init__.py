@@ -1,0 +1,2 @@
+"""The hardware parts, each behind a small interface with real and simulated backends chosen
+from the config: `camera`, `controls` (button and LED) and `printer`."""
