@@ -145,7 +145,7 @@ def _build(
         "thumbnails": {
             "encoding": settings.thumbnail_encoding,
             "size": settings.thumbnail_size,
-            "gray": True,
+            "gray": False,
             "quality": settings.jpeg_quality if settings.thumbnail_encoding == "jpeg" else None,
         },
     }
@@ -194,7 +194,7 @@ def _build_key(engine: Engine, settings: CorpusSettings) -> str:
         "models": engine.checksums(),
         "engine": engine.settings(),
         "thumbnails": [settings.thumbnail_size, settings.thumbnail_encoding,
-                       settings.jpeg_quality],
+                       settings.jpeg_quality, "rgb"],
         "chunk_size": settings.chunk_size,
     }
     text = json.dumps(record, sort_keys=True, default=str)
@@ -338,7 +338,7 @@ def analyze_file(
     if not hasattr(outcome, "descriptor"):
         return ItemResult(getattr(outcome, "reason", "no face found"), digest)
     descriptor = np.asarray(outcome.descriptor, dtype=np.float32).reshape(DIM)
-    thumbnail = encode(outcome.aligned(size, gray=True), encoding, quality)  # type: ignore[arg-type]
+    thumbnail = encode(outcome.aligned(size), encoding, quality)  # type: ignore[arg-type]
     return ItemResult(None, digest, descriptor, thumbnail)
 
 

@@ -44,7 +44,8 @@ def summary(corpus: Corpus) -> dict[str, Any]:
                         f"min {float(corpus.norms.min()):.3f}, max {float(corpus.norms.max()):.3f}")
     ratio = ", ".join(f"{v:.1%}" for v in corpus.pca.explained_variance_ratio)
     out["PCA variance (3 axes)"] = ratio
-    out["thumbnails"] = f"{thumbs.get('size')} px {thumbs.get('encoding')}, grayscale"
+    out["thumbnails"] = f"{thumbs.get('size')} px {thumbs.get('encoding')}, " \
+        f"{'grayscale' if thumbs.get('gray', True) else 'colour'}"
     total = sum(int(e.get("bytes", 0)) for e in files.values())
     out["size on disk"] = f"{total / 1e6:.1f} MB ({files[fmt.THUMBS_PACK]['bytes'] / 1e6:.1f} MB " \
         "thumbnails)"

@@ -3,7 +3,7 @@
 Descriptors imitate dlib's: a common offset shared by all faces plus an anisotropic Gaussian
 spread (power-law spectrum in a random orientation), rescaled to norms around 1.46, so random
 pairs sit ~0.8 apart and the nearest of 200k neighbours much closer, as with real faces.
-Thumbnails are 64 procedural placeholder faces shared by all rows.
+Thumbnails are 64 procedural colour placeholder faces shared by all rows.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def synth(
         "thumbnails": {
             "encoding": settings.thumbnail_encoding,
             "size": settings.thumbnail_size,
-            "gray": True,
+            "gray": False,
             "placeholders": min(PLACEHOLDERS, count),
         },
     }
@@ -130,31 +130,37 @@ def _write_thumbnails(
 
 
 def placeholder_face(size: int, rng: np.random.Generator) -> np.ndarray:
-    """A procedural grayscale face-like placeholder: head, hair, eyes, nose, mouth."""
+    """A procedural RGB face-like placeholder (size, size, 3): head, hair, eyes, nose, mouth,
+    with a skin tone, hair colour and background drawn at random."""
     s = size / 100.0
-    background = int(rng.integers(150, 250))
-    image = Image.new("L", (size, size), background)
+    tone = rng.uniform(0.25, 1.0)  # dark to light skin, warm hues
+    skin = tuple(int(v) for v in np.array([225, 180, 150]) * tone + np.array([20, 10, 5]))
+    hair = tuple(int(v) for v in rng.choice([[30, 22, 16], [90, 60, 30], [160, 110, 50],
+                                             [200, 170, 110], [60, 60, 62], [120, 40, 25]]))
+    background = tuple(int(v) for v in rng.integers(120, 250, 3))
+    image = Image.new("RGB", (size, size), background)
     draw = ImageDraw.Draw(image)
-    skin = int(rng.integers(80, 220))
-    hair = int(rng.integers(10, 120))
     w, h = rng.uniform(30, 40), rng.uniform(40, 48)
     cx, cy = 50 + rng.uniform(-2, 2), 55 + rng.uniform(-2, 2)
     draw.ellipse([s * (cx - w - 3), s * (cy - h - 6), s * (cx + w + 3), s * (cy + h - 14)], hair)
     draw.ellipse([s * (cx - w), s * (cy - h), s * (cx + w), s * (cy + h)], skin)
     eye_y, gap, eye = cy - rng.uniform(6, 12), rng.uniform(12, 17), rng.uniform(3, 5)
+    iris = tuple(int(v) for v in rng.choice([[60, 40, 25], [70, 110, 150], [80, 110, 70]]))
     for side in (-1, 1):
         ex = cx + side * gap
         draw.ellipse([s * (ex - eye * 1.6), s * (eye_y - eye), s * (ex + eye * 1.6),
-                      s * (eye_y + eye)], min(255, skin + 40))
+                      s * (eye_y + eye)], (235, 232, 225))
         draw.ellipse([s * (ex - eye * 0.7), s * (eye_y - eye * 0.7), s * (ex + eye * 0.7),
-                      s * (eye_y + eye * 0.7)], 20)
+                      s * (eye_y + eye * 0.7)], iris)
         draw.line([s * (ex - 8), s * (eye_y - 8), s * (ex + 8), s * (eye_y - 9)], hair,
                   width=max(1, int(2 * s)))
-    draw.line([s * cx, s * (eye_y + 4), s * (cx - 3), s * (cy + 10)], max(0, skin - 50),
+    shade = tuple(max(0, v - 50) for v in skin)
+    draw.line([s * cx, s * (eye_y + 4), s * (cx - 3), s * (cy + 10)], shade,
               width=max(1, int(1.5 * s)))
     mouth_y, mouth_w = cy + rng.uniform(18, 24), rng.uniform(8, 14)
+    lips = (min(255, skin[0] - 10), max(0, skin[1] - 70), max(0, skin[2] - 60))
     draw.arc([s * (cx - mouth_w), s * (mouth_y - 5), s * (cx + mouth_w), s * (mouth_y + 5)],
-             10, 170, max(0, skin - 80), width=max(1, int(2 * s)))
+             10, 170, lips, width=max(1, int(2 * s)))
     image = image.filter(ImageFilter.GaussianBlur(radius=max(0.5, s)))
-    noise = rng.normal(0, 6, (size, size))
+    noise = rng.normal(0, 6, (size, size, 1))
     return np.clip(np.asarray(image, dtype=np.float64) + noise, 0, 255).astype(np.uint8)

@@ -1,6 +1,9 @@
-"""Grayscale thumbnails in one pack file with an offset index (random access by row).
+"""Face thumbnails in one pack file with an offset index (random access by row).
 
-`thumbs.pack` holds encoded images back to back; `thumbs.idx` is an (N, 2) little-endian uint64
+Thumbnails are colour (RGB) since corpus builds keep what the generators made; corpora built
+before that hold grayscale ones, and both decode either way: `decode(..., colour=False)` (what
+the ticket prints) gives ITU-R 601 luminance, `colour=True` (the maps) gives RGB, gray rows
+repeated in three channels. `thumbs.pack` holds encoded images back to back; `thumbs.idx` is an (N, 2) little-endian uint64
 array of (byte offset, byte length) per row. Rows may share bytes (synthetic corpora reuse a few
 placeholder images), and reading row i costs one `pread`.
 """
@@ -21,15 +24,17 @@ Encoding = Literal["png", "jpeg", "raw"]
 INDEX_DTYPE = np.dtype("<u8")
 
 
-def encode(gray: np.ndarray, encoding: Encoding, quality: int = 92) -> bytes:
-    """Bytes of a 2-D uint8 image: PNG (lossless), JPEG (baseline, grayscale) or raw pixels."""
-    gray = np.ascontiguousarray(gray, dtype=np.uint8)
-    if gray.ndim != 2:
-        raise ValueError(f"thumbnail must be a 2-D grayscale array, got shape {gray.shape}")
+def encode(pixels: np.ndarray, encoding: Encoding, quality: int = 92) -> bytes:
+    """Bytes of a uint8 image, gray (h, w) or RGB (h, w, 3): PNG (lossless), JPEG (baseline;
+    colour with 4:2:0 chroma) or raw pixels (h*w or h*w*3 bytes)."""
+    pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
+    if not (pixels.ndim == 2 or (pixels.ndim == 3 and pixels.shape[2] == 3)):
+        raise ValueError(f"thumbnail must be a (h, w) gray or (h, w, 3) RGB array, got shape "
+                         f"{pixels.shape}")
     if encoding == "raw":
-        return gray.tobytes()
+        return pixels.tobytes()
     buffer = io.BytesIO()
-    image = Image.fromarray(gray, mode="L")
+    image = Image.fromarray(pixels, mode="L" if pixels.ndim == 2 else "RGB")
     if encoding == "png":
         image.save(buffer, format="PNG", optimize=False, compress_level=6)
     elif encoding == "jpeg":
@@ -39,15 +44,32 @@ def encode(gray: np.ndarray, encoding: Encoding, quality: int = 92) -> bytes:
     return buffer.getvalue()
 
 
-def decode(data: bytes, encoding: Encoding, size: int) -> np.ndarray:
-    """The (h, w) uint8 image encoded in `data` (raw thumbnails are `size` x `size`)."""
+def decode(data: bytes, encoding: Encoding, size: int, *, colour: bool = False) -> np.ndarray:
+    """The image encoded in `data`: (h, w) uint8 luminance, or (h, w, 3) RGB with `colour`.
+
+    Raw thumbnails are `size` x `size`, gray (size² bytes) or RGB (3·size² bytes)."""
     if encoding == "raw":
-        if len(data) != size * size:
-            raise ValueError(f"raw thumbnail has {len(data)} bytes, expected {size * size}")
-        return np.frombuffer(data, dtype=np.uint8).reshape(size, size).copy()
-    with Image.open(io.BytesIO(data)) as image:
-        image.load()
-        return np.asarray(image.convert("L"))
+        if len(data) == size * size:
+            pixels = np.frombuffer(data, dtype=np.uint8).reshape(size, size)
+        elif len(data) == 3 * size * size:
+            pixels = np.frombuffer(data, dtype=np.uint8).reshape(size, size, 3)
+        else:
+            raise ValueError(f"raw thumbnail has {len(data)} bytes, expected {size * size} "
+                             f"(gray) or {3 * size * size} (RGB)")
+    else:
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
+            pixels = np.asarray(image if image.mode in ("L", "RGB") else image.convert("RGB"))
+    if colour:
+        return np.repeat(pixels[:, :, None], 3, axis=2) if pixels.ndim == 2 else pixels.copy()
+    return luminance(pixels) if pixels.ndim == 3 else pixels.copy()
+
+
+def luminance(rgb: np.ndarray) -> np.ndarray:
+    """ITU-R 601 luminance of an RGB uint8 image (the analyzer's `to_gray`, so a colour PNG
+    thumbnail decodes to exactly the gray crop the build used to store)."""
+    weights = np.array([299, 587, 114], dtype=np.uint32)
+    return ((rgb.astype(np.uint32) @ weights + 500) // 1000).astype(np.uint8)
 
 
 class PackWriter:
@@ -104,11 +126,11 @@ class PackReader:
             raise CorpusError(f"{self.pack_path}: row {row} is truncated")
         return data
 
-    def image(self, row: int) -> np.ndarray:
-        """The decoded (h, w) uint8 grayscale thumbnail of `row`."""
+    def image(self, row: int, colour: bool = False) -> np.ndarray:
+        """The decoded thumbnail of `row`: (h, w) uint8 luminance, or (h, w, 3) RGB."""
         data = self.blob(row)
         try:
-            return decode(data, self.encoding, self.size)
+            return decode(data, self.encoding, self.size, colour=colour)
         except (OSError, ValueError) as exc:
             problem = f"row {row} is not a readable image ({exc})"
             raise CorpusError(f"{self.pack_path}: {problem}") from None
