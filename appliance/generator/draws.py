@@ -1,0 +1,131 @@
+"""The `dcgan` engine of `sosie generate`: render, look for a face, encode, in worker processes.
+
+A worker loads the network and the face analyzer once (`init`) and then turns blocks of draw
+indices into `Draw`s (`draw_block`). A draw is accepted when the analyzer finds a face in the
+image at the output size; its file bytes are then the PNG (or JPEG) of exactly that image.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import signal
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+FORMATS = {"png": ".png", "jpeg": ".jpg"}
+JPEG_QUALITY = 95
+
+
+@dataclass(frozen=True)
+class DcganJob:
+    """What every worker needs to draw faces: seed, output size and format, weights file."""
+
+    seed: int
+    size: int
+    image_format: str
+    weights: Path
+
+    def name(self, index: int) -> str:
+        return f"dcgan-{self.seed}-{index:07d}{FORMATS[self.image_format]}"
+
+
+@dataclass(frozen=True)
+class Draw:
+    """What one draw gave: an encoded face, or the reason it was not kept."""
+
+    index: int
+    reason: str | None
+    data: bytes = b""
+    name: str = ""  # the file's name in the output folder (accepted draws)
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest() if self.data else ""
+
+
+def encode(face: np.ndarray, image_format: str) -> bytes:
+    """PNG or JPEG bytes of an RGB uint8 image (the same bytes for the same pixels)."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    if image_format == "png":
+        Image.fromarray(face).save(buffer, format="PNG", compress_level=6)
+    else:
+        Image.fromarray(face).save(buffer, format="JPEG", quality=JPEG_QUALITY, subsampling=0)
+    return buffer.getvalue()
+
+
+def judge(analyzer: Any, face: np.ndarray) -> str | None:
+    """None when the analyzer finds a face in `face`, else its reason."""
+    outcome = analyzer.analyze(face)
+    if hasattr(outcome, "descriptor"):
+        return None
+    return str(getattr(outcome, "reason", "no face found"))
+
+
+_state: dict[str, Any] = {}
+
+
+def init(job: DcganJob, engine: Any, in_worker: bool = True) -> None:
+    """Per process: the network and the analyzer, loaded once."""
+    from appliance.generator.dcgan import DCGAN
+
+    if in_worker:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
+    _state.update(job=job, net=DCGAN.load(job.weights), analyzer=engine.create())
+
+
+def draw_block(indices: tuple[int, ...]) -> list[Draw]:
+    """The draws `indices` of the job `init` was given."""
+    job: DcganJob = _state["job"]
+    out = []
+    for index, face in zip(indices, _state["net"].faces(job.seed, indices, job.size),
+                           strict=True):
+        reason = judge(_state["analyzer"], face)
+        data = encode(face, job.image_format) if reason is None else b""
+        out.append(Draw(index, reason, data, job.name(index) if data else ""))
+    return out
+
+
+@dataclass(frozen=True)
+class DcganDrawer:
+    """The `dcgan` engine of `sosie generate`: blocks of draws on `workers` processes."""
+
+    job: DcganJob
+    engine: Any  # appliance.corpus.engines.Engine: the face analyzer that accepts draws
+    workers: int = 1
+    block: int = 4
+
+    def identity(self) -> dict[str, Any]:
+        from appliance.files import sha256_file
+
+        return {"engine": "dcgan", "seed": self.job.seed, "size": self.job.size,
+                "format": self.job.image_format, "weights": sha256_file(self.job.weights),
+                "analyzer": {"models": self.engine.checksums(),
+                             "settings": self.engine.settings()}}
+
+    def run(self, indices: list[int], seen: dict[str, str]) -> Iterator[Draw]:
+        """The draws `indices`, in any order (`seen`: only the url engine drops repeats)."""
+        from appliance.corpus.workers import run_tasks
+
+        blocks = [tuple(indices[i:i + self.block]) for i in range(0, len(indices), self.block)]
+        if self.workers <= 1 or len(blocks) <= 1:
+            if _state.get("job") != self.job or _state.get("engine") != self.engine:
+                init(self.job, self.engine, in_worker=False)
+                _state["engine"] = self.engine
+            for block in blocks:
+                yield from draw_block(block)
+            return
+        for draws in run_tasks(blocks, self.workers, init, (self.job, self.engine), draw_block,
+                               _crashed):
+            yield from draws
+
+
+def _crashed(block: tuple[int, ...], exitcode: int | None) -> list[Draw]:
+    how = f"signal {-exitcode}" if exitcode is not None and exitcode < 0 else f"exit {exitcode}"
+    return [Draw(i, f"the generator crashed twice on this draw ({how})") for i in block]
