@@ -3,7 +3,9 @@
 Thumbnails are colour (RGB) since corpus builds keep what the generators made; corpora built
 before that hold grayscale ones, and both decode either way: `decode(..., colour=False)` (what
 the ticket prints) gives ITU-R 601 luminance, `colour=True` (the maps) gives RGB, gray rows
-repeated in three channels. `thumbs.pack` holds encoded images back to back; `thumbs.idx` is an (N, 2) little-endian uint64
+repeated in three channels.
+
+`thumbs.pack` holds encoded images back to back; `thumbs.idx` is an (N, 2) little-endian uint64
 array of (byte offset, byte length) per row. Rows may share bytes (synthetic corpora reuse a few
 placeholder images), and reading row i costs one `pread`.
 """
