@@ -18,12 +18,16 @@ The manifest is written last, so a directory without it is an unfinished build.
 
 from __future__ import annotations
 
+import datetime as dt
+import math
+import stat
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from appliance import safe_yaml
 from appliance.files import atomic_write_bytes, fsync_dir, sha256_file
 
 __all__ = ["atomic_write_bytes", "fsync_dir", "sha256_file"]  # re-exported for the corpus modules
@@ -32,6 +36,12 @@ FORMAT_NAME = "sosie-corpus"
 FORMAT_VERSION = 1
 SUPPORTED_VERSIONS = (1,)
 PCA_COMPONENTS = 3
+
+#: Hostile-manifest bounds: a real manifest is ~3 KB; row indices fit an int32; d is 128.
+MAX_MANIFEST_BYTES = 1 << 20
+MAX_COUNT = 2**31 - 1
+MAX_DIM = 4096
+MAX_THUMBNAIL_SIZE = 4096
 
 MANIFEST = "manifest.yaml"
 DESCRIPTORS = "descriptors.f16"
@@ -81,52 +91,144 @@ def expected_sizes(count: int, dim: int) -> dict[str, int]:
 
 
 def read_manifest(directory: Path) -> dict[str, Any]:
-    """The parsed manifest of `directory`, with its structure checked, or a one-line CorpusError."""
+    """The parsed manifest of `directory`, with every field's type checked, or a one-line
+    CorpusError.
+
+    The file is parsed with aliases refused, nesting bounded and at most MAX_MANIFEST_BYTES
+    read (`appliance.safe_yaml`): a hostile manifest cannot exhaust memory or the stack.
+    """
     path = Path(directory) / MANIFEST
     if not Path(directory).is_dir():
         raise CorpusError(f"{directory}: not a corpus directory (does not exist)")
     try:
-        text = path.read_text(encoding="utf-8")
+        data = safe_yaml.read(path, max_bytes=MAX_MANIFEST_BYTES, regular_only=True)
     except FileNotFoundError:
         raise CorpusError(
             f"{path}: missing (not a corpus, or an unfinished build: run `sosie build` again)"
         ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CorpusError(f"{path}: unreadable ({exc})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise CorpusError(f"{path}: invalid YAML ({problem})") from None
+    except OSError as exc:
+        raise CorpusError(f"{path}: unreadable ({exc.strerror or exc})") from None
+    except safe_yaml.YAMLFileError as exc:
+        raise CorpusError(f"{path}: {exc}") from None
+    check_manifest(data, path)
+    return data
+
+
+def check_manifest(data: Any, path: Path) -> None:
+    """Refuse, on one line naming `path` and the key, any field of the wrong type or range."""
     if not isinstance(data, dict) or data.get("format") != FORMAT_NAME:
         raise CorpusError(f"{path}: not a Sosie corpus manifest (expected format: {FORMAT_NAME})")
+    check = _Checker(path, data)
     version = data.get("format_version")
-    if version not in SUPPORTED_VERSIONS:
+    if not _is_int(version) or version not in SUPPORTED_VERSIONS:
         known = ", ".join(map(str, SUPPORTED_VERSIONS))
         raise CorpusError(
-            f"{path}: format_version {version!r} is not supported (this Sosie reads {known})"
+            f"{path}: format_version {_show(version)} is not supported (this Sosie reads {known})"
         )
-    for key in ("count", "dim"):
-        value = data.get(key)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise CorpusError(f"{path}: '{key}' = {value!r}: expected a non-negative integer")
-    if data["dim"] < 1:
-        raise CorpusError(f"{path}: 'dim' = {data['dim']}: expected at least 1")
-    files = data.get("files")
-    if not isinstance(files, dict) or any(name not in files for name in DATA_FILES):
-        missing = [n for n in DATA_FILES if not isinstance(files, dict) or n not in files]
+    check.integer("count", 0, MAX_COUNT)
+    check.integer("dim", 1, MAX_DIM)
+    check.kind("synthetic", bool, "true or false", optional=True)
+    check.kind("built", (str, dt.date), "a date string", optional=True)
+    check.number("build_seconds", 0.0, optional=True)
+    for section in ("source", "model", "descriptors"):
+        check.kind(section, dict, "a mapping", optional=True, nullable=True)
+    for key in ("source.files", "source.rejected", "source.seed"):
+        check.integer(key, 0, None, optional=True)
+    check.kind("source.folder", str, "a folder path", optional=True, nullable=True)
+    recorded = check.kind("model.files", dict, "a mapping", optional=True, nullable=True) or {}
+    for name in recorded:
+        check.sha256(("model", "files", name))
+    check.kind("model.settings", dict, "a mapping", optional=True, nullable=True)
+    check.kind("thumbnails", dict, "a mapping")
+    if data["thumbnails"].get("encoding") not in ("png", "jpeg", "raw"):
+        raise CorpusError(f"{path}: 'thumbnails.encoding' must be png, jpeg or raw")
+    check.integer("thumbnails.size", 0, MAX_THUMBNAIL_SIZE, optional=True)
+    check.kind("source.duplicates", str, "reject or keep", optional=True, nullable=True)
+    check.kind("pca", dict, "a mapping")
+    for key in ("pca.explained_variance", "pca.explained_variance_ratio"):
+        values = check.kind(key, list, f"a list of {PCA_COMPONENTS} numbers",
+                            optional=key.endswith("ratio"))
+        if values is not None and len(values) != PCA_COMPONENTS:
+            raise CorpusError(f"{path}: '{key}' must list {PCA_COMPONENTS} explained variances")
+        for i in range(len(values or ())):
+            check.number((*_parts(key), i), 0.0)
+    files = check.kind("files", dict, "a mapping")
+    missing = [name for name in DATA_FILES if name not in files]
+    if missing:
         raise CorpusError(f"{path}: 'files' lacks entries for {', '.join(missing)}")
     for name in DATA_FILES:
-        entry = files[name]
-        if not isinstance(entry, dict) or not isinstance(entry.get("bytes"), int):
-            raise CorpusError(f"{path}: 'files.{name}' must have integer 'bytes' and 'sha256'")
-    pca = data.get("pca")
-    if not isinstance(pca, dict) or len(pca.get("explained_variance") or ()) != PCA_COMPONENTS:
-        raise CorpusError(f"{path}: 'pca' must list {PCA_COMPONENTS} explained variances")
-    thumbs = data.get("thumbnails")
-    if not isinstance(thumbs, dict) or thumbs.get("encoding") not in ("png", "jpeg", "raw"):
-        raise CorpusError(f"{path}: 'thumbnails.encoding' must be png, jpeg or raw")
-    return data
+        check.kind(("files", name), dict, "a mapping with 'bytes' and 'sha256'")
+        check.integer(("files", name, "bytes"), 0, None)
+        check.sha256(("files", name, "sha256"))
+
+
+Key = str | tuple[Any, ...]
+
+
+class _Checker:
+    """Typed look-ups of dotted manifest keys; each failure is one line naming the key."""
+
+    def __init__(self, path: Path, data: dict[str, Any]) -> None:
+        self.path, self.data = path, data
+
+    def _get(self, key: Key) -> tuple[bool, Any]:
+        value: Any = self.data
+        for part in _parts(key):
+            in_list = isinstance(value, list) and isinstance(part, int) and part < len(value)
+            if not (in_list or (isinstance(value, dict) and part in value)):
+                return False, None
+            value = value[part]
+        return True, value
+
+    def _fail(self, key: Key, value: Any, expected: str) -> CorpusError:
+        return CorpusError(f"{self.path}: '{_name(key)}' = {_show(value)}: expected {expected}")
+
+    def kind(self, key: Key, types: Any, expected: str, *, optional: bool = False,
+             nullable: bool = False) -> Any:
+        present, value = self._get(key)
+        if (not present and optional) or (value is None and nullable):
+            return None
+        if not present:
+            raise CorpusError(f"{self.path}: '{_name(key)}' is missing (expected {expected})")
+        if not isinstance(value, types) or (types is not bool and isinstance(value, bool)):
+            raise self._fail(key, value, expected)
+        return value
+
+    def integer(self, key: Key, lo: int, hi: int | None, *, optional: bool = False) -> None:
+        want = f"an integer from {lo} to {hi}" if hi is not None else f"an integer >= {lo}"
+        value = self.kind(key, int, want, optional=optional)
+        if value is not None and (value < lo or (hi is not None and value > hi)):
+            raise self._fail(key, value, want)
+
+    def number(self, key: Key, lo: float, *, optional: bool = False) -> None:
+        want = f"a finite number >= {lo:g}"
+        value = self.kind(key, (int, float), want, optional=optional)
+        if value is not None and not (math.isfinite(value) and value >= lo):
+            raise self._fail(key, value, want)
+
+    def sha256(self, key: Key) -> None:
+        value = self.kind(key, str, "a sha256 (64 hex digits)")
+        if len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
+            raise self._fail(key, value, "a sha256 (64 hex digits)")
+
+
+def _parts(key: Key) -> tuple[Any, ...]:
+    """'pca.explained_variance' -> ('pca', 'explained_variance'); tuples (file names hold dots)
+    are taken as they are."""
+    return tuple(key.split(".")) if isinstance(key, str) else key
+
+
+def _name(key: Key) -> str:
+    return ".".join(map(str, _parts(key)))
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def write_manifest(directory: Path, manifest: Mapping[str, Any]) -> None:
@@ -137,23 +239,40 @@ def write_manifest(directory: Path, manifest: Mapping[str, Any]) -> None:
 
 def check_sizes(directory: Path, manifest: Mapping[str, Any]) -> None:
     """Cheap structural check: every data file exists with the size the manifest implies."""
+    problems = size_problems(directory, manifest)
+    if problems:
+        raise CorpusError(next(iter(problems.values())))
+
+
+def size_problems(directory: Path, manifest: Mapping[str, Any]) -> dict[str, str]:
+    """{data file: one-line problem} for every data file that is missing, not a regular file
+    (a FIFO, a device, a symlink loop) or not the size the manifest implies. Only `stat`:
+    nothing is read, so a huge sparse file costs nothing here (check this before hashing)."""
     count, dim = manifest["count"], manifest["dim"]
     fixed = expected_sizes(count, dim)
+    problems = {}
     for name in DATA_FILES:
         path = Path(directory) / name
         try:
-            actual = path.stat().st_size
+            info = path.stat()
         except FileNotFoundError:
-            raise CorpusError(f"{path}: missing") from None
+            problems[name] = f"{path}: missing"
+            continue
+        except OSError as exc:  # ELOOP, EACCES, ...
+            problems[name] = f"{path}: unreadable ({exc.strerror or exc})"
+            continue
+        if not stat.S_ISREG(info.st_mode):
+            problems[name] = f"{path}: not a regular file"
+            continue
+        actual = info.st_size
         want = fixed.get(name, manifest["files"][name]["bytes"])
         if name in fixed and manifest["files"][name]["bytes"] != want:
-            raise CorpusError(
-                f"{path}: manifest says {manifest['files'][name]['bytes']} bytes but "
-                f"{count} rows x {dim} need {want}"
-            )
-        if actual != want:
+            problems[name] = (f"{path}: manifest says {manifest['files'][name]['bytes']} bytes "
+                              f"but {count} rows x {dim} need {want}")
+        elif actual != want:
             what = "truncated" if actual < want else "too long"
-            raise CorpusError(f"{path}: {what} ({actual} bytes, expected {want})")
+            problems[name] = f"{path}: {what} ({actual} bytes, expected {want})"
+    return problems
 
 
 # ---------------------------------------------------------------------------------------------
