@@ -16,6 +16,7 @@ and fails with one line naming the key, the value and what is expected::
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Mapping
@@ -23,11 +24,20 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
 
-import yaml
+from appliance import safe_yaml
 
 DEFAULTS_FILE = Path(__file__).with_name("defaults.yaml")
 
 T = TypeVar("T")
+
+#: An installer's file is a few kilobytes and four levels deep at most (`ticket.tone.gamma`).
+MAX_FILE_BYTES = 256 * 1024
+MAX_DEPTH = 16
+
+#: Every number in the config is finite and within these, whatever its own bounds: a value
+#: without a declared maximum still fits a C int / a sleep or socket timeout (~31 years).
+INT_LIMIT = 2**31 - 1
+FLOAT_LIMIT = 1e9
 
 
 class ConfigError(ValueError):
@@ -53,23 +63,38 @@ def setting(
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
-    """A YAML mapping from `path`, or a one-line ConfigError."""
+    """A YAML mapping from `path`, or a one-line ConfigError.
+
+    Parsed by `appliance.safe_yaml`: at most MAX_FILE_BYTES, UTF-8 only, no aliases, nesting
+    bounded, so a file saved as Latin-1, a billion laughs or 1,000 nested brackets on the SD
+    card give one line naming the file instead of a traceback or an exhausted Pi.
+    """
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        data = safe_yaml.read(path, max_bytes=MAX_FILE_BYTES, max_depth=MAX_DEPTH)
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"config file {path}{where}: invalid YAML ({problem})") from None
+    except safe_yaml.YAMLFileError as exc:
+        message = str(exc)
+        joint = " " if message.startswith("line ") else ": "
+        raise ConfigError(f"config file {path}{joint}{message}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path}: expected a mapping of keys, got {_kind(data)}")
+    _refuse_non_finite(data, "")
     return data
+
+
+def _refuse_non_finite(value: Any, key: str) -> None:
+    """NaN and infinities anywhere, even under keys no dataclass types (`Any`, plain dicts)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"config key '{key}' = {_show(value)}: expected a finite number")
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _refuse_non_finite(v, f"{key}.{k}" if key else str(k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _refuse_non_finite(v, f"{key}[{i}]")
 
 
 def merge(base: Mapping[str, Any], override: Mapping[str, Any], where: str = "") -> dict:
@@ -189,11 +214,18 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
         raise ConfigError(f"config key '{key}' = {_show(value)}: expected true or false")
     if hint is int:
         if isinstance(value, int) and not isinstance(value, bool):
-            return value
+            if -INT_LIMIT <= value <= INT_LIMIT:
+                return value
+            raise ConfigError(f"config key '{key}' = {_show(value)}: expected an integer "
+                              f"from {-INT_LIMIT} to {INT_LIMIT}")
         raise ConfigError(f"config key '{key}' = {_show(value)}: expected an integer")
     if hint is float:
         if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
+            number = float(value) if abs(value) <= FLOAT_LIMIT else math.inf
+            if math.isfinite(number):
+                return number
+            raise ConfigError(f"config key '{key}' = {_show(value)}: expected a finite number "
+                              f"from {-FLOAT_LIMIT:g} to {FLOAT_LIMIT:g}")
         raise ConfigError(f"config key '{key}' = {_show(value)}: expected a number")
     if hint is str:
         if isinstance(value, str):
@@ -216,7 +248,8 @@ def _check_bounds(field: dataclasses.Field, value: Any, key: str) -> None:
     lo, hi = field.metadata.get("min"), field.metadata.get("max")
     if not isinstance(value, int | float) or isinstance(value, bool):
         return
-    if (lo is not None and value < lo) or (hi is not None and value > hi):
+    # Written so that NaN, which compares false with everything, is out of range.
+    if not ((lo is None or value >= lo) and (hi is None or value <= hi)):
         if lo is not None and hi is not None:
             want = f"a number from {lo} to {hi}"
         elif lo is not None:
