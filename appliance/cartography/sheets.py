@@ -15,14 +15,30 @@ from appliance.cartography.tiles import encode_jpeg
 SHEET_COLUMNS = 16  # faces per sheet row; a sheet holds SHEET_COLUMNS^2 faces
 
 
-def decode_thumbnail(corpus: Any, i: int, size: int, cache: dict[bytes, np.ndarray]) -> np.ndarray:
-    """Row `i`'s thumbnail as (size, size) uint8, decoded at reduced scale where JPEG allows.
+def colour_of(corpus: Any) -> bool:
+    """Whether the site shows `corpus` in colour: its manifest says so (`thumbnails.gray`), or,
+    without one, its first thumbnail has colour. Gray corpora map in gray (one channel)."""
+    thumbs = (getattr(corpus, "manifest", None) or {}).get("thumbnails") or {}
+    if "gray" in thumbs:
+        return not thumbs["gray"]
+    if not int(getattr(corpus, "count", 0)):
+        return False
+    face = decode_thumbnail(corpus, 0, 16, {}, colour=True)
+    return bool(face.ndim == 3 and np.ptp(face.astype(np.int16), axis=2).max() > 2)
+
+
+def decode_thumbnail(
+    corpus: Any, i: int, size: int, cache: dict[bytes, np.ndarray], *, colour: bool = False
+) -> np.ndarray:
+    """Row `i`'s thumbnail as (size, size) uint8 gray, or (size, size, 3) RGB with `colour`,
+    decoded at reduced scale where JPEG allows.
 
     Rows that share encoded bytes (synthetic corpora) are decoded once.
     """
+    mode = "RGB" if colour else "L"
     blob_of = getattr(corpus, "thumbnail_bytes", None)
     if blob_of is None:
-        return resize(np.asarray(corpus.thumbnail(i), dtype=np.uint8), size)
+        return resize(as_mode(np.asarray(corpus.thumbnail(i), dtype=np.uint8), colour), size)
     blob = blob_of(i)
     shared = bool(getattr(corpus, "synthetic", False))  # only synthetic rows share images
     hit = cache.get(blob) if shared else None
@@ -30,39 +46,75 @@ def decode_thumbnail(corpus: Any, i: int, size: int, cache: dict[bytes, np.ndarr
         return hit
     try:
         with Image.open(io.BytesIO(blob)) as image:
-            image.draft("L", (size, size))  # JPEG: DCT-domain downscale, several times faster
-            gray = np.asarray(image.convert("L"))
+            image.draft(mode, (size, size))  # JPEG: DCT-domain downscale, several times faster
+            pixels = np.asarray(image.convert(mode))
     except (OSError, ValueError):  # raw pixels, or a format PIL cannot sniff
-        gray = np.asarray(corpus.thumbnail(i), dtype=np.uint8)
-    face = resize(gray, size)
+        pixels = as_mode(np.asarray(corpus.thumbnail(i), dtype=np.uint8), colour)
+    face = resize(pixels, size)
     if shared and len(cache) < 4096:
         cache[blob] = face
     return face
 
 
-def resize(gray: np.ndarray, size: int) -> np.ndarray:
-    """A square (size, size) uint8 image from any (h, w) uint8 image (centre crop, area filter)."""
-    h, w = gray.shape[:2]
+def as_mode(pixels: np.ndarray, colour: bool) -> np.ndarray:
+    """`pixels` (gray or RGB) as RGB (`colour`) or as ITU-R 601 luminance."""
+    if colour:
+        return np.repeat(pixels[:, :, None], 3, axis=2) if pixels.ndim == 2 else pixels
+    if pixels.ndim == 2:
+        return pixels
+    weights = np.array([299, 587, 114], dtype=np.uint32)
+    return ((pixels.astype(np.uint32) @ weights + 500) // 1000).astype(np.uint8)
+
+
+def resize(image: np.ndarray, size: int) -> np.ndarray:
+    """A square (size, size[, 3]) uint8 image from any (h, w[, 3]) uint8 image (centre crop,
+    area filter)."""
+    h, w = image.shape[:2]
     if (h, w) == (size, size):
-        return np.ascontiguousarray(gray)
+        return np.ascontiguousarray(image)
     side = min(h, w)
     top, left = (h - side) // 2, (w - side) // 2
-    image = Image.fromarray(np.ascontiguousarray(gray[top : top + side, left : left + side]))
-    return np.asarray(image.resize((size, size), Image.Resampling.BOX if side > size
-                                   else Image.Resampling.BICUBIC))
+    crop = Image.fromarray(np.ascontiguousarray(image[top : top + side, left : left + side]))
+    return np.asarray(crop.resize((size, size), Image.Resampling.BOX if side > size
+                                  else Image.Resampling.BICUBIC))
+
+
+def spatial_order(xyz: np.ndarray, leaf: int = SHEET_COLUMNS**2) -> np.ndarray:
+    """Rows in an order where every run of `leaf` (a sheet) is a compact cluster in 3-D.
+
+    A k-d split: the widest axis is cut at a multiple of `leaf` near its median, recursively,
+    so each sheet is one leaf; the 3-D view streams nearby faces in sheet by sheet."""
+    order = np.arange(len(xyz))
+    stack = [(0, len(xyz))]
+    while stack:
+        lo, hi = stack.pop()
+        n = hi - lo
+        if n <= leaf:
+            continue
+        block = order[lo:hi]
+        points = xyz[block]
+        axis = int(np.argmax(points.max(axis=0) - points.min(axis=0)))
+        leaves = -(-n // leaf)
+        k = leaf * ((leaves + 1) // 2)  # the first part: half the leaves, rounded up
+        part = np.argpartition(points[:, axis], k - 1, kind="introselect")
+        order[lo:hi] = block[part]
+        stack += [(lo, lo + k), (lo + k, hi)]
+    return order
 
 
 def pool(stack: np.ndarray, factor: int) -> np.ndarray:
-    """Box-filter downscale of a (n, s, s) uint8 stack by an integer `factor`."""
+    """Box-filter downscale of a (n, s, s[, 3]) uint8 stack by an integer `factor`."""
     if factor == 1:
         return stack
-    n, s, _ = stack.shape
+    n, s = stack.shape[:2]
+    extra = stack.shape[3:]
     if s % factor == 0 and n * s < 2**31:
         import cv2  # area filter at an integer factor = exact box mean, and it is fast
 
-        flat = np.ascontiguousarray(stack).reshape(n * s, s)
+        flat = np.ascontiguousarray(stack).reshape(n * s, s, *extra)
         t = s // factor
-        return cv2.resize(flat, (t, n * t), interpolation=cv2.INTER_AREA).reshape(n, t, t)
+        small = cv2.resize(flat, (t, n * t), interpolation=cv2.INTER_AREA)
+        return small.reshape(n, t, t, *extra)
     if factor & (factor - 1) == 0 and stack.shape[1] % factor == 0:  # power of two: halve
         out = stack
         while factor > 1:
@@ -72,7 +124,7 @@ def pool(stack: np.ndarray, factor: int) -> np.ndarray:
             factor //= 2
         return out
     t = s // factor
-    acc = stack[:, : t * factor, : t * factor].reshape(n, t, factor, t, factor)
+    acc = stack[:, : t * factor, : t * factor].reshape(n, t, factor, t, factor, *extra)
     return (acc.mean(axis=(2, 4), dtype=np.float32) + 0.5).astype(np.uint8)
 
 
@@ -85,26 +137,33 @@ def write_sheets(
     *,
     quality: int = 82,
     workers: int = 1,
+    order: np.ndarray | None = None,
+    colour: bool = False,
+    small: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Write `out_dir/{s}.jpg` sheets of faces at `sheet_px` in index order; return the faces at
-    `map_px` (n, map_px, map_px) for the tiles (sheet_px must be a multiple of map_px). With
-    `workers` > 1, sheets are made by forked processes."""
+    """Write `out_dir/{s}.jpg` sheets of faces at `sheet_px`, rows `order[s*256:(s+1)*256]` in
+    sheet s (default: index order); return the faces at `map_px` in index order,
+    (n, map_px, map_px[, 3]), for the tiles and the atlas, in `small` if given (e.g. a memmap).
+    sheet_px must be a multiple of map_px. With `workers` > 1, sheets are made by forked
+    processes."""
     out_dir.mkdir(parents=True, exist_ok=True)
     per_sheet = SHEET_COLUMNS * SHEET_COLUMNS
-    small = np.empty((count, map_px, map_px), dtype=np.uint8)
+    order = np.arange(count) if order is None else np.asarray(order)
+    if small is None:
+        small = np.empty((count, map_px, map_px, *((3,) if colour else ())), dtype=np.uint8)
     sheets = range(-(-count // per_sheet))
     global _SHEET_JOB
-    _SHEET_JOB = (corpus, count, sheet_px, map_px, out_dir, quality, {})
+    _SHEET_JOB = (corpus, order, sheet_px, map_px, out_dir, quality, colour, {})
     try:
         if workers > 1 and len(sheets) > 1 and "fork" in multiprocessing.get_all_start_methods():
             context = multiprocessing.get_context("fork")
             with context.Pool(min(workers, len(sheets))) as pool:
                 for sheet, faces in pool.imap_unordered(_write_sheet, sheets, chunksize=4):
-                    small[sheet * per_sheet : sheet * per_sheet + len(faces)] = faces
+                    small[order[sheet * per_sheet : sheet * per_sheet + len(faces)]] = faces
         else:
             for sheet in sheets:
                 _, faces = _write_sheet(sheet)
-                small[sheet * per_sheet : sheet * per_sheet + len(faces)] = faces
+                small[order[sheet * per_sheet : sheet * per_sheet + len(faces)]] = faces
     finally:
         _SHEET_JOB = None
     return small
@@ -116,13 +175,14 @@ _SHEET_JOB: tuple | None = None
 def _write_sheet(sheet: int) -> tuple[int, np.ndarray]:
     """Write one sheet; its faces at map size (runs in a worker process or in place)."""
     assert _SHEET_JOB is not None
-    corpus, count, sheet_px, map_px, out_dir, quality, cache = _SHEET_JOB
+    corpus, order, sheet_px, map_px, out_dir, quality, colour, cache = _SHEET_JOB
     per_sheet = SHEET_COLUMNS * SHEET_COLUMNS
-    start = sheet * per_sheet
-    rows = range(start, min(count, start + per_sheet))
-    faces = np.stack([decode_thumbnail(corpus, i, sheet_px, cache) for i in rows])
+    rows = order[sheet * per_sheet : (sheet + 1) * per_sheet]
+    faces = np.stack([decode_thumbnail(corpus, int(i), sheet_px, cache, colour=colour)
+                      for i in rows])
     lines = -(-len(faces) // SHEET_COLUMNS)
-    canvas = np.zeros((lines * sheet_px, SHEET_COLUMNS * sheet_px), dtype=np.uint8)
+    canvas = np.zeros((lines * sheet_px, SHEET_COLUMNS * sheet_px, *faces.shape[3:]),
+                      dtype=np.uint8)
     for j, face in enumerate(faces):
         r, c = divmod(j, SHEET_COLUMNS)
         canvas[r * sheet_px : (r + 1) * sheet_px, c * sheet_px : (c + 1) * sheet_px] = face
@@ -133,29 +193,31 @@ def _write_sheet(sheet: int) -> tuple[int, np.ndarray]:
 def atlas(
     faces: np.ndarray, max_side: int = 4096, max_cell: int = 64
 ) -> tuple[np.ndarray, int, int]:
-    """One square power-of-two texture holding every face: (image, cell_px, columns)."""
-    n, p, _ = faces.shape
+    """One square texture holding every face (n, p, p[, 3]) in index order, row by row:
+    (image, cell_px, columns). Its side is columns x cell, at most `max_side` (a WebGL texture
+    without mipmaps needs no power-of-two size; the page filters it linearly)."""
+    n, p = faces.shape[:2]
+    extra = faces.shape[3:]
     columns = int(np.ceil(np.sqrt(max(n, 1))))
     cell = min(max_cell, p)
     while cell > 1 and columns * cell > max_side:
         cell //= 2
     rows = -(-n // columns)
-    cells = np.zeros((rows * columns, cell, cell), dtype=np.uint8)
+    cells = np.zeros((rows * columns, cell, cell, *extra), dtype=np.uint8)
     for start in range(0, n, 16384):  # in blocks: the pooling temporaries stay small
-        block = faces[start : start + 16384]
+        block = np.asarray(faces[start : start + 16384])
         if p % cell == 0:
             cells[start : start + len(block)] = pool(block, p // cell)
         else:
             cells[start : start + len(block)] = np.stack([resize(f, cell) for f in block])
-    side = 1
-    while side < columns * cell:
-        side *= 2
-    image = np.zeros((side, side), dtype=np.uint8)
-    grid = cells.reshape(rows, columns, cell, cell).transpose(0, 2, 1, 3)
-    image[: rows * cell, : columns * cell] = grid.reshape(rows * cell, columns * cell)
+    side = columns * cell
+    image = np.zeros((side, side, *extra), dtype=np.uint8)
+    order = (0, 2, 1, 3, *range(4, 4 + len(extra)))
+    grid = cells.reshape(rows, columns, cell, cell, *extra).transpose(order)
+    image[: rows * cell, : columns * cell] = grid.reshape(rows * cell, columns * cell, *extra)
     return image, cell, columns
 
 
-def jpeg_bytes(gray: np.ndarray, quality: int = 85) -> bytes:
-    """JPEG encoding of a uint8 grayscale image."""
-    return encode_jpeg(np.ascontiguousarray(gray), quality)
+def jpeg_bytes(image: np.ndarray, quality: int = 85) -> bytes:
+    """JPEG encoding of a uint8 gray (h, w) or RGB (h, w, 3) image."""
+    return encode_jpeg(np.ascontiguousarray(image), quality)

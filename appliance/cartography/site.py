@@ -4,12 +4,17 @@ Layout of the output directory::
 
     index.html, vr.html, assets/     the hand-written page code (copied from appliance/web)
     data/meta.js                     geometry, PCA axes and their extreme faces, clusters, mark
-    data/points.js                   2-D positions (uint16) and 3-D positions (int16), clusters
-    data/atlas3d.js                  every face in one texture for the 3-D view (data: URL)
+    data/points.js                   2-D positions (uint16), 3-D positions (int16), clusters,
+                                     mean colours, sheet places, the sheets' bounding spheres
+    data/atlas3d.js                  every face in one small texture for the 3-D view (data: URL)
     data/faces/{c}.js                names and nearest neighbours, in chunks loaded on demand
     data/descriptors.js              8-bit descriptors (large corpora: neighbours found on click)
     tiles/{z}/{x}/{y}.jpg            the 2-D map's level-of-detail quadtree
-    sheets/{s}.jpg                   faces in index order at full size (the panel's large view)
+    sheets/{s}.jpg                   16x16 faces at 64-128 px (the panel's large view, and the
+                                     3-D view's detail near the viewer), each sheet a compact
+                                     cluster in 3-D (`sheets.spatial_order`)
+
+Faces are in colour when the corpus thumbnails are (gray corpora map in gray).
 
 Everything is loaded with <script> and <img> elements, so the site works from file:// (where
 fetch() is refused) as well as from any static server, and nothing comes from the internet.
@@ -38,6 +43,7 @@ from appliance.cartography.tiles import choose_levels, render_pyramid
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 CHUNK = 4096  # faces per data/faces/{c}.js file
 EXTREMES = 6  # faces shown at each end of each principal axis
+FACE_STACK = ".faces.tmp.npy"  # the map-size faces of a large corpus while the site is made
 
 
 @dataclass(frozen=True)
@@ -62,7 +68,7 @@ class MarkedFace:
 
     label: str
     descriptor: np.ndarray  # float32 (d,)
-    thumbnail: np.ndarray  # uint8 grayscale (h, w)
+    thumbnail: np.ndarray  # uint8 gray (h, w) or RGB (h, w, 3)
 
 
 @dataclass
@@ -117,10 +123,16 @@ def build_site(
     centres = to_world(coords2)
     lap("prepare")
 
-    say(f"faces: {n} thumbnails at {sheet_px} px (sheets) and {map_px} px (map)")
-    small = face_images.write_sheets(
+    colour = face_images.colour_of(corpus)
+    scale3 = _scale3(coords3)
+    order = face_images.spatial_order(coords3 * scale3)
+    say(f"faces: {n} {'colour' if colour else 'gray'} thumbnails at {sheet_px} px (sheets) "
+        f"and {map_px} px (map)")
+    stack = _face_stack(out, n + 1, map_px, colour)  # the last row: the marked face
+    small = stack[:n]
+    face_images.write_sheets(
         corpus, n, sheet_px, map_px, out / "sheets", quality=options.jpeg_quality + 2,
-        workers=options.workers,
+        workers=options.workers, order=order, colour=colour, small=small,
     )
     lap("thumbnails")
 
@@ -150,25 +162,30 @@ def build_site(
     clusters = _clusters(vectors, corpus.pca, options, to_world) if options.clusters else None
     lap("clusters")
 
-    mark_face = None
+    mark_face = mark_large = None
     if marked is not None:
-        mark_face = face_images.resize(np.asarray(mark.thumbnail, dtype=np.uint8), map_px)
-    atlas_faces = small if mark_face is None else np.concatenate([small, mark_face[None]])
+        pixels = face_images.as_mode(np.asarray(mark.thumbnail, dtype=np.uint8), colour)
+        mark_face = face_images.resize(pixels, map_px)
+        mark_large = face_images.resize(pixels, sheet_px)
+    if mark_face is not None:
+        stack[n] = mark_face
+    atlas_faces = stack[: n + (mark_face is not None)]
     atlas, cell, columns = face_images.atlas(atlas_faces)
-    scale3 = _scale3(coords3)
+    means = np.stack([np.asarray(atlas_faces[a : a + 16384]).mean(axis=(1, 2))
+                      for a in range(0, len(atlas_faces), 16384)]).reshape(len(atlas_faces), -1)
+    del atlas_faces, small, stack
+    _release_face_stack(out)
     say("data files")
     _write_js(out / "data" / "atlas3d.js", "SOSIE_ATLAS", {
         "cell": cell, "columns": columns, "size": int(atlas.shape[0]),
         "src": _data_url(face_images.jpeg_bytes(atlas, 88)),
     })
     _write_points(out / "data" / "points.js", centres, coords3 * scale3, clusters,
-                  atlas_faces.mean(axis=(1, 2)))
+                  means, order)
     _write_chunks(out / "data" / "faces", corpus, n, found)
-    mark_large = None
-    if marked is not None:
-        mark_large = face_images.resize(np.asarray(mark.thumbnail, dtype=np.uint8), sheet_px)
     meta = _meta(corpus, options, n, pyramid, centres, coords2, coords3, scale3, sheet_px,
                  k, method, clusters, marked, to_world, mark_large)
+    meta["colour"] = colour
     _write_js(out / "data" / "meta.js", "SOSIE_META", meta)
     _copy_web(out)
     lap("data")
@@ -320,16 +337,44 @@ def _meta(corpus, options, n, pyramid, centres, coords2, coords3, scale3, sheet_
 
 
 def _write_points(path: Path, centres: np.ndarray, xyz: np.ndarray, clusters: dict | None,
-                  gray: np.ndarray) -> None:
-    """Positions (2-D uint16 in [0, 1], 3-D int16 in +-4), clusters, and each face's mean gray
-    (faces + mark), which the 3-D view draws instead of the texture for far, tiny sprites."""
+                  means: np.ndarray, order: np.ndarray) -> None:
+    """Positions (2-D uint16 in [0, 1], 3-D int16 in +-4), clusters, each face's mean colour
+    (faces + mark; the 3-D view draws it for far, tiny faces), each face's place in the sheets
+    (face i is cell place % 256 of sheet place // 256) and each sheet's bounding sphere in 3-D
+    (x, y, z, radius; float32), from which the 3-D view picks the sheets near the viewer."""
     xy = np.clip(np.rint(centres * 65535), 0, 65535).astype("<u2")
     q3 = np.clip(np.rint(xyz / 4.0 * 32767), -32767, 32767).astype("<i2")  # range +-4
+    rgb = np.clip(np.rint(means), 0, 255).astype(np.uint8)
+    if rgb.shape[1] == 1:
+        rgb = np.repeat(rgb, 3, axis=1)
+    place = np.empty(len(order), dtype="<u4")
+    place[order] = np.arange(len(order), dtype=np.uint32)
+    stored = q3.astype(np.float64) * (4.0 / 32767)  # the positions the page will see
+    per = face_images.SHEET_COLUMNS**2
+    bricks = np.empty((-(-len(order) // per), 4), dtype="<f4")
+    for s in range(len(bricks)):
+        points = stored[order[s * per : (s + 1) * per]]
+        centre = (points.min(axis=0) + points.max(axis=0)) / 2
+        bricks[s, :3] = centre
+        bricks[s, 3] = np.sqrt(((points - centre) ** 2).sum(axis=1).max()) + 1e-6
     data = {"xy": _b64(xy), "xyz": _b64(q3), "xyzRange": 4.0, "cluster": None,
-            "gray": _b64(np.clip(np.rint(gray), 0, 255).astype(np.uint8))}
+            "rgb": _b64(rgb), "place": _b64(place), "bricks": _b64(bricks)}
     if clusters is not None:
         data["cluster"] = _b64(clusters["labels"].astype("<u2"))
     _write_js(path, "SOSIE_POINTS", data)
+
+
+def _face_stack(out: Path, n: int, px: int, colour: bool) -> np.ndarray:
+    """Room for every face at map size: in memory, or above 256 MB (200k colour faces at 64 px
+    are 2.5 GB) in a temporary file inside `out` that the page cache backs."""
+    shape = (n, px, px, *((3,) if colour else ()))
+    if int(np.prod(shape)) <= 256 << 20:
+        return np.empty(shape, dtype=np.uint8)
+    return np.lib.format.open_memmap(out / FACE_STACK, mode="w+", dtype=np.uint8, shape=shape)
+
+
+def _release_face_stack(out: Path) -> None:
+    (out / FACE_STACK).unlink(missing_ok=True)
 
 
 def _write_chunks(directory: Path, corpus: Any, n: int, found: Any) -> None:
@@ -369,6 +414,7 @@ def _prepare(out: Path) -> None:
             raise FileExistsError(f"{out}: not empty and not a Sosie map; refusing to overwrite")
         for name in ("tiles", "sheets", "data", "assets"):
             shutil.rmtree(out / name, ignore_errors=True)
+        _release_face_stack(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / ".sosie-map").write_text("generated by sosie map\n", encoding="utf-8")
 

@@ -25,8 +25,15 @@
     const k = POINTS.xyzRange / 32767;
     for (let i = 0; i < 3 * n; i++) xyz[i] = q3[i] * k;
     const cluster = POINTS.cluster ? new Uint16Array(bytes(POINTS.cluster)) : null;
-    const gray = new Uint8Array(bytes(POINTS.gray)); // mean gray per face (+ mark)
-    return { xy, xyz, cluster, gray };
+    const rgb = new Uint8Array(bytes(POINTS.rgb)); // mean colour per face (+ mark)
+    const gray = new Uint8Array(rgb.length / 3);
+    for (let i = 0; i < gray.length; i++) {
+      gray[i] = Math.round(0.299 * rgb[3 * i] + 0.587 * rgb[3 * i + 1] + 0.114 * rgb[3 * i + 2]);
+    }
+    // face i is cell place[i] % 256 of sheet floor(place[i] / 256); sheets are 3-D clusters
+    const place = new Uint32Array(bytes(POINTS.place));
+    const bricks = new Float32Array(bytes(POINTS.bricks)); // per sheet: x, y, z, radius
+    return { xy, xyz, cluster, rgb, gray, place, bricks };
   })();
 
   Sosie.likeness = function (d) {
@@ -149,8 +156,9 @@
     el.className = 'face';
     const cols = META.sheets.columns;
     const per = cols * cols;
-    const sheet = Math.floor(i / per);
-    const j = i % per;
+    const p = Sosie.points.place[i];
+    const sheet = Math.floor(p / per);
+    const j = p % per;
     const inSheet = Math.min(per, META.count - sheet * per);
     const lines = Math.ceil(inSheet / cols);
     el.style.width = el.style.height = size + 'px';
