@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import math
 import platform
 import sys
 import time
@@ -37,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from figures import median_ms, write_json
 
-from appliance.faces.analyzer import Face, FaceAnalyzer, FaceSettings
+from appliance.faces.analyzer import Detection, Face, FaceAnalyzer, FaceSettings
 from appliance.images import load_image
 
 SIZES = {"640x480": (640, 480), "640x480 close": (640, 480), "12MP": (4056, 3040)}
@@ -193,6 +194,214 @@ def print_variants(table: dict[str, dict[str, float]]) -> None:
                   f"{row['p95']:>8.3f}{row['max']:>8.3f}")
 
 
+# ---------------------------------------------------------------------------------------------
+# Small faces: which rule of detector looks finds them, at what cost
+
+#: Photos (longest side; 4:3) and face sizes (side of dlib's box, px) of the small-face table.
+SMALL_PHOTOS = (256, 480, 640)
+SMALL_FACES = (32, 40, 48, 56, 64, 80, 100)
+
+
+def _rules() -> dict[str, Callable[[int, int], list[float]]]:
+    """Detection rules: each gives the scales of its successive looks at an h x w photo (a
+    look is taken only when the ones before show no confident face)."""
+    old = FaceAnalyzer(FaceSettings(small_face_zoom=1.0))
+    return {
+        "old: 320, then 640": old.looks,
+        "2x always (face_recognition)": lambda h, w: [2 * old.detection_scale(h, w)],
+        "320, 640, then 1.5x": FaceAnalyzer(FaceSettings(small_face_zoom=1.5)).looks,
+        "320, 640, then 2x": FaceAnalyzer(FaceSettings(small_face_zoom=2.0)).looks,
+        "320, then 2x": lambda h, w: [*old.looks(h, w)[:-1], 2 * old.detection_scale(h, w)],
+    }
+
+
+def _reflect_pad(pixels: np.ndarray, fraction: float) -> np.ndarray:
+    import cv2
+
+    pad = max(1, round(max(pixels.shape[:2]) * fraction))
+    return cv2.copyMakeBorder(pixels, pad, pad, pad, pad, cv2.BORDER_REFLECT_101)
+
+
+def small_face_sources(count: int) -> list[tuple[str, np.ndarray, tuple[float, float, float]]]:
+    """Face images with their face: (kind, RGB pixels, (centre x, centre y, box side)).
+
+    The astronaut portrait, then `count` LFW crops and `count` generated 64-px DCGAN faces
+    that dlib's HOG finds at a generous size (their box there is the reference face size).
+    """
+    import dlib
+    from skimage import data
+
+    from appliance.generator.dcgan import DCGAN
+
+    detector = dlib.get_frontal_face_detector()
+
+    def reference(pixels: np.ndarray, factor: int) -> tuple[float, float, float] | None:
+        big = np.asarray(Image.fromarray(pixels).resize(
+            (pixels.shape[1] * factor, pixels.shape[0] * factor), Image.Resampling.BICUBIC))
+        rects, scores, _ = detector.run(np.ascontiguousarray(big), 0, 0.0)
+        if not len(rects) or scores[0] < 0.5:
+            return None
+        r = rects[0]
+        return ((r.left() + r.right() + 1) / 2 / factor, (r.top() + r.bottom() + 1) / 2 / factor,
+                (r.width() + r.height()) / 2 / factor)
+
+    out = [("astronaut", data.astronaut(), reference(data.astronaut(), 1))]
+    lfw = (data.lfw_subset()[:100] * 255).round().astype(np.uint8)
+    kept = 0
+    for crop in lfw:
+        rgb = np.repeat(crop[:, :, None], 3, axis=2)
+        pad = _reflect_pad(rgb, 0.5)
+        found = reference(pad, 8)
+        if found and kept < count:
+            out.append(("LFW", pad, found))
+            kept += 1
+    net, kept, index = DCGAN.load(), 0, 0
+    while kept < count:
+        face = net.faces(0, [index], size=64)[0]
+        index += 1
+        pad = _reflect_pad(face, 0.25)
+        found = reference(pad, 4)
+        if found:
+            out.append(("DCGAN", pad, found))
+            kept += 1
+    return out  # type: ignore[return-value]
+
+
+def _backgrounds() -> list[np.ndarray]:
+    from skimage import data
+
+    return [data.coffee(), data.rocket(), data.hubble_deep_field(), data.chelsea()[:, :, :3]]
+
+
+def place_face(source: np.ndarray, face: tuple[float, float, float], side: float,
+               size: tuple[int, int], background: np.ndarray,
+               rng: np.random.Generator) -> tuple[np.ndarray, tuple[float, float, float]]:
+    """A `size` (w, h) photo: `background` filling it, and `source` scaled so its face's box
+    side is `side`, with the face at a random place fully inside. Returns (photo, face)."""
+    width, height = size
+    canvas = np.asarray(Image.fromarray(background).resize(size, Image.Resampling.BILINEAR))
+    canvas = np.array(canvas)
+    k = side / face[2]
+    scaled = np.asarray(Image.fromarray(source).resize(
+        (max(1, round(source.shape[1] * k)), max(1, round(source.shape[0] * k))),
+        Image.Resampling.LANCZOS))
+    cx = rng.uniform(side * 0.75, width - side * 0.75)
+    cy = rng.uniform(side * 0.75, height - side * 0.75)
+    # the scaled source's pixel (sx, sy) lands at (sx + dx, sy + dy)
+    dx, dy = round(cx - face[0] * k), round(cy - face[1] * k)
+    x0, y0 = max(0, dx), max(0, dy)
+    x1, y1 = min(width, dx + scaled.shape[1]), min(height, dy + scaled.shape[0])
+    canvas[y0:y1, x0:x1] = scaled[y0 - dy:y1 - dy, x0 - dx:x1 - dx]
+    return canvas, (face[0] * k + dx, face[1] * k + dy, side)
+
+
+def _is_the_face(d: Detection, face: tuple[float, float, float]) -> bool:
+    left, top, right, bottom = d.rect
+    side = (right - left + bottom - top) / 2
+    centre = ((left + right) / 2, (top + bottom) / 2)
+    return (math.dist(centre, face[:2]) < 0.35 * face[2]) and 0.5 < side / face[2] < 2.0
+
+
+def _looks_taken(analyzer: FaceAnalyzer, rgb: np.ndarray, scales: list[float],
+                 cache: dict[float, tuple[list[Detection], float]]
+                 ) -> tuple[list[Detection], float]:
+    """What `FaceAnalyzer._detect` returns for these looks, and the detection time (each
+    look measured once per photo and shared by every rule that takes it)."""
+    found: list[Detection] = []
+    total = 0.0
+    for scale in scales:
+        if scale not in cache:
+            timings: dict[str, float] = {}
+            seen = analyzer._detect_at(rgb, scale, timings)
+            cache[scale] = (seen, timings["downscale"] + timings["detect"])
+        seen, seconds = cache[scale]
+        total += seconds
+        usable = analyzer._usable(seen)
+        if usable and usable[0].score >= analyzer.settings.weak_score:
+            return seen, total
+        found = seen or found
+    return found, total
+
+
+def small_faces(count: int, seed: int = 0) -> dict[str, object]:
+    """Found % and median detection ms of each rule, by photo size and face size; the same for
+    photos without a face (ms, and % where a "face" is found: false positives)."""
+    analyzer = FaceAnalyzer()
+    rules = _rules()
+    rng = np.random.default_rng(seed)
+    sources = small_face_sources(count)
+    backgrounds = _backgrounds()
+    cells: dict[str, dict[str, dict[str, float]]] = {}
+    for long_side in SMALL_PHOTOS:
+        size = (long_side, long_side * 3 // 4)
+        for side in SMALL_FACES:
+            if side * 1.5 > size[1]:
+                continue
+            found = {name: 0 for name in rules}
+            times: dict[str, list[float]] = {name: [] for name in rules}
+            for i, (_, pixels, face) in enumerate(sources):
+                photo, where = place_face(pixels, face, side, size,
+                                          backgrounds[i % len(backgrounds)], rng)
+                cache: dict[float, tuple[list[Detection], float]] = {}
+                for name, looks in rules.items():
+                    seen, seconds = _looks_taken(analyzer, photo, looks(size[1], size[0]), cache)
+                    usable = analyzer._usable(seen)
+                    found[name] += bool(usable) and _is_the_face(usable[0], where)
+                    times[name].append(seconds)
+            cells[f"{size[0]}x{size[1]} face {side}"] = {
+                name: {"found": found[name] / len(sources), "ms": median_ms(times[name])}
+                for name in rules}
+    # generated faces as the generator makes them: 64x64, no upscaling by the caller
+    from appliance.generator.dcgan import DCGAN
+
+    net = DCGAN.load()
+    native = net.faces(seed + 1, list(range(4 * count)), size=64)
+    lanczos = [np.asarray(Image.fromarray(f).resize((256, 256), Image.Resampling.LANCZOS))
+               for f in native]
+    for label, photos in (("DCGAN 64x64 as made", native), ("DCGAN 256 (Lanczos)", lanczos)):
+        row = {}
+        for name, looks in rules.items():
+            hits, times_ = 0, []
+            for photo in photos:
+                seen, seconds = _looks_taken(analyzer, np.ascontiguousarray(photo),
+                                             looks(*photo.shape[:2]), {})
+                hits += bool(analyzer._usable(seen))
+                times_.append(seconds)
+            row[name] = {"found": hits / len(photos), "ms": median_ms(times_)}
+        cells[label] = row
+    # photos without a face: what each rule costs there, and how often it "finds" one anyway
+    from skimage import data
+
+    non_faces = [np.repeat(((c * 255).round().astype(np.uint8))[:, :, None], 3, axis=2)
+                 for c in data.lfw_subset()[100:100 + 2 * count]]
+    for long_side in SMALL_PHOTOS:
+        size = (long_side, long_side * 3 // 4)
+        photos = [np.asarray(Image.fromarray(p).resize(size, Image.Resampling.BICUBIC))
+                  for p in (*non_faces, *backgrounds)]
+        row = {}
+        for name, looks in rules.items():
+            false, times_ = 0, []
+            for photo in photos:
+                seen, seconds = _looks_taken(analyzer, np.ascontiguousarray(photo),
+                                             looks(size[1], size[0]), {})
+                false += bool(analyzer._usable(seen))
+                times_.append(seconds)
+            row[name] = {"found": false / len(photos), "ms": median_ms(times_)}
+        cells[f"{size[0]}x{size[1]} no face"] = row
+    return {"faces_per_cell": len(sources), "rules": list(rules), "cells": cells}
+
+
+def print_small(table: dict[str, object]) -> None:
+    rules: list[str] = table["rules"]  # type: ignore[assignment]
+    cells: dict[str, dict[str, dict[str, float]]] = table["cells"]  # type: ignore[assignment]
+    print(f"small faces: % found (no-face rows: % false faces) / median detection ms; "
+          f"{table['faces_per_cell']} faces per cell (astronaut, LFW, DCGAN)")
+    print(f"{'photo, face side':<24}" + "".join(f"{name:>30}" for name in rules))
+    for label, row in cells.items():
+        print(f"{label:<24}" + "".join(
+            f"{row[n]['found']:>20.0%} {row[n]['ms']:>6.1f} ms" for n in rules))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=7, help="runs per figure (median)")
@@ -200,8 +409,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variants", action="store_true",
                         help="instead: descriptor distances between photos and their variants "
                         "(JPEG, EXIF rotation, rescaling, mirroring) and between LFW crops")
+    parser.add_argument("--small", action="store_true",
+                        help="instead: small faces (40-100 px) in 256-640 px photos, found %% "
+                        "and detection ms under each rule of detector looks")
+    parser.add_argument("--faces", type=int, default=24,
+                        help="--small: LFW and DCGAN faces per cell (each)")
     args = parser.parse_args(argv)
     import dlib
+
+    if args.small:
+        table = small_faces(args.faces)
+        print_small(table)
+        if args.json:
+            write_json(args.json, table)
+        return 0
 
     analyzer = FaceAnalyzer(FaceSettings())
     if args.variants:

@@ -25,6 +25,18 @@ def no_face_photo():
 
 
 @pytest.fixture(scope="session")
+def generated_faces():
+    """(48, 64, 64, 3) uint8 DCGAN faces as the generator makes them (read-only); skips when the
+    gan-face-generate weights are not installed."""
+    from appliance.generator.dcgan import WeightsNotFound
+
+    try:
+        return photos.generated_faces()
+    except WeightsNotFound as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="session")
 def analyzer():
     """A FaceAnalyzer with the default settings and the real dlib models (loaded once)."""
     from appliance.faces.analyzer import FaceAnalyzer

@@ -7,6 +7,8 @@
   in the Wild); `lfw_photo(i)` upscales one to a photo-like RGB image. No identity labels.
 - `no_face_photo()`: `skimage.data.coffee()`, a cup of coffee (no face, no detection).
 - `camera_frame()`: a photo placed in a 12 MP (4056x3040) camera frame.
+- `generated_faces()`: faces that do not exist, 64x64 RGB as the DCGAN generator makes them.
+- `with_small_face()`: a face crop shrunk to a given face size somewhere in a larger photo.
 """
 
 from __future__ import annotations
@@ -117,3 +119,35 @@ def rescaled(pixels: np.ndarray, factor: float) -> np.ndarray:
     image = Image.fromarray(pixels)
     size = (round(image.width * factor), round(image.height * factor))
     return np.asarray(image.resize(size, Image.Resampling.LANCZOS))
+
+
+@cache
+def generated_faces(count: int = 48, seed: int = 0) -> np.ndarray:
+    """(count, 64, 64, 3) uint8 faces of `appliance.generator.dcgan` (raises WeightsNotFound
+    without the gan-face-generate package)."""
+    from appliance.generator.dcgan import DCGAN
+
+    return _frozen(DCGAN.load().faces(seed, list(range(count)), size=64))
+
+
+def with_small_face(crop: np.ndarray, face_side: float, target: int,
+                    size: tuple[int, int], at: tuple[float, float]) -> np.ndarray:
+    """A `size` (width, height) RGB photo: the coffee photo as background and a face crop
+    (gray or RGB; its face about `face_side` px wide, e.g. an LFW crop: the whole crop) padded
+    by reflection, scaled (Lanczos) so the face is `target` px and centred at `at`."""
+    import cv2
+
+    rgb = crop if crop.ndim == 3 else np.repeat(crop[:, :, None], 3, axis=2)
+    pad = max(1, max(rgb.shape[:2]) // 2)
+    padded = cv2.copyMakeBorder(np.ascontiguousarray(rgb), pad, pad, pad, pad,
+                                cv2.BORDER_REFLECT_101)
+    k = target / face_side
+    scaled = np.asarray(Image.fromarray(padded).resize(
+        (round(padded.shape[1] * k), round(padded.shape[0] * k)), Image.Resampling.LANCZOS))
+    photo = np.array(Image.fromarray(no_face_photo()).resize(size, Image.Resampling.BILINEAR))
+    dx = round(at[0] - scaled.shape[1] / 2)
+    dy = round(at[1] - scaled.shape[0] / 2)
+    x0, y0 = max(0, dx), max(0, dy)
+    x1, y1 = min(size[0], dx + scaled.shape[1]), min(size[1], dy + scaled.shape[0])
+    photo[y0:y1, x0:x1] = scaled[y0 - dy:y1 - dy, x0 - dx:x1 - dx]
+    return _frozen(photo)
