@@ -35,6 +35,7 @@ FOREIGN_SECTIONS: dict[str, tuple[str, str]] = {
     "search": ("appliance.search", "SearchSettings"),
     "ticket": ("appliance.ticket", "TicketLayout"),
     "printer": ("appliance.parts.printer", "PrinterSettings"),
+    "generator": ("appliance.generator.settings", "GeneratorSettings"),
 }
 
 
@@ -48,6 +49,7 @@ class AppSettings:
     search: Any = None
     ticket: Any = None
     printer: Any = None
+    generator: Any = None
     camera: CameraSettings = field(default_factory=CameraSettings)
     controls: ControlSettings = field(default_factory=ControlSettings)
     machine: MachineSettings = field(default_factory=MachineSettings)

@@ -52,6 +52,30 @@ class DarkAnalyzer:
         return Found(np.zeros(128, np.float32))
 
 
+@dataclass(frozen=True)
+class DarkMockEngine:
+    """The build's mock analyzer, except that dark images (mean <= 128) have no face."""
+
+    def checksums(self) -> dict[str, str]:
+        return {"dark-mock": hashlib.sha256(b"dark-mock").hexdigest()}
+
+    def settings(self) -> dict[str, Any]:
+        return {"engine": "dark-mock"}
+
+    def create(self) -> DarkMockAnalyzer:
+        return DarkMockAnalyzer()
+
+
+class DarkMockAnalyzer:
+    def analyze(self, image: np.ndarray) -> Any:
+        from appliance.corpus.engines import MockAnalyzer
+
+        mean = float(np.asarray(image).mean())
+        if mean <= 128.0:
+            return Rejected(f"too dark (mean {mean:.0f})")
+        return MockAnalyzer().analyze(image)
+
+
 def folder_bytes(folder: Path) -> dict[str, bytes]:
     """Every file under `folder` (hidden ones included, the lock file excluded) by path."""
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*"))

@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "ticket",  # sosie ticket                            (layout + virtual printer)
     "service",  # sosie run, demo, doctor, status, press  (the appliance)
     "cartography",  # sosie rank, sosie map
+    "generate",  # sosie generate                        (faces that do not exist)
 )
 
 

@@ -17,15 +17,19 @@ def register(sub: Any) -> None:
         help="build a corpus from a folder of face images (parallel, resumable)",
         description="Walk IMAGES_DIR recursively, describe every face with dlib (one process "
         "per core) and write the corpus to CORPUS_DIR. Interrupted builds resume where they "
-        "stopped when run again; unusable files are listed in CORPUS_DIR/rejected.tsv.",
+        "stopped when run again; unusable files are listed in CORPUS_DIR/rejected.tsv. "
+        "dcgan:COUNT[:SEED] instead of a folder draws COUNT faces with the DCGAN generator "
+        "and builds from them without writing image files (sources.tsv names dcgan:SEED:i).",
     )
-    p.add_argument("images_dir", metavar="IMAGES_DIR", type=Path)
+    p.add_argument("images_dir", metavar="IMAGES_DIR|dcgan:COUNT[:SEED]")
     p.add_argument("corpus_dir", metavar="CORPUS_DIR", type=Path)
     p.add_argument("--workers", type=int, help="processes (default: corpus.workers, 0 = cores)")
     p.add_argument("--chunk-size", type=int, help="images per resumable chunk (default 256)")
     p.add_argument("--config", type=Path, help="YAML file overriding appliance/defaults.yaml")
     p.add_argument("--force", action="store_true", help="replace a finished corpus")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--weights", type=Path, help="dcgan: the weights file (default: "
+                   "generator.weights, else the gan-face-generate wheel's)")
     # Tests and CI: a fast stand-in for dlib (appliance.corpus.engines.MockEngine).
     p.add_argument("--engine", choices=("dlib", "mock"), default="dlib", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_build)
@@ -87,11 +91,13 @@ def cmd_build(args: argparse.Namespace) -> int:
         settings = replace(settings, chunk_size=args.chunk_size)
     if args.workers is not None and args.workers < 0:
         raise UsageError(f"--workers {args.workers}: expected 0 (one per core) or more")
-    if not args.images_dir.is_dir():
-        raise UsageError(f"{args.images_dir}: not a folder")
+    try:
+        source = _source(args)
+    except (OSError, ValueError, LookupError) as exc:  # weights missing or refused
+        return _fail(exc)
     try:
         report = build(
-            args.images_dir,
+            source,
             args.corpus_dir,
             workers=args.workers,
             settings=settings,
@@ -112,6 +118,25 @@ def cmd_build(args: argparse.Namespace) -> int:
         f"{report.rejected} rejected (see rejected.tsv){resumed}, {report.seconds:.1f} s"
     )
     return 0
+
+
+def _source(args: argparse.Namespace) -> Any:
+    """The folder, or the generator `dcgan:COUNT[:SEED]` names (its weights checked here)."""
+    from appliance.cli.generate import weights_path
+    from appliance.generator.source import GeneratorSource, looks_like_spec
+
+    folder = Path(args.images_dir)
+    if looks_like_spec(args.images_dir) and not folder.is_dir():
+        try:
+            return GeneratorSource.parse(args.images_dir, weights_path(args.weights,
+                                                                       args.config))
+        except ValueError as exc:
+            if type(exc) is not ValueError:  # WeightsFormatError: a bad file, not bad usage
+                raise
+            raise UsageError(str(exc)) from None
+    if not folder.is_dir():
+        raise UsageError(f"{folder}: not a folder (or dcgan:COUNT[:SEED])")
+    return folder
 
 
 def cmd_info(args: argparse.Namespace) -> int:

@@ -1,5 +1,8 @@
 """`sosie build`: a folder of face images -> a corpus, in parallel, resumable after SIGKILL.
 
+The source can also be a generator (`dcgan:COUNT[:SEED]`, see `appliance.generator.source`):
+its draws are listed, chunked, analysed and assembled like files, without image files.
+
 The sorted file list is cut into chunks of `chunk_size` images; worker processes (one per core,
 dlib models loaded once each) analyse images in any order and the parent writes each chunk to
 `CORPUS_DIR/.build/` as soon as all its images are done (see `chunks`). A restarted build reuses
@@ -45,6 +48,7 @@ from appliance.corpus.thumbs import PackWriter, encode
 from appliance.corpus.walk import list_sources
 from appliance.corpus.workers import run_tasks
 from appliance.corpus.writer import clear_manifest, finalize
+from appliance.generator.source import GeneratorSource
 
 WORK_DIR = ".build"
 #: Testing hook: SIGKILL the build itself after writing this many chunks in this run.
@@ -65,7 +69,7 @@ class BuildReport:
 
 
 def build(
-    images_dir: str | Path,
+    images_dir: str | Path | GeneratorSource,
     corpus_dir: str | Path,
     *,
     workers: int | None = None,
@@ -76,6 +80,8 @@ def build(
 ) -> BuildReport:
     """Build (or resume building) the corpus of the faces in `images_dir` into `corpus_dir`.
 
+    `images_dir` may be a `GeneratorSource` instead of a folder: its draws are the sources.
+
     `workers`: processes (default `settings.workers`, 0 = one per core; 1 runs in this
     process). `engine`: `DlibEngine(face_settings)` by default. `force` replaces an existing
     finished corpus. Unreadable files and images without a face are listed in rejected.tsv;
@@ -84,9 +90,11 @@ def build(
     started = time.monotonic()
     settings = settings or CorpusSettings()
     engine = engine or DlibEngine()
-    images_dir, corpus_dir = Path(images_dir), Path(corpus_dir)
-    if not images_dir.is_dir():
-        raise CorpusError(f"{images_dir}: not a folder of images")
+    corpus_dir = Path(corpus_dir)
+    if not isinstance(images_dir, GeneratorSource):
+        images_dir = Path(images_dir)
+        if not images_dir.is_dir():
+            raise CorpusError(f"{images_dir}: not a folder of images")
     _prepare(corpus_dir, force)
     work = corpus_dir / WORK_DIR
     work.mkdir(parents=True, exist_ok=True)
@@ -106,7 +114,7 @@ def _exclusive(lock_path: Path, corpus_dir: Path) -> Iterator[None]:
 
 
 def _build(
-    images_dir: Path,
+    images_dir: Path | GeneratorSource,
     corpus_dir: Path,
     work: Path,
     workers: int | None,
@@ -115,10 +123,15 @@ def _build(
     progress: bool,
     started: float,
 ) -> BuildReport:
-    files, walk_problems = list_sources(images_dir, exclude=corpus_dir)
+    if isinstance(images_dir, GeneratorSource):
+        files = [SourceFile(images_dir.name(i), images_dir.size, 0)
+                 for i in range(images_dir.count)]
+        walk_problems: list[tuple[str, str]] = []
+    else:
+        files, walk_problems = list_sources(images_dir, exclude=corpus_dir)
     size = settings.chunk_size
     chunks = [files[i : i + size] for i in range(0, len(files), size)]
-    key = _build_key(engine, settings)
+    key = _build_key(engine, settings, images_dir)
     current = {k for k, c in enumerate(chunks) if chunk_is_current(chunk_path(work, k), key, c)}
     _remove_stale(work, len(chunks), current)
     pending = [k for k in range(len(chunks)) if k not in current]
@@ -132,11 +145,13 @@ def _build(
         bar.close()
 
     faces, rejected = _assemble(images_dir, corpus_dir, chunks, walk_problems, settings)
+    origin = (images_dir.key() if isinstance(images_dir, GeneratorSource)
+              else {"folder": str(images_dir.resolve())})
     fields = {
         "synthetic": False,
         "build_seconds": round(time.monotonic() - started, 3),
         "source": {
-            "folder": str(images_dir.resolve()),
+            **origin,
             "files": len(files) + len(walk_problems),
             "rejected": rejected,
             "duplicates": settings.duplicates,
@@ -188,8 +203,10 @@ def _prepare(corpus_dir: Path, force: bool) -> None:
     corpus_dir.mkdir(parents=True, exist_ok=True)
 
 
-def _build_key(engine: Engine, settings: CorpusSettings) -> str:
-    """Identifies everything that changes a chunk's content: models, settings, chunk size."""
+def _build_key(engine: Engine, settings: CorpusSettings,
+               source: Path | GeneratorSource | None = None) -> str:
+    """Identifies everything that changes a chunk's content: models, settings, chunk size (and
+    a generator's network, seed and face size)."""
     record = {
         "models": engine.checksums(),
         "engine": engine.settings(),
@@ -197,6 +214,8 @@ def _build_key(engine: Engine, settings: CorpusSettings) -> str:
                        settings.jpeg_quality, "rgb"],
         "chunk_size": settings.chunk_size,
     }
+    if isinstance(source, GeneratorSource):
+        record["generator"] = source.key()
     text = json.dumps(record, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -217,7 +236,7 @@ def _remove_stale(work: Path, chunks: int, current: set[int]) -> None:
 
 
 def _run(
-    images_dir: Path,
+    images_dir: Path | GeneratorSource,
     work: Path,
     key: str,
     chunks: list[list[SourceFile]],
@@ -227,8 +246,9 @@ def _run(
     workers: int,
     bar: Any,
 ) -> None:
-    tasks = [(k, j, str(images_dir / f.rel), f.rel) for k in pending for j, f in
-             enumerate(chunks[k])]
+    generator = images_dir if isinstance(images_dir, GeneratorSource) else None
+    tasks = [(k, j, "" if generator else str(Path(images_dir) / f.rel), f.rel)
+             for k in pending for j, f in enumerate(chunks[k])]
     if not tasks:
         return
     buffers: dict[int, list[ItemResult | None]] = {k: [None] * len(chunks[k]) for k in pending}
@@ -254,12 +274,12 @@ def _run(
 
     thumbs = (settings.thumbnail_size, settings.thumbnail_encoding, settings.jpeg_quality)
     if workers <= 1 or len(tasks) == 1:
-        _init_worker(engine, thumbs, watch_parent=False)
+        _init_worker(engine, thumbs, watch_parent=False, generator=generator)
         for task in tasks:
             collect(*_process(task))
         return
-    for k, j, result in run_tasks(tasks, workers, _init_worker, (engine, thumbs), _process,
-                                  _crashed):
+    for k, j, result in run_tasks(tasks, workers, _init_worker, (engine, thumbs, True, generator),
+                                  _process, _crashed):
         collect(k, j, result)
 
 
@@ -270,11 +290,13 @@ def _crashed(task: tuple[int, int, str, str], exitcode: int | None) -> tuple[int
 
 _analyzer: Any = None
 _thumbs: tuple[int, str, int] = (256, "jpeg", 92)
+_generator: GeneratorSource | None = None
 
 
-def _init_worker(engine: Engine, thumbs: tuple[int, str, int], watch_parent: bool = True) -> None:
+def _init_worker(engine: Engine, thumbs: tuple[int, str, int], watch_parent: bool = True,
+                 generator: GeneratorSource | None = None) -> None:
     """Per worker process: load the models once; exit if the parent dies (e.g. SIGKILL)."""
-    global _analyzer, _thumbs
+    global _analyzer, _thumbs, _generator
     if watch_parent:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
         parent = os.getppid()
@@ -289,6 +311,7 @@ def _init_worker(engine: Engine, thumbs: tuple[int, str, int], watch_parent: boo
         sys.stderr = _OrphanSilencedStream(sys.stderr, parent)  # no BrokenPipe tracebacks
     _analyzer = engine.create()
     _thumbs = thumbs
+    _generator = generator
 
 
 class _OrphanSilencedStream:
@@ -306,6 +329,10 @@ class _OrphanSilencedStream:
 
 def _process(task: tuple[int, int, str, str]) -> tuple[int, int, ItemResult]:
     k, j, path, rel = task
+    if _generator is not None:
+        face = _generator.face(rel)
+        digest = hashlib.sha256(face.tobytes()).hexdigest()
+        return k, j, analyze_image(face, digest, _analyzer, *_thumbs)
     return k, j, analyze_file(path, rel, _analyzer, *_thumbs)
 
 
@@ -329,6 +356,13 @@ def analyze_file(
         return ItemResult(_strip_name(str(exc), rel), digest)
     except Exception as exc:  # a decoder crash must not stop a 200k-image build
         return ItemResult(f"unreadable image ({type(exc).__name__}: {exc})", digest)
+    return analyze_image(rgb, digest, analyzer, size, encoding, quality)
+
+
+def analyze_image(
+    rgb: np.ndarray, digest: str, analyzer: Any, size: int, encoding: str, quality: int
+) -> ItemResult:
+    """One decoded image -> ItemResult (`digest` identifies its source for duplicates)."""
     try:
         outcome = analyzer.analyze(rgb)
     except Exception as exc:
@@ -368,7 +402,7 @@ def _progress_bar(total: int, done: int, enabled: bool) -> Any:
 
 
 def _assemble(
-    images_dir: Path,
+    images_dir: Path | GeneratorSource,
     corpus_dir: Path,
     chunks: list[list[SourceFile]],
     walk_problems: list[tuple[str, str]],

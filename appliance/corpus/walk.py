@@ -16,7 +16,8 @@ def list_sources(
 
     Symbolic links to files are followed, links to folders are not (no cycles). Everything that
     is a regular file is listed: whether it is an image is decided later, by its content.
-    `exclude` (the corpus being built, if it lies inside the folder) is skipped.
+    `exclude` (the corpus being built, if it lies inside the folder) is skipped, and so are
+    hidden folders (`.git`, `.Trash-1000`, the journal `sosie generate` keeps in its output).
     """
     root = Path(images_dir)
     excluded = exclude.resolve() if exclude is not None else None
@@ -29,6 +30,7 @@ def list_sources(
 
     for folder, dirnames, filenames in os.walk(root, onerror=on_error):
         here = Path(folder)
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
         if excluded is not None:
             dirnames[:] = [d for d in dirnames if (here / d).resolve() != excluded]
         for name in filenames:

@@ -56,7 +56,7 @@ class UrlSettings:
         if not self.url.startswith(("http://", "https://")):
             raise ValueError(f"--url {self.url!r}: expected an http:// or https:// URL")
         if not 0 < self.rate <= 100:
-            raise ValueError(f"--rate {self.rate}: expected requests per second in (0, 100]")
+            raise ValueError(f"--rate {self.rate:g}: expected requests per second in (0, 100]")
 
 
 def retry_after(value: str | None, now: float | None = None) -> float | None:
