@@ -31,10 +31,12 @@ VISIT_TIMEOUT = 120.0
 
 
 def default_photo() -> np.ndarray:
-    """The public-domain astronaut portrait (Eileen Collins, NASA) from scikit-image."""
-    from skimage import data
+    """The demo's visitor: NASA's public-domain portrait of Eileen Collins (package data; she
+    is not in the demo corpus of generated faces)."""
+    from appliance.corpus.demo import visitor_photo
+    from appliance.images import load_image
 
-    return data.astronaut()
+    return load_image(visitor_photo())
 
 
 def _demo_corpus_built() -> bool:
@@ -107,8 +109,8 @@ class Demo:
         thread.start()
         self.echo("starting: loading face models, opening the corpus...")
         if self.backend.corpus_path is None and not _demo_corpus_built():
-            self.echo("first run: building the demo corpus from scikit-image's sample faces "
-                      "(once, about a minute)...")
+            self.echo("first run: building the demo corpus, faces drawn by the DCGAN "
+                      "generator (once, about two minutes)...")
         try:
             if not self._wait_ready(START_TIMEOUT):
                 self.echo(f"the appliance did not become ready: {self.fault or 'timeout'}")
