@@ -13,6 +13,12 @@ rounding-error bound for the kernel then certifies that no row left out can beat
 k-th: every row left out has a float32 value at or above the heap's worst, hence a true distance
 above a known lower bound. When the certificate fails (near-ties, many duplicated rows), a
 second pass collects every row whose float32 value could still qualify and rescores those.
+
+With a sketch (`appliance.corpus.sketch`, ``Scanner(..., sketch=corpus_sketch)``) the pass
+reads the int8 sketch instead: each row gets a certified lower bound of its distance, and only
+rows whose bound does not exceed tau (a certified upper bound of the k-th best distance among
+the rows read so far) are read in float16, into the same heap and the same certificate. A row
+never read is farther than k rows already read, so it cannot rank or tie.
 """
 
 from __future__ import annotations
@@ -20,12 +26,15 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from appliance import _scan
 from appliance.config import setting
+
+if TYPE_CHECKING:
+    from appliance.corpus.sketch import Sketch
 
 __all__ = ["ENV_KERNEL", "Scanner", "SearchSettings", "kernels"]
 
@@ -42,6 +51,10 @@ _MIN_ROWS_PER_THREAD = 64
 _U = 2.0**-24  # float32 unit roundoff
 _TINY = 2.0**-126  # smallest normal float32 (covers underflow and flush-to-zero)
 _RESCORE_CHUNK = 65536
+#: Relative margin of the sketch bound over every float32 rounding of its arithmetic.
+_SKETCH_RHO = 2.0**-12
+#: Absolute margin (relative to the data's extent) over the float64 rotation's rounding.
+_ROTATION_SLACK = 2.0**-30
 
 
 @dataclass(frozen=True)
@@ -89,6 +102,33 @@ def _check_vectors(vectors: object) -> np.ndarray:
     return vectors
 
 
+def _check_sketch(sketch: Sketch | None, shape: tuple[int, int]) -> Sketch | None:
+    """The sketch, after checking it describes (N, d) rows (ValueError otherwise)."""
+    if sketch is None:
+        return None
+    n, d = shape
+    m = sketch.scale.shape[0] if sketch.scale.ndim == 1 else -1
+    problems = [
+        (sketch.mean.shape != (d,), f"mean of shape {sketch.mean.shape}, expected ({d},)"),
+        (sketch.rotation.shape != (d, d), f"rotation of shape {sketch.rotation.shape}"),
+        (m < 8 or m % 8 or m > d, f"{m} axes: expected a multiple of 8 up to {d}"),
+        (sketch.scale.dtype != np.float32, "scales must be float32"),
+        (sketch.codes.dtype != np.int8 or sketch.codes.shape != (n, m),
+         f"codes {sketch.codes.dtype} {sketch.codes.shape}, expected int8 ({n}, {m})"),
+        (sketch.tails.dtype != np.float32 or sketch.tails.shape != (n,),
+         f"tails {sketch.tails.dtype} {sketch.tails.shape}, expected float32 ({n},)"),
+        (not all(math.isfinite(v) and 0 <= v <= 1e30
+                 for v in (sketch.error, sketch.radius, sketch.code_norm)),
+         "error, radius and code norm must be finite and >= 0"),
+    ]
+    for bad, what in problems:
+        if bad:
+            raise ValueError(f"sketch: {what}")
+    if sketch.codes.strides[1] != 1 or not sketch.tails.flags.c_contiguous:
+        raise ValueError("sketch: codes and tails must be stored row by row (contiguous)")
+    return sketch
+
+
 def _check_threads(threads: object) -> int:
     if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
         raise ValueError(f"threads: expected an integer >= 1, got {threads!r}")
@@ -108,6 +148,8 @@ class Scanner:
     else the best this CPU runs (see `kernels()`).
     ``norm_trick``: scan with ||x||^2 - 2 q.x + ||q||^2 instead of direct differences;
     default: the kernel's preference. Both are exact after rescoring.
+    ``sketch``: the rows' `Sketch` (same N and d): a scan then reads the int8 sketch and only
+    the float16 rows it cannot rule out (one thread; exact all the same).
     """
 
     def __init__(
@@ -118,8 +160,11 @@ class Scanner:
         threads: int = 1,
         kernel: str | None = None,
         norm_trick: bool | None = None,
+        sketch: Sketch | None = None,
     ) -> None:
         self._vectors = _check_vectors(vectors)
+        self._sketch = _check_sketch(sketch, self._vectors.shape)
+        self.rows_read = 0  # float16 rows read by the last sketch scan (N without a sketch)
         self._rows = self._vectors.view(np.ndarray)  # plain view: cheaper fancy indexing
         self._threads = _check_threads(threads)
         self._kernel = _pick_kernel(kernel)
@@ -160,9 +205,16 @@ class Scanner:
         """(N, d) of the scanned matrix."""
         return self._vectors.shape
 
+    @property
+    def sketch(self) -> Sketch | None:
+        """The sketch scans read first, or None."""
+        return self._sketch
+
     def __repr__(self) -> str:
         n, d = self.shape
         trick = ", norm trick" if self.norm_trick else ""
+        if self._sketch is not None:
+            trick += f", sketch {self._sketch.axes} axes"
         return f"Scanner({n}x{d} float16, kernel={self._kernel}, threads={self._threads}{trick})"
 
     def topk(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -180,6 +232,11 @@ class Scanner:
             q32 = np.where(np.abs(q32) < _TINY, np.float32(0), q32)  # no subnormals (DAZ)
             delta = float(np.sqrt(np.sum((q64 - q32) ** 2)))
 
+        if self._sketch is not None:
+            found = self._sketch_topk(q64, q32, delta, m)
+            if found is not None:
+                return found
+        self.rows_read = len(self._vectors)
         metric, kq, qnorm2, norms2, rel, absolute = self._metric(q32)
         n = len(self._vectors)
         cap = min(n, 2 * m + 8)
@@ -201,6 +258,43 @@ class Scanner:
         return rows[order].astype(np.int64), np.sqrt(exact[order]).astype(np.float32)
 
     # -- internals --------------------------------------------------------------------------
+
+    def _sketch_topk(self, q64: np.ndarray, q32: np.ndarray, delta: float,
+                     m: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """The sketch scan's answer, or None when its certificate fails (then a full scan)."""
+        sketch = self._sketch
+        assert sketch is not None
+        rotated = sketch.rotate(q64)
+        extent = float(np.linalg.norm(np.asarray(q64, np.float64) - sketch.mean))
+        if not math.isfinite(extent) or extent > 1e15:
+            return None  # far beyond any descriptor: bounds would overflow float32
+        axes = sketch.axes
+        head = rotated[:axes]
+        head32 = head.astype(np.float32)
+        head32[np.abs(head32) < _TINY] = 0  # no subnormals (DAZ)
+        slack_rotation = _ROTATION_SLACK * (sketch.radius + extent)
+        head_slack = (
+            sketch.error
+            + float(np.linalg.norm(head - head32.astype(np.float64)))
+            + 2.02 * _U * (sketch.code_norm + float(np.linalg.norm(head)))
+            + math.sqrt(2.0 * axes * _TINY)
+            + slack_rotation
+        )
+        tail = float(np.linalg.norm(rotated[axes:]))
+        n = len(self._vectors)
+        cap = min(n, 2 * m + 8)
+        _, rows, bound, read = _scan.sketch_scan(
+            self._kernel, sketch.codes, sketch.tails, sketch.scale, head32, tail, head_slack,
+            slack_rotation, _SKETCH_RHO, self._vectors, q32, self._rel, self._tiny, delta, m, cap,
+        )
+        self.rows_read = read
+        rows = np.sort(rows)
+        exact = self._exact(rows, q64)
+        order = np.lexsort((rows, exact))[:m]
+        kth = float(exact[order[-1]])
+        if read > len(rows) and not kth < _lower_bound(bound, self._rel, self._tiny, delta):
+            return None
+        return rows[order].astype(np.int64), np.sqrt(exact[order]).astype(np.float32)
 
     def _check_query(self, query: object) -> tuple[np.ndarray, np.ndarray]:
         """(the query as given: float32 or float64, the float32 query for the kernels)."""

@@ -13,6 +13,7 @@
 
 #include <immintrin.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define SOSIE_AVX2 __attribute__((target("avx2,f16c,fma")))
 
@@ -62,6 +63,30 @@ SOSIE_AVX2 static inline __m128 avx2_reduce4(__m256 s0, __m256 s1, __m256 s2, __
 
 AVX2_ROWS4(avx2_l2_rows4, AVX2_L2_STEP)
 AVX2_ROWS4(avx2_dot_rows4, AVX2_DOT_STEP)
+
+SOSIE_AVX2 static inline __m256 avx2_code8(const int8_t *p) {
+    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)p)));
+}
+
+/* The sketch (serial.h): 8 codes per step, one accumulator per row, t = c*s - q fused. */
+SOSIE_AVX2 static inline void avx2_sketch_rows4(const int8_t *c, ptrdiff_t stride,
+                                                const float *scale, const float *q, size_t m,
+                                                float out[4]) {
+    const int8_t *c0 = c, *c1 = c + stride, *c2 = c + 2 * stride, *c3 = c + 3 * stride;
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    for (size_t j = 0; j < m; j += 8) {
+        __m256 s = _mm256_loadu_ps(scale + j), qv = _mm256_loadu_ps(q + j);
+        __m256 t0 = _mm256_fmsub_ps(avx2_code8(c0 + j), s, qv);
+        __m256 t1 = _mm256_fmsub_ps(avx2_code8(c1 + j), s, qv);
+        __m256 t2 = _mm256_fmsub_ps(avx2_code8(c2 + j), s, qv);
+        __m256 t3 = _mm256_fmsub_ps(avx2_code8(c3 + j), s, qv);
+        a0 = _mm256_fmadd_ps(t0, t0, a0);
+        a1 = _mm256_fmadd_ps(t1, t1, a1);
+        a2 = _mm256_fmadd_ps(t2, t2, a2);
+        a3 = _mm256_fmadd_ps(t3, t3, a3);
+    }
+    _mm_storeu_ps(out, avx2_reduce4(a0, a1, a2, a3));
+}
 
 static inline size_t avx2_rounding_depth(size_t d) { return d / 16 + 8; }
 

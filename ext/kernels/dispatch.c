@@ -7,6 +7,7 @@
 
 #include <math.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "topk.h"
@@ -43,6 +44,9 @@
 
 typedef void (*scan_fn)(const sosie_job *, sosie_topk *);
 typedef void (*values_fn)(const sosie_job *, float *);
+typedef void (*sketch_fn)(const sosie_sketch_job *, size_t, sosie_topk *, sosie_topk *,
+                          size_t *);
+typedef void (*sketch_values_fn)(const sosie_sketch_job *, float *);
 
 typedef struct {
     const char *name;
@@ -50,6 +54,8 @@ typedef struct {
     size_t (*depth)(size_t d);
     scan_fn scan[2];
     values_fn values[2];
+    sketch_fn sketch;
+    sketch_values_fn sketch_values;
 } kernel_entry;
 
 static int always(void) { return 1; }
@@ -72,18 +78,22 @@ static int cpu_has_avx512(void) {
 static const kernel_entry KERNELS[] = {
 #ifdef SOSIE_HAVE_AVX512
     {"avx512", cpu_has_avx512, avx512_rounding_depth,
-     {avx512_l2_scan, avx512_dot_scan}, {avx512_l2_dists, avx512_dot_dists}},
+     {avx512_l2_scan, avx512_dot_scan}, {avx512_l2_dists, avx512_dot_dists},
+     avx512_sketch_scan, avx512_sketch_values},
 #endif
 #ifdef SOSIE_HAVE_AVX2
     {"avx2", cpu_has_avx2, avx2_rounding_depth,
-     {avx2_l2_scan, avx2_dot_scan}, {avx2_l2_dists, avx2_dot_dists}},
+     {avx2_l2_scan, avx2_dot_scan}, {avx2_l2_dists, avx2_dot_dists},
+     avx2_sketch_scan, avx2_sketch_values},
 #endif
 #ifdef SOSIE_HAVE_NEON
     {"neon", always, neon_rounding_depth,
-     {neon_l2_scan, neon_dot_scan}, {neon_l2_dists, neon_dot_dists}},
+     {neon_l2_scan, neon_dot_scan}, {neon_l2_dists, neon_dot_dists},
+     neon_sketch_scan, neon_sketch_values},
 #endif
     {"serial", always, serial_rounding_depth,
-     {serial_l2_scan, serial_dot_scan}, {serial_l2_dists, serial_dot_dists}},
+     {serial_l2_scan, serial_dot_scan}, {serial_l2_dists, serial_dot_dists},
+     serial_sketch_scan, serial_sketch_values},
 };
 #define KERNEL_COUNT ((int)(sizeof KERNELS / sizeof KERNELS[0]))
 
@@ -192,6 +202,33 @@ int sosie_values(int kernel, int metric, const sosie_job *job, int threads, floa
         return -1;
     chunk_task tasks[MAX_THREADS];
     run_chunks(&KERNELS[kernel], metric, job, 0, threads, NULL, NULL, out, tasks);
+    return 0;
+}
+
+/* ---- the sketch pass (one thread: it reads a fraction of the float16 bytes) --------------- */
+
+int sosie_sketch_scan(int kernel, const sosie_sketch_job *job, size_t k, size_t cap,
+                      float *dist, int64_t *rows, size_t *count, float *bound, size_t *read) {
+    if (!sosie_kernel_supported(kernel) || k == 0 || cap < k) return -1;
+    float *top_dist = malloc(k * sizeof *top_dist);
+    int64_t *top_row = malloc(k * sizeof *top_row);
+    if (!top_dist || !top_row) {
+        free(top_dist);
+        free(top_row);
+        return -2;
+    }
+    sosie_topk heap = {dist, rows, 0, cap}, top = {top_dist, top_row, 0, k};
+    KERNELS[kernel].sketch(job, k, &heap, &top, read);
+    free(top_dist);
+    free(top_row);
+    *count = heap.size;
+    *bound = *read > heap.size ? heap.dist[0] : INFINITY;
+    return 0;
+}
+
+int sosie_sketch_values(int kernel, const sosie_sketch_job *job, float *out) {
+    if (!sosie_kernel_supported(kernel)) return -1;
+    KERNELS[kernel].sketch_values(job, out);
     return 0;
 }
 

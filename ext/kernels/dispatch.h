@@ -46,6 +46,38 @@ int sosie_scan(int kernel, int metric, const sosie_job *job, size_t cap, int thr
 /* Row values of [job.begin, job.end) into out[begin..end) (same arithmetic as the scan). */
 int sosie_values(int kernel, int metric, const sosie_job *job, int threads, float *out);
 
+/* ---- the 8-bit sketch: exact top-k reading few float16 rows ---------------------------------
+ * Row i of the corpus also has m int8 codes (its leading m principal coordinates over
+ * per-axis scales) and the norm of its remaining coordinates (`tails`). For a query rotated
+ * the same way (head `qhead`, tail norm `qtail`), a row's squared distance is at least
+ *   LB = (1 - 2^-20) * [ (sqrt(h2) (1 - rho) - head_slack)+^2 + (|t - qtail| - rho (t + qtail)
+ *        - tail_slack)+^2 ],   h2 = sum_j (scale_j c_j - qhead_j)^2 in float32
+ * (search.py derives the slacks: quantization error plus rounding). One pass computes LB for
+ * every row; a row whose LB exceeds tau, a certified upper bound of the k-th best distance so
+ * far, is never read in float16; the others get their float32 L2 value from the float16 row
+ * (same arithmetic as sosie_scan) and go into a top-`cap` heap, and into a top-k heap whose
+ * worst value v gives tau = (sqrt((v + absolute) / (1 - rel)) + delta)^2 (1 + 2^-30). */
+typedef struct {
+    const int8_t *codes;    /* row i at codes + i * code_stride */
+    ptrdiff_t code_stride;  /* bytes */
+    size_t m;               /* codes per row, a multiple of 8 */
+    const float *tails;     /* per row */
+    const float *scale;     /* m per-axis scales */
+    const float *qhead;     /* m rotated query coordinates */
+    double qtail, head_slack, tail_slack, rho;
+    sosie_job rows;         /* the float16 rows, L2 metric (rows.q: the float32 query) */
+    double rel, absolute, delta;
+} sosie_sketch_job;
+
+/* Fills dist/rows (heap order, *count pairs), *bound (no read row left out of the heap is
+ * below it; +inf if none was left out) and *read (rows read in float16). k <= cap.
+ * Returns 0, -1 for a bad kernel or k/cap, -2 when out of memory. */
+int sosie_sketch_scan(int kernel, const sosie_sketch_job *job, size_t k, size_t cap,
+                      float *dist, int64_t *rows, size_t *count, float *bound, size_t *read);
+
+/* h2 of rows [job.rows.begin, job.rows.end) into out[begin..end) (the scan's arithmetic). */
+int sosie_sketch_values(int kernel, const sosie_sketch_job *job, float *out);
+
 /* Number of rows in [0, n) holding a NaN or infinity. */
 size_t sosie_count_nonfinite(const char *base, ptrdiff_t stride, size_t n, size_t d);
 

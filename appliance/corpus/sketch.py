@@ -1,0 +1,185 @@
+"""The 8-bit sketch of a corpus: what lets an exact search skip most float16 rows.
+
+Every descriptor is rotated onto the corpus' principal axes (the full d x d orthonormal rotation,
+float64: distances are unchanged). The leading `axes` rotated coordinates are quantized to int8
+over a per-axis scale (`codes`, (N, m)); the norm of the remaining coordinates is kept per row
+(`tails`, float32). For a query rotated the same way, the sketch alone gives a certified lower
+bound of each row's distance (partial distance over the leading axes minus the largest
+quantization error of any row, plus the tail norms' difference); `appliance.search` reads in
+float16 only the rows whose bound does not exceed the best k distances found so far.
+
+Files (see `appliance.corpus.format`): ``sketch.i8`` the codes, ``sketch_tails.f32`` the tail
+norms, ``sketch.f64`` a (d + 3, d) float64 matrix: the mean, the d axes (rows, descending
+variance), the m scales (zero-padded), then [m, error, radius, code_norm, 0...].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from appliance.corpus.format import CorpusError
+from appliance.corpus.pca import fit_pca
+
+#: Leading principal axes kept in the sketch (chosen with bench/scan.py, see the README).
+SKETCH_AXES = 32
+CODE_MAX = 127
+BLOCK = 32768
+ORTHONORMAL_TOLERANCE = 1e-9
+
+
+@dataclass(frozen=True)
+class Sketch:
+    """The sketch of N rows of dimension d (see the module docstring)."""
+
+    mean: np.ndarray  # (d,) float64
+    rotation: np.ndarray  # (d, d) float64, orthonormal rows, descending variance
+    scale: np.ndarray  # (m,) float32, > 0
+    codes: np.ndarray  # (N, m) int8
+    tails: np.ndarray  # (N,) float32, norm of rotated coordinates m..d-1
+    error: float  # no row's leading coordinates are farther than this from scale * codes
+    radius: float  # no row is farther than this from the mean
+    code_norm: float  # no row's scale * codes is longer than this
+    variance_explained: float = 0.0  # share of the variance on the m axes (informative)
+
+    @property
+    def axes(self) -> int:
+        """m, the leading axes in the codes."""
+        return int(self.scale.shape[0])
+
+    def __len__(self) -> int:
+        return int(self.codes.shape[0])
+
+    def rotate(self, query: np.ndarray) -> np.ndarray:
+        """The query's rotated coordinates, float64 (d,)."""
+        return self.rotation @ (np.asarray(query, dtype=np.float64) - self.mean)
+
+
+def build_sketch(vectors: np.ndarray, axes: int = SKETCH_AXES) -> Sketch:
+    """The sketch of an (N, d) matrix (float16 rows, memmaps read block by block).
+
+    `axes` is clipped to d and must be a multiple of 8 (so is d).
+    """
+    n, d = vectors.shape
+    m = min(axes, d)
+    if d % 8 or m < 8 or m % 8:
+        raise ValueError(f"sketch: axes {m} and dimension {d} must be multiples of 8")
+    if n == 0:
+        pca_mean, rotation, share = np.zeros(d), np.eye(d), 0.0
+    else:
+        pca = fit_pca(vectors, k=d)
+        pca_mean, rotation = pca.mean, pca.components
+        if np.any(~np.any(rotation, axis=1)):  # fewer rows than axes: complete the basis
+            rotation = _completed(rotation)
+        share = float(pca.explained_variance_ratio[:m].sum())
+    with threadpool_limits(limits=1, user_api="blas"):
+        peak = np.zeros(m)
+        radius = 0.0
+        for start in range(0, n, BLOCK):
+            block = np.asarray(vectors[start : start + BLOCK], dtype=np.float64) - pca_mean
+            radius = max(radius, float(np.sqrt(np.einsum("ij,ij->i", block, block).max())))
+            peak = np.maximum(peak, np.abs(block @ rotation[:m].T).max(axis=0))
+        scale = np.where(peak > 0, peak / CODE_MAX, 1.0).astype(np.float32)
+        scale = np.where(scale > 0, scale, np.float32(1.0)).astype(np.float32)
+        codes = np.empty((n, m), dtype=np.int8)
+        tails = np.empty(n, dtype=np.float32)
+        error = code_norm = 0.0
+        scale64 = scale.astype(np.float64)
+        for start in range(0, n, BLOCK):
+            block = np.asarray(vectors[start : start + BLOCK], dtype=np.float64) - pca_mean
+            rotated = block @ rotation.T
+            head = rotated[:, :m]
+            code = np.clip(np.rint(head / scale64), -CODE_MAX, CODE_MAX)
+            codes[start : start + BLOCK] = code
+            quantized = code * scale64  # exact: an int8 times a float32
+            error = max(error, float(np.sqrt(((head - quantized) ** 2).sum(axis=1).max())))
+            code_norm = max(code_norm, float(np.sqrt((quantized**2).sum(axis=1).max())))
+            tails[start : start + BLOCK] = np.sqrt((rotated[:, m:] ** 2).sum(axis=1))
+    # float64 rounding of the rotation and of these sums: a generous relative margin
+    return Sketch(
+        mean=pca_mean,
+        rotation=rotation,
+        scale=scale,
+        codes=codes,
+        tails=tails,
+        error=error * (1 + 1e-9) + 1e-300,
+        radius=radius * (1 + 1e-9),
+        code_norm=code_norm * (1 + 1e-9),
+        variance_explained=share,
+    )
+
+
+def _completed(rotation: np.ndarray) -> np.ndarray:
+    """An orthonormal basis whose first rows are the non-zero rows of `rotation`."""
+    kept = rotation[np.any(rotation, axis=1)]
+    d = rotation.shape[1]
+    q, _ = np.linalg.qr(np.vstack([kept, np.eye(d)]).T)
+    basis = q.T[:d]
+    basis[: len(kept)] = kept  # the same axes (QR may flip signs)
+    return basis
+
+
+# ---------------------------------------------------------------------------------------------
+# Files
+
+
+def header_matrix(sketch: Sketch) -> np.ndarray:
+    """The (d + 3, d) float64 content of sketch.f64."""
+    d = sketch.mean.shape[0]
+    out = np.zeros((d + 3, d), dtype=np.float64)
+    out[0] = sketch.mean
+    out[1 : d + 1] = sketch.rotation
+    out[d + 1, : sketch.axes] = sketch.scale
+    out[d + 2, :4] = [sketch.axes, sketch.error, sketch.radius, sketch.code_norm]
+    return out
+
+
+def write_sketch(directory: Path, sketch: Sketch, names: tuple[str, str, str]) -> None:
+    """Write the codes, tails and header files `names` into `directory`."""
+    codes_name, tails_name, header_name = names
+    directory = Path(directory)
+    (directory / codes_name).write_bytes(np.ascontiguousarray(sketch.codes).tobytes())
+    (directory / tails_name).write_bytes(sketch.tails.astype("<f4").tobytes())
+    (directory / header_name).write_bytes(header_matrix(sketch).astype("<f8").tobytes())
+
+
+def read_sketch(directory: Path, count: int, dim: int, axes: int,
+                names: tuple[str, str, str]) -> Sketch:
+    """The sketch files of a corpus, every number checked, or a one-line CorpusError."""
+    codes_name, tails_name, header_name = names
+    directory = Path(directory)
+    where = directory / header_name
+    header = np.fromfile(where, dtype="<f8").astype(np.float64)
+    if header.shape != ((dim + 3) * dim,):
+        raise CorpusError(f"{where}: {header.size} values, expected {(dim + 3) * dim}")
+    header = header.reshape(dim + 3, dim)
+    if not np.all(np.isfinite(header)):
+        raise CorpusError(f"{where}: holds NaN or infinity")
+    m = header[dim + 2, 0]
+    if m != axes:
+        raise CorpusError(f"{where}: {m:g} axes, the manifest says {axes}")
+    rotation = header[1 : dim + 1]
+    gap = float(np.abs(rotation @ rotation.T - np.eye(dim)).max())
+    if gap > ORTHONORMAL_TOLERANCE:
+        raise CorpusError(f"{where}: the rotation is not orthonormal (off by {gap:.3g})")
+    scale64 = header[dim + 1, :axes]
+    scale = scale64.astype(np.float32)
+    if np.any(scale64 <= 0) or np.any(scale.astype(np.float64) != scale64) or np.any(
+            header[dim + 1, axes:]):
+        raise CorpusError(f"{where}: the scales must be {axes} positive float32 values")
+    error, radius, code_norm = (float(v) for v in header[dim + 2, 1:4])
+    if min(error, radius, code_norm) < 0 or max(error, radius, code_norm) > 1e30:
+        raise CorpusError(f"{where}: error, radius and code norm must be in [0, 1e30]")
+    if count:
+        codes = np.memmap(directory / codes_name, dtype=np.int8, mode="r", shape=(count, axes))
+    else:
+        codes = np.zeros((0, axes), dtype=np.int8)
+    tails = np.fromfile(directory / tails_name, dtype="<f4").astype(np.float32)
+    if tails.shape != (count,) or not np.all(np.isfinite(tails)) or np.any(tails < 0):
+        raise CorpusError(f"{directory / tails_name}: expected {count} finite norms >= 0")
+    return Sketch(header[0].copy(), rotation.copy(), scale, codes, tails, error, radius,
+                  code_norm)
+
