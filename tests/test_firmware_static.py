@@ -339,9 +339,15 @@ def test_example_config_is_accepted(tmp_path: Path, example: Path) -> None:
     written = yaml.safe_load((tmp_path / "run" / "sosie.yaml").read_text())
     original = yaml.safe_load(example.read_text())
     assert "system" not in written  # the image's own section is not passed to the appliance
+    data = tmp_path / "data"
+    paths = {("corpus", "path"): data / "corpus", ("camera", "source"): data / "smoke/visitor.jpg"}
     for section, values in original.items():
         if section != "system":
-            assert written[section] == {**written[section], **values}
+            expected = {k: str(paths.get((section, k), v)) if (section, k) in paths else v
+                        for k, v in values.items()}
+            if "virtual" in expected:  # paths on the data partition become absolute
+                expected["virtual"] = {**expected["virtual"], "out_dir": str(data / "tickets")}
+            assert written[section] == {**written[section], **expected}
     tz = original["system"]["timezone"]
     assert (tmp_path / "run" / "environment").read_text() == f"TZ={tz}\n"
     assert {p.name for p in (tmp_path / "data").iterdir()} >= {"corpus", "tickets", "cache"}

@@ -32,6 +32,17 @@ class Fonts:
     note: str = ""
 
 
+#: The ticket's privacy line, true to `service.keep_captures` (see `privacy_line`).
+NOTHING_KEPT = "Nothing of you was kept. Your photo lived in memory for a moment, and is gone."
+PHOTO_KEPT = "This installation keeps a copy of your photo. Ask its staff to see or delete it."
+
+
+def privacy_line(line: str, keep_captures: bool) -> str:
+    """`line`, unless it says nothing was kept while photos are: then PHOTO_KEPT."""
+    claims_nothing = "nothing of you was kept" in " ".join(line.lower().split())
+    return PHOTO_KEPT if keep_captures and claims_nothing else line
+
+
 @dataclass(frozen=True)
 class TicketLayout:
     """What the ticket shows and how (config section `ticket`)."""
@@ -49,7 +60,7 @@ class TicketLayout:
     number_digits: int = setting(6, min=1, max=12)  # ticket number zero padding
     date_format: str = "%d.%m.%Y  %H:%M"
     date: Literal["auto", "always", "never"] = "auto"  # auto: only when the clock is synchronised
-    privacy: str = "Nothing of you was kept. Your photo lived in memory for a moment, and is gone."
+    privacy: str = NOTHING_KEPT  # printed as privacy_line(privacy, service.keep_captures)
     retry_hint: str = "Face the camera, come a little closer, and press the button again."
     tone: Tone = field(default_factory=Tone)
     fonts: Fonts = field(default_factory=Fonts)
