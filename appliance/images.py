@@ -5,6 +5,17 @@ LA composited on white, palette, 16-bit, CMYK with its ICC profile, ...) and, wh
 `max_side`, decodes JPEGs at a reduced scale (libjpeg DCT scaling) before resampling, so a
 12 MP photo costs a fraction of a full decode. Anything unusable raises `ImageError` with one
 line naming the file and the reason.
+
+Memory budget. A Pi 4 has 2-4 GB, and `sosie build` runs one worker per core (four), each
+beside its ~150 MB of models, so one photo may cost a process ~300 MB at most. Decoding costs
+up to ~8 bytes per pixel at its peak (Pillow's 4-byte RGBX buffer, plus the RGB array or an
+EXIF-rotated copy), so no photo is decoded to more than `MAX_PIXELS` = 36 MP (a 7360x4912
+full-frame camera; 12 MP phones and the Pi's 12 MP HQ camera are far below). Larger JPEGs are
+decoded at 1/2, 1/4 or 1/8 scale by libjpeg itself (no full-size buffer ever exists), which
+costs nothing a face detector needs; larger images in any other format (PNG, WebP, TIFF, ...
+cannot be decoded reduced) are refused before a pixel is decoded, on one line naming the file:
+a 0.5 MB PNG of 13000x13000 would otherwise cost ~1.7 GB. Conversions of large arrays work in
+strips of rows so that no temporary exceeds a few megabytes.
 """
 
 from __future__ import annotations
@@ -13,6 +24,7 @@ import contextlib
 import io
 import math
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -27,8 +39,15 @@ except ImportError:  # pragma: no cover - optional
 
 Source = str | Path | bytes | bytearray | memoryview | np.ndarray
 
-#: Refuse images with more pixels than this (decompression bombs): Pillow's own hard limit.
-MAX_PIXELS = 2 * (Image.MAX_IMAGE_PIXELS or 89_478_485)
+#: No photo is decoded to more pixels than this (see "Memory budget" above): larger JPEGs are
+#: decoded at a reduced DCT scale, larger images of other formats are refused.
+MAX_PIXELS = 36_000_000
+
+#: Pixels converted at a time (strips of rows) when turning large arrays into RGB uint8.
+STRIP_PIXELS = 1 << 18
+
+#: JPEG DCT scale denominators libjpeg decodes at directly.
+_JPEG_SCALES = (1, 2, 4, 8)
 
 _HEIF_SUFFIXES = {".heic", ".heif", ".avif"}
 
@@ -57,7 +76,7 @@ def load_image(
         return _downscale_array(rgb, max_side) if max_side else rgb
     image = _open(source, label, max_pixels)
     try:
-        return _decode(image, label, max_side)
+        return _decode(image, label, max_side, max_pixels)
     finally:
         image.close()
 
@@ -76,15 +95,55 @@ def array_to_rgb(array: np.ndarray, label: str = "array") -> np.ndarray:
                          f"got shape {a.shape}")
     if a.shape[0] == 0 or a.shape[1] == 0:
         raise ImageError(f"{label}: empty image ({a.shape[1]}x{a.shape[0]})")
-    a = _to_uint8(a, label)
-    if a.ndim == 2:
-        a = np.repeat(a[:, :, None], 3, axis=2)
-    elif a.shape[2] == 4:
-        alpha = a[:, :, 3:4].astype(np.uint16)
-        a = ((a[:, :, :3].astype(np.uint16) * alpha + 255 * (255 - alpha) + 127) // 255).astype(
-            np.uint8
-        )
-    return np.ascontiguousarray(a)
+    return _rgb_by_strips(a, _uint8_converter(a, label))
+
+
+def _rgb_by_strips(a: np.ndarray, to_uint8: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """(H, W, 3) uint8 from gray/RGB/RGBA `a`, converted STRIP_PIXELS at a time, so that the
+    wider temporaries (uint16/uint32 arithmetic) never hold more than a strip."""
+    if a.dtype == np.uint8 and a.ndim == 3 and a.shape[2] == 3:
+        return np.ascontiguousarray(a)
+    height, width = a.shape[:2]
+    out = np.empty((height, width, 3), np.uint8)
+    step = max(1, STRIP_PIXELS // width)
+    for top in range(0, height, step):
+        strip = to_uint8(a[top : top + step])
+        if strip.ndim == 2:
+            out[top : top + step] = strip[:, :, None]
+        elif strip.shape[2] == 4:  # composited on white, rounded
+            alpha = strip[:, :, 3:4].astype(np.uint16)
+            out[top : top + step] = (strip[:, :, :3] * alpha + 255 * (255 - alpha) + 127) // 255
+        else:
+            out[top : top + step] = strip
+    return out
+
+
+def _uint8_converter(a: np.ndarray, label: str) -> Callable[[np.ndarray], np.ndarray]:
+    """A function mapping strips of `a` to uint8 (decided once for the whole array)."""
+    if a.dtype == np.uint8:
+        return lambda strip: strip
+    if a.dtype == np.bool_:
+        return lambda strip: strip.astype(np.uint8) * 255
+    if np.issubdtype(a.dtype, np.floating):
+        def from_float(strip: np.ndarray) -> np.ndarray:
+            if not np.isfinite(strip).all():
+                raise ImageError(f"{label}: image array contains NaN or infinity")
+            return (np.clip(strip, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+        return from_float
+    if a.dtype == np.uint16:
+        return _from_uint16
+    if np.issubdtype(a.dtype, np.integer):
+        low, high = a.min(), a.max()
+        if low >= 0 and high <= 255:
+            return lambda strip: strip.astype(np.uint8)
+        if low >= 0 and high <= 65535:
+            return lambda strip: _from_uint16(strip.astype(np.uint16))
+        raise ImageError(f"{label}: integer pixel values outside 0..65535")
+    raise ImageError(f"{label}: unsupported array dtype {a.dtype}")
+
+
+def _from_uint16(strip: np.ndarray) -> np.ndarray:
+    return ((strip.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -127,19 +186,21 @@ def _open(source: Source, label: str, max_pixels: int) -> Image.Image:
         raise ImageError(f"{label}: not an image or unsupported format{hint}") from None
     except Image.DecompressionBombError:
         raise ImageError(
-            f"{label}: too many pixels (over {MAX_PIXELS / 1e6:.0f} MP); "
-            "refusing a possible decompression bomb"
+            f"{label}: too many pixels (over {_mp(2 * (Image.MAX_IMAGE_PIXELS or 0))}); "
+            "refusing a possible decompression bomb (scale it down)"
         ) from None
     except OSError as exc:
         raise ImageError(f"{label}: cannot read ({exc.strerror or _first_line(exc)})") from None
     except Exception as exc:  # Pillow plugins raise ValueError, SyntaxError, struct.error ...
         raise ImageError(f"{label}: unreadable image ({_first_line(exc)})") from None
     width, height = image.size
-    if width * height > max_pixels:
+    if width * height > max_pixels * (_JPEG_SCALES[-1] ** 2 if image.format == "JPEG" else 1):
         image.close()
+        reduced = ", even at 1/8 scale" if image.format == "JPEG" else ""
         raise ImageError(
-            f"{label}: too many pixels ({width}x{height} = {width * height / 1e6:.0f} MP, "
-            f"limit {max_pixels / 1e6:.0f} MP); refusing a possible decompression bomb"
+            f"{label}: {width}x{height} {image.format or 'image'} is {_mp(width * height)}, "
+            f"more than the {_mp(max_pixels)} a photo may decode to{reduced}; refusing a "
+            "possible decompression bomb (scale it down)"
         )
     if width == 0 or height == 0:
         image.close()
@@ -147,12 +208,12 @@ def _open(source: Source, label: str, max_pixels: int) -> Image.Image:
     return image
 
 
-def _decode(image: Image.Image, label: str, max_side: int | None) -> np.ndarray:
+def _decode(image: Image.Image, label: str, max_side: int | None, max_pixels: int) -> np.ndarray:
     try:
-        if max_side and image.format == "JPEG" and max(image.size) > max_side:
-            scale = max_side / max(image.size)
-            want = (math.ceil(image.width * scale), math.ceil(image.height * scale))
-            image.draft(image.mode if image.mode in ("L", "RGB") else None, want)
+        if image.format == "JPEG":
+            want = _jpeg_draft_size(image.size, max_side, max_pixels)
+            if want != image.size:
+                image.draft(image.mode if image.mode in ("L", "RGB") else None, want)
         image.load()
     except OSError as exc:
         text = str(exc)
@@ -167,6 +228,24 @@ def _decode(image: Image.Image, label: str, max_side: int | None) -> np.ndarray:
     return _downscale_array(rgb, max_side) if max_side else rgb
 
 
+def _jpeg_draft_size(size: tuple[int, int], max_side: int | None,
+                     max_pixels: int) -> tuple[int, int]:
+    """The size to ask libjpeg for: the largest DCT scale (1/1 ... 1/8) whose result still has
+    `max_side` pixels on its longest side, and at least the one that fits `max_pixels`."""
+    width, height = size
+    fits = next((k for k in _JPEG_SCALES
+                 if math.ceil(width / k) * math.ceil(height / k) <= max_pixels), 8)
+    scale = fits
+    if max_side and max(size) > max_side:
+        scale = max([k for k in _JPEG_SCALES if max(size) / k >= max_side] + [fits])
+    # Pillow picks the largest scale <= min(width // w, height // h): ask for floors.
+    return (max(1, width // scale), max(1, height // scale))
+
+
+def _mp(pixels: float) -> str:
+    return f"{pixels / 1e6:.0f} MP" if pixels >= 1e6 else f"{pixels:.0f} pixels"
+
+
 def _to_rgb_array(image: Image.Image, label: str) -> np.ndarray:
     mode = image.mode
     if mode == "RGB":
@@ -175,12 +254,13 @@ def _to_rgb_array(image: Image.Image, label: str) -> np.ndarray:
         return array_to_rgb(np.asarray(image), label)
     if mode.startswith("I") or mode == "F":  # 16/32-bit integer or float gray
         a = np.asarray(image)
-        if mode == "F":
-            a = a.astype(np.float32)
+        if mode == "F":  # scaled by its maximum when above 1; NaN black, infinities clipped
             top = float(np.nanmax(a)) if a.size else 1.0
-            a = a / (top if top > 1.0 else 1.0)
-            return array_to_rgb(np.nan_to_num(a), label)
-        return array_to_rgb(np.clip(a.astype(np.int64), 0, 65535).astype(np.uint16), label)
+            top = top if top > 1.0 else 1.0
+            return _rgb_by_strips(a, lambda strip: (np.clip(
+                np.nan_to_num(strip.astype(np.float32) / top), 0.0, 1.0) * 255.0 + 0.5
+            ).astype(np.uint8))
+        return _rgb_by_strips(a, lambda strip: _from_uint16(np.clip(strip, 0, 65535)))
     if mode == "CMYK":
         return np.asarray(_cmyk_to_rgb(image), dtype=np.uint8)
     if mode == "P":
@@ -214,26 +294,6 @@ def _cmyk_to_rgb(image: Image.Image) -> Image.Image:
         except Exception:  # a broken profile: fall back to the plain conversion
             pass
     return image.convert("RGB")
-
-
-def _to_uint8(a: np.ndarray, label: str) -> np.ndarray:
-    if a.dtype == np.uint8:
-        return a
-    if a.dtype == np.bool_:
-        return a.astype(np.uint8) * 255
-    if np.issubdtype(a.dtype, np.floating):
-        if not np.isfinite(a).all():
-            raise ImageError(f"{label}: image array contains NaN or infinity")
-        return (np.clip(a, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-    if a.dtype == np.uint16:
-        return ((a.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
-    if np.issubdtype(a.dtype, np.integer):
-        if a.min() >= 0 and a.max() <= 255:
-            return a.astype(np.uint8)
-        if a.min() >= 0 and a.max() <= 65535:
-            return _to_uint8(a.astype(np.uint16), label)
-        raise ImageError(f"{label}: integer pixel values outside 0..65535")
-    raise ImageError(f"{label}: unsupported array dtype {a.dtype}")
 
 
 def _downscale_array(rgb: np.ndarray, max_side: int | None) -> np.ndarray:

@@ -202,7 +202,7 @@ def test_decompression_bomb_is_refused_before_decoding():
     with pytest.raises(ImageError, match=r"too many pixels.*decompression bomb") as info:
         load_image(_png_header_only(40000, 40000), name="bomb.png")
     assert str(info.value).startswith("bomb.png: ")
-    with pytest.raises(ImageError, match=r"100x100 = 0 MP, limit 0 MP"):
+    with pytest.raises(ImageError, match=r"100x100 PNG is 10000 pixels, more than the 9999 "):
         load_image(photos.encode(np.zeros((100, 100), np.uint8)), max_pixels=9999)
 
 
@@ -284,3 +284,75 @@ def test_shrink_any_factor_keeps_flat_colour_and_size(w, h, scale, value):
     out = shrink(a, size)
     assert out.shape == (size[1], size[0], 3)
     assert np.all(out == value)
+
+
+# ---------------------------------------------------------------------------------------------
+# The decode budget (MAX_PIXELS): reduced JPEG decoding, refusal of other formats, strips
+
+
+def bomb_png(side: int) -> bytes:
+    """A real, valid side x side RGB PNG of zeros, compressed as it streams (0.5 MB at 13000)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(
+            ">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    packer = zlib.compressobj(9)
+    row = bytes(1 + 3 * side)
+    idat = b"".join(packer.compress(row) for _ in range(side)) + packer.flush()
+    ihdr = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat)
+            + chunk(b"IEND", b""))
+
+
+def test_png_over_the_budget_is_refused_before_decoding(tmp_path):
+    path = tmp_path / "bomb.png"
+    path.write_bytes(bomb_png(13000))
+    assert path.stat().st_size < 600_000
+    with pytest.raises(ImageError) as info:
+        load_image(path)
+    assert str(info.value) == (
+        f"{path}: 13000x13000 PNG is 169 MP, more than the 36 MP a photo may decode to; "
+        "refusing a possible decompression bomb (scale it down)")
+
+
+def test_png_within_the_budget_is_decoded():
+    out = load_image(bomb_png(300), max_pixels=300 * 300)
+    assert out.shape == (300, 300, 3) and not out.any()
+
+
+def test_jpeg_over_the_budget_is_decoded_at_a_reduced_scale(portrait):
+    big = np.ascontiguousarray(np.repeat(np.repeat(portrait, 4, 0), 4, 1))  # 800x880
+    data = photos.encode(big, "JPEG", quality=95)
+    full = load_image(data)
+    assert full.shape == big.shape
+    halved = load_image(data, max_pixels=big.shape[0] * big.shape[1] // 4)  # exactly 1/2
+    assert halved.shape == (400, 440, 3)
+    quarter = load_image(data, max_pixels=big.shape[0] * big.shape[1] // 4 - 1)
+    assert quarter.shape == (200, 220, 3)
+    reference = photos.rescaled(full, 0.25).astype(int)
+    assert np.abs(quarter.astype(int) - reference).mean() < 4
+    # max_side asks for less still; the budget never asks for more
+    assert load_image(data, max_side=100, max_pixels=10**9).shape[:2] == (91, 100)
+    with pytest.raises(ImageError, match=r"880x800 JPEG is 704000 pixels, more than the 10000 "
+                       r"pixels a photo may decode to, even at 1/8 scale"):
+        load_image(data, max_pixels=10_000)
+
+
+@pytest.mark.parametrize(
+    ("shape", "dtype"), [((1500, 1000, 4), np.uint16), ((1500, 1000), np.int32),
+                         ((1500, 1000, 3), np.float64)])
+def test_large_arrays_are_converted_in_strips(shape, dtype):
+    import tracemalloc
+
+    rng = np.random.default_rng(1)
+    a = rng.integers(0, 256, shape).astype(dtype) / (255 if dtype == np.float64 else 1)
+    tracemalloc.start()
+    try:
+        out = array_to_rgb(a)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert out.shape == (*shape[:2], 3) and out.dtype == np.uint8
+    assert peak < out.nbytes + 24 * (1 << 20)  # the output and a few strips' temporaries
+    reference = array_to_rgb(a[:7])  # one strip: same arithmetic, no strip boundaries
+    np.testing.assert_array_equal(out[:7], reference)
