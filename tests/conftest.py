@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
 import photos
 import pytest
+
+# The demo corpus the tests share: 400 generator draws (~290 faces, ~20 s to build) instead of
+# the demo's 4,000; built the same way (appliance/corpus/demo.py).
+os.environ.setdefault("SOSIE_DEMO_DRAWS", "400")
 
 
 @pytest.fixture(scope="session")

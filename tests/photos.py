@@ -9,6 +9,7 @@
 - `camera_frame()`: a photo placed in a 12 MP (4056x3040) camera frame.
 - `generated_faces()`: faces that do not exist, 64x64 RGB as the DCGAN generator makes them.
 - `with_small_face()`: a face crop shrunk to a given face size somewhere in a larger photo.
+- `write_lfw_images()`: a folder of LFW faces as PNG photos (build and rank tests).
 """
 
 from __future__ import annotations
@@ -151,3 +152,19 @@ def with_small_face(crop: np.ndarray, face_side: float, target: int,
     x1, y1 = min(size[0], dx + scaled.shape[1]), min(size[1], dy + scaled.shape[0])
     photo[y0:y1, x0:x1] = scaled[y0 - dy:y1 - dy, x0 - dx:x1 - dx]
     return _frozen(photo)
+
+
+def write_lfw_images(folder, count: int = 100, upscale: int = 8):  # type: ignore[no-untyped-def]
+    """Write the first `count` LFW faces as gray PNGs `lfw-000.png`... into `folder`, upscaled
+    `upscale` times (bicubic) so dlib finds most of them; returns the folder."""
+    from pathlib import Path
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, face in enumerate(lfw_faces()[:count]):
+        path = folder / f"lfw-{i:03d}.png"
+        if not path.exists():
+            gray = Image.fromarray(face)
+            gray.resize((gray.width * upscale, gray.height * upscale),
+                        Image.Resampling.BICUBIC).save(path)
+    return folder

@@ -9,11 +9,11 @@ import sys
 
 import numpy as np
 import pytest
+from photos import write_lfw_images
 
 from appliance.corpus import Corpus, CorpusSettings, build
 from appliance.corpus import format as fmt
 from appliance.corpus.build import KILL_AFTER_ENV, WORK_DIR
-from appliance.corpus.demo import write_demo_images
 from appliance.corpus.thumbs import decode
 
 pytestmark = pytest.mark.slow
@@ -23,8 +23,7 @@ FACES = 20
 
 @pytest.fixture(scope="module")
 def lfw_folder(tmp_path_factory):
-    return write_demo_images(tmp_path_factory.mktemp("lfw") / "images", count=FACES,
-                             astronaut=False)
+    return write_lfw_images(tmp_path_factory.mktemp("lfw") / "images", count=FACES)
 
 
 def test_killed_real_build_resumes_byte_for_byte(lfw_folder, tmp_path, analyzer):

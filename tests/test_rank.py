@@ -58,17 +58,17 @@ def test_ranking_files_round_trip(tmp_path):
 
 @pytest.mark.slow
 def test_rank_puts_the_references_own_variants_first(tmp_path, capsys):
+    from photos import write_lfw_images
     from PIL import Image
     from skimage import data
 
     from appliance.cli import main
-    from appliance.corpus.demo import write_demo_images
 
     astronaut = Image.fromarray(data.astronaut())
     reference = tmp_path / "reference.png"
     astronaut.save(reference)
     folder = tmp_path / "lookalikes"
-    write_demo_images(folder, count=10, astronaut=False)  # other people (LFW crops, upscaled)
+    write_lfw_images(folder, count=10)  # other people (LFW crops, upscaled)
     astronaut.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(folder / "variant-flipped.png")
     astronaut.resize((330, 330)).save(folder / "variant-small.jpg", quality=90)
     astronaut.save(folder / "variant-recompressed.jpg", quality=35)
