@@ -1,8 +1,10 @@
 """Synthetic corpora at full scale, for benchmarks and tests (marked `synthetic: true`).
 
 Descriptors imitate dlib's: a common offset shared by all faces plus an anisotropic Gaussian
-spread (power-law spectrum in a random orientation), rescaled to norms around 1.46, so random
-pairs sit ~0.8 apart and the nearest of 200k neighbours much closer, as with real faces.
+spread in a random orientation whose principal variances are those fitted to real descriptors
+of generated faces (`appliance.corpus.spectrum`, package data spectrum.json), rescaled to the
+norms of real photos' descriptors (~1.46; the DCGAN's faces have ~1.40), so random pairs sit
+~0.68 apart and the nearest of 200k neighbours much closer, as with real faces.
 Thumbnails are 64 procedural colour placeholder faces shared by all rows.
 """
 
@@ -18,13 +20,12 @@ from threadpoolctl import threadpool_limits
 
 from appliance.corpus import format as fmt
 from appliance.corpus.settings import CorpusSettings
+from appliance.corpus.spectrum import load_spectrum
 from appliance.corpus.thumbs import INDEX_DTYPE, encode
 from appliance.corpus.writer import clear_manifest, finalize
 
 DIM = 128
-NORM_MEAN, NORM_SD = 1.46, 0.035
-SPREAD = 0.32  # trace of the covariance: E|x - y|^2 = 2 * SPREAD for random pairs
-SPECTRUM_DECAY = 0.8
+NORM_MEAN, NORM_SD = 1.46, 0.035  # real photos' descriptors
 PLACEHOLDERS = 64
 BLOCK = 65536
 
@@ -91,14 +92,13 @@ def _prepare(directory: Path, overwrite: bool) -> None:
 
 def _model(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """A common offset (d,) and a basis (d, d) whose columns are scaled principal axes."""
+    spectrum = load_spectrum()
     direction = rng.standard_normal(DIM)
-    offset = direction / np.linalg.norm(direction) * np.sqrt(NORM_MEAN**2 - SPREAD)
-    spectrum = 1.0 / np.arange(1, DIM + 1) ** SPECTRUM_DECAY
-    spectrum *= SPREAD / spectrum.sum()
+    offset = direction / np.linalg.norm(direction) * np.sqrt(NORM_MEAN**2 - spectrum.trace)
     with threadpool_limits(limits=1, user_api="blas"):
         q, r = np.linalg.qr(rng.standard_normal((DIM, DIM)))
     q *= np.sign(np.diag(r))
-    return offset.astype(np.float32), (q * np.sqrt(spectrum)).astype(np.float32)
+    return offset.astype(np.float32), (q * np.sqrt(spectrum.eigenvalues)).astype(np.float32)
 
 
 def _descriptors(
