@@ -117,9 +117,8 @@ def fold_layers(state: Mapping[str, Any], channels: Sequence[int] = CHANNELS) ->
             raise WeightsFormatError(f"{key} holds values that are not finite")
     layers = []
     for i in range(count):
-        weight = state[f"main.{3 * i}.weight"].astype(np.float64)
         cout = channels[i + 1]
-        bias = np.zeros(cout)
+        scale, bias = np.ones(cout), np.zeros(cout)
         if i < count - 1:
             bn = f"main.{3 * i + 1}"
             var = state[f"{bn}.running_var"].astype(np.float64)
@@ -127,9 +126,10 @@ def fold_layers(state: Mapping[str, Any], channels: Sequence[int] = CHANNELS) ->
                 raise WeightsFormatError(f"{bn}.running_var holds negative variances")
             scale = state[f"{bn}.weight"] / np.sqrt(var + BN_EPS)
             bias = state[f"{bn}.bias"] - state[f"{bn}.running_mean"] * scale
-            weight = weight * scale[None, :, None, None]
-        matrix = weight.transpose(0, 2, 3, 1).reshape(channels[i], KERNEL * KERNEL * cout)
-        layers.append(Layer(np.ascontiguousarray(matrix, dtype=np.float32),
+        # (cin, cout, k, k) -> (cin, k, k, cout), scaled per output channel, in one float32 pass
+        weight = state[f"main.{3 * i}.weight"].astype(np.float32, copy=False)
+        matrix = weight.transpose(0, 2, 3, 1) * scale.astype(np.float32)
+        layers.append(Layer(matrix.reshape(channels[i], KERNEL * KERNEL * cout),
                             bias.astype(np.float32), STRIDES[i], PADDINGS[i]))
     return layers
 
