@@ -55,6 +55,7 @@ class MapOptions:
     title: str | None = None
     map_face_px: int | None = None  # face size at the deepest tile level (None: by corpus size)
     sheet_face_px: int | None = None  # face size of the large view (None: by corpus size)
+    atlas_face_px: int = 64  # largest face size in the 3-D view's atlas (smaller above 4096 px)
     tile_px: int = 256
     jpeg_quality: int = 80
     seed: int = 0
@@ -170,7 +171,7 @@ def build_site(
     if mark_face is not None:
         stack[n] = mark_face
     atlas_faces = stack[: n + (mark_face is not None)]
-    atlas, cell, columns = face_images.atlas(atlas_faces)
+    atlas, cell, columns = face_images.atlas(atlas_faces, max_cell=options.atlas_face_px)
     means = np.stack([np.asarray(atlas_faces[a : a + 16384]).mean(axis=(1, 2))
                       for a in range(0, len(atlas_faces), 16384)]).reshape(len(atlas_faces), -1)
     del atlas_faces, small, stack
