@@ -162,3 +162,23 @@ def test_a_fifo_in_place_of_a_file_does_not_block(corpus):
     os.mkfifo(corpus / fmt.MANIFEST)
     with pytest.raises(CorpusError, match=r"manifest\.yaml: not a regular file"):
         Corpus.open(corpus)
+
+
+def test_a_manifest_that_agrees_with_a_huge_sparse_file_is_still_refused(corpus):
+    """Sizes matching a 1 TB file must not make verify hash it: the manifest's sizes are bounded
+    by what `count` rows of the thumbnail size can need."""
+    terabyte = 1 << 40
+    with open(corpus / fmt.THUMBS_PACK, "r+b") as fh:
+        fh.truncate(terabyte)
+    edit(corpus, lambda m: m["files"][fmt.THUMBS_PACK].update(bytes=terabyte))
+    run = subprocess.run([*CLI, "corpus", "verify", str(corpus)], capture_output=True,
+                         text=True, timeout=60)
+    assert run.returncode == 1
+    assert f"'files.thumbs.pack.bytes' = {terabyte}: expected an integer from 0 to" in run.stderr
+
+
+@pytest.mark.parametrize(("key", "value"), [("count", 2**31), ("dim", 100_000)])
+def test_row_count_and_dimension_are_bounded(corpus, key, value):
+    edit(corpus, lambda m: m.update({key: value}))
+    with pytest.raises(CorpusError, match=rf"'{key}' = {value}: expected an integer from"):
+        Corpus.open(corpus)

@@ -37,11 +37,15 @@ FORMAT_VERSION = 1
 SUPPORTED_VERSIONS = (1,)
 PCA_COMPONENTS = 3
 
-#: Hostile-manifest bounds: a real manifest is ~3 KB; row indices fit an int32; d is 128.
+#: Hostile-manifest bounds, so that a manifest cannot make `verify` read (or `open` allocate)
+#: without limit: a real manifest is ~3 KB; ten million rows is 50x the reference corpus (its
+#: descriptors alone, 2.6 GB, are the most a Pi 4 could keep in memory); d is 128 in practice.
 MAX_MANIFEST_BYTES = 1 << 20
-MAX_COUNT = 2**31 - 1
-MAX_DIM = 4096
+MAX_COUNT = 10_000_000
+MAX_DIM = 1024
 MAX_THUMBNAIL_SIZE = 4096
+MAX_PATH_BYTES = 4096  # one source path in sources.tsv, before escaping
+MAX_REJECTED_BYTES = 1 << 30
 
 MANIFEST = "manifest.yaml"
 DESCRIPTORS = "descriptors.f16"
@@ -156,10 +160,21 @@ def check_manifest(data: Any, path: Path) -> None:
     missing = [name for name in DATA_FILES if name not in files]
     if missing:
         raise CorpusError(f"{path}: 'files' lacks entries for {', '.join(missing)}")
+    limits = byte_limits(data["count"], data["thumbnails"].get("size") or MAX_THUMBNAIL_SIZE)
     for name in DATA_FILES:
         check.kind(("files", name), dict, "a mapping with 'bytes' and 'sha256'")
-        check.integer(("files", name, "bytes"), 0, None)
+        check.integer(("files", name, "bytes"), 0, limits.get(name))
         check.sha256(("files", name, "sha256"))
+
+
+def byte_limits(count: int, thumbnail_size: int) -> dict[str, int]:
+    """The most bytes a corpus of `count` rows may hold in its variable-size files."""
+    thumbnail = 3 * thumbnail_size**2 * 11 // 10 + 4096  # RGB, raw or a PNG of noise
+    return {
+        THUMBS_PACK: max(count, 64) * thumbnail,  # synthetic corpora store 64 placeholders
+        SOURCES: 64 + count * (24 + 2 * MAX_PATH_BYTES),  # row, tab, escaped path, newline
+        REJECTED: MAX_REJECTED_BYTES,
+    }
 
 
 Key = str | tuple[Any, ...]
