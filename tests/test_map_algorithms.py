@@ -16,7 +16,7 @@ from appliance.cartography.tiles import BACKGROUND, _halve, render_pyramid
 def _reference_canvas(centres, faces, world):
     """Every face painted in index order onto one big canvas (what the deepest level shows)."""
     p = faces.shape[1]
-    canvas = np.full((world, world), BACKGROUND, dtype=np.uint8)
+    canvas = np.full((world, world, *faces.shape[3:]), BACKGROUND, dtype=np.uint8)
     for i, (cx, cy) in enumerate(centres):
         x0, y0 = int(np.rint(cx * world - p / 2)), int(np.rint(cy * world - p / 2))
         xa, ya = max(x0, 0), max(y0, 0)
@@ -32,13 +32,15 @@ def _reference_canvas(centres, faces, world):
     levels=st.integers(0, 3),
     face=st.sampled_from([4, 8, 12]),
     seed=st.integers(0, 2**31),
+    colour=st.booleans(),
 )
-def test_tiles_match_a_painted_canvas_and_halve_upwards(tmp_path_factory, n, levels, face, seed):
+def test_tiles_match_a_painted_canvas_and_halve_upwards(tmp_path_factory, n, levels, face, seed,
+                                                        colour):
     rng = np.random.default_rng(seed)
     tile = 16
     world = tile << levels
     centres = rng.uniform(-0.1, 1.1, (n, 2))
-    faces = rng.integers(0, 256, (n, face, face), dtype=np.uint8)
+    faces = rng.integers(0, 256, (n, face, face, *((3,) if colour else ())), dtype=np.uint8)
     got: dict[tuple[int, int, int], np.ndarray] = {}
     out = tmp_path_factory.mktemp("tiles")
     pyramid = render_pyramid(centres, faces, out, levels=levels, tile_px=tile,
@@ -59,7 +61,7 @@ def test_tiles_match_a_painted_canvas_and_halve_upwards(tmp_path_factory, n, lev
     for (z, x, y), t in got.items():
         if z == levels:
             continue
-        block = np.full((2 * tile, 2 * tile), BACKGROUND, dtype=np.uint8)
+        block = np.full((2 * tile, 2 * tile, *faces.shape[3:]), BACKGROUND, dtype=np.uint8)
         for dy in (0, 1):
             for dx in (0, 1):
                 child = got.get((z + 1, 2 * x + dx, 2 * y + dy))
@@ -142,18 +144,40 @@ def test_world_transform_keeps_aspect_and_fits_faces(seed, sx, sy):
 
 @settings(max_examples=40, deadline=None)
 @given(n=st.integers(1, 12), t=st.integers(1, 6), factor=st.sampled_from([1, 2, 3, 4, 8]),
-       seed=st.integers(0, 2**31))
-def test_pool_is_the_box_mean(n, t, factor, seed):
+       seed=st.integers(0, 2**31), colour=st.booleans())
+def test_pool_is_the_box_mean(n, t, factor, seed, colour):
     from appliance.cartography.sheets import atlas, pool
 
     s = t * factor
-    stack = np.random.default_rng(seed).integers(0, 256, (n, s, s), dtype=np.uint8)
-    want = stack.reshape(n, t, factor, t, factor).astype(np.float64).mean(axis=(2, 4))
+    extra = (3,) if colour else ()
+    stack = np.random.default_rng(seed).integers(0, 256, (n, s, s, *extra), dtype=np.uint8)
+    want = stack.reshape(n, t, factor, t, factor, *extra).astype(np.float64).mean(axis=(2, 4))
     got = pool(stack, factor)
-    assert got.shape == (n, t, t) and got.dtype == np.uint8
+    assert got.shape == (n, t, t, *extra) and got.dtype == np.uint8
     assert np.abs(got - want).max() <= 0.5 + 1e-9
     image, cell, columns = atlas(stack, max_cell=s)
     for i in range(n):  # every face sits whole in its cell of the atlas
         r, c = divmod(i, columns)
         np.testing.assert_array_equal(image[r * cell : (r + 1) * cell, c * cell : (c + 1) * cell],
                                       stack[i])
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(1, 3000), leaf=st.sampled_from([4, 64, 256]), seed=st.integers(0, 2**31))
+def test_spatial_order_makes_each_sheet_a_compact_cluster(n, leaf, seed):
+    from appliance.cartography.sheets import spatial_order
+
+    xyz = np.random.default_rng(seed).standard_normal((n, 3)) * [1.0, 0.6, 0.3]
+    order = spatial_order(xyz, leaf)
+    assert sorted(order.tolist()) == list(range(n))  # a permutation
+    groups = [xyz[order[s : s + leaf]] for s in range(0, n, leaf)]
+    if len(groups) < 4:
+        return
+
+    def spread(g):
+        return float(np.linalg.norm(g - g.mean(axis=0), axis=1).mean())
+
+    # runs of `leaf` are far tighter than the same runs in index order
+    ours = np.mean([spread(g) for g in groups])
+    shuffled = np.mean([spread(xyz[s : s + leaf]) for s in range(0, n, leaf)])
+    assert ours < 0.75 * shuffled

@@ -292,106 +292,55 @@ def test_tiny_corpora_still_make_a_site(tmp_path, n):
     assert (tmp_path / "tiles" / "0" / "0" / "0.jpg").is_file()
 
 
-FAKE_WEBXR = """
-(() => {
-  const identity = () => new Float32Array([1,0,0,0, 0,1,0,0, 0,0,1,0, 0,0,0,1]);
-  const projection = () => { const f = 1 / Math.tan(0.8), n = 0.02, r = 50;
-    return new Float32Array([f,0,0,0, 0,f,0,0, 0,0,(r+n)/(n-r),-1, 0,0,2*r*n/(n-r),0]); };
-  const eye = (name, x) => ({ eye: name, projectionMatrix: projection(),
-    transform: { inverse: { matrix: (() => {
-      const m = identity(); m[12] = -x; m[13] = -1.6; return m; })() } } });
-  window.fakeXR = { viewports: 0, frames: 0, ended: false, spaces: [] };
-  WebGLRenderingContext.prototype.makeXRCompatible = async function () {};
-  window.XRWebGLLayer = class { constructor(session, gl) { this.framebuffer = null; }
-    getViewport(view) { window.fakeXR.viewports++;
-      return { x: view.eye === 'left' ? 0 : 400, y: 0, width: 400, height: 500 }; } };
-  const listeners = {};
-  const session = {
-    renderState: {}, inputSources: [],
-    updateRenderState(s) { Object.assign(this.renderState, s); },
-    async requestReferenceSpace(type) { window.fakeXR.spaces.push(type); return { type }; },
-    addEventListener(type, fn) { (listeners[type] = listeners[type] || []).push(fn); },
-    requestAnimationFrame(cb) {
-      if (window.fakeXR.ended) return 0;
-      return setTimeout(() => { window.fakeXR.frames++; cb(performance.now(), frame); }, 16);
-    },
-    async end() { window.fakeXR.ended = true; (listeners.end || []).forEach((fn) => fn({})); },
-  };
-  const views = () => [eye('left', -0.03), eye('right', 0.03)];
-  const ray = { o: [0, 1.6, 0], d: [0, 0, -1] };
-  const hand = { handedness: 'right', targetRaySpace: { ray: true }, gripSpace: null,
-                 gamepad: null };
-  window.fakeXR.aim = (target) => {  // point the controller from (0, 1.6, 0) at a point
-    const v = target.map((t, k) => t - ray.o[k]), n = Math.hypot(...v);
-    ray.d = v.map((x) => x / n);
-    session.inputSources = [hand];
-  };
-  window.fakeXR.click = () => {
-    (listeners.selectstart || []).forEach((fn) => fn({ inputSource: hand }));
-    setTimeout(() => (listeners.selectend || []).forEach((fn) => fn({ inputSource: hand })), 60);
-  };
-  const getPose = (space) => {
-    if (!space || !space.ray) return null;
-    const m = identity();
-    m[8] = -ray.d[0]; m[9] = -ray.d[1]; m[10] = -ray.d[2];
-    m[12] = ray.o[0]; m[13] = ray.o[1]; m[14] = ray.o[2];
-    return { transform: { matrix: m, position: { x: ray.o[0], y: ray.o[1], z: ray.o[2] } } };
-  };
-  const frame = { session, getViewerPose: () => ({ views: views() }), getPose };
-  Object.defineProperty(navigator, 'xr', { configurable: true, value: {
-    isSessionSupported: async (mode) => mode === 'immersive-vr',
-    requestSession: async (mode) => session,
-  } });
-})();
-"""
+# ---------------------------------------------------------------------------------------------
+# Colour (the VR session itself is tested on an emulated Quest 2 in test_vr.py)
 
 
-def _decode_xyz(out: Path) -> np.ndarray:
+def _modes(directory: Path) -> set[str]:
+    modes = set()
+    for path in sorted(directory.rglob("*.jpg"))[:40]:
+        with Image.open(path) as image:
+            modes.add(image.mode)
+    return modes
+
+
+def test_colour_corpora_map_in_colour_and_print_in_gray(site):
+    corpus, out, _ = site
+    meta = _read_js(out / "data" / "meta.js", "SOSIE_META")
+    assert meta["colour"] is True
+    assert _modes(out / "tiles") == {"RGB"} and _modes(out / "sheets") == {"RGB"}
+    # the sheet cell of a face is that face, in its colours
     points = _read_js(out / "data" / "points.js", "SOSIE_POINTS")
-    q = np.frombuffer(base64.b64decode(points["xyz"]), "<i2").reshape(-1, 3)
-    return q.astype(np.float32) * np.float32(points["xyzRange"] / 32767)
+    place = np.frombuffer(base64.b64decode(points["place"]), "<u4")
+    assert sorted(place) == list(range(corpus.count))
+    i = 123
+    sheet, j = divmod(int(place[i]), 256)
+    px = meta["sheets"]["face"]
+    with Image.open(out / "sheets" / f"{sheet}.jpg") as image:
+        cell = np.asarray(image.convert("RGB"), np.float64)[
+            j // 16 * px : (j // 16 + 1) * px, j % 16 * px : (j % 16 + 1) * px]
+    from appliance.corpus.thumbs import decode
+
+    colour = decode(corpus.thumbnail_bytes(i), "jpeg", 96, colour=True)
+    want = np.asarray(Image.fromarray(colour).resize((px, px), Image.Resampling.BOX), np.float64)
+    assert np.abs(cell - want).mean() < 6
+    assert np.abs(cell - cell.mean(axis=2, keepdims=True)).mean() > 5  # not gray
+    # the mean colour per face (far faces in 3-D) is the face's own
+    rgb = np.frombuffer(base64.b64decode(points["rgb"]), np.uint8).reshape(-1, 3)
+    np.testing.assert_allclose(rgb[i], colour.reshape(-1, 3).mean(axis=0), atol=6)
+    # what the ticket prints: the same face, gray (ITU-R 601 luminance)
+    gray = corpus.thumbnail(i)
+    assert gray.ndim == 2
+    luma = colour.astype(np.float64) @ [0.299, 0.587, 0.114]
+    assert np.abs(gray - luma).max() <= 1
 
 
-def test_enter_vr_runs_a_render_pass_per_eye_with_webxr(site, browser):
-    """A stand-in WebXR device (no headset here): the button enables, a session starts, every
-    XR frame renders both views into the layer's viewports, a controller click picks the first
-    face along its ray, and ending the session restores the page."""
-    _, out, _ = site
-    browser.log.__init__()
-    script = browser.call("Page.addScriptToEvaluateOnNewDocument", source=FAKE_WEBXR)
-    try:
-        browser.open((out / "vr.html").as_uri())
-        browser.wait_for("window.sosie3d && sosie3d.ready && sosie3d.vr === 'available'")
-        assert browser.evaluate("document.getElementById('enter-vr').disabled") is False
-        box = browser.evaluate("(() => { const r = document.getElementById('enter-vr')"
-                               ".getBoundingClientRect(); return {x: r.x + 5, y: r.y + 5}; })()")
-        for kind in ("mousePressed", "mouseReleased"):
-            browser.call("Input.dispatchMouseEvent", type=kind, x=box["x"], y=box["y"],
-                         button="left", clickCount=1)
-        browser.wait_for("fakeXR.frames >= 10")
-        assert browser.evaluate("document.getElementById('enter-vr').textContent") == "Exit VR"
-        frames, viewports = browser.evaluate("[fakeXR.frames, fakeXR.viewports]")
-        assert viewports >= 2 * (frames - 1)  # both eyes, every frame
-        assert browser.evaluate("fakeXR.spaces")[0] == "local-floor"
-        # point at a face and click: the first face along the ray is selected
-        xyz = _decode_xyz(out)
-        n = len(xyz)
-        centre, scale, origin = np.array([0, 1.35, -1.1]), 0.55, np.array([0, 1.6, 0])
-        target = int(np.argmax(xyz[:, 2]))  # nearest to the viewer
-        browser.evaluate(f"fakeXR.aim({(centre + scale * xyz[target]).tolist()})")
-        browser.evaluate("fakeXR.click()")
-        browser.wait_for("sosie3d.xrPicked !== undefined")
-        d = centre + scale * xyz[target] - origin
-        d /= np.linalg.norm(d)
-        v = (xyz - (origin - centre) / scale).astype(np.float64)  # model space (no rotation)
-        t = v @ d
-        perp = np.sqrt(np.maximum((v * v).sum(axis=1) - t * t, 0))
-        reach = 0.9 * np.cbrt(8 / n) * 0.5 * 0.6
-        hits = np.flatnonzero((t > 0) & (perp < reach))
-        assert browser.evaluate("sosie3d.xrPicked") == int(hits[np.argmin(t[hits])])
-        browser.wait_for("document.querySelectorAll('#selected .cell').length === 6")
-        browser.evaluate("document.getElementById('enter-vr').click()")
-        browser.wait_for("document.getElementById('enter-vr').textContent === 'Enter VR'")
-        _clean(browser.log)
-    finally:
-        browser.call("Page.removeScriptToEvaluateOnNewDocument", identifier=script["identifier"])
+def test_gray_corpora_still_map_in_gray(tmp_path):
+    corpus = StandInCorpus(300, seed=2)  # gray thumbnails, no manifest (an older corpus)
+    build_site(corpus, tmp_path, options=MapOptions(neighbours=3))
+    meta = _read_js(tmp_path / "data" / "meta.js", "SOSIE_META")
+    assert meta["colour"] is False
+    assert _modes(tmp_path / "tiles") == {"L"} and _modes(tmp_path / "sheets") == {"L"}
+    points = _read_js(tmp_path / "data" / "points.js", "SOSIE_POINTS")
+    rgb = np.frombuffer(base64.b64decode(points["rgb"]), np.uint8).reshape(-1, 3)
+    assert (rgb == rgb[:, :1]).all()
