@@ -252,7 +252,8 @@ class Scanner:
             # Some row left out might still tie or beat the k-th: rescore every row that could.
             values = self._values(kq, norms2, qnorm2, metric)
             limit = _upper_bound(kth, rel, absolute, delta)
-            rows = np.flatnonzero((values <= limit) | ~np.isfinite(values))
+            with np.errstate(over="ignore"):  # a limit beyond float32: every row qualifies
+                rows = np.flatnonzero((values <= limit) | ~np.isfinite(values))
             exact = self._exact(rows, q64)
             order = np.lexsort((rows, exact))[:m]
         return rows[order].astype(np.int64), np.sqrt(exact[order]).astype(np.float32)
