@@ -99,7 +99,8 @@ def _analyzer(face_settings: Any) -> Any:
 
 
 def describe_photo(analyzer: Any, photo: Path, size: int) -> Any:
-    """(descriptor, aligned gray thumbnail) of the face in `photo`, or a one-line UsageError."""
+    """(descriptor, aligned colour thumbnail) of the face in `photo`, or a one-line UsageError
+    (the map shows it in gray when the corpus is gray)."""
     from appliance.faces.analyzer import NoFaceFound
     from appliance.images import ImageError
 
@@ -111,7 +112,7 @@ def describe_photo(analyzer: Any, photo: Path, size: int) -> Any:
         raise UsageError(str(exc)) from None
     if isinstance(face, NoFaceFound):
         raise UsageError(f"{photo}: no usable face ({face.reason})")
-    return face.descriptor, face.aligned(size, gray=True)
+    return face.descriptor, face.aligned(size)
 
 
 def _print_summary(summary: Any) -> None:
