@@ -2,7 +2,9 @@
 
 ext/kernels/tests/kernel_check.c checks a kernel against exact double arithmetic and the serial
 reference (row values within the rounding bound the exactness certificate relies on, exact ties
-for duplicated rows, the fused multi-threaded scan keeping exactly the best rows). Here it is
+for duplicated rows, the fused multi-threaded scan keeping exactly the best rows; the int8
+sketch's values within the slack of its lower bound, and the sketch scan keeping every row of
+the exact top-k). Here it is
 built with Debian's gcc-aarch64-linux-gnu for -mcpu=cortex-a72 and run with
 `qemu-aarch64 -cpu cortex-a72`, which raises SIGILL on ARMv8.2 FP16 arithmetic like the real A72.
 `./dev test` installs both tools (gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user).
@@ -76,6 +78,7 @@ def test_neon_kernel_matches_exact_and_serial_under_qemu(build: Path, seed: int)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.startswith("ok neon ")
     assert int(result.stdout.split()[2]) > 10_000  # it really compared many values
+    assert int(result.stdout.split()[3]) > 5_000  # and the sketch pass's values and scans
 
 
 def test_serial_kernel_under_qemu(build: Path) -> None:

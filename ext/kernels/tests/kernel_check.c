@@ -1,11 +1,11 @@
 /* Checks one SIMD kernel against exact double arithmetic and the serial reference, on random
  * float16 data: row values within the kernel's rounding bound, identical values for duplicated
  * rows wherever they sit, and the fused scan (1 and several threads) keeping exactly the best
- * rows by (value, row). Built for aarch64 and run under qemu-aarch64 -cpu cortex-a72 by
+ * rows by (value, row), and the sketch pass (sketch_case). Built for aarch64 and run under qemu-aarch64 -cpu cortex-a72 by
  * tests/test_neon.py; also builds natively (x86: checks avx2 / avx512).
  *
- * usage: kernel_check KERNEL [SEED] [ROUNDS]   prints "ok KERNEL CHECKS" and exits 0, or the
- * first failure and exits 1.
+ * usage: kernel_check KERNEL [SEED] [ROUNDS]   prints "ok KERNEL CHECKS SKETCH_CHECKS" and
+ * exits 0, or the first failure and exits 1.
  */
 #include <math.h>
 #include <stdio.h>
@@ -44,7 +44,7 @@ static unsigned short double_to_half(double v) {
     return sign | (unsigned short)(((e + 14) << 10) | (m - 1024));
 }
 
-static long checks;
+static long checks, sketch_checks;
 static const char *kernel_name;
 
 #define FAIL(...)                                                   \
@@ -190,6 +190,131 @@ static void one_case(int kernel, int serial) {
     free(fdot); free(zero);
 }
 
+/* The sketch pass with the identity rotation (mean 0): codes quantize the first m float16
+ * coordinates, tails are the norms of the rest. Checks h2 against double arithmetic within the
+ * slack search.py uses, row values independent of neighbours, and that the fused scan reads and
+ * keeps every row clearly inside the exact top-k (an unread row must be beyond the k-th). */
+static void sketch_case(int kernel, int serial) {
+    size_t d = 8 * (1 + below(16)), m = 8 * (1 + below(d / 8));
+    size_t n = 1 + below(900), k = 1 + below(30), cap = 2 * k + 8;
+    int mode = (int)below(3);
+    unsigned short *x = malloc(n * d * 2);
+    double *xd = malloc(n * d * sizeof(double));
+    size_t clusters = 1 + n / 40;
+    for (size_t i = 0; i < n; i++) {
+        size_t c = below(clusters);
+        for (size_t j = 0; j < d; j++) {
+            double v, decay = 1.0 / (1.0 + (double)j);
+            unsigned long long save = rng_state;
+            rng_state = (c + 1) * 0x9E3779B97F4A7C15ull + j; /* the cluster's centre */
+            double centre = (uniform() - 0.5) * decay;
+            rng_state = save;
+            if (mode == 0) v = centre + (uniform() - 0.5) * 0.05 * decay;
+            else if (mode == 1) v = (double)((long)below(3) - 1);
+            else v = (uniform() - 0.5) * 60000.0 * decay;
+            x[i * d + j] = double_to_half(v);
+            xd[i * d + j] = half_to_double(x[i * d + j]);
+        }
+    }
+    float *scale = malloc(m * 4), *head = malloc(m * 4), *tails = malloc(n * 4);
+    signed char *codes = malloc(n * m + 1);
+    double error = 0, code_norm = 0, radius = 0;
+    for (size_t j = 0; j < m; j++) {
+        double peak = 0;
+        for (size_t i = 0; i < n; i++) peak = fmax(peak, fabs(xd[i * d + j]));
+        scale[j] = peak > 0 ? (float)(peak / 127) : 1.0f;
+    }
+    for (size_t i = 0; i < n; i++) {
+        double e = 0, c2 = 0, t = 0, r = 0;
+        for (size_t j = 0; j < d; j++) {
+            double v = xd[i * d + j];
+            r += v * v;
+            if (j >= m) { t += v * v; continue; }
+            double c = fmax(-127, fmin(127, nearbyint(v / scale[j])));
+            codes[i * m + j] = (signed char)c;
+            e += (v - c * scale[j]) * (v - c * scale[j]);
+            c2 += c * scale[j] * c * scale[j];
+        }
+        tails[i] = (float)sqrt(t);
+        error = fmax(error, sqrt(e));
+        code_norm = fmax(code_norm, sqrt(c2));
+        radius = fmax(radius, sqrt(r));
+    }
+    size_t like = below(n);
+    float *q = malloc(d * 4);
+    double qn = 0, hn = 0, qt = 0;
+    for (size_t j = 0; j < d; j++) {
+        q[j] = (float)(xd[like * d + j] + (below(2) ? 0.0 : (uniform() - 0.5) * 0.01));
+        qn += (double)q[j] * q[j];
+        if (j < m) { head[j] = q[j]; hn += (double)q[j] * q[j]; }
+        else qt += (double)q[j] * q[j];
+    }
+    double u = ldexp(1, -24), rho = ldexp(1, -12), tiny = ldexp(1, -126);
+    double slack_rot = ldexp(1, -30) * (radius + sqrt(qn));
+    sosie_sketch_job job = {codes, (ptrdiff_t)m, m, tails, scale, head, sqrt(qt),
+                            error * (1 + 1e-9) + 2.02 * u * (code_norm + sqrt(hn)) +
+                                sqrt(2.0 * m * tiny) + slack_rot,
+                            slack_rot, rho,
+                            {(const char *)x, (ptrdiff_t)(2 * d), d, 0, n, q, NULL, 0.0f, 0},
+                            0, 0, 0};
+    size_t depth = 2 * sosie_rounding_depth(kernel, d) + 8;
+    job.rel = depth * u / (1 - depth * u);
+    job.absolute = (d + depth) * 2.0 * tiny;
+    /* h2 of every row, alone and in fours */
+    float *h2 = malloc(n * 4), *h2s = malloc(n * 4), *one = malloc(4);
+    if (sosie_sketch_values(kernel, &job, h2) || sosie_sketch_values(serial, &job, h2s))
+        FAIL("sosie_sketch_values refused");
+    for (size_t i = 0; i < n; i++) {
+        double exact = 0, cn = 0;
+        for (size_t j = 0; j < m; j++) {
+            double c = codes[i * m + j] * (double)scale[j], t = c - head[j];
+            exact += t * t;
+            cn += c * c;
+        }
+        double slack = rho * sqrt(h2[i]) + 2.02 * u * (sqrt(cn) + sqrt(hn)) + 1e-30;
+        if (fabs(sqrt(h2[i]) - sqrt(exact)) > slack)
+            FAIL("sketch row %zu (m=%zu): h2 %.9g vs exact %.17g", i, m, h2[i], exact);
+        if (fabs(sqrt(h2s[i]) - sqrt(exact)) > slack)
+            FAIL("serial sketch row %zu: h2 %.9g vs exact %.17g", i, h2s[i], exact);
+        sosie_sketch_job alone = job;
+        alone.codes = codes + i * m;
+        alone.rows.begin = 0;
+        alone.rows.end = 1;
+        sosie_sketch_values(kernel, &alone, one);
+        if (one[0] != h2[i]) FAIL("sketch row %zu alone %.9g, in fours %.9g", i, one[0], h2[i]);
+        sketch_checks += 3;
+    }
+    /* the fused scan keeps every row clearly inside the exact top-k */
+    double *exact = malloc(n * sizeof(double)), *sorted = malloc(n * sizeof(double));
+    for (size_t i = 0; i < n; i++) {
+        double s = 0;
+        for (size_t j = 0; j < d; j++) s += (xd[i * d + j] - q[j]) * (xd[i * d + j] - q[j]);
+        exact[i] = sorted[i] = s;
+    }
+    for (size_t i = 1; i < n; i++) /* insertion sort: n is small */
+        for (size_t t = i; t > 0 && sorted[t - 1] > sorted[t]; t--) {
+            double tmp = sorted[t]; sorted[t] = sorted[t - 1]; sorted[t - 1] = tmp;
+        }
+    size_t kk = k < n ? k : n, cc = cap < n ? cap : n, count = 0, read = 0;
+    float *dist = malloc(cc * 4), bound = 0;
+    int64_t *rows = malloc(cc * 8);
+    if (sosie_sketch_scan(kernel, &job, kk, cc, dist, rows, &count, &bound, &read))
+        FAIL("sosie_sketch_scan refused");
+    if (read < kk || read > n || count != (read < cc ? read : cc))
+        FAIL("sketch scan read %zu rows, kept %zu (n=%zu k=%zu cap=%zu)", read, count, n, kk, cc);
+    double kth = sorted[kk - 1];
+    for (size_t i = 0; i < n; i++) {
+        if (!(exact[i] < kth * (1 - 1e-3))) continue;
+        int found = 0;
+        for (size_t t = 0; t < count; t++) found |= rows[t] == (int64_t)i;
+        if (!found) FAIL("row %zu (d2 %.9g < k-th %.9g) missing from the sketch scan", i,
+                         exact[i], kth);
+        sketch_checks++;
+    }
+    free(x); free(xd); free(scale); free(head); free(tails); free(codes); free(q); free(h2);
+    free(h2s); free(one); free(exact); free(sorted); free(dist); free(rows);
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: %s KERNEL [SEED] [ROUNDS]\n", argv[0]);
@@ -202,7 +327,10 @@ int main(int argc, char **argv) {
     if (kernel < 0 || !sosie_kernel_supported(kernel)) FAIL("kernel not available here");
     if (!strcmp(kernel_name, "neon") && sosie_kernel_best() != kernel) /* always on aarch64 */
         FAIL("best kernel is %s", sosie_kernel_name(sosie_kernel_best()));
-    for (int r = 0; r < rounds; r++) one_case(kernel, serial);
-    printf("ok %s %ld\n", kernel_name, checks);
+    for (int r = 0; r < rounds; r++) {
+        one_case(kernel, serial);
+        sketch_case(kernel, serial);
+    }
+    printf("ok %s %ld %ld\n", kernel_name, checks, sketch_checks);
     return 0;
 }
