@@ -23,7 +23,8 @@ REPO = Path(__file__).resolve().parents[1]
 FW = REPO / "firmware"
 UNITS = FW / "rootfs" / "etc" / "systemd" / "system"
 SETUP = FW / "rootfs" / "usr" / "local" / "lib" / "sosie" / "sosie-setup"
-UNIT_FILES = sorted(p for kind in ("service", "path", "timer") for p in UNITS.glob(f"*.{kind}"))
+UNIT_FILES = sorted(p for kind in ("service", "path", "timer", "target")
+              for p in UNITS.glob(f"*.{kind}"))
 POLKIT_RULE = FW / "rootfs" / "etc" / "polkit-1" / "rules.d" / "60-sosie.rules"
 PACKAGES = FW / "packages"
 # Debian bookworm's fake-hwclock.service (package fake-hwclock 0.12+nmu1), which the image's
