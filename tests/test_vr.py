@@ -8,10 +8,7 @@ only from the page's own origin). The headset is Meta's Immersive Web Emulation 
 
 from __future__ import annotations
 
-import functools
-import http.server
 import io
-import threading
 import time
 from pathlib import Path
 
@@ -21,56 +18,8 @@ from PIL import Image
 
 from appliance.cartography.site import MapOptions, build_site
 
-ROOT = Path(__file__).resolve().parent.parent
-IWER = ROOT / ".cache" / "npm" / "node_modules" / "iwer" / "build" / "iwer.min.js"
 COUNT = 3000  # 12 sheets of 128 px faces; the detail texture holds 4 of them
 NEIGHBOURS = 6
-
-# Counts the bytes of every texture level 0 the page allocates (4 per texel, as GPUs pad RGB).
-TEXTURE_LOG = """
-(() => {
-  const log = window.textureLog = { bytes: 0, peak: 0, allocations: 0 };
-  const sizes = new Map(), bound = new Map();
-  for (const P of [WebGLRenderingContext.prototype]) {
-    const active = P.activeTexture, bind = P.bindTexture;
-    const image = P.texImage2D, drop = P.deleteTexture;
-    P.activeTexture = function (unit) { this._unit = unit; return active.call(this, unit); };
-    P.bindTexture = function (target, t) {
-      bound.set(this._unit || 0, t);
-      return bind.call(this, target, t);
-    };
-    P.texImage2D = function (...a) {
-      const src = a[5];
-      const [w, h] = a.length >= 9 ? [a[3], a[4]]
-        : [src.naturalWidth || src.width, src.naturalHeight || src.height];
-      if (a[1] === 0) {
-        sizes.set(bound.get(this._unit || 0), w * h * 4);
-        log.allocations++;
-        log.bytes = [...sizes.values()].reduce((s, v) => s + v, 0);
-        log.peak = Math.max(log.peak, log.bytes);
-      }
-      return image.apply(this, a);
-    };
-    P.deleteTexture = function (t) { sizes.delete(t); return drop.call(this, t); };
-  }
-})();
-"""
-
-QUEST2 = """
-(() => {
-  const device = new IWER.XRDevice(IWER.metaQuest2, { stereoEnabled: true });
-  device.installRuntime({ forceInstall: true }); // headless Chromium has a WebXR without devices
-  window.xrDevice = device;
-  /* Point controller `hand` from `from` at `to` (reference-space metres). */
-  window.aimController = (hand, from, to) => {
-    const c = device.controllers[hand];
-    c.position.set(from[0], from[1], from[2]);
-    const q = IWER.lookRotation(IWER.directionTo(
-      { x: from[0], y: from[1], z: from[2] }, { x: to[0], y: to[1], z: to[2] }));
-    c.quaternion.set(q.x, q.y, q.z, q.w);
-  };
-})();
-"""
 
 
 @pytest.fixture(scope="module")
@@ -88,19 +37,10 @@ def site(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(site):
-    _, out = site
-    handler = functools.partial(_QuietHandler, directory=str(out))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_port}"
-    httpd.shutdown()
-    httpd.server_close()
+    from appliance.cartography.headless import serve
 
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args) -> None:
-        pass
+    with serve(site[1]) as url:
+        yield url
 
 
 def _browser(scripts: list[str], width: int = 1280, height: int = 800):
@@ -110,15 +50,21 @@ def _browser(scripts: list[str], width: int = 1280, height: int = 800):
         pytest.skip("chromium is not installed (apt-get install chromium; ./dev test does it)")
     pytest.importorskip("websocket", reason="websocket-client is not installed (test extra)")
     browser = Browser(width=width, height=height, timeout=120)
-    browser.start()
-    for source in scripts:
-        browser.call("Page.addScriptToEvaluateOnNewDocument", source=source)
+    try:
+        browser.start()
+        for source in scripts:
+            browser.call("Page.addScriptToEvaluateOnNewDocument", source=source)
+    except BaseException:
+        browser.close()
+        raise
     return browser
 
 
 @pytest.fixture
 def desktop():
-    browser = _browser([TEXTURE_LOG])
+    from appliance.cartography.headless import TEXTURE_LOG_SCRIPT
+
+    browser = _browser([TEXTURE_LOG_SCRIPT])
     try:
         yield browser
     finally:
@@ -127,9 +73,12 @@ def desktop():
 
 @pytest.fixture
 def quest():
-    if not IWER.is_file():
-        pytest.skip("iwer is not installed (./dev test installs it with npm; npm is missing?)")
-    browser = _browser([IWER.read_text(encoding="utf-8"), QUEST2, TEXTURE_LOG])
+    from appliance.cartography.headless import TEXTURE_LOG_SCRIPT, quest2_scripts
+
+    scripts = quest2_scripts()
+    if scripts is None:
+        pytest.skip("iwer is not installed (./dev test installs it with npm; is npm missing?)")
+    browser = _browser([*scripts, TEXTURE_LOG_SCRIPT])
     try:
         yield browser
     finally:

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
+import http.server
 import json
 import os
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -246,3 +250,86 @@ class Browser:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             Path(path).write_bytes(data)
         return data
+
+
+# ---------------------------------------------------------------------------------------------
+# Serving a site, counting textures, and an emulated headset (tests and bench/map.py only)
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def serve(directory: str | Path) -> Iterator[str]:
+    """Serve `directory` on 127.0.0.1 (a secure context for WebXR, one origin for WebGL);
+    yields the base URL."""
+    handler = functools.partial(_QuietHandler, directory=str(directory))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_port}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=10)
+
+
+# Counts the bytes of every texture's level 0 that the page allocates (4 per texel, as GPUs pad
+# RGB): window.textureLog = {bytes, peak, allocations}.
+TEXTURE_LOG_SCRIPT = """
+(() => {
+  const log = window.textureLog = { bytes: 0, peak: 0, allocations: 0 };
+  const sizes = new Map(), bound = new Map();
+  const P = WebGLRenderingContext.prototype;
+  const active = P.activeTexture, bind = P.bindTexture;
+  const image = P.texImage2D, drop = P.deleteTexture;
+  P.activeTexture = function (unit) { this._unit = unit; return active.call(this, unit); };
+  P.bindTexture = function (target, t) {
+    bound.set(this._unit || 0, t);
+    return bind.call(this, target, t);
+  };
+  P.texImage2D = function (...a) {
+    const src = a[5];
+    const [w, h] = a.length >= 9 ? [a[3], a[4]]
+      : [src.naturalWidth || src.width, src.naturalHeight || src.height];
+    if (a[1] === 0) {
+      sizes.set(bound.get(this._unit || 0), w * h * 4);
+      log.allocations++;
+      log.bytes = [...sizes.values()].reduce((s, v) => s + v, 0);
+      log.peak = Math.max(log.peak, log.bytes);
+    }
+    return image.apply(this, a);
+  };
+  P.deleteTexture = function (t) { sizes.delete(t); return drop.call(this, t); };
+})();
+"""
+
+IWER_BUNDLE = Path(__file__).resolve().parents[2] / ".cache/npm/node_modules/iwer/build/iwer.min.js"
+
+# After the iwer bundle: a Meta Quest 2 with both eyes rendered, as window.xrDevice, and
+# aimController(hand, from, to) to point a controller (reference-space metres).
+QUEST2_SCRIPT = """
+(() => {
+  const device = new IWER.XRDevice(IWER.metaQuest2, { stereoEnabled: true });
+  device.installRuntime({ forceInstall: true }); // headless Chromium has a WebXR without devices
+  window.xrDevice = device;
+  window.aimController = (hand, from, to) => {
+    const c = device.controllers[hand];
+    c.position.set(from[0], from[1], from[2]);
+    const q = IWER.lookRotation(IWER.directionTo(
+      { x: from[0], y: from[1], z: from[2] }, { x: to[0], y: to[1], z: to[2] }));
+    c.quaternion.set(q.x, q.y, q.z, q.w);
+  };
+})();
+"""
+
+
+def quest2_scripts(bundle: Path = IWER_BUNDLE) -> list[str] | None:
+    """The scripts that make a page see an emulated Quest 2 (Meta's Immersive Web Emulation
+    Runtime, npm `iwer`, installed by `./dev test` into .cache/npm), or None without it."""
+    if not bundle.is_file():
+        return None
+    return [bundle.read_text(encoding="utf-8"), QUEST2_SCRIPT]
