@@ -172,8 +172,10 @@ def build_site(
         stack[n] = mark_face
     atlas_faces = stack[: n + (mark_face is not None)]
     atlas, cell, columns = face_images.atlas(atlas_faces, max_cell=options.atlas_face_px)
-    means = np.stack([np.asarray(atlas_faces[a : a + 16384]).mean(axis=(1, 2))
-                      for a in range(0, len(atlas_faces), 16384)]).reshape(len(atlas_faces), -1)
+    channels = 3 if colour else 1
+    means = np.concatenate([  # in blocks: a memmap of 200k faces is not read at once
+        np.asarray(atlas_faces[a : a + 16384]).mean(axis=(1, 2)).reshape(-1, channels)
+        for a in range(0, len(atlas_faces), 16384)])
     del atlas_faces, small, stack
     _release_face_stack(out)
     say("data files")
