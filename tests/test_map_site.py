@@ -344,3 +344,14 @@ def test_gray_corpora_still_map_in_gray(tmp_path):
     points = _read_js(tmp_path / "data" / "points.js", "SOSIE_POINTS")
     rgb = np.frombuffer(base64.b64decode(points["rgb"]), np.uint8).reshape(-1, 3)
     assert (rgb == rgb[:, :1]).all()
+
+
+def test_corpora_larger_than_one_block_get_every_mean_colour(tmp_path):
+    corpus = StandInCorpus(16384 + 300, seed=4, size=8)
+    build_site(corpus, tmp_path, options=MapOptions(neighbours=2, exact_limit=100,
+                                                    map_face_px=8, sheet_face_px=8))
+    points = _read_js(tmp_path / "data" / "points.js", "SOSIE_POINTS")
+    rgb = np.frombuffer(base64.b64decode(points["rgb"]), np.uint8).reshape(-1, 3)
+    assert len(rgb) == corpus.count
+    last = corpus.thumbnail(corpus.count - 1).astype(np.float64).mean()
+    assert abs(float(rgb[-1, 0]) - last) <= 1
