@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "service",  # sosie run, demo, doctor, status, press  (the appliance)
     "cartography",  # sosie rank, sosie map
     "generate",  # sosie generate                        (faces that do not exist)
+    "conjure",  # sosie conjure                         (a face made to look like a photo)
 )
 
 

@@ -1,0 +1,205 @@
+"""`sosie conjure`: make a face that does not exist and looks like the one in a photo.
+
+    sosie conjure PHOTO --out DIR [--budget SECONDS] [--evaluations N] [--seed S]
+                  [--corpus DIR | --no-corpus] [--starts K] [--weights FILE] [--config FILE]
+
+Describes the photo, finds its nearest faces in the corpus (their latents are the starting
+points when the DCGAN generator made them), then searches the generator's latent space with
+CMA-ES until the budget ends. Writes DIR/conjured.png, DIR/conjured.npy (its latent),
+DIR/curve.png and DIR/summary.json; nothing of the photo itself.
+
+Exit status: 0 on success, 1 when the photo, corpus or generator cannot be used, 2 on unusable
+arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from appliance.cli import UsageError
+
+DEFAULT_BUDGET = 30.0
+MAX_BUDGET = 24 * 3600.0
+MAX_EVALUATIONS = 10_000_000
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "conjure",
+        help="search the face generator for a new face that looks like the one in a photo",
+        description="Describe the face in PHOTO, then search the DCGAN generator's latent space "
+        "(CMA-ES, starting from the nearest corpus faces' latents when the generator made them, "
+        "else from random draws) for the face whose descriptor is closest, until the budget "
+        "ends. Writes DIR/conjured.png (usable as `sosie map ... --mark DIR/conjured.png`), "
+        "DIR/conjured.npy (its latent), DIR/curve.png and DIR/summary.json. The photo and its "
+        "descriptor are never written.",
+    )
+    p.add_argument("photo", metavar="PHOTO", type=Path, help="a photo with a face")
+    p.add_argument("--out", metavar="DIR", type=Path, required=True, help="output folder")
+    p.add_argument("--budget", metavar="SECONDS", type=float, default=None,
+                   help=f"search time (default {DEFAULT_BUDGET:g} s unless --evaluations "
+                   "is given)")
+    p.add_argument("--evaluations", metavar="N", type=int, default=None,
+                   help="stop after N generated faces (with --seed: the same result every run)")
+    p.add_argument("--seed", metavar="S", type=int, default=0,
+                   help="seed of the search's random numbers (default 0)")
+    p.add_argument("--corpus", metavar="DIR", type=Path, default=None,
+                   help="corpus giving the nearest face and the starting latents (default: "
+                   "corpus.path from the config, else the demo corpus)")
+    p.add_argument("--no-corpus", action="store_true",
+                   help="no corpus: start from random draws, no comparison line")
+    p.add_argument("--starts", metavar="K", type=int, default=8,
+                   help="nearest corpus faces whose latents are tried first (default 8)")
+    p.add_argument("--size", metavar="PX", type=int, default=None,
+                   help="side of the generated faces as they are described (default: the "
+                   "corpus's, when a generator built it, else 256)")
+    p.add_argument("--weights", metavar="FILE", type=Path, default=None,
+                   help="DCGAN weights (default: generator.weights, else the gan-face-generate "
+                   "wheel's)")
+    p.add_argument("--config", metavar="FILE", type=Path,
+                   help="configuration file (faces and corpus sections)")
+    p.set_defaults(func=run_conjure)
+
+
+def _check(args: argparse.Namespace) -> None:
+    if args.budget is not None and not 0 < args.budget <= MAX_BUDGET:
+        raise UsageError(f"--budget {args.budget:g}: expected seconds above 0, at most "
+                         f"{MAX_BUDGET:g}")
+    if args.evaluations is not None and not 1 <= args.evaluations <= MAX_EVALUATIONS:
+        raise UsageError(f"--evaluations {args.evaluations}: expected 1 to {MAX_EVALUATIONS}")
+    if not 0 <= args.seed < 2**63:
+        raise UsageError(f"--seed {args.seed}: expected an integer from 0 to 2**63 - 1")
+    if not 0 <= args.starts <= 256:
+        raise UsageError(f"--starts {args.starts}: expected 0 to 256")
+    if args.size is not None and not 64 <= args.size <= 1024:
+        raise UsageError(f"--size {args.size}: expected 64 to 1024 pixels")
+    if args.corpus is not None and args.no_corpus:
+        raise UsageError("--corpus and --no-corpus: give one of them")
+
+
+def _fail(message: str) -> int:
+    print(f"sosie conjure: {message}", file=sys.stderr)
+    return 1
+
+
+def run_conjure(args: argparse.Namespace) -> int:
+    _check(args)
+    import numpy as np
+
+    from appliance import config
+    from appliance.conjure import Budget, LikenessObjective, conjure, corpus_start, outputs
+    from appliance.conjure.objective import FACE_SIZE
+    from appliance.conjure.search import MissingOptimiser, _import_cma
+    from appliance.corpus import Corpus, CorpusError, CorpusSettings, demo_corpus
+    from appliance.faces.analyzer import FaceAnalyzer, FaceSettings, ModelError, NoFaceFound
+    from appliance.generator.dcgan import DCGAN, WeightsNotFound
+    from appliance.generator.settings import GeneratorSettings
+    from appliance.generator.torch_zip import WeightsFormatError
+    from appliance.images import ImageError
+
+    seconds = args.budget if args.budget is not None else (
+        DEFAULT_BUDGET if args.evaluations is None else None)
+    budget = Budget(seconds=seconds, evaluations=args.evaluations)
+    try:
+        merged = config.load(args.config)
+        face_settings = config.section(merged, "faces", FaceSettings)
+        corpus_settings = config.section(merged, "corpus", CorpusSettings)
+        weights = args.weights or config.section(merged, "generator", GeneratorSettings).weights
+        analyzer = FaceAnalyzer(face_settings)
+    except (config.ConfigError, ModelError) as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        _import_cma()
+        generator = DCGAN.load(weights)
+    except (MissingOptimiser, WeightsNotFound, WeightsFormatError) as exc:
+        return _fail(str(exc))
+
+    if not args.photo.is_file():
+        return _fail(f"{args.photo}: no such file")
+    try:
+        face = analyzer.analyze(args.photo)
+    except ImageError as exc:
+        return _fail(str(exc))
+    if isinstance(face, NoFaceFound):
+        return _fail(f"{args.photo}: no usable face ({face.reason})")
+    target = face.descriptor
+    del face  # its pixels are the visitor's: keep only the descriptor, in memory
+
+    start = None
+    corpus_path = None
+    if not args.no_corpus:
+        corpus_path = args.corpus or corpus_settings.path or demo_corpus()
+        try:
+            with Corpus.open(corpus_path, face_settings=face_settings) as corpus:
+                start = corpus_start(corpus, target, args.starts, generator.checksum)
+        except CorpusError as exc:
+            return _fail(str(exc))
+
+    size = args.size or (start.face_size if start is not None else None) or FACE_SIZE
+    objective = LikenessObjective(generator, analyzer, target, size)
+    starts = start.latents if start is not None else np.zeros((0, objective.dim), np.float32)
+    with _Progress(budget, start.nearest_distance if start else None) as progress:
+        result = conjure(objective, starts, budget=budget, seed=args.seed, dim=objective.dim,
+                         progress=progress.update)
+    image = objective.images(result.latent[None])[0]
+    info = outputs.summary(
+        result, start, photo=str(args.photo), seed=args.seed,
+        budget={"seconds": seconds, "evaluations": args.evaluations},
+        corpus_path=None if corpus_path is None else str(corpus_path),
+        weights_sha256=generator.checksum,
+    )
+    try:
+        written = outputs.write(args.out, image, result, info)
+    except OSError as exc:
+        return _fail(f"--out {args.out}: cannot write ({exc.strerror or exc})")
+    _report(info, written.face)
+    return 0
+
+
+def _report(info: dict[str, Any], face: Path) -> None:
+    if info["distance"] is None:
+        print(f"no face found in {info['evaluations']} draws; wrote {face.parent}")
+        return
+    line = (f"conjured a face at distance {info['distance']:.3f} (likeness "
+            f"{info['likeness']:.0f} %) in {info['evaluations']} evaluations, "
+            f"{info['seconds']:.1f} s")
+    nearest = info["nearest_corpus_distance"]
+    if nearest is not None:
+        closer = "closer than" if info["closer_than_corpus"] else "not closer than"
+        line += (f"; {closer} the nearest of {info['corpus']['count']} corpus faces "
+                 f"({nearest:.3f})")
+    print(line)
+    print(f"wrote {face} (its latent, curve.png and summary.json beside it)")
+
+
+class _Progress:
+    """A tqdm bar (on a terminal) over the budget, with the best distance so far."""
+
+    def __init__(self, budget: Any, nearest: float | None) -> None:
+        from tqdm import tqdm
+
+        by_evaluations = budget.evaluations is not None and budget.seconds is None
+        self._by_evaluations = by_evaluations
+        self._nearest = nearest
+        total = budget.evaluations if by_evaluations else budget.seconds
+        self._bar = tqdm(total=total, unit="eval" if by_evaluations else "s", desc="conjuring",
+                         disable=None, leave=False, file=sys.stderr,
+                         bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix}")
+
+    def update(self, state: Any) -> None:
+        self._bar.n = state.evaluations if self._by_evaluations else min(
+            state.seconds, self._bar.total)
+        postfix = f"best {state.distance:.3f}"
+        if self._nearest is not None:
+            postfix += f" (corpus {self._nearest:.3f})"
+        self._bar.set_postfix_str(f"{postfix}, {state.evaluations} evaluations", refresh=False)
+        self._bar.refresh()
+
+    def __enter__(self) -> _Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._bar.close()
