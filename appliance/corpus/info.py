@@ -27,7 +27,12 @@ def summary(corpus: Corpus) -> dict[str, Any]:
     if corpus.synthetic:
         out["seed"] = source.get("seed")
     else:
-        out["source folder"] = source.get("folder")
+        if source.get("generator"):  # sosie build dcgan:COUNT:SEED
+            out["source generator"] = (f"{source['generator']}:{source.get('files')}:"
+                                       f"{source.get('seed')} (weights "
+                                       f"{str(source.get('weights'))[:12]})")
+        else:
+            out["source folder"] = source.get("folder")
         out["source files"] = source.get("files")
         out["rejected"] = source.get("rejected")
         model = (m.get("model") or {}).get("files") or {}

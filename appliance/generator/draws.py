@@ -54,7 +54,8 @@ def encode(face: np.ndarray, image_format: str) -> bytes:
 
     buffer = io.BytesIO()
     if image_format == "png":
-        Image.fromarray(face).save(buffer, format="PNG", compress_level=6)
+        # zlib level 1: ~8x faster than PIL's default 6 for 256 px faces, files ~20 % larger
+        Image.fromarray(face).save(buffer, format="PNG", compress_level=1)
     else:
         Image.fromarray(face).save(buffer, format="JPEG", quality=JPEG_QUALITY, subsampling=0)
     return buffer.getvalue()
