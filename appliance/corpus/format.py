@@ -12,7 +12,12 @@ A corpus is a directory (see README, "Corpus format")::
     thumbs.idx       (N, 2) uint64 little-endian: byte offset and length of row i in thumbs.pack
     sources.tsv      row <TAB> source path (relative to the source folder), one line per row
     rejected.tsv     path <TAB> reason, for every file that is not in the corpus
+    sketch.i8        (N, m) int8: leading m principal coordinates, per-axis scale (corpus.sketch)
+    sketch_tails.f32 (N,) float32: norm of each row's remaining principal coordinates
+    sketch.f64       (d + 3, d) float64: mean, the d x d rotation, the scales, the bounds
 
+Format version 1 has no sketch files: opening one computes the sketch in memory on first
+search (`Corpus.sketch`); `sosie build` and `sosie corpus synth` write version 2.
 The manifest is written last, so a directory without it is an unfinished build.
 """
 
@@ -33,8 +38,8 @@ from appliance.files import atomic_write_bytes, fsync_dir, sha256_file
 __all__ = ["atomic_write_bytes", "fsync_dir", "sha256_file"]  # re-exported for the corpus modules
 
 FORMAT_NAME = "sosie-corpus"
-FORMAT_VERSION = 1
-SUPPORTED_VERSIONS = (1,)
+FORMAT_VERSION = 2
+SUPPORTED_VERSIONS = (1, 2)
 PCA_COMPONENTS = 3
 
 #: Hostile-manifest bounds, so that a manifest cannot make `verify` read (or `open` allocate)
@@ -58,7 +63,12 @@ THUMBS_INDEX = "thumbs.idx"
 SOURCES = "sources.tsv"
 REJECTED = "rejected.tsv"
 
-DATA_FILES = (
+SKETCH_CODES = "sketch.i8"
+SKETCH_TAILS = "sketch_tails.f32"
+SKETCH_HEADER = "sketch.f64"
+SKETCH_FILES = (SKETCH_CODES, SKETCH_TAILS, SKETCH_HEADER)
+
+V1_FILES = (
     DESCRIPTORS,
     NORMS,
     PCA,
@@ -69,6 +79,7 @@ DATA_FILES = (
     SOURCES,
     REJECTED,
 )
+DATA_FILES = (*V1_FILES, *SKETCH_FILES)
 
 # Manifest keys whose values legitimately differ between two builds of the same input.
 VOLATILE_KEYS = ("built", "build_seconds")
@@ -78,9 +89,25 @@ class CorpusError(ValueError):
     """An unusable corpus, described on one line naming the file and the problem."""
 
 
-def expected_sizes(count: int, dim: int) -> dict[str, int]:
+def data_files(manifest: Mapping[str, Any]) -> tuple[str, ...]:
+    """The data files of a corpus with this (checked) manifest: the sketch's if it has one."""
+    return V1_FILES if sketch_axes(manifest) is None else DATA_FILES
+
+
+def sketch_axes(manifest: Mapping[str, Any]) -> int | None:
+    """m, the axes of the sketch a (checked) manifest records, or None (format version 1, or
+    a dimension that is not a multiple of 8)."""
+    return (manifest.get("sketch") or {}).get("axes")
+
+
+def expected_sizes(count: int, dim: int, axes: int | None = None) -> dict[str, int]:
     """Exact byte sizes of the fixed-layout files for `count` rows of dimension `dim`."""
-    return {
+    sketch = {} if axes is None else {
+        SKETCH_CODES: count * axes,
+        SKETCH_TAILS: count * 4,
+        SKETCH_HEADER: (dim + 3) * dim * 8,
+    }
+    return sketch | {
         DESCRIPTORS: count * dim * 2,
         NORMS: count * 4,
         PCA: (1 + PCA_COMPONENTS) * dim * 8,
@@ -156,12 +183,18 @@ def check_manifest(data: Any, path: Path) -> None:
             raise CorpusError(f"{path}: '{key}' must list {PCA_COMPONENTS} explained variances")
         for i in range(len(values or ())):
             check.number((*_parts(key), i), 0.0)
+    if check.kind("sketch", dict, "a mapping", optional=True, nullable=True) is not None:
+        check.integer("sketch.axes", 8, data["dim"])
+        if data["sketch"]["axes"] % 8:
+            raise CorpusError(f"{path}: 'sketch.axes' = {data['sketch']['axes']}: expected a "
+                              "multiple of 8")
+    names = data_files(data)
     files = check.kind("files", dict, "a mapping")
-    missing = [name for name in DATA_FILES if name not in files]
+    missing = [name for name in names if name not in files]
     if missing:
         raise CorpusError(f"{path}: 'files' lacks entries for {', '.join(missing)}")
     limits = byte_limits(data["count"], data["thumbnails"].get("size") or MAX_THUMBNAIL_SIZE)
-    for name in DATA_FILES:
+    for name in names:
         check.kind(("files", name), dict, "a mapping with 'bytes' and 'sha256'")
         check.integer(("files", name, "bytes"), 0, limits.get(name))
         check.sha256(("files", name, "sha256"))
@@ -264,9 +297,9 @@ def size_problems(directory: Path, manifest: Mapping[str, Any]) -> dict[str, str
     (a FIFO, a device, a symlink loop) or not the size the manifest implies. Only `stat`:
     nothing is read, so a huge sparse file costs nothing here (check this before hashing)."""
     count, dim = manifest["count"], manifest["dim"]
-    fixed = expected_sizes(count, dim)
+    fixed = expected_sizes(count, dim, sketch_axes(manifest))
     problems = {}
-    for name in DATA_FILES:
+    for name in data_files(manifest):
         path = Path(directory) / name
         try:
             info = path.stat()

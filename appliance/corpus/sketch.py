@@ -25,7 +25,7 @@ from appliance.corpus.format import CorpusError
 from appliance.corpus.pca import fit_pca
 
 #: Leading principal axes kept in the sketch (chosen with bench/scan.py, see the README).
-SKETCH_AXES = 32
+SKETCH_AXES = 48
 CODE_MAX = 127
 BLOCK = 32768
 ORTHONORMAL_TOLERANCE = 1e-9
@@ -183,3 +183,36 @@ def read_sketch(directory: Path, count: int, dim: int, axes: int,
     return Sketch(header[0].copy(), rotation.copy(), scale, codes, tails, error, radius,
                   code_norm)
 
+
+
+def sketch_problems(sketch: Sketch, vectors: np.ndarray) -> list[str]:
+    """What makes `sketch` unsafe for certified bounds over `vectors` (empty: nothing).
+
+    Recomputes every row's rotated coordinates: the codes within `error`, the tails within
+    float32 rounding of the remaining norms, every row within `radius`, the codes within
+    `code_norm`. This is what exactness relies on; the codes themselves may differ from a fresh
+    build's by rounding (another BLAS orders the rotation's sums differently).
+    """
+    n, m = len(vectors), sketch.axes
+    scale = sketch.scale.astype(np.float64)
+    found: dict[str, int] = {}
+    with threadpool_limits(limits=1, user_api="blas"):
+        for start in range(0, n, BLOCK):
+            block = np.asarray(vectors[start : start + BLOCK], dtype=np.float64) - sketch.mean
+            rotated = block @ sketch.rotation.T
+            quantized = np.asarray(sketch.codes[start : start + BLOCK], np.float64) * scale
+            tails = np.sqrt((rotated[:, m:] ** 2).sum(axis=1))
+            stored = sketch.tails[start : start + BLOCK].astype(np.float64)
+            checks = {
+                "codes farther than the recorded error": np.sqrt(
+                    ((rotated[:, :m] - quantized) ** 2).sum(axis=1)) > sketch.error,
+                "tail norms wrong": np.abs(stored - tails) > 2.0**-20 * tails + 1e-30,
+                "rows beyond the recorded radius": np.sqrt((block**2).sum(axis=1))
+                > sketch.radius,
+                "codes beyond the recorded code norm": np.sqrt((quantized**2).sum(axis=1))
+                > sketch.code_norm,
+            }
+            for what, bad in checks.items():
+                if bad.any() and what not in found:
+                    found[what] = start + int(np.flatnonzero(bad)[0])
+    return [f"{what} (first row {row})" for what, row in found.items()]

@@ -15,6 +15,7 @@ from appliance.corpus.pca import PCAModel
 from appliance.corpus.thumbs import PackReader
 
 if TYPE_CHECKING:
+    from appliance.corpus.sketch import Sketch
     from appliance.search import Scanner
 
 
@@ -54,6 +55,7 @@ class Corpus:
             int(thumbs.get("size", 0)),
         )
         self._sources: list[str] | None = None
+        self._sketch: Sketch | None = None
 
     # -----------------------------------------------------------------------------------------
     @classmethod
@@ -107,8 +109,10 @@ class Corpus:
         return [(p, r) for p, r in fmt.read_tsv(self.path / fmt.REJECTED, 2)]
 
     def warm(self) -> None:
-        """Touch every page of the descriptors, norms and thumbnail index (cold SD cards)."""
-        for array in (self.vectors, self._thumbs.index):
+        """Touch every page of the descriptors, sketch and thumbnail index (cold SD cards)."""
+        sketch = self.sketch()
+        codes = () if sketch is None else (sketch.codes,)
+        for array in (self.vectors, self._thumbs.index, *codes):
             if array.size:
                 raw = np.asarray(array).reshape(-1).view(np.uint8)
                 mm = getattr(array, "_mmap", None)
@@ -116,11 +120,26 @@ class Corpus:
                     mm.madvise(mmap.MADV_WILLNEED)
                 int(raw[:: mmap.PAGESIZE].sum())
 
+    def sketch(self) -> Sketch | None:
+        """The int8 sketch searches read first (`appliance.corpus.sketch`), read and checked
+        on first use; a format-version-1 corpus has none on disk, so it is computed here, in
+        memory (~1 s per 200k rows; nothing is written). None if d is not a multiple of 8."""
+        from appliance.corpus import sketch as sketches
+
+        axes = fmt.sketch_axes(self.manifest)
+        if self._sketch is None and axes is not None:
+            self._sketch = sketches.read_sketch(self.path, self.count, self.dim, axes,
+                                                fmt.SKETCH_FILES)
+        elif self._sketch is None and self.manifest["format_version"] == 1 and self.dim % 8 == 0:
+            self._sketch = sketches.build_sketch(self.vectors, min(sketches.SKETCH_AXES, self.dim))
+        return self._sketch
+
     def scanner(self, threads: int = 1) -> Scanner:
-        """A nearest-neighbour `Scanner` over this corpus (appliance.search)."""
+        """A nearest-neighbour `Scanner` over this corpus (appliance.search), reading the
+        sketch first: exact top-k from a fraction of the float16 rows."""
         from appliance.search import Scanner
 
-        return Scanner(self.vectors, self.norms, threads=threads)
+        return Scanner(self.vectors, self.norms, threads=threads, sketch=self.sketch())
 
     def close(self) -> None:
         """Release the file handles (the memory maps go when no array refers to them)."""

@@ -8,6 +8,7 @@ import numpy as np
 
 from appliance.corpus import format as fmt
 from appliance.corpus.format import CorpusError
+from appliance.corpus.sketch import sketch_problems
 from appliance.corpus.store import Corpus
 from appliance.corpus.writer import row_norms
 
@@ -29,7 +30,7 @@ def verify(path: str | Path, *, check_model: bool = True) -> list[str]:
     problems = list(wrong_size.values())
     if problems:
         return problems
-    for name in fmt.DATA_FILES:
+    for name in fmt.data_files(manifest):
         file = path / name
         entry = manifest["files"][name]
         try:
@@ -55,6 +56,14 @@ def verify(path: str | Path, *, check_model: bool = True) -> list[str]:
                                 f"descriptors (first row {int(bad[0])})")
             if not np.isfinite(norms).all():  # a float64 norm is finite iff its row is
                 problems.append(f"{path / fmt.DESCRIPTORS}: holds NaN or infinite values")
+            if fmt.sketch_axes(manifest):
+                try:
+                    sketch = corpus.sketch()
+                except CorpusError as exc:
+                    problems.append(str(exc))
+                else:
+                    problems += [f"{path / fmt.SKETCH_CODES}: {problem}"
+                                 for problem in sketch_problems(sketch, corpus.vectors)]
         try:
             corpus.source(corpus.count - 1) if corpus.count else None
         except CorpusError as exc:

@@ -1,4 +1,4 @@
-"""Finishing a corpus directory: norms, PCA, coordinates, checksums, then the manifest."""
+"""Finishing a corpus directory: norms, PCA, coordinates, sketch, checksums, then the manifest."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import numpy as np
 
 from appliance.corpus import format as fmt
 from appliance.corpus.pca import PCAModel, fit_pca
+from appliance.corpus.sketch import SKETCH_AXES, build_sketch, write_sketch
 
 BLOCK = 32768
 
@@ -21,7 +22,7 @@ def clear_manifest(directory: Path) -> None:
 
 
 def finalize(directory: Path, count: int, dim: int, fields: Mapping[str, Any]) -> dict[str, Any]:
-    """Derive norms, PCA and coordinates from descriptors.f16, then write the manifest.
+    """Derive norms, PCA, coordinates and the sketch from descriptors.f16, then the manifest.
 
     The caller has written descriptors.f16, thumbs.pack, thumbs.idx, sources.tsv and
     rejected.tsv. `fields` supplies the descriptive manifest keys (synthetic, source, model,
@@ -36,6 +37,9 @@ def finalize(directory: Path, count: int, dim: int, fields: Mapping[str, Any]) -
     coords = project_rows(pca, vectors)
     _write_array(directory / fmt.COORDS3D, coords.astype("<f4"))
     _write_array(directory / fmt.COORDS2D, np.ascontiguousarray(coords[:, :2]).astype("<f4"))
+    sketch = build_sketch(vectors, min(SKETCH_AXES, dim)) if dim % 8 == 0 else None
+    if sketch is not None:
+        write_sketch(directory, sketch, fmt.SKETCH_FILES)
     del vectors
     manifest: dict[str, Any] = {
         "format": fmt.FORMAT_NAME,
@@ -59,7 +63,13 @@ def finalize(directory: Path, count: int, dim: int, fields: Mapping[str, Any]) -
         "explained_variance": [float(v) for v in pca.explained_variance],
         "explained_variance_ratio": [float(v) for v in pca.explained_variance_ratio],
     }
-    manifest["files"] = fmt.file_entries(directory)
+    manifest["sketch"] = None if sketch is None else {
+        "axes": sketch.axes,
+        "code": "int8, per-axis scale; rows rotated onto all principal axes (sketch.f64)",
+        "variance_explained": round(sketch.variance_explained, 6),
+        "error": float(sketch.error),
+    }
+    manifest["files"] = fmt.file_entries(directory, fmt.data_files(manifest))
     fmt.write_manifest(directory, manifest)
     fmt.fsync_dir(directory)
     return manifest
