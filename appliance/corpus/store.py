@@ -134,12 +134,15 @@ class Corpus:
             self._sketch = sketches.build_sketch(self.vectors, min(sketches.SKETCH_AXES, self.dim))
         return self._sketch
 
-    def scanner(self, threads: int = 1) -> Scanner:
+    def scanner(self, threads: int = 1, kernel: str | None = None) -> Scanner:
         """A nearest-neighbour `Scanner` over this corpus (appliance.search), reading the
-        sketch first: exact top-k from a fraction of the float16 rows."""
+        sketch first: exact top-k from a fraction of the float16 rows. `kernel`: None or
+        "auto" for the best (or ``SOSIE_KERNEL``), else serial, avx2, avx512 or neon."""
         from appliance.search import Scanner
 
-        return Scanner(self.vectors, self.norms, threads=threads, sketch=self.sketch())
+        kernel = None if kernel in (None, "", "auto") else kernel
+        return Scanner(self.vectors, self.norms, threads=threads, kernel=kernel,
+                       sketch=self.sketch())
 
     def close(self) -> None:
         """Release the file handles (the memory maps go when no array refers to them)."""
