@@ -46,11 +46,11 @@ def synth(
     _prepare(directory, overwrite)
     started = time.monotonic()
     rng = np.random.default_rng(seed)
-    offset, basis = _model(rng)
+    offset, basis = descriptor_model(rng)
     with open(directory / fmt.DESCRIPTORS, "wb") as fh:
         for start in range(0, count, BLOCK):
             rows = min(BLOCK, count - start)
-            fh.write(_descriptors(rng, offset, basis, rows).astype("<f2").tobytes())
+            fh.write(draw_descriptors(rng, offset, basis, rows).astype("<f2").tobytes())
     _write_thumbnails(directory, count, rng, settings)
     (directory / fmt.SOURCES).write_bytes(
         fmt.tsv_bytes(("row", "path"), ((i, f"synthetic/{i:07d}") for i in range(count)))
@@ -90,7 +90,7 @@ def _prepare(directory: Path, overwrite: bool) -> None:
     clear_manifest(directory)
 
 
-def _model(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def descriptor_model(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """A common offset (d,) and a basis (d, d) whose columns are scaled principal axes."""
     spectrum = load_spectrum()
     direction = rng.standard_normal(DIM)
@@ -101,9 +101,10 @@ def _model(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     return offset.astype(np.float32), (q * np.sqrt(spectrum.eigenvalues)).astype(np.float32)
 
 
-def _descriptors(
+def draw_descriptors(
     rng: np.random.Generator, offset: np.ndarray, basis: np.ndarray, rows: int
 ) -> np.ndarray:
+    """(rows, 128) float32 descriptors of the model `descriptor_model` made."""
     z = rng.standard_normal((rows, DIM), dtype=np.float32)
     x = offset + z @ basis.T
     target = rng.normal(NORM_MEAN, NORM_SD, rows).clip(NORM_MEAN - 4 * NORM_SD, None)
