@@ -12,6 +12,10 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import signal
+import sys
+import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection, wait
@@ -82,6 +86,35 @@ def run_tasks(
     finally:
         for worker in pool:
             worker.stop()
+
+
+def guard_orphan() -> None:
+    """Call first in a worker: Ctrl-C is left to the parent, the worker exits when the parent
+    dies (e.g. SIGKILL), and its stderr goes quiet then (no BrokenPipe tracebacks)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+    sys.stderr = _OrphanSilencedStream(sys.stderr, parent)
+
+
+class _OrphanSilencedStream:
+    """stderr of a worker: drops output once the parent is gone (killed runs stay quiet)."""
+
+    def __init__(self, stream: Any, parent: int) -> None:
+        self._stream, self._parent = stream, parent
+
+    def write(self, text: str) -> int:
+        return len(text) if os.getppid() != self._parent else self._stream.write(text)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
 
 
 class _SingleThreadedBlas:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,10 +73,11 @@ _state: dict[str, Any] = {}
 
 def init(job: DcganJob, engine: Any, in_worker: bool = True) -> None:
     """Per process: the network and the analyzer, loaded once."""
+    from appliance.corpus.workers import guard_orphan
     from appliance.generator.dcgan import DCGAN
 
     if in_worker:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
+        guard_orphan()
     _state.update(job=job, net=DCGAN.load(job.weights), analyzer=engine.create())
 
 
