@@ -224,7 +224,8 @@ def test_status_and_press_over_the_control_socket(tmp_path):
             assert stat.S_IMODE(path.stat().st_mode) == 0o600
             r.wait_state(State.READY)
             reply = request(path, "press")
-            assert reply == {"ok": True, "state": "ready", "accepted": True}
+            assert reply == {"ok": True, "state": "ready", "taken": True, "accepted": True,
+                             "reason": None}
             r.wait(lambda s: s.machine.counters.tickets_printed == 1)
             status = request(path, "status")
             assert status["tickets_printed"] == 1 and status["presses"] == 1
@@ -359,6 +360,24 @@ def test_watchdog_stops_when_a_device_hangs(notify_socket, monkeypatch):
         received(notify_socket, lambda m: False, timeout=5.2)  # drain the healthy pings
         late = received(notify_socket, lambda m: False, timeout=1.5)
         assert not any("WATCHDOG=1" in m for m in late), late
+
+
+def test_watchdog_stops_when_the_control_socket_dies(notify_socket, monkeypatch, tmp_path):
+    monkeypatch.setenv("WATCHDOG_USEC", "100000")
+    server = ControlServer(tmp_path / "c.sock", lambda req: {"ok": True})
+    with Running() as r:
+        server.start()
+        r.service.watch(server.problem)
+        r.wait_state(State.READY)
+        assert received(notify_socket, lambda m: sum("WATCHDOG=1" in x for x in m) >= 2)
+        assert server.problem() is None
+        server._stop.set()  # the accepting thread ends as if it had died
+        server._thread.join(2)
+        assert server.problem() == "the control socket's thread has died"
+        received(notify_socket, lambda m: False, timeout=0.3)  # a ping already under way
+        late = received(notify_socket, lambda m: False, timeout=1.0)
+        assert not any("WATCHDOG=1" in m for m in late), late
+    server.close()
 
 
 def test_sigterm_stops_cleanly(notify_socket):

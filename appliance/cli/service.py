@@ -143,6 +143,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     server = ControlServer(socket_path, service.handle_request)
     try:
         server.start()
+        service.watch(server.problem)
         log.info("control socket: %s", server.path)
     except ControlError as exc:
         if "already running" in str(exc):
@@ -282,8 +283,10 @@ def cmd_press(args: argparse.Namespace) -> int:
     try:
         before = request(path, "status")
         reply = request(path, "press")
-        if not reply.get("accepted"):
-            print(f"ignored: the appliance is {reply.get('state', '?')}")
+        if not reply.get("taken", reply.get("accepted")):
+            state, reason = reply.get("state", "?"), reply.get("reason")
+            why = f" ({reason})" if reason and reason != state else ""
+            print(f"ignored: the appliance is {state}{why}")
             return 1
         print("pressed")
         if args.wait:

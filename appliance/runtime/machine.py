@@ -46,6 +46,15 @@ class Fault(Enum):
 BUSY_STATES = frozenset({State.CAPTURING, State.SEARCHING, State.PRINTING})
 
 
+def press_refusal(state: State) -> str | None:
+    """Why a press in `state` is ignored ("busy", "cooldown", "fault", ...), None if taken."""
+    if state is State.READY:
+        return None
+    if state in BUSY_STATES:
+        return "busy"
+    return {State.SHUTTING_DOWN: "shutting down"}.get(state, state.value)
+
+
 @dataclass(frozen=True)
 class MachineSettings:
     """Timers and behaviour of the appliance (config section `machine`)."""

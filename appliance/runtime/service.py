@@ -57,6 +57,7 @@ from appliance.runtime.machine import (
     State,
     Stop,
     TimerExpired,
+    press_refusal,
 )
 
 log = logging.getLogger(__name__)
@@ -107,6 +108,24 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
+@dataclass(frozen=True)
+class PressAnswer:
+    """Whether a press started a visit; if not, why (`press_refusal`)."""
+
+    taken: bool
+    state: State  # when the press arrived
+    reason: str | None = None
+
+
+@dataclass
+class PressRequest:
+    """A press whose sender waits for the answer (the control socket's `press`)."""
+
+    press: Press
+    done: threading.Event = field(default_factory=threading.Event)
+    answer: PressAnswer | None = None
+
+
 @dataclass
 class VisitRecord:
     visit: int
@@ -151,6 +170,7 @@ class Service:
         self.last_visit: VisitRecord | None = None
         self.state_changed = threading.Condition()
         self._ready_sent = False
+        self._health: list[Callable[[], str | None]] = [self._worker_problem]
         controls.on_press = self.press
         controls.on_shutdown = lambda: self.shutdown(poweroff=True)
 
@@ -158,6 +178,19 @@ class Service:
 
     def press(self, source: str = "button") -> None:
         self.events.put(Press(source))
+
+    def press_and_wait(self, source: str, timeout: float = 2.0) -> PressAnswer:
+        """Press, and wait until the loop has taken or ignored it (and why)."""
+        request = PressRequest(Press(source))
+        self.events.put(request)
+        if not request.done.wait(timeout):
+            return PressAnswer(False, self.machine.state, "the service is not answering")
+        assert request.answer is not None
+        return request.answer
+
+    def watch(self, problem: Callable[[], str | None]) -> None:
+        """Make the watchdog pings depend on `problem()` returning None (e.g. the socket)."""
+        self._health.append(problem)
 
     def shutdown(self, poweroff: bool = False) -> None:
         self.events.put(Shutdown(poweroff))
@@ -185,18 +218,20 @@ class Service:
             while not self._stopped.is_set():
                 now = self.clock()
                 if watchdog is not None and now >= next_ping:
-                    if self._worker_healthy(now):
+                    problem = self.problem()
+                    if problem is None:
                         systemd.watchdog()
                     else:
-                        log.error("a device has been busy for over %.0f s: letting the watchdog "
-                                  "restart the service", self._job_limit)
+                        log.error("%s: letting the watchdog restart the service", problem)
                     next_ping = now + watchdog
                 timeout = self._next_wakeup(now, next_ping if watchdog else None)
                 try:
                     event = self.events.get(timeout=timeout)
                 except queue.Empty:
                     event = None
-                if event is not None:
+                if isinstance(event, PressRequest):
+                    self._handle_press(event)
+                elif event is not None:
                     self._handle(event)
                     event = None  # a Captured event holds the visitor's photo: let it go
                 self._fire_due_timers()
@@ -219,6 +254,24 @@ class Service:
         while self._timers and self._timers[0][0] <= now:
             _, token, name = heapq.heappop(self._timers)
             self._handle(TimerExpired(name, token))
+
+    def problem(self) -> str | None:
+        """The first reason not to vouch for the service to the watchdog, or None."""
+        for check in self._health:
+            try:
+                problem = check()
+            except Exception as exc:
+                problem = f"health check failed: {_one_line(exc)}"
+            if problem is not None:
+                return problem
+        return None
+
+    def _handle_press(self, request: PressRequest) -> None:
+        before = self.machine.state
+        self._handle(request.press)
+        refusal = press_refusal(before)
+        request.answer = PressAnswer(refusal is None, before, refusal)
+        request.done.set()
 
     def _handle(self, event: Event) -> None:
         before = self.machine.state
@@ -316,9 +369,11 @@ class Service:
                 self._job_started = None
                 del job
 
-    def _worker_healthy(self, now: float) -> bool:
+    def _worker_problem(self) -> str | None:
         started = self._job_started
-        return started is None or now - started < self._job_limit
+        if started is None or self.clock() - started < self._job_limit:
+            return None
+        return f"a device has been busy for over {self._job_limit:.0f} s"
 
     def _start_job(self) -> None:
         try:
@@ -431,10 +486,9 @@ class Service:
         if command == "status":
             return self.status()
         if command == "press":
-            state = self.machine.state
-            self.press("socket")
-            return {"ok": True, "state": state.value,
-                    "accepted": state is State.READY}
+            answer = self.press_and_wait("socket")
+            return {"ok": True, "state": answer.state.value, "taken": answer.taken,
+                    "accepted": answer.taken, "reason": answer.reason}
         return {"ok": False, "error": f"unknown command {command!r} (known: status, press)"}
 
     def _install_signals(self) -> list[tuple[int, Any]]:
