@@ -2,9 +2,10 @@
 
 The search first scores its starting points (the latents of the nearest corpus faces, or random
 draws from the generator's prior), then runs CMA-ES from the best of them: each generation
-is a population of latents scored in one batch by the objective. It stops when the next
-generation would not fit the budget (seconds, evaluations, or both). With an evaluation budget
-the result is a pure function of (objective, starts, seed): the clock never decides anything.
+is a population of latents scored in one batch by the objective. It stops when the budget
+(seconds, evaluations, or both) is spent: a last generation that does not fit is scored only as
+far as it fits. With an evaluation budget the result is a pure function of (objective, starts,
+seed): the clock never decides anything.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from typing import Any
 import numpy as np
 
 #: Initial step size in latent units (the prior is N(0, 1) per dimension): a face close to the
-#: start but visibly different.
-SIGMA = 0.5
+#: start but visibly different (0.3 beat 0.7 on 5 of 6 photos at 400 evaluations, and stays
+#: nearer the prior: latent norms ~11-13 against ~17).
+SIGMA = 0.3
 #: Random draws scored first when there is no corpus latent to start from.
 RANDOM_DRAWS = 64
 
@@ -137,11 +139,13 @@ def conjure(objective: Callable[[np.ndarray], np.ndarray], starts: np.ndarray, *
     if popsize is not None:
         options["popsize"] = popsize
     strategy = cma.CMAEvolutionStrategy(best.latent.astype(np.float64), sigma, options)
-    while room() >= strategy.popsize:
+    while (fits := room()) > 0:
         if strategy.stop():  # converged or degenerate: begin again around the best face
-            options["seed"] = np.nan
             strategy = cma.CMAEvolutionStrategy(best.latent.astype(np.float64), sigma, options)
         population = strategy.ask()
+        if fits < len(population):  # the last, partial generation: scored, not learnt from
+            score(np.asarray(population[:fits], np.float32))
+            break
         distances = score(np.asarray(population, np.float32))
         strategy.tell(population, distances.tolist())
         best.generations += 1

@@ -1,0 +1,190 @@
+"""Conjuring with the real generator and dlib: the search gets closer than where it starts, is
+a pure function of its seed under an evaluation budget, starts from the latents that made the
+nearest corpus faces, and writes a face that describes to the distance it reports."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from appliance.conjure import NO_FACE_DISTANCE, Budget, LikenessObjective, conjure, corpus_start
+from appliance.conjure.objective import upscale
+from appliance.conjure.plot import distance_curve, nice_ticks
+from appliance.conjure.starts import generator_record, latent_source
+
+pytestmark = pytest.mark.slow
+
+BUDGET = Budget(seconds=None, evaluations=44)  # 4 starts + 5 generations of 8
+
+
+@pytest.fixture(scope="module")
+def net():
+    from appliance.generator.dcgan import DCGAN, WeightsNotFound, default_weights_path
+
+    try:
+        return DCGAN.load(default_weights_path())
+    except WeightsNotFound as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="module")
+def corpus_dir(net, tmp_path_factory) -> Path:
+    """A real corpus of 24 DCGAN draws of seed 5, built by `sosie build dcgan:24:5`'s code."""
+    from appliance.corpus import CorpusSettings, build
+    from appliance.generator.source import GeneratorSource
+
+    out = tmp_path_factory.mktemp("conjure") / "corpus"
+    build(GeneratorSource.parse("dcgan:24:5", net.path), out, workers=1, progress=False,
+          settings=CorpusSettings(thumbnail_size=64))
+    return out
+
+
+@pytest.fixture(scope="module")
+def target(astronaut_face) -> np.ndarray:
+    return np.array(astronaut_face.descriptor)
+
+
+def test_sources_name_draws_of_the_generator():
+    assert latent_source("dcgan:7:12") == (7, 12)
+    assert latent_source("gen/dcgan-3-0000042.png") == (3, 42)
+    assert latent_source("dcgan-3-0000042.JPG") == (3, 42)
+    for other in ("photo.png", "dcgan:7", "dcgan:-1:2", "xdcgan:1:2", "dcgan-3-42.gif",
+                  "dcgan:1:2 ", f"dcgan:{2**64}:1", "dcgan-1-2.png/x"):
+        assert latent_source(other) is None, other
+    assert generator_record({"source": {"generator": "dcgan", "size": 64}}) is not None
+    assert generator_record({"source": {"folder": "/x"}}) is None
+    assert generator_record("junk") is None
+
+
+def test_budgets_are_checked_and_counted():
+    for bad in ({"seconds": None}, {"seconds": 0}, {"seconds": math.inf}, {"evaluations": 0}):
+        with pytest.raises(ValueError):
+            Budget(**bad)
+    assert Budget(seconds=None, evaluations=10).room(4, 99.0, 1.0) == 6
+    assert Budget(seconds=10.0).room(4, 6.0, 0.5) == 8
+    assert Budget(seconds=10.0, evaluations=5).room(4, 0.0, 0.5) == 1
+    assert Budget(seconds=10.0).room(4, 11.0, 0.5) == 0
+
+
+def test_the_objective_scores_the_faces_the_generator_draws(net, analyzer, target):
+    objective = LikenessObjective(net, analyzer, target)
+    latents = np.stack([net.latent(2, i) for i in range(6)])
+    assert np.array_equal(objective.images(latents), net.faces(2, range(6), size=256))
+    distances = objective(latents)
+    assert objective.evaluations == 6 and distances.shape == (6,)
+    for image, distance in zip(objective.images(latents), distances, strict=True):
+        face = analyzer.analyze(image)
+        expected = (np.linalg.norm(face.descriptor - target) if hasattr(face, "descriptor")
+                    else NO_FACE_DISTANCE)
+        assert distance == pytest.approx(expected, abs=1e-6)
+    gray = np.full((1, 64, 64, 3), 128, np.uint8)
+    assert upscale(gray, 64) is gray and upscale(gray, 100).shape == (1, 100, 100, 3)
+    with pytest.raises(ValueError):
+        objective(np.full((1, 100), np.nan))
+
+
+def test_the_search_gets_closer_and_repeats_itself_for_a_seed(net, analyzer, target):
+    def run(seed):
+        objective = LikenessObjective(net, analyzer, target)
+        return conjure(objective, np.zeros((0, 100)), budget=BUDGET, seed=seed, popsize=8,
+                       random_draws=4)
+
+    first, again, other = run(3), run(3), run(4)
+    assert first.evaluations == 44 and first.generations == 5 and first.start == "random"
+    assert first.distance < first.start_distance < NO_FACE_DISTANCE
+    assert first.distance == first.history.min()
+    assert np.all(np.diff(first.best_so_far()) <= 0)
+    assert np.array_equal(first.history, again.history)
+    assert np.array_equal(first.latent, again.latent)
+    assert not np.array_equal(first.history, other.history)
+    # the latent is the face: rendering it again gives the distance the search recorded
+    assert LikenessObjective(net, analyzer, target)(first.latent[None])[0] == first.distance
+
+
+def test_corpus_draws_are_the_starting_points(net, analyzer, target, corpus_dir):
+    from appliance.corpus import Corpus
+
+    with Corpus.open(corpus_dir) as corpus:
+        start = corpus_start(corpus, target, k=4, weights_sha256=net.checksum)
+        other_weights = corpus_start(corpus, target, k=4, weights_sha256="0" * 64)
+    assert start.face_size == 256 and len(start.latents) == 4 and len(start.rows) == 4
+    assert len(other_weights.latents) == 0 and other_weights.nearest_distance == (
+        start.nearest_distance)
+    objective = LikenessObjective(net, analyzer, target, start.face_size)
+    # each start latent draws the corpus face it came from (descriptors stored as float16)
+    assert objective(start.latents) == pytest.approx(start.distances, abs=3e-3)
+    result = conjure(objective, start.latents, budget=BUDGET, seed=0, popsize=8)
+    assert result.start == "corpus" and result.evaluations == 44
+    assert result.start_distance == pytest.approx(start.nearest_distance, abs=3e-3)
+    assert result.distance < result.start_distance
+
+
+def test_cli_writes_a_face_that_describes_to_its_distance(net, analyzer, target, corpus_dir,
+                                                          astronaut, tmp_path, capsys):
+    from appliance.cli import main
+
+    photo = tmp_path / "visitor.png"
+    Image.fromarray(astronaut).save(photo)
+    out = tmp_path / "out"
+    args = ["conjure", str(photo), "--out", str(out), "--evaluations", "30", "--seed", "1",
+            "--corpus", str(corpus_dir), "--starts", "3"]
+    assert main(args) == 0
+    assert "closer than the nearest of" in capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == [
+        "conjured.npy", "conjured.png", "curve.png", "summary.json"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["evaluations"] == 30 and summary["seed"] == 1
+    assert summary["start"] == "corpus" and summary["corpus"]["latents_started_from"] == 3
+    assert summary["corpus"]["count"] == len((corpus_dir / "sources.tsv").read_text()
+                                             .splitlines()) - 1
+    assert summary["distance"] <= summary["start_distance"]
+    assert summary["closer_than_corpus"] == (summary["distance"]
+                                             < summary["nearest_corpus_distance"])
+    latent = np.load(out / "conjured.npy")
+    assert latent.dtype == np.float32 and latent.shape == (100,)
+    face = np.asarray(Image.open(out / "conjured.png"))
+    assert np.array_equal(face, upscale(net.render(latent[None]))[0])
+    # what `sosie map --mark conjured.png` computes: the same distance
+    described = analyzer.analyze(out / "conjured.png").descriptor
+    assert np.linalg.norm(described - target) == pytest.approx(summary["distance"], abs=1e-6)
+    with Image.open(out / "curve.png") as curve:
+        assert curve.format == "PNG" and curve.size == (800, 480)
+    # the same seed and evaluations: the same face
+    assert main([*args[:3], str(tmp_path / "again"), *args[4:]]) == 0
+    assert np.array_equal(np.load(tmp_path / "again" / "conjured.npy"), latent)
+
+
+def test_a_photo_without_a_face_gets_one_line(no_face_photo, tmp_path, capsys, net):
+    from appliance.cli import main
+
+    photo = tmp_path / "coffee.png"
+    Image.fromarray(no_face_photo).save(photo)
+    assert main(["conjure", str(photo), "--out", str(tmp_path / "o"), "--no-corpus",
+                 "--evaluations", "5"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"sosie conjure: {photo}: no usable face (") and "\n" not in err
+    assert not (tmp_path / "o").exists()
+    for bad in (["--budget", "0"], ["--evaluations", "0"], ["--seed", "-1"],
+                ["--corpus", "x", "--no-corpus"], ["--size", "8"]):
+        assert main(["conjure", str(photo), "--out", str(tmp_path / "o"), *bad]) == 2
+        assert "\n" not in capsys.readouterr().err.strip()
+    assert main(["conjure", str(tmp_path / "none.png"), "--out", str(tmp_path / "o")]) == 1
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_the_curve_shows_the_search():
+    history = np.array([0.7, NO_FACE_DISTANCE, 0.6, 0.65, 0.5])
+    image = distance_curve(history, 0.55, NO_FACE_DISTANCE)
+    pixels = np.asarray(image)
+    assert image.size == (800, 480)
+    red = (pixels[..., 0] > 150) & (pixels[..., 1] < 90)
+    assert red.any()  # the corpus line
+    without = np.asarray(distance_curve(history, None, NO_FACE_DISTANCE))
+    assert not ((without[..., 0] > 150) & (without[..., 1] < 90)).any()
+    assert nice_ticks(0.0, 1.0) == [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
+    assert nice_ticks(0, 44) == [0, 10, 20, 30, 40]
