@@ -76,6 +76,14 @@ class DarkMockAnalyzer:
         return MockAnalyzer().analyze(image)
 
 
+@dataclass(frozen=True)
+class BrokenEngine(DarkEngine):
+    """An analyzer whose models cannot be loaded (in every worker)."""
+
+    def create(self) -> DarkAnalyzer:
+        raise RuntimeError("shape_predictor.dat: no such model file\nsecond line")
+
+
 def folder_bytes(folder: Path) -> dict[str, bytes]:
     """Every file under `folder` (hidden ones included, the lock file excluded) by path."""
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*"))

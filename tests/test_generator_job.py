@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from generator_helpers import DarkEngine, folder_bytes
+from generator_helpers import BrokenEngine, DarkEngine, folder_bytes
 from PIL import Image
 from torch_zip_writer import dcgan_state, write_dcgan
 
@@ -192,3 +192,11 @@ def test_encoded_faces_decode_to_their_pixels(weights, tmp_path):
     image = Image.open(io.BytesIO((tmp_path / "j" / names[0]).read_bytes()))
     assert image.format == "JPEG" and image.size == (64, 64)
     assert Counter(n[:8] for n in names) == {"dcgan-3-": 2}
+
+
+def test_workers_that_cannot_load_their_models_stop_the_run_in_one_line(weights, tmp_path):
+    with pytest.raises(GenerateError) as info:
+        generate(tmp_path / "f", 9, drawer(weights, workers=2, engine=BrokenEngine()),
+                 progress=False)
+    assert str(info.value) == (f"shape_predictor.dat: no such model file; 0 of 9 faces kept in "
+                               f"{tmp_path / 'f'}: run the same command again to resume")

@@ -116,7 +116,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     _check(args)
     try:
         report = generate(args.out_dir, args.count, _drawer(args), progress=not args.quiet)
-    except (GenerateError, WeightsNotFound, WeightsFormatError, OSError) as exc:
+    except (GenerateError, WeightsNotFound, WeightsFormatError, OSError, RuntimeError) as exc:
         lines = str(exc).strip().splitlines()
         print(f"sosie generate: {lines[0] if lines else type(exc).__name__}", file=sys.stderr)
         return 1

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from appliance.corpus.workers import WorkerFailed
 from appliance.generator.draws import Draw
 from appliance.generator.journal import (
     WORK_DIR,
@@ -157,7 +158,7 @@ def _draw(out_dir: Path, work: Path, tally: _Tally, drawer: Drawer, slack: int,
                     if tally.last is not None:
                         break
                     _check_hopeless(tally)
-    except GenerateError as exc:
+    except (GenerateError, WorkerFailed) as exc:  # WorkerFailed: e.g. a model file missing
         raise GenerateError(f"{exc}; {min(tally.faces, tally.count)} of {tally.count} faces "
                             f"kept in {out_dir}: run the same command again to resume") from None
     finally:
