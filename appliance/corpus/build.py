@@ -36,13 +36,13 @@ from appliance.corpus.chunks import (
     DIM,
     ItemResult,
     SourceFile,
+    chunk_bytes,
     chunk_is_current,
     chunk_path,
     read_chunk,
-    write_chunk,
 )
 from appliance.corpus.engines import DlibEngine, Engine
-from appliance.corpus.format import CorpusError
+from appliance.corpus.format import CorpusError, atomic_write_bytes
 from appliance.corpus.settings import CorpusSettings
 from appliance.corpus.thumbs import PackWriter, encode
 from appliance.corpus.walk import list_sources
@@ -66,6 +66,7 @@ class BuildReport:
     reused_chunks: int
     total_chunks: int
     seconds: float
+    where: str = ""  # "on tcp://HOST:PORT (how the files got there)" for a cluster build
 
 
 def build(
@@ -77,6 +78,8 @@ def build(
     engine: Engine | None = None,
     progress: bool = True,
     force: bool = False,
+    scheduler: str | None = None,
+    cluster_files: str = "auto",
 ) -> BuildReport:
     """Build (or resume building) the corpus of the faces in `images_dir` into `corpus_dir`.
 
@@ -86,11 +89,22 @@ def build(
     process). `engine`: `DlibEngine(face_settings)` by default. `force` replaces an existing
     finished corpus. Unreadable files and images without a face are listed in rejected.tsv;
     only a build with no face at all fails (CorpusError).
+
+    `scheduler` (`tcp://HOST:PORT`, default `settings.scheduler`) runs the chunks on that Dask
+    cluster instead of local processes (`appliance.corpus.cluster`; `cluster_files`: auto,
+    shared or stream, how the workers get a folder's files). The corpus is the same, byte for
+    byte, except `built` and `build_seconds`.
     """
     started = time.monotonic()
     settings = settings or CorpusSettings()
     engine = engine or DlibEngine()
     corpus_dir = Path(corpus_dir)
+    scheduler = scheduler or settings.scheduler
+    cluster = None
+    if scheduler:
+        from appliance.corpus.cluster import ClusterRun
+
+        cluster = ClusterRun(scheduler, cluster_files)  # checks the address before any write
     if not isinstance(images_dir, GeneratorSource):
         images_dir = Path(images_dir)
         if not images_dir.is_dir():
@@ -99,7 +113,8 @@ def build(
     work = corpus_dir / WORK_DIR
     work.mkdir(parents=True, exist_ok=True)
     with _exclusive(work / "lock", corpus_dir):
-        return _build(images_dir, corpus_dir, work, workers, settings, engine, progress, started)
+        return _build(images_dir, corpus_dir, work, workers, settings, engine, progress, started,
+                      cluster)
 
 
 @contextlib.contextmanager
@@ -122,6 +137,7 @@ def _build(
     engine: Engine,
     progress: bool,
     started: float,
+    cluster: Any = None,
 ) -> BuildReport:
     if isinstance(images_dir, GeneratorSource):
         files = [SourceFile(images_dir.name(i), images_dir.size, 0)
@@ -140,7 +156,11 @@ def _build(
 
     bar = _progress_bar(len(files), sum(len(chunks[k]) for k in current), progress)
     try:
-        _run(images_dir, work, key, chunks, pending, engine, settings, count, bar)
+        if cluster is not None and pending:
+            cluster.run(images_dir, Collector(work, key, chunks, pending, bar), engine, settings,
+                        progress)
+        else:
+            _run(images_dir, work, key, chunks, pending, engine, settings, count, bar)
     finally:
         bar.close()
 
@@ -173,7 +193,7 @@ def _build(
     shutil.rmtree(work, ignore_errors=True)
     return BuildReport(
         corpus_dir, len(files) + len(walk_problems), faces, rejected, len(current), len(chunks),
-        time.monotonic() - started,
+        time.monotonic() - started, cluster.describe() if cluster is not None else "",
     )
 
 
@@ -251,27 +271,7 @@ def _run(
              for k in pending for j, f in enumerate(chunks[k])]
     if not tasks:
         return
-    buffers: dict[int, list[ItemResult | None]] = {k: [None] * len(chunks[k]) for k in pending}
-    remaining = {k: len(chunks[k]) for k in pending}
-    kill_after = int(os.environ.get(KILL_AFTER_ENV, "0") or 0)
-    written = 0
-    faces = rejected = 0
-
-    def collect(k: int, j: int, result: ItemResult) -> None:
-        nonlocal written, faces, rejected
-        buffers[k][j] = result
-        remaining[k] -= 1
-        faces += result.accepted
-        rejected += not result.accepted
-        bar.update(1)
-        bar.set_postfix(faces=faces, rejected=rejected, refresh=False)
-        if remaining[k] == 0:
-            results = buffers.pop(k)
-            write_chunk(work, k, key, chunks[k], results)  # type: ignore[arg-type]
-            written += 1
-            if kill_after and written >= kill_after:
-                os.kill(os.getpid(), signal.SIGKILL)
-
+    collect = Collector(work, key, chunks, pending, bar).add
     thumbs = (settings.thumbnail_size, settings.thumbnail_encoding, settings.jpeg_quality)
     if workers <= 1 or len(tasks) == 1:
         _init_worker(engine, thumbs, watch_parent=False, generator=generator)
@@ -281,6 +281,48 @@ def _run(
     for k, j, result in run_tasks(tasks, workers, _init_worker, (engine, thumbs, True, generator),
                                   _process, _crashed):
         collect(k, j, result)
+
+
+class Collector:
+    """Gathers results as they come, in any order, and writes each chunk (atomically) once its
+    last image is in; counts faces and rejections on the progress bar."""
+
+    def __init__(self, work: Path, key: str, chunks: list[list[SourceFile]], pending: list[int],
+                 bar: Any) -> None:
+        self.work, self.key, self.chunks, self.bar = work, key, chunks, bar
+        self.buffers: dict[int, list[ItemResult | None]] = {
+            k: [None] * len(chunks[k]) for k in pending}
+        self.remaining = {k: len(chunks[k]) for k in pending}
+        self.kill_after = int(os.environ.get(KILL_AFTER_ENV, "0") or 0)
+        self.written = self.faces = self.rejected = 0
+
+    def add(self, k: int, j: int, result: ItemResult) -> None:
+        """The result of image j of chunk k."""
+        self.buffers[k][j] = result
+        self.remaining[k] -= 1
+        self._count([result])
+        if self.remaining[k] == 0:
+            results = self.buffers.pop(k)
+            self._write(k, chunk_bytes(self.key, self.chunks[k], results))  # type: ignore[arg-type]
+
+    def add_chunk(self, k: int, results: list[ItemResult], data: bytes) -> None:
+        """A whole chunk at once, with its file's bytes (`chunk_bytes` of the same results)."""
+        del self.buffers[k], self.remaining[k]
+        self._count(results)
+        self._write(k, data)
+
+    def _count(self, results: list[ItemResult]) -> None:
+        accepted = sum(r.accepted for r in results)
+        self.faces += accepted
+        self.rejected += len(results) - accepted
+        self.bar.update(len(results))
+        self.bar.set_postfix(faces=self.faces, rejected=self.rejected, refresh=False)
+
+    def _write(self, k: int, data: bytes) -> None:
+        atomic_write_bytes(chunk_path(self.work, k), data)
+        self.written += 1
+        if self.kill_after and self.written >= self.kill_after:
+            os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _crashed(task: tuple[int, int, str, str], exitcode: int | None) -> tuple[int, int, ItemResult]:
@@ -340,8 +382,14 @@ def analyze_file(
     path: str, rel: str, analyzer: Any, size: int, encoding: str, quality: int
 ) -> ItemResult:
     """One source file -> ItemResult; never raises for a bad file (model errors do raise)."""
-    from appliance.images import ImageError, load_image
+    data = read_source(path)
+    if isinstance(data, ItemResult):
+        return data
+    return analyze_data(data, rel, analyzer, size, encoding, quality)
 
+
+def read_source(path: str) -> bytes | ItemResult:
+    """A source file's bytes, or the rejection of an unreadable or empty one."""
     try:
         with open(path, "rb") as fh:
             data = fh.read()
@@ -349,6 +397,15 @@ def analyze_file(
         return ItemResult(f"unreadable file ({exc.strerror or exc})")
     if not data:
         return ItemResult("empty file")
+    return data
+
+
+def analyze_data(
+    data: bytes, rel: str, analyzer: Any, size: int, encoding: str, quality: int
+) -> ItemResult:
+    """The bytes of source file `rel` -> ItemResult (never raises for a bad image)."""
+    from appliance.images import ImageError, load_image
+
     digest = hashlib.sha256(data).hexdigest()
     try:
         rgb = load_image(data, name=rel)

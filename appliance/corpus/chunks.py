@@ -58,6 +58,11 @@ def write_chunk(
     work_dir: Path, index: int, key: str, files: list[SourceFile], results: list[ItemResult]
 ) -> None:
     """Persist one finished chunk atomically."""
+    atomic_write_bytes(chunk_path(work_dir, index), chunk_bytes(key, files, results))
+
+
+def chunk_bytes(key: str, files: list[SourceFile], results: list[ItemResult]) -> bytes:
+    """The bytes of a chunk file holding `results` of `files` (a cluster worker sends these)."""
     records = [
         {"reason": r.reason, "sha256": r.sha256, "thumb": len(r.thumbnail or b"")}
         for r in results
@@ -75,13 +80,16 @@ def write_chunk(
     accepted = [r for r in results if r.accepted]
     vectors = np.array([r.descriptor for r in accepted], dtype="<f4").reshape(-1, DIM)
     payload = b"".join(r.thumbnail or b"" for r in accepted)
-    data = struct.pack("<Q", len(header)) + header + vectors.tobytes() + payload
-    atomic_write_bytes(chunk_path(work_dir, index), data)
+    return struct.pack("<Q", len(header)) + header + vectors.tobytes() + payload
 
 
 def read_chunk(path: Path) -> tuple[dict[str, Any], list[ItemResult]]:
     """The header and the per-file results of a chunk file (ValueError if damaged)."""
-    data = Path(path).read_bytes()
+    return parse_chunk(Path(path).read_bytes(), str(path))
+
+
+def parse_chunk(data: bytes, path: str) -> tuple[dict[str, Any], list[ItemResult]]:
+    """The header and the per-file results of chunk bytes (`path` names them in errors)."""
     if len(data) < 8:
         raise ValueError(f"{path}: truncated")
     (length,) = struct.unpack_from("<Q", data)

@@ -20,3 +20,4 @@ class CorpusSettings:
     workers: int = setting(0, min=0, max=256)  # 0 = one per CPU core
     chunk_size: int = setting(256, min=1, max=65536)
     duplicates: Literal["reject", "keep"] = "reject"
+    scheduler: str | None = None  # tcp://HOST:PORT of a Dask scheduler: build on that cluster
