@@ -25,6 +25,8 @@ import numpy as np
 SIGMA = 0.3
 #: Random draws scored first when there is no corpus latent to start from.
 RANDOM_DRAWS = 64
+#: Starting points scored per batch (the budget is checked between batches).
+STARTS_BATCH = 8
 
 
 class MissingOptimiser(ImportError):
@@ -123,8 +125,12 @@ def conjure(objective: Callable[[np.ndarray], np.ndarray], starts: np.ndarray, *
         elapsed = clock() - began
         return budget.room(len(history), elapsed, elapsed / len(history) if history else 0.0)
 
-    # The starting points, at least one, as many as fit.
-    score(starts[:max(1, min(len(starts), room()))])
+    # The starting points, at least one, as many as fit (in batches, so the clock is heard).
+    scored = 0
+    while scored < len(starts) and (fits := room() if scored else 1) > 0:
+        batch = starts[scored:scored + min(fits, STARTS_BATCH)]
+        score(batch)
+        scored += len(batch)
     best.start_distance = best.distance
 
     options = {
