@@ -242,7 +242,7 @@
     score: new Float32Array(SHEETS), failed: new Set(),
     loading: 0, loads: 0, evictions: 0, peak: 0,
   };
-  const detailTexture = detail.enabled ? makeTexture(detailSide, detailSide) : null;
+  let detailTexture = null; // allocated once, after the first frame (the first view comes sooner)
   const bytesOf = (w, h) => w * h * 4; // what a GPU keeps per RGB texel (padded to RGBA)
   state.detail = {
     enabled: detail.enabled, side: detailSide, slots: detail.slots, sheetFaces: PER,
@@ -293,7 +293,8 @@
   }
   /* eye, forward: model space; fpx: pixels per unit at distance 1; rays: [[o, d], ...]. */
   function planDetail(eye, forward, fpx, rays) {
-    if (!detail.enabled || !state.ready) return;
+    if (!detail.enabled || !state.ready || !state.timings.firstFrame) return;
+    if (!detailTexture) detailTexture = makeTexture(detailSide, detailSide);
     const B = P.bricks, score = detail.score, size = faceSize * grow;
     const wanted = [];
     for (let s = 0; s < SHEETS; s++) {
@@ -323,7 +324,7 @@
           const o = detail.owner[k];
           if (o >= 0 && !detail.pending[k] && !keep.has(o) && score[o] < worst) { worst = score[o]; b = k; }
         }
-        if (b < 0 || worst >= score[s]) break;
+        if (b < 0 || worst * 1.25 >= score[s]) break; // hysteresis: no swapping back and forth
         evictSlot(b);
       }
       loadSheet(s, b);
@@ -510,7 +511,7 @@
       gl.finish();
       state.timings.firstFrame = performance.now();
     }
-    if (spin || flight || detail.loading) requestDraw();
+    if (spin || flight || detail.loading || (detail.enabled && !detailTexture)) requestDraw();
   }
   function resize() {
     dpr = window.devicePixelRatio || 1;
