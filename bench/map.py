@@ -5,9 +5,17 @@
 Measures (same run): the wall time of `sosie map` (and its stages); the 2-D page's load time
 (navigation to load event, and to every visible tile drawn); its frame times while it is panned
 and zoomed programmatically from the whole cloud down to single faces and back
-(requestAnimationFrame intervals and the draw cost per frame); click-to-neighbours latency; the
-3-D page's load time and frame interval. Anchor: drawing every face individually per frame
-(what a viewer without level of detail does), timed in the same browser on the same canvas.
+(requestAnimationFrame intervals and the draw cost per frame); click-to-neighbours latency.
+Anchor: drawing every face individually per frame (what a viewer without level of detail does),
+timed in the same browser on the same canvas.
+
+The 3-D page, served on 127.0.0.1 (as VR needs): time to first frame, frame interval over the
+whole cloud and close to a face, the close face (the quad half the view high: a quarter of it)
+and the image pixels behind it, the time its sheet takes to stream in, the texture memory
+(allocated by the page, counted by wrapping texImage2D) against its budget after a flight
+through the whole cloud, and frame intervals in an immersive session on an emulated Meta Quest 2
+(npm `iwer`, both eyes; skipped without it). Anchor: the same figures for the 3-D page as it was
+before colour and detail (point sprites, commit 79239ad), in the same browser.
 """
 
 from __future__ import annotations
@@ -27,7 +35,12 @@ sys.path.insert(0, str(ROOT))
 
 from figures import write_json  # noqa: E402 - bench/ is the script's folder
 
-from appliance.cartography.headless import Browser  # noqa: E402
+from appliance.cartography.headless import (  # noqa: E402
+    TEXTURE_LOG_SCRIPT,
+    Browser,
+    quest2_scripts,
+    serve,
+)
 from appliance.paths import cache_dir  # noqa: E402
 
 PAN_ZOOM_JS = """(async () => {
@@ -76,7 +89,7 @@ NAIVE_JS = """(async () => {
 })()"""
 
 FRAMES_3D_JS = """(async () => {
-  sosie3d.setSpin(true);
+  if (%(spin)s) sosie3d.setSpin(true);
   const intervals = [];
   let last = performance.now();
   await new Promise((done) => {
@@ -87,6 +100,15 @@ FRAMES_3D_JS = """(async () => {
     })(last);
   });
   return intervals.slice(2);
+})()"""
+
+ANCHOR_COMMIT = "79239ad"  # the 3-D page before colour and detail: point sprites, one atlas
+
+CLOSE_JS = """(() => {
+  const i = %(face)d, p = Sosie.points.xyz, t = [p[3*i], p[3*i+1], p[3*i+2]];
+  sosie3d.setSpin(false);
+  sosie3d.setCamera([t[0], t[1], t[2] + sosie3d.faceSize / Math.tan(25 * Math.PI / 180)], t);
+  return document.getElementById('gl').getBoundingClientRect().height / 2;
 })()"""
 
 
@@ -119,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="site folder (default: cache/bench-map-N)")
     parser.add_argument("--reuse", action="store_true", help="skip `sosie map` if OUT exists")
     parser.add_argument("--frames", type=int, default=240, help="frames of pan/zoom to time")
+    parser.add_argument("--frames-3d", type=int, default=40, help="3-D frames to time per case")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
     if args.count < 1 and args.corpus is None:
@@ -163,14 +186,7 @@ def main(argv: list[str] | None = None) -> int:
             browser.evaluate(f"Sosie.face({i})")
             clicks.append((time.perf_counter() - t0) * 1000)
         errors = browser.log.errors + browser.log.failed_requests
-        browser.open((out / "vr.html").as_uri())
-        browser.wait_for("window.sosie3d && sosie3d.timings.firstFrame", timeout=300)
-        timings = browser.evaluate("sosie3d.timings")  # ms since navigation start
-        figures["load_3d_s"] = round(timings["firstFrame"] / 1000, 3)
-        figures["texture_3d_s"] = round(timings["texture"] / 1000, 3)
-        frames3 = browser.evaluate(FRAMES_3D_JS % {"frames": 20})
-        errors += browser.log.errors + browser.log.failed_requests
-
+    errors += bench_3d(out, figures, args.frames_3d)
     figures.update({
         "frame_interval_ms_median": round(statistics.median(pan["intervals"]), 2),
         "frame_interval_ms_p95": round(pct(pan["intervals"], 0.95), 2),
@@ -180,8 +196,6 @@ def main(argv: list[str] | None = None) -> int:
         "naive_draw_all_faces_ms": round(statistics.median(naive), 1),
         "click_first_ms": round(clicks[0], 1),
         "click_next_ms": round(statistics.median(clicks[1:]), 1),
-        "frame_3d_ms_median": round(statistics.median(frames3), 2),
-        "frame_3d_ms_p95": round(pct(frames3, 0.95), 2),
         "page_errors": errors,
     })
     anchor = figures["naive_draw_all_faces_ms"]
@@ -201,11 +215,8 @@ def main(argv: list[str] | None = None) -> int:
         ("anchor: draw every face once", f"{anchor:.0f} ms", "1"),
         ("click -> neighbours (first)", f"{figures['click_first_ms']:.0f} ms", ""),
         ("click -> neighbours (next)", f"{figures['click_next_ms']:.0f} ms", ""),
-        ("3-D load (first frame drawn)", f"{figures['load_3d_s'] * 1000:.0f} ms "
-         f"(atlas ready {figures['texture_3d_s'] * 1000:.0f})", ""),
-        ("3-D frame interval (SwiftShader)", f"{figures['frame_3d_ms_median']:.1f} ms "
-         f"(p95 {figures['frame_3d_ms_p95']:.1f})", ""),
     ]
+    rows += rows_3d(figures)
     print(f"sosie map bench: {figures['count']} faces, headless Chromium 1280x800, "
           "--disable-gpu (SwiftShader WebGL)")
     if figures.get("map_stages"):
@@ -219,6 +230,175 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         write_json(args.json, figures)
     return 1 if errors else 0
+
+
+def _median(values: list[float]) -> float:
+    return round(statistics.median(values), 1) if values else float("nan")
+
+
+def _write_anchor_page(out: Path) -> bool:
+    """vr-anchor.html: the 3-D page of commit ANCHOR_COMMIT on this site's data."""
+    try:
+        old = subprocess.run(["git", "show", f"{ANCHOR_COMMIT}:appliance/web/assets/vr.js"],
+                             cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        print(f"[bench] no git history for {ANCHOR_COMMIT}: no anchor page", file=sys.stderr)
+        return False
+    (out / "assets" / "vr-anchor.js").write_text(old, encoding="utf-8")
+    page = (out / "vr.html").read_text(encoding="utf-8")
+    (out / "vr-anchor.html").write_text(page.replace("assets/vr.js", "assets/vr-anchor.js"),
+                                        encoding="utf-8")
+    return True
+
+
+SETTLE_JS = """new Promise((done) => { sosie3d.draw();
+  requestAnimationFrame(() => requestAnimationFrame(() => done(
+    [sosie3d.detail.loading, sosie3d.detail.loads]))); })"""
+
+
+def _settle(browser: Browser, timeout: float = 120.0) -> None:
+    """Draw until no sheet is loading and the plan wants no new one."""
+    deadline = time.monotonic() + timeout
+    previous = None
+    while time.monotonic() < deadline:
+        loading, loads = browser.evaluate(SETTLE_JS)
+        if not loading and loads == previous:
+            return
+        previous = loads
+        time.sleep(0.05)
+
+
+def _enter_vr(browser: Browser) -> None:
+    browser.wait_for("window.sosie3d && sosie3d.vr", timeout=120)
+    box = browser.evaluate("(() => { const r = document.getElementById('enter-vr')"
+                           ".getBoundingClientRect(); return {x: r.x + 5, y: r.y + 5}; })()")
+    for kind in ("mousePressed", "mouseReleased"):
+        browser.call("Input.dispatchMouseEvent", type=kind, x=box["x"], y=box["y"],
+                     button="left", clickCount=1)
+    browser.wait_for("document.getElementById('enter-vr').textContent === 'Exit VR'",
+                     timeout=120)
+
+
+def _page_3d(browser: Browser, url: str, frames: int) -> dict:
+    """Open a 3-D page: time to first frame and frame intervals over the turning cloud."""
+    browser.open(url)
+    browser.wait_for("window.sosie3d && sosie3d.timings.firstFrame", timeout=300)
+    timings = browser.evaluate("sosie3d.timings")  # ms since navigation start
+    intervals = browser.evaluate(FRAMES_3D_JS % {"frames": frames, "spin": "true"})
+    return {"first_frame_ms": round(timings["firstFrame"]),
+            "atlas_ms": round(timings["texture"]), "frame_ms": _median(intervals)}
+
+
+def bench_3d(out: Path, figures: dict, frames: int) -> list[str]:
+    """The 3-D figures (see the module doc) into `figures`; returns page errors."""
+    errors: list[str] = []
+    anchor = _write_anchor_page(out)
+    quest = quest2_scripts()
+    with serve(out) as url, Browser(width=1280, height=800, timeout=300) as browser:
+        browser.call("Page.addScriptToEvaluateOnNewDocument", source=TEXTURE_LOG_SCRIPT)
+        ours = _page_3d(browser, f"{url}/vr.html", frames)
+        figures["vr_page"] = ours
+        # close to the front face: its quad is half the view high
+        face = browser.evaluate("(() => { const p = Sosie.points.xyz; let best = 0;"
+                                " for (let i = 0; i < Sosie.meta.count; i++)"
+                                " if (p[3*i+2] > p[3*best+2]) best = i; return best; })()")
+        quad_px = browser.evaluate(CLOSE_JS % {"face": face})
+        started = time.perf_counter()
+        browser.wait_for(f"sosie3d.detail.source({face}) === 'detail' || "
+                         "!sosie3d.detail.enabled", timeout=120)
+        stream_ms = (time.perf_counter() - started) * 1000
+        _settle(browser)
+        close = browser.evaluate(FRAMES_3D_JS % {"frames": frames, "spin": "false"})
+        (ROOT / "bench" / "results").mkdir(parents=True, exist_ok=True)
+        browser.screenshot(ROOT / "bench" / "results" / "vr-close.png")
+        detail = browser.evaluate("(() => { const d = sosie3d.detail; return {face: d.facePx, "
+                                  "cell: d.atlasCellPx, slots: d.slots, side: d.side, "
+                                  "budget: d.budgetBytes, atlas: d.atlasBytes, "
+                                  "enabled: d.enabled}; })()")
+        figures["vr_close"] = {
+            "quad_px": round(quad_px), "image_px": detail["face"], "atlas_px": detail["cell"],
+            "screen_px_per_texel": round(quad_px / detail["face"], 1),
+            "screen_px_per_texel_atlas": round(quad_px / detail["cell"], 1),
+            "sheet_streamed_ms": round(stream_ms), "frame_ms": _median(close),
+        }
+        # fly through the whole cloud; the page's textures never exceed its budget
+        for axis in ([1, 0, 0], [0, 1, 0], [0, 0, 1]):
+            for t in (-1.2, -0.6, 0.0, 0.6, 1.2):
+                eye = [t * a for a in axis]
+                target = [e + 0.2 * a for e, a in zip(eye, axis, strict=True)]
+                browser.evaluate(f"sosie3d.setCamera({eye}, {target})")
+                _settle(browser)
+        log = browser.evaluate("({peak: textureLog.peak, loads: sosie3d.detail.loads, "
+                               "evictions: sosie3d.detail.evictions})")
+        figures["vr_textures"] = {
+            "budget_mb": round(detail["budget"] / 2**20, 1),
+            "atlas_mb": round(detail["atlas"] / 2**20, 1),
+            "detail_mb": round((detail["budget"] - detail["atlas"]) / 2**20, 1),
+            "detail_slots": detail["slots"], "faces_in_detail": detail["slots"] * 256,
+            "peak_allocated_mb": round(log["peak"] / 2**20, 1),
+            "sheets_loaded": log["loads"], "evictions": log["evictions"],
+        }
+        errors += browser.log.errors + browser.log.failed_requests
+        if anchor:
+            figures["vr_anchor_page"] = _page_3d(browser, f"{url}/vr-anchor.html", frames)
+            figures["vr_anchor_textures_mb"] = round(
+                browser.evaluate("textureLog.peak") / 2**20, 1)
+    if quest is None:
+        print("[bench] iwer not installed (./dev test installs it): no emulated Quest 2",
+              file=sys.stderr)
+        return errors
+    pages = [("vr_quest2", "vr.html")] + ([("vr_anchor_quest2", "vr-anchor.html")] if anchor
+                                           else [])
+    for key, page in pages:
+        with serve(out) as url, Browser(width=1280, height=800, timeout=300) as browser:
+            for source in quest:
+                browser.call("Page.addScriptToEvaluateOnNewDocument", source=source)
+            browser.open(f"{url}/{page}")
+            browser.wait_for("window.sosie3d && sosie3d.ready", timeout=300)
+            started = time.perf_counter()
+            _enter_vr(browser)
+            intervals = browser.evaluate(FRAMES_3D_JS % {"frames": frames, "spin": "false"})
+            figures[key] = {"enter_ms": round((time.perf_counter() - started) * 1000),
+                            "frame_ms": _median(intervals)}
+            errors += browser.log.errors + browser.log.failed_requests
+    return errors
+
+
+def rows_3d(figures: dict) -> list[tuple[str, str, str]]:
+    ours, anchor = figures["vr_page"], figures.get("vr_anchor_page")
+
+    def ratio(a: float, b: float | None) -> str:
+        return f"{a / b:.2f}" if b else ""
+
+    close, tex = figures["vr_close"], figures["vr_textures"]
+    rows = [
+        ("3-D first frame (anchor: points)", f"{ours['first_frame_ms']} ms "
+         f"({anchor['first_frame_ms'] if anchor else '-'} ms)",
+         ratio(ours["first_frame_ms"], anchor and anchor["first_frame_ms"])),
+        ("3-D frame, whole cloud (anchor)", f"{ours['frame_ms']} ms "
+         f"({anchor['frame_ms'] if anchor else '-'} ms)",
+         ratio(ours["frame_ms"], anchor and anchor["frame_ms"])),
+        ("3-D frame, close to a face", f"{close['frame_ms']} ms", ""),
+        ("close face: quad / image px", f"{close['quad_px']} px from {close['image_px']} px "
+         f"(atlas {close['atlas_px']} px)", ""),
+        ("close face: screen px per texel", f"{close['screen_px_per_texel']} "
+         f"(atlas {close['screen_px_per_texel_atlas']})", ""),
+        ("close face: its sheet streamed in", f"{close['sheet_streamed_ms']} ms", ""),
+        ("textures: budget (atlas+detail)", f"{tex['budget_mb']} MB ({tex['atlas_mb']}"
+         f"+{tex['detail_mb']}; {tex['faces_in_detail']} faces)", ""),
+        ("textures: peak allocated, flight", f"{tex['peak_allocated_mb']} MB "
+         f"({tex['sheets_loaded']} sheets, {tex['evictions']} evicted)",
+         ratio(tex["peak_allocated_mb"], tex["budget_mb"])),
+    ]
+    if "vr_anchor_textures_mb" in figures:
+        rows.append(("textures: anchor page", f"{figures['vr_anchor_textures_mb']} MB", ""))
+    quest, old = figures.get("vr_quest2"), figures.get("vr_anchor_quest2")
+    if quest:
+        rows.append(("Quest 2 (iwer) frame, 2 eyes", f"{quest['frame_ms']} ms "
+                     f"({old['frame_ms'] if old else '-'} ms)",
+                     ratio(quest["frame_ms"], old and old["frame_ms"])))
+        rows.append(("Quest 2 (iwer) enter VR", f"{quest['enter_ms']} ms", ""))
+    return rows
 
 
 if __name__ == "__main__":
