@@ -3,6 +3,7 @@ library, and whether the appliance may power the machine off (the hold-to-shutdo
 
 from __future__ import annotations
 
+import os
 import subprocess
 import warnings
 from collections.abc import Sequence
@@ -315,3 +316,21 @@ def test_the_real_engines_are_timed(tmp_path):
     (level, _, message), = run_check(doctor.check_descriptor, settings,
                                      FaceAnalyzer(settings.faces), repeats=1)
     assert level in (doctor.OK, doctor.NOTE) and message.startswith("numpy engine: ")
+
+
+# ---------------------------------------------------------------------------------------------
+# a check never writes
+
+
+def test_doctor_never_writes_to_the_file_printers_device(tmp_path):
+    precious = tmp_path / "x"
+    precious.write_text("data the installer keeps\n")
+    settings = settings_from(tmp_path, f"printer: {{backend: file, file: {{device: '{precious}'}}"
+                                       "}\n")
+    checks = run_check(doctor.check_printer, settings)
+    assert checks[0][:2] == ("PROBLEM", "printer") and "regular file" in checks[0][2]
+    assert precious.read_text() == "data the installer keeps\n"
+    fifo = tmp_path / "lp0"
+    os.mkfifo(fifo)  # no reader: opening it to write would block or fail; a look does not
+    settings = settings_from(tmp_path, f"printer: {{backend: file, file: {{device: '{fifo}'}}}}\n")
+    assert run_check(doctor.check_printer, settings)[0][:2] == ("ok", "printer")

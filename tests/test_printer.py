@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -172,10 +173,58 @@ def test_network_backend_refused_and_working(tmp_path):
 
 def test_file_backend_writes_the_same_bytes_as_the_virtual_printer(tmp_path):
     target = tmp_path / "lp0"
+    os.mkfifo(target)  # a device that is not a regular file, as /dev/usb/lp0 is
+    received = bytearray()
+    reader = threading.Thread(target=lambda: received.extend(target.read_bytes()))
+    reader.start()
     settings = fast(backend="file", file={"device": str(target)})
     ticket = random_ticket(576, 200, seed=3)
-    make_printer(settings).print_ticket(ticket)
-    assert target.read_bytes() == encode_ticket(ticket, settings, 576).data
+    with make_printer(settings) as printer:
+        printer.print_ticket(ticket)
+    reader.join(10)
+    assert bytes(received) == encode_ticket(ticket, settings, 576).data
+
+
+def test_file_backend_never_overwrites_a_regular_file(tmp_path):
+    precious = tmp_path / "precious.txt"
+    precious.write_text("an installer's notes\n")
+    link = tmp_path / "lp0"
+    link.symlink_to(precious)
+    for device in (precious, link):
+        settings = fast(backend="file", retries=0, file={"device": str(device)})
+        printer = make_printer(settings)
+        assert [f.level for f in printer.diagnose()] == ["problem"]
+        assert "allow_regular_file" in printer.diagnose()[0].message
+        with pytest.raises(PrinterAbsent, match="is a regular file, not a printer"):
+            printer.print_ticket(random_ticket(576, 40))
+        assert precious.read_text() == "an installer's notes\n"
+    with pytest.raises(PrinterAbsent, match="no such device"):  # and nothing is created
+        make_printer(fast(backend="file", retries=0,
+                          file={"device": str(tmp_path / "none")})).print_ticket(
+            random_ticket(576, 40))
+    assert not (tmp_path / "none").exists()
+
+
+def test_file_backend_appends_to_a_regular_file_only_when_allowed(tmp_path):
+    target = tmp_path / "tickets.bin"
+    target.write_bytes(b"earlier ")
+    settings = fast(backend="file", file={"device": str(target), "allow_regular_file": True})
+    ticket = random_ticket(576, 40, seed=1)
+    printer = make_printer(settings)
+    assert [f.level for f in printer.diagnose()] == ["ok"]
+    printer.print_ticket(ticket)
+    printer.close()
+    assert target.read_bytes() == b"earlier " + encode_ticket(ticket, settings, 576).data
+
+
+def test_escpos_connections_still_have_the_private_raw_write_we_use():
+    """python-escpos has no public way to send bytes it did not encode: `_raw` is used (see
+    EscposPrinter._write). This fails if a python-escpos release drops it."""
+    from appliance.parts.printer import escpos_module
+
+    module = escpos_module()
+    for name in ("Usb", "Serial", "Network", "File"):
+        assert callable(getattr(getattr(module, name), "_raw", None)), name
 
 
 # ---------------------------------------------------------------------------------------------

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import threading
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -117,12 +120,23 @@ def test_unwritable_out_is_reported_on_one_line(tmp_path, corpus_dir, capsys):
 def test_print_flag_sends_the_same_bytes_to_the_printer(tmp_path, corpus_dir, astronaut, capsys):
     device = tmp_path / "lp0"
     config = tmp_path / "sosie.yaml"
-    config.write_text(f"printer:\n  backend: file\n  file:\n    device: {device}\n")
+    config.write_text(f"printer:\n  backend: file\n  file:\n    device: {device}\n"
+                      "  retries: 0\n")
     out = tmp_path / "ticket.png"
     args = ["ticket", "--image", str(astronaut), "--corpus", str(corpus_dir), "--out", str(out),
             "--lookalikes", "1", "--config", str(config), "--print"]
+    device.write_text("not a printer\n")  # a regular file is never overwritten
+    assert main(args) == 1
+    assert "is a regular file, not a printer" in capsys.readouterr().err
+    assert device.read_text() == "not a printer\n"
+    device.unlink()
+    os.mkfifo(device)  # a device node, as /dev/usb/lp0 is
+    received = bytearray()
+    reader = threading.Thread(target=lambda: received.extend(device.read_bytes()))
+    reader.start()
     assert main(args) == 0
-    assert device.read_bytes() == out.with_suffix(".bin").read_bytes()
+    reader.join(10)
+    assert bytes(received) == out.with_suffix(".bin").read_bytes()
     assert "printed on the file printer" in capsys.readouterr().out
 
     config.write_text("printer:\n  backend: usb\n  retries: 1\n  backoff: 0\n"

@@ -18,7 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from appliance.errors import one_line
+from appliance.parts.diagnosis import Finding
+
 OK, NOTE, PROBLEM = "ok", "note", "PROBLEM"
+LEVELS = {"ok": OK, "note": NOTE, "problem": PROBLEM}
 
 
 @dataclass
@@ -36,6 +40,11 @@ class Doctor:
     def report(self, part: str, level: str, message: str) -> None:
         self.checks.append(Check(part, level, message))
         self.echo(f"{level:>7}  {part:<10} {message}")
+
+    def findings(self, part: str, findings: list[Finding]) -> None:
+        """Report what a part's `diagnose()` found."""
+        for finding in findings:
+            self.report(part, LEVELS[finding.level], finding.message)
 
     @property
     def problems(self) -> int:
@@ -114,7 +123,7 @@ def check_models(doc: Doctor, settings: Any) -> Any:
 
         analyzer.analyze(np.zeros((64, 64, 3), np.uint8))
     except Exception as exc:
-        doc.report("models", PROBLEM, f"face models cannot be loaded: {_line(exc)} "
+        doc.report("models", PROBLEM, f"face models cannot be loaded: {one_line(exc)} "
                    "(reinstall face-recognition-models or set faces.*_model)")
         return None
     names = ", ".join(Path(p).name for p in paths.values())
@@ -148,7 +157,7 @@ def check_descriptor(doc: Doctor, settings: Any, analyzer: Any, repeats: int = 3
         other = FaceAnalyzer(dataclasses.replace(settings.faces, descriptor_engine=other_name))
         ours_ms, other_ms = per_face(analyzer), per_face(other)
     except Exception as exc:
-        doc.report("descriptor", NOTE, f"{used} engine; could not time it: {_line(exc)}")
+        doc.report("descriptor", NOTE, f"{used} engine; could not time it: {one_line(exc)}")
         return
     text = f"{used} engine: {ours_ms:.0f} ms per face ({other_name}: {other_ms:.0f} ms)"
     if configured != used:
@@ -178,14 +187,14 @@ def check_corpus(doc: Doctor, settings: Any, path: Path | None = None) -> None:
 
         corpus = open_corpus(Path(path), settings.faces)
     except Exception as exc:
-        doc.report("corpus", PROBLEM, _line(exc))
+        doc.report("corpus", PROBLEM, one_line(exc))
         return
     try:
         kind = "synthetic test corpus" if corpus.synthetic else "corpus"
         try:  # the scanner `sosie run` makes: the `search` section picks kernel and threads
             scanner = make_scanner(corpus, settings.search)
         except ValueError as exc:
-            doc.report("search", PROBLEM, f"search.kernel: {_line(exc)}")
+            doc.report("search", PROBLEM, f"search.kernel: {one_line(exc)}")
             return
         threads = getattr(scanner, "threads", None)
         doc.report("corpus", OK, f"{kind} {path}: {corpus.count} faces, {corpus.dim}-D, "
@@ -222,34 +231,19 @@ def check_camera(doc: Doctor, settings: Any, analyzer: Any) -> None:
 
 
 def check_printer(doc: Doctor, settings: Any) -> None:
+    """The printer's own diagnosis (it only looks: the file backend's device is not opened)."""
     try:
         from appliance.parts.printer import make_printer
 
         printer = make_printer(settings.printer)
     except Exception as exc:
-        doc.report("printer", PROBLEM, _line(exc))
+        doc.report("printer", PROBLEM, one_line(exc))
         return
     try:
-        status = printer.status()
-    except Exception as exc:
-        doc.report("printer", PROBLEM, f"{_line(exc)} (is it switched on and plugged in?)")
-        return
+        doc.findings("printer", printer.diagnose())
     finally:
         with contextlib.suppress(Exception):
             printer.close()
-    backend = settings.printer.backend
-    if getattr(status, "paper", None) == "out":
-        doc.report("printer", PROBLEM, f"{backend} printer: out of paper")
-    elif getattr(status, "online", None) is False:
-        doc.report("printer", PROBLEM, f"{backend} printer: offline (cover open?)")
-    else:
-        paper = getattr(status, "paper", "unknown")
-        where = f" -> {printer.out_dir}" if hasattr(printer, "out_dir") else ""
-        doc.report("printer", OK, f"{backend} printer{where}, {printer.width} dots wide, "
-                   f"paper {paper}")
-        if backend == "virtual":
-            doc.report("printer", NOTE, "the virtual printer writes PNG files; set "
-                       "printer.backend for a real one")
 
 
 def check_pins(doc: Doctor, settings: Any, pin_factory: Any = None) -> None:
@@ -366,7 +360,7 @@ def pin_library_problem(fallbacks: Sequence[str]) -> str:
 
 def _gpio_words(exc: Exception) -> str:
     words = GPIO_WORDS.get(type(exc).__name__)
-    detail = _line(exc)
+    detail = one_line(exc)
     if words is None:
         return detail
     return words if detail == type(exc).__name__ else f"{words} ({detail})"
@@ -415,7 +409,7 @@ def check_poweroff(doc: Doctor, settings: Any, *, run: Runner = _run,
         result = run(ask)
     except (OSError, subprocess.SubprocessError) as exc:
         doc.report("poweroff", NOTE, f"cannot ask logind whether {who} may run `{shown}`: "
-                   f"{_line(exc)}")
+                   f"{one_line(exc)}")
         return
     answer = result.stdout.strip().removeprefix("s ").strip('"') if result.returncode == 0 else ""
     if answer == "yes":
@@ -460,7 +454,3 @@ def _writable(path: Path) -> bool:
     while not path.exists():
         path = path.parent
     return os.access(path, os.W_OK)
-
-
-def _line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from appliance.config import ConfigError
+from appliance.parts.printer.device_file import inspect as inspect_device
+from appliance.parts.printer.device_file import open_device
 from appliance.parts.printer.escpos_printer import EscposPrinter
 from appliance.parts.printer.faults import FaultHandler
 from appliance.parts.printer.interface import Printer
-from appliance.parts.printer.profile import _with_width, escpos_module, printer_width
-from appliance.parts.printer.settings import PrinterSettings
+from appliance.parts.printer.profile import escpos_module, printer_width, with_width
+from appliance.parts.printer.settings import FileSettings, PrinterSettings
 from appliance.parts.printer.virtual import VirtualPrinter
 
 
@@ -28,7 +30,7 @@ def _connector(settings: PrinterSettings, width: int) -> tuple[Callable[[], Any]
                 timeout=int(s.write_timeout * 1000), in_ep=u.in_ep, out_ep=u.out_ep,
                 profile=s.profile,
             )
-            return _with_width(esc, width)
+            return with_width(esc, width)
 
         return usb, describe
     if s.backend == "serial":
@@ -39,7 +41,7 @@ def _connector(settings: PrinterSettings, width: int) -> tuple[Callable[[], Any]
                 devfile=r.device, baudrate=r.baudrate, timeout=s.write_timeout,
                 dsrdtr=r.dsrdtr, xonxoff=r.xonxoff, profile=s.profile,
             )
-            return _with_width(esc, width)
+            return with_width(esc, width)
 
         return serial, f"serial printer {r.device}"
     if s.backend == "network":
@@ -49,23 +51,35 @@ def _connector(settings: PrinterSettings, width: int) -> tuple[Callable[[], Any]
             esc = escpos_module().Network(
                 host=n.host, port=n.port, timeout=s.connect_timeout, profile=s.profile
             )
-            return _with_width(esc, width)
+            return with_width(esc, width)
 
         return network, f"network printer {n.host}:{n.port}"
     if s.backend == "file":
         f = s.file
 
         def file() -> Any:
-            if f.device.startswith("/dev/") and not Path(f.device).exists():
-                raise FileNotFoundError(f"no such device {f.device} (printer unplugged?)")
-            esc = escpos_module().File(devfile=f.device, auto_flush=True, profile=s.profile)
-            return _with_width(esc, width)
+            return with_width(device_file_class()(f, profile=s.profile), width)
 
         return file, f"printer device {f.device}"
     raise ConfigError(
         f"config key 'printer.backend' = {s.backend!r}: expected one of "
         "'virtual', 'usb', 'serial', 'network', 'file'"
     )
+
+
+@functools.cache
+def device_file_class() -> type:
+    """python-escpos's `File` printer, opened by `open_device` (checked, never truncated)."""
+
+    class DeviceFile(escpos_module().File):  # type: ignore[misc, name-defined]
+        def __init__(self, settings: FileSettings, **kwargs: Any) -> None:
+            super().__init__(devfile=settings.device, auto_flush=True, **kwargs)
+            self.file_settings = settings
+
+        def open(self, raise_not_found: bool = True) -> None:
+            self.device = open_device(self.file_settings)
+
+    return DeviceFile
 
 
 def make_printer(settings: PrinterSettings, *, on_fault: FaultHandler | None = None,
@@ -75,4 +89,6 @@ def make_printer(settings: PrinterSettings, *, on_fault: FaultHandler | None = N
         return VirtualPrinter(settings=settings)
     width = printer_width(settings)
     connect, describe = _connector(settings, width)
-    return EscposPrinter(settings, connect, describe=describe, on_fault=on_fault, sleep=sleep)
+    inspect = (lambda: inspect_device(settings.file)) if settings.backend == "file" else None
+    return EscposPrinter(settings, connect, describe=describe, on_fault=on_fault, sleep=sleep,
+                         inspect=inspect)

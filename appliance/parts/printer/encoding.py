@@ -10,8 +10,14 @@ from typing import Any
 
 from PIL import Image
 
-from appliance.parts.printer.faults import PrinterFault, TicketAborted, TicketRejected, _reason
-from appliance.parts.printer.profile import _with_width, escpos_module
+from appliance.errors import one_line
+from appliance.parts.printer.faults import (
+    REASON_LIMIT,
+    PrinterFault,
+    TicketAborted,
+    TicketRejected,
+)
+from appliance.parts.printer.profile import escpos_module, with_width
 from appliance.parts.printer.settings import PrinterSettings
 
 Printable = Image.Image | Iterable[Image.Image]  # one image, or bands top to bottom
@@ -41,7 +47,7 @@ class BandEncoder:
     def __init__(self, settings: PrinterSettings, width: int) -> None:
         self.settings = settings
         self.width = width
-        self._dummy = _with_width(escpos_module().Dummy(profile=settings.profile), width)
+        self._dummy = with_width(escpos_module().Dummy(profile=settings.profile), width)
         self._known: dict[tuple[object, ...], list[bytes]] = {}
 
     def _emit(self, command: Callable[[Any], None]) -> list[bytes]:
@@ -51,8 +57,12 @@ class BandEncoder:
         except PrinterFault:
             raise
         except Exception as exc:  # escpos refusing something: a fault, never a crash
-            raise TicketRejected(f"cannot encode the ticket: {_reason(exc)}") from None
-        return list(self._dummy._output_list)
+            reason = one_line(exc, REASON_LIMIT)
+            raise TicketRejected(f"cannot encode the ticket: {reason}") from None
+        # One segment per command (public `Dummy.output`), so a raster fragment is one segment
+        # whose unsent rest can be padded with NULs if the printer fails mid-way.
+        output = self._dummy.output
+        return [output] if output else []
 
     def init(self) -> list[bytes]:
         return self._emit(lambda d: d.hw("INIT"))
@@ -63,8 +73,12 @@ class BandEncoder:
         key = (image.size, hashlib.blake2b(image.tobytes(), digest_size=16).digest())
         segments = self._known.pop(key, None)
         if segments is None:
-            segments = self._emit(lambda d: d.image(
-                image, impl="bitImageRaster", fragment_height=self.settings.fragment_height))
+            segments = []
+            rows = self.settings.fragment_height
+            for top in range(0, image.height, rows):  # one GS v 0 command per fragment
+                fragment = image.crop((0, top, image.width, min(image.height, top + rows)))
+                segments += self._emit(lambda d, f=fragment: d.image(
+                    f, impl="bitImageRaster", fragment_height=rows))
         self._known[key] = segments  # newest last
         if len(self._known) > self.REMEMBERED:
             self._known.pop(next(iter(self._known)))
@@ -139,7 +153,8 @@ class StreamJob:
             return None
         except Exception as exc:
             self._bands = None
-            raise TicketAborted(f"ticket composition failed: {_reason(exc)}") from exc
+            reason = one_line(exc, REASON_LIMIT)
+            raise TicketAborted(f"ticket composition failed: {reason}") from exc
 
     def _add(self, segments: list[bytes], *, raster: bool) -> None:
         self._segments.extend((segment, raster) for segment in segments)
@@ -155,7 +170,7 @@ def encode_ticket(image: Printable, settings: PrinterSettings, width: int) -> Jo
     return StreamJob(image, BandEncoder(settings, width)).job()
 
 
-def _separator(settings: PrinterSettings) -> bytes:
+def separator(settings: PrinterSettings) -> bytes:
     """Bytes that reset the printer and cut off a spoiled, half-printed ticket."""
     dummy = escpos_module().Dummy(profile=settings.profile)
     dummy.hw("INIT")

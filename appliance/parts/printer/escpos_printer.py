@@ -8,9 +8,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from appliance.errors import one_line
+from appliance.parts.diagnosis import Finding
 from appliance.parts.printer.deadline import call_with_deadline
-from appliance.parts.printer.encoding import Printable, StreamJob, _separator
+from appliance.parts.printer.encoding import Printable, StreamJob, separator
 from appliance.parts.printer.faults import (
+    REASON_LIMIT,
     FaultEvent,
     FaultHandler,
     PaperOut,
@@ -18,7 +21,6 @@ from appliance.parts.printer.faults import (
     PrinterDisconnected,
     PrinterFault,
     PrinterOffline,
-    _reason,
 )
 from appliance.parts.printer.interface import Printer, PrinterStatus, PrintReceipt
 from appliance.parts.printer.profile import printer_width
@@ -40,8 +42,10 @@ class EscposPrinter(Printer):
         describe: str = "printer",
         on_fault: FaultHandler | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        inspect: Callable[[], Finding] | None = None,
     ) -> None:
         self.settings = settings
+        self._inspect = inspect  # a look without opening (the file backend: opening writes)
         self.width = printer_width(settings)
         self.describe = describe
         self.on_fault = on_fault
@@ -67,7 +71,7 @@ class EscposPrinter(Printer):
         except PrinterFault:
             raise
         except Exception as exc:
-            raise PrinterAbsent(f"{self.describe}: {_reason(exc)}") from None
+            raise PrinterAbsent(f"{self.describe}: {one_line(exc, REASON_LIMIT)}") from None
         return self._conn
 
     def close(self) -> None:
@@ -84,12 +88,24 @@ class EscposPrinter(Printer):
             threading.Thread(target=_quiet_close, args=(conn,), daemon=True).start()
 
     def _write(self, conn: Any, data: bytes) -> None:
+        # `_raw` is python-escpos's one way to send bytes it did not encode itself (every
+        # connection class implements it; there is no public equivalent in python-escpos 3).
+        # tests/test_printer.py fails if a connection class loses it.
         try:
             call_with_deadline(lambda: conn._raw(data), self.settings.write_timeout, "write")
         except PrinterFault:
             raise
         except Exception as exc:
-            raise PrinterDisconnected(f"{self.describe}: write failed: {_reason(exc)}") from None
+            reason = one_line(exc, REASON_LIMIT)
+            raise PrinterDisconnected(f"{self.describe}: write failed: {reason}") from None
+
+    def name(self) -> str:
+        return self.describe
+
+    def diagnose(self) -> list[Finding]:
+        if self._inspect is not None and self._conn is None:
+            return [self._inspect()]
+        return super().diagnose()
 
     # -- status
 
@@ -147,16 +163,16 @@ class EscposPrinter(Printer):
                     # Complete the interrupted raster with blank rows (NUL bytes are ignored
                     # outside an image), then reset and cut the spoiled part off.
                     pad = len(segment) - start if is_raster else 0
-                    self._spoiled = bytes(pad) + _separator(self.settings)
+                    self._spoiled = bytes(pad) + separator(self.settings)
                 raise
         return len(segment)
 
     def _cut_off(self, conn: Any) -> None:
         """Feed and cut after a ticket abandoned between bands (or on the next ticket)."""
         try:
-            self._write(conn, _separator(self.settings))
+            self._write(conn, separator(self.settings))
         except PrinterFault:
-            self._spoiled = _separator(self.settings)
+            self._spoiled = separator(self.settings)
 
     def print_ticket(self, image: Printable) -> PrintReceipt:
         job = self._job(image)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+REASON_LIMIT = 160  # characters of a device's own error text quoted in a fault
+
 
 class PrinterFault(Exception):
     """A printing problem, described on one line; `kind` names it for the state machine."""
@@ -73,7 +75,3 @@ class FaultEvent:
 
 FaultHandler = Callable[[FaultEvent], None]
 
-
-def _reason(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= 160 else text[:157] + "..."

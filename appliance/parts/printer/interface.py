@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from appliance.parts.diagnosis import Finding, ok, problem
 from appliance.parts.printer.encoding import BandEncoder, Printable, StreamJob
+from appliance.parts.printer.faults import PrinterFault
 from appliance.parts.printer.settings import PrinterSettings
 
 
@@ -46,6 +48,22 @@ class Printer(ABC):
     def status(self) -> PrinterStatus:
         """What the printer says about itself (never blocks longer than the status timeout)."""
         return PrinterStatus(online=None, paper="unknown")
+
+    def name(self) -> str:
+        """The printer in a few words, for messages ("USB printer 04b8:0202")."""
+        return f"{self.settings.backend} printer"
+
+    def diagnose(self) -> list[Finding]:
+        """Whether it can print now: its status in plain words (`sosie doctor`, start-up)."""
+        try:
+            status = self.status()
+        except PrinterFault as exc:
+            return [problem(f"{exc} (is it switched on and plugged in?)")]
+        if status.paper == "out":
+            return [problem(f"{self.name()}: out of paper")]
+        if status.online is False:
+            return [problem(f"{self.name()}: offline (cover open or error)")]
+        return [ok(f"{self.name()}, {self.width} dots wide, paper {status.paper}")]
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the connection."""

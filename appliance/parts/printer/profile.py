@@ -47,7 +47,7 @@ def printer_width(settings: PrinterSettings) -> int:
     return width
 
 
-def _with_width(esc: Any, width: int) -> Any:
+def with_width(esc: Any, width: int) -> Any:
     """Give an escpos printer object its own profile copy with the paper width set."""
     data = copy.deepcopy(esc.profile.profile_data)
     data.setdefault("media", {}).setdefault("width", {})["pixels"] = width

@@ -32,7 +32,8 @@ class NetworkSettings:
 
 @dataclass(frozen=True)
 class FileSettings:
-    device: str = "/dev/usb/lp0"  # a device node (usblp) or any file
+    device: str = "/dev/usb/lp0"  # a character device (usblp) or a FIFO
+    allow_regular_file: bool = False  # the installer's opt-in: append tickets to a plain file
 
 
 @dataclass(frozen=True)

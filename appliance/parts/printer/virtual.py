@@ -8,6 +8,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from appliance.parts.diagnosis import Finding, note, ok
 from appliance.parts.printer.encoding import Printable
 from appliance.parts.printer.faults import PrinterAbsent, TicketRejected
 from appliance.parts.printer.interface import Printer, PrinterStatus, PrintReceipt
@@ -61,3 +62,10 @@ class VirtualPrinter(Printer):
 
     def status(self) -> PrinterStatus:
         return PrinterStatus(online=True, paper="ok")
+
+    def name(self) -> str:
+        return f"virtual printer -> {self.out_dir}"
+
+    def diagnose(self) -> list[Finding]:
+        return [ok(f"{self.name()}, {self.width} dots wide"),
+                note("the virtual printer writes PNG files; set printer.backend for a real one")]
