@@ -188,3 +188,57 @@ def test_the_curve_shows_the_search():
     assert not ((without[..., 0] > 150) & (without[..., 1] < 90)).any()
     assert nice_ticks(0.0, 1.0) == [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
     assert nice_ticks(0, 44) == [0, 10, 20, 30, 40]
+
+
+def test_conjuring_writes_nothing_of_the_photo(net, corpus_dir, astronaut, tmp_path,
+                                               monkeypatch):
+    """The privacy audit of tests/test_privacy.py on the conjure path: Python's file writes and
+    a snapshot of HOME, TMPDIR, the working directory, the cache and the corpus; only --out's
+    four files appear, and none of them holds the photo's pixels or its descriptor."""
+    import tempfile
+
+    from test_privacy import AUDIT, snapshot
+
+    from appliance.cli import main
+
+    dirs = {name: tmp_path / name for name in ("home", "tmp", "cwd", "cache")}
+    for d in dirs.values():
+        d.mkdir()
+    monkeypatch.setenv("HOME", str(dirs["home"]))
+    monkeypatch.setenv("TMPDIR", str(dirs["tmp"]))
+    monkeypatch.setenv("SOSIE_CACHE", str(dirs["cache"]))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(dirs["home"] / ".cache"))
+    monkeypatch.chdir(dirs["cwd"])
+    monkeypatch.setattr(tempfile, "tempdir", str(dirs["tmp"]))
+    photo = dirs["home"] / "visitor.png"
+    Image.fromarray(astronaut).save(photo)
+    out = dirs["home"] / "conjured"
+    roots = [*dirs.values(), corpus_dir]
+    before = snapshot(roots)
+    AUDIT.paths.clear()
+    AUDIT.active = True
+    try:
+        status = main(["conjure", str(photo), "--out", str(out), "--evaluations", "12",
+                       "--corpus", str(corpus_dir)])
+    finally:
+        AUDIT.active = False
+    assert status == 0
+    inside = out.resolve()
+    written = [p for p in AUDIT.paths
+               if Path(p).resolve() != inside and inside not in Path(p).resolve().parents]
+    assert written == []
+    after = snapshot(roots)
+    changed = sorted(p for p in set(after) | set(before) if after.get(p) != before.get(p))
+    assert changed == sorted(str(out / name) for name in (
+        "conjured.npy", "conjured.png", "curve.png", "summary.json"))
+    face = np.asarray(Image.open(out / "conjured.png"))
+    assert face.shape != astronaut.shape
+    def lists(value):
+        if isinstance(value, dict):
+            for item in value.values():
+                yield from lists(item)
+        elif isinstance(value, list):
+            yield value
+
+    summary = json.loads((out / "summary.json").read_text())
+    assert all(len(values) < 128 for values in lists(summary))  # no descriptor in it
