@@ -551,3 +551,12 @@ def test_every_face_listing_also_looks_closer_when_it_finds_none(analyzer, astro
     photo = photos.rescaled(np.ascontiguousarray(astronaut), factor)
     assert [d.score >= analyzer.settings.weak_score for d in analyzer.detect(photo)][:1] == [True]
     assert len(analyzer.faces(photo)) == 1
+
+
+def test_tiny_photos_already_enlarged_get_no_small_face_look(analyzer):
+    # a 64x64 generated face is enlarged 3.1x to detect_min_side: more than the zoom would add
+    assert analyzer.looks(64, 64) == [pytest.approx(200 / 64)]
+    # a 160-px photo is enlarged 1.25x: the last look still enlarges it 2x
+    assert analyzer.looks(160, 160) == [1.25, analyzer.settings.small_face_zoom]
+    # a 12 MP photo: 320 and 640 px copies, then the 640 px copy enlarged 2x
+    assert analyzer.looks(3040, 4056) == pytest.approx([320 / 4056, 640 / 4056, 1280 / 4056])

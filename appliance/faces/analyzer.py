@@ -56,7 +56,8 @@ class FaceSettings:
     detect_min_side: int = setting(200, min=0, max=4096)
     #: When no look shows a confident face, a last look at the detect_max_side copy enlarged this
     #: much: HOG sees faces from ~80 px, so 2 finds 40-px faces (~4x that look's cost, paid only
-    #: by photos where no face was found yet). 1: no last look.
+    #: by photos where no face was found yet; not taken for tiny photos that detect_min_side
+    #: already enlarged as much). 1: no last look.
     small_face_zoom: float = setting(2.0, min=1.0, max=4.0)
     #: Extra 2x pyramid levels inside the detector: finds smaller faces, ~4x slower per level.
     upsample: int = setting(0, min=0, max=3)
@@ -434,7 +435,7 @@ class FaceAnalyzer:
 
         With `one` (`analyze`: the largest face is the first a coarse look finds) a coarse look
         at `detect_first_side` comes first; then the look at `detection_scale`; then, for small
-        faces, that copy enlarged by `small_face_zoom`.
+        faces, the photo (or its detect_max_side copy) enlarged by `small_face_zoom`.
         """
         scale = self.detection_scale(height, width)
         scales = []
@@ -442,10 +443,12 @@ class FaceAnalyzer:
         if one and self.settings.choose == "largest" and quick > 0 and 1.25 * quick < scale:
             scales.append(quick)
         scales.append(scale)
-        zoom = self.settings.small_face_zoom
-        if zoom > 1.0 and self.settings.min_face_side * scale < HOG_WINDOW:
-            # (pointless when every face it alone could find is below min_face_side)
-            scales.append(scale * zoom)
+        # The last look finds faces down to HOG_WINDOW / zoom px (40) in the photo, or in its
+        # detect_max_side copy: a tiny photo already upscaled that much needs no closer look,
+        # nor does a minimum face size that the look at `scale` already sees whole.
+        closest = self.settings.small_face_zoom * min(scale, 1.0)
+        if closest > 1.25 * scale and self.settings.min_face_side * scale < HOG_WINDOW:
+            scales.append(closest)
         return scales
 
     def _detect(self, rgb: np.ndarray, timings: dict[str, float],
