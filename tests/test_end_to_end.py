@@ -17,7 +17,7 @@ from PIL import Image
 
 from appliance.parts.camera import FileCamera, fit_inside
 from appliance.parts.controls import ControlSettings, GpioControls
-from appliance.runtime.backend import ApplianceBackend
+from appliance.runtime.appliance import Appliance
 from appliance.runtime.machine import Machine, State
 from appliance.runtime.service import Service
 from appliance.settings import load_settings
@@ -74,7 +74,7 @@ class SpyPrinter:
 
 
 def run_session(settings, camera, printer, corpus_dir, presses, controls, spy=None, after=None):
-    backend = ApplianceBackend(settings, camera=camera, printer=printer, corpus_path=corpus_dir)
+    backend = Appliance(settings, camera=camera, printer=printer, corpus_path=corpus_dir)
     records = []
     service = Service(Machine(settings.machine), backend, controls, settings.service,
                       on_visit=records.append)

@@ -149,17 +149,17 @@ def test_status_without_a_service_is_one_line(tmp_path, capsys):
 
 
 def test_backend_start_failures_name_the_part(tmp_path, corpus_dir, astronaut_png):
-    from appliance.runtime.backend import ApplianceBackend
+    from appliance.runtime.appliance import Appliance
 
     cfg = write_config(tmp_path / "c.yaml", tmp_path / "missing-corpus", astronaut_png,
                        tmp_path / "t")
-    backend = ApplianceBackend(load_settings(cfg), corpus_path=CORPUS[cfg])
+    backend = Appliance(load_settings(cfg), corpus_path=CORPUS[cfg])
     with pytest.raises(PartFault) as info:
         backend.start()
     assert info.value.fault is Fault.CORPUS and "corpus" in info.value.reason
 
     cfg = write_config(tmp_path / "c.yaml", corpus_dir, tmp_path / "no-photo.jpg", tmp_path / "t")
-    backend = ApplianceBackend(load_settings(cfg), corpus_path=CORPUS[cfg])
+    backend = Appliance(load_settings(cfg), corpus_path=CORPUS[cfg])
     with pytest.raises(PartFault) as info:
         backend.start()
     assert info.value.fault is Fault.CAMERA and "does not exist" in info.value.reason
@@ -172,7 +172,7 @@ def test_backend_start_failures_name_the_part(tmp_path, corpus_dir, astronaut_pn
 
 def test_backend_printer_fault_at_start(tmp_path, corpus_dir, astronaut_png):
     from appliance.parts.printer import PrinterAbsent
-    from appliance.runtime.backend import ApplianceBackend
+    from appliance.runtime.appliance import Appliance
 
     class Unplugged:
         width = 576
@@ -184,7 +184,7 @@ def test_backend_printer_fault_at_start(tmp_path, corpus_dir, astronaut_png):
             pass
 
     cfg = write_config(tmp_path / "c.yaml", corpus_dir, astronaut_png, tmp_path / "t")
-    backend = ApplianceBackend(load_settings(cfg), printer=Unplugged(), corpus_path=corpus_dir)
+    backend = Appliance(load_settings(cfg), printer=Unplugged(), corpus_path=corpus_dir)
     with pytest.raises(PartFault) as info:
         backend.start()
     assert info.value.fault is Fault.PRINTER and "not found" in info.value.reason

@@ -16,7 +16,7 @@ from appliance.parts.camera import FileCamera
 from appliance.parts.controls import VirtualControls
 from appliance.parts.printer import EscposPrinter
 from appliance.parts.printer.decode import decode
-from appliance.runtime.backend import ApplianceBackend
+from appliance.runtime.appliance import Appliance
 from appliance.runtime.lookup import Lookup
 from appliance.runtime.machine import Machine, State
 from appliance.runtime.service import Service
@@ -53,7 +53,7 @@ def run_one_visit(outcome, tmp_path, monkeypatch, **layout):
     printer = EscposPrinter(dataclasses.replace(settings.printer, backend="file",
                                                 check_status=False, retries=0),
                             lambda: connection)
-    backend = ApplianceBackend(settings, camera=FileCamera(np.zeros((48, 64, 3), np.uint8)),
+    backend = Appliance(settings, camera=FileCamera(np.zeros((48, 64, 3), np.uint8)),
                                printer=printer)
     corpus, analyzer = FakeCorpus(), SlowAnalyzer(outcome)
     backend.analyzer, backend.corpus = analyzer, corpus

@@ -121,7 +121,7 @@ def _socket_path(args: argparse.Namespace) -> Path:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from appliance.parts.controls import ControlsError, make_controls
-    from appliance.runtime.backend import ApplianceBackend
+    from appliance.runtime.appliance import Appliance
     from appliance.runtime.control_socket import ControlError, ControlServer, default_socket_path
     from appliance.runtime.machine import Machine
     from appliance.runtime.service import Service
@@ -137,7 +137,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ControlsError as exc:
         print(f"sosie run: {exc}", file=sys.stderr)
         return 1
-    backend = ApplianceBackend(settings, corpus_path=args.corpus)
+    backend = Appliance(settings, corpus_path=args.corpus)
     service = Service(Machine(settings.machine), backend, controls, settings.service)
     socket_path = args.socket or settings.service.socket or default_socket_path()
     server = ControlServer(socket_path, service.handle_request)

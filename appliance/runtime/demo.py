@@ -19,7 +19,7 @@ import numpy as np
 
 from appliance.parts.camera import FileCamera
 from appliance.parts.controls import VirtualControls
-from appliance.runtime.backend import ApplianceBackend
+from appliance.runtime.appliance import Appliance
 from appliance.runtime.machine import Fault, Machine, State
 from appliance.runtime.service import Service, VisitRecord
 from appliance.settings import AppSettings
@@ -67,7 +67,7 @@ class Demo:
         self.camera = FileCamera(source, size=(cam.width, cam.height),
                                  rotate=cam.rotate, mirror=cam.mirror)
         self.printer = VirtualPrinter(out_dir, settings.printer)
-        self.backend = ApplianceBackend(settings, camera=self.camera, printer=self.printer,
+        self.backend = Appliance(settings, camera=self.camera, printer=self.printer,
                                         corpus_path=corpus_path)
         self.controls = VirtualControls()
         machine = dataclasses.replace(settings.machine,

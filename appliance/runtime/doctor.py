@@ -183,7 +183,7 @@ def check_corpus(doc: Doctor, settings: Any, path: Path | None = None) -> None:
             return
         path = demo
     try:
-        from appliance.runtime.backend import make_scanner, open_corpus
+        from appliance.runtime.appliance import make_scanner, open_corpus
 
         corpus = open_corpus(Path(path), settings.faces)
     except Exception as exc:

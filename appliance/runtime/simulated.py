@@ -19,7 +19,7 @@ import numpy as np
 
 from appliance.parts.camera import FileCamera
 from appliance.parts.controls import VirtualControls
-from appliance.runtime.backend import ApplianceBackend
+from appliance.runtime.appliance import Appliance
 from appliance.runtime.machine import Machine, State
 from appliance.runtime.service import Service, VisitRecord
 from appliance.settings import AppSettings
@@ -61,7 +61,7 @@ class SimulatedAppliance:
             settings.printer, backend="file", check_status=False, retries=0)
         self.printer = EscposPrinter(psettings, lambda: self.connection, describe="simulated")
         self.camera = FileCamera(frame)
-        self.backend = ApplianceBackend(settings, camera=self.camera, printer=self.printer,
+        self.backend = Appliance(settings, camera=self.camera, printer=self.printer,
                                         corpus_path=corpus_path)
         machine = dataclasses.replace(settings.machine, cooldown_seconds=0.0)
         self.records: list[VisitRecord] = []

@@ -1,6 +1,6 @@
 """The real devices behind the service loop: camera, face models, corpus, search, printer.
 
-`ApplianceBackend.start()` loads the dlib models, opens the corpus and touches every page of it
+`Appliance.start()` loads the dlib models, opens the corpus and touches every page of it
 (so the first visitor does not pay for SD-card reads), opens the camera and the printer. Each
 failure is a `PartFault` naming the part, so the machine shows the right fault and retries.
 The visitor's frame and descriptor only ever live in local variables here, unless the installer
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 NO_FACE_TEXT = ("No face found", "Stand in front of the camera,", "look at it, and press again.")
 
 
-class ApplianceBackend:
+class Appliance:
     """Implements `appliance.runtime.service.Backend` with the real parts (or given stand-ins)."""
 
     def __init__(
