@@ -242,3 +242,23 @@ def test_conjuring_writes_nothing_of_the_photo(net, corpus_dir, astronaut, tmp_p
 
     summary = json.loads((out / "summary.json").read_text())
     assert all(len(values) < 128 for values in lists(summary))  # no descriptor in it
+
+
+def test_the_appliance_conjures_a_double_and_its_short_ticket(net, analyzer, target, corpus_dir):
+    from appliance.conjure.double import Conjurer
+    from appliance.corpus import Corpus
+
+    with Corpus.open(corpus_dir) as corpus:
+        conjurer = Conjurer(analyzer, corpus, budget=Budget(seconds=None, evaluations=20),
+                            weights=net.path)
+        double = conjurer.conjure(target)
+        nearest = corpus_start(corpus, target, 1).nearest_distance
+    assert double.found and double.result.evaluations == 20 and double.result.start == "corpus"
+    assert double.nearest == nearest and double.corpus_count == corpus.count
+    assert double.face.shape == (256, 256, 3)
+    assert np.linalg.norm(analyzer.analyze(double.face).descriptor - target) == pytest.approx(
+        double.result.distance, abs=1e-6)
+    ticket = double.ticket(number=7, width=384)
+    assert ticket.mode == "1" and ticket.width == 384 and ticket.height > 384
+    ink = 1 - np.asarray(ticket, np.float64)
+    assert 0.05 < ink.mean() < 0.6  # a dithered face and text, neither blank nor black
