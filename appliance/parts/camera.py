@@ -19,11 +19,15 @@ from typing import Any, Literal
 import numpy as np
 
 from appliance.config import setting
+from appliance.errors import one_line
 
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm",
                   ".pgm", ".heic", ".heif"}
+
+
+Frame = np.ndarray  # (height, width, 3) uint8 RGB: one photo, held only during the visit
 
 
 @dataclass(frozen=True)
@@ -78,7 +82,7 @@ class Camera:
             raise
         except Exception as exc:
             self._close_quietly()
-            raise CameraError(f"{self.name} camera: {_first_line(exc)}") from None
+            raise CameraError(f"{self.name} camera: {one_line(exc)}") from None
         self.is_open = True
 
     def capture(self) -> np.ndarray:
@@ -88,7 +92,7 @@ class Camera:
             try:
                 frame = self._grab()
             except Exception as exc:
-                log.warning("%s camera: grab failed (%s); reopening", self.name, _first_line(exc))
+                log.warning("%s camera: grab failed (%s); reopening", self.name, one_line(exc))
                 self._close_quietly()
                 self._open_locked()
                 try:
@@ -98,7 +102,7 @@ class Camera:
                     raise
                 except Exception as exc2:
                     self._close_quietly()
-                    raise CameraError(f"{self.name} camera: {_first_line(exc2)}") from None
+                    raise CameraError(f"{self.name} camera: {one_line(exc2)}") from None
         return self._orient(frame)
 
     def close(self) -> None:
@@ -287,7 +291,7 @@ class Picamera2Camera(Camera):
         try:
             cam = Picamera2()
         except Exception as exc:  # IndexError/RuntimeError when no camera is connected
-            raise CameraError(f"picamera2 camera: no camera found ({_first_line(exc)})") from None
+            raise CameraError(f"picamera2 camera: no camera found ({one_line(exc)})") from None
         try:
             config = cam.create_video_configuration(
                 main={"size": (self.width, self.height), "format": "RGB888"}, buffer_count=2
@@ -341,8 +345,3 @@ def _has_picamera2() -> bool:
 
 def _device_name(device: int | str) -> str:
     return f"/dev/video{device}" if isinstance(device, int) else str(device)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

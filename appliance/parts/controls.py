@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from appliance.config import setting
+from appliance.errors import one_line
 from appliance.runtime.machine import Fault, State
 from appliance.runtime.presence import PresenceSettings
 
@@ -64,6 +65,8 @@ PATTERNS: dict[tuple[State, Fault | None], Pattern] = {
     (State.FAULT, Fault.CAMERA): Pattern("blink", RED, 0.2, 1.8),
     (State.FAULT, Fault.PRINTER): Pattern("blink", MAGENTA, 1.0, 1.0),
     (State.FAULT, Fault.CORPUS): Pattern("blink", ORANGE, 1.8, 0.2),
+    (State.FAULT, Fault.MODELS): Pattern("blink", ORANGE, 0.2, 0.2),
+    (State.FAULT, Fault.TICKET): Pattern("blink", MAGENTA, 0.2, 0.6),
     (State.SHUTTING_DOWN, None): Pattern("pulse", RED, 0.2, 0.2),
 }
 SIGNALS: dict[str, Pattern] = {"no_face": Pattern("blink", RED, 0.15, 0.15)}
@@ -238,10 +241,6 @@ def make_controls(settings: ControlSettings, pin_factory: Any = None) -> Control
             return GpioControls(settings, pin_factory=pin_factory)
     except Exception as exc:
         if settings.backend == "gpio":
-            raise ControlsError(f"controls: cannot use GPIO pins: {_describe(exc)}") from None
-        log.warning("no usable GPIO (%s): using the virtual button", _describe(exc))
+            raise ControlsError(f"controls: cannot use GPIO pins: {one_line(exc)}") from None
+        log.warning("no usable GPIO (%s): using the virtual button", one_line(exc))
         return VirtualControls()
-
-
-def _describe(exc: Exception) -> str:
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__

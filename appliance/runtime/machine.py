@@ -21,9 +21,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from appliance.config import setting
+
+if TYPE_CHECKING:  # the machine only carries them: it never looks inside
+    from appliance.parts.camera import Frame
+    from appliance.runtime.lookup import VisitResult
 
 
 class State(Enum):
@@ -38,9 +42,13 @@ class State(Enum):
 
 
 class Fault(Enum):
+    """The part at fault, each with its own LED pattern and recovery probe."""
+
     CAMERA = "camera"
     PRINTER = "printer"
-    CORPUS = "corpus"
+    CORPUS = "corpus"  # the corpus files or the search over them
+    MODELS = "models"  # the face models (detector, landmarks, descriptor)
+    TICKET = "ticket"  # composing the ticket (layout, fonts, dithering): not the printer's
 
 
 BUSY_STATES = frozenset({State.CAPTURING, State.SEARCHING, State.PRINTING})
@@ -92,7 +100,7 @@ class Press:
 @dataclass(frozen=True)
 class Captured:
     visit: int
-    frame: Any = field(repr=False)
+    frame: Frame = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -106,7 +114,7 @@ class Found:
     """The search produced a ticket to print."""
 
     visit: int
-    result: Any = field(repr=False)
+    result: VisitResult = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -130,6 +138,7 @@ class Printed:
 class PrintFailed:
     visit: int
     reason: str
+    part: Fault = Fault.PRINTER  # or TICKET: the ticket itself could not be composed
 
 
 @dataclass(frozen=True)
@@ -189,13 +198,13 @@ class Capture:
 @dataclass(frozen=True)
 class Search:
     visit: int
-    frame: Any = field(repr=False)
+    frame: Frame = field(repr=False)
 
 
 @dataclass(frozen=True)
 class PrintTicket:
     visit: int
-    result: Any = field(repr=False)
+    result: VisitResult = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -413,7 +422,7 @@ class Machine:
     def _print_failed(self, event: PrintFailed) -> list[Action]:
         if not self._current(event.visit):
             return []
-        return self._to_fault(Fault.PRINTER, event.reason)
+        return self._to_fault(event.part, event.reason)
 
     def _probe_ok(self, event: ProbeOk) -> list[Action]:
         if event.fault is not self.fault:

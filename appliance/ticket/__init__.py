@@ -49,9 +49,11 @@ from appliance.ticket.page import Page, crop_to_aspect
 from appliance.ticket.stream import (
     ContentSource,
     Ticket,
+    TicketError,
     compose_no_face,
     compose_ticket,
     ticket_bands,
+    ticket_width,
 )
 from appliance.ticket.text import draw_text, fit_size, text_width, wrap
 
@@ -70,6 +72,7 @@ __all__ = [
     "Page",
     "Ticket",
     "TicketContent",
+    "TicketError",
     "TicketLayout",
     "clear_static",
     "compose_no_face",
@@ -82,5 +85,6 @@ __all__ = [
     "static_piece",
     "text_width",
     "ticket_bands",
+    "ticket_width",
     "wrap",
 ]

@@ -8,8 +8,8 @@ from PIL import Image, ImageDraw
 
 from appliance.ticket.canvas import INK, PAPER
 from appliance.ticket.content import Lookalike, TicketContent
-from appliance.ticket.corpus_map import _map
-from appliance.ticket.page import Page, _heading
+from appliance.ticket.corpus_map import map_part
+from appliance.ticket.page import Page, heading
 from appliance.ticket.text import draw_text, text_width
 
 
@@ -67,7 +67,7 @@ def _hero(page: Page, content: TicketContent) -> None:
     visitor = content.visitor_face if page.layout.show_visitor else None
     frame_extra = 2 * (page.px(4) + (1 if page.width < 500 else 2))
     if visitor is None:
-        page.cached(("hero-head",), lambda: (_heading(page, "your closest double"),
+        page.cached(("hero-head",), lambda: (heading(page, "your closest double"),
                                               page.space(4)))
         side = page.inner - frame_extra
         framed = _framed(page.photo(best.thumbnail, (side, side)), page)
@@ -97,7 +97,7 @@ def _grid(page: Page, others: Sequence[Lookalike]) -> Iterator[None]:
         return
     columns = page.layout.columns or (2 if page.width < 480 or len(others) in (1, 2, 4) else 3)
     page.cached(("grid-head",), lambda: (page.rule(1, gap=10, dotted=True),
-                                         _heading(page, "and then"), page.space(4)))
+                                         heading(page, "and then"), page.space(4)))
     gap = page.px(14)
     cell = (page.inner - gap * (columns - 1)) // columns
     frame_extra = 2 * (page.px(4) + (1 if page.width < 500 else 2))
@@ -116,10 +116,10 @@ def _grid(page: Page, others: Sequence[Lookalike]) -> Iterator[None]:
         yield
 
 
-def _classic_parts(page: Page, content: TicketContent) -> Iterator[None]:
+def classic_parts(page: Page, content: TicketContent) -> Iterator[None]:
     _hero(page, content)
     yield
     yield from _grid(page, content.lookalikes[1:])
     if page.layout.show_map and content.corpus_map is not None:
-        _map(page, content.corpus_map)
+        map_part(page, content.corpus_map)
         yield

@@ -10,7 +10,7 @@ from PIL import Image, ImageDraw
 
 from appliance.ticket.canvas import INK, PAPER, static_piece
 from appliance.ticket.content import CorpusMap
-from appliance.ticket.page import Page, _heading
+from appliance.ticket.page import Page, heading
 from appliance.ticket.text import text_width
 
 
@@ -62,14 +62,14 @@ def _map_background(page: Page, frame: MapFrame, points: np.ndarray) -> Image.Im
     return img
 
 
-def _map(page: Page, corpus_map: CorpusMap) -> None:
+def map_part(page: Page, corpus_map: CorpusMap) -> None:
     points = np.asarray(corpus_map.points, dtype=np.float64).reshape(-1, 2)
     known = np.asarray([p for p in [corpus_map.visitor, *corpus_map.lookalikes] if p is not None],
                        dtype=np.float64).reshape(-1, 2)
     if len(points) == 0 and corpus_map.visitor is None:
         return
     page.cached(("map-head",), lambda: (page.rule(1, gap=10, dotted=True),
-                                        _heading(page, "where you stand"), page.space(4)))
+                                        heading(page, "where you stand"), page.space(4)))
     frame = _map_frame(page, points, known)
     if len(points):
         digest = hashlib.blake2b(points.tobytes(), digest_size=16).digest()

@@ -10,13 +10,13 @@ from appliance.ticket.page import Page
 from appliance.ticket.text import fit_size, text_width
 
 
-def _title(page: Page, installation: Installation, *, compact: bool = False) -> None:
+def header(page: Page, installation: Installation, *, compact: bool = False) -> None:
     """The header art: rules, the installation's title and subtitle (drawn once)."""
     page.cached(("header", installation, compact),
                 lambda: _header_art(page, installation, compact=compact))
 
 
-def _number_and_date(page: Page, number: int, when: datetime | None) -> None:
+def number_and_date(page: Page, number: int, when: datetime | None) -> None:
     date = when.strftime(page.layout.date_format) if when is not None else ""
     _meta_row(page, page.number(number), date)
     page.cached(("header-rule",), lambda: page.rule(1, gap=6, dotted=True))
@@ -56,7 +56,7 @@ def _meta_row(page: Page, left: str, right: str) -> None:
         page.text(right, "text", 19, align="left")
 
 
-def _footer(page: Page, number: int, when: datetime | None) -> None:
+def footer(page: Page, number: int, when: datetime | None) -> None:
     page.cached(("footer-top",), lambda: (page.rule(1, gap=12), page.text(
         page.layout.privacy, "note", 19, leading=1.35), page.space(8)))
     stamp = page.number(number)

@@ -75,7 +75,7 @@ def _placard(page: Page, lines: Sequence[str], width: int) -> Image.Image:
     return board
 
 
-def _mugshot(page: Page, content: TicketContent, installation: Installation) -> None:
+def mugshot_part(page: Page, content: TicketContent, installation: Installation) -> None:
     best = content.lookalikes[0]
     gap = page.px(14)
     cell = (page.inner - gap) // 2

@@ -125,5 +125,5 @@ def crop_to_aspect(gray: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return gray
 
 
-def _heading(page: Page, text: str) -> None:
+def heading(page: Page, text: str) -> None:
     page.text(text.upper(), "bold", 17, tracking=0.25, leading=1.5)

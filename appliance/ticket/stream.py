@@ -4,63 +4,62 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 
 from PIL import Image
 
+from appliance.errors import one_line
+from appliance.replay import Replay
 from appliance.ticket.canvas import BASE_WIDTH, stack
-from appliance.ticket.classic import _classic_parts
+from appliance.ticket.classic import classic_parts
 from appliance.ticket.content import Installation, TicketContent, TicketLayout
-from appliance.ticket.header_footer import _footer, _number_and_date, _title
-from appliance.ticket.mugshot import _mugshot
+from appliance.ticket.header_footer import footer, header, number_and_date
+from appliance.ticket.mugshot import mugshot_part
 from appliance.ticket.page import Page
 
 
-class Ticket:
+class Ticket(Replay[Image.Image]):
     """A ticket composed lazily, band by band (header first), for streaming to the printer.
 
     Iterating yields the bands (mode "1", full width), composing each when it is first asked
-    for; a second iteration replays the composed ones (a printer's retry). A band that failed
-    to compose fails every iteration from there on: a ticket is never silently cut short.
+    for; a second iteration replays the composed ones (a printer's retry: the one replay buffer
+    of a ticket). A band that failed to compose fails every iteration from there on, as a
+    `TicketError`: the ticket's own fault, never the printer's.
     """
 
-    def __init__(self, bands: Iterator[Image.Image], width: int,
+    def __init__(self, bands: Iterable[Image.Image], width: int,
                  timings: dict[str, float] | None = None) -> None:
+        super().__init__(_composition_errors(bands))
         self.width = width
         self.timings = timings if timings is not None else {}
-        self.band_seconds: list[float] = []  # composing time of each band
-        self._source: Iterator[Image.Image] | None = bands
-        self._bands: list[Image.Image] = []
-        self._error: BaseException | None = None
 
-    def __iter__(self) -> Iterator[Image.Image]:
-        i = 0
-        while i < len(self._bands) or self._more():
-            yield self._bands[i]
-            i += 1
-
-    def _more(self) -> bool:
-        """Compose the next band; False when the ticket is complete."""
-        if self._error is not None:
-            raise self._error
-        if self._source is None:
-            return False
-        start = time.perf_counter()
-        try:
-            self._bands.append(next(self._source))
-        except StopIteration:
-            self._source = None
-            return False
-        except Exception as exc:
-            self._source, self._error = None, exc
-            raise
-        self.band_seconds.append(time.perf_counter() - start)
-        return True
+    @property
+    def band_seconds(self) -> list[float]:
+        """Composing time of each band so far."""
+        return self.item_seconds
 
     def image(self) -> Image.Image:
         """The whole ticket as one mode "1" image (composes what is left)."""
         return stack(self, self.width, "1")
+
+
+class TicketError(RuntimeError):
+    """A band of the ticket could not be composed (layout, font, thumbnail, dithering)."""
+
+
+def _composition_errors(bands: Iterable[Image.Image]) -> Iterator[Image.Image]:
+    try:
+        yield from bands
+    except TicketError:
+        raise
+    except Exception as exc:
+        raise TicketError(f"ticket composition failed: {one_line(exc)}") from exc
+
+
+def ticket_width(layout: TicketLayout, paper_width: int | None) -> int:
+    """The ticket's width in dots: `ticket.width`, else the paper's (else 576)."""
+    return layout.width or paper_width or BASE_WIDTH
 
 
 ContentSource = TicketContent | Callable[[], TicketContent]
@@ -80,7 +79,7 @@ def ticket_bands(content: ContentSource, layout: TicketLayout | None = None,
     installation = installation or Installation()
     if isinstance(content, TicketContent):
         _check_content(content)
-    page = Page(layout.width or width or BASE_WIDTH, layout)
+    page = Page(ticket_width(layout, width), layout)
     return _banded(page, _parts(page, content, installation), timings)
 
 
@@ -115,18 +114,18 @@ def _banded(page: Page, parts: Iterator[None], timings: dict[str, float] | None
 def _parts(page: Page, source: ContentSource, installation: Installation) -> Iterator[None]:
     """The whole ticket; yields at each band boundary."""
     mugshot = page.layout.layout == "mugshot"
-    _title(page, installation, compact=mugshot)
+    header(page, installation, compact=mugshot)
     yield  # the same for every visitor: no work before the first byte
     content = _fitted(source() if callable(source) else source, page.layout)
-    _number_and_date(page, content.number, content.when)
+    number_and_date(page, content.number, content.when)
     page.space(8 if mugshot else 6)
     yield
     if mugshot:
-        _mugshot(page, content, installation)
+        mugshot_part(page, content, installation)
         yield
     else:
-        yield from _classic_parts(page, content)
-    _footer(page, content.number, content.when)
+        yield from classic_parts(page, content)
+    footer(page, content.number, content.when)
     yield
 
 
@@ -135,7 +134,7 @@ def compose_ticket(content: TicketContent, layout: TicketLayout | None = None,
                    timings: dict[str, float] | None = None) -> Image.Image:
     """The visitor's whole ticket as one PIL mode "1" image: the bands of `ticket_bands`."""
     bands = ticket_bands(content, layout, installation, width=width, timings=timings)
-    return stack(bands, (layout and layout.width) or width or BASE_WIDTH, "1")
+    return stack(bands, ticket_width(layout or TicketLayout(), width), "1")
 
 
 def compose_no_face(layout: TicketLayout | None = None, installation: Installation | None = None,
@@ -144,9 +143,9 @@ def compose_no_face(layout: TicketLayout | None = None, installation: Installati
     """A short ticket saying no face was found, and how to try again (no date if `when` is None)."""
     layout = layout or TicketLayout()
     installation = installation or Installation()
-    page = Page(layout.width or width or BASE_WIDTH, layout)
-    _title(page, installation, compact=True)
-    _number_and_date(page, number, when)
+    page = Page(ticket_width(layout, width), layout)
+    header(page, installation, compact=True)
+    number_and_date(page, number, when)
     page.cached(("no-face-head",), lambda: (page.space(22), page.text(
         "NO FACE FOUND", "title", 44, tracking=0.12), page.space(8)))
     if reason:
@@ -155,7 +154,7 @@ def compose_no_face(layout: TicketLayout | None = None, installation: Installati
         page.space(8)
     page.cached(("no-face-hint",), lambda: (page.text(layout.retry_hint, "text", 18,
                                                       leading=1.35), page.space(14)))
-    _footer(page, number, when)
+    footer(page, number, when)
     return page.flush() or Image.new("1", (page.width, 0))
 
 

@@ -40,6 +40,7 @@ from appliance.parts.printer.faults import (
 from appliance.parts.printer.interface import Printer, PrinterStatus, PrintReceipt
 from appliance.parts.printer.profile import (
     DEFAULT_WIDTH,
+    Paper,
     escpos_module,
     printer_width,
     profile_width,
@@ -63,6 +64,7 @@ __all__ = [
     "FileSettings",
     "Job",
     "NetworkSettings",
+    "Paper",
     "PaperOut",
     "PrintReceipt",
     "Printable",

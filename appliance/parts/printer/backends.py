@@ -13,7 +13,7 @@ from appliance.parts.printer.device_file import open_device
 from appliance.parts.printer.escpos_printer import EscposPrinter
 from appliance.parts.printer.faults import FaultHandler
 from appliance.parts.printer.interface import Printer
-from appliance.parts.printer.profile import escpos_module, printer_width, with_width
+from appliance.parts.printer.profile import Paper, escpos_module, with_width
 from appliance.parts.printer.settings import FileSettings, PrinterSettings
 from appliance.parts.printer.virtual import VirtualPrinter
 
@@ -83,12 +83,13 @@ def device_file_class() -> type:
 
 
 def make_printer(settings: PrinterSettings, *, on_fault: FaultHandler | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> Printer:
+                 sleep: Callable[[float], None] = time.sleep,
+                 paper: Paper | None = None) -> Printer:
     """The printer `settings` describe. Nothing is opened until the first ticket or status."""
+    paper = paper or Paper.of(settings)
     if settings.backend == "virtual":
-        return VirtualPrinter(settings=settings)
-    width = printer_width(settings)
-    connect, describe = _connector(settings, width)
+        return VirtualPrinter(settings=settings, paper=paper)
+    connect, describe = _connector(settings, paper.width)
     inspect = (lambda: inspect_device(settings.file)) if settings.backend == "file" else None
     return EscposPrinter(settings, connect, describe=describe, on_fault=on_fault, sleep=sleep,
-                         inspect=inspect)
+                         inspect=inspect, paper=paper)

@@ -17,8 +17,9 @@ from appliance.parts.printer.faults import (
     TicketAborted,
     TicketRejected,
 )
-from appliance.parts.printer.profile import escpos_module, with_width
+from appliance.parts.printer.profile import Paper, escpos_module, with_width
 from appliance.parts.printer.settings import PrinterSettings
+from appliance.replay import replayable
 
 Printable = Image.Image | Iterable[Image.Image]  # one image, or bands top to bottom
 
@@ -44,10 +45,10 @@ class BandEncoder:
 
     REMEMBERED = 16  # bands
 
-    def __init__(self, settings: PrinterSettings, width: int) -> None:
+    def __init__(self, settings: PrinterSettings, paper: Paper) -> None:
         self.settings = settings
-        self.width = width
-        self._dummy = with_width(escpos_module().Dummy(profile=settings.profile), width)
+        self.width = paper.width
+        self._dummy = with_width(escpos_module().Dummy(profile=paper.profile), paper.width)
         self._known: dict[tuple[object, ...], list[bytes]] = {}
 
     def _emit(self, command: Callable[[Any], None]) -> list[bytes]:
@@ -106,58 +107,34 @@ class StreamJob:
     """A ticket's ESC/POS segments, encoded band by band as they are asked for.
 
     Iterating yields (bytes, is_raster): INIT once the first band is encoded, each band's raster
-    segments, then the cut. Segments already encoded are kept, so a retry replays them before
-    composing further. A band that cannot be composed raises `TicketAborted`.
+    segments, then the cut. Each iteration (a retry) reads the ticket's bands again: a `Ticket`
+    replays the bands it has composed (the one replay buffer; any other one-shot iterable is
+    wrapped in a `Replay`), and the encoder remembers recent bands' bytes. A band that cannot
+    be composed raises `TicketAborted`.
     """
 
     def __init__(self, ticket: Printable, encoder: BandEncoder) -> None:
         self.encoder = encoder
-        self._bands: Iterator[Image.Image] | None = iter(
-            [ticket] if isinstance(ticket, Image.Image) else ticket)
-        self._segments: list[tuple[bytes, bool]] = []
-        self.encode_seconds: list[float] = []
+        self.bands: Iterable[Image.Image] = (
+            [ticket] if isinstance(ticket, Image.Image) else replayable(ticket))
+        self.encode_seconds: list[float] = []  # of each band, in the latest iteration
 
     def __iter__(self) -> Iterator[tuple[bytes, bool]]:
-        i = 0
-        while i < len(self._segments) or self._more():
-            if i < len(self._segments):
-                yield self._segments[i]
-                i += 1
-
-    def _more(self) -> bool:
-        """Compose and encode the next band (or the cut); False when the ticket is complete."""
-        if self._bands is None:
-            return False
-        band = self._next_band()
-        start = time.perf_counter()
-        if band is None:
-            self._bands = None
-            if not self.encode_seconds:
-                raise TicketRejected("ticket image is empty")
-            self._add(self.encoder.end(), raster=False)
-            return True
-        if isinstance(band, Image.Image) and band.height == 0:
-            return True
-        raster = self.encoder.band(band)
-        if not self._segments:
-            self._add(self.encoder.init(), raster=False)
-        self._add(raster, raster=True)
-        self.encode_seconds.append(time.perf_counter() - start)
-        return True
-
-    def _next_band(self) -> Image.Image | None:
-        assert self._bands is not None
-        try:
-            return next(self._bands)
-        except StopIteration:
-            return None
-        except Exception as exc:
-            self._bands = None
-            reason = one_line(exc, REASON_LIMIT)
-            raise TicketAborted(f"ticket composition failed: {reason}") from exc
-
-    def _add(self, segments: list[bytes], *, raster: bool) -> None:
-        self._segments.extend((segment, raster) for segment in segments)
+        self.encode_seconds = []
+        bands = iter(self.bands)
+        while (band := _next_band(bands)) is not None:
+            if isinstance(band, Image.Image) and band.height == 0:
+                continue
+            start = time.perf_counter()
+            raster = self.encoder.band(band)
+            first = not self.encode_seconds
+            self.encode_seconds.append(time.perf_counter() - start)
+            if first:
+                yield from ((segment, False) for segment in self.encoder.init())
+            yield from ((segment, True) for segment in raster)
+        if not self.encode_seconds:
+            raise TicketRejected("ticket image is empty")
+        yield from ((segment, False) for segment in self.encoder.end())
 
     def job(self) -> Job:
         """Every segment, encoding the rest of the ticket."""
@@ -165,9 +142,18 @@ class StreamJob:
         return Job(tuple(s for s, _ in segments), tuple(r for _, r in segments))
 
 
+def _next_band(bands: Iterator[Image.Image]) -> Image.Image | None:
+    try:
+        return next(bands)
+    except StopIteration:
+        return None
+    except Exception as exc:
+        raise TicketAborted(f"ticket cut off: {one_line(exc, REASON_LIMIT)}") from exc
+
+
 def encode_ticket(image: Printable, settings: PrinterSettings, width: int) -> Job:
     """Encode a mode "1" ticket (or its bands) with python-escpos: init, raster fragments, cut."""
-    return StreamJob(image, BandEncoder(settings, width)).job()
+    return StreamJob(image, BandEncoder(settings, Paper(width, settings.profile))).job()
 
 
 def separator(settings: PrinterSettings) -> bytes:

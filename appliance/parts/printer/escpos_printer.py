@@ -21,9 +21,10 @@ from appliance.parts.printer.faults import (
     PrinterDisconnected,
     PrinterFault,
     PrinterOffline,
+    TicketAborted,
 )
 from appliance.parts.printer.interface import Printer, PrinterStatus, PrintReceipt
-from appliance.parts.printer.profile import printer_width
+from appliance.parts.printer.profile import Paper
 from appliance.parts.printer.settings import PrinterSettings
 
 
@@ -43,10 +44,12 @@ class EscposPrinter(Printer):
         on_fault: FaultHandler | None = None,
         sleep: Callable[[float], None] = time.sleep,
         inspect: Callable[[], Finding] | None = None,
+        paper: Paper | None = None,
     ) -> None:
         self.settings = settings
+        self.paper = paper or Paper.of(settings)
         self._inspect = inspect  # a look without opening (the file backend: opening writes)
-        self.width = printer_width(settings)
+        self.width = self.paper.width
         self.describe = describe
         self.on_fault = on_fault
         self._connect = connect
@@ -147,7 +150,7 @@ class EscposPrinter(Printer):
                 segment, is_raster = next(segments)
             except StopIteration:
                 return sent
-            except PrinterFault:  # the ticket itself failed (a band): cut off what was printed
+            except TicketAborted:  # the ticket itself failed (a band): cut off what was printed
                 if sent:
                     self._cut_off(conn)
                 raise
@@ -186,6 +189,9 @@ class EscposPrinter(Printer):
                 sent = self._send(conn, job)
                 return PrintReceipt(sent, time.monotonic() - started, attempt,
                                     encode_seconds=tuple(job.encode_seconds))
+            except TicketAborted as aborted:  # the ticket's fault: never retried
+                self._report(aborted, attempt, False, 0.0)
+                raise
             except PrinterFault as fault:
                 if fault.retryable:
                     self._drop()
@@ -197,7 +203,8 @@ class EscposPrinter(Printer):
                 self._sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _report(self, fault: PrinterFault, attempt: int, retry: bool, delay: float) -> None:
+    def _report(self, fault: PrinterFault | TicketAborted, attempt: int, retry: bool,
+                delay: float) -> None:
         if self.on_fault is None:
             return
         event = FaultEvent(fault.kind, str(fault), attempt, retry, delay)

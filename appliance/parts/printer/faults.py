@@ -55,11 +55,17 @@ class TicketRejected(PrinterFault):
     retryable = False
 
 
-class TicketAborted(PrinterFault):
-    """A band of the ticket could not be composed; what was printed of it was cut off."""
+class TicketAborted(Exception):
+    """A band of the ticket could not be composed: the ticket's fault, not the printer's.
+
+    What was printed of it has been fed and cut off; retrying cannot help.
+    """
 
     kind = "aborted"
     retryable = False
+
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(str(message).split()))
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from typing import Literal
 from appliance.parts.diagnosis import Finding, ok, problem
 from appliance.parts.printer.encoding import BandEncoder, Printable, StreamJob
 from appliance.parts.printer.faults import PrinterFault
+from appliance.parts.printer.profile import Paper
 from appliance.parts.printer.settings import PrinterSettings
 
 
@@ -29,16 +30,18 @@ class PrintReceipt:
 
 
 class Printer(ABC):
-    """Prints 1-bit tickets; raises only `PrinterFault` subclasses."""
+    """Prints 1-bit tickets; raises only `PrinterFault` subclasses, or `TicketAborted` when
+    the ticket itself could not be composed."""
 
-    width: int
+    width: int  # dots per line: `paper.width`
+    paper: Paper
     settings: PrinterSettings
     _encoder: BandEncoder | None = None
 
     def _job(self, ticket: Printable) -> StreamJob:
         """The ticket's segments, encoded lazily (one python-escpos encoder per printer)."""
         if self._encoder is None:
-            self._encoder = BandEncoder(self.settings, self.width)
+            self._encoder = BandEncoder(self.settings, self.paper)
         return StreamJob(ticket, self._encoder)
 
     @abstractmethod

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import os
+from dataclasses import dataclass
 from typing import Any
 
 from appliance.config import ConfigError
@@ -45,6 +46,19 @@ def printer_width(settings: PrinterSettings) -> int:
     if width % 8:
         raise ConfigError(f"config key 'printer.width' = {width}: expected a multiple of 8")
     return width
+
+
+@dataclass(frozen=True)
+class Paper:
+    """The paper, settled once from the config and handed to the printer and the ticket."""
+
+    width: int  # dots per line
+    profile: str  # the python-escpos profile that encodes for it
+
+    @classmethod
+    def of(cls, settings: PrinterSettings) -> Paper:
+        """`printer.width`, else the profile's width, else 576 dots."""
+        return cls(printer_width(settings), settings.profile)
 
 
 def with_width(esc: Any, width: int) -> Any:

@@ -12,7 +12,7 @@ from appliance.parts.diagnosis import Finding, note, ok
 from appliance.parts.printer.encoding import Printable
 from appliance.parts.printer.faults import PrinterAbsent, TicketRejected
 from appliance.parts.printer.interface import Printer, PrinterStatus, PrintReceipt
-from appliance.parts.printer.profile import printer_width
+from appliance.parts.printer.profile import Paper
 from appliance.parts.printer.settings import PrinterSettings
 from appliance.paths import cache_dir
 
@@ -21,9 +21,10 @@ class VirtualPrinter(Printer):
     """Writes each ticket's exact ESC/POS bytes (.bin) and a PNG decoded from them."""
 
     def __init__(self, out_dir: str | Path | None = None, settings: PrinterSettings | None = None,
-                 *, keep: int | None = None) -> None:
+                 *, keep: int | None = None, paper: Paper | None = None) -> None:
         self.settings = settings or PrinterSettings()
-        self.width = printer_width(self.settings)
+        self.paper = paper or Paper.of(self.settings)
+        self.width = self.paper.width
         configured = out_dir or self.settings.virtual.out_dir
         self.out_dir = Path(configured) if configured else cache_dir() / "tickets"
         self.keep = keep or self.settings.virtual.keep
