@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import yaml
 
@@ -182,3 +183,30 @@ def test_row_count_and_dimension_are_bounded(corpus, key, value):
     edit(corpus, lambda m: m.update({key: value}))
     with pytest.raises(CorpusError, match=rf"'{key}' = {value}: expected an integer from"):
         Corpus.open(corpus)
+
+
+def test_thumbnail_index_whose_offset_plus_length_wraps_round_is_refused(corpus):
+    index = np.fromfile(corpus / fmt.THUMBS_INDEX, "<u8").reshape(-1, 2)
+    index[7] = (2**63, 2**63)  # the uint64 sum is 0: inside any pack
+    index.tofile(corpus / fmt.THUMBS_INDEX)
+    with pytest.raises(CorpusError, match=r"thumbs\.idx: row 7 points past the end of thumbs"):
+        Corpus.open(corpus)
+
+
+def test_a_bomb_in_the_thumbnail_pack_is_one_line(corpus):
+    from test_images import bomb_png
+
+    blob = bomb_png(5000)  # 25 MP: no thumbnail is that large
+    pack = corpus / fmt.THUMBS_PACK
+    offset = pack.stat().st_size
+    with open(pack, "ab") as fh:
+        fh.write(blob)
+    edit(corpus, lambda m: m["files"][fmt.THUMBS_PACK].update(bytes=offset + len(blob)))
+    index = np.fromfile(corpus / fmt.THUMBS_INDEX, "<u8").reshape(-1, 2)
+    index[3] = (offset, len(blob))
+    index.tofile(corpus / fmt.THUMBS_INDEX)
+    with Corpus.open(corpus) as opened:
+        with pytest.raises(CorpusError, match=r"thumbs\.pack: row 3 is not a readable image "
+                           r"\(5000x5000 is larger than any thumbnail\)"):
+            opened.thumbnail(3)
+        assert opened.thumbnail(4).shape == (256, 256)

@@ -20,10 +20,11 @@ from typing import BinaryIO, Literal
 import numpy as np
 from PIL import Image
 
-from appliance.corpus.format import CorpusError
+from appliance.corpus.format import MAX_THUMBNAIL_SIZE, CorpusError
 
 Encoding = Literal["png", "jpeg", "raw"]
 INDEX_DTYPE = np.dtype("<u8")
+MAX_THUMBNAIL_PIXELS = MAX_THUMBNAIL_SIZE**2
 
 
 def encode(pixels: np.ndarray, encoding: Encoding, quality: int = 92) -> bytes:
@@ -60,6 +61,8 @@ def decode(data: bytes, encoding: Encoding, size: int, *, colour: bool = False) 
                              f"(gray) or {3 * size * size} (RGB)")
     else:
         with Image.open(io.BytesIO(data)) as image:
+            if image.width * image.height > MAX_THUMBNAIL_PIXELS:  # a bomb in a hostile pack
+                raise ValueError(f"{image.width}x{image.height} is larger than any thumbnail")
             image.load()
             pixels = np.asarray(image if image.mode in ("L", "RGB") else image.convert("RGB"))
     if colour:
@@ -110,12 +113,16 @@ class PackReader:
         """Every index row lies inside the pack file (a vectorised pass over the index)."""
         if not self.count:
             return
-        ends = self.index[:, 0].astype(np.uint64) + self.index[:, 1]
-        worst = int(np.argmax(ends))
-        if int(ends[worst]) > self._pack_bytes:
+        offsets, lengths = self.index[:, 0], self.index[:, 1]
+        pack = np.uint64(self._pack_bytes)
+        # offset + length > pack, without letting a hostile uint64 sum wrap round to small
+        outside = (lengths > pack) | (offsets > pack - np.minimum(lengths, pack))
+        if outside.any():
+            worst = int(np.argmax(outside))
             raise CorpusError(
                 f"{self.index_path}: row {worst} points past the end of {self.pack_path.name} "
-                f"({int(ends[worst])} > {self._pack_bytes} bytes)"
+                f"(offset {int(offsets[worst])} + {int(lengths[worst])} bytes > "
+                f"{self._pack_bytes} bytes)"
             )
 
     def blob(self, row: int) -> bytes:
@@ -133,7 +140,7 @@ class PackReader:
         data = self.blob(row)
         try:
             return decode(data, self.encoding, self.size, colour=colour)
-        except (OSError, ValueError) as exc:
+        except Exception as exc:  # any decoder failure: DecompressionBombError, SyntaxError...
             problem = f"row {row} is not a readable image ({exc})"
             raise CorpusError(f"{self.pack_path}: {problem}") from None
 
