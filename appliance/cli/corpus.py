@@ -30,6 +30,13 @@ def register(sub: Any) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--weights", type=Path, help="dcgan: the weights file (default: "
                    "generator.weights, else the gan-face-generate wheel's)")
+    p.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                   help="run the chunks on this Dask cluster instead of local processes "
+                   "(default: corpus.scheduler; needs pip install 'sosie[cluster]')")
+    p.add_argument("--cluster-files", choices=("auto", "shared", "stream"), default="auto",
+                   help="with --scheduler, how workers get a folder's files: read at the same "
+                   "path (shared file system), streamed from here, or auto (shared when a "
+                   "worker sees them; default)")
     # Tests and CI: a fast stand-in for dlib (appliance.corpus.engines.MockEngine).
     p.add_argument("--engine", choices=("dlib", "mock"), default="dlib", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_build)
@@ -91,6 +98,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         settings = replace(settings, chunk_size=args.chunk_size)
     if args.workers is not None and args.workers < 0:
         raise UsageError(f"--workers {args.workers}: expected 0 (one per core) or more")
+    scheduler = _scheduler(args.scheduler, settings.scheduler)
     try:
         source = _source(args)
     except (OSError, ValueError, LookupError) as exc:  # weights missing or refused
@@ -104,6 +112,8 @@ def cmd_build(args: argparse.Namespace) -> int:
             engine=MockEngine() if args.engine == "mock" else DlibEngine(faces),
             progress=not args.quiet,
             force=args.force,
+            scheduler=scheduler,
+            cluster_files=args.cluster_files,
         )
     except (CorpusError, OSError, RuntimeError) as exc:
         return _fail(exc)
@@ -116,8 +126,22 @@ def cmd_build(args: argparse.Namespace) -> int:
     print(
         f"{report.corpus_dir}: {report.faces} faces from {report.files} files, "
         f"{report.rejected} rejected (see rejected.tsv){resumed}, {report.seconds:.1f} s"
+        + (f" {report.where}" if report.where else "")
     )
     return 0
+
+
+def _scheduler(option: str | None, configured: str | None) -> str | None:
+    """`--scheduler`, else `corpus.scheduler`, checked (None: build on this machine)."""
+    from appliance.corpus.cluster import parse_address
+
+    if option is None and configured is None:
+        return None
+    key = "--scheduler" if option is not None else "config key 'corpus.scheduler' ="
+    try:
+        return parse_address(option if option is not None else configured, key)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _source(args: argparse.Namespace) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -39,6 +40,9 @@ def register(sub: Any) -> None:
     p.add_argument("--weights", type=Path,
                    help="dcgan: the weights file (default: generator.weights, else the "
                    "gan-face-generate wheel's)")
+    p.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                   help="dcgan: draw on this Dask cluster instead of local processes (default: "
+                   "corpus.scheduler; needs pip install 'sosie[cluster]')")
     p.add_argument("--config", type=Path, help="YAML file overriding appliance/defaults.yaml")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     # Tests and CI: a fast stand-in for dlib (appliance.corpus.engines.MockEngine).
@@ -84,6 +88,8 @@ def _check(args: argparse.Namespace) -> None:
         raise UsageError(f"--workers {args.workers}: expected 0 (one per core) or more")
     if args.engine == "url" and not args.url:
         raise UsageError("--engine url needs --url URL")
+    if args.engine == "url" and args.scheduler:
+        raise UsageError("--scheduler is for --engine dcgan (the url engine is one polite client)")
     if args.engine == "dcgan" and args.url:
         raise UsageError("--url is for --engine url")
 
@@ -105,7 +111,35 @@ def _drawer(args: argparse.Namespace) -> Any:
     net = DCGAN.load(weights_path(args.weights, args.config))  # refuses a bad file up front
     assert net.path is not None
     job = DcganJob(args.seed, args.size, args.format, net.path)
+    scheduler = _scheduler(args)
+    if scheduler:
+        from appliance.generator.cluster_draws import ClusterDrawer
+
+        return ClusterDrawer(job, engine, scheduler)
     return DcganDrawer(job, engine, workers=args.workers or os.cpu_count() or 1)
+
+
+def _scheduler(args: argparse.Namespace) -> str | None:
+    """`--scheduler`, else the config's `corpus.scheduler`, checked (None: this machine)."""
+    from appliance.corpus.cluster import parse_address
+
+    if args.scheduler is not None:
+        key, value = "--scheduler", args.scheduler
+    else:
+        from appliance import config as cfg
+        from appliance.corpus import CorpusSettings
+
+        try:
+            value = cfg.section(cfg.load(args.config), "corpus", CorpusSettings).scheduler
+        except cfg.ConfigError as exc:
+            raise UsageError(str(exc)) from None
+        key = "config key 'corpus.scheduler' ="
+    if value is None:
+        return None
+    try:
+        return parse_address(value, key)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -114,8 +148,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from appliance.generator.torch_zip import WeightsFormatError
 
     _check(args)
+    drawer = _drawer(args)
     try:
-        report = generate(args.out_dir, args.count, _drawer(args), progress=not args.quiet)
+        with drawer if hasattr(drawer, "__enter__") else contextlib.nullcontext():
+            report = generate(args.out_dir, args.count, drawer, progress=not args.quiet)
     except (GenerateError, WeightsNotFound, WeightsFormatError, OSError, RuntimeError) as exc:
         lines = str(exc).strip().splitlines()
         print(f"sosie generate: {lines[0] if lines else type(exc).__name__}", file=sys.stderr)

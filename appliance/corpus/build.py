@@ -157,8 +157,15 @@ def _build(
     bar = _progress_bar(len(files), sum(len(chunks[k]) for k in current), progress)
     try:
         if cluster is not None and pending:
-            cluster.run(images_dir, Collector(work, key, chunks, pending, bar), engine, settings,
-                        progress)
+            from appliance.corpus.cluster import ClusterError
+
+            try:
+                cluster.run(images_dir, Collector(work, key, chunks, pending, bar), engine,
+                            settings, progress)
+            except ClusterError as exc:
+                kept = sum(1 for k in range(len(chunks)) if chunk_path(work, k).exists())
+                raise ClusterError(f"{exc}; {kept} of {len(chunks)} chunks are kept in {work}: "
+                                   "run the same command again to resume") from None
         else:
             _run(images_dir, work, key, chunks, pending, engine, settings, count, bar)
     finally:

@@ -276,17 +276,19 @@ class _Window:
 
 @contextlib.contextmanager
 def _quiet_dask() -> Iterator[None]:
-    """Dask's own log lines (reconnecting, lost workers) stay out of the build's output: the
-    build reports what matters in one line."""
-    loggers = [logging.getLogger(name) for name in ("distributed", "tornado", "asyncio")]
-    levels = [logger.level for logger in loggers]
+    """Dask's own log lines (reconnecting, lost workers, tracebacks of its closing client) stay
+    out of the build's output: the build reports what matters in one line."""
+    names = [name for name in list(logging.root.manager.loggerDict)
+             if name.split(".")[0] in ("distributed", "tornado", "asyncio")]
+    loggers = [logging.getLogger(name) for name in {"distributed", "tornado", "asyncio", *names}]
+    states = [logger.disabled for logger in loggers]
     for logger in loggers:
-        logger.setLevel(logging.CRITICAL + 1)
+        logger.disabled = True
     try:
         yield
     finally:
-        for logger, level in zip(loggers, levels, strict=True):
-            logger.setLevel(level)
+        for logger, state in zip(loggers, states, strict=True):
+            logger.disabled = state
 
 
 # ---------------------------------------------------------------------------------------------
@@ -329,7 +331,7 @@ class ClusterRun:
         how = {"generator": "faces drawn on the workers",
                "shared": "workers read the files at the same path (shared file system)",
                "stream": "files streamed from this machine in batches"}.get(self.mode, "")
-        return f"on {self.address} ({how})" if how else f"on {self.address}"
+        return f"on {self.address}: {how}" if how else f"on {self.address}"
 
     def run(self, source: Any, collector: Any, engine: Any, settings: Any,
             progress: bool = True) -> None:
@@ -345,10 +347,10 @@ class ClusterRun:
             self.workers = session.wait_for_workers()
             self.mode = "generator" if generator else self._choose(session, job, batches)
             if progress:
-                print(f"sosie build: {self.describe()}", file=sys.stderr)
+                collector.bar.write(f"sosie build {self.describe()}", file=sys.stderr)
             window = session.run(self._tasks(job, batches, self.mode),
                                  lambda threads: collector.bar.set_description(
-                                     f"sosie build ({threads} on cluster)", refresh=False))
+                                     f"sosie build ({threads} cluster threads)", refresh=False))
             try:
                 for task, result, error in window:
                     self._finish(window, job, task, result, error, collector)
@@ -410,7 +412,7 @@ class ClusterRun:
         if isinstance(error, ClusterError):
             raise error
         raise ClusterError(f"{self.address}: {task.label} failed on the cluster: "
-                           f"{_one_line(error)}") from None
+                           f"{_one_line(error)}{_hint(error)}") from None
 
 
 def task_mode(task: Task) -> str:
@@ -472,7 +474,7 @@ _local = threading.local()
 def _analyzer(job: ChunkJob) -> Any:
     """The analyzer for `job.engine` in this worker thread, created (and checked) once."""
     cache = _local.__dict__.setdefault("analyzers", {})
-    name = repr(job.engine)
+    name = (repr(job.engine), tuple(sorted(job.checksums.items())))
     if name not in cache:
         found = job.engine.checksums()
         if found != job.checksums:
@@ -575,6 +577,13 @@ def _first_difference(found: dict[str, str], expected: dict[str, str]) -> str:
             return (f"{name}: sha256 {str(found.get(name))[:12]} here, "
                     f"{str(expected.get(name))[:12]} on the client")
     return "same files"
+
+
+def _hint(error: BaseException) -> str:
+    if "deserializ" in str(error) or isinstance(error, ImportError):
+        return (" (the scheduler or a worker cannot load this build's code: install the same "
+                "sosie[cluster] on every machine of the cluster)")
+    return ""
 
 
 def _one_line(exc: BaseException) -> str:

@@ -1,0 +1,300 @@
+"""`sosie build --scheduler` / `sosie generate --scheduler` on a real Dask cluster: a scheduler
+and two worker processes on 127.0.0.1 (tests/cluster_helpers.py), compared byte for byte with
+local builds; a worker killed with SIGKILL mid-build; the scheduler vanishing mid-build."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytest.importorskip("distributed")
+
+from cluster_helpers import LoopbackCluster
+from generator_helpers import DarkEngine, DarkMockEngine, folder_bytes
+from PIL import Image
+from test_build import textured
+from torch_zip_writer import dcgan_state, write_dcgan
+
+from appliance.corpus import CorpusSettings, MockEngine, build
+from appliance.corpus import cluster as cluster_module
+from appliance.corpus import format as fmt
+from appliance.corpus.build import WORK_DIR
+from appliance.corpus.chunks import SourceFile
+from appliance.corpus.cluster import (
+    ChunkJob,
+    ClusterError,
+    NotShared,
+    Session,
+    parse_address,
+    run_shared,
+    sees_files,
+)
+from appliance.generator.draws import DcganDrawer, DcganJob
+from appliance.generator.job import generate
+from appliance.generator.source import GeneratorSource
+
+SMALL = CorpusSettings(chunk_size=4, thumbnail_size=48)
+DATA = (fmt.DESCRIPTORS, fmt.NORMS, fmt.PCA, fmt.COORDS2D, fmt.COORDS3D, fmt.THUMBS_PACK,
+        fmt.THUMBS_INDEX, fmt.SOURCES, fmt.REJECTED)
+
+
+@pytest.fixture(scope="module")
+def loopback(tmp_path_factory):
+    with LoopbackCluster(tmp_path_factory.mktemp("cluster"), workers=2) as running:
+        yield running
+
+
+@pytest.fixture
+def cluster(loopback) -> LoopbackCluster:
+    loopback.ensure()  # after the tests that kill a worker or the scheduler
+    return loopback
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory) -> Path:
+    return write_dcgan(tmp_path_factory.mktemp("w") / "weights.tar", dcgan_state(seed=1))
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    """Faces in nested folders, a duplicate, an empty file, a non-image, a faceless image."""
+    root = tmp_path_factory.mktemp("src") / "images"
+    for i in range(26):
+        path = root / f"{'ab'[i % 2]}/sub {i % 3}/face-{i:02d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        textured(i).save(path)
+    shutil.copy(root / "a/sub 0/face-00.png", root / "z copy.png")
+    (root / "empty.png").write_bytes(b"")
+    (root / "notes.txt").write_text("not an image\n")
+    Image.new("RGB", (40, 40), (90, 90, 90)).save(root / "flat gray.png")
+    (root / "visages/éloïse.jpg").parent.mkdir()
+    textured(99).save(root / "visages/éloïse.jpg", format="JPEG")
+    return root
+
+
+@pytest.fixture(scope="module")
+def local_folder(folder, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("local") / "corpus"
+    build(folder, out, workers=1, settings=SMALL, engine=MockEngine(), progress=False)
+    return out
+
+
+def stable_manifest(corpus: Path) -> dict:
+    manifest = yaml.safe_load((corpus / fmt.MANIFEST).read_text())
+    for key in fmt.VOLATILE_KEYS:
+        manifest.pop(key, None)
+    return manifest
+
+
+def assert_same_corpus(a: Path, b: Path) -> None:
+    for name in DATA:
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+    assert stable_manifest(a) == stable_manifest(b)
+    assert not (b / WORK_DIR).exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# Without a cluster
+
+
+@pytest.mark.parametrize("text", ["tcp://127.0.0.1:8786", "tcp://sched.lan:1", "tcp://[::1]:99"])
+def test_scheduler_addresses_are_accepted(text):
+    assert parse_address(text) == text
+
+
+@pytest.mark.parametrize("text", ["127.0.0.1:8786", "tcp://host", "tcp://host:0",
+                                  "tcp://host:70000", "http://host:8786", "tcp://a b:1", ""])
+def test_other_scheduler_addresses_are_refused_naming_the_key(text):
+    with pytest.raises(ValueError, match=r"^corpus.scheduler .*expected tcp://HOST:PORT"):
+        parse_address(text, "corpus.scheduler")
+
+
+def test_cli_refuses_a_bad_address_in_one_line(folder, tmp_path, capsys):
+    from appliance.cli import main
+
+    config = tmp_path / "c.yaml"
+    config.write_text("corpus:\n  scheduler: 'tcp://x'\n")
+    for args, named in ((["--scheduler", "localhost:8786"], "--scheduler 'localhost:8786'"),
+                        ([], "config key 'corpus.scheduler' = 'tcp://x'")):
+        code = main(["build", str(folder), str(tmp_path / "o"), "--engine", "mock", "--quiet",
+                     "--config", str(config), *args])
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(lines) == 1, lines
+        assert lines[0].startswith(f"sosie build: {named}: expected tcp://HOST:PORT"), lines
+        code = main(["generate", str(tmp_path / "g"), "--count", "1", "--config", str(config),
+                     *args])
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(lines) == 1 and named in lines[0], lines
+    assert not (tmp_path / "o").exists() and not (tmp_path / "g").exists()
+
+
+def test_no_scheduler_listening_fails_in_one_line_within_the_deadline(monkeypatch):
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setattr(cluster_module, "CONNECT_TIMEOUT", 2.0)
+    start = time.monotonic()
+    with pytest.raises(ClusterError, match=r"no Dask scheduler answers"), \
+            Session(f"tcp://127.0.0.1:{port}"):
+        pass
+    assert time.monotonic() - start < 15
+
+
+def test_a_worker_reads_shared_files_only_as_the_client_listed_them(folder):
+    rel = "a/sub 0/face-00.png"
+    info = (folder / rel).stat()
+    listed = SourceFile(rel, info.st_size, info.st_mtime_ns)
+    job = ChunkJob("k", MockEngine(), MockEngine().checksums(), (48, "jpeg", 92), None,
+                   str(folder))
+    assert sees_files(str(folder), [listed])
+    assert run_shared(job, (listed,))  # chunk bytes
+    for other in (SourceFile(rel, info.st_size + 1, info.st_mtime_ns),
+                  SourceFile(rel, info.st_size, info.st_mtime_ns + 1),
+                  SourceFile("missing.png", 10, 0)):
+        assert not sees_files(str(folder), [other])
+        with pytest.raises(NotShared):
+            run_shared(job, (other,))
+
+
+def test_a_worker_with_other_models_refuses_the_job(folder):
+    rel = "a/sub 0/face-00.png"
+    info = (folder / rel).stat()
+    job = ChunkJob("k", MockEngine(), {"mock": "0" * 64}, (48, "jpeg", 92), None, str(folder))
+    with pytest.raises(cluster_module.WorkerMismatch, match="other face models"):
+        run_shared(job, (SourceFile(rel, info.st_size, info.st_mtime_ns),))
+
+
+# ---------------------------------------------------------------------------------------------
+# On the loopback cluster
+
+
+@pytest.mark.parametrize("files", ["auto", "shared", "stream"])
+def test_a_folder_built_on_the_cluster_equals_the_local_build(cluster, folder, local_folder,
+                                                              tmp_path, files, monkeypatch):
+    if files == "stream":  # several tasks per chunk, and the budget holding some back
+        monkeypatch.setattr(cluster_module, "STREAM_BATCH_BYTES", 2500)
+        monkeypatch.setattr(cluster_module, "STREAM_BUDGET_BYTES", 6000)
+    report = build(folder, tmp_path / "c", settings=SMALL, engine=MockEngine(), progress=False,
+                   scheduler=cluster.address, cluster_files=files)
+    assert_same_corpus(local_folder, tmp_path / "c")
+    expected = "streamed" if files == "stream" else "same path"
+    assert cluster.address in report.where and expected in report.where
+
+
+def test_a_generator_source_built_on_the_cluster_equals_the_local_build(cluster, weights,
+                                                                        tmp_path):
+    source = replace(GeneratorSource.parse("dcgan:30:5", weights), size=64)
+    build(source, tmp_path / "local", workers=1, settings=SMALL, engine=DarkMockEngine(),
+          progress=False)
+    report = build(source, tmp_path / "c", settings=SMALL, engine=DarkMockEngine(),
+                   progress=False, scheduler=cluster.address)
+    assert_same_corpus(tmp_path / "local", tmp_path / "c")
+    assert "drawn on the workers" in report.where
+    assert 0 < report.faces < 30  # the dark draws are rejected, with their reason
+    assert "too dark" in (tmp_path / "c" / fmt.REJECTED).read_text()
+
+
+def test_a_cluster_build_resumes_a_local_one_and_the_reverse(cluster, folder, local_folder,
+                                                             tmp_path):
+    env = {**os.environ, "SOSIE_BUILD_KILL_AFTER_CHUNKS": "3"}
+    command = [sys.executable, "-m", "appliance", "build", str(folder), str(tmp_path / "c"),
+               "--engine", "mock", "--quiet", "--chunk-size", "4", "--workers", "1"]
+    config = tmp_path / "thumbs.yaml"
+    config.write_text("corpus:\n  thumbnail_size: 48\n")
+    command += ["--config", str(config)]
+    killed = subprocess.run(command, env=env, capture_output=True, timeout=120)
+    assert killed.returncode == -signal.SIGKILL
+    resumed = subprocess.run([*command, "--scheduler", cluster.address], capture_output=True,
+                             text=True, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "3 of 8 chunks reused" in resumed.stdout and cluster.address in resumed.stdout
+    assert_same_corpus(local_folder, tmp_path / "c")
+
+
+def test_a_worker_killed_mid_build_has_its_chunks_run_elsewhere(cluster, weights, tmp_path):
+    source = replace(GeneratorSource.parse("dcgan:80:7", weights), size=64)
+    settings = CorpusSettings(chunk_size=6, thumbnail_size=48)
+    build(source, tmp_path / "local", workers=1, settings=settings, engine=MockEngine(),
+          progress=False)
+    work = tmp_path / "c" / WORK_DIR
+    seen: dict[str, int] = {}
+    victim = cluster.worker_pids()[0]
+
+    def kill_when_busy() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            chunks = len(list(work.glob("chunk-*.bin"))) if work.is_dir() else 0
+            if chunks:
+                os.kill(victim, signal.SIGKILL)
+                seen["chunks"] = chunks
+                return
+            time.sleep(0.01)
+
+    killer = threading.Thread(target=kill_when_busy)
+    killer.start()
+    try:
+        report = build(source, tmp_path / "c", settings=settings, engine=MockEngine(),
+                       progress=False, scheduler=cluster.address)
+    finally:
+        killer.join()
+    assert 0 < seen["chunks"] < report.total_chunks  # killed while chunks were left to do
+    assert_same_corpus(tmp_path / "local", tmp_path / "c")
+
+
+def test_generate_on_the_cluster_writes_the_local_runs_files(cluster, weights, tmp_path):
+    from appliance.generator.cluster_draws import ClusterDrawer
+
+    job = DcganJob(3, 64, "png", weights)
+    generate(tmp_path / "local", 12, DcganDrawer(job, DarkEngine()), progress=False)
+    with ClusterDrawer(job, DarkEngine(), cluster.address, block=3) as drawer:
+        report = generate(tmp_path / "c", 12, drawer, progress=False)
+    assert report.faces == 12 and report.draws > 12  # some dark draws were rejected
+    assert folder_bytes(tmp_path / "c") == folder_bytes(tmp_path / "local")
+
+
+def test_the_scheduler_vanishing_stops_the_build_in_one_line_and_it_resumes(
+        cluster, weights, tmp_path):
+    out = tmp_path / "c"
+    config = tmp_path / "thumbs.yaml"
+    config.write_text("corpus:\n  thumbnail_size: 48\n")
+    command = [sys.executable, "-m", "appliance", "build", "dcgan:60:2", str(out),
+               "--engine", "mock", "--weights", str(weights), "--chunk-size", "1", "--quiet",
+               "--config", str(config), "--scheduler", cluster.address]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not list((out / WORK_DIR).glob("chunk-*.bin")) if (out / WORK_DIR).is_dir() \
+                else True:
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr
+            time.sleep(0.01)
+        cluster.kill_scheduler()
+        _, stderr = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 1, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("sosie: tcp://127.0.0.1:") and "lost the Dask scheduler" in (
+        lines[0]) and "run the same command again to resume" in lines[0]
+    kept = len(list((out / WORK_DIR).glob("chunk-*.bin")))
+    assert 0 < kept < 60 and f"{kept} of 60 chunks are kept" in lines[0]
+    assert not (out / fmt.MANIFEST).exists()
+    source = GeneratorSource.parse("dcgan:60:2", weights)
+    settings = CorpusSettings(chunk_size=1, thumbnail_size=48)
+    report = build(source, out, workers=1, settings=settings, engine=MockEngine(),
+                   progress=False)  # byte equality of resumed builds: tests above
+    assert report.reused_chunks == kept and report.faces == 60
