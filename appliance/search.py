@@ -51,7 +51,7 @@ _MIN_ROWS_PER_THREAD = 64
 _U = 2.0**-24  # float32 unit roundoff
 _TINY = 2.0**-126  # smallest normal float32 (covers underflow and flush-to-zero)
 _RESCORE_CHUNK = 65536
-#: Relative margin of the sketch bound over every float32 rounding of its arithmetic.
+#: Relative margin of the sketch's tail bound over the float32 rounding of the tail norms.
 _SKETCH_RHO = 2.0**-12
 #: Absolute margin (relative to the data's extent) over the float64 rotation's rounding.
 _ROTATION_SLACK = 2.0**-30
@@ -111,7 +111,8 @@ def _check_sketch(sketch: Sketch | None, shape: tuple[int, int]) -> Sketch | Non
     problems = [
         (sketch.mean.shape != (d,), f"mean of shape {sketch.mean.shape}, expected ({d},)"),
         (sketch.rotation.shape != (d, d), f"rotation of shape {sketch.rotation.shape}"),
-        (m < 8 or m % 8 or m > d, f"{m} axes: expected a multiple of 8 up to {d}"),
+        (m < 8 or m % 8 or m > min(d, 512),
+         f"{m} axes: expected a multiple of 8 up to {min(d, 512)}"),
         (sketch.scale.dtype != np.float32, "scales must be float32"),
         (sketch.codes.dtype != np.int8 or sketch.codes.shape != (n, m),
          f"codes {sketch.codes.dtype} {sketch.codes.shape}, expected int8 ({n}, {m})"),
@@ -127,6 +128,18 @@ def _check_sketch(sketch: Sketch | None, shape: tuple[int, int]) -> Sketch | Non
     if sketch.codes.strides[1] != 1 or not sketch.tails.flags.c_contiguous:
         raise ValueError("sketch: codes and tails must be stored row by row (contiguous)")
     return sketch
+
+
+def _code_norms(sketch: Sketch) -> tuple[np.ndarray, np.ndarray, float]:
+    """(scales as float64, float32 |scale * codes_i|^2 of every row, largest sum |codes_i|)."""
+    scale = sketch.scale.astype(np.float64)
+    norms2 = np.empty(len(sketch), np.float32)
+    l1 = 0
+    for start in range(0, len(sketch), _RESCORE_CHUNK):
+        codes = np.asarray(sketch.codes[start : start + _RESCORE_CHUNK], np.float64)
+        norms2[start : start + _RESCORE_CHUNK] = ((codes * scale) ** 2).sum(axis=1)
+        l1 = max(l1, int(np.abs(codes).sum(axis=1).max()))
+    return scale, norms2, float(l1)
 
 
 def _check_threads(threads: object) -> int:
@@ -165,6 +178,8 @@ class Scanner:
         self._vectors = _check_vectors(vectors)
         self._sketch = _check_sketch(sketch, self._vectors.shape)
         self.rows_read = 0  # float16 rows read by the last sketch scan (N without a sketch)
+        if self._sketch is not None:
+            self._scale64, self._code_norms2, self._l1_max = _code_norms(self._sketch)
         self._rows = self._vectors.view(np.ndarray)  # plain view: cheaper fancy indexing
         self._threads = _check_threads(threads)
         self._kernel = _pick_kernel(kernel)
@@ -262,7 +277,15 @@ class Scanner:
 
     def _sketch_topk(self, q64: np.ndarray, q32: np.ndarray, delta: float,
                      m: int) -> tuple[np.ndarray, np.ndarray] | None:
-        """The sketch scan's answer, or None when its certificate fails (then a full scan)."""
+        """The sketch scan's answer, or None when its certificate fails (then a full scan).
+
+        The kernel computes D = codes . w exactly in int32, w = rint(scale * head / S) in
+        int16 (S = max |scale * head| / 32767), and h2 = |scale * codes|^2 - 2 S D + |head|^2
+        in float32: within h2_slack of |scale * codes - head|^2 (the weights' rounding, at
+        most S/2 times the row's sum of |codes|, plus six float32 roundings of terms bounded
+        by Cauchy-Schwarz). The head bound then loses the quantization error and the
+        rotation's rounding (head_slack); the tail bound the float32 tails' rounding (rho).
+        """
         sketch = self._sketch
         assert sketch is not None
         rotated = sketch.rotate(q64)
@@ -271,22 +294,23 @@ class Scanner:
             return None  # far beyond any descriptor: bounds would overflow float32
         axes = sketch.axes
         head = rotated[:axes]
-        head32 = head.astype(np.float32)
-        head32[np.abs(head32) < _TINY] = 0  # no subnormals (DAZ)
+        head_norm = float(np.linalg.norm(head))
+        products = self._scale64 * head
+        peak = float(np.abs(products).max())
+        step = peak / 32767.0 if peak > 0 else 1.0
+        weights = np.clip(np.rint(products / step), -32767, 32767).astype(np.int16)
+        coarse = step * self._l1_max
+        h2_slack = (1.01 * coarse + 8 * _U * ((sketch.code_norm + head_norm) ** 2 + coarse)
+                    + 8 * _TINY)
         slack_rotation = _ROTATION_SLACK * (sketch.radius + extent)
-        head_slack = (
-            sketch.error
-            + float(np.linalg.norm(head - head32.astype(np.float64)))
-            + 2.02 * _U * (sketch.code_norm + float(np.linalg.norm(head)))
-            + math.sqrt(2.0 * axes * _TINY)
-            + slack_rotation
-        )
         tail = float(np.linalg.norm(rotated[axes:]))
         n = len(self._vectors)
         cap = min(n, 2 * m + 8)
         _, rows, bound, read = _scan.sketch_scan(
-            self._kernel, sketch.codes, sketch.tails, sketch.scale, head32, tail, head_slack,
-            slack_rotation, _SKETCH_RHO, self._vectors, q32, self._rel, self._tiny, delta, m, cap,
+            self._kernel, sketch.codes, sketch.tails, self._code_norms2, weights,
+            -2.0 * step, head_norm**2, h2_slack, tail, sketch.error + slack_rotation,
+            slack_rotation, _SKETCH_RHO, self._vectors, q32, self._rel, self._tiny, delta, m,
+            cap,
         )
         self.rows_read = read
         rows = np.sort(rows)

@@ -31,8 +31,11 @@ cdef extern from "dispatch.h" nogil:
         Py_ssize_t code_stride
         size_t m
         const float *tails
-        const float *scale
-        const float *qhead
+        const float *sq_norms
+        const short *weights
+        float step
+        float qhead2
+        double h2_slack
         double qtail
         double head_slack
         double tail_slack
@@ -44,7 +47,7 @@ cdef extern from "dispatch.h" nogil:
 
     int sosie_sketch_scan(int kernel, const sosie_sketch_job *job, size_t k, size_t cap,
                           float *dist, int64_t *rows, size_t *count, float *bound, size_t *read)
-    int sosie_sketch_values(int kernel, const sosie_sketch_job *job, float *out)
+    int sosie_sketch_dots(int kernel, const sosie_sketch_job *job, int *out)
     size_t sosie_count_nonfinite(const char *base, Py_ssize_t stride, size_t n, size_t d)
 
 L2 = 0
@@ -161,42 +164,43 @@ def count_nonfinite(vectors):
     return bad
 
 
-cdef void _sketch_job(sosie_sketch_job *job, object codes, const float[::1] tails,
-                      const float[::1] scale, const float[::1] qhead, double qtail,
-                      double head_slack, double tail_slack, double rho, object vectors,
-                      const float *q, double rel, double absolute, double delta):
+cdef void _sketch_job(sosie_sketch_job *job, object codes, const short[::1] weights):
     job.codes = <const signed char *><uintptr_t>codes.__array_interface__["data"][0]
     job.code_stride = codes.strides[0]
     job.m = codes.shape[1]
-    job.tails = &tails[0]
-    job.scale = &scale[0]
-    job.qhead = &qhead[0]
-    job.qtail = qtail
-    job.head_slack = head_slack
-    job.tail_slack = tail_slack
-    job.rho = rho
-    _job(&job.rows, vectors, 0, vectors.shape[0], q, NULL, 0.0, 0)
-    job.rel = rel
-    job.absolute = absolute
-    job.delta = delta
+    job.weights = &weights[0]
 
 
-def sketch_scan(str kernel, codes, const float[::1] tails, const float[::1] scale,
-                const float[::1] qhead, double qtail, double head_slack, double tail_slack,
-                double rho, vectors, const float[::1] q, double rel, double absolute,
-                double delta, size_t k, size_t cap):
+def sketch_scan(str kernel, codes, const float[::1] tails, const float[::1] sq_norms,
+                const short[::1] weights, float step, float qhead2, double h2_slack,
+                double qtail, double head_slack, double tail_slack, double rho, vectors,
+                const float[::1] q, double rel, double absolute, double delta, size_t k,
+                size_t cap):
     """The fused sketch pass (dispatch.h): (dist float32[c], rows int64[c], bound, rows read).
 
-    `codes` (N, m) int8 with unit inner stride, `tails` float32[N], `scale`/`qhead`
-    float32[m], `vectors` a validated (N, d) float16 array, `q` float32[d]; 1 <= k <= cap."""
+    `codes` (N, m) int8 with unit inner stride, m <= 128; `tails`, `sq_norms` float32[N];
+    `weights` int16[m]; `vectors` a validated (N, d) float16 array, `q` float32[d];
+    1 <= k <= cap."""
     cdef int kk = _kernel(kernel)
     cdef float[::1] dist = np.empty(cap, np.float32)
     cdef int64_t[::1] rows = np.empty(cap, np.int64)
     cdef size_t count = 0, read = 0
     cdef float bound = 0
     cdef sosie_sketch_job job
-    _sketch_job(&job, codes, tails, scale, qhead, qtail, head_slack, tail_slack, rho, vectors,
-                &q[0], rel, absolute, delta)
+    _sketch_job(&job, codes, weights)
+    job.tails = &tails[0]
+    job.sq_norms = &sq_norms[0]
+    job.step = step
+    job.qhead2 = qhead2
+    job.h2_slack = h2_slack
+    job.qtail = qtail
+    job.head_slack = head_slack
+    job.tail_slack = tail_slack
+    job.rho = rho
+    _job(&job.rows, vectors, 0, vectors.shape[0], &q[0], NULL, 0.0, 0)
+    job.rel = rel
+    job.absolute = absolute
+    job.delta = delta
     cdef int rc
     with nogil:
         rc = sosie_sketch_scan(kk, &job, k, cap, &dist[0], &rows[0], &count, &bound, &read)
@@ -205,19 +209,18 @@ def sketch_scan(str kernel, codes, const float[::1] tails, const float[::1] scal
     return np.asarray(dist)[:count], np.asarray(rows)[:count], float(bound), int(read)
 
 
-def sketch_values(str kernel, codes, const float[::1] scale, const float[::1] qhead):
-    """float32 h2 = sum_j (scale_j c_ij - qhead_j)^2 of every row (the sketch pass' arithmetic)."""
+def sketch_dots(str kernel, codes, const short[::1] weights):
+    """int32 D_i = sum_j codes_ij weights_j of every row (the sketch pass' integer dots)."""
     cdef int kk = _kernel(kernel)
     cdef size_t n = codes.shape[0]
-    out_arr = np.empty(n, np.float32)
+    out_arr = np.empty(n, np.int32)
     if n == 0:
         return out_arr
-    cdef float[::1] out = out_arr
-    cdef float[::1] tails = np.zeros(1, np.float32)
+    cdef int[::1] out = out_arr
     cdef sosie_sketch_job job
-    dummy = np.zeros((n, 8), np.float16)
-    _sketch_job(&job, codes, tails, scale, qhead, 0.0, 0.0, 0.0, 0.0, dummy, &scale[0],
-                0.0, 0.0, 0.0)
+    _sketch_job(&job, codes, weights)
+    job.rows.begin = 0
+    job.rows.end = n
     with nogil:
-        sosie_sketch_values(kk, &job, &out[0])
+        sosie_sketch_dots(kk, &job, &out[0])
     return out_arr

@@ -125,28 +125,23 @@ def test_sketch_bounds_every_row(seed: int, d: int, mode: str, n: int) -> None:
 
 @pytest.mark.parametrize("kernel", KERNELS)
 @settings(max_examples=40, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1), m=st.sampled_from([8, 16, 24, 40, 48, 64, 128]),
-       n=st.integers(1, 300), offset=st.integers(0, 15))
-def test_sketch_values_within_float32_rounding(kernel: str, seed: int, m: int, n: int,
-                                               offset: int) -> None:
-    """h2 = sum (scale c - q)^2 of every kernel vs float64, inside the bound search.py uses."""
+@given(seed=st.integers(0, 2**32 - 1), m=st.sampled_from([8, 16, 24, 40, 48, 64, 128, 512]),
+       n=st.integers(1, 300), offset=st.integers(0, 15), extreme=st.booleans())
+def test_sketch_dots_are_exact_integers(kernel: str, seed: int, m: int, n: int, offset: int,
+                                        extreme: bool) -> None:
+    """D = codes . weights of every kernel equals the int64 numpy dot, row by row."""
     rng = np.random.default_rng(seed)
-    codes = unaligned_copy(rng.integers(-127, 128, (n, m)).astype(np.int8), offset)
-    scale = (rng.random(m) * 10.0 ** rng.integers(-6, 4)).astype(np.float32) + np.float32(1e-9)
-    head = (rng.standard_normal(m) * 100 * scale).astype(np.float32)
-    got = _scan.sketch_values(kernel, codes, scale, head).astype(np.float64)
-    quantized = codes.astype(np.float64) * scale.astype(np.float64)
-    exact = ((quantized - head.astype(np.float64)) ** 2).sum(axis=1)
-    u = 2.0**-24
-    # |sqrt(h2) - exact distance| <= rho sqrt(h2) + 2.02 u (|scale c| + |head|) (search.py)
-    slack = 2.0**-12 * np.sqrt(got) + 2.02 * u * (
-        np.linalg.norm(quantized, axis=1) + np.linalg.norm(head))
-    assert np.all(np.abs(np.sqrt(got) - np.sqrt(exact)) <= slack)
-    serial = _scan.sketch_values("serial", codes, scale, head)
-    alone = np.array([_scan.sketch_values(kernel, codes[i : i + 1], scale, head)[0]
-                      for i in range(n)])
-    np.testing.assert_array_equal(got, alone)  # a row's value does not depend on its neighbours
-    np.testing.assert_allclose(got, serial, rtol=1e-5, atol=1e-30)
+    codes = rng.integers(-127, 128, (n, m)).astype(np.int8)
+    weights = rng.integers(-32767, 32768, m).astype(np.int16)
+    if extreme:  # the largest sums the scan can see
+        codes[:] = np.where(rng.random((n, m)) < 0.5, -127, 127)
+        weights[:] = np.where(codes[0] < 0, -32767, 32767)
+    codes = unaligned_copy(codes, offset)
+    got = _scan.sketch_dots(kernel, codes, weights)
+    want = codes.astype(np.int64) @ weights.astype(np.int64)
+    np.testing.assert_array_equal(got.astype(np.int64), want)
+    alone = np.array([_scan.sketch_dots(kernel, codes[i : i + 1], weights)[0] for i in range(n)])
+    np.testing.assert_array_equal(got, alone)
 
 
 @pytest.mark.parametrize("kernel", KERNELS)

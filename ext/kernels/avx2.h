@@ -64,28 +64,40 @@ SOSIE_AVX2 static inline __m128 avx2_reduce4(__m256 s0, __m256 s1, __m256 s2, __
 AVX2_ROWS4(avx2_l2_rows4, AVX2_L2_STEP)
 AVX2_ROWS4(avx2_dot_rows4, AVX2_DOT_STEP)
 
-SOSIE_AVX2 static inline __m256 avx2_code8(const int8_t *p) {
-    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)p)));
+/* [sum(s0), sum(s1), sum(s2), sum(s3)] of int32 lanes. */
+SOSIE_AVX2 static inline __m128i avx2_reduce4_epi32(__m256i s0, __m256i s1, __m256i s2,
+                                                    __m256i s3) {
+    __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(s0, s1), _mm256_hadd_epi32(s2, s3));
+    return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
 }
 
-/* The sketch (serial.h): 8 codes per step, one accumulator per row, t = c*s - q fused. */
+/* The sketch (serial.h): 16 codes widened to int16 and multiplied in pairs (vpmaddwd) per
+ * step, one int32 accumulator per row; m = 8 (mod 16) ends with a 128-bit step. */
 SOSIE_AVX2 static inline void avx2_sketch_rows4(const int8_t *c, ptrdiff_t stride,
-                                                const float *scale, const float *q, size_t m,
-                                                float out[4]) {
+                                                const int16_t *w, size_t m, int32_t out[4]) {
     const int8_t *c0 = c, *c1 = c + stride, *c2 = c + 2 * stride, *c3 = c + 3 * stride;
-    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-    for (size_t j = 0; j < m; j += 8) {
-        __m256 s = _mm256_loadu_ps(scale + j), qv = _mm256_loadu_ps(q + j);
-        __m256 t0 = _mm256_fmsub_ps(avx2_code8(c0 + j), s, qv);
-        __m256 t1 = _mm256_fmsub_ps(avx2_code8(c1 + j), s, qv);
-        __m256 t2 = _mm256_fmsub_ps(avx2_code8(c2 + j), s, qv);
-        __m256 t3 = _mm256_fmsub_ps(avx2_code8(c3 + j), s, qv);
-        a0 = _mm256_fmadd_ps(t0, t0, a0);
-        a1 = _mm256_fmadd_ps(t1, t1, a1);
-        a2 = _mm256_fmadd_ps(t2, t2, a2);
-        a3 = _mm256_fmadd_ps(t3, t3, a3);
+    __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+    size_t j = 0;
+#define AVX2_CODES16(p) _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(p)))
+    for (; j + 16 <= m; j += 16) {
+        __m256i wv = _mm256_loadu_si256((const __m256i *)(w + j));
+        a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(AVX2_CODES16(c0 + j), wv));
+        a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(AVX2_CODES16(c1 + j), wv));
+        a2 = _mm256_add_epi32(a2, _mm256_madd_epi16(AVX2_CODES16(c2 + j), wv));
+        a3 = _mm256_add_epi32(a3, _mm256_madd_epi16(AVX2_CODES16(c3 + j), wv));
     }
-    _mm_storeu_ps(out, avx2_reduce4(a0, a1, a2, a3));
+#undef AVX2_CODES16
+    if (j < m) {
+#define AVX2_CODES8(p) _mm_cvtepi8_epi16(_mm_loadl_epi64((const __m128i *)(p)))
+        __m128i wv = _mm_loadu_si128((const __m128i *)(w + j));
+        __m256i z = _mm256_setzero_si256();
+        a0 = _mm256_add_epi32(a0, _mm256_inserti128_si256(z, _mm_madd_epi16(AVX2_CODES8(c0 + j), wv), 0));
+        a1 = _mm256_add_epi32(a1, _mm256_inserti128_si256(z, _mm_madd_epi16(AVX2_CODES8(c1 + j), wv), 0));
+        a2 = _mm256_add_epi32(a2, _mm256_inserti128_si256(z, _mm_madd_epi16(AVX2_CODES8(c2 + j), wv), 0));
+        a3 = _mm256_add_epi32(a3, _mm256_inserti128_si256(z, _mm_madd_epi16(AVX2_CODES8(c3 + j), wv), 0));
+#undef AVX2_CODES8
+    }
+    _mm_storeu_si128((__m128i *)out, avx2_reduce4_epi32(a0, a1, a2, a3));
 }
 
 static inline size_t avx2_rounding_depth(size_t d) { return d / 16 + 8; }

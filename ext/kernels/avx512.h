@@ -1,8 +1,9 @@
-/* x86-64 AVX-512F kernels (see serial.h for the contract).
+/* x86-64 AVX-512 (F + BW) kernels (see serial.h for the contract).
  *
  * Same scheme as avx2.h with 16 lanes: half the instructions per row, which matters when the
  * core's other hyperthread competes for the vector ports. Compiled with per-function target
- * attributes; dispatch.c only calls these after __builtin_cpu_supports("avx512f").
+ * attributes; dispatch.c only calls these after __builtin_cpu_supports("avx512f") and
+ * ("avx512bw") (every AVX-512 CPU since Skylake-SP has both).
  * A row width that is not a multiple of 16 ends with a masked 8-value step.
  */
 #ifndef SOSIE_AVX512_H
@@ -15,7 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SOSIE_AVX512 __attribute__((target("avx512f,avx2,f16c,fma")))
+#define SOSIE_AVX512 __attribute__((target("avx512f,avx512bw,avx2,f16c,fma")))
 
 SOSIE_AVX512 static inline __m512 avx512_load16(const char *p) {
     return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
@@ -80,43 +81,45 @@ SOSIE_AVX512 static inline __m128 avx512_reduce4(__m512 s0, __m512 s1, __m512 s2
 AVX512_ROWS4(avx512_l2_rows4, AVX512_L2_STEP)
 AVX512_ROWS4(avx512_dot_rows4, AVX512_DOT_STEP)
 
-SOSIE_AVX512 static inline __m512 avx512_code16(const int8_t *p) {
-    return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)p)));
-}
-
-SOSIE_AVX512 static inline __m512 avx512_code8(const int8_t *p) { /* upper 8 lanes zero */
-    return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)p)));
-}
-
-#define AVX512_SKETCH_STEP(acc, x, s, qv)               \
-    do {                                                \
-        __m512 t_ = _mm512_fmsub_ps((x), (s), (qv));    \
-        acc = _mm512_fmadd_ps(t_, t_, acc);             \
-    } while (0)
-
-/* The sketch (serial.h): 16 codes per step; m = 8 (mod 16) ends with a masked 8-code step. */
+/* The sketch (serial.h): 32 codes widened to int16 and multiplied in pairs (vpmaddwd, AVX-512BW)
+ * per step; the last 16 and 8 codes with 256- and 128-bit steps, zero-extended. */
 SOSIE_AVX512 static inline void avx512_sketch_rows4(const int8_t *c, ptrdiff_t stride,
-                                                    const float *scale, const float *q,
-                                                    size_t m, float out[4]) {
-    const int8_t *c0 = c, *c1 = c + stride, *c2 = c + 2 * stride, *c3 = c + 3 * stride;
-    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+                                                      const int16_t *w, size_t m,
+                                                      int32_t out[4]) {
+    const int8_t *rows[4] = {c, c + stride, c + 2 * stride, c + 3 * stride};
+    __m512i acc[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(),
+                      _mm512_setzero_si512()};
     size_t j = 0;
-    for (; j + 16 <= m; j += 16) {
-        __m512 s = _mm512_loadu_ps(scale + j), qv = _mm512_loadu_ps(q + j);
-        AVX512_SKETCH_STEP(a0, avx512_code16(c0 + j), s, qv);
-        AVX512_SKETCH_STEP(a1, avx512_code16(c1 + j), s, qv);
-        AVX512_SKETCH_STEP(a2, avx512_code16(c2 + j), s, qv);
-        AVX512_SKETCH_STEP(a3, avx512_code16(c3 + j), s, qv);
+    for (; j + 32 <= m; j += 32) {
+        __m512i wv = _mm512_loadu_si512((const void *)(w + j));
+        for (int r = 0; r < 4; r++) {
+            __m512i x = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(rows[r] + j)));
+            acc[r] = _mm512_add_epi32(acc[r], _mm512_madd_epi16(x, wv));
+        }
+    }
+    if (j + 16 <= m) {
+        __m256i wv = _mm256_loadu_si256((const __m256i *)(w + j));
+        for (int r = 0; r < 4; r++) {
+            __m256i x = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(rows[r] + j)));
+            acc[r] = _mm512_add_epi32(acc[r],
+                                      _mm512_zextsi256_si512(_mm256_madd_epi16(x, wv)));
+        }
+        j += 16;
     }
     if (j < m) {
-        __m512 s = _mm512_maskz_loadu_ps(0x00ff, scale + j);
-        __m512 qv = _mm512_maskz_loadu_ps(0x00ff, q + j);
-        AVX512_SKETCH_STEP(a0, avx512_code8(c0 + j), s, qv);
-        AVX512_SKETCH_STEP(a1, avx512_code8(c1 + j), s, qv);
-        AVX512_SKETCH_STEP(a2, avx512_code8(c2 + j), s, qv);
-        AVX512_SKETCH_STEP(a3, avx512_code8(c3 + j), s, qv);
+        __m128i wv = _mm_loadu_si128((const __m128i *)(w + j));
+        for (int r = 0; r < 4; r++) {
+            __m128i x = _mm_cvtepi8_epi16(_mm_loadl_epi64((const __m128i *)(rows[r] + j)));
+            acc[r] = _mm512_add_epi32(acc[r], _mm512_zextsi128_si512(_mm_madd_epi16(x, wv)));
+        }
     }
-    _mm_storeu_ps(out, avx512_reduce4(a0, a1, a2, a3));
+    __m256i f[4];
+    for (int r = 0; r < 4; r++)
+        f[r] = _mm256_add_epi32(_mm512_castsi512_si256(acc[r]),
+                                _mm512_extracti64x4_epi64(acc[r], 1));
+    __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(f[0], f[1]), _mm256_hadd_epi32(f[2], f[3]));
+    _mm_storeu_si128((__m128i *)out, _mm_add_epi32(_mm256_castsi256_si128(h),
+                                                   _mm256_extracti128_si256(h, 1)));
 }
 
 static inline size_t avx512_rounding_depth(size_t d) { return d / 32 + 10; }

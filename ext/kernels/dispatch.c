@@ -45,8 +45,8 @@
 typedef void (*scan_fn)(const sosie_job *, sosie_topk *);
 typedef void (*values_fn)(const sosie_job *, float *);
 typedef void (*sketch_fn)(const sosie_sketch_job *, size_t, sosie_topk *, sosie_topk *,
-                          size_t *);
-typedef void (*sketch_values_fn)(const sosie_sketch_job *, float *);
+                          sosie_topk *, float *, size_t *);
+typedef void (*sketch_dots_fn)(const sosie_sketch_job *, int32_t *);
 
 typedef struct {
     const char *name;
@@ -55,7 +55,7 @@ typedef struct {
     scan_fn scan[2];
     values_fn values[2];
     sketch_fn sketch;
-    sketch_values_fn sketch_values;
+    sketch_dots_fn sketch_dots;
 } kernel_entry;
 
 static int always(void) { return 1; }
@@ -71,7 +71,8 @@ static int cpu_has_avx2(void) {
 #ifdef SOSIE_HAVE_AVX512
 static int cpu_has_avx512(void) {
     __builtin_cpu_init();
-    return cpu_has_avx2() && __builtin_cpu_supports("avx512f");
+    return cpu_has_avx2() && __builtin_cpu_supports("avx512f") &&
+           __builtin_cpu_supports("avx512bw");
 }
 #endif
 
@@ -79,21 +80,21 @@ static const kernel_entry KERNELS[] = {
 #ifdef SOSIE_HAVE_AVX512
     {"avx512", cpu_has_avx512, avx512_rounding_depth,
      {avx512_l2_scan, avx512_dot_scan}, {avx512_l2_dists, avx512_dot_dists},
-     avx512_sketch_scan, avx512_sketch_values},
+     avx512_sketch_scan, avx512_sketch_dots},
 #endif
 #ifdef SOSIE_HAVE_AVX2
     {"avx2", cpu_has_avx2, avx2_rounding_depth,
      {avx2_l2_scan, avx2_dot_scan}, {avx2_l2_dists, avx2_dot_dists},
-     avx2_sketch_scan, avx2_sketch_values},
+     avx2_sketch_scan, avx2_sketch_dots},
 #endif
 #ifdef SOSIE_HAVE_NEON
     {"neon", always, neon_rounding_depth,
      {neon_l2_scan, neon_dot_scan}, {neon_l2_dists, neon_dot_dists},
-     neon_sketch_scan, neon_sketch_values},
+     neon_sketch_scan, neon_sketch_dots},
 #endif
     {"serial", always, serial_rounding_depth,
      {serial_l2_scan, serial_dot_scan}, {serial_l2_dists, serial_dot_dists},
-     serial_sketch_scan, serial_sketch_values},
+     serial_sketch_scan, serial_sketch_dots},
 };
 #define KERNEL_COUNT ((int)(sizeof KERNELS / sizeof KERNELS[0]))
 
@@ -210,25 +211,30 @@ int sosie_values(int kernel, int metric, const sosie_job *job, int threads, floa
 int sosie_sketch_scan(int kernel, const sosie_sketch_job *job, size_t k, size_t cap,
                       float *dist, int64_t *rows, size_t *count, float *bound, size_t *read) {
     if (!sosie_kernel_supported(kernel) || k == 0 || cap < k) return -1;
-    float *top_dist = malloc(k * sizeof *top_dist);
-    int64_t *top_row = malloc(k * sizeof *top_row);
-    if (!top_dist || !top_row) {
+    size_t n = job->rows.end - job->rows.begin;
+    float *top_dist = malloc(2 * k * sizeof *top_dist);
+    int64_t *top_row = malloc(2 * k * sizeof *top_row);
+    float *h2 = malloc((n ? n : 1) * sizeof *h2);
+    if (!top_dist || !top_row || !h2) {
         free(top_dist);
         free(top_row);
+        free(h2);
         return -2;
     }
     sosie_topk heap = {dist, rows, 0, cap}, top = {top_dist, top_row, 0, k};
-    KERNELS[kernel].sketch(job, k, &heap, &top, read);
+    sosie_topk seeds = {top_dist + k, top_row + k, 0, k};
+    KERNELS[kernel].sketch(job, k, &heap, &top, &seeds, h2, read);
     free(top_dist);
     free(top_row);
+    free(h2);
     *count = heap.size;
     *bound = *read > heap.size ? heap.dist[0] : INFINITY;
     return 0;
 }
 
-int sosie_sketch_values(int kernel, const sosie_sketch_job *job, float *out) {
+int sosie_sketch_dots(int kernel, const sosie_sketch_job *job, int32_t *out) {
     if (!sosie_kernel_supported(kernel)) return -1;
-    KERNELS[kernel].sketch_values(job, out);
+    KERNELS[kernel].sketch_dots(job, out);
     return 0;
 }
 

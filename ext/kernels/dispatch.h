@@ -47,24 +47,28 @@ int sosie_scan(int kernel, int metric, const sosie_job *job, size_t cap, int thr
 int sosie_values(int kernel, int metric, const sosie_job *job, int threads, float *out);
 
 /* ---- the 8-bit sketch: exact top-k reading few float16 rows ---------------------------------
- * Row i of the corpus also has m int8 codes (its leading m principal coordinates over
- * per-axis scales) and the norm of its remaining coordinates (`tails`). For a query rotated
- * the same way (head `qhead`, tail norm `qtail`), a row's squared distance is at least
- *   LB = (1 - 2^-20) * [ (sqrt(h2) (1 - rho) - head_slack)+^2 + (|t - qtail| - rho (t + qtail)
- *        - tail_slack)+^2 ],   h2 = sum_j (scale_j c_j - qhead_j)^2 in float32
- * (search.py derives the slacks: quantization error plus rounding). One pass computes LB for
- * every row; a row whose LB exceeds tau, a certified upper bound of the k-th best distance so
- * far, is never read in float16; the others get their float32 L2 value from the float16 row
- * (same arithmetic as sosie_scan) and go into a top-`cap` heap, and into a top-k heap whose
- * worst value v gives tau = (sqrt((v + absolute) / (1 - rel)) + delta)^2 (1 + 2^-30). */
+ * Row i of the corpus also has m int8 codes c_i (its leading m principal coordinates over
+ * per-axis scales s) and the norm t_i of its remaining coordinates (`tails`). For a query
+ * rotated the same way (head y, tail norm `qtail`), the integer dot D_i = sum_j c_ij w_j with
+ * int16 weights w ~ s*y/S gives h2_i = A_i + step D_i + qhead2 (float32; A_i = |s*c_i|^2,
+ * step = -2S, qhead2 = |y|^2), within h2_slack of |s*c_i - y|^2. A row's squared distance is
+ * then at least
+ *   LB = (1 - 2^-20) [ (sqrt(h2 - h2_slack)+ - head_slack)+^2
+ *                      + (|t - qtail| - rho (t + qtail) - tail_slack)+^2 ]
+ * (search.py derives the slacks: quantization, rounding). One pass computes LB for every row;
+ * a row whose LB exceeds tau, a certified upper bound of the k-th best distance so far, is
+ * never read in float16; the others get their float32 L2 value from the float16 row (same
+ * arithmetic as sosie_scan) and go into a top-`cap` heap, and into a top-k heap whose worst
+ * value v gives tau = (sqrt((v + absolute) / (1 - rel)) + delta)^2 (1 + 2^-30). */
 typedef struct {
     const int8_t *codes;    /* row i at codes + i * code_stride */
     ptrdiff_t code_stride;  /* bytes */
-    size_t m;               /* codes per row, a multiple of 8 */
+    size_t m;               /* codes per row, a multiple of 8, at most 128 */
     const float *tails;     /* per row */
-    const float *scale;     /* m per-axis scales */
-    const float *qhead;     /* m rotated query coordinates */
-    double qtail, head_slack, tail_slack, rho;
+    const float *sq_norms;  /* A_i per row */
+    const int16_t *weights; /* m */
+    float step, qhead2;
+    double h2_slack, qtail, head_slack, tail_slack, rho;
     sosie_job rows;         /* the float16 rows, L2 metric (rows.q: the float32 query) */
     double rel, absolute, delta;
 } sosie_sketch_job;
@@ -75,8 +79,8 @@ typedef struct {
 int sosie_sketch_scan(int kernel, const sosie_sketch_job *job, size_t k, size_t cap,
                       float *dist, int64_t *rows, size_t *count, float *bound, size_t *read);
 
-/* h2 of rows [job.rows.begin, job.rows.end) into out[begin..end) (the scan's arithmetic). */
-int sosie_sketch_values(int kernel, const sosie_sketch_job *job, float *out);
+/* D_i of rows [job.rows.begin, job.rows.end) into out[begin..end) (the scan's arithmetic). */
+int sosie_sketch_dots(int kernel, const sosie_sketch_job *job, int32_t *out);
 
 /* Number of rows in [0, n) holding a NaN or infinity. */
 size_t sosie_count_nonfinite(const char *base, ptrdiff_t stride, size_t n, size_t d);

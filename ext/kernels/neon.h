@@ -54,28 +54,24 @@ static inline float16x8_t neon_load8(const char *p) {
 NEON_ROWS4(neon_l2_rows4, NEON_L2_STEP)
 NEON_ROWS4(neon_dot_rows4, NEON_DOT_STEP)
 
-/* The sketch (serial.h): 8 codes per step widened s8 -> s16 -> s32 -> f32 (base ARMv8.0; no
- * SDOT, which the A72 lacks); q - c*s has the magnitude of c*s - q. */
-static inline void neon_sketch_rows4(const int8_t *c, ptrdiff_t stride, const float *scale,
-                                     const float *q, size_t m, float out[4]) {
+/* The sketch (serial.h): 8 codes per step widened to int16 (SXTL), multiplied by the int16
+ * weights and accumulated in int32 (SMLAL/SMLAL2); base ARMv8.0 (the A72 has no SDOT). */
+static inline void neon_sketch_rows4(const int8_t *c, ptrdiff_t stride, const int16_t *w,
+                                     size_t m, int32_t out[4]) {
     const int8_t *rows[4] = {c, c + stride, c + 2 * stride, c + 3 * stride};
-    float32x4_t acc[4][2];
-    for (int r = 0; r < 4; r++) acc[r][0] = acc[r][1] = vdupq_n_f32(0.0f);
+    int32x4_t lo[4], hi[4];
+    for (int r = 0; r < 4; r++) lo[r] = hi[r] = vdupq_n_s32(0);
     for (size_t j = 0; j < m; j += 8) {
-        float32x4_t sl = vld1q_f32(scale + j), sh = vld1q_f32(scale + j + 4);
-        float32x4_t ql = vld1q_f32(q + j), qh = vld1q_f32(q + j + 4);
+        int16x8_t wv = vld1q_s16(w + j);
         for (int r = 0; r < 4; r++) {
-            int16x8_t w = vmovl_s8(vld1_s8(rows[r] + j));
-            float32x4_t xl = vcvtq_f32_s32(vmovl_s16(vget_low_s16(w)));
-            float32x4_t xh = vcvtq_f32_s32(vmovl_high_s16(w));
-            float32x4_t tl = vfmsq_f32(ql, xl, sl), th = vfmsq_f32(qh, xh, sh);
-            acc[r][0] = vfmaq_f32(acc[r][0], tl, tl);
-            acc[r][1] = vfmaq_f32(acc[r][1], th, th);
+            int16x8_t x = vmovl_s8(vld1_s8(rows[r] + j));
+            lo[r] = vmlal_s16(lo[r], vget_low_s16(x), vget_low_s16(wv));
+            hi[r] = vmlal_high_s16(hi[r], x, wv);
         }
     }
-    float32x4_t s01 = vpaddq_f32(vaddq_f32(acc[0][0], acc[0][1]), vaddq_f32(acc[1][0], acc[1][1]));
-    float32x4_t s23 = vpaddq_f32(vaddq_f32(acc[2][0], acc[2][1]), vaddq_f32(acc[3][0], acc[3][1]));
-    vst1q_f32(out, vpaddq_f32(s01, s23));
+    int32x4_t s01 = vpaddq_s32(vaddq_s32(lo[0], hi[0]), vaddq_s32(lo[1], hi[1]));
+    int32x4_t s23 = vpaddq_s32(vaddq_s32(lo[2], hi[2]), vaddq_s32(lo[3], hi[3]));
+    vst1q_s32(out, vpaddq_s32(s01, s23));
 }
 
 static inline size_t neon_rounding_depth(size_t d) { return d / 8 + 6; }

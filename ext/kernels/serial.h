@@ -66,24 +66,19 @@ static inline void serial_dot_rows4(const char *r, ptrdiff_t stride, const float
 }
 
 /* ---- the 8-bit sketch (see sketch_template.h) ---------------------------------------------
- * <isa>_sketch_rows4(c, stride, scale, q, m, out): four rows of m int8 codes at c, c + stride,
- * c + 2*stride, c + 3*stride against a float32 query head q:
- *   out[i] = sum_j (scale_j * c_ij - q_j)^2     (m a multiple of 8)
- * Every term is a square, so any summation order errs by at most (m + 2) roundings relative
- * to the exact sum of the rounded differences; search.py bounds the rest. */
-static inline float serial_sketch_row(const int8_t *c, const float *scale, const float *q,
-                                      size_t m) {
-    float acc = 0.0f;
-    for (size_t j = 0; j < m; j++) {
-        float t = (float)c[j] * scale[j] - q[j];
-        acc += t * t;
-    }
+ * <isa>_sketch_rows4(c, stride, w, m, out): four rows of m int8 codes at c, c + stride,
+ * c + 2*stride, c + 3*stride against m int16 query weights w, exactly in int32:
+ *   out[i] = sum_j c_ij * w_j      (m a multiple of 8, m <= 128: |out| < 2^29)
+ * Integer arithmetic: every ISA gives the same values, whatever the order of the sums. */
+static inline int32_t serial_sketch_row(const int8_t *c, const int16_t *w, size_t m) {
+    int32_t acc = 0;
+    for (size_t j = 0; j < m; j++) acc += (int32_t)c[j] * (int32_t)w[j];
     return acc;
 }
 
-static inline void serial_sketch_rows4(const int8_t *c, ptrdiff_t stride, const float *scale,
-                                       const float *q, size_t m, float out[4]) {
-    for (int i = 0; i < 4; i++) out[i] = serial_sketch_row(c + i * stride, scale, q, m);
+static inline void serial_sketch_rows4(const int8_t *c, ptrdiff_t stride, const int16_t *w,
+                                       size_t m, int32_t out[4]) {
+    for (int i = 0; i < 4; i++) out[i] = serial_sketch_row(c + i * stride, w, m);
 }
 
 /* Longest chain of float32 roundings behind one result (for the exactness certificate). */

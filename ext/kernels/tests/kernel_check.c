@@ -191,9 +191,9 @@ static void one_case(int kernel, int serial) {
 }
 
 /* The sketch pass with the identity rotation (mean 0): codes quantize the first m float16
- * coordinates, tails are the norms of the rest. Checks h2 against double arithmetic within the
- * slack search.py uses, row values independent of neighbours, and that the fused scan reads and
- * keeps every row clearly inside the exact top-k (an unread row must be beyond the k-th). */
+ * coordinates, tails are the norms of the rest. Checks the integer dots exactly (alone and in
+ * fours) and that the fused scan, with the slacks search.py derives, reads and keeps every row
+ * clearly inside the exact top-k (an unread row must be beyond the k-th). */
 static void sketch_case(int kernel, int serial) {
     size_t d = 8 * (1 + below(16)), m = 8 * (1 + below(d / 8));
     size_t n = 1 + below(900), k = 1 + below(30), cap = 2 * k + 8;
@@ -216,16 +216,16 @@ static void sketch_case(int kernel, int serial) {
             xd[i * d + j] = half_to_double(x[i * d + j]);
         }
     }
-    float *scale = malloc(m * 4), *head = malloc(m * 4), *tails = malloc(n * 4);
+    float *scale = malloc(m * 4), *tails = malloc(n * 4), *a2 = malloc(n * 4);
     signed char *codes = malloc(n * m + 1);
-    double error = 0, code_norm = 0, radius = 0;
+    double error = 0, code_norm = 0, radius = 0, l1max = 0;
     for (size_t j = 0; j < m; j++) {
         double peak = 0;
         for (size_t i = 0; i < n; i++) peak = fmax(peak, fabs(xd[i * d + j]));
         scale[j] = peak > 0 ? (float)(peak / 127) : 1.0f;
     }
     for (size_t i = 0; i < n; i++) {
-        double e = 0, c2 = 0, t = 0, r = 0;
+        double e = 0, c2 = 0, t = 0, r = 0, l1 = 0;
         for (size_t j = 0; j < d; j++) {
             double v = xd[i * d + j];
             r += v * v;
@@ -234,54 +234,58 @@ static void sketch_case(int kernel, int serial) {
             codes[i * m + j] = (signed char)c;
             e += (v - c * scale[j]) * (v - c * scale[j]);
             c2 += c * scale[j] * c * scale[j];
+            l1 += fabs(c);
         }
         tails[i] = (float)sqrt(t);
+        a2[i] = (float)c2;
         error = fmax(error, sqrt(e));
         code_norm = fmax(code_norm, sqrt(c2));
         radius = fmax(radius, sqrt(r));
+        l1max = fmax(l1max, l1);
     }
     size_t like = below(n);
     float *q = malloc(d * 4);
-    double qn = 0, hn = 0, qt = 0;
+    double qn = 0, hn = 0, qt = 0, peak = 0, *g = malloc(m * sizeof(double));
+    short *w = malloc(m * sizeof(short));
     for (size_t j = 0; j < d; j++) {
         q[j] = (float)(xd[like * d + j] + (below(2) ? 0.0 : (uniform() - 0.5) * 0.01));
         qn += (double)q[j] * q[j];
-        if (j < m) { head[j] = q[j]; hn += (double)q[j] * q[j]; }
-        else qt += (double)q[j] * q[j];
+        if (j < m) {
+            hn += (double)q[j] * q[j];
+            g[j] = (double)scale[j] * q[j];
+            peak = fmax(peak, fabs(g[j]));
+        } else {
+            qt += (double)q[j] * q[j];
+        }
     }
-    double u = ldexp(1, -24), rho = ldexp(1, -12), tiny = ldexp(1, -126);
-    double slack_rot = ldexp(1, -30) * (radius + sqrt(qn));
-    sosie_sketch_job job = {codes, (ptrdiff_t)m, m, tails, scale, head, sqrt(qt),
-                            error * (1 + 1e-9) + 2.02 * u * (code_norm + sqrt(hn)) +
-                                sqrt(2.0 * m * tiny) + slack_rot,
-                            slack_rot, rho,
+    double S = peak > 0 ? peak / 32767 : 1.0;
+    for (size_t j = 0; j < m; j++) w[j] = (short)fmax(-32767, fmin(32767, nearbyint(g[j] / S)));
+    double u = ldexp(1, -24), tiny = ldexp(1, -126);
+    double slack_rot = ldexp(1, -30) * (radius + sqrt(qn)), coarse = S * l1max;
+    sosie_sketch_job job = {codes, (ptrdiff_t)m, m, tails, a2, w, (float)(-2 * S), (float)hn,
+                            1.01 * coarse + 8 * u * (pow(code_norm + sqrt(hn), 2) + coarse) +
+                                8 * tiny,
+                            sqrt(qt), error * (1 + 1e-9) + slack_rot, slack_rot, ldexp(1, -12),
                             {(const char *)x, (ptrdiff_t)(2 * d), d, 0, n, q, NULL, 0.0f, 0},
                             0, 0, 0};
     size_t depth = 2 * sosie_rounding_depth(kernel, d) + 8;
     job.rel = depth * u / (1 - depth * u);
     job.absolute = (d + depth) * 2.0 * tiny;
-    /* h2 of every row, alone and in fours */
-    float *h2 = malloc(n * 4), *h2s = malloc(n * 4), *one = malloc(4);
-    if (sosie_sketch_values(kernel, &job, h2) || sosie_sketch_values(serial, &job, h2s))
-        FAIL("sosie_sketch_values refused");
+    /* integer dots of every row, alone and in fours, against the serial kernel and int64 */
+    int32_t *dots = malloc(n * 4), *dots_s = malloc(n * 4), one[1];
+    if (sosie_sketch_dots(kernel, &job, dots) || sosie_sketch_dots(serial, &job, dots_s))
+        FAIL("sosie_sketch_dots refused");
     for (size_t i = 0; i < n; i++) {
-        double exact = 0, cn = 0;
-        for (size_t j = 0; j < m; j++) {
-            double c = codes[i * m + j] * (double)scale[j], t = c - head[j];
-            exact += t * t;
-            cn += c * c;
-        }
-        double slack = rho * sqrt(h2[i]) + 2.02 * u * (sqrt(cn) + sqrt(hn)) + 1e-30;
-        if (fabs(sqrt(h2[i]) - sqrt(exact)) > slack)
-            FAIL("sketch row %zu (m=%zu): h2 %.9g vs exact %.17g", i, m, h2[i], exact);
-        if (fabs(sqrt(h2s[i]) - sqrt(exact)) > slack)
-            FAIL("serial sketch row %zu: h2 %.9g vs exact %.17g", i, h2s[i], exact);
+        long long want = 0;
+        for (size_t j = 0; j < m; j++) want += (long long)codes[i * m + j] * w[j];
         sosie_sketch_job alone = job;
         alone.codes = codes + i * m;
         alone.rows.begin = 0;
         alone.rows.end = 1;
-        sosie_sketch_values(kernel, &alone, one);
-        if (one[0] != h2[i]) FAIL("sketch row %zu alone %.9g, in fours %.9g", i, one[0], h2[i]);
+        sosie_sketch_dots(kernel, &alone, one);
+        if (dots[i] != want || dots_s[i] != want || one[0] != want)
+            FAIL("sketch row %zu (m=%zu): dot %d / serial %d / alone %d, expected %lld", i, m,
+                 dots[i], dots_s[i], one[0], want);
         sketch_checks += 3;
     }
     /* the fused scan keeps every row clearly inside the exact top-k */
@@ -302,6 +306,9 @@ static void sketch_case(int kernel, int serial) {
         FAIL("sosie_sketch_scan refused");
     if (read < kk || read > n || count != (read < cc ? read : cc))
         FAIL("sketch scan read %zu rows, kept %zu (n=%zu k=%zu cap=%zu)", read, count, n, kk, cc);
+    for (size_t t = 0; t < count; t++)
+        for (size_t o = t + 1; o < count; o++)
+            if (rows[t] == rows[o]) FAIL("sketch scan kept row %lld twice", (long long)rows[t]);
     double kth = sorted[kk - 1];
     for (size_t i = 0; i < n; i++) {
         if (!(exact[i] < kth * (1 - 1e-3))) continue;
@@ -311,8 +318,8 @@ static void sketch_case(int kernel, int serial) {
                          exact[i], kth);
         sketch_checks++;
     }
-    free(x); free(xd); free(scale); free(head); free(tails); free(codes); free(q); free(h2);
-    free(h2s); free(one); free(exact); free(sorted); free(dist); free(rows);
+    free(x); free(xd); free(scale); free(tails); free(a2); free(codes); free(q); free(g);
+    free(w); free(dots); free(dots_s); free(exact); free(sorted); free(dist); free(rows);
 }
 
 int main(int argc, char **argv) {
