@@ -1,9 +1,9 @@
-"""The whole configuration of the appliance, validated at start: one `AppSettings`.
+"""The whole configuration of the appliance, validated at start: one typed `AppSettings`.
 
-Each part owns its section's dataclass (`FaceSettings` in faces/analyzer.py, `PrinterSettings` in
-printer/settings.py, ...); this module composes them, so a typo or a wrong value anywhere in the
-file is reported before anything starts, on one line naming the key, the value and what is
-expected.
+Each part owns its section's dataclass (`FaceSettings` in faces/analyzer.py, `PrinterSettings`
+in parts/printer/settings.py, ...); this module composes them, read by `appliance.config`, so a
+typo or a wrong value anywhere in the file is reported before anything starts, on one line
+naming the key, the value and what is expected.
 
 The user file is the one given with `--config`, else `$SOSIE_CONFIG`, else the first of
 `/boot/firmware/sosie.yaml` (editable from any computer on the SD card's FAT partition) and
@@ -12,7 +12,7 @@ The user file is the one given with `--config`, else `$SOSIE_CONFIG`, else the f
 
 from __future__ import annotations
 
-import importlib
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,36 +20,29 @@ from typing import Any
 
 from appliance import config
 from appliance.config import ConfigError
+from appliance.corpus.settings import CorpusSettings
+from appliance.faces.analyzer import FaceSettings
 from appliance.parts.camera import CameraSettings
 from appliance.parts.controls import ControlSettings
+from appliance.parts.printer.settings import PrinterSettings
 from appliance.runtime.machine import MachineSettings
 from appliance.runtime.service import ServiceSettings
+from appliance.search import SearchSettings
+from appliance.ticket.content import Installation, TicketLayout
 
 CONFIG_LOCATIONS = (Path("/boot/firmware/sosie.yaml"), Path("/etc/sosie/sosie.yaml"))
-
-#: section -> (module, dataclass) owned by the other parts, imported on demand.
-FOREIGN_SECTIONS: dict[str, tuple[str, str]] = {
-    "installation": ("appliance.ticket", "Installation"),
-    "faces": ("appliance.faces.analyzer", "FaceSettings"),
-    "corpus": ("appliance.corpus.settings", "CorpusSettings"),
-    "search": ("appliance.search", "SearchSettings"),
-    "ticket": ("appliance.ticket", "TicketLayout"),
-    "printer": ("appliance.parts.printer", "PrinterSettings"),
-    "generator": ("appliance.generator.settings", "GeneratorSettings"),
-}
 
 
 @dataclass(frozen=True)
 class AppSettings:
-    """Every section, validated. Sections whose part defines no dataclass stay plain dicts."""
+    """Every section, validated, each as its part's own dataclass."""
 
-    installation: Any = None
-    faces: Any = None
-    corpus: Any = None
-    search: Any = None
-    ticket: Any = None
-    printer: Any = None
-    generator: Any = None
+    installation: Installation = field(default_factory=Installation)
+    faces: FaceSettings = field(default_factory=FaceSettings)
+    corpus: CorpusSettings = field(default_factory=CorpusSettings)
+    search: SearchSettings = field(default_factory=SearchSettings)
+    ticket: TicketLayout = field(default_factory=TicketLayout)
+    printer: PrinterSettings = field(default_factory=PrinterSettings)
     camera: CameraSettings = field(default_factory=CameraSettings)
     controls: ControlSettings = field(default_factory=ControlSettings)
     machine: MachineSettings = field(default_factory=MachineSettings)
@@ -58,9 +51,14 @@ class AppSettings:
     source: Path | None = None  # the user file, if any
 
     def replace(self, **changes: Any) -> AppSettings:
-        import dataclasses
-
         return dataclasses.replace(self, **changes)
+
+
+#: config section -> the dataclass that checks it (every field of AppSettings but raw/source).
+SECTIONS: dict[str, type] = {
+    f.name: f.default_factory  # type: ignore[misc]
+    for f in dataclasses.fields(AppSettings) if f.name not in ("raw", "source")
+}
 
 
 def default_config_file() -> Path | None:
@@ -74,18 +72,6 @@ def default_config_file() -> Path | None:
     return None
 
 
-def section_class(name: str) -> type | None:
-    """The dataclass of a foreign section, or None when that part does not define one (yet)."""
-    module_name, class_name = FOREIGN_SECTIONS[name]
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name and module_name.startswith(exc.name):
-            return None
-        raise
-    return getattr(module, class_name, None)
-
-
 def load_settings(config_file: str | Path | None = None, *, search: bool = True) -> AppSettings:
     """Load and validate everything; `search=False` ignores the default locations."""
     path = Path(config_file) if config_file is not None else None
@@ -93,15 +79,7 @@ def load_settings(config_file: str | Path | None = None, *, search: bool = True)
         path = default_config_file()
     raw = config.load(path)
     try:
-        values: dict[str, Any] = {}
-        for name in FOREIGN_SECTIONS:
-            cls = section_class(name)
-            values[name] = (config.section(raw, name, cls) if cls is not None
-                            else dict(raw.get(name) or {}))
-        values["camera"] = config.section(raw, "camera", CameraSettings)
-        values["controls"] = config.section(raw, "controls", ControlSettings)
-        values["machine"] = config.section(raw, "machine", MachineSettings)
-        values["service"] = config.section(raw, "service", ServiceSettings)
+        values = {name: config.section(raw, name, cls) for name, cls in SECTIONS.items()}
     except ConfigError as exc:
         if path is not None and str(path) not in str(exc):
             raise ConfigError(f"{path}: {exc}") from None

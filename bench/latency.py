@@ -98,33 +98,32 @@ def measure_pipeline(frame: np.ndarray, corpus: Path, presses: int,
     started = time.perf_counter()
     app.start()
     print(f"appliance ready in {time.perf_counter() - started:.1f} s "
-          f"(startup: {app.backend.startup_seconds})", file=sys.stderr)
+          f"(startup: {app.appliance.startup_seconds})", file=sys.stderr)
     out: dict[str, list[float]] = {s: [] for s in (*TICKET, *AFTER, "first_byte", "last_byte",
                                                     "lookup_to_first_byte", "visit_total")}
     cpu: list[float] = []  # CPU seconds of the worker thread per visit (immune to other load)
     printed: list[dict[str, float]] = []
     looked_up: list[float] = []  # when the lookup (search and all) handed its result back
-    backend = app.backend
-    lookup, print_ticket = backend.lookup, backend.print_ticket
+    appliance = app.appliance
+    look_up, print_visit = appliance.look_up, appliance.print_visit
 
     def cpu_lookup(frame):
         t = time.thread_time()
         try:
-            return lookup(frame)
+            return look_up(frame)
         finally:
             cpu.append(time.thread_time() - t)
             looked_up.append(time.perf_counter())
 
-    def cpu_print(ticket):
+    def cpu_print(result):
         t = time.thread_time()
         try:
-            return print_ticket(ticket)
+            return print_visit(result)
         finally:
             cpu[-1] += time.thread_time() - t
-            if hasattr(ticket, "band_seconds"):  # a streamed ticket, not a no-face image
-                printed.append(ticket_stages(ticket, backend.last_receipt))
+            printed.append(ticket_stages(result.stream, appliance.last_receipt))
 
-    backend.lookup, backend.print_ticket = cpu_lookup, cpu_print
+    appliance.look_up, appliance.print_visit = cpu_lookup, cpu_print
     try:
         app.visit()  # first visit: lazy imports, caches
         cpu.clear()
@@ -141,8 +140,8 @@ def measure_pipeline(frame: np.ndarray, corpus: Path, presses: int,
                 out[stage].append(seconds)
         out["before"] = [*before_stages(record.timings), *TICKET]  # type: ignore[list-item]
         out["visit_cpu"] = list(cpu)
-        out["kernel"] = [app.backend.scanner.kernel]  # type: ignore[list-item]
-        out.update(cpu_profile(app.backend, frame, max(5, presses // 2)))
+        out["kernel"] = [appliance.scanner.kernel]  # type: ignore[list-item]
+        out.update(cpu_profile(appliance, frame, max(5, presses // 2)))
     finally:
         app.stop()
     return out
@@ -152,7 +151,7 @@ CPU_STAGES = ("cpu: face (detect+landmarks+descriptor)", "cpu: search", "cpu: pr
               "cpu: first band (compose+encode)", "cpu: rest of the ticket")
 
 
-def cpu_profile(backend, frame: np.ndarray, repeats: int) -> dict[str, list[float]]:
+def cpu_profile(appliance, frame: np.ndarray, repeats: int) -> dict[str, list[float]]:
     """CPU seconds per stage, measured in this thread with the service's own objects.
 
     Wall-clock stage times swing with other processes on a shared machine; thread CPU time
@@ -161,14 +160,14 @@ def cpu_profile(backend, frame: np.ndarray, repeats: int) -> dict[str, list[floa
     from appliance.parts.printer import BandEncoder, StreamJob, encode_ticket
 
     out: dict[str, list[float]] = {k: [] for k in (*CPU_STAGES, "one_shot")}
-    lookup, k = backend.lookup_impl, backend.settings.ticket.lookalikes
-    encoder = BandEncoder(backend.printer.settings, backend.printer.width)
+    lookup, k = appliance.lookup, appliance.settings.ticket.lookalikes
+    encoder = BandEncoder(appliance.printer.settings, appliance.paper)
     for _ in range(repeats):
         c1 = time.thread_time()
-        face = backend.analyzer.analyze(frame)
+        face = appliance.analyzer.analyze(frame)
         q = face.descriptor  # computed by analyze or here, either way counted
         c2 = time.thread_time()
-        backend.scanner.topk(q, k)
+        appliance.scanner.topk(q, k)
         c3 = time.thread_time()
         result = lookup.run(frame)
         c4 = time.thread_time()
@@ -183,7 +182,7 @@ def cpu_profile(backend, frame: np.ndarray, repeats: int) -> dict[str, list[floa
         out["cpu: prepare"].append(max(0.0, (c4 - c3) - (c3 - c1)))
         out["cpu: first band (compose+encode)"].append(c5 - c4)
         out["cpu: rest of the ticket"].append(c6 - c5)
-        out["one_shot"].append(one_shot_ticket(lookup, frame, backend.printer, encode_ticket))
+        out["one_shot"].append(one_shot_ticket(lookup, frame, appliance.printer, encode_ticket))
         del face, q, result, segments
     return out
 

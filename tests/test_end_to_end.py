@@ -55,7 +55,7 @@ class SpyPrinter:
         from appliance.parts.printer import VirtualPrinter
 
         self.inner = VirtualPrinter(out_dir, settings)
-        self.width = self.inner.width
+        self.width, self.paper = self.inner.width, self.inner.paper
         self.out_dir = self.inner.out_dir
         self.images: list[Image.Image] = []
         self.receipts = []
@@ -66,8 +66,8 @@ class SpyPrinter:
         self.receipts.append(receipt)
         return receipt
 
-    def status(self):
-        return self.inner.status()
+    def diagnose(self):
+        return self.inner.diagnose()
 
     def close(self):
         self.inner.close()
@@ -119,14 +119,14 @@ def test_button_to_ticket(pins, tmp_path, corpus_dir, photo):
     results = []
 
     def spy(backend):
-        run = backend.lookup_impl.run
+        run = backend.lookup.run
 
         def recording_run(image, **kw):
             result = run(image, **kw)
             results.append(result)
             return result
 
-        backend.lookup_impl.run = recording_run
+        backend.lookup.run = recording_run
 
     service, backend, records = run_session(settings, FileCamera(photo), printer, corpus_dir,
                                             2, controls, spy)
@@ -216,8 +216,8 @@ def test_the_demo_visitor_finds_a_generated_double(tmp_path, photo):
     results = []
 
     def spy(backend):
-        run = backend.lookup_impl.run
-        backend.lookup_impl.run = lambda image, **kw: results.append(run(image, **kw)) or \
+        run = backend.lookup.run
+        backend.lookup.run = lambda image, **kw: results.append(run(image, **kw)) or \
             results[-1]
 
     _, backend, records = run_session(settings, FileCamera(photo), printer, demo_corpus(), 1,

@@ -15,8 +15,9 @@ import pytest
 from appliance.parts.controls import PATTERNS, VirtualControls
 from appliance.runtime import systemd
 from appliance.runtime.control_socket import ControlError, ControlServer, request
+from appliance.runtime.lookup import VisitResult
 from appliance.runtime.machine import Fault, Machine, MachineSettings, State
-from appliance.runtime.service import Outcome, PartFault, Service, ServiceSettings
+from appliance.runtime.service import PartFault, Service, ServiceSettings
 
 
 class FakeBackend:
@@ -51,13 +52,13 @@ class FakeBackend:
             time.sleep(self.capture_delay)
         return self._next(self.capture_script, f"frame{self.captures}")
 
-    def lookup(self, frame):
-        return self._next(self.lookup_script, Outcome(ticket=f"ticket for {frame}",
-                                                      timings={"search": 0.001}))
+    def look_up(self, frame):
+        return self._next(self.lookup_script, VisitResult(f"ticket for {frame}",
+                                                          timings={"search": 0.001}))
 
-    def print_ticket(self, ticket):
+    def print_visit(self, result):
         self._next(self.print_script, None)
-        self.printed.append(ticket)
+        self.printed.append(result.stream)
 
     def print_no_face(self, reason):
         self._next(self.print_script, None)
@@ -140,7 +141,7 @@ def test_presses_while_busy_are_ignored():
 
 def test_no_face_prints_the_short_ticket():
     backend = FakeBackend()
-    backend.lookup_script = [Outcome(no_face="no face found — try again")]
+    backend.lookup_script = [VisitResult(None, no_face="no face found — try again")]
     with Running(backend) as r:
         r.wait_state(State.READY)
         r.service.press()
@@ -403,22 +404,18 @@ def test_hold_to_shutdown_powers_off(tmp_path):
 def test_presence_trigger_starts_a_visit_while_ready():
     import numpy as np
 
-    from appliance.cli.service import _start_presence
+    from appliance.cli.service import start_presence
     from appliance.parts.controls import ControlSettings
     from appliance.runtime.presence import PresenceSettings
 
-    class Camera:
-        is_open = True
-
-        def capture(self):
+    class Glancing(FakeBackend):  # the appliance's look for the presence trigger
+        def glance(self):
             return np.zeros((48, 64, 3), np.uint8)
 
-    class Analyzer:
-        def detect(self, frame):
+        def faces_in(self, frame):
             return [(0, 0, 40, 40)]  # a face filling most of the frame
 
-    backend = FakeBackend()
-    backend.camera, backend.analyzer = Camera(), Analyzer()
+    backend = Glancing()
     presence = PresenceSettings(enabled=True, fps=20, steady_seconds=0.1, cooldown_seconds=60)
 
     class Settings:
@@ -426,7 +423,7 @@ def test_presence_trigger_starts_a_visit_while_ready():
 
     with Running(backend) as r:
         r.wait_state(State.READY)
-        stop = _start_presence(Settings(), backend, r.service)
+        stop = start_presence(Settings(), backend, r.service)
         try:
             r.wait(lambda s: s.machine.counters.tickets_printed == 1)
             time.sleep(0.5)  # the same person still in view: no second visit

@@ -87,12 +87,12 @@ class SlowBackend:
         self.gate.wait(10)
         return "frame"
 
-    def lookup(self, frame):
-        from appliance.runtime.service import Outcome
+    def look_up(self, frame):
+        from appliance.runtime.lookup import VisitResult
 
-        return Outcome(ticket="t")
+        return VisitResult("t")
 
-    def print_ticket(self, ticket):
+    def print_visit(self, result):
         pass
 
     def print_no_face(self, reason):
@@ -171,20 +171,18 @@ def test_backend_start_failures_name_the_part(tmp_path, corpus_dir, astronaut_pn
 
 
 def test_backend_printer_fault_at_start(tmp_path, corpus_dir, astronaut_png):
-    from appliance.parts.printer import PrinterAbsent
+    from appliance.parts.printer import Printer, PrinterAbsent, VirtualPrinter
     from appliance.runtime.appliance import Appliance
 
-    class Unplugged:
-        width = 576
-
+    class Unplugged(VirtualPrinter):
         def status(self):
             raise PrinterAbsent("usb printer 04b8:0202: not found")
 
-        def close(self):
-            pass
+        diagnose = Printer.diagnose  # as a real printer answers: from its status
 
     cfg = write_config(tmp_path / "c.yaml", corpus_dir, astronaut_png, tmp_path / "t")
-    backend = Appliance(load_settings(cfg), printer=Unplugged(), corpus_path=corpus_dir)
+    backend = Appliance(load_settings(cfg), printer=Unplugged(tmp_path / "t"),
+                        corpus_path=corpus_dir)
     with pytest.raises(PartFault) as info:
         backend.start()
     assert info.value.fault is Fault.PRINTER and "not found" in info.value.reason

@@ -57,7 +57,7 @@ def run_one_visit(outcome, tmp_path, monkeypatch, **layout):
                                printer=printer)
     corpus, analyzer = FakeCorpus(), SlowAnalyzer(outcome)
     backend.analyzer, backend.corpus = analyzer, corpus
-    backend.lookup_impl = Lookup(analyzer, corpus, layout=settings.ticket, width=printer.width)
+    backend.lookup = Lookup(analyzer, corpus, layout=settings.ticket, width=printer.width)
     records = []
     service = Service(Machine(settings.machine), backend, VirtualControls(), settings.service,
                       on_visit=records.append)
@@ -94,9 +94,9 @@ def test_a_ticket_failing_half_way_is_cut_off_and_reported(tmp_path, monkeypatch
     corpus = FakeCorpus()
     face = FakeFace(corpus.vectors[4].astype(np.float32))
     record, _, connection, service = run_one_visit(face, tmp_path, monkeypatch, lookalikes=3)
-    assert record.outcome == "fault: printer"
+    assert record.outcome == "fault: ticket"  # the ticket's own fault, not the printer's
     fault = service.status()["last_fault"]
-    assert fault["part"] == "printer" and "no room for the photo" in fault["reason"]
+    assert fault["part"] == "ticket" and "no room for the photo" in fault["reason"]
     paper = decode(bytes(connection.written), 576)  # the header, fed and cut off at once
     assert len(paper.pieces) == 1 and paper.pieces[0].cut == "full"
     assert 100 < paper.pieces[0].image.height < 600

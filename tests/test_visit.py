@@ -8,6 +8,7 @@ from datetime import datetime
 import numpy as np
 import pytest
 
+from appliance.faces.analyzer import NoFaceFound
 from appliance.likeness import likeness
 from appliance.runtime.lookup import STAGES, Lookup, VisitResult
 from appliance.search import Scanner
@@ -28,10 +29,8 @@ class FakeFace:
         return np.full((size, size), 128, dtype=np.uint8)
 
 
-@dataclasses.dataclass
-class FakeNoFace:
-    reason: str
-    timings: dict = dataclasses.field(default_factory=lambda: {"detect": 0.05})
+def FakeNoFace(reason: str) -> NoFaceFound:
+    return NoFaceFound(reason, timings={"detect": 0.05})
 
 
 class FakeAnalyzer:

@@ -120,8 +120,9 @@ def _socket_path(args: argparse.Namespace) -> Path:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from appliance.config import ConfigError
     from appliance.parts.controls import ControlsError, make_controls
-    from appliance.runtime.appliance import Appliance
+    from appliance.runtime.appliance import assemble
     from appliance.runtime.control_socket import ControlError, ControlServer, default_socket_path
     from appliance.runtime.machine import Machine
     from appliance.runtime.service import Service
@@ -133,12 +134,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     if settings.source:
         log.info("configuration: %s", settings.source)
     try:
+        appliance = assemble(settings, corpus_path=args.corpus)
         controls = make_controls(settings.controls)
-    except ControlsError as exc:
+    except (ConfigError, ControlsError) as exc:
         print(f"sosie run: {exc}", file=sys.stderr)
         return 1
-    backend = Appliance(settings, corpus_path=args.corpus)
-    service = Service(Machine(settings.machine), backend, controls, settings.service)
+    service = Service(Machine(settings.machine), appliance, controls, settings.service)
     socket_path = args.socket or settings.service.socket or default_socket_path()
     server = ControlServer(socket_path, service.handle_request)
     try:
@@ -151,7 +152,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             controls.close()
             return 1
         log.warning("%s; `sosie status`/`sosie press` will not work", exc)
-    stop_presence = _start_presence(settings, backend, service)
+    stop_presence = start_presence(settings, appliance, service)
     try:
         return service.run()
     finally:
@@ -159,8 +160,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         server.close()
 
 
-def _start_presence(settings: Any, backend: Any, service: Any) -> threading.Event:
-    """The optional presence trigger, watching the camera while the appliance is ready."""
+def start_presence(settings: Any, appliance: Any, service: Any) -> threading.Event:
+    """The optional presence trigger, glancing through the appliance's camera while ready."""
     from appliance.runtime.machine import State
     from appliance.runtime.presence import PresenceTrigger, watch
 
@@ -168,19 +169,11 @@ def _start_presence(settings: Any, backend: Any, service: Any) -> threading.Even
     presence = settings.controls.presence
     if not presence.enabled:
         return stop
-
-    def grab() -> Any:
-        if backend.camera is None or not backend.camera.is_open:
-            raise RuntimeError("camera not open")
-        return backend.camera.capture()
-
-    def detect(frame: Any) -> list:
-        return backend.analyzer.detect(frame) if backend.analyzer is not None else []
-
     thread = threading.Thread(
         target=watch, name="presence", daemon=True,
-        args=(PresenceTrigger(presence), grab, detect, lambda: service.press("presence"),
-              lambda: service.state is State.READY, stop, time.monotonic),
+        args=(PresenceTrigger(presence), appliance.glance, appliance.faces_in,
+              lambda: service.press("presence"), lambda: service.state is State.READY, stop,
+              time.monotonic),
     )
     thread.start()
     return stop

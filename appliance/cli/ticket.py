@@ -16,9 +16,15 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from PIL import Image
 
 from appliance.cli import UsageError
+
+if TYPE_CHECKING:
+    from appliance.parts.printer import Paper
+    from appliance.settings import AppSettings
 
 
 def register(subparsers: Any) -> None:
@@ -50,20 +56,17 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run_ticket)
 
 
-def _settings(args: Any) -> tuple[Any, Any, Any, Any]:
-    from appliance.config import ConfigError, load, section
-    from appliance.faces.analyzer import FaceSettings
-    from appliance.parts.printer import PrinterSettings, printer_width
-    from appliance.ticket import Installation, TicketLayout
+def _settings(args: Any) -> AppSettings:
+    """The config file (no default locations) with the command line's overrides."""
+    from appliance.config import ConfigError
+    from appliance.parts.printer import printer_width
+    from appliance.settings import load_settings
 
     try:
-        raw = load(args.config)
-        layout = section(raw, "ticket", TicketLayout)
-        printer = section(raw, "printer", PrinterSettings)
-        installation = section(raw, "installation", Installation)
-        faces = section(raw, "faces", FaceSettings)
+        settings = load_settings(args.config, search=False)
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
+    layout, printer = settings.ticket, settings.printer
     changes: dict[str, Any] = {}
     if args.layout:
         changes["layout"] = args.layout
@@ -79,11 +82,11 @@ def _settings(args: Any) -> tuple[Any, Any, Any, Any]:
         printer = dataclasses.replace(printer, width=args.width)
         changes["width"] = None
     layout = dataclasses.replace(layout, **changes)
-    try:  # the widths in the config are checked on load; a profile's width here
+    try:  # the preview's paper is as wide as the ticket (a profile's width is checked here)
         width = layout.width or printer_width(printer)
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
-    return layout, dataclasses.replace(printer, width=width), installation, faces
+    return settings.replace(ticket=layout, printer=dataclasses.replace(printer, width=width))
 
 
 def run_ticket(args: Any) -> int:
@@ -92,38 +95,34 @@ def run_ticket(args: Any) -> int:
 
     if not args.image.is_file():
         raise UsageError(f"--image {args.image}: no such file")
-    layout, printer_settings, installation, face_settings = _settings(args)
+    settings = _settings(args)
 
-    from appliance.corpus import Corpus, CorpusError, demo_corpus
-    from appliance.faces.analyzer import FaceAnalyzer
-    from appliance.parts.printer import PrinterFault, VirtualPrinter
-    from appliance.runtime.lookup import Lookup
+    from appliance.corpus import CorpusError, demo_corpus
+    from appliance.parts.printer import PrinterFault, TicketAborted
+    from appliance.runtime.appliance import assemble
+    from appliance.runtime.jobs import PartFault
 
-    width = printer_settings.width
-    try:
-        corpus_dir = args.corpus or demo_corpus()
-        corpus = Corpus.open(corpus_dir, face_settings=face_settings)
-    except CorpusError as exc:
-        print(f"sosie ticket: {exc}", file=sys.stderr)
-        return 1
-    with corpus:
-        lookup = Lookup(FaceAnalyzer(face_settings), corpus, corpus.scanner(), layout,
-                        installation=installation, width=width, first_number=args.number)
-        try:
-            result = lookup.run(args.image)
-        except (ImageError, FontError) as exc:
-            print(f"sosie ticket: {exc}", file=sys.stderr)
-            return 1
-        ticket = result.ticket
-        if ticket is None:
-            print(f"no face: {result.no_face}; rendering the try-again ticket")
-            ticket = lookup.no_face_ticket(result.no_face or "", number=args.number)
     with tempfile.TemporaryDirectory(prefix="sosie-ticket-") as tmp:
         try:
-            receipt = VirtualPrinter(tmp, printer_settings).print_ticket(ticket, name="ticket")
-        except PrinterFault as exc:
+            corpus_dir = args.corpus or demo_corpus()
+            appliance = assemble(settings, corpus_path=corpus_dir, out_dir=Path(tmp),
+                                 first_number=args.number)
+            appliance.start_search()
+            result = appliance.look_up(args.image)
+            ticket = result.stream
+            if ticket is None:
+                print(f"no face: {result.no_face}; rendering the try-again ticket")
+                ticket = appliance.no_face_ticket(result.no_face or "")
+            receipt = appliance.printer.print_ticket(ticket, name="ticket")  # type: ignore[call-arg]
+        except PartFault as exc:
+            print(f"sosie ticket: {exc.reason}", file=sys.stderr)
+            return 1
+        except (CorpusError, ImageError, FontError, PrinterFault, TicketAborted) as exc:
             print(f"sosie ticket: {exc}", file=sys.stderr)
             return 1
+        finally:
+            if "appliance" in locals():
+                appliance.close()
         bin_path, png_path = receipt.files
         out = args.out
         try:
@@ -134,18 +133,19 @@ def run_ticket(args: Any) -> int:
             print(f"sosie ticket: cannot write {exc.filename or out}: {exc.strerror or exc}",
                   file=sys.stderr)
             return 1
-    status = _send(ticket, printer_settings) if args.send else 0
+    status = _send(ticket, settings, appliance.paper) if args.send else 0
     for m in result.matches:
         print(f"N°{m.rank}: face {m.index} ({corpus_dir}), distance {m.distance:.3f}, "
               f"{m.likeness:.0f}% alike")
     stages = "  ".join(f"{k} {v * 1000:.1f}" for k, v in result.timings.items())
     print(f"ms: {stages}")
-    print(f"ticket: {out} ({ticket.width}x{ticket.height} dots, {receipt.bytes_sent} bytes "
+    image = ticket if isinstance(ticket, Image.Image) else ticket.image()
+    print(f"ticket: {out} ({image.width}x{image.height} dots, {receipt.bytes_sent} bytes "
           f"of ESC/POS in {out.with_suffix('.bin')})")
     return status
 
 
-def _send(ticket: Any, settings: Any) -> int:
+def _send(ticket: Any, settings: AppSettings, paper: Paper) -> int:
     """Print on the configured printer, reporting each fault as it happens."""
     from appliance.parts.printer import PrinterFault, make_printer
 
@@ -155,11 +155,11 @@ def _send(ticket: Any, settings: Any) -> int:
               file=sys.stderr)
 
     try:
-        with make_printer(settings, on_fault=report) as printer:
+        with make_printer(settings.printer, on_fault=report, paper=paper) as printer:
             receipt = printer.print_ticket(ticket)
     except PrinterFault as exc:
         print(f"sosie ticket: not printed: {exc}", file=sys.stderr)
         return 1
-    print(f"printed on the {settings.backend} printer in {receipt.seconds:.1f} s "
+    print(f"printed on the {settings.printer.backend} printer in {receipt.seconds:.1f} s "
           f"({receipt.attempts} attempt(s))")
     return 0

@@ -1,10 +1,16 @@
-"""The real devices behind the service loop: camera, face models, corpus, search, printer.
+"""The appliance's parts behind the service loop: camera, face models, corpus and search, the
+ticket and the printer; and `assemble`, the one place that builds them from the settings.
 
-`Appliance.start()` loads the dlib models, opens the corpus and touches every page of it
-(so the first visitor does not pay for SD-card reads), opens the camera and the printer. Each
-failure is a `PartFault` naming the part, so the machine shows the right fault and retries.
-The visitor's frame and descriptor only ever live in local variables here, unless the installer
-opted in to `service.keep_captures`.
+`Appliance.start()` loads the dlib models, opens the corpus and touches every page of it (so the
+first visitor does not pay for SD-card reads), opens the camera and asks the printer's own
+`diagnose()` whether it can print. Each failure is a `PartFault` naming the part, so the
+machine shows the right fault and retries. The visitor's frame and descriptor only ever live in
+local variables here, unless the installer opted in to `service.keep_captures`.
+
+    >>> appliance = assemble(load_settings())      # `sosie run`, demo, simulation, `sosie ticket`
+    >>> appliance.start()
+    >>> result = appliance.look_up(appliance.capture())
+    >>> appliance.print_visit(result)
 """
 
 from __future__ import annotations
@@ -20,9 +26,13 @@ from typing import Any
 
 import numpy as np
 
-from appliance.parts.camera import Camera, CameraError, make_camera
+from appliance.errors import one_line
+from appliance.parts.camera import Camera, CameraError, Frame, make_camera
+from appliance.parts.diagnosis import first_problem
+from appliance.parts.printer import Paper, Printer, TicketAborted, make_printer
+from appliance.runtime.jobs import PartFault
+from appliance.runtime.lookup import Lookup, VisitResult, check_fonts
 from appliance.runtime.machine import Fault
-from appliance.runtime.service import Outcome, PartFault
 from appliance.settings import AppSettings
 
 log = logging.getLogger(__name__)
@@ -31,29 +41,29 @@ NO_FACE_TEXT = ("No face found", "Stand in front of the camera,", "look at it, a
 
 
 class Appliance:
-    """Implements `appliance.runtime.service.Backend` with the real parts (or given stand-ins)."""
+    """The real parts (or given stand-ins) behind the machine; implements `jobs.Parts`.
 
-    def __init__(
-        self,
-        settings: AppSettings,
-        *,
-        camera: Camera | None = None,
-        printer: Any = None,
-        corpus_path: Path | None = None,
-        clock: Callable[[], float] = time.perf_counter,
-    ) -> None:
+    Built by `assemble`; the camera and printer may be given (demo, simulation, tests),
+    everything else comes from `settings`. `paper` is the printer's.
+    """
+
+    def __init__(self, settings: AppSettings, *, camera: Camera | None = None,
+                 printer: Printer | None = None, corpus_path: Path | None = None,
+                 counter: TicketCounter | None = None,
+                 clock: Callable[[], float] = time.perf_counter) -> None:
         self.settings = settings
         self.camera = camera
-        self.printer = printer
+        self.printer = printer if printer is not None else make_printer(settings.printer)
+        self.paper: Paper = self.printer.paper
         self.corpus_path = corpus_path
+        self.counter = counter or TicketCounter(ticket_counter_file())
         self.clock = clock
-        self.analyzer: Any = None
-        self.corpus: Any = None
-        self.scanner: Any = None
-        self.lookup_impl: Any = None
+        self.analyzer: Any = None  # FaceAnalyzer, once the models are loaded
+        self.corpus: Any = None  # Corpus
+        self.scanner: Any = None  # Scanner over it
+        self.lookup: Lookup | None = None
         self.startup_seconds: dict[str, float] = {}
-        self.last_receipt: Any = None
-        self.counter = TicketCounter(ticket_counter_file())
+        self.last_receipt: Any = None  # the printer's PrintReceipt of the last ticket
 
     # -- start-up and recovery -----------------------------------------------------------------
 
@@ -61,7 +71,12 @@ class Appliance:
         self._timed("models", self._load_models)
         self._timed("corpus", self._open_corpus)
         self._timed("camera", self._open_camera)
-        self._timed("printer", self._open_printer)
+        self._timed("printer", self._check_printer)
+
+    def start_search(self) -> None:
+        """Only what a lookup needs: models and corpus (`sosie ticket`)."""
+        self._load_models()
+        self._open_corpus()
 
     def _timed(self, name: str, step: Callable[[], None]) -> None:
         start = self.clock()
@@ -77,95 +92,78 @@ class Appliance:
             analyzer = FaceAnalyzer(self.settings.faces)
             analyzer.analyze(np.zeros((64, 64, 3), np.uint8))  # loads every model now
         except Exception as exc:
-            raise PartFault(Fault.CORPUS, f"face models: {_one_line(exc)}") from None
+            raise PartFault(Fault.MODELS, f"face models: {one_line(exc)}") from None
         log.info("face models loaded; descriptor engine: %s", analyzer.descriptor_engine)
         self.analyzer = analyzer
 
-    def _corpus_location(self) -> Path:
+    def corpus_location(self) -> Path:
         if self.corpus_path is not None:
             return Path(self.corpus_path)
-        configured = getattr(self.settings.corpus, "path", None)
-        if configured:
-            return Path(configured)
+        if self.settings.corpus.path:
+            return Path(self.settings.corpus.path)
         from appliance.corpus import demo_corpus
 
         return Path(demo_corpus())
 
     def _open_corpus(self) -> None:
-        if self.lookup_impl is not None:
+        if self.lookup is not None:
             return
         try:
-            path = self._corpus_location()
+            path = self.corpus_location()
             corpus = open_corpus(path, self.settings.faces)
         except Exception as exc:
-            raise PartFault(Fault.CORPUS, f"corpus: {_one_line(exc)}") from None
+            raise PartFault(Fault.CORPUS, f"corpus: {one_line(exc)}") from None
         try:
             corpus.warm()
             scanner = make_scanner(corpus, self.settings.search)
-            lookup = self._make_lookup(corpus, scanner)
+            lookup = Lookup(self.analyzer, corpus, scanner, self.settings.ticket,
+                            installation=self.settings.installation, width=self.paper.width,
+                            first_number=self.counter.next())
         except Exception as exc:
             corpus.close()
-            raise PartFault(Fault.CORPUS, f"corpus {path}: {_one_line(exc)}") from None
-        self.corpus, self.scanner, self.lookup_impl = corpus, scanner, lookup
+            raise PartFault(Fault.CORPUS, f"corpus {path}: {one_line(exc)}") from None
+        self.corpus, self.scanner, self.lookup = corpus, scanner, lookup
         log.info("corpus %s: %d faces, %s kernel", path, corpus.count,
                  getattr(scanner, "kernel", "?"))
 
-    def _make_lookup(self, corpus: Any, scanner: Any) -> Any:
-        from appliance.parts.printer import printer_width
-        from appliance.runtime.lookup import Lookup
-
-        width = getattr(self.printer, "width", None) or printer_width(self.settings.printer)
-        return Lookup(self.analyzer, corpus, scanner, self.settings.ticket,
-                      installation=self.settings.installation, width=width,
-                      first_number=self.counter.next())
-
     def _open_camera(self) -> None:
-        if self.camera is None:
-            try:
-                self.camera = make_camera(self.settings.camera)
-            except CameraError as exc:
-                raise PartFault(Fault.CAMERA, str(exc)) from None
         try:
+            if self.camera is None:
+                self.camera = make_camera(self.settings.camera)
             self.camera.open()
         except CameraError as exc:
             raise PartFault(Fault.CAMERA, str(exc)) from None
 
-    def _open_printer(self) -> None:
-        if self.printer is None:
-            from appliance.parts.printer import make_printer
-
-            try:
-                self.printer = make_printer(self.settings.printer)
-            except Exception as exc:
-                raise PartFault(Fault.PRINTER, f"printer: {_one_line(exc)}") from None
-        self._check_printer()
-
     def _check_printer(self) -> None:
+        """The printer's own diagnosis, as `sosie doctor` shows it: any problem is a fault."""
         try:
-            status = self.printer.status()
+            problem = first_problem(self.printer.diagnose())
         except Exception as exc:
-            raise PartFault(Fault.PRINTER, _one_line(exc)) from None
-        if getattr(status, "paper", None) == "out":
-            raise PartFault(Fault.PRINTER, "printer: out of paper")
-        if getattr(status, "online", None) is False:
-            raise PartFault(Fault.PRINTER, "printer: offline (cover open or error)")
+            problem = one_line(exc)
+        if problem is not None:
+            raise PartFault(Fault.PRINTER, problem)
 
     def probe(self, fault: Fault) -> None:
         """Recover `fault`'s part; any part still missing from start-up is opened too."""
         if fault is Fault.CAMERA and self.camera is not None:
             self.camera.close()
-        elif fault is Fault.PRINTER and self.printer is not None:
+        elif fault is Fault.PRINTER:
             with contextlib.suppress(Exception):
                 self.printer.close()
         elif fault is Fault.CORPUS and self.corpus is not None:  # reopen from the files
             with contextlib.suppress(Exception):
                 self.corpus.close()
-            self.corpus = self.scanner = self.lookup_impl = None
+            self.corpus = self.scanner = self.lookup = None
+        elif fault is Fault.TICKET:  # a font file replaced, a thumbnail restored...
+            try:
+                check_fonts(self.settings.ticket)
+            except Exception as exc:
+                raise PartFault(Fault.TICKET, one_line(exc)) from None
         self.start()
 
     # -- a visit ---------------------------------------------------------------------------------
 
-    def capture(self) -> np.ndarray:
+    def capture(self) -> Frame:
         if self.camera is None:
             raise PartFault(Fault.CAMERA, "no camera")
         try:
@@ -176,7 +174,7 @@ class Appliance:
             self._keep(frame)
         return frame
 
-    def _keep(self, frame: np.ndarray) -> None:
+    def _keep(self, frame: Frame) -> None:
         from PIL import Image
 
         folder = self.settings.service.captures_dir
@@ -190,46 +188,52 @@ class Appliance:
         except OSError as exc:  # keeping is optional: never fail a visit over it
             log.warning("cannot keep the capture in %s: %s", folder, exc)
 
-    def lookup(self, frame: np.ndarray) -> Outcome:
-        if self.lookup_impl is None:
+    def look_up(self, frame: Frame | Path) -> VisitResult:
+        """The visit's result: the lazy ticket and matches, or why there is no face."""
+        if self.lookup is None:
             raise PartFault(Fault.CORPUS, "the corpus is not open")
-        result = self.lookup_impl.run(frame)
-        timings = dict(getattr(result, "timings", {}) or {})
-        ticket = getattr(result, "stream", None)  # composed band by band while it prints
-        if ticket is None:
-            reason = getattr(result, "no_face", None) or getattr(result, "reason", None)
-            return Outcome(no_face=str(reason or "no face found"), timings=timings)
-        details: dict[str, Any] = {}
-        matches = getattr(result, "matches", None)
-        if matches:
-            with contextlib.suppress(Exception):
-                details["best_distance"] = round(float(matches[0].distance), 4)
-        return Outcome(ticket=ticket, timings=timings, details=details)
+        return self.lookup.run(frame)
 
-    def print_ticket(self, ticket: Any) -> None:
-        """Print a ticket image or a lazy `Ticket` (its bands stream to the printer)."""
-        if self.printer is None:
-            raise PartFault(Fault.PRINTER, "no printer")
+    def print_visit(self, result: VisitResult) -> None:
+        """Print the visit's ticket; its bands stream to the printer as they are composed."""
+        if result.stream is None:
+            raise ValueError("a visit without a face has no ticket (print_no_face)")
+        self._print(result.stream)
+        if self.lookup is not None:
+            self.counter.save(self.lookup.next_number)
+
+    def _print(self, ticket: Any) -> None:
         try:
             self.last_receipt = self.printer.print_ticket(ticket)
+        except TicketAborted as exc:  # the ticket's own fault: the printer is fine
+            raise PartFault(Fault.TICKET, str(exc)) from None
         except Exception as exc:
-            raise PartFault(Fault.PRINTER, _one_line(exc)) from None
-        if self.lookup_impl is not None:
-            self.counter.save(getattr(self.lookup_impl, "next_number", 1))
+            raise PartFault(Fault.PRINTER, one_line(exc)) from None
 
     def print_no_face(self, reason: str) -> None:
-        self.print_ticket(self.no_face_ticket(reason))
+        self._print(self.no_face_ticket(reason))
 
     def no_face_ticket(self, reason: str) -> Any:
-        """The short ticket for a photo without a usable face."""
-        width = getattr(self.printer, "width", None)
+        """The short ticket for a photo without a usable face (plain text if that fails)."""
         try:
-            if self.lookup_impl is None:
+            if self.lookup is None:
                 raise RuntimeError("no lookup")
-            return self.lookup_impl.no_face_ticket(reason)
+            return self.lookup.no_face_ticket(reason)
         except Exception as exc:  # never leave a visitor without an answer
-            log.warning("no-face ticket layout failed (%s); printing plain text", _one_line(exc))
-            return simple_text_ticket(NO_FACE_TEXT, width or 576)
+            log.warning("no-face ticket layout failed (%s); printing plain text", one_line(exc))
+            return simple_text_ticket(NO_FACE_TEXT, self.paper.width)
+
+    # -- the presence trigger's look -----------------------------------------------------------
+
+    def glance(self) -> Frame:
+        """A frame for the presence trigger (only while the camera is open)."""
+        if self.camera is None or not self.camera.is_open:
+            raise RuntimeError("camera not open")
+        return self.camera.capture()
+
+    def faces_in(self, frame: Frame) -> list:
+        """Face detections in `frame` (none before the models are loaded)."""
+        return self.analyzer.detect(frame) if self.analyzer is not None else []
 
     # -- status and shutdown ---------------------------------------------------------------------
 
@@ -242,11 +246,10 @@ class Appliance:
             info["kernel"] = getattr(self.scanner, "kernel", None)
         if self.camera is not None:
             info["camera"] = self.camera.name
-        if self.printer is not None:
-            info["printer"] = type(self.printer).__name__
-            out_dir = getattr(self.printer, "out_dir", None)
-            if out_dir is not None:
-                info["tickets_dir"] = str(out_dir)
+        info["printer"] = type(self.printer).__name__
+        out_dir = getattr(self.printer, "out_dir", None)
+        if out_dir is not None:
+            info["tickets_dir"] = str(out_dir)
         if self.startup_seconds:
             info["startup_seconds"] = {k: round(v, 2) for k, v in self.startup_seconds.items()}
         return info
@@ -258,13 +261,30 @@ class Appliance:
                     part.close()
 
 
+def assemble(settings: AppSettings, *, corpus_path: Path | None = None,
+             camera: Camera | None = None, printer: Printer | None = None,
+             out_dir: Path | None = None, first_number: int | None = None) -> Appliance:
+    """The appliance `settings` describe: the one place parts are chosen and wired.
+
+    `camera`/`printer` replace the configured ones (demo, simulation, tests); `out_dir` makes
+    the printer the virtual one writing there (demo, `sosie ticket`). The paper is settled
+    here, once: the printer's, handed to the lookup and the ticket through the appliance.
+    """
+    if printer is None and out_dir is not None:
+        from appliance.parts.printer import VirtualPrinter
+
+        printer = VirtualPrinter(out_dir, settings.printer)
+    counter = FixedCounter(first_number) if first_number is not None else None
+    return Appliance(settings, camera=camera, printer=printer, corpus_path=corpus_path,
+                     counter=counter)
+
+
 def make_scanner(corpus: Any, search: Any) -> Any:
     """The corpus's Scanner with the `search` section's threads and kernel."""
     from appliance.search import Scanner
 
-    threads = int(getattr(search, "threads", 1) or 1)
-    kernel = getattr(search, "kernel", "auto")
-    return Scanner(corpus.vectors, corpus.norms, threads=threads,
+    kernel = search.kernel
+    return Scanner(corpus.vectors, corpus.norms, threads=search.threads,
                    kernel=None if kernel in (None, "", "auto") else kernel)
 
 
@@ -304,6 +324,20 @@ class TicketCounter:
             log.debug("cannot save the ticket number: %s", exc)
 
 
+class FixedCounter(TicketCounter):
+    """Numbers from `first`, never saved (`sosie ticket --number N`)."""
+
+    def __init__(self, first: int) -> None:
+        super().__init__(Path(os.devnull))
+        self.first = first
+
+    def next(self) -> int:
+        return self.first
+
+    def save(self, next_number: int) -> None:
+        pass
+
+
 def simple_text_ticket(lines: tuple[str, ...], width: int) -> Any:
     """A plain 1-bit ticket with a few centred lines of text."""
     from PIL import Image, ImageDraw, ImageFont
@@ -320,8 +354,3 @@ def simple_text_ticket(lines: tuple[str, ...], width: int) -> Any:
         w = draw.textlength(text, font=font)
         draw.text(((width - w) / 2, line_height * (i + 1)), text, font=font, fill=0)
     return image
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text or type(exc).__name__

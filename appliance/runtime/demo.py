@@ -19,7 +19,7 @@ import numpy as np
 
 from appliance.parts.camera import FileCamera
 from appliance.parts.controls import VirtualControls
-from appliance.runtime.appliance import Appliance
+from appliance.runtime.appliance import assemble
 from appliance.runtime.machine import Fault, Machine, State
 from appliance.runtime.service import Service, VisitRecord
 from appliance.settings import AppSettings
@@ -57,8 +57,6 @@ class Demo:
         echo: Callable[[str], None] = print,
         corpus_path: Path | None = None,
     ) -> None:
-        from appliance.parts.printer import VirtualPrinter
-
         self.echo = echo
         self.tickets: list[Path] = []
         self.outcomes: list[str] = []
@@ -66,13 +64,13 @@ class Demo:
         cam = settings.camera
         self.camera = FileCamera(source, size=(cam.width, cam.height),
                                  rotate=cam.rotate, mirror=cam.mirror)
-        self.printer = VirtualPrinter(out_dir, settings.printer)
-        self.backend = Appliance(settings, camera=self.camera, printer=self.printer,
-                                        corpus_path=corpus_path)
+        self.appliance = assemble(settings, camera=self.camera, out_dir=out_dir,
+                                  corpus_path=corpus_path)
+        self.printer = self.appliance.printer
         self.controls = VirtualControls()
         machine = dataclasses.replace(settings.machine,
                                       cooldown_seconds=min(settings.machine.cooldown_seconds, 0.5))
-        self.service = Service(Machine(machine), self.backend, self.controls, settings.service,
+        self.service = Service(Machine(machine), self.appliance, self.controls, settings.service,
                                on_visit=self._on_visit, on_state=self._on_state)
         self.fault: str | None = None
 
@@ -87,20 +85,18 @@ class Demo:
     def _on_visit(self, record: VisitRecord) -> None:
         ms = record.timings
         total = 1000 * ms.get("total", 0.0)
-        receipt = self.backend.last_receipt
+        receipt = self.appliance.last_receipt
         files = [Path(p) for p in getattr(receipt, "files", ()) if str(p).endswith(".png")]
         self.outcomes.append(record.outcome)
         if record.outcome == "printed" and files:
             self.tickets.extend(files)
             extra = ""
-            if "best_distance" in record.details:
-                from appliance.likeness import likeness
-
-                extra = f", closest face {likeness(record.details['best_distance']):.0f} % alike"
+            if record.matches:
+                extra = f", closest face {record.matches[0].likeness:.0f} % alike"
             self.echo(f"visit {record.visit}: ticket {files[0]} ({total:.0f} ms{extra})")
         else:
             self.echo(f"visit {record.visit}: {record.outcome} ({total:.0f} ms)")
-        self.backend.last_receipt = None
+        self.appliance.last_receipt = None
 
     # -- running ---------------------------------------------------------------------------------
 
@@ -108,14 +104,14 @@ class Demo:
         thread = threading.Thread(target=self._serve, name="sosie-demo", daemon=True)
         thread.start()
         self.echo("starting: loading face models, opening the corpus...")
-        if self.backend.corpus_path is None and not _demo_corpus_built():
+        if self.appliance.corpus_path is None and not _demo_corpus_built():
             self.echo("first run: building the demo corpus, faces drawn by the DCGAN "
                       "generator (once, about two minutes)...")
         try:
             if not self._wait_ready(START_TIMEOUT):
                 self.echo(f"the appliance did not become ready: {self.fault or 'timeout'}")
                 return 1
-            corpus = self.backend.describe()
+            corpus = self.appliance.describe()
             self.echo(f"ready: {corpus.get('corpus_faces', '?')} faces in {corpus.get('corpus')}"
                       f" ({corpus.get('kernel')} scan kernel)")
             if presses is None:

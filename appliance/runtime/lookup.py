@@ -22,15 +22,15 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
 
+from appliance.faces.analyzer import NoFaceFound
 from appliance.fonts import font
 from appliance.likeness import likeness
 from appliance.ticket import (
-    BASE_WIDTH,
     CorpusMap,
     Installation,
     Lookalike,
@@ -39,8 +39,15 @@ from appliance.ticket import (
     TicketLayout,
     compose_no_face,
     ticket_bands,
+    ticket_width,
 )
 from appliance.ticket.clock import ticket_time
+
+if TYPE_CHECKING:
+    from appliance.corpus import Corpus
+    from appliance.faces.analyzer import FaceAnalyzer
+    from appliance.images import Source
+    from appliance.search import Scanner
 
 log = logging.getLogger(__name__)
 
@@ -86,9 +93,9 @@ class Lookup:
 
     def __init__(
         self,
-        analyzer: Any,
-        corpus: Any,
-        scanner: Any = None,
+        analyzer: FaceAnalyzer,
+        corpus: Corpus,
+        scanner: Scanner | None = None,
         layout: TicketLayout | None = None,
         *,
         installation: Installation | None = None,
@@ -110,7 +117,7 @@ class Lookup:
         number, self.next_number = self.next_number, self.next_number + 1
         return number
 
-    def run(self, image: Any, *, number: int | None = None,
+    def run(self, image: Source, *, number: int | None = None,
             when: datetime | None = None) -> VisitResult:
         """Analyze `image` (RGB ndarray or path), search the corpus, prepare the ticket.
 
@@ -121,8 +128,8 @@ class Lookup:
         check_fonts(self.layout)  # a bad font file fails here, not half-way down the ticket
         face = self.analyzer.analyze(image)
         analyzed = time.perf_counter() - start
-        if hasattr(face, "reason"):  # NoFaceFound
-            timings.update(dict(getattr(face, "timings", {}) or {}))
+        if isinstance(face, NoFaceFound):
+            timings.update(face.timings)
             timings.setdefault("detect", analyzed)
             timings["total"] = time.perf_counter() - start
             return VisitResult(None, no_face=str(face.reason), number=self._number(number),
@@ -131,7 +138,7 @@ class Lookup:
         t = time.perf_counter()
         descriptor = np.asarray(face.descriptor, dtype=np.float32)
         described = time.perf_counter() - t
-        face_timings = dict(getattr(face, "timings", {}) or {})
+        face_timings = dict(face.timings)
         face_timings.setdefault("descriptor", described)
         known = sum(v for k, v in face_timings.items() if k != "descriptor")
         face_timings.setdefault("detect", max(0.0, analyzed - known))
@@ -177,7 +184,7 @@ class Lookup:
 
         bands = ticket_bands(content, self.layout, self.installation, width=self.width,
                              timings=compose)
-        return Ticket(bands, self.layout.width or self.width or BASE_WIDTH, compose)
+        return Ticket(bands, ticket_width(self.layout, self.width), compose)
 
     def _when(self) -> datetime | None:
         return ticket_time(self.layout.date)

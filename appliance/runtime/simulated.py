@@ -19,7 +19,7 @@ import numpy as np
 
 from appliance.parts.camera import FileCamera
 from appliance.parts.controls import VirtualControls
-from appliance.runtime.appliance import Appliance
+from appliance.runtime.appliance import assemble
 from appliance.runtime.machine import Machine, State
 from appliance.runtime.service import Service, VisitRecord
 from appliance.settings import AppSettings
@@ -61,11 +61,11 @@ class SimulatedAppliance:
             settings.printer, backend="file", check_status=False, retries=0)
         self.printer = EscposPrinter(psettings, lambda: self.connection, describe="simulated")
         self.camera = FileCamera(frame)
-        self.backend = Appliance(settings, camera=self.camera, printer=self.printer,
-                                        corpus_path=corpus_path)
+        self.appliance = assemble(settings, camera=self.camera, printer=self.printer,
+                                  corpus_path=corpus_path)
         machine = dataclasses.replace(settings.machine, cooldown_seconds=0.0)
         self.records: list[VisitRecord] = []
-        self.service = Service(Machine(machine), self.backend, VirtualControls(),
+        self.service = Service(Machine(machine), self.appliance, VirtualControls(),
                                settings.service, on_visit=self.records.append)
         self.last_byte_latency = float("nan")  # seconds from the last press to its last byte
         self._thread = threading.Thread(target=self.service.run,

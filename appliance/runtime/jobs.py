@@ -1,0 +1,145 @@
+"""The device work of a visit, as the worker runs it: call the parts, post what happened.
+
+Each job calls one method of the `Parts` (the appliance's camera, models, corpus, ticket and
+printer) and posts the machine event that says how it went: `Captured` or `CaptureFailed`,
+`Found` / `NoFace` or `SearchFailed`, `Printed` or `PrintFailed`, ... A `PartFault` names the
+part at fault; any other exception is that stage's part's fault, in one line.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from appliance.errors import one_line
+from appliance.parts.camera import Frame
+from appliance.runtime.lookup import VisitResult
+from appliance.runtime.machine import (
+    Captured,
+    CaptureFailed,
+    Event,
+    Fault,
+    Found,
+    NoFace,
+    Printed,
+    PrintFailed,
+    ProbeFailed,
+    ProbeOk,
+    SearchFailed,
+    Started,
+    StartFailed,
+)
+
+log = logging.getLogger(__name__)
+
+
+class PartFault(Exception):
+    """A part of the appliance failed: which one, and why (one line)."""
+
+    def __init__(self, fault: Fault, reason: str) -> None:
+        super().__init__(f"{fault.value}: {reason}")
+        self.fault = fault
+        self.reason = reason
+
+
+class Parts(Protocol):
+    """The devices behind the machine (`appliance.runtime.appliance.Appliance`, or a test's).
+
+    Methods raise PartFault (or any exception: then the stage's part is at fault).
+    """
+
+    def start(self) -> None: ...  # load models, open + warm the corpus, open camera and printer
+    def capture(self) -> Frame: ...
+    def look_up(self, frame: Frame) -> VisitResult: ...
+    def print_visit(self, result: VisitResult) -> None: ...
+    def print_no_face(self, reason: str) -> None: ...
+    def probe(self, fault: Fault) -> None: ...  # recover the part or raise
+    def describe(self) -> dict[str, Any]: ...  # facts for `sosie status`
+    def close(self) -> None: ...
+
+
+def reason(exc: BaseException) -> str:
+    return exc.reason if isinstance(exc, PartFault) else one_line(exc)
+
+
+class DeviceJobs:
+    """The jobs the service submits to its worker; each posts one event back."""
+
+    def __init__(self, parts: Parts, post: Callable[[Event], None],
+                 clock: Callable[[], float],
+                 timing: Callable[[int, dict[str, float]], None],
+                 found: Callable[[int, VisitResult], None]) -> None:
+        self.parts = parts
+        self.post = post
+        self.clock = clock
+        self.timing = timing  # (visit, {stage: seconds}) for the visit's record
+        self.found = found  # (visit, result): the visit's record keeps the matches
+
+    def start(self) -> None:
+        try:
+            self.parts.start()
+        except PartFault as exc:
+            self.post(StartFailed(exc.fault, exc.reason))
+            return
+        except Exception as exc:
+            log.exception("start-up failed")
+            self.post(StartFailed(Fault.CORPUS, one_line(exc)))
+            return
+        self.post(Started())
+
+    def capture(self, visit: int) -> None:
+        start = self.clock()
+        try:
+            frame = self.parts.capture()
+        except Exception as exc:
+            self.post(CaptureFailed(visit, reason(exc)))
+            return
+        self.timing(visit, {"capture": self.clock() - start})
+        self.post(Captured(visit, frame))
+
+    def search(self, visit: int, frame: Frame) -> None:
+        try:
+            result = self.parts.look_up(frame)
+        except Exception as exc:
+            log.exception("search failed")
+            self.post(SearchFailed(visit, reason(exc)))
+            return
+        finally:
+            del frame
+        self.timing(visit, result.timings)
+        self.found(visit, result)
+        if result.no_face is not None:
+            self.post(NoFace(visit, result.no_face))
+        else:
+            self.post(Found(visit, result))
+
+    def print_visit(self, visit: int, result: VisitResult) -> None:
+        self._print(visit, lambda: self.parts.print_visit(result))
+
+    def print_no_face(self, visit: int, why: str) -> None:
+        self._print(visit, lambda: self.parts.print_no_face(why))
+
+    def _print(self, visit: int, do: Callable[[], None]) -> None:
+        start = self.clock()
+        try:
+            do()
+        except PartFault as exc:
+            self.post(PrintFailed(visit, exc.reason, exc.fault))
+            return
+        except Exception as exc:
+            self.post(PrintFailed(visit, one_line(exc)))
+            return
+        self.timing(visit, {"print": self.clock() - start})
+        self.post(Printed(visit))
+
+    def probe(self, fault: Fault) -> None:
+        try:
+            self.parts.probe(fault)
+        except PartFault as exc:
+            self.post(ProbeFailed(exc.fault, exc.reason))
+            return
+        except Exception as exc:
+            self.post(ProbeFailed(fault, one_line(exc)))
+            return
+        self.post(ProbeOk(fault))
