@@ -357,6 +357,7 @@ def measure(args: argparse.Namespace, mm: np.ndarray, methods: dict[str, Method]
         "kernel": best,
         "threads": threads,
         "same_topk": all(same.values()) and exact,
+        "ours_exact": exact and all(v for n_, v in same.items() if n_.startswith("ours")),
         "same": same,
         "exact_vs_float64": exact,
         "ours_vs_floor": med[ours_key] / floor,
@@ -406,7 +407,8 @@ def print_table(kind: str, result: dict) -> None:
               f"{extra['rows_rescored_median']:.0f} (max {extra['rows_rescored_max']}), "
               f"{extra['bytes_per_query'] / 1e6:.2f} MB/query")
     print(f"same_topk = {result['same_topk']} (ours == float64 reference: "
-          f"{result['exact_vs_float64']})")
+          f"{result['exact_vs_float64']}; every ours row, sketch or not, the same ordered "
+          f"top-{result['k']}: {result['ours_exact']})")
 
 
 def main(argv: list[str] | None = None) -> int:
