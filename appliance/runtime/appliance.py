@@ -77,7 +77,6 @@ class Appliance:
         """Only what a lookup needs: models and corpus (`sosie ticket`)."""
         self._load_models()
         self._open_corpus()
-
     def _timed(self, name: str, step: Callable[[], None]) -> None:
         start = self.clock()
         step()
@@ -170,23 +169,10 @@ class Appliance:
             frame = self.camera.capture()
         except CameraError as exc:
             raise PartFault(Fault.CAMERA, str(exc)) from None
-        if self.settings.service.keep_captures:
-            self._keep(frame)
+        service = self.settings.service
+        if service.keep_captures and service.captures_dir is not None:
+            keep_capture(frame, service.captures_dir)
         return frame
-
-    def _keep(self, frame: Frame) -> None:
-        from PIL import Image
-
-        folder = self.settings.service.captures_dir
-        assert folder is not None  # enforced by load_settings
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            path = folder / f"capture-{datetime.now():%Y%m%d-%H%M%S-%f}.jpg"
-            tmp = path.with_suffix(".part")
-            Image.fromarray(frame).save(tmp, format="JPEG", quality=92)
-            os.replace(tmp, path)
-        except OSError as exc:  # keeping is optional: never fail a visit over it
-            log.warning("cannot keep the capture in %s: %s", folder, exc)
 
     def look_up(self, frame: Frame | Path) -> VisitResult:
         """The visit's result: the lazy ticket and matches, or why there is no face."""
@@ -277,6 +263,20 @@ def assemble(settings: AppSettings, *, corpus_path: Path | None = None,
     counter = FixedCounter(first_number) if first_number is not None else None
     return Appliance(settings, camera=camera, printer=printer, corpus_path=corpus_path,
                      counter=counter)
+
+
+def keep_capture(frame: Frame, folder: Path) -> None:
+    """The installer's opt-in (`service.keep_captures`): the photo as a JPEG in `folder`."""
+    from PIL import Image
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"capture-{datetime.now():%Y%m%d-%H%M%S-%f}.jpg"
+        tmp = path.with_suffix(".part")
+        Image.fromarray(frame).save(tmp, format="JPEG", quality=92)
+        os.replace(tmp, path)
+    except OSError as exc:  # keeping is optional: never fail a visit over it
+        log.warning("cannot keep the capture in %s: %s", folder, exc)
 
 
 def make_scanner(corpus: Any, search: Any) -> Any:

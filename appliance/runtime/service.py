@@ -100,6 +100,43 @@ class VisitRecord:
     matches: tuple[Match, ...] = ()
 
 
+class VisitLog:
+    """The record of the visit in progress (filled from the worker) and of the last one."""
+
+    def __init__(self, clock: Callable[[], float],
+                 on_visit: Callable[[VisitRecord], None] | None) -> None:
+        self.clock = clock
+        self.on_visit = on_visit
+        self.current: VisitRecord | None = None
+        self.last: VisitRecord | None = None
+
+    def begin(self, visit: int) -> None:
+        self.current = VisitRecord(visit, started=self.clock())
+
+    def _of(self, visit: int) -> VisitRecord | None:
+        record = self.current
+        return record if record is not None and record.visit == visit else None
+
+    def timing(self, visit: int, seconds: dict[str, float]) -> None:
+        if (record := self._of(visit)) is not None:
+            record.timings.update(seconds)
+
+    def found(self, visit: int, result: VisitResult) -> None:
+        if (record := self._of(visit)) is not None:
+            record.matches = result.matches
+
+    def end(self, visit: int, outcome: str) -> None:
+        record, self.current = self._of(visit), None
+        if record is None:
+            return
+        record.outcome = outcome
+        record.timings["total"] = self.clock() - record.started
+        self.last = record
+        log.info("visit %d: %s in %.0f ms", visit, outcome, 1000 * record.timings["total"])
+        if self.on_visit is not None:
+            self.on_visit(record)
+
+
 class Service:
     """Run the machine against the appliance's parts and controls until stopped."""
 
@@ -119,22 +156,21 @@ class Service:
         self.controls = controls
         self.settings = settings or ServiceSettings()
         self.clock = clock
-        self.on_visit = on_visit
         self.on_state = on_state
+        self.visits = VisitLog(clock, on_visit)
         self.events: queue.Queue[Event | PressRequest] = queue.Queue()
         self.timers = Timers(clock)
         self.worker = Worker(clock)
-        self.jobs = DeviceJobs(parts, self.events.put, clock, self._timing, self._found)
+        self.jobs = DeviceJobs(parts, self.events.put, clock, self.visits.timing, self.visits.found)
         self.handle_request = ControlHandler(self)  # the control socket's handler
         self.state_changed = threading.Condition()
         self.started_at = clock()
         self.last_fault_at: float | None = None
-        self.last_visit: VisitRecord | None = None
-        self._visit: VisitRecord | None = None
         self._stopped = threading.Event()
         self._poweroff = False
         self._ready_sent = False
-        self._health: list[Callable[[], str | None]] = [self.worker.problem]
+        self.watchdog = systemd.Watchdog(clock)
+        self.watchdog.watch(self.worker.problem)
         controls.on_press = self.press
         controls.on_shutdown = lambda: self.shutdown(poweroff=True)
 
@@ -157,11 +193,15 @@ class Service:
 
     def watch(self, problem: Callable[[], str | None]) -> None:
         """Make the watchdog pings depend on `problem()` returning None (e.g. the socket)."""
-        self._health.append(problem)
+        self.watchdog.watch(problem)
 
     @property
     def state(self) -> State:
         return self.machine.state
+
+    @property
+    def last_visit(self) -> VisitRecord | None:
+        return self.visits.last
 
     def status(self) -> dict[str, Any]:
         """What `sosie status` shows."""
@@ -176,19 +216,15 @@ class Service:
 
     def run(self, install_signals: bool = True) -> int:
         """Start, serve until a Shutdown event, clean up. Returns an exit status."""
-        restore = self._install_signals() if install_signals else []
+        restore = install_stop_signals(self._on_signal) if install_signals else []
         self.worker.start()
-        watchdog = systemd.watchdog_interval()
-        next_ping = self.clock()
         self._apply([Show(State.STARTING)])
         self.worker.submit(self.jobs.start, self.settings.start_seconds)
         try:
             while not self._stopped.is_set():
-                if watchdog is not None and self.clock() >= next_ping:
-                    self._ping()
-                    next_ping = self.clock() + watchdog
+                self.watchdog.tick()
                 try:
-                    event = self.events.get(timeout=self._wait(next_ping if watchdog else None))
+                    event = self.events.get(timeout=self._wait())
                 except queue.Empty:
                     event = None
                 if isinstance(event, PressRequest):
@@ -206,24 +242,11 @@ class Service:
 
     def problem(self) -> str | None:
         """The first reason not to vouch for the service to the watchdog, or None."""
-        for check in self._health:
-            try:
-                problem = check()
-            except Exception as exc:
-                problem = f"health check failed: {one_line(exc)}"
-            if problem is not None:
-                return problem
-        return None
+        return self.watchdog.problem()
 
-    def _ping(self) -> None:
-        problem = self.problem()
-        if problem is None:
-            systemd.watchdog()
-        else:
-            log.error("%s: letting the watchdog restart the service", problem)
-
-    def _wait(self, ping: float | None) -> float:
-        deadlines = [d for d in (self.timers.next_deadline(), ping) if d is not None]
+    def _wait(self) -> float:
+        deadlines = [d for d in (self.timers.next_deadline(), self.watchdog.next_deadline())
+                     if d is not None]
         if not deadlines:
             return 1.0
         return max(0.0, min(min(deadlines) - self.clock(), 1.0))
@@ -262,7 +285,7 @@ class Service:
         elif isinstance(action, Blink):
             self.controls.signal(action.signal, action.seconds)
         elif isinstance(action, Capture):
-            self._visit = VisitRecord(action.visit, started=self.clock())
+            self.visits.begin(action.visit)
             work(lambda v=action.visit: jobs.capture(v), stuck)
         elif isinstance(action, Search):
             work(lambda v=action.visit, f=action.frame: jobs.search(v, f), stuck)
@@ -271,7 +294,7 @@ class Service:
         elif isinstance(action, PrintNoFace):
             work(lambda v=action.visit, r=action.reason: jobs.print_no_face(v, r), stuck)
         elif isinstance(action, EndVisit):
-            self._end_visit(action)
+            self.visits.end(action.visit, action.outcome)
         elif isinstance(action, Probe):
             work(lambda f=action.fault: jobs.probe(f), self.settings.start_seconds)
         elif isinstance(action, Stop):
@@ -296,40 +319,7 @@ class Service:
         if self.on_state is not None:
             self.on_state(state, fault)
 
-    # -- the visit's record (timings from the worker thread) -----------------------------------
-
-    def _timing(self, visit: int, seconds: dict[str, float]) -> None:
-        record = self._visit
-        if record is not None and record.visit == visit:
-            record.timings.update(seconds)
-
-    def _found(self, visit: int, result: VisitResult) -> None:
-        record = self._visit
-        if record is not None and record.visit == visit:
-            record.matches = result.matches
-
-    def _end_visit(self, action: EndVisit) -> None:
-        record, self._visit = self._visit, None
-        if record is None or record.visit != action.visit:
-            return
-        record.outcome = action.outcome
-        record.timings["total"] = self.clock() - record.started
-        self.last_visit = record
-        log.info("visit %d: %s in %.0f ms", record.visit, record.outcome,
-                 1000 * record.timings["total"])
-        if self.on_visit is not None:
-            self.on_visit(record)
-
     # -- signals and shutdown --------------------------------------------------------------------
-
-    def _install_signals(self) -> list[tuple[int, Any]]:
-        if threading.current_thread() is not threading.main_thread():
-            return []
-        previous = []
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            previous.append((sig, signal.getsignal(sig)))
-            signal.signal(sig, self._on_signal)
-        return previous
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         # queue.put may need a lock the interrupted main thread holds: post from another thread
@@ -350,8 +340,24 @@ class Service:
         with self.state_changed:
             self.state_changed.notify_all()
         if self._poweroff and self.settings.poweroff_command:
-            log.warning("powering off: %s", " ".join(self.settings.poweroff_command))
-            try:
-                subprocess.run(self.settings.poweroff_command, check=False, timeout=30)
-            except (OSError, subprocess.SubprocessError) as exc:
-                log.error("power-off command failed: %s", exc)
+            power_off(self.settings.poweroff_command)
+
+
+def install_stop_signals(handler: Callable[[int, Any], None]) -> list[tuple[int, Any]]:
+    """SIGTERM, SIGINT and SIGHUP to `handler` (main thread only); the handlers to restore."""
+    if threading.current_thread() is not threading.main_thread():
+        return []
+    previous = []
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        previous.append((sig, signal.getsignal(sig)))
+        signal.signal(sig, handler)
+    return previous
+
+
+def power_off(command: list[str]) -> None:
+    """Run the installer's power-off command (the hold-to-shutdown button)."""
+    log.warning("powering off: %s", " ".join(command))
+    try:
+        subprocess.run(command, check=False, timeout=30)
+    except (OSError, subprocess.SubprocessError) as exc:
+        log.error("power-off command failed: %s", exc)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
@@ -65,3 +66,45 @@ def watchdog() -> bool:
 
 def stopping() -> bool:
     return notify("STOPPING=1")
+
+
+class Watchdog:
+    """systemd's watchdog, fed only while every health check passes (None: healthy).
+
+    The service registers its worker (not stuck on a device) and its control socket
+    (accepting); a failing check stops the pings, and systemd restarts the service.
+    """
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self.clock = clock
+        self.interval = watchdog_interval()
+        self.next_ping = clock()
+        self.checks: list[Callable[[], str | None]] = []
+
+    def watch(self, check: Callable[[], str | None]) -> None:
+        self.checks.append(check)
+
+    def problem(self) -> str | None:
+        """The first failing check's reason, or None."""
+        for check in self.checks:
+            try:
+                problem = check()
+            except Exception as exc:
+                problem = f"health check failed: {exc!r}"
+            if problem is not None:
+                return problem
+        return None
+
+    def next_deadline(self) -> float | None:
+        return self.next_ping if self.interval is not None else None
+
+    def tick(self) -> None:
+        """Ping if a ping is due and every check passes."""
+        if self.interval is None or self.clock() < self.next_ping:
+            return
+        problem = self.problem()
+        if problem is None:
+            watchdog()
+        else:
+            log.error("%s: letting the watchdog restart the service", problem)
+        self.next_ping = self.clock() + self.interval
