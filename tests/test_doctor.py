@@ -13,6 +13,7 @@ import pytest
 from gpiozero import Device
 from gpiozero.exc import BadPinFactory, PinFactoryFallback
 
+from appliance.parts import pins
 from appliance.runtime import doctor
 from appliance.runtime.doctor import Doctor
 from appliance.runtime.service import ServiceSettings
@@ -102,8 +103,8 @@ def pins_lines(tmp_path, backend: str) -> list[tuple[str, str, str]]:
 
 
 def test_missing_pin_library_is_named_on_one_line(tmp_path, monkeypatch, no_pin_factory):
-    monkeypatch.setattr(doctor, "installed_pin_libraries", lambda: [])
-    monkeypatch.setattr(doctor, "on_raspberry_pi", lambda: True)
+    monkeypatch.setattr(pins, "installed_pin_libraries", lambda: [])
+    monkeypatch.setattr(pins, "on_raspberry_pi", lambda: True)
     (line,) = pins_lines(tmp_path, "gpio")
     assert line[0] == "PROBLEM"
     assert line[2].startswith("no GPIO pin library: gpiozero needs lgpio")
@@ -112,8 +113,8 @@ def test_missing_pin_library_is_named_on_one_line(tmp_path, monkeypatch, no_pin_
 
 
 def test_not_a_pi_with_auto_backend_is_only_a_note(tmp_path, monkeypatch, no_pin_factory):
-    monkeypatch.setattr(doctor, "installed_pin_libraries", lambda: [])
-    monkeypatch.setattr(doctor, "on_raspberry_pi", lambda: False)
+    monkeypatch.setattr(pins, "installed_pin_libraries", lambda: [])
+    monkeypatch.setattr(pins, "on_raspberry_pi", lambda: False)
     (line,) = pins_lines(tmp_path, "auto")
     assert line[0] == "note"
     assert "not a Raspberry Pi" in line[2] and "virtual button will be used" in line[2]
@@ -121,8 +122,8 @@ def test_not_a_pi_with_auto_backend_is_only_a_note(tmp_path, monkeypatch, no_pin
 
 def test_a_pi_without_pin_library_is_a_problem_even_with_auto(tmp_path, monkeypatch,
                                                                no_pin_factory):
-    monkeypatch.setattr(doctor, "installed_pin_libraries", lambda: [])
-    monkeypatch.setattr(doctor, "on_raspberry_pi", lambda: True)
+    monkeypatch.setattr(pins, "installed_pin_libraries", lambda: [])
+    monkeypatch.setattr(pins, "on_raspberry_pi", lambda: True)
     (line,) = pins_lines(tmp_path, "auto")
     assert line[0] == "PROBLEM" and "no GPIO pin library" in line[2]
     assert "virtual button will be used" in line[2]
@@ -138,7 +139,7 @@ def test_a_pi_without_pin_library_is_a_problem_even_with_auto(tmp_path, monkeypa
 def test_installed_but_failing_pin_library_says_why(tmp_path, monkeypatch, no_pin_factory,
                                                      why, hint):
     no_pin_factory["lgpio"] = why
-    monkeypatch.setattr(doctor, "installed_pin_libraries", lambda: ["lgpio"])
+    monkeypatch.setattr(pins, "installed_pin_libraries", lambda: ["lgpio"])
     (line,) = pins_lines(tmp_path, "gpio")
     assert line[0] == "PROBLEM"
     assert line[2].startswith("GPIO pin library lgpio is installed but cannot drive the pins")
@@ -156,9 +157,9 @@ def test_installed_pin_libraries_finds_only_importable_ones(monkeypatch):
         return object() if name in present else None
 
     monkeypatch.setattr(importlib.util, "find_spec", find_spec)
-    assert doctor.installed_pin_libraries() == ["RPi.GPIO"]
+    assert pins.installed_pin_libraries() == ["RPi.GPIO"]
     present.clear()
-    assert doctor.installed_pin_libraries() == []
+    assert pins.installed_pin_libraries() == []
 
 
 # ---------------------------------------------------------------------------------------------

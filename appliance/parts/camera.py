@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -20,6 +21,7 @@ import numpy as np
 
 from appliance.config import setting
 from appliance.errors import one_line
+from appliance.parts.diagnosis import Finding, note, ok, problem
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +64,25 @@ class Camera:
         self.mirror = mirror
         self.is_open = False
         self._lock = threading.Lock()  # the visit and the presence watcher share the camera
+
+    def diagnose(self, count_faces: Callable[[Frame], int] | None = None) -> list[Finding]:
+        """One frame taken and looked at: its size, brightness, and faces in view if
+        `count_faces` is given (`sosie doctor`). The camera is closed again afterwards."""
+        try:
+            with self:
+                frame = self.capture()
+        except CameraError as exc:
+            return [problem(f"{exc} (check the cable/ribbon and camera.backend)")]
+        h, w = frame.shape[:2]
+        brightness = float(frame.mean())
+        findings = [ok(f"{self.name}: {w}x{h} frame, mean brightness {brightness:.0f}")]
+        if brightness < 12:
+            findings.append(problem("the picture is almost black (lens cap? no light?)"))
+        elif brightness > 245:
+            findings.append(problem("the picture is almost white (over-exposed)"))
+        if count_faces is not None:
+            findings.append(note(f"{count_faces(frame)} face(s) in view right now"))
+        return findings
 
     def open(self) -> None:
         """Open the device, discard warm-up frames, let exposure settle; CameraError if not."""

@@ -8,12 +8,8 @@ camera, printer and pins belong to it: the doctor asks it instead of opening the
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import os
-import shutil
-import subprocess
-import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -212,22 +208,17 @@ def check_camera(doc: Doctor, settings: Any, analyzer: Any) -> None:
 
     try:
         camera = make_camera(settings.camera)
-        with camera:
-            frame = camera.capture()
     except CameraError as exc:
         doc.report("camera", PROBLEM, f"{exc} (check the cable/ribbon and camera.backend)")
         return
-    h, w = frame.shape[:2]
-    brightness = float(frame.mean())
-    doc.report("camera", OK, f"{camera.name}: {w}x{h} frame, mean brightness {brightness:.0f}")
-    if brightness < 12:
-        doc.report("camera", PROBLEM, "the picture is almost black (lens cap? no light?)")
-    elif brightness > 245:
-        doc.report("camera", PROBLEM, "the picture is almost white (over-exposed)")
-    if analyzer is not None:
-        faces = analyzer.detect(frame)
-        del frame
-        doc.report("camera", NOTE, f"{len(faces)} face(s) in view right now")
+    count = (lambda frame: len(analyzer.detect(frame))) if analyzer is not None else None
+    doc.findings("camera", camera.diagnose(count))
+
+
+def check_pins(doc: Doctor, settings: Any, pin_factory: Any = None) -> None:
+    from appliance.parts.pins import diagnose_pins
+
+    doc.findings("pins", diagnose_pins(settings.controls, pin_factory))
 
 
 def check_printer(doc: Doctor, settings: Any) -> None:
@@ -246,196 +237,13 @@ def check_printer(doc: Doctor, settings: Any) -> None:
             printer.close()
 
 
-def check_pins(doc: Doctor, settings: Any, pin_factory: Any = None) -> None:
-    from appliance.parts.controls import GpioControls
-
-    c = settings.controls
-    used: dict[str, str] = {}
-    wanted = [("button", c.button_pin)]
-    if c.shutdown_pin is not None and str(c.shutdown_pin) != str(c.button_pin):
-        wanted.append(("shutdown button", c.shutdown_pin))
-    if c.led in ("single", "pwm"):
-        wanted.append(("LED", c.led_pin))
-    elif c.led == "rgb":
-        wanted += [(f"LED {n}", p) for n, p in zip("RGB", c.rgb_pins, strict=True)]
-    clash = False
-    for role, pin in wanted:
-        key = str(pin)
-        if key in used:
-            doc.report("pins", PROBLEM, f"pin {pin} is used twice: {used[key]} and {role}")
-            clash = True
-        used[key] = role
-    if c.backend == "virtual":
-        doc.report("pins", NOTE, "controls.backend is virtual: no GPIO is used")
-        return
-    if clash:
-        return
-    try:
-        with warnings.catch_warnings(record=True) as caught:  # gpiozero warns per pin library
-            warnings.simplefilter("always")
-            controls = GpioControls(c, pin_factory=pin_factory)
-    except Exception as exc:
-        # `auto` on a Pi means the installer wired a button: its GPIO failing is a problem too.
-        level = PROBLEM if c.backend == "gpio" or on_raspberry_pi() else NOTE
-        extra = "" if c.backend == "gpio" else " (the virtual button will be used)"
-        fallbacks = [str(w.message) for w in caught
-                     if type(w.message).__name__ == "PinFactoryFallback"]
-        if type(exc).__name__ == "BadPinFactory":
-            doc.report("pins", level, pin_library_problem(fallbacks) + extra)
-        else:
-            doc.report("pins", level, f"cannot use GPIO: {_gpio_words(exc)}{extra}")
-        return
-    try:
-        pressed = controls.button.is_pressed
-        factory = type(controls.button.pin_factory).__name__
-    finally:
-        controls.close()
-    desc = ", ".join(f"{role} {pin}" for role, pin in wanted)
-    doc.report("pins", OK, f"{desc} (BCM numbering)")
-    if factory == "NativeFactory":
-        doc.report("pins", NOTE, "gpiozero fell back to its limited built-in pin driver (no "
-                   f"fading LED, polled button): {INSTALL_PIN_LIBRARY}")
-    if pressed:
-        doc.report("pins", PROBLEM, f"the button on pin {c.button_pin} reads as pressed right "
-                   "now: stuck, or wired to the wrong rail (see controls.pull_up)")
-
-
-GPIO_WORDS = {
-    "BadPinFactory": "no GPIO on this machine (not a Raspberry Pi, or no lgpio/RPi.GPIO)",
-    "PinPWMUnsupported": "these pins cannot fade (PWM): set controls.led to single",
-    "GPIOPinInUse": "a pin is already in use by another program or device",
-    "PinInvalidPin": "a pin number does not exist on this board",
-    "PinFixedPull": "this pin has a fixed pull-up (GPIO 2/3): set controls.pull_up accordingly",
-}
-
-
-# gpiozero's pin libraries, preferred first (module name as imported).
-PIN_LIBRARIES = ("lgpio", "RPi.GPIO", "pigpio")
-INSTALL_PIN_LIBRARY = ("install lgpio into sosie's Python (`pip install lgpio`; on Raspberry Pi "
-                       "OS `sudo apt install python3-lgpio`; the SD image has it)")
-
-
-def installed_pin_libraries() -> list[str]:
-    """The pin libraries gpiozero could use that are installed (found, not imported)."""
-    found = []
-    for module in PIN_LIBRARIES:
-        try:
-            if importlib.util.find_spec(module) is not None:
-                found.append(module)
-        except (ImportError, ValueError):
-            continue
-    return found
-
-
-def on_raspberry_pi() -> bool:
-    """A Raspberry Pi (device tree model), or at least a board with GPIO character devices."""
-    try:
-        if "raspberry pi" in Path("/proc/device-tree/model").read_text(errors="ignore").lower():
-            return True
-    except OSError:
-        pass
-    return any(Path("/dev").glob("gpiochip*"))
-
-
-def pin_library_problem(fallbacks: Sequence[str]) -> str:
-    """One line on why gpiozero found no pin factory, from its 'Falling back from X: why' notes."""
-    installed = installed_pin_libraries()
-    if not installed:
-        if not on_raspberry_pi():
-            return ("no GPIO on this machine (not a Raspberry Pi, and no pin library: lgpio "
-                    "or RPi.GPIO)")
-        return f"no GPIO pin library: gpiozero needs lgpio (or RPi.GPIO): {INSTALL_PIN_LIBRARY}"
-    factory_names = {"lgpio": "lgpio", "RPi.GPIO": "rpigpio", "pigpio": "pigpio"}
-    library = installed[0]
-    reason = next((f.split(":", 1)[1].strip() for f in fallbacks
-                   if f.startswith(f"Falling back from {factory_names[library]}:")), "")
-    hint = ""
-    if "Permission denied" in reason:
-        hint = " (add the user to the gpio group)"
-    elif ".lgd-nfy" in reason:
-        hint = " (lgpio needs a writable working directory: run from one, or set LG_WD)"
-    return (f"GPIO pin library {library} is installed but cannot drive the pins: "
-            f"{reason or 'no reason given'}{hint}")
-
-
-def _gpio_words(exc: Exception) -> str:
-    words = GPIO_WORDS.get(type(exc).__name__)
-    detail = one_line(exc)
-    if words is None:
-        return detail
-    return words if detail == type(exc).__name__ else f"{words} ({detail})"
-
-
-# What `systemctl VERB` asks logind, which answers yes / no / challenge (password) / na.
-LOGIND_CAN = {"poweroff": "CanPowerOff", "reboot": "CanReboot", "halt": "CanHalt"}
-Runner = Callable[[Sequence[str]], subprocess.CompletedProcess]
-
-
-def _run(args: Sequence[str]) -> subprocess.CompletedProcess:
-    return subprocess.run(list(args), capture_output=True, text=True, timeout=15, check=False)
-
-
-def check_poweroff(doc: Doctor, settings: Any, *, run: Runner = _run,
+def check_poweroff(doc: Doctor, settings: Any, *, run: Any = None,
                    euid: int | None = None) -> None:
-    """May this appliance power the machine off (service.poweroff_command, shutdown button)?"""
-    command = list(settings.service.poweroff_command or [])
-    c = settings.controls
-    used = c.shutdown_pin is not None and c.backend != "virtual"
-    bad = PROBLEM if used else NOTE
-    unused = "" if used else " (only matters with a shutdown button: controls.shutdown_pin)"
-    if not command:
-        doc.report("poweroff", bad, "service.poweroff_command is empty: the shutdown button "
-                   f"stops the appliance but leaves the machine on{unused}")
-        return
-    shown = " ".join(command)
-    if shutil.which(command[0]) is None:
-        doc.report("poweroff", bad, f"service.poweroff_command: '{command[0]}' not found{unused}")
-        return
-    verb = next((a for a in command[1:] if not a.startswith("-")), "")
-    if Path(command[0]).name != "systemctl" or verb not in LOGIND_CAN:
-        doc.report("poweroff", NOTE, f"`{shown}`: a custom command, not checked")
-        return
-    euid = os.geteuid() if euid is None else euid
-    user = _service_user(run) if euid == 0 else None
-    if euid == 0 and user in (None, "root"):
-        doc.report("poweroff", OK, f"`{shown}` is permitted (running as root)")
-        return
-    ask = ["busctl", "--system", "call", "org.freedesktop.login1", "/org/freedesktop/login1",
-           "org.freedesktop.login1.Manager", LOGIND_CAN[verb]]
-    if user is not None:
-        ask = ["runuser", "-u", user, "--", *ask]
-    who = f"user {user}" if user is not None else "this user"
-    try:
-        result = run(ask)
-    except (OSError, subprocess.SubprocessError) as exc:
-        doc.report("poweroff", NOTE, f"cannot ask logind whether {who} may run `{shown}`: "
-                   f"{one_line(exc)}")
-        return
-    answer = result.stdout.strip().removeprefix("s ").strip('"') if result.returncode == 0 else ""
-    if answer == "yes":
-        doc.report("poweroff", OK, f"`{shown}` is permitted for {who} (logind/polkit)")
-    elif answer in ("no", "challenge"):
-        why = "needs a password" if answer == "challenge" else "is refused"
-        doc.report("poweroff", bad, f"`{shown}` {why} for {who}: allow it with a polkit rule "
-                   "(firmware/rootfs/etc/polkit-1/rules.d/60-sosie.rules), or set "
-                   f"service.poweroff_command{unused}")
-    elif answer == "na":
-        doc.report("poweroff", bad, f"`{shown}`: this system cannot power off through "
-                   f"logind{unused}")
-    else:
-        detail = " ".join((result.stderr or result.stdout).split()) or f"exit {result.returncode}"
-        doc.report("poweroff", NOTE, f"cannot ask logind whether {who} may run `{shown}`: "
-                   f"{detail}")
+    from appliance.runtime.poweroff import diagnose_poweroff
 
-
-def _service_user(run: Runner) -> str | None:
-    """The user sosie.service runs as (the doctor itself may run as root), if it is installed."""
-    try:
-        result = run(["systemctl", "show", "--property=User", "--value", "sosie.service"])
-    except (OSError, subprocess.SubprocessError):
-        return None
-    user = result.stdout.strip() if result.returncode == 0 else ""
-    return user or None
+    kwargs = {"run": run} if run is not None else {}
+    doc.findings("poweroff", diagnose_poweroff(settings.service, settings.controls, euid=euid,
+                                               **kwargs))
 
 
 def check_privacy(doc: Doctor, settings: Any) -> None:
