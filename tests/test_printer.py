@@ -225,6 +225,11 @@ def test_escpos_connections_still_have_the_private_raw_write_we_use():
     module = escpos_module()
     for name in ("Usb", "Serial", "Network", "File"):
         assert callable(getattr(getattr(module, name), "_raw", None)), name
+    # status replies are read with `_read`: the connections that answer override it
+    from appliance.parts.printer.escpos_printer import can_read
+
+    assert [name for name in ("Usb", "Serial", "Network", "File")
+            if can_read(object.__new__(getattr(module, name)))] == ["Usb", "Serial", "Network"]
 
 
 # ---------------------------------------------------------------------------------------------

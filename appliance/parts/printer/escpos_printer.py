@@ -114,7 +114,7 @@ class EscposPrinter(Printer):
 
     def _query(self, conn: Any, method: str) -> Any:
         """A status reply, or None when this printer cannot report (then not asked again)."""
-        if not self._can_report or not hasattr(conn, method) or not _can_read(conn):
+        if not self._can_report or not hasattr(conn, method) or not can_read(conn):
             return None
         try:
             return call_with_deadline(getattr(conn, method), self.settings.status_timeout, method)
@@ -212,8 +212,13 @@ class EscposPrinter(Printer):
             self.on_fault(event)
 
 
-def _can_read(conn: Any) -> bool:
-    """False for escpos connections that cannot read replies (File: the base `_read` raises)."""
+def can_read(conn: Any) -> bool:
+    """False for escpos connections that cannot read replies (File: the base `_read` raises).
+
+    python-escpos's status queries (`paper_status`, `is_online`) read through its private
+    `_read`, and it offers no public "can this connection answer?": the class's own `_read`
+    says so. tests/test_printer.py fails if that stops telling the connections apart.
+    """
     read = getattr(type(conn), "_read", None)
     return read is not None and getattr(read, "__qualname__", "") != "Escpos._read"
 
