@@ -13,7 +13,9 @@ Against it, the real `generate()` into a fresh folder (its workers' start-up inc
 - generate + describe: the same with dlib finding (or not) the face in every draw, which is what
   `sosie generate` does; faces/s counts kept faces, so rejected draws cost time too.
 
-Methods are interleaved within each repetition; the table shows medians. Also printed: the
+Methods are interleaved within each repetition; the table shows medians of the wall time, and
+of the CPU time of the run and its worker processes (per face: what the machine's load barely
+moves, the figure to compare on a shared machine). Also printed: the
 network's load time, ms per face of the forward pass alone (64 px, one BLAS thread) and with
 the upscale, the acceptance rate (faces / draws), and the spread of the descriptors of the kept
 faces (median and smallest distance between two of them: a collapsed generator draws the same
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import sys
@@ -72,18 +75,24 @@ class NoAnalysis:
         return AcceptAll()
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process and of its finished worker processes."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
 def time_generate(count: int, workers: int, engine: Any, weights: Path,
-                  keep: Path | None = None) -> tuple[float, int]:
-    """(seconds, draws) of a fresh `generate` run; `keep` receives the folder."""
+                  keep: Path | None = None) -> tuple[float, float, int]:
+    """(seconds, CPU seconds, draws) of a fresh `generate` run; `keep` receives the folder."""
     out = Path(tempfile.mkdtemp(prefix="bench-generate-")) / "faces"
     try:
         drawer = DcganDrawer(DcganJob(SEED, 256, "png", weights), engine, workers=workers)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), cpu_seconds()
         report = generate(out, count, drawer, progress=False)
-        seconds = time.perf_counter() - start
+        seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu
         if keep is not None and not keep.exists():
             shutil.copytree(out, keep)
-        return seconds, report.draws
+        return seconds, cpu, report.draws
     finally:
         shutil.rmtree(out.parent, ignore_errors=True)
 
@@ -101,20 +110,21 @@ def _describe(task: tuple[str]) -> np.ndarray | None:
     return np.asarray(outcome.descriptor) if hasattr(outcome, "descriptor") else None
 
 
-def time_describe(files: list[Path], workers: int) -> tuple[float, list[np.ndarray]]:
-    """(seconds, descriptors) of analysing every file; models loaded before the clock starts
-    with one process, included (as in generate) with several."""
+def time_describe(files: list[Path], workers: int) -> tuple[float, float, list[np.ndarray]]:
+    """(seconds, CPU seconds, descriptors) of analysing every file; models loaded before the
+    clock starts with one process, included (as in generate) with several."""
     tasks = [(str(p),) for p in files]
     if workers <= 1:
         _init(DlibEngine())
         _describe(tasks[0])  # warm
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), cpu_seconds()
         found = [_describe(t) for t in tasks]
     else:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), cpu_seconds()
         found = list(run_tasks(tasks, workers, _init, (DlibEngine(),), _describe,
                                lambda task, code: None))
-    return time.perf_counter() - start, [d for d in found if d is not None]
+    seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu
+    return seconds, cpu, [d for d in found if d is not None]
 
 
 def network_figures(weights: Path) -> dict[str, float]:
@@ -158,29 +168,36 @@ def main() -> int:
     net = network_figures(weights)
     scratch = Path(tempfile.mkdtemp(prefix="bench-generate-files-"))
     files_dir = scratch / "faces"
-    runs: dict[str, list[float]] = {k: [] for k in (
-        "describe1", "describeW", "alone1", "aloneW", "full1", "fullW")}
+    keys = ("describe1", "describeW", "alone1", "aloneW", "full1", "fullW")
+    runs: dict[str, list[float]] = {k: [] for k in keys}
+    cpus: dict[str, list[float]] = {k: [] for k in keys}
     draws: list[int] = []
     descriptors: list[np.ndarray] = []
     try:
         for rep in range(args.repeats):
             for key, workers in (("full1", 1), ("fullW", w)):
-                seconds, made = time_generate(n, workers, DlibEngine(), weights, keep=files_dir)
+                seconds, cpu, made = time_generate(n, workers, DlibEngine(), weights,
+                                                   keep=files_dir)
                 runs[key].append(seconds)
+                cpus[key].append(cpu)
                 draws.append(made)
             files = sorted(p for p in files_dir.iterdir() if p.suffix == ".png")
             for key, workers in (("describe1", 1), ("describeW", w)):
-                seconds, descriptors = time_describe(files, workers)
+                seconds, cpu, descriptors = time_describe(files, workers)
                 runs[key].append(seconds)
+                cpus[key].append(cpu)
             for key, workers in (("alone1", 1), ("aloneW", w)):
-                runs[key].append(time_generate(n, workers, NoAnalysis(), weights)[0])
+                seconds, cpu, _ = time_generate(n, workers, NoAnalysis(), weights)
+                runs[key].append(seconds)
+                cpus[key].append(cpu)
             print(f"repetition {rep + 1}/{args.repeats}: " + ", ".join(
                 f"{k} {v[-1]:.1f} s" for k, v in runs.items()), file=sys.stderr)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
     med = {k: statistics.median(v) for k, v in runs.items()}
-    anchor = med["describe1"]
+    cpu = {k: statistics.median(v) for k, v in cpus.items()}
+    anchor, cpu_anchor = med["describe1"], cpu["describe1"]
     acceptance = n / statistics.median(draws)
     rows = [
         (f"describe {n} existing files, 1 process (anchor)", "describe1"),
@@ -193,13 +210,13 @@ def main() -> int:
     print(f"\n{n} faces per run, median of {args.repeats}; DCGAN load {net['load_ms']:.0f} ms, "
           f"forward {net['forward_64_ms']:.1f} ms/face at 64 px ({net['forward_256_ms']:.1f} "
           f"with the 256 px upscale), one BLAS thread")
-    print(f"| {'method':<50} | {'seconds':>8} | {'faces/s':>8} | {'ms/face':>8} | "
-          f"{'vs anchor':>9} |")
-    print(f"|{'-' * 52}|{'-' * 10}|{'-' * 10}|{'-' * 10}|{'-' * 11}|")
+    print(f"| {'method':<50} | {'seconds':>8} | {'faces/s':>8} | {'vs anchor':>9} | "
+          f"{'CPU ms/face':>11} | {'CPU vs anchor':>13} |")
+    print(f"|{'-' * 52}|{'-' * 10}|{'-' * 10}|{'-' * 11}|{'-' * 13}|{'-' * 15}|")
     for name, key in rows:
-        s = med[key]
-        print(f"| {name:<50} | {s:>8.2f} | {n / s:>8.1f} | {1000 * s / n:>8.1f} | "
-              f"{s / anchor:>8.2f}x |")
+        s, c = med[key], cpu[key]
+        print(f"| {name:<50} | {s:>8.2f} | {n / s:>8.1f} | {s / anchor:>8.2f}x | "
+              f"{1000 * c / n:>11.1f} | {c / cpu_anchor:>12.2f}x |")
     distances = spread(descriptors) if len(descriptors) > 1 else (float("nan"),) * 3
     print(f"\nacceptance: {acceptance:.1%} of draws hold a face dlib finds at 256 px "
           f"({n} faces from {statistics.median(draws):.0f} draws)")
@@ -213,7 +230,8 @@ def main() -> int:
             "distance_share_under_0_6": distances[2],
             **{f"{k}_s": v for k, v in med.items()},
             **{f"{k}_faces_per_s": n / v for k, v in med.items()},
-            "runs": runs,
+            **{f"{k}_cpu_ms_per_face": 1000 * v / n for k, v in cpu.items()},
+            "runs": runs, "cpu_runs": cpus,
         })
     return 0
 
