@@ -298,3 +298,42 @@ def test_the_scheduler_vanishing_stops_the_build_in_one_line_and_it_resumes(
     report = build(source, out, workers=1, settings=settings, engine=MockEngine(),
                    progress=False)  # byte equality of resumed builds: tests above
     assert report.reused_chunks == kept and report.faces == 60
+
+
+def test_a_chunk_that_kills_workers_is_split_and_the_killer_image_rejected(folder):
+    """What the client does with Dask's KilledWorker (the scheduler gave up on a task after
+    `allowed-failures` dead workers): one task per image, then that image is rejected."""
+    from distributed.scheduler import KilledWorker
+
+    from appliance.corpus.cluster import ClusterRun, Task, _Batch, run_shared
+
+    files = tuple(SourceFile(f"f{i}.png", 1, 0) for i in range(3))
+    job = ChunkJob("k", MockEngine(), {}, (48, "jpeg", 92), None, str(folder))
+
+    class Window:
+        def __init__(self):
+            self.tasks = []
+
+        def first(self, tasks):
+            self.tasks += list(tasks)
+
+    class Collector:
+        def __init__(self):
+            self.added = []
+
+        def add(self, k, j, result):
+            self.added.append((k, j, result.reason))
+
+    run, window, collector = ClusterRun("tcp://127.0.0.1:1", "shared"), Window(), Collector()
+    killed = KilledWorker("sosie-chunk-000007-0", None, 3)
+    chunk = Task(run_shared, (job, files), "chunk-000007-0", tag=_Batch(7, 0, files, True))
+    run._finish(window, job, chunk, None, killed, collector)
+    assert [(t.tag.chunk, t.tag.first, t.tag.files, t.tag.whole) for t in window.tasks] == [
+        (7, j, (f,), False) for j, f in enumerate(files)]
+    assert all(t.function is run_shared for t in window.tasks) and not collector.added
+    run._finish(window, job, window.tasks[1], None, killed, collector)
+    assert collector.added == [(7, 1, "analyzer crashed on this file (it killed the "
+                                      "cluster's workers)")]
+    with pytest.raises(ClusterError, match="chunk-000007-0 failed on the cluster: "
+                       "RuntimeError: model broken"):
+        run._finish(window, job, chunk, None, RuntimeError("model broken\nmore"), collector)

@@ -157,12 +157,12 @@ class Session:
             raise ClusterError(f"{self.address}: lost the Dask scheduler ({status})")
         return lost_since
 
-    def run(self, tasks: Iterable[Task], on_threads: Callable[[int], None] | None = None
-            ) -> Iterator[tuple[Task, Any, BaseException | None]]:
+    def run(self, tasks: Iterable[Task], on_threads: Callable[[int], None] | None = None,
+            threads: int = 1) -> _Window:
         """Submit `tasks` (at most twice the cluster's threads, and `STREAM_BUDGET_BYTES` of
         payload, at a time) and yield (task, result, None) or (task, None, error) as they end.
         Tasks given to the returned window's `first(tasks)` while iterating run next."""
-        return _Window(self, tasks, on_threads)
+        return _Window(self, tasks, on_threads, threads)
 
 
 @dataclass(frozen=True)
@@ -180,14 +180,15 @@ class _Window:
     """The iterator `Session.run` returns."""
 
     def __init__(self, session: Session, tasks: Iterable[Task],
-                 on_threads: Callable[[int], None] | None) -> None:
+                 on_threads: Callable[[int], None] | None, threads: int) -> None:
         self.session, self.on_threads = session, on_threads
         self.sources: deque[Iterator[Task]] = deque([iter(tasks)])
         self.held: Task | None = None  # the next task, waiting for the payload budget
         self.inflight: dict[Any, Task] = {}
         self.payload = 0
-        self.limit = 2
-        self.checked = 0.0
+        self.limit = max(2, 2 * threads)
+        self.checked = time.monotonic()
+        self.finished = threading.Event()  # set by Dask when any task ends
         self.lost_since = 0.0
         self.idle_since = 0.0
 
@@ -205,7 +206,8 @@ class _Window:
                     self.payload -= task.payload
                     return (task, *self._outcome(future, task))
             self._health()
-            time.sleep(0.02)
+            self.finished.wait(0.5)
+            self.finished.clear()
 
     def first(self, tasks: Iterable[Task]) -> None:
         """Run these (pulled lazily) before the rest."""
@@ -237,6 +239,7 @@ class _Window:
                                                     pure=False)
             self.inflight[future] = task
             self.payload += task.payload
+            future.add_done_callback(lambda _: self.finished.set())
 
     def _outcome(self, future: Any, task: Task) -> tuple[Any, BaseException | None]:
         status = future.status
@@ -325,7 +328,7 @@ class ClusterRun:
             raise ValueError(f"cluster files {files!r}: expected one of {', '.join(FILE_MODES)}")
         self.files = files
         self.mode = ""  # what was used: generator, shared or stream
-        self.workers = 0
+        self.threads = 0  # worker threads when the build started
 
     def describe(self) -> str:
         how = {"generator": "faces drawn on the workers",
@@ -344,13 +347,14 @@ class ClusterRun:
         batches = [_Batch(k, 0, tuple(collector.chunks[k]), True)
                    for k in sorted(collector.remaining)]
         with Session(self.address) as session:
-            self.workers = session.wait_for_workers()
+            self.threads = session.wait_for_workers()
             self.mode = "generator" if generator else self._choose(session, job, batches)
             if progress:
                 collector.bar.write(f"sosie build {self.describe()}", file=sys.stderr)
             window = session.run(self._tasks(job, batches, self.mode),
                                  lambda threads: collector.bar.set_description(
-                                     f"sosie build ({threads} cluster threads)", refresh=False))
+                                     f"sosie build ({threads} cluster threads)", refresh=False),
+                                 self.threads)
             try:
                 for task, result, error in window:
                     self._finish(window, job, task, result, error, collector)
@@ -458,7 +462,8 @@ def _checked(data: Any, job: ChunkJob, batch: _Batch) -> list[ItemResult]:
         header, results = parse_chunk(data, "a worker's chunk")
     except (ValueError, KeyError, TypeError) as exc:
         raise ClusterError(f"a worker sent a damaged chunk ({_one_line(exc)})") from None
-    if header.get("key") != job.key or header.get("files") != [f.key() for f in batch.files]:
+    if (header.get("key") != job.key or header.get("files") != [f.key() for f in batch.files]
+            or len(results) != len(batch.files)):
         raise ClusterError("a worker sent the chunk of another build or other files "
                            "(is it running another version of sosie?)")
     return results

@@ -53,6 +53,7 @@ class ClusterDrawer:
     block: int = 8
     _session: Session | None = field(default=None, repr=False)
     _work: DrawJob | None = field(default=None, repr=False)
+    _threads: int = field(default=1, repr=False)
 
     def identity(self) -> dict[str, Any]:
         return DcganDrawer(self.job, self.engine).identity()
@@ -66,7 +67,7 @@ class ClusterDrawer:
 
         try:
             self._session = Session(self.address).__enter__()
-            self._session.wait_for_workers()
+            self._threads = self._session.wait_for_workers()
         except ClusterError as exc:
             self.__exit__()
             raise GenerateError(str(exc)) from None
@@ -89,7 +90,7 @@ class ClusterDrawer:
         blocks = [tuple(indices[i:i + self.block]) for i in range(0, len(indices), self.block)]
         tasks = (Task(draw_on_worker, (self._work, block), f"draws-{block[0]}", tag=block)
                  for block in blocks)
-        window = self._session.run(tasks)
+        window = self._session.run(tasks, threads=self._threads)
         try:
             for task, draws, error in window:
                 if error is not None:
