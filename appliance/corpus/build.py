@@ -22,7 +22,6 @@ import os
 import shutil
 import signal
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -46,7 +45,7 @@ from appliance.corpus.format import CorpusError, atomic_write_bytes
 from appliance.corpus.settings import CorpusSettings
 from appliance.corpus.thumbs import PackWriter, encode
 from appliance.corpus.walk import list_sources
-from appliance.corpus.workers import run_tasks
+from appliance.corpus.workers import guard_orphan, run_tasks
 from appliance.corpus.writer import clear_manifest, finalize
 from appliance.generator.source import GeneratorSource
 
@@ -347,33 +346,10 @@ def _init_worker(engine: Engine, thumbs: tuple[int, str, int], watch_parent: boo
     """Per worker process: load the models once; exit if the parent dies (e.g. SIGKILL)."""
     global _analyzer, _thumbs, _generator
     if watch_parent:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
-        parent = os.getppid()
-
-        def watch() -> None:
-            while True:
-                time.sleep(0.5)
-                if os.getppid() != parent:
-                    os._exit(1)
-
-        threading.Thread(target=watch, daemon=True).start()
-        sys.stderr = _OrphanSilencedStream(sys.stderr, parent)  # no BrokenPipe tracebacks
+        guard_orphan()
     _analyzer = engine.create()
     _thumbs = thumbs
     _generator = generator
-
-
-class _OrphanSilencedStream:
-    """stderr of a worker: drops output once the parent is gone (killed builds stay quiet)."""
-
-    def __init__(self, stream: Any, parent: int) -> None:
-        self._stream, self._parent = stream, parent
-
-    def write(self, text: str) -> int:
-        return len(text) if os.getppid() != self._parent else self._stream.write(text)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._stream, name)
 
 
 def _process(task: tuple[int, int, str, str]) -> tuple[int, int, ItemResult]:
