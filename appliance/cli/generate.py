@@ -148,8 +148,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from appliance.generator.torch_zip import WeightsFormatError
 
     _check(args)
-    drawer = _drawer(args)
     try:
+        drawer = _drawer(args)  # a missing or foreign weights file: one line, exit 1
         with drawer if hasattr(drawer, "__enter__") else contextlib.nullcontext():
             report = generate(args.out_dir, args.count, drawer, progress=not args.quiet)
     except (GenerateError, WeightsNotFound, WeightsFormatError, OSError, RuntimeError) as exc:
