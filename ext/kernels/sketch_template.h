@@ -18,6 +18,10 @@
 
 #ifndef SOSIE_SKETCH_BOUND_DEFINED
 #define SOSIE_SKETCH_BOUND_DEFINED
+/* Four-lane vectors (SSE / NEON via GCC's vector extensions) for the per-row float work. */
+typedef int32_t sosie_v4i __attribute__((vector_size(16)));
+typedef float sosie_v4f __attribute__((vector_size(16)));
+
 /* (tau, H) for a top-k heap whose worst float32 L2 value is `v` (see dispatch.h). */
 static inline void sosie_sketch_limits(const sosie_sketch_job *job, float v, double *tau,
                                        float *h) {
@@ -56,7 +60,13 @@ SCAN_ATTR static void SOSIE_CAT2(SCAN_ISA, sketch_h2)(const sosie_sketch_job *jo
     for (; i + 4 <= end; i += 4) {
         SKETCH_ROWS4(codes + (ptrdiff_t)i * cs, cs, job->weights, m, dots);
         float *v = h2 + (i - begin);
-        for (int t = 0; t < 4; t++) v[t] = (a2[i + t] + step * (float)dots[t]) + q2;
+        sosie_v4i di;
+        sosie_v4f ai;
+        memcpy(&di, dots, sizeof di);
+        memcpy(&ai, a2 + i, sizeof ai);
+        /* the same three roundings a row as the scalar tail below (no contraction) */
+        sosie_v4f hv = (ai + step * __builtin_convertvector(di, sosie_v4f)) + q2;
+        memcpy(v, &hv, sizeof hv);
         float lo = v[0] < v[1] ? v[0] : v[1], lo2 = v[2] < v[3] ? v[2] : v[3];
         if ((lo < lo2 ? lo : lo2) < worst || seeds->size < seeds->cap)
             for (int t = 0; t < 4; t++) {
@@ -123,6 +133,15 @@ SCAN_ATTR static void SOSIE_CAT2(SCAN_ISA, sketch_scan)(const sosie_sketch_job *
 
     size_t queue[SKETCH_QUEUE], head = 0, count = 0;
     for (size_t i = begin; i < end; i++) {
+        if (((i - begin) & 3) == 0 && i + 4 <= end) { /* skip four rows above H at once */
+            sosie_v4f hv;
+            memcpy(&hv, h2 + (i - begin), sizeof hv);
+            sosie_v4i below = hv <= h; /* false for NaN (seeds) */
+            if (!(below[0] | below[1] | below[2] | below[3])) {
+                i += 3;
+                continue;
+            }
+        }
         float v = h2[i - begin];
         if (!(v <= h) || !(SKETCH_LB(i) <= tau)) continue; /* NaN: a seed, already read */
         const char *p = f->base + (ptrdiff_t)i * f->stride;
