@@ -77,7 +77,8 @@ class BandEncoder:
             segments = []
             rows = self.settings.fragment_height
             for top in range(0, image.height, rows):  # one GS v 0 command per fragment
-                fragment = image.crop((0, top, image.width, min(image.height, top + rows)))
+                fragment = image if image.height <= rows else image.crop(
+                    (0, top, image.width, min(image.height, top + rows)))
                 segments += self._emit(lambda d, f=fragment: d.image(
                     f, impl="bitImageRaster", fragment_height=rows))
         self._known[key] = segments  # newest last
