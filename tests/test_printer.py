@@ -171,12 +171,38 @@ def test_network_backend_refused_and_working(tmp_path):
     assert np.array_equal(np.asarray(paper.image), np.asarray(ticket))
 
 
+def fifo_reader(path, seconds: float = 60) -> tuple[bytearray, threading.Thread]:
+    """Read what one writer writes to the FIFO at `path` (its read end is open on return)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # open now: a writer finds a reader
+    received = bytearray()
+
+    def read() -> None:
+        deadline = time.monotonic() + seconds
+        try:
+            while time.monotonic() < deadline:
+                try:
+                    chunk = os.read(fd, 65536)
+                except BlockingIOError:  # a writer, no data yet
+                    time.sleep(0.005)
+                    continue
+                if chunk:
+                    received.extend(chunk)
+                elif received:  # the writer has closed
+                    return
+                else:  # no writer yet
+                    time.sleep(0.005)
+        finally:
+            os.close(fd)
+
+    thread = threading.Thread(target=read)
+    thread.start()
+    return received, thread
+
+
 def test_file_backend_writes_the_same_bytes_as_the_virtual_printer(tmp_path):
     target = tmp_path / "lp0"
     os.mkfifo(target)  # a device that is not a regular file, as /dev/usb/lp0 is
-    received = bytearray()
-    reader = threading.Thread(target=lambda: received.extend(target.read_bytes()))
-    reader.start()
+    received, reader = fifo_reader(target)
     settings = fast(backend="file", file={"device": str(target)})
     ticket = random_ticket(576, 200, seed=3)
     with make_printer(settings) as printer:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-import threading
 
 import numpy as np
 import pytest
 from PIL import Image
+from test_printer import fifo_reader
 
 from appliance.cli import main
 from appliance.parts.printer.decode import decode
@@ -131,9 +131,7 @@ def test_print_flag_sends_the_same_bytes_to_the_printer(tmp_path, corpus_dir, as
     assert device.read_text() == "not a printer\n"
     device.unlink()
     os.mkfifo(device)  # a device node, as /dev/usb/lp0 is
-    received = bytearray()
-    reader = threading.Thread(target=lambda: received.extend(device.read_bytes()))
-    reader.start()
+    received, reader = fifo_reader(device)
     assert main(args) == 0
     reader.join(10)
     assert bytes(received) == out.with_suffix(".bin").read_bytes()
