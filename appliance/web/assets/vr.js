@@ -476,10 +476,12 @@
   function requestDraw() { if (!pending && !xrSession) { pending = true; requestAnimationFrame(frame); } }
   function place(el, m, p) {
     const c = transform(m, p);
-    if (c[3] <= 0) { el.hidden = true; return; }
-    el.hidden = false;
-    el.style.left = ((c[0] / c[3] + 1) / 2 * width + (el.dataset.dx ? +el.dataset.dx : 4)) + 'px';
-    el.style.top = ((1 - c[1] / c[3]) / 2 * height) + 'px';
+    const x = (c[0] / c[3] + 1) / 2 * width + (el.dataset.dx ? +el.dataset.dx : 4);
+    const y = (1 - c[1] / c[3]) / 2 * height;
+    el.hidden = c[3] <= 0 || x < 0 || y < 0 || x > width - 40 || y > height - 10; // on the canvas only
+    if (el.hidden) return;
+    el.style.left = x + 'px';
+    el.style.top = y + 'px';
   }
   function frame(now) {
     pending = false;
