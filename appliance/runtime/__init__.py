@@ -1,4 +1,6 @@
-"""The running appliance: the pure state machine (`machine`), the service loop that turns its
-actions into I/O (`service`), one visit's lookup (`lookup`), the devices behind the loop
-(`backend`), the control socket, the presence trigger, systemd notifications, `sosie doctor`
-and the helpers of `sosie demo` (simulated presses, keyboard)."""
+"""The running appliance: the pure state machine (`machine`); the service loop that turns its
+actions into I/O (`service`, with `timers`, `worker`, `jobs`); the parts behind it, assembled
+from the settings (`appliance`); one visit's lookup (`lookup`); the control socket and its
+commands (`control_socket`, `control`); the presence trigger; systemd notifications and
+watchdog; `sosie doctor` (`doctor`, `poweroff`); `sosie demo` and the simulation the benches
+drive (`demo`, `simulated`). See docs/architecture.md."""
