@@ -14,6 +14,14 @@ Frames: "640x480" is the whole astronaut portrait (face ~80 px: the 320 px first
 and the detector looks again at 640), "640x480 close" a visitor at arm's length (face ~40 % of
 the width: found by the first look), "12MP" the whole portrait in a Pi HQ camera frame.
 
+`--small` instead measures which rule of detector looks finds small faces and at what cost:
+the astronaut, LFW crops and generated 64-px DCGAN faces shrunk to 32-100 px faces in 256-640
+px photos (on skimage backgrounds), generated faces as made (64x64) and photos without a face;
+for each rule (the old "320, then 640"; dlib's upsample 1 on every photo as face_recognition
+does; the chosen "320, 640, then 2x" and variants), the % found at the right place and the ms
+of the looks taken (each look's cost timed --repeat times per photo size), with the old rule as
+the anchor.
+
 Anchors, measured in the same run: dlib's HOG detector run directly on the full-resolution frame
 (upsample 0), and at 640x480 with upsample 1 (face_recognition's default), which is what a
 pipeline without a downscaled detection copy pays; and dlib's own `compute_face_descriptor` on the
@@ -302,20 +310,39 @@ def _is_the_face(d: Detection, face: tuple[float, float, float]) -> bool:
     return (math.dist(centre, face[:2]) < 0.35 * face[2]) and 0.5 < side / face[2] < 2.0
 
 
+class LookCosts:
+    """Median milliseconds of one detector look (downscale/upscale + HOG) by (photo size,
+    scale): HOG's cost depends on the pixels it scans, not on what they show, so each look is
+    timed `repeat` times on one photo of that size and the median is shared by every photo."""
+
+    def __init__(self, analyzer: FaceAnalyzer, repeat: int) -> None:
+        self.analyzer, self.repeat = analyzer, repeat
+        self.costs: dict[tuple[tuple[int, ...], float], float] = {}
+
+    def __call__(self, rgb: np.ndarray, scale: float) -> float:
+        key = (rgb.shape, round(scale, 6))
+        if key not in self.costs:
+            times = []
+            for _ in range(self.repeat):
+                timings: dict[str, float] = {}
+                self.analyzer._detect_at(rgb, scale, timings)
+                times.append(timings["downscale"] + timings["detect"])
+            self.costs[key] = median_ms(times)
+        return self.costs[key]
+
+
 def _looks_taken(analyzer: FaceAnalyzer, rgb: np.ndarray, scales: list[float],
-                 cache: dict[float, tuple[list[Detection], float]]
+                 cache: dict[float, list[Detection]], costs: LookCosts
                  ) -> tuple[list[Detection], float]:
-    """What `FaceAnalyzer._detect` returns for these looks, and the detection time (each
-    look measured once per photo and shared by every rule that takes it)."""
+    """What `FaceAnalyzer._detect` returns for these looks (each look run once per photo and
+    shared by every rule that takes it), and what they cost in ms."""
     found: list[Detection] = []
     total = 0.0
     for scale in scales:
         if scale not in cache:
-            timings: dict[str, float] = {}
-            seen = analyzer._detect_at(rgb, scale, timings)
-            cache[scale] = (seen, timings["downscale"] + timings["detect"])
-        seen, seconds = cache[scale]
-        total += seconds
+            cache[scale] = analyzer._detect_at(rgb, scale, {})
+        seen = cache[scale]
+        total += costs(rgb, scale)
         usable = analyzer._usable(seen)
         if usable and usable[0].score >= analyzer.settings.weak_score:
             return seen, total
@@ -323,52 +350,50 @@ def _looks_taken(analyzer: FaceAnalyzer, rgb: np.ndarray, scales: list[float],
     return found, total
 
 
-def small_faces(count: int, seed: int = 0) -> dict[str, object]:
+def small_faces(count: int, repeat: int, seed: int = 0) -> dict[str, object]:
     """Found % and median detection ms of each rule, by photo size and face size; the same for
     photos without a face (ms, and % where a "face" is found: false positives)."""
     analyzer = FaceAnalyzer()
+    costs = LookCosts(analyzer, repeat)
     rules = _rules()
     rng = np.random.default_rng(seed)
     sources = small_face_sources(count)
     backgrounds = _backgrounds()
     cells: dict[str, dict[str, dict[str, float]]] = {}
+
+    def row(photos: list[np.ndarray], is_hit: Callable[[int, list[Detection]], bool]
+            ) -> dict[str, dict[str, float]]:
+        hits = dict.fromkeys(rules, 0)
+        times: dict[str, list[float]] = {name: [] for name in rules}
+        for i, photo in enumerate(photos):
+            photo = np.ascontiguousarray(photo)
+            cache: dict[float, list[Detection]] = {}
+            for name, looks in rules.items():
+                seen, ms = _looks_taken(analyzer, photo, looks(*photo.shape[:2]), cache, costs)
+                hits[name] += is_hit(i, analyzer._usable(seen))
+                times[name].append(ms / 1000)
+        return {name: {"found": hits[name] / len(photos), "ms": median_ms(times[name])}
+                for name in rules}
+
     for long_side in SMALL_PHOTOS:
         size = (long_side, long_side * 3 // 4)
         for side in SMALL_FACES:
             if side * 1.5 > size[1]:
                 continue
-            found = {name: 0 for name in rules}
-            times: dict[str, list[float]] = {name: [] for name in rules}
-            for i, (_, pixels, face) in enumerate(sources):
-                photo, where = place_face(pixels, face, side, size,
-                                          backgrounds[i % len(backgrounds)], rng)
-                cache: dict[float, tuple[list[Detection], float]] = {}
-                for name, looks in rules.items():
-                    seen, seconds = _looks_taken(analyzer, photo, looks(size[1], size[0]), cache)
-                    usable = analyzer._usable(seen)
-                    found[name] += bool(usable) and _is_the_face(usable[0], where)
-                    times[name].append(seconds)
-            cells[f"{size[0]}x{size[1]} face {side}"] = {
-                name: {"found": found[name] / len(sources), "ms": median_ms(times[name])}
-                for name in rules}
+            placed = [place_face(pixels, face, side, size, backgrounds[i % len(backgrounds)], rng)
+                      for i, (_, pixels, face) in enumerate(sources)]
+            cells[f"{size[0]}x{size[1]} face {side}"] = row(
+                [photo for photo, _ in placed],
+                lambda i, usable, placed=placed: bool(usable) and _is_the_face(usable[0],
+                                                                               placed[i][1]))
     # generated faces as the generator makes them: 64x64, no upscaling by the caller
     from appliance.generator.dcgan import DCGAN
 
-    net = DCGAN.load()
-    native = net.faces(seed + 1, list(range(4 * count)), size=64)
+    native = DCGAN.load().faces(seed + 1, list(range(4 * count)), size=64)
     lanczos = [np.asarray(Image.fromarray(f).resize((256, 256), Image.Resampling.LANCZOS))
                for f in native]
-    for label, photos in (("DCGAN 64x64 as made", native), ("DCGAN 256 (Lanczos)", lanczos)):
-        row = {}
-        for name, looks in rules.items():
-            hits, times_ = 0, []
-            for photo in photos:
-                seen, seconds = _looks_taken(analyzer, np.ascontiguousarray(photo),
-                                             looks(*photo.shape[:2]), {})
-                hits += bool(analyzer._usable(seen))
-                times_.append(seconds)
-            row[name] = {"found": hits / len(photos), "ms": median_ms(times_)}
-        cells[label] = row
+    cells["DCGAN 64x64 as made"] = row(list(native), lambda i, usable: bool(usable))
+    cells["DCGAN 256 (Lanczos)"] = row(lanczos, lambda i, usable: bool(usable))
     # photos without a face: what each rule costs there, and how often it "finds" one anyway
     from skimage import data
 
@@ -378,28 +403,24 @@ def small_faces(count: int, seed: int = 0) -> dict[str, object]:
         size = (long_side, long_side * 3 // 4)
         photos = [np.asarray(Image.fromarray(p).resize(size, Image.Resampling.BICUBIC))
                   for p in (*non_faces, *backgrounds)]
-        row = {}
-        for name, looks in rules.items():
-            false, times_ = 0, []
-            for photo in photos:
-                seen, seconds = _looks_taken(analyzer, np.ascontiguousarray(photo),
-                                             looks(size[1], size[0]), {})
-                false += bool(analyzer._usable(seen))
-                times_.append(seconds)
-            row[name] = {"found": false / len(photos), "ms": median_ms(times_)}
-        cells[f"{size[0]}x{size[1]} no face"] = row
-    return {"faces_per_cell": len(sources), "rules": list(rules), "cells": cells}
+        cells[f"{size[0]}x{size[1]} no face"] = row(photos, lambda i, usable: bool(usable))
+    return {"faces_per_cell": len(sources), "repeat": repeat, "rules": list(rules),
+            "cells": cells}
 
 
 def print_small(table: dict[str, object]) -> None:
     rules: list[str] = table["rules"]  # type: ignore[assignment]
     cells: dict[str, dict[str, dict[str, float]]] = table["cells"]  # type: ignore[assignment]
-    print(f"small faces: % found (no-face rows: % false faces) / median detection ms; "
-          f"{table['faces_per_cell']} faces per cell (astronaut, LFW, DCGAN)")
-    print(f"{'photo, face side':<24}" + "".join(f"{name:>30}" for name in rules))
+    print(f"small faces: % found (no-face rows: % false faces) / median ms of the looks taken "
+          f"(each look timed {table['repeat']}x); {table['faces_per_cell']} faces per cell "
+          "(astronaut, LFW, DCGAN)")
+    print(f"ms also as a ratio to the anchor, the old rule '{rules[0]}', in the same run")
+    print(f"{'photo, face side':<24}" + "".join(f"{name:>31}" for name in rules))
     for label, row in cells.items():
+        anchor = row[rules[0]]["ms"]
         print(f"{label:<24}" + "".join(
-            f"{row[n]['found']:>20.0%} {row[n]['ms']:>6.1f} ms" for n in rules))
+            f"{row[n]['found']:>11.0%} {row[n]['ms']:>7.1f} ms {row[n]['ms'] / anchor:>6.2f}x"
+            for n in rules))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -418,7 +439,7 @@ def main(argv: list[str] | None = None) -> int:
     import dlib
 
     if args.small:
-        table = small_faces(args.faces)
+        table = small_faces(args.faces, args.repeat)
         print_small(table)
         if args.json:
             write_json(args.json, table)
