@@ -351,10 +351,12 @@ class ClusterRun:
             self.mode = "generator" if generator else self._choose(session, job, batches)
             if progress:
                 collector.bar.write(f"sosie build {self.describe()}", file=sys.stderr)
-            window = session.run(self._tasks(job, batches, self.mode),
-                                 lambda threads: collector.bar.set_description(
-                                     f"sosie build ({threads} cluster threads)", refresh=False),
-                                 self.threads)
+            def show(threads: int) -> None:
+                collector.bar.set_description(f"sosie build ({threads} cluster threads)",
+                                              refresh=False)
+
+            show(self.threads)
+            window = session.run(self._tasks(job, batches, self.mode), show, self.threads)
             try:
                 for task, result, error in window:
                     self._finish(window, job, task, result, error, collector)
