@@ -182,15 +182,26 @@ def test_a_worker_with_other_models_refuses_the_job(folder):
 
 @pytest.mark.parametrize("files", ["auto", "shared", "stream"])
 def test_a_folder_built_on_the_cluster_equals_the_local_build(cluster, folder, local_folder,
-                                                              tmp_path, files, monkeypatch):
+                                                              tmp_path, files, monkeypatch,
+                                                              capsys):
     if files == "stream":  # several tasks per chunk, and the budget holding some back
         monkeypatch.setattr(cluster_module, "STREAM_BATCH_BYTES", 2500)
         monkeypatch.setattr(cluster_module, "STREAM_BUDGET_BYTES", 6000)
-    report = build(folder, tmp_path / "c", settings=SMALL, engine=MockEngine(), progress=False,
+    report = build(folder, tmp_path / "c", settings=SMALL, engine=MockEngine(), progress=True,
                    scheduler=cluster.address, cluster_files=files)
     assert_same_corpus(local_folder, tmp_path / "c")
     expected = "streamed" if files == "stream" else "same path"
     assert cluster.address in report.where and expected in report.where
+    err = capsys.readouterr().err
+    assert f"sosie build on {cluster.address}: " in err  # which way the files went
+    assert "sosie build (2 cluster threads)" in err and "img/s" in err and "31/31" in err
+
+
+def test_a_client_without_dask_says_how_to_install_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "distributed", None)  # import fails
+    with pytest.raises(ClusterError, match=r"needs Dask: pip install 'sosie\[cluster\]'"), \
+            Session("tcp://127.0.0.1:8786"):
+        pass
 
 
 def test_a_generator_source_built_on_the_cluster_equals_the_local_build(cluster, weights,
