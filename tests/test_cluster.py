@@ -348,3 +348,32 @@ def test_a_chunk_that_kills_workers_is_split_and_the_killer_image_rejected(folde
     with pytest.raises(ClusterError, match="chunk-000007-0 failed on the cluster: "
                        "RuntimeError: model broken"):
         run._finish(window, job, chunk, None, RuntimeError("model broken\nmore"), collector)
+
+
+def test_files_a_worker_does_not_see_as_listed_are_streamed_instead(cluster, folder, tmp_path,
+                                                                    monkeypatch):
+    """A worker that sees another size or mtime than the client listed (another copy, a stale
+    mount) sends the chunk back; the client streams it, and the corpus is the local one."""
+    import importlib
+
+    from appliance.corpus.walk import list_sources
+
+    build_module = importlib.import_module("appliance.corpus.build")
+
+    def listing(root, exclude=None):  # the client's view: face-03 "changed" since
+        files, problems = list_sources(root, exclude)
+        return [SourceFile(f.rel, f.size, f.mtime_ns + 1) if "face-03" in f.rel else f
+                for f in files], problems
+
+    monkeypatch.setattr(build_module, "list_sources", listing)
+    build(folder, tmp_path / "local", workers=1, settings=SMALL, engine=MockEngine(),
+          progress=False)
+    streamed = []
+    original = cluster_module._streamed
+    monkeypatch.setattr(cluster_module, "_streamed",
+                        lambda job, batch: streamed.append(batch.chunk) or original(job, batch))
+    report = build(folder, tmp_path / "c", settings=SMALL, engine=MockEngine(), progress=False,
+                   scheduler=cluster.address, cluster_files="shared")
+    assert "same path" in report.where
+    assert len(streamed) == 1  # only face-03's chunk came back to be streamed
+    assert_same_corpus(tmp_path / "local", tmp_path / "c")
