@@ -19,6 +19,7 @@ from appliance.corpus import Corpus, CorpusSettings, MockEngine, build
 from appliance.corpus import format as fmt
 from appliance.corpus.build import KILL_AFTER_ENV, WORK_DIR
 from appliance.corpus.info import summary
+from appliance.generator.dcgan import RENDERER
 from appliance.generator.draws import DcganJob, encode
 from appliance.generator.job import generate
 from appliance.generator.source import GeneratorSource
@@ -82,6 +83,7 @@ def test_a_generator_builds_like_a_folder_of_its_faces(weights, tmp_path):
     source_entry = stable_manifest(tmp_path / "gen")["source"]
     assert source_entry["generator"] == "dcgan" and source_entry["seed"] == 4
     assert source_entry["weights"] == source.weights_sha256 and source_entry["files"] == 23
+    assert source_entry["renderer"] == RENDERER  # faces of another version are other faces
     with Corpus.open(tmp_path / "gen", check_model=False) as corpus:
         assert summary(corpus)["source generator"] == (
             f"dcgan:23:4 (weights {source.weights_sha256[:12]})")

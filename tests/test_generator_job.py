@@ -158,6 +158,10 @@ def test_another_seed_or_analyzer_in_the_same_folder_is_refused(weights, referen
         generate(out, 3, drawer(weights, seed=4), progress=False)
     with pytest.raises(GenerateError, match=r"made with analyzer"):
         generate(out, 3, drawer(weights, engine=DarkEngine(100.0)), progress=False)
+    job = out / WORK_DIR / "job.json"
+    job.write_text(job.read_text().replace('"renderer": 2', '"renderer": 1'))
+    with pytest.raises(GenerateError, match=r"made with renderer = 1, not 2"):
+        generate(out, 3, drawer(weights), progress=False)
 
 
 def test_a_folder_of_other_files_is_refused(weights, tmp_path):

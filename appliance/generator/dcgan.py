@@ -36,6 +36,9 @@ BN_EPS = 1e-5
 LATENT = CHANNELS[0]
 SIDE = 64
 STATE_KEY = "netG_state_dict"
+#: Bumped whenever a change here moves any output pixel (same weights, other faces): builds and
+#: generate runs record it, so work made by another version is not mixed with this one's.
+RENDERER = 2
 PACKAGE = "gan-face-generate"
 PACKAGE_VERSION = "1.1.1"
 WEIGHTS_IN_PACKAGE = "gan_face_generate/weights.tar"

@@ -104,9 +104,11 @@ class DcganDrawer:
 
     def identity(self) -> dict[str, Any]:
         from appliance.files import sha256_file
+        from appliance.generator.dcgan import RENDERER
 
-        return {"engine": "dcgan", "seed": self.job.seed, "size": self.job.size,
-                "format": self.job.image_format, "weights": sha256_file(self.job.weights),
+        return {"engine": "dcgan", "renderer": RENDERER, "seed": self.job.seed,
+                "size": self.job.size, "format": self.job.image_format,
+                "weights": sha256_file(self.job.weights),
                 "analyzer": {"models": self.engine.checksums(),
                              "settings": self.engine.settings()}}
 

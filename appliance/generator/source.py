@@ -60,9 +60,11 @@ class GeneratorSource:
         return int(name[len(prefix):])
 
     def key(self) -> dict[str, Any]:
-        """What changes the faces: network, seed, size (for the build key and the manifest)."""
-        return {"generator": "dcgan", "weights": self.weights_sha256, "seed": self.seed,
-                "size": self.size}
+        """What changes the faces: network and its code, seed, size (build key, manifest)."""
+        from appliance.generator.dcgan import RENDERER
+
+        return {"generator": "dcgan", "weights": self.weights_sha256, "renderer": RENDERER,
+                "seed": self.seed, "size": self.size}
 
     def face(self, name: str) -> np.ndarray:
         """The (size, size, 3) uint8 face of draw `name`."""
