@@ -275,42 +275,6 @@ def test_generate_on_the_cluster_writes_the_local_runs_files(cluster, weights, t
     assert folder_bytes(tmp_path / "c") == folder_bytes(tmp_path / "local")
 
 
-def test_the_scheduler_vanishing_stops_the_build_in_one_line_and_it_resumes(
-        cluster, weights, tmp_path):
-    out = tmp_path / "c"
-    config = tmp_path / "thumbs.yaml"
-    config.write_text("corpus:\n  thumbnail_size: 48\n")
-    command = [sys.executable, "-m", "appliance", "build", "dcgan:60:2", str(out),
-               "--engine", "mock", "--weights", str(weights), "--chunk-size", "1", "--quiet",
-               "--config", str(config), "--scheduler", cluster.address]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 120
-        while not list((out / WORK_DIR).glob("chunk-*.bin")) if (out / WORK_DIR).is_dir() \
-                else True:
-            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr
-            time.sleep(0.01)
-        cluster.kill_scheduler()
-        _, stderr = proc.communicate(timeout=90)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 1, stderr
-    lines = stderr.strip().splitlines()
-    assert len(lines) == 1, stderr
-    assert lines[0].startswith("sosie: tcp://127.0.0.1:") and "lost the Dask scheduler" in (
-        lines[0]) and "run the same command again to resume" in lines[0]
-    kept = len(list((out / WORK_DIR).glob("chunk-*.bin")))
-    assert 0 < kept < 60 and f"{kept} of 60 chunks are kept" in lines[0]
-    assert not (out / fmt.MANIFEST).exists()
-    source = GeneratorSource.parse("dcgan:60:2", weights)
-    settings = CorpusSettings(chunk_size=1, thumbnail_size=48)
-    report = build(source, out, workers=1, settings=settings, engine=MockEngine(),
-                   progress=False)  # byte equality of resumed builds: tests above
-    assert report.reused_chunks == kept and report.faces == 60
-
-
 def test_a_chunk_that_kills_workers_is_split_and_the_killer_image_rejected(folder):
     """What the client does with Dask's KilledWorker (the scheduler gave up on a task after
     `allowed-failures` dead workers): one task per image, then that image is rejected."""
@@ -377,3 +341,39 @@ def test_files_a_worker_does_not_see_as_listed_are_streamed_instead(cluster, fol
     assert "same path" in report.where
     assert len(streamed) == 1  # only face-03's chunk came back to be streamed
     assert_same_corpus(tmp_path / "local", tmp_path / "c")
+
+
+def test_the_scheduler_vanishing_stops_the_build_in_one_line_and_it_resumes(
+        cluster, weights, tmp_path):
+    out = tmp_path / "c"
+    config = tmp_path / "thumbs.yaml"
+    config.write_text("corpus:\n  thumbnail_size: 48\n")
+    command = [sys.executable, "-m", "appliance", "build", "dcgan:60:2", str(out),
+               "--engine", "mock", "--weights", str(weights), "--chunk-size", "1", "--quiet",
+               "--config", str(config), "--scheduler", cluster.address]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not list((out / WORK_DIR).glob("chunk-*.bin")) if (out / WORK_DIR).is_dir() \
+                else True:
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr
+            time.sleep(0.01)
+        cluster.kill_scheduler()
+        _, stderr = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 1, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("sosie: tcp://127.0.0.1:") and "lost the Dask scheduler" in (
+        lines[0]) and "run the same command again to resume" in lines[0]
+    kept = len(list((out / WORK_DIR).glob("chunk-*.bin")))
+    assert 0 < kept < 60 and f"{kept} of 60 chunks are kept" in lines[0]
+    assert not (out / fmt.MANIFEST).exists()
+    source = GeneratorSource.parse("dcgan:60:2", weights)
+    settings = CorpusSettings(chunk_size=1, thumbnail_size=48)
+    report = build(source, out, workers=1, settings=settings, engine=MockEngine(),
+                   progress=False)  # byte equality of resumed builds: tests above
+    assert report.reused_chunks == kept and report.faces == 60
