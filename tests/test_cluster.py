@@ -135,6 +135,11 @@ def test_cli_refuses_a_bad_address_in_one_line(folder, tmp_path, capsys):
                      *args])
         lines = capsys.readouterr().err.strip().splitlines()
         assert code == 2 and len(lines) == 1 and named in lines[0], lines
+    code = main(["build", str(folder), str(tmp_path / "o"), "--engine", "mock", "--quiet",
+                 "--cluster-files", "stream"])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and lines == ["sosie build: --cluster-files stream is for a build on a "
+                                   "cluster (--scheduler or corpus.scheduler)"]
     assert not (tmp_path / "o").exists() and not (tmp_path / "g").exists()
 
 

@@ -99,6 +99,9 @@ def cmd_build(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers < 0:
         raise UsageError(f"--workers {args.workers}: expected 0 (one per core) or more")
     scheduler = _scheduler(args.scheduler, settings.scheduler)
+    if args.cluster_files != "auto" and not scheduler:
+        raise UsageError(f"--cluster-files {args.cluster_files} is for a build on a cluster "
+                         "(--scheduler or corpus.scheduler)")
     try:
         source = _source(args)
     except (OSError, ValueError, LookupError) as exc:  # weights missing or refused
