@@ -92,7 +92,7 @@ def run_conjure(args: argparse.Namespace) -> int:
     from appliance import config
     from appliance.conjure import Budget, LikenessObjective, conjure, corpus_start, outputs
     from appliance.conjure.objective import FACE_SIZE
-    from appliance.conjure.search import MissingOptimiser, _import_cma
+    from appliance.conjure.search import MissingOptimiser, require_cma
     from appliance.corpus import Corpus, CorpusError, CorpusSettings, demo_corpus
     from appliance.faces.analyzer import FaceAnalyzer, FaceSettings, ModelError, NoFaceFound
     from appliance.generator.dcgan import DCGAN, WeightsNotFound
@@ -112,7 +112,7 @@ def run_conjure(args: argparse.Namespace) -> int:
     except (config.ConfigError, ModelError) as exc:
         raise UsageError(str(exc)) from None
     try:
-        _import_cma()
+        require_cma()
         generator = DCGAN.load(weights)
     except (MissingOptimiser, WeightsNotFound, WeightsFormatError) as exc:
         return _fail(str(exc))
@@ -131,19 +131,25 @@ def run_conjure(args: argparse.Namespace) -> int:
     start = None
     corpus_path = None
     if not args.no_corpus:
-        corpus_path = args.corpus or corpus_settings.path or demo_corpus()
         try:
+            corpus_path = args.corpus or corpus_settings.path or demo_corpus()
             with Corpus.open(corpus_path, face_settings=face_settings) as corpus:
                 start = corpus_start(corpus, target, args.starts, generator.checksum)
-        except CorpusError as exc:
+        except (CorpusError, WeightsNotFound, WeightsFormatError) as exc:
             return _fail(str(exc))
 
     size = args.size or (start.face_size if start is not None else None) or FACE_SIZE
     objective = LikenessObjective(generator, analyzer, target, size)
     starts = start.latents if start is not None else np.zeros((0, objective.dim), np.float32)
     with _Progress(budget, start.nearest_distance if start else None) as progress:
-        result = conjure(objective, starts, budget=budget, seed=args.seed, dim=objective.dim,
-                         progress=progress.update)
+        try:
+            result = conjure(objective, starts, budget=budget, seed=args.seed,
+                             dim=objective.dim, progress=progress.update)
+        except KeyboardInterrupt:  # Ctrl-C: keep the best face so far, if there is one
+            if progress.latest is None:
+                raise
+            result = progress.latest
+            print("interrupted: writing the best face so far", file=sys.stderr)
     image = objective.images(result.latent[None])[0]
     info = outputs.summary(
         result, start, photo=str(args.photo), seed=args.seed,
@@ -184,12 +190,14 @@ class _Progress:
         by_evaluations = budget.evaluations is not None and budget.seconds is None
         self._by_evaluations = by_evaluations
         self._nearest = nearest
+        self.latest: Any = None  # the search's state at its last report
         total = budget.evaluations if by_evaluations else budget.seconds
         self._bar = tqdm(total=total, unit="eval" if by_evaluations else "s", desc="conjuring",
                          disable=None, leave=False, file=sys.stderr,
                          bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix}")
 
     def update(self, state: Any) -> None:
+        self.latest = state
         self._bar.n = state.evaluations if self._by_evaluations else min(
             state.seconds, self._bar.total)
         postfix = f"best {state.distance:.3f}"

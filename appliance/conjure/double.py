@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 from appliance.conjure.objective import FACE_SIZE, NO_FACE_DISTANCE, LikenessObjective
-from appliance.conjure.search import Budget, Conjured, _import_cma, conjure
+from appliance.conjure.search import Budget, Conjured, conjure, require_cma
 from appliance.conjure.starts import corpus_start
 
 
@@ -49,7 +49,7 @@ class Conjurer:
                  weights: Path | None = None, starts: int = 8, seed: int = 0) -> None:
         from appliance.generator.dcgan import DCGAN
 
-        _import_cma()  # MissingOptimiser now rather than at the first visit
+        require_cma()  # MissingOptimiser now rather than at the first visit
         self.generator = DCGAN.load(weights)
         self.analyzer = analyzer
         self.corpus = corpus

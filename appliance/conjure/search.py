@@ -95,7 +95,7 @@ def conjure(objective: Callable[[np.ndarray], np.ndarray], starts: np.ndarray, *
     `random_draws` latents are drawn from N(0, 1) with `seed`). `progress` is called after each
     batch with the result so far.
     """
-    cma = _import_cma()
+    cma = require_cma()
     rng = np.random.default_rng(seed)
     began = clock()
     history: list[float] = []
@@ -159,7 +159,7 @@ def conjure(objective: Callable[[np.ndarray], np.ndarray], starts: np.ndarray, *
     return best
 
 
-def _import_cma() -> Any:
+def require_cma() -> Any:
     try:
         with warnings.catch_warnings():  # it mentions matplotlib, which Sosie does not use
             warnings.simplefilter("ignore")
