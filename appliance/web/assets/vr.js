@@ -91,14 +91,19 @@
   }
   /* One quad per face (4 corners x instances), turned to face the viewer in eye space, sized in
      world units: no cap like gl_PointSize's ALIASED_POINT_SIZE_RANGE, so a face close to the
-     viewer fills the view. Texture: a detail slot when its sheet is resident and the face is
-     large enough, else the atlas cell; a few pixels wide, just its mean colour. */
-  const quads = program(`
+     viewer fills the view. Sheets whose faces are all small on screen are drawn as points by
+     the same shader built with POINTS (one vertex a face instead of four: the whole cloud costs
+     what the point sprites did). Texture: a detail slot when its sheet is resident and the face
+     is large enough, else the atlas cell; a few pixels wide, just its mean colour. */
+  const FACE_VS = `
     precision highp float;
-    attribute vec3 aPos; attribute vec2 aCorner; attribute vec3 aRgb;
+    attribute vec3 aPos; attribute vec3 aRgb;
     attribute float aIdx; attribute float aCluster; attribute float aPlace; attribute float aSlot;
+    #ifndef POINTS
+    attribute vec2 aCorner;
+    #endif
     uniform mat4 uProj, uView, uModel;
-    uniform float uSize, uPx, uMinPx, uGrow, uTint;
+    uniform float uSize, uPx, uMinPx, uMaxPointPx, uGrow, uTint;
     uniform float uCols, uCell, uAtlasPx;
     uniform float uSheetCols, uSlotCols, uSlotUV, uFaceUV, uFacePx, uDetailMinPx;
     varying vec2 vCorner; varying vec2 vOrigin; varying float vScale; varying float vHalf;
@@ -114,9 +119,15 @@
       float size = uGrow * uSize;
       float px = size * uPx / depth;
       if (px < uMinPx) { size *= uMinPx / px; px = uMinPx; }
+      #ifdef POINTS
+      px = min(px, uMaxPointPx);
+      gl_PointSize = px;
+      gl_Position = uProj * eye;
+      #else
       eye.xy += aCorner * size;
       gl_Position = uProj * eye;
       vCorner = vec2(aCorner.x + 0.5, 0.5 - aCorner.y); // y down, as in the images
+      #endif
       vPx = px;
       vDetail = 0.0;
       if (aSlot >= 0.0 && px >= uDetailMinPx) {
@@ -136,7 +147,8 @@
       }
       vTint = (uTint > 0.5 && aCluster >= 0.0) ? hue(aCluster) : vec3(1.0);
       vRgb = aRgb;
-    }`, `
+    }`;
+  const FACE_FS = `
     #ifdef GL_FRAGMENT_PRECISION_HIGH
     precision highp float;
     #else
@@ -147,15 +159,24 @@
     varying vec2 vCorner; varying vec2 vOrigin; varying float vScale; varying float vHalf;
     varying vec3 vTint; varying vec3 vRgb; varying float vPx; varying float vDetail;
     void main() {
-      vec2 uv = vOrigin + clamp(vCorner, vec2(vHalf), vec2(1.0 - vHalf)) * vScale;
+      #ifdef POINTS
+      vec2 corner = gl_PointCoord;
+      #else
+      vec2 corner = vCorner;
+      #endif
+      vec2 uv = vOrigin + clamp(corner, vec2(vHalf), vec2(1.0 - vHalf)) * vScale;
       vec3 colour = vRgb;
       if (vDetail > 0.5) colour = texture2D(uDetail, uv).rgb;
       else if (vPx >= 5.0) colour = texture2D(uAtlas, uv).rgb;
       colour *= vTint;
-      float edge = min(min(vCorner.x, 1.0 - vCorner.x), min(vCorner.y, 1.0 - vCorner.y)) * vPx;
+      float edge = min(min(corner.x, 1.0 - corner.x), min(corner.y, 1.0 - corner.y)) * vPx;
       if (uBorder > 0.0 && edge < uBorder) colour = uBorderColour;
       gl_FragColor = vec4(colour, 1.0);
-    }`);
+    }`;
+  const quads = program(FACE_VS, FACE_FS);
+  const points = program('#define POINTS\n' + FACE_VS, '#define POINTS\n' + FACE_FS);
+  const maxPoint = gl.getParameter(gl.ALIASED_POINT_SIZE_RANGE)[1];
+  const POINT_PX = Math.min(48, maxPoint / 2); // sheets whose faces all stay below: points
   const lines = program(`
     attribute vec3 aPos; attribute vec3 aColour; uniform mat4 uProj, uView, uModel; varying vec3 vColour;
     void main() { gl_Position = uProj * uView * uModel * vec4(aPos, 1.0); vColour = aColour; }`, `
@@ -283,7 +304,11 @@
     }).catch(() => {
       detail.failed.add(s);
       if (detail.owner[b] === s) { detail.owner[b] = -1; detail.slotOf[s] = -1; detail.pending[b] = 0; }
-    }).finally(() => { detail.loading--; requestDraw(); });
+    }).finally(() => {
+      detail.loading--;
+      if (lastPlan) planDetail(...lastPlan); // the next sheet now, not a (slow) frame later
+      requestDraw();
+    });
   }
   function evictSlot(b) {
     const s = detail.owner[b];
@@ -292,8 +317,10 @@
     setSheetSlot(s, -1);
   }
   /* eye, forward: model space; fpx: pixels per unit at distance 1; rays: [[o, d], ...]. */
+  let lastPlan = null;
   function planDetail(eye, forward, fpx, rays) {
     if (!detail.enabled || !state.ready || !state.timings.firstFrame) return;
+    lastPlan = [eye, forward, fpx, rays];
     if (!detailTexture) detailTexture = makeTexture(detailSide, detailSide);
     const B = P.bricks, score = detail.score, size = faceSize * grow;
     const wanted = [];
@@ -335,28 +362,69 @@
   let spin = true, tint = false, grow = 1, selected = -1, neighbours = [];
   let width = 1, height = 1, dpr = 1;
 
-  const QUAD_ATTRIBUTES = ['aPos', 'aIdx', 'aCluster', 'aPlace', 'aRgb', 'aSlot'];
-  function bindInstances(set) {
-    const L = quads.loc;
-    gl.bindBuffer(gl.ARRAY_BUFFER, corners);
-    gl.enableVertexAttribArray(L.aCorner); gl.vertexAttribPointer(L.aCorner, 2, gl.FLOAT, false, 0, 0);
-    instancing.vertexAttribDivisorANGLE(L.aCorner, 0);
+  const FACE_ATTRIBUTES = ['aPos', 'aIdx', 'aCluster', 'aPlace', 'aRgb', 'aSlot'];
+  /* Point the per-face attributes of `prog` at `set`, from face `first` on: one face per
+     instance of a quad (divisor 1) or per vertex (points, divisor 0). */
+  function bindFaces(prog, set, first, divisor) {
+    const L = prog.loc;
     gl.bindBuffer(gl.ARRAY_BUFFER, set.f);
     [['aPos', 3, 0], ['aIdx', 1, 12], ['aCluster', 1, 16], ['aPlace', 1, 20]].forEach(([name, n, offset]) => {
-      gl.enableVertexAttribArray(L[name]); gl.vertexAttribPointer(L[name], n, gl.FLOAT, false, 24, offset);
+      gl.enableVertexAttribArray(L[name]); gl.vertexAttribPointer(L[name], n, gl.FLOAT, false, 24, offset + 24 * first);
     });
     gl.bindBuffer(gl.ARRAY_BUFFER, set.c);
-    gl.enableVertexAttribArray(L.aRgb); gl.vertexAttribPointer(L.aRgb, 3, gl.UNSIGNED_BYTE, true, 3, 0);
+    gl.enableVertexAttribArray(L.aRgb); gl.vertexAttribPointer(L.aRgb, 3, gl.UNSIGNED_BYTE, true, 3, 3 * first);
     gl.bindBuffer(gl.ARRAY_BUFFER, set.slot);
-    gl.enableVertexAttribArray(L.aSlot); gl.vertexAttribPointer(L.aSlot, 1, gl.FLOAT, false, 0, 0);
-    for (const name of QUAD_ATTRIBUTES) instancing.vertexAttribDivisorANGLE(L[name], 1);
-  }
-  function unbindInstances() {
-    for (const name of QUAD_ATTRIBUTES) {
-      instancing.vertexAttribDivisorANGLE(quads.loc[name], 0);
-      if (quads.loc[name] !== 0) gl.disableVertexAttribArray(quads.loc[name]);
+    gl.enableVertexAttribArray(L.aSlot); gl.vertexAttribPointer(L.aSlot, 1, gl.FLOAT, false, 0, 4 * first);
+    for (const name of FACE_ATTRIBUTES) instancing.vertexAttribDivisorANGLE(L[name], divisor);
+    if (L.aCorner !== undefined) {
+      gl.bindBuffer(gl.ARRAY_BUFFER, corners);
+      gl.enableVertexAttribArray(L.aCorner); gl.vertexAttribPointer(L.aCorner, 2, gl.FLOAT, false, 0, 0);
+      instancing.vertexAttribDivisorANGLE(L.aCorner, 0);
     }
-    gl.disableVertexAttribArray(quads.loc.aCorner);
+  }
+  function unbindFaces(prog) {
+    for (const name of FACE_ATTRIBUTES) {
+      instancing.vertexAttribDivisorANGLE(prog.loc[name], 0);
+      if (prog.loc[name] !== 0) gl.disableVertexAttribArray(prog.loc[name]);
+    }
+    if (prog.loc.aCorner !== undefined) gl.disableVertexAttribArray(prog.loc.aCorner);
+  }
+  function faceUniforms(prog, proj, viewM, model, viewportHeight) {
+    const L = prog.loc;
+    gl.useProgram(prog.p);
+    gl.uniform1i(L.uAtlas, 0); gl.uniform1i(L.uDetail, 1);
+    gl.uniformMatrix4fv(L.uProj, false, proj); gl.uniformMatrix4fv(L.uView, false, viewM); gl.uniformMatrix4fv(L.uModel, false, model);
+    const modelScale = Math.hypot(model[0], model[1], model[2]);
+    gl.uniform1f(L.uSize, faceSize * modelScale);
+    gl.uniform1f(L.uPx, proj[5] * viewportHeight / 2);
+    gl.uniform1f(L.uMinPx, 1.5);
+    if (L.uMaxPointPx) gl.uniform1f(L.uMaxPointPx, maxPoint);
+    gl.uniform1f(L.uCols, ATLAS.columns);
+    gl.uniform1f(L.uCell, ATLAS.cell / ATLAS.size);
+    gl.uniform1f(L.uAtlasPx, ATLAS.cell);
+    gl.uniform1f(L.uSheetCols, M.sheets.columns);
+    gl.uniform1f(L.uSlotCols, Math.max(1, slotCols));
+    gl.uniform1f(L.uSlotUV, sheetSide / detailSide);
+    gl.uniform1f(L.uFaceUV, M.sheets.face / detailSide);
+    gl.uniform1f(L.uFacePx, M.sheets.face);
+    gl.uniform1f(L.uDetailMinPx, DETAIL_MIN_PX);
+    gl.uniform1f(L.uTint, tint ? 1 : 0);
+    gl.uniform1f(L.uGrow, grow);
+    gl.uniform1f(L.uBorder, 0);
+  }
+  /* Which sheets are drawn as quads (a face may be large on screen) and which as points, as
+     runs of consecutive faces [first, count, quad]; eye in model space. */
+  let faceRuns = [[0, N, true]];
+  function classifySheets(eye, fpx) {
+    const B = P.bricks, size = faceSize * grow, runs = [];
+    for (let s = 0; s < SHEETS; s++) {
+      const d = Math.hypot(B[4 * s] - eye[0], B[4 * s + 1] - eye[1], B[4 * s + 2] - eye[2]) - B[4 * s + 3];
+      const quad = d <= size || size * fpx / d >= POINT_PX;
+      const first = s * PER, count = Math.min(PER, N - first), last = runs[runs.length - 1];
+      if (last && last[2] === quad) last[1] += count; else runs.push([first, count, quad]);
+    }
+    faceRuns = runs;
+    state.quadFaces = runs.reduce((n, r) => n + (r[2] ? r[1] : 0), 0);
   }
   function drawScene(proj, viewM, model, viewportHeight) {
     gl.enable(gl.DEPTH_TEST);
@@ -370,56 +438,35 @@
     gl.drawArrays(gl.LINES, 0, 6);
     gl.disableVertexAttribArray(A.aColour);
     if (!state.ready) return;
-    // faces
-    const L = quads.loc;
-    gl.useProgram(quads.p);
-    gl.activeTexture(gl.TEXTURE0); gl.bindTexture(gl.TEXTURE_2D, texture); gl.uniform1i(L.uAtlas, 0);
-    gl.activeTexture(gl.TEXTURE1); gl.bindTexture(gl.TEXTURE_2D, detailTexture || texture); gl.uniform1i(L.uDetail, 1);
+    gl.activeTexture(gl.TEXTURE0); gl.bindTexture(gl.TEXTURE_2D, texture);
+    gl.activeTexture(gl.TEXTURE1); gl.bindTexture(gl.TEXTURE_2D, detailTexture || texture);
     gl.activeTexture(gl.TEXTURE0);
-    gl.uniformMatrix4fv(L.uProj, false, proj); gl.uniformMatrix4fv(L.uView, false, viewM); gl.uniformMatrix4fv(L.uModel, false, model);
-    const modelScale = Math.hypot(model[0], model[1], model[2]);
-    gl.uniform1f(L.uSize, faceSize * modelScale);
-    gl.uniform1f(L.uPx, proj[5] * viewportHeight / 2);
-    gl.uniform1f(L.uMinPx, 1.5);
-    gl.uniform1f(L.uCols, ATLAS.columns);
-    gl.uniform1f(L.uCell, ATLAS.cell / ATLAS.size);
-    gl.uniform1f(L.uAtlasPx, ATLAS.cell);
-    gl.uniform1f(L.uSheetCols, M.sheets.columns);
-    gl.uniform1f(L.uSlotCols, Math.max(1, slotCols));
-    gl.uniform1f(L.uSlotUV, sheetSide / detailSide);
-    gl.uniform1f(L.uFaceUV, M.sheets.face / detailSide);
-    gl.uniform1f(L.uFacePx, M.sheets.face);
-    gl.uniform1f(L.uDetailMinPx, DETAIL_MIN_PX);
-    gl.uniform1f(L.uTint, tint ? 1 : 0);
-    gl.uniform1f(L.uGrow, grow);
-    gl.uniform1f(L.uBorder, 0);
-    bindInstances(cloud);
-    instancing.drawArraysInstancedANGLE(gl.TRIANGLE_STRIP, 0, 4, cloud.count);
+    // faces: sheets near the viewer as quads, the others as points
+    if (faceRuns.some((r) => !r[2])) {
+      faceUniforms(points, proj, viewM, model, viewportHeight);
+      bindFaces(points, cloud, 0, 0);
+      for (const [first, count, quad] of faceRuns) if (!quad) gl.drawArrays(gl.POINTS, first, count);
+      unbindFaces(points);
+    }
+    const L = quads.loc;
+    faceUniforms(quads, proj, viewM, model, viewportHeight);
+    for (const [first, count, quad] of faceRuns) {
+      if (!quad) continue;
+      bindFaces(quads, cloud, first, 1); // instanced draws start at instance 0: offset the data
+      instancing.drawArraysInstancedANGLE(gl.TRIANGLE_STRIP, 0, 4, count);
+    }
     // highlighted: mark, selection, neighbours (drawn larger, framed, on top)
     if (highlight) {
       gl.disable(gl.DEPTH_TEST);
-      bindInstances(highlight);
       for (const g of highlightGroups) {
         gl.uniform1f(L.uGrow, grow * g.grow);
         gl.uniform1f(L.uBorder, g.border);
         gl.uniform3fv(L.uBorderColour, g.colour);
-        // instanced draws start at instance 0: each group is its own offset into the buffers
-        bindGroup(g.first);
+        bindFaces(quads, highlight, g.first, 1);
         instancing.drawArraysInstancedANGLE(gl.TRIANGLE_STRIP, 0, 4, g.count);
       }
     }
-    unbindInstances();
-  }
-  function bindGroup(first) {
-    const L = quads.loc;
-    gl.bindBuffer(gl.ARRAY_BUFFER, highlight.f);
-    [['aPos', 3, 0], ['aIdx', 1, 12], ['aCluster', 1, 16], ['aPlace', 1, 20]].forEach(([name, n, offset]) => {
-      gl.vertexAttribPointer(L[name], n, gl.FLOAT, false, 24, offset + 24 * first);
-    });
-    gl.bindBuffer(gl.ARRAY_BUFFER, highlight.c);
-    gl.vertexAttribPointer(L.aRgb, 3, gl.UNSIGNED_BYTE, true, 3, 3 * first);
-    gl.bindBuffer(gl.ARRAY_BUFFER, highlight.slot);
-    gl.vertexAttribPointer(L.aSlot, 1, gl.FLOAT, false, 0, 4 * first);
+    unbindFaces(quads);
   }
   function updateHighlights() {
     const items = [];
@@ -499,6 +546,7 @@
     const cam = cameraMatrices();
     const fwd = orbit.target.map((v, k) => v - cam.eye[k]), len = Math.hypot(...fwd);
     planDetail(cam.eye, fwd.map((v) => v / len), cam.proj[5] * canvas.height / 2, []);
+    classifySheets(cam.eye, cam.proj[5] * canvas.height / 2);
     drawScene(cam.proj, cam.view, cam.model, canvas.height);
     const vp = mat.multiply(cam.proj, cam.view);
     labels.forEach((el, a) => { const p = [0, 0, 0]; p[a] = axisLength * 1.04; place(el, vp, p); });
@@ -755,6 +803,7 @@
       const vp0 = layer.getViewport(views[0]);
       planDetail(toModel(xr.head, 1), toModel([-hm[8], -hm[9], -hm[10]], 0),
         views[0].projectionMatrix[5] * vp0.height / 2, modelRays);
+      classifySheets(toModel(xr.head, 1), views[0].projectionMatrix[5] * vp0.height / 2);
     }
     gl.bindFramebuffer(gl.FRAMEBUFFER, layer.framebuffer);
     gl.clearColor(0.04, 0.04, 0.05, 1);
