@@ -12,10 +12,11 @@ up to ~8 bytes per pixel at its peak (Pillow's 4-byte RGBX buffer, plus the RGB 
 EXIF-rotated copy), so no photo is decoded to more than `MAX_PIXELS` = 36 MP (a 7360x4912
 full-frame camera; 12 MP phones and the Pi's 12 MP HQ camera are far below). Larger JPEGs are
 decoded at 1/2, 1/4 or 1/8 scale by libjpeg itself (no full-size buffer ever exists), which
-costs nothing a face detector needs; larger images in any other format (PNG, WebP, TIFF, ...
-cannot be decoded reduced) are refused before a pixel is decoded, on one line naming the file:
-a 0.5 MB PNG of 13000x13000 would otherwise cost ~1.7 GB. Conversions of large arrays work in
-strips of rows so that no temporary exceeds a few megabytes.
+costs nothing a face detector needs (up to Pillow's own ceiling of 179 MP). Larger images in
+any other format (PNG, WebP, TIFF, ... cannot be decoded reduced) are refused before a pixel
+is decoded, on one line naming the file: a 0.5 MB PNG of 13000x13000 would otherwise cost
+~1.7 GB. Conversions of large arrays work in strips of rows so that no temporary exceeds a few
+megabytes. `bench/bombs.py` measures the peak memory of every entry point.
 """
 
 from __future__ import annotations
@@ -46,8 +47,10 @@ MAX_PIXELS = 36_000_000
 #: Pixels converted at a time (strips of rows) when turning large arrays into RGB uint8.
 STRIP_PIXELS = 1 << 18
 
-#: JPEG DCT scale denominators libjpeg decodes at directly.
+#: JPEG DCT scale denominators libjpeg decodes at directly, and the formats it decodes (MPO:
+#: the multi-picture JPEGs many phones write).
 _JPEG_SCALES = (1, 2, 4, 8)
+_JPEG_FORMATS = ("JPEG", "MPO")
 
 _HEIF_SUFFIXES = {".heic", ".heif", ".avif"}
 
@@ -194,9 +197,10 @@ def _open(source: Source, label: str, max_pixels: int) -> Image.Image:
     except Exception as exc:  # Pillow plugins raise ValueError, SyntaxError, struct.error ...
         raise ImageError(f"{label}: unreadable image ({_first_line(exc)})") from None
     width, height = image.size
-    if width * height > max_pixels * (_JPEG_SCALES[-1] ** 2 if image.format == "JPEG" else 1):
+    jpeg = image.format in _JPEG_FORMATS
+    if width * height > max_pixels * (_JPEG_SCALES[-1] ** 2 if jpeg else 1):
         image.close()
-        reduced = ", even at 1/8 scale" if image.format == "JPEG" else ""
+        reduced = ", even at 1/8 scale" if jpeg else ""
         raise ImageError(
             f"{label}: {width}x{height} {image.format or 'image'} is {_mp(width * height)}, "
             f"more than the {_mp(max_pixels)} a photo may decode to{reduced}; refusing a "
@@ -210,7 +214,7 @@ def _open(source: Source, label: str, max_pixels: int) -> Image.Image:
 
 def _decode(image: Image.Image, label: str, max_side: int | None, max_pixels: int) -> np.ndarray:
     try:
-        if image.format == "JPEG":
+        if image.format in _JPEG_FORMATS:
             want = _jpeg_draft_size(image.size, max_side, max_pixels)
             if want != image.size:
                 image.draft(image.mode if image.mode in ("L", "RGB") else None, want)

@@ -356,3 +356,12 @@ def test_large_arrays_are_converted_in_strips(shape, dtype):
     assert peak < out.nbytes + 24 * (1 << 20)  # the output and a few strips' temporaries
     reference = array_to_rgb(a[:7])  # one strip: same arithmetic, no strip boundaries
     np.testing.assert_array_equal(out[:7], reference)
+
+
+def test_phone_mpo_jpeg_over_the_budget_is_decoded_reduced_too(portrait):
+    """Many phones write multi-picture JPEGs (Pillow: format MPO): libjpeg reduces them too."""
+    image = Image.fromarray(np.ascontiguousarray(np.repeat(np.repeat(portrait, 4, 0), 4, 1)))
+    buf = io.BytesIO()
+    image.save(buf, "MPO", save_all=True, append_images=[image], quality=90)
+    assert Image.open(io.BytesIO(buf.getvalue())).format == "MPO"
+    assert load_image(buf.getvalue(), max_pixels=800 * 880 // 4).shape == (400, 440, 3)
