@@ -247,8 +247,11 @@ def test_billion_laughs_is_refused_at_the_first_alias(setup: dict) -> None:
         ("faces: [1, 2\n", ("line", "not valid YAML")),
         ("- a\n- list\n", ("mapping",)),
         ("!!python/object/apply:os.system ['id']\n", ("not valid YAML",)),
+        ("installation:\n  number: " + "9" * 5000 + "\n", ("cannot be read",)),
+        ("installation:\n  opened: 2023-02-31\n", ("cannot be read",)),
     ],
-    ids=["deep-flow", "deep-block", "huge", "latin-1", "broken", "list", "python-tag"],
+    ids=["deep-flow", "deep-block", "huge", "latin-1", "broken", "list", "python-tag",
+         "huge-int", "bad-date"],
 )
 def test_hostile_yaml_is_one_line(setup: dict, text: str | bytes, words: tuple[str, ...]) -> None:
     _refused(setup, text, str(setup["BOOT_CONFIG"]), *words)
