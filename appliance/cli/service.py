@@ -41,7 +41,8 @@ def register(subparsers: Any) -> None:
         "virtual printer",
         description="Run the real appliance loop on the embedded demo corpus with a simulated "
         "button (Enter in a terminal, or --presses N), the camera reading a photo (default: the "
-        "public-domain astronaut portrait from scikit-image) and the virtual printer writing PNG "
+        "public-domain NASA astronaut portrait shipped in appliance/data, not in the demo corpus "
+        "of generated faces) and the virtual printer writing PNG "
         "tickets. Prints where the tickets are.",
     )
     demo.add_argument("--presses", type=int, metavar="N",
