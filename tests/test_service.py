@@ -326,6 +326,23 @@ def test_notify_abstract_socket(monkeypatch):
         sock.close()
 
 
+def test_notify_never_blocks_on_a_full_queue(tmp_path, monkeypatch):
+    path = tmp_path / "deaf"
+    deaf = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)  # bound, never read
+    deaf.bind(str(path))
+    monkeypatch.setenv("NOTIFY_SOCKET", str(path))
+    results: list[bool] = []
+    sender = threading.Thread(target=lambda: results.extend(
+        systemd.watchdog() for _ in range(15)), daemon=True)
+    try:
+        sender.start()
+        sender.join(15 * systemd.SEND_SECONDS + 5)
+        assert not sender.is_alive(), "sd_notify blocked the service loop"
+        assert results[0] is True and results[-1] is False  # the queue filled up: dropped
+    finally:
+        deaf.close()
+
+
 def test_watchdog_interval(monkeypatch):
     monkeypatch.delenv("WATCHDOG_USEC", raising=False)
     assert systemd.watchdog_interval() is None

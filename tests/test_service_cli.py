@@ -302,13 +302,22 @@ def test_sosie_run_as_a_systemd_service(tmp_path, corpus_dir, astronaut_png):
                              "--corpus", str(corpus_dir)],
                             env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     messages: list[str] = []
+    done = threading.Event()
+
+    def listen() -> None:  # as systemd does: read every notification as it comes
+        while not done.is_set():
+            try:
+                messages.append(notify.recv(4096).decode())
+            except (TimeoutError, OSError):
+                continue
+
+    listener = threading.Thread(target=listen)
+    listener.start()
     try:
         deadline = time.monotonic() + 120
         while not any("READY=1" in m for m in messages) and time.monotonic() < deadline:
-            try:
-                messages.append(notify.recv(4096).decode())
-            except TimeoutError:
-                assert proc.poll() is None, proc.stderr.read().decode()
+            assert proc.poll() is None, proc.stderr.read().decode()
+            time.sleep(0.1)
         assert any("READY=1" in m for m in messages)
         sock = runtime / "control.sock"
         assert oct(sock.stat().st_mode & 0o777) == "0o600"
@@ -332,11 +341,9 @@ def test_sosie_run_as_a_systemd_service(tmp_path, corpus_dir, astronaut_png):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    while True:
-        try:
-            messages.append(notify.recv(4096).decode())
-        except (TimeoutError, OSError):
-            break
+    time.sleep(1.5)  # the last datagrams
+    done.set()
+    listener.join(5)
     notify.close()
     text = "\n".join(messages)
     assert "WATCHDOG=1" in text and "STOPPING=1" in text

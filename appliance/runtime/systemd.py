@@ -15,6 +15,8 @@ from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
+SEND_SECONDS = 0.5  # a notification not taken by then is dropped (logged)
+
 
 def notify(*lines: str) -> bool:
     """Send `lines` (e.g. "READY=1", "STATUS=...") to systemd; False when not under systemd."""
@@ -29,6 +31,7 @@ def notify(*lines: str) -> bool:
     message = "\n".join(lines).encode("utf-8", "replace")
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+            sock.settimeout(SEND_SECONDS)  # a full queue must never freeze the service loop
             sock.connect(address)
             sock.sendall(message)
     except OSError as exc:
