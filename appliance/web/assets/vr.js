@@ -36,6 +36,9 @@
     return;
   }
 
+  const atlasImage = new Image(); // decoding starts now, while the buffers are made
+  atlasImage.src = ATLAS.src;
+
   /* ---- small matrix helpers (column-major, like WebGL and WebXR) ------------------------ */
   const mat = {
     identity: () => new Float32Array([1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1]),
@@ -233,7 +236,6 @@
   gl.pixelStorei(gl.UNPACK_FLIP_Y_WEBGL, false);
   gl.pixelStorei(gl.UNPACK_ALIGNMENT, 1);
   const texture = makeTexture(0, 0);
-  const atlasImage = new Image();
   atlasImage.onload = () => {
     gl.bindTexture(gl.TEXTURE_2D, texture);
     gl.texImage2D(gl.TEXTURE_2D, 0, gl.RGB, gl.RGB, gl.UNSIGNED_BYTE, atlasImage);
@@ -241,7 +243,6 @@
     state.timings.texture = performance.now();
     requestDraw();
   };
-  atlasImage.src = ATLAS.src;
   const faceSize = 0.9 * Math.cbrt(8 / Math.max(N, 1)) * 0.5; // world size of one face quad
 
   /* Detail near the viewer: sheets (16x16 faces at M.sheets.face px, a compact cluster in 3-D
@@ -328,7 +329,9 @@
       const cx = B[4 * s], cy = B[4 * s + 1], cz = B[4 * s + 2], r = B[4 * s + 3];
       const vx = cx - eye[0], vy = cy - eye[1], vz = cz - eye[2];
       const d = Math.hypot(vx, vy, vz);
-      let px = size * fpx / Math.max(d - r, size);
+      // the largest a face of the sheet can be on screen; ties (the viewer inside several
+      // sheets' spheres) go to the nearest centre
+      let px = size * fpx / Math.max(d - r, size) + 1 / (1 + d);
       if (vx * forward[0] + vy * forward[1] + vz * forward[2] < -r) px *= 0.25; // behind
       for (const [o, dir] of rays) {
         const wx = cx - o[0], wy = cy - o[1], wz = cz - o[2];
