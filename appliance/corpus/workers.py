@@ -183,7 +183,7 @@ def _worker_main(conn: Connection, initializer: Callable, initargs: tuple, funct
     try:
         initializer(*initargs)
     except Exception as exc:
-        conn.send(("error", _one_line(exc)))
+        _send(conn, ("error", _one_line(exc)))
         return
     while True:
         try:
@@ -193,9 +193,19 @@ def _worker_main(conn: Connection, initializer: Callable, initargs: tuple, funct
         try:
             result = function(task)
         except Exception as exc:
-            conn.send(("error", _one_line(exc)))
+            _send(conn, ("error", _one_line(exc)))
             return
-        conn.send(("ok", result))
+        if not _send(conn, ("ok", result)):
+            return
+
+
+def _send(conn: Connection, message: tuple[str, Any]) -> bool:
+    """Send to the parent; False (quietly) when it is gone, e.g. killed mid-task."""
+    try:
+        conn.send(message)
+    except OSError:  # BrokenPipeError, ConnectionResetError
+        return False
+    return True
 
 
 def _one_line(exc: BaseException) -> str:
