@@ -28,7 +28,7 @@ from appliance.parts.printer.settings import PrinterSettings
 from appliance.runtime.machine import MachineSettings
 from appliance.runtime.service import ServiceSettings
 from appliance.search import SearchSettings
-from appliance.ticket.content import Installation, TicketLayout
+from appliance.ticket.content import Installation, TicketLayout, privacy_line
 
 CONFIG_LOCATIONS = (Path("/boot/firmware/sosie.yaml"), Path("/etc/sosie/sosie.yaml"))
 
@@ -89,4 +89,7 @@ def load_settings(config_file: str | Path | None = None, *, search: bool = True)
         where = f"{path}: " if path else ""
         raise ConfigError(f"{where}config key 'service.captures_dir' is required when "
                           "'service.keep_captures' is true")
+    ticket = values["ticket"]  # the ticket never says "nothing kept" while photos are kept
+    values["ticket"] = dataclasses.replace(
+        ticket, privacy=privacy_line(ticket.privacy, service.keep_captures))
     return AppSettings(**values, raw=raw, source=path)

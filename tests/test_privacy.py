@@ -171,6 +171,7 @@ def test_keep_captures_opt_in_writes_the_photo_there_only(sandbox, corpus_dir):
     assert status == 0, lines
     kept = list(keep.iterdir())
     assert len(kept) == 1 and kept[0].suffix == ".jpg"
+    assert kept[0].stat().st_mode & 0o777 == 0o600  # the service's user only, whatever the umask
     photo = np.asarray(Image.open(kept[0]))
     assert photo.shape == (settings.camera.height, settings.camera.width, 3)
     written = [Path(p).resolve() for p in AUDIT.paths if not allowed(p, sandbox)]
@@ -184,3 +185,13 @@ def test_keep_captures_without_a_folder_is_refused(tmp_path):
     cfg.write_text("service:\n  keep_captures: true\n")
     with pytest.raises(ConfigError, match=r"service\.captures_dir"):
         load_settings(cfg)
+
+
+def test_the_ticket_says_photos_are_kept_when_they_are(tmp_path):
+    from appliance.ticket.content import NOTHING_KEPT, PHOTO_KEPT
+
+    cfg = tmp_path / "sosie.yaml"
+    cfg.write_text(f"service:\n  keep_captures: true\n  captures_dir: {tmp_path / 'kept'}\n")
+    assert load_settings(cfg).ticket.privacy == PHOTO_KEPT
+    cfg.write_text("service:\n  keep_captures: false\n")
+    assert load_settings(cfg).ticket.privacy == NOTHING_KEPT

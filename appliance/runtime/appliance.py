@@ -273,19 +273,19 @@ def keep_capture(frame: Frame, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"capture-{datetime.now():%Y%m%d-%H%M%S-%f}.jpg"
         tmp = path.with_suffix(".part")
-        Image.fromarray(frame).save(tmp, format="JPEG", quality=92)
+        # readable by the service's user only, whatever the umask (a visitor's face)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            Image.fromarray(frame).save(handle, format="JPEG", quality=92)
         os.replace(tmp, path)
     except OSError as exc:  # keeping is optional: never fail a visit over it
         log.warning("cannot keep the capture in %s: %s", folder, exc)
 
 
 def make_scanner(corpus: Any, search: Any) -> Any:
-    """The corpus's Scanner with the `search` section's threads and kernel."""
-    from appliance.search import Scanner
-
-    kernel = search.kernel
-    return Scanner(corpus.vectors, corpus.norms, threads=search.threads,
-                   kernel=None if kernel in (None, "", "auto") else kernel)
+    """The corpus's Scanner (its sketch first, then the float16 rows that can still rank) with
+    the `search` section's threads and kernel."""
+    return corpus.scanner(threads=search.threads, kernel=search.kernel)
 
 
 def open_corpus(path: Path, face_settings: Any) -> Any:

@@ -13,7 +13,6 @@ minute. Where neither can be asked (not Linux), the clock is trusted::
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import threading
 import time
 from collections.abc import Callable
@@ -52,7 +51,8 @@ def synced_from_adjtimex(state: int, status: int) -> bool:
 @cache
 def _adjtimex() -> Callable[..., int] | None:
     try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").adjtimex
+        # the C library already loaded in this process: find_library would fork ldconfig
+        return ctypes.CDLL(None).adjtimex
     except (OSError, AttributeError):
         return None
 
