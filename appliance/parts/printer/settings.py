@@ -39,7 +39,7 @@ class FileSettings:
 @dataclass(frozen=True)
 class VirtualSettings:
     out_dir: str = ""  # where .bin + .png land; empty: <cache>/tickets
-    keep: int = setting(100, min=1)  # newest tickets kept there
+    keep: int = setting(100, min=1, max=100_000)  # newest tickets kept there
 
 
 @dataclass(frozen=True)
@@ -52,13 +52,13 @@ class PrinterSettings:
     fragment_height: int = setting(960, min=8, max=4096)  # raster rows per GS v 0 command
     cut: Literal["full", "partial", "none"] = "full"
     check_status: bool = True  # ask for paper/online status where the printer can answer
-    connect_timeout: float = setting(5.0, min=0.1)  # seconds to open the connection
-    write_timeout: float = setting(10.0, min=0.1)  # seconds per chunk written
-    status_timeout: float = setting(1.5, min=0.1)  # seconds for a status reply
-    chunk_bytes: int = setting(4096, min=64)  # bytes per write
+    connect_timeout: float = setting(5.0, min=0.1, max=120.0)  # seconds to open the connection
+    write_timeout: float = setting(10.0, min=0.1, max=300.0)  # seconds per chunk written
+    status_timeout: float = setting(1.5, min=0.1, max=60.0)  # seconds for a status reply
+    chunk_bytes: int = setting(4096, min=64, max=1 << 20)  # bytes per write
     retries: int = setting(3, min=0, max=100)  # further attempts after a fault
-    backoff: float = setting(1.0, min=0.0)  # seconds before the first retry, doubling
-    backoff_max: float = setting(15.0, min=0.0)
+    backoff: float = setting(1.0, min=0.0, max=600.0)  # seconds before the first retry, doubling
+    backoff_max: float = setting(15.0, min=0.0, max=3600.0)
     usb: UsbSettings = field(default_factory=UsbSettings)
     serial: SerialSettings = field(default_factory=SerialSettings)
     network: NetworkSettings = field(default_factory=NetworkSettings)
