@@ -31,6 +31,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from appliance.errors import one_line
+
 try:  # HEIC/HEIF (iPhone photos) when the optional pillow-heif is installed
     from pillow_heif import register_heif_opener  # type: ignore[import-not-found]
 
@@ -193,9 +195,9 @@ def _open(source: Source, label: str, max_pixels: int) -> Image.Image:
             "refusing a possible decompression bomb (scale it down)"
         ) from None
     except OSError as exc:
-        raise ImageError(f"{label}: cannot read ({exc.strerror or _first_line(exc)})") from None
+        raise ImageError(f"{label}: cannot read ({exc.strerror or one_line(exc)})") from None
     except Exception as exc:  # Pillow plugins raise ValueError, SyntaxError, struct.error ...
-        raise ImageError(f"{label}: unreadable image ({_first_line(exc)})") from None
+        raise ImageError(f"{label}: unreadable image ({one_line(exc)})") from None
     width, height = image.size
     jpeg = image.format in _JPEG_FORMATS
     if width * height > max_pixels * (_JPEG_SCALES[-1] ** 2 if jpeg else 1):
@@ -223,9 +225,9 @@ def _decode(image: Image.Image, label: str, max_side: int | None, max_pixels: in
         text = str(exc)
         if "truncated" in text or "broken data stream" in text or "image file is" in text:
             raise ImageError(f"{label}: truncated image file") from None
-        raise ImageError(f"{label}: cannot decode ({_first_line(exc)})") from None
+        raise ImageError(f"{label}: cannot decode ({one_line(exc)})") from None
     except Exception as exc:
-        raise ImageError(f"{label}: cannot decode ({_first_line(exc)})") from None
+        raise ImageError(f"{label}: cannot decode ({one_line(exc)})") from None
     with contextlib.suppress(Exception):  # corrupt EXIF: keep the pixels as stored
         ImageOps.exif_transpose(image, in_place=True)  # no copy when already upright
     rgb = _to_rgb_array(image, label)
@@ -280,7 +282,7 @@ def _to_rgb_array(image: Image.Image, label: str) -> np.ndarray:
     try:
         return np.ascontiguousarray(np.asarray(image.convert("RGB"), dtype=np.uint8))
     except Exception as exc:
-        raise ImageError(f"{label}: unsupported pixel mode {mode} ({_first_line(exc)})") from None
+        raise ImageError(f"{label}: unsupported pixel mode {mode} ({one_line(exc)})") from None
 
 
 def _cmyk_to_rgb(image: Image.Image) -> Image.Image:
@@ -325,8 +327,3 @@ def shrink(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if (rgb.shape[1], rgb.shape[0]) != (width, height):
         rgb = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
     return np.ascontiguousarray(rgb)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

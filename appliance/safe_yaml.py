@@ -20,6 +20,8 @@ import yaml
 from yaml.composer import ComposerError
 from yaml.constructor import ConstructorError
 
+from appliance.errors import one_line
+
 #: Defaults: a config file or manifest is a few kilobytes, at most four or five levels deep.
 MAX_BYTES = 1 << 20
 MAX_DEPTH = 32
@@ -60,7 +62,7 @@ class LimitedLoader(yaml.SafeLoader):
             raise
         except (ValueError, OverflowError, TypeError) as exc:  # int('9' * 5000), 2023-02-31
             raise ConstructorError(None, None, f"unusable value {_short(node.value)} "
-                                   f"({_first_line(exc)[:60]})", node.start_mark) from None
+                                   f"({one_line(exc, 60)})", node.start_mark) from None
 
 
 def loads(text: str, *, max_depth: int = MAX_DEPTH) -> Any:
@@ -73,7 +75,7 @@ def loads(text: str, *, max_depth: int = MAX_DEPTH) -> Any:
     except yaml.MarkedYAMLError as exc:
         raise YAMLFileError(_describe(exc)) from None
     except yaml.YAMLError as exc:  # ReaderError (control characters), ...
-        raise YAMLFileError(f"invalid YAML ({_first_line(exc)})") from None
+        raise YAMLFileError(f"invalid YAML ({one_line(exc)})") from None
     except RecursionError:  # not reachable with a sane max_depth; never a traceback
         raise YAMLFileError("invalid YAML (nested too deeply)") from None
     finally:
@@ -123,15 +125,10 @@ def decode(data: bytes) -> str:
 def _describe(exc: yaml.MarkedYAMLError) -> str:
     mark = exc.problem_mark or exc.context_mark
     where = f"line {mark.line + 1}: " if mark is not None else ""
-    problem = exc.problem or exc.context or _first_line(exc)
+    problem = exc.problem or exc.context or one_line(exc)
     return f"{where}invalid YAML ({problem})"
 
 
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__

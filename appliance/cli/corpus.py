@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance.cli import UsageError
+from appliance.errors import one_line
 
 
 def register(sub: Any) -> None:
@@ -81,8 +82,7 @@ def _settings(config: Path | None) -> tuple[Any, Any]:
 
 
 def _fail(exc: Exception) -> int:
-    print(f"sosie: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
-          file=sys.stderr)
+    print(f"sosie: {one_line(exc)}", file=sys.stderr)
     return 1
 
 

@@ -50,6 +50,7 @@ from typing import Any
 
 from appliance.corpus.chunks import ItemResult, SourceFile, chunk_bytes, parse_chunk
 from appliance.corpus.format import CorpusError
+from appliance.errors import one_line
 
 CONNECT_TIMEOUT = 10.0  # s: connecting, and reconnecting after the scheduler dropped us
 CALL_TIMEOUT = 30.0  # s: one question to the scheduler (workers, threads)
@@ -111,7 +112,7 @@ class Session:
         except (OSError, TimeoutError) as exc:
             self._stack.close()
             raise ClusterError(f"{self.address}: no Dask scheduler answers "
-                               f"({_one_line(exc)})") from None
+                               f"({one_line(exc, typed=True)})") from None
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -131,7 +132,7 @@ class Session:
             if self.client.status != "running":
                 return 0
             raise ClusterError(f"{self.address}: the scheduler does not answer "
-                               f"({_one_line(exc)})") from None
+                               f"({one_line(exc, typed=True)})") from None
         return sum(int(n) for n in nthreads.values())
 
     def wait_for_workers(self, seconds: float = NO_WORKER_TIMEOUT) -> int:
@@ -418,7 +419,7 @@ class ClusterRun:
         if isinstance(error, ClusterError):
             raise error
         raise ClusterError(f"{self.address}: {task.label} failed on the cluster: "
-                           f"{_one_line(error)}{_hint(error)}") from None
+                           f"{one_line(error, typed=True)}{_hint(error)}") from None
 
 
 def task_mode(task: Task) -> str:
@@ -463,7 +464,7 @@ def _checked(data: Any, job: ChunkJob, batch: _Batch) -> list[ItemResult]:
             raise ValueError("not chunk bytes")
         header, results = parse_chunk(data, "a worker's chunk")
     except (ValueError, KeyError, TypeError) as exc:
-        raise ClusterError(f"a worker sent a damaged chunk ({_one_line(exc)})") from None
+        raise ClusterError(f"a worker sent a damaged chunk ({one_line(exc, typed=True)})") from None
     if (header.get("key") != job.key or header.get("files") != [f.key() for f in batch.files]
             or len(results) != len(batch.files)):
         raise ClusterError("a worker sent the chunk of another build or other files "
@@ -591,8 +592,3 @@ def _hint(error: BaseException) -> str:
         return (" (the scheduler or a worker cannot load this build's code: install the same "
                 "sosie[cluster] on every machine of the cluster)")
     return ""
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__

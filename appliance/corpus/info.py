@@ -7,6 +7,7 @@ from typing import Any
 from appliance.corpus import format as fmt
 from appliance.corpus.format import CorpusError
 from appliance.corpus.store import Corpus, check_models
+from appliance.errors import one_line
 
 
 def summary(corpus: Corpus) -> dict[str, Any]:
@@ -43,7 +44,7 @@ def summary(corpus: Corpus) -> dict[str, Any]:
         except CorpusError as exc:
             out["models match"] = f"NO: {exc}"
         except Exception as exc:  # models not installed here
-            out["models match"] = f"unknown ({str(exc).splitlines()[0]})"
+            out["models match"] = f"unknown ({one_line(exc)})"
     if corpus.count:
         out["norms"] = (f"mean {float(corpus.norms.mean()):.3f}, "
                         f"min {float(corpus.norms.min()):.3f}, max {float(corpus.norms.max()):.3f}")

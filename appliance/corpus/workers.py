@@ -21,6 +21,8 @@ from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
+from appliance.errors import one_line
+
 Task = tuple[Any, ...]
 
 
@@ -183,7 +185,7 @@ def _worker_main(conn: Connection, initializer: Callable, initargs: tuple, funct
     try:
         initializer(*initargs)
     except Exception as exc:
-        _send(conn, ("error", _one_line(exc)))
+        _send(conn, ("error", one_line(exc)))
         return
     while True:
         try:
@@ -193,7 +195,7 @@ def _worker_main(conn: Connection, initializer: Callable, initargs: tuple, funct
         try:
             result = function(task)
         except Exception as exc:
-            _send(conn, ("error", _one_line(exc)))
+            _send(conn, ("error", one_line(exc)))
             return
         if not _send(conn, ("ok", result)):
             return
@@ -206,8 +208,3 @@ def _send(conn: Connection, message: tuple[str, Any]) -> bool:
     except OSError:  # BrokenPipeError, ConnectionResetError
         return False
     return True
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

@@ -13,7 +13,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from appliance.corpus.cluster import ClusterError, Session, Task, _one_line, generator_network
+from appliance.corpus.cluster import ClusterError, Session, Task, generator_network
+from appliance.errors import one_line
 from appliance.generator.draws import DcganDrawer, DcganJob, Draw, encode, judge
 
 
@@ -99,7 +100,7 @@ class ClusterDrawer:
                                          "this draw") for i in task.tag)
                         continue
                     raise GenerateError(f"{self.address}: draws {task.tag[0]}.. failed on the "
-                                        f"cluster: {_one_line(error)}")
+                                        f"cluster: {one_line(error, typed=True)}")
                 yield from draws
         except ClusterError as exc:
             raise GenerateError(str(exc)) from None
