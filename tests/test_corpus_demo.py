@@ -92,6 +92,21 @@ def test_broken_demo_corpus_is_rebuilt(tmp_path, monkeypatch, generated_faces):
     assert again == first and (again / fmt.DESCRIPTORS).read_bytes() == good
 
 
+def test_a_demo_corpus_drawn_by_another_renderer_is_drawn_again(tmp_path, monkeypatch,
+                                                                generated_faces):
+    from appliance.generator import dcgan
+
+    monkeypatch.setenv("SOSIE_CACHE", str(tmp_path))
+    monkeypatch.setenv(demo.DRAWS_ENV, "4")
+    first = demo.demo_corpus(workers=1)
+    stamp = (first / fmt.MANIFEST).stat().st_mtime_ns
+    monkeypatch.setattr(dcgan, "RENDERER", f"{dcgan.RENDERER}-changed")
+    again = demo.demo_corpus(workers=1)
+    assert again == first and (again / fmt.MANIFEST).stat().st_mtime_ns != stamp
+    with Corpus.open(again) as corpus:
+        assert corpus.manifest["source"]["renderer"] == dcgan.RENDERER
+
+
 @pytest.mark.parametrize("value", ["0", "-3", "many", "2000000"])
 def test_a_bad_demo_size_is_named(monkeypatch, value):
     monkeypatch.setenv(demo.DRAWS_ENV, value)

@@ -79,18 +79,27 @@ def demo_corpus(
     corpus_dir = demo_corpus_dir()
     with open(cache_dir() / f"{corpus_dir.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        source = demo_source()
         try:
-            Corpus.open(corpus_dir, face_settings=face_settings).close()
-            return corpus_dir
+            with Corpus.open(corpus_dir, face_settings=face_settings) as corpus:
+                if _drawn_by(corpus.manifest, source.key()):
+                    return corpus_dir
+            shutil.rmtree(corpus_dir)  # drawn by another network or renderer: draw it again
         except CorpusError:
             pass
         finished = (corpus_dir / MANIFEST).exists()
         if corpus_dir.exists() and (finished or not (corpus_dir / WORK_DIR).exists()):
             shutil.rmtree(corpus_dir)  # invalid and not resumable: start again
-        build(demo_source(), corpus_dir, workers=workers, settings=CorpusSettings(),
+        build(source, corpus_dir, workers=workers, settings=CorpusSettings(),
               progress=progress, engine=DlibEngine(face_settings))
         Corpus.open(corpus_dir, face_settings=face_settings).close()
         return corpus_dir
+
+
+def _drawn_by(manifest: dict[str, Any], key: dict[str, Any]) -> bool:
+    """Whether the corpus of `manifest` was drawn by the generator source with this `key`."""
+    origin = manifest.get("source")
+    return isinstance(origin, dict) and all(origin.get(k) == v for k, v in key.items())
 
 
 def visitor_photo() -> Path:

@@ -29,6 +29,7 @@ from typing import Any, Literal
 import numpy as np
 
 from appliance.config import setting
+from appliance.errors import one_line
 from appliance.files import sha256_file
 from appliance.images import Source, array_to_rgb, load_image, shrink
 
@@ -64,7 +65,7 @@ class FaceSettings:
     #: Added to the detector's threshold: negative finds more (and more false) faces.
     adjust_threshold: float = setting(0.0, min=-2.0, max=2.0)
     #: Ignore faces whose box side is smaller than this, in full-resolution pixels (0: none).
-    min_face_side: int = setting(0, min=0)
+    min_face_side: int = setting(0, min=0, max=10_000)
     #: Which face answers when there are several: the largest (then most central) or the most
     #: central (then largest).
     choose: Literal["largest", "central"] = "largest"
@@ -336,8 +337,7 @@ def _load(loader: Any, role: str, path: Path) -> Any:
     try:
         return loader(str(path))
     except Exception as exc:  # dlib raises RuntimeError with a multi-line serialization message
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ModelError(f"dlib {role} model unreadable: {path} ({first})") from None
+        raise ModelError(f"dlib {role} model unreadable: {path} ({one_line(exc)})") from None
 
 
 _models_cache: dict[tuple[Path, Path, str, int], _Models] = {}
