@@ -8,7 +8,7 @@ A corpus is a directory (see README, "Corpus format")::
     pca.f64          (1 + k, d) float64: the mean, then k = 3 principal axes
     coords2d.f32     (N, 2) float32 PCA coordinates (first two axes)
     coords3d.f32     (N, 3) float32 PCA coordinates
-    thumbs.pack      encoded grayscale aligned thumbnails, back to back
+    thumbs.pack      encoded aligned thumbnails (colour; gray in older corpora), back to back
     thumbs.idx       (N, 2) uint64 little-endian: byte offset and length of row i in thumbs.pack
     sources.tsv      row <TAB> source path (relative to the source folder), one line per row
     rejected.tsv     path <TAB> reason, for every file that is not in the corpus
