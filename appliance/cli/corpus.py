@@ -1,4 +1,4 @@
-"""`sosie build` and `sosie corpus info|verify|synth|demo`."""
+"""`sosie build` and `sosie corpus info|verify|synth|import|demo`."""
 
 from __future__ import annotations
 
@@ -60,6 +60,16 @@ def register(sub: Any) -> None:
     synth.add_argument("--config", type=Path, help="YAML file overriding appliance/defaults.yaml")
     synth.add_argument("--force", action="store_true", help="replace an existing corpus")
     synth.set_defaults(func=cmd_synth)
+    imp = csub.add_parser("import", help="make a corpus from an (N, 128) float .npy array",
+                          description="Store the rows of VECTORS.npy (float16/32/64, N x 128, "
+                          "finite, |value| <= 1024; no pickles) as a corpus: float16 rows, "
+                          "norms, PCA and the search's sketch as a build writes them, "
+                          "placeholder thumbnails.")
+    imp.add_argument("vectors", metavar="VECTORS.npy", type=Path)
+    imp.add_argument("corpus_dir", metavar="CORPUS_DIR", type=Path)
+    imp.add_argument("--config", type=Path, help="YAML file overriding appliance/defaults.yaml")
+    imp.add_argument("--force", action="store_true", help="replace an existing corpus")
+    imp.set_defaults(func=cmd_import)
     demo = csub.add_parser("demo", help="print the path of the embedded demo corpus (build it)")
     demo.set_defaults(func=cmd_demo)
 
@@ -210,6 +220,27 @@ def cmd_synth(args: argparse.Namespace) -> int:
     except OSError as exc:  # FileExistsError: a non-empty folder without --force
         return _fail(exc)
     print(f"{args.corpus_dir}: synthetic corpus of {args.count} faces (seed {args.seed}), "
+          f"{time.monotonic() - start:.1f} s")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    import time
+
+    from appliance.corpus.importer import import_descriptors
+
+    settings, _ = _settings(args.config)
+    start = time.monotonic()
+    try:
+        directory = import_descriptors(args.vectors, args.corpus_dir, settings=settings,
+                                       overwrite=args.force)
+    except (OSError, ValueError) as exc:  # a bad file, or a non-empty folder without --force
+        return _fail(exc)
+    from appliance.corpus import Corpus
+
+    with Corpus.open(directory) as corpus:
+        count = corpus.count
+    print(f"{directory}: imported {count} descriptors from {args.vectors}, "
           f"{time.monotonic() - start:.1f} s")
     return 0
 
