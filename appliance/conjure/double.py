@@ -57,8 +57,9 @@ class Conjurer:
         self.starts = starts
         self.seed = seed
 
-    def conjure(self, descriptor: np.ndarray) -> Double:
-        """The double of the face with this descriptor (kept in memory only)."""
+    def conjure(self, descriptor: np.ndarray, budget: Budget | None = None) -> Double:
+        """The double of the face with this descriptor (kept in memory only), within `budget`
+        (default: the conjurer's)."""
         start = None
         if self.corpus is not None and self.corpus.count:
             start = corpus_start(self.corpus, descriptor, self.starts, self.generator.checksum)
@@ -66,7 +67,7 @@ class Conjurer:
         objective = LikenessObjective(self.generator, self.analyzer, descriptor, size)
         latents = start.latents if start is not None else np.zeros((0, objective.dim),
                                                                    np.float32)
-        result = conjure(objective, latents, budget=self.budget, seed=self.seed,
+        result = conjure(objective, latents, budget=budget or self.budget, seed=self.seed,
                          dim=objective.dim)
         face = objective.images(result.latent[None])[0]
         nearest = start.nearest_distance if start is not None else None
