@@ -53,6 +53,8 @@ static inline float16x8_t neon_load8(const char *p) {
 
 NEON_ROWS4(neon_l2_rows4, NEON_L2_STEP)
 NEON_ROWS4(neon_dot_rows4, NEON_DOT_STEP)
+SOSIE_ROWS8_FROM_ROWS4(neon_l2_rows8, neon_l2_rows4)
+SOSIE_ROWS8_FROM_ROWS4(neon_dot_rows8, neon_dot_rows4)
 
 /* The sketch (serial.h): 8 codes per step widened to int16 (SXTL), multiplied by the int16
  * weights and accumulated in int32 (SMLAL/SMLAL2); base ARMv8.0 (the A72 has no SDOT). */

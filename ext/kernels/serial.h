@@ -6,6 +6,9 @@
  *   <isa>_dot_rows4(r, stride, q, d, out)  out[i] = sum_j x_ij * q_j
  * A row's result never depends on the other three rows, so a row evaluated alone (stride 0)
  * gives bit-identical results; the scanner relies on that for ties and tails.
+ * The scan reads eight rows per pass through <isa>_l2_rows8 / <isa>_dot_rows8 (same contract,
+ * 8 rows): AVX2 and AVX-512 have their own (one transposed reduction for 8 rows); the others
+ * call rows4 twice (SOSIE_ROWS8_FROM_ROWS4).
  */
 #ifndef SOSIE_SERIAL_H
 #define SOSIE_SERIAL_H
@@ -64,6 +67,17 @@ static inline void serial_dot_rows4(const char *r, ptrdiff_t stride, const float
                                     float out[4]) {
     for (int i = 0; i < 4; i++) out[i] = serial_dot_row(r + i * stride, q, d);
 }
+
+/* rows8 as two rows4 calls, for ISAs without a kernel of their own. */
+#define SOSIE_ROWS8_FROM_ROWS4(NAME8, NAME4)                                               \
+    static inline void NAME8(const char *r, ptrdiff_t stride, const float *q, size_t d,     \
+                             float out[8]) {                                                \
+        NAME4(r, stride, q, d, out);                                                        \
+        NAME4(r + 4 * stride, stride, q, d, out + 4);                                       \
+    }
+
+SOSIE_ROWS8_FROM_ROWS4(serial_l2_rows8, serial_l2_rows4)
+SOSIE_ROWS8_FROM_ROWS4(serial_dot_rows8, serial_dot_rows4)
 
 /* ---- the 8-bit sketch (see sketch_template.h) ---------------------------------------------
  * <isa>_sketch_rows4(c, stride, w, m, out): four rows of m int8 codes at c, c + stride,
