@@ -14,8 +14,6 @@ stays), PCA is fitted over all descriptors and the manifest is written last.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -23,7 +21,6 @@ import shutil
 import signal
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +44,7 @@ from appliance.corpus.thumbs import PackWriter, encode
 from appliance.corpus.walk import list_sources
 from appliance.corpus.workers import guard_orphan, run_tasks
 from appliance.corpus.writer import clear_manifest, finalize
+from appliance.files import exclusive
 from appliance.generator.source import GeneratorSource
 
 WORK_DIR = ".build"
@@ -111,20 +109,12 @@ def build(
     _prepare(corpus_dir, force)
     work = corpus_dir / WORK_DIR
     work.mkdir(parents=True, exist_ok=True)
-    with _exclusive(work / "lock", corpus_dir):
+    with exclusive(work / "lock", CorpusError(f"{corpus_dir}: another build is writing this "
+                                              "corpus")):
         return _build(images_dir, corpus_dir, work, workers, settings, engine, progress, started,
                       cluster)
 
 
-@contextlib.contextmanager
-def _exclusive(lock_path: Path, corpus_dir: Path) -> Iterator[None]:
-    """One build per corpus directory at a time."""
-    with open(lock_path, "w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise CorpusError(f"{corpus_dir}: another build is writing this corpus") from None
-        yield
 
 
 def _build(

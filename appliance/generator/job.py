@@ -12,7 +12,6 @@ same whether or not the run was killed and resumed on the way.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import math
 import os
 import re
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from appliance.corpus.workers import WorkerFailed
+from appliance.files import exclusive
 from appliance.generator.draws import Draw
 from appliance.generator.journal import (
     WORK_DIR,
@@ -117,7 +117,8 @@ def generate(out_dir: str | Path, count: int, drawer: Drawer, *, slack: int = 8,
     _prepare(out_dir)
     work = out_dir / WORK_DIR
     work.mkdir(parents=True, exist_ok=True)
-    with _exclusive(work / "lock", out_dir):
+    with exclusive(work / "lock", GenerateError(f"{out_dir}: another sosie generate is writing "
+                                                  "here")):
         try:
             check_job(work, drawer.identity())
         except ValueError as exc:
@@ -211,14 +212,6 @@ def _remove_strays(out_dir: Path, records: dict[int, Record]) -> None:
             path.unlink(missing_ok=True)
 
 
-@contextlib.contextmanager
-def _exclusive(lock_path: Path, out_dir: Path) -> Iterator[None]:
-    with open(lock_path, "w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise GenerateError(f"{out_dir}: another sosie generate is writing here") from None
-        yield
 
 
 def _progress_bar(total: int, done: int, enabled: bool) -> Any:
