@@ -133,6 +133,9 @@ SCAN_ATTR static void SOSIE_CAT2(SCAN_ISA, sketch_scan)(const sosie_sketch_job *
 
     size_t queue[SKETCH_QUEUE], head = 0, count = 0;
     for (size_t i = begin; i < end; i++) {
+        /* rows below H read their tail norm: stream the tails in order (sparse reads would
+         * each miss the cache) */
+        if (((i - begin) & 15) == 0) __builtin_prefetch(job->tails + i + 256, 0, 3);
         if (((i - begin) & 3) == 0 && i + 4 <= end) { /* skip four rows above H at once */
             sosie_v4f hv;
             memcpy(&hv, h2 + (i - begin), sizeof hv);
