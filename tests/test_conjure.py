@@ -190,16 +190,9 @@ def test_the_curve_shows_the_search():
     assert nice_ticks(0, 44) == [0, 10, 20, 30, 40]
 
 
-def test_conjuring_writes_nothing_of_the_photo(net, corpus_dir, astronaut, tmp_path,
-                                               monkeypatch):
-    """The privacy audit of tests/test_privacy.py on the conjure path: Python's file writes and
-    a snapshot of HOME, TMPDIR, the working directory, the cache and the corpus; only --out's
-    four files appear, and none of them holds the photo's pixels or its descriptor."""
+def sandbox(tmp_path: Path, monkeypatch) -> dict[str, Path]:
+    """HOME, TMPDIR, the working directory and the cache in fresh folders (as test_privacy)."""
     import tempfile
-
-    from test_privacy import AUDIT, snapshot
-
-    from appliance.cli import main
 
     dirs = {name: tmp_path / name for name in ("home", "tmp", "cwd", "cache")}
     for d in dirs.values():
@@ -210,6 +203,19 @@ def test_conjuring_writes_nothing_of_the_photo(net, corpus_dir, astronaut, tmp_p
     monkeypatch.setenv("XDG_CACHE_HOME", str(dirs["home"] / ".cache"))
     monkeypatch.chdir(dirs["cwd"])
     monkeypatch.setattr(tempfile, "tempdir", str(dirs["tmp"]))
+    return dirs
+
+
+def test_conjuring_writes_nothing_of_the_photo(net, corpus_dir, astronaut, tmp_path,
+                                               monkeypatch):
+    """The privacy audit of tests/test_privacy.py on the conjure path: Python's file writes and
+    a snapshot of HOME, TMPDIR, the working directory, the cache and the corpus; only --out's
+    four files appear, and none of them holds the photo's pixels or its descriptor."""
+    from test_privacy import AUDIT, snapshot
+
+    from appliance.cli import main
+
+    dirs = sandbox(tmp_path, monkeypatch)
     photo = dirs["home"] / "visitor.png"
     Image.fromarray(astronaut).save(photo)
     out = dirs["home"] / "conjured"
@@ -262,3 +268,46 @@ def test_the_appliance_conjures_a_double_and_its_short_ticket(net, analyzer, tar
     assert ticket.mode == "1" and ticket.width == 384 and ticket.height > 384
     ink = 1 - np.asarray(ticket, np.float64)
     assert 0.05 < ink.mean() < 0.6  # a dithered face and text, neither blank nor black
+
+
+def test_the_appliance_prints_the_double_after_the_ticket(net, corpus_dir, astronaut, tmp_path,
+                                                          monkeypatch):
+    """ticket.conjure: after — one press, two tickets (the visit's, then the double's), and the
+    session's file writes are still only the tickets and the ticket counter."""
+    import dataclasses
+
+    from test_privacy import AUDIT, run_demo, snapshot
+
+    from appliance.settings import load_settings
+
+    dirs = sandbox(tmp_path, monkeypatch)
+    tickets = tmp_path / "tickets"
+    tickets.mkdir()
+    settings = load_settings(search=False)
+    settings = settings.replace(ticket=dataclasses.replace(settings.ticket, conjure="after",
+                                                           conjure_seconds=2.0))
+    from appliance.parts.printer import escpos_module
+
+    escpos_module()  # python-escpos writes its capabilities cache on first import
+    roots = [*dirs.values(), corpus_dir]
+    before = snapshot(roots)
+    AUDIT.paths.clear()
+    AUDIT.active = True
+    try:
+        status, _, lines = run_demo(settings, tickets, corpus_dir, 1, image=astronaut)
+    finally:
+        AUDIT.active = False
+    assert status == 0, lines
+    printed = sorted(tickets.glob("*.png"))
+    assert len(printed) == 2, lines
+    first, double = (Image.open(p) for p in printed)
+    assert first.width == double.width and double.height < first.height  # the short one
+    counter = (dirs["cache"] / "ticket-number").resolve()
+    outside = [p for p in AUDIT.paths
+               if tickets.resolve() not in Path(p).resolve().parents
+               and Path(p).resolve() not in (tickets.resolve(), counter,
+                                             counter.with_name("ticket-number.tmp"))]
+    assert outside == []
+    after = snapshot(roots)
+    changed = [p for p in set(after) | set(before) if after.get(p) != before.get(p)]
+    assert [p for p in changed if Path(p).resolve() not in (counter,)] == []

@@ -37,6 +37,8 @@ from appliance.settings import AppSettings
 
 log = logging.getLogger(__name__)
 
+#: Seconds of the print stage kept free after the conjured double's search.
+DOUBLE_MARGIN_SECONDS = 5.0
 NO_FACE_TEXT = ("No face found", "Stand in front of the camera,", "look at it, and press again.")
 
 
@@ -64,6 +66,7 @@ class Appliance:
         self.lookup: Lookup | None = None
         self.startup_seconds: dict[str, float] = {}
         self.last_receipt: Any = None  # the printer's PrintReceipt of the last ticket
+        self.conjurer: Any = None  # appliance.conjure Conjurer, with ticket.conjure: after
 
     # -- start-up and recovery -----------------------------------------------------------------
 
@@ -124,6 +127,24 @@ class Appliance:
         self.corpus, self.scanner, self.lookup = corpus, scanner, lookup
         log.info("corpus %s: %d faces, %s kernel", path, corpus.count,
                  getattr(scanner, "kernel", "?"))
+        self._load_conjurer()
+
+    def _load_conjurer(self) -> None:
+        """The generator for `ticket.conjure: after` (an optional extra: missing, it is off)."""
+        if self.settings.ticket.conjure != "after" or self.conjurer is not None:
+            return
+        try:
+            from appliance import config
+            from appliance.conjure.double import Conjurer
+            from appliance.conjure.search import Budget
+            from appliance.generator.settings import GeneratorSettings
+
+            raw = self.settings.raw
+            weights = config.section(raw, "generator", GeneratorSettings).weights if raw else None
+            budget = Budget(seconds=self.settings.ticket.conjure_seconds)
+            self.conjurer = Conjurer(self.analyzer, self.corpus, budget=budget, weights=weights)
+        except Exception as exc:
+            log.warning("ticket.conjure: after is off: %s", one_line(exc))
 
     def _open_camera(self) -> None:
         try:
@@ -184,9 +205,35 @@ class Appliance:
         """Print the visit's ticket; its bands stream to the printer as they are composed."""
         if result.stream is None:
             raise ValueError("a visit without a face has no ticket (print_no_face)")
+        started = self.clock()
         self._print(result.stream)
         if self.lookup is not None:
             self.counter.save(self.lookup.next_number)
+        descriptor, result.descriptor = result.descriptor, None
+        if descriptor is not None and self.conjurer is not None:
+            self._print_double(descriptor, result.number, self.clock() - started)
+
+    def _print_double(self, descriptor: np.ndarray, number: int, spent: float) -> None:
+        """`ticket.conjure: after`: the visitor's conjured double on a second, short ticket,
+        within the print stage's timeout (what the first ticket took is left for the second)."""
+        from appliance.conjure.search import Budget
+
+        left = self.settings.machine.print_timeout - 2 * spent - DOUBLE_MARGIN_SECONDS
+        seconds = min(self.settings.ticket.conjure_seconds, left)
+        if seconds < 1.0:
+            log.info("no time left for the conjured double (machine.print_timeout)")
+            return
+        try:
+            double = self.conjurer.conjure(descriptor, Budget(seconds=seconds))
+            del descriptor
+            if not double.found:
+                return
+            ticket = double.ticket(number=number, layout=self.settings.ticket,
+                                   width=self.paper.width)
+        except Exception as exc:  # the visitor has their ticket: never fault over the extra
+            log.warning("conjured double failed: %s", one_line(exc))
+            return
+        self._print(ticket)
 
     def _print(self, ticket: Any) -> None:
         try:

@@ -65,7 +65,8 @@ class Match:
 
 @dataclass
 class VisitResult:
-    """What one lookup produced. Holds nothing of the visitor but the printed ticket."""
+    """What one lookup produced. Holds nothing of the visitor but the printed ticket (and the
+    descriptor, in memory, while a conjured double is searched for)."""
 
     stream: Ticket | None  # composed band by band as it is printed; None when no face was found
     matches: tuple[Match, ...] = ()
@@ -73,6 +74,9 @@ class VisitResult:
     number: int = 0
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
     when: datetime | None = None  # the date printed (None: none, the clock is not trusted)
+    #: The visitor's descriptor, in memory only and only with `ticket.conjure: after`: the
+    #: conjured double is searched for after the ticket has printed, then it is dropped.
+    descriptor: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def ticket(self) -> Image.Image | None:
@@ -162,13 +166,15 @@ class Lookup:
             visitor_face = face.aligned(VISITOR_FACE_SIZE, gray=True)
         corpus_map = self._map(descriptor, matches) if self.layout.show_map else None
         timings["prepare"] = time.perf_counter() - t
-        del face, descriptor  # nothing of the visitor outlives this call but the ticket
+        kept = descriptor if self.layout.conjure == "after" else None
+        del face, descriptor  # nothing of the visitor outlives this call but the ticket (and
+        # `kept`, the descriptor in memory for the conjured double, when that is on)
 
         number = self._number(number)
         when = when or self._when()
         ticket = self._ticket(matches, number, when, visitor_face, corpus_map)
         timings["total"] = time.perf_counter() - start
-        return VisitResult(ticket, matches, None, number, timings, when)
+        return VisitResult(ticket, matches, None, number, timings, when, kept)
 
     def _ticket(self, matches: tuple[Match, ...], number: int, when: datetime | None,
                 visitor_face: np.ndarray | None, corpus_map: CorpusMap | None) -> Ticket:

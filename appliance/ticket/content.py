@@ -62,6 +62,8 @@ class TicketLayout:
     date: Literal["auto", "always", "never"] = "auto"  # auto: only when the clock is synchronised
     privacy: str = NOTHING_KEPT  # printed as privacy_line(privacy, service.keep_captures)
     retry_hint: str = "Face the camera, come a little closer, and press the button again."
+    conjure: Literal["off", "after"] = "off"  # after: a second ticket with a conjured double
+    conjure_seconds: float = setting(20.0, min=1.0, max=300.0)  # its search budget
     tone: Tone = field(default_factory=Tone)
     fonts: Fonts = field(default_factory=Fonts)
 
