@@ -48,6 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from appliance.corpus.analysis import analyze_data, analyze_image, read_source
 from appliance.corpus.chunks import ItemResult, SourceFile, chunk_bytes, parse_chunk
 from appliance.corpus.format import CorpusError
 from appliance.errors import one_line
@@ -428,7 +429,6 @@ def task_mode(task: Task) -> str:
 
 def _streamed(job: ChunkJob, batch: _Batch) -> Iterator[Task]:
     """The batch's files read here, cut into tasks of at most `STREAM_BATCH_BYTES`."""
-    from appliance.corpus.build import read_source
 
     files: list[SourceFile] = []
     payload: list[bytes | str] = []
@@ -512,7 +512,6 @@ def run_generated(job: ChunkJob, first: int, count: int) -> bytes:
     """Draws first..first+count-1 of the generator -> chunk bytes (task on a worker)."""
     import hashlib
 
-    from appliance.corpus.build import analyze_image
 
     source = job.generator
     net = generator_network(source.weights, source.weights_sha256)
@@ -528,7 +527,6 @@ def run_generated(job: ChunkJob, first: int, count: int) -> bytes:
 
 def run_shared(job: ChunkJob, files: tuple[SourceFile, ...]) -> bytes:
     """Files read at the client's path -> chunk bytes; NotShared when one is not as listed."""
-    from appliance.corpus.build import analyze_data
 
     analyzer = _analyzer(job)
     results = []
@@ -552,7 +550,6 @@ def run_shared(job: ChunkJob, files: tuple[SourceFile, ...]) -> bytes:
 def run_streamed(job: ChunkJob, files: tuple[SourceFile, ...],
                  payload: tuple[bytes | str, ...]) -> bytes:
     """Files sent by the client (bytes, or the reason it could not read one) -> chunk bytes."""
-    from appliance.corpus.build import analyze_data
 
     analyzer = _analyzer(job)
     results = [analyze_data(item, source.rel, analyzer, *job.thumbs)

@@ -1,0 +1,76 @@
+"""One item of a build: a source file's bytes or a drawn face -> `ItemResult`.
+
+Shared by the local worker processes (`appliance.corpus.build`) and the Dask workers
+(`appliance.corpus.cluster`); nothing here raises for a bad image, only for broken models.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import numpy as np
+
+from appliance.corpus.chunks import DIM, ItemResult
+from appliance.corpus.thumbs import encode
+
+
+def analyze_file(
+    path: str, rel: str, analyzer: Any, size: int, encoding: str, quality: int
+) -> ItemResult:
+    """One source file -> ItemResult; never raises for a bad file (model errors do raise)."""
+    data = read_source(path)
+    if isinstance(data, ItemResult):
+        return data
+    return analyze_data(data, rel, analyzer, size, encoding, quality)
+
+
+def read_source(path: str) -> bytes | ItemResult:
+    """A source file's bytes, or the rejection of an unreadable or empty one."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        return ItemResult(f"unreadable file ({exc.strerror or exc})")
+    if not data:
+        return ItemResult("empty file")
+    return data
+
+
+def analyze_data(
+    data: bytes, rel: str, analyzer: Any, size: int, encoding: str, quality: int
+) -> ItemResult:
+    """The bytes of source file `rel` -> ItemResult (never raises for a bad image)."""
+    from appliance.images import ImageError, load_image
+
+    digest = hashlib.sha256(data).hexdigest()
+    try:
+        rgb = load_image(data, name=rel)
+    except ImageError as exc:
+        return ItemResult(_strip_name(str(exc), rel), digest)
+    except Exception as exc:  # a decoder crash must not stop a 200k-image build
+        return ItemResult(f"unreadable image ({type(exc).__name__}: {exc})", digest)
+    return analyze_image(rgb, digest, analyzer, size, encoding, quality)
+
+
+def analyze_image(
+    rgb: np.ndarray, digest: str, analyzer: Any, size: int, encoding: str, quality: int
+) -> ItemResult:
+    """One decoded image -> ItemResult (`digest` identifies its source for duplicates)."""
+    try:
+        outcome = analyzer.analyze(rgb)
+    except Exception as exc:
+        if type(exc).__name__ == "ModelError":  # a broken model stops the build
+            raise
+        return ItemResult(f"analysis failed ({type(exc).__name__}: {exc})", digest)
+    if not hasattr(outcome, "descriptor"):
+        return ItemResult(getattr(outcome, "reason", "no face found"), digest)
+    descriptor = np.asarray(outcome.descriptor, dtype=np.float32).reshape(DIM)
+    thumbnail = encode(outcome.aligned(size), encoding, quality)  # type: ignore[arg-type]
+    return ItemResult(None, digest, descriptor, thumbnail)
+
+
+def _strip_name(message: str, rel: str) -> str:
+    first = message.splitlines()[0] if message else "unreadable image"
+    prefix = f"{rel}: "
+    return first[len(prefix) :] if first.startswith(prefix) else first
