@@ -311,3 +311,43 @@ def test_the_appliance_prints_the_double_after_the_ticket(net, corpus_dir, astro
     after = snapshot(roots)
     changed = [p for p in set(after) | set(before) if after.get(p) != before.get(p)]
     assert [p for p in changed if Path(p).resolve() not in (counter,)] == []
+
+
+def test_a_press_while_the_double_is_conjured_is_answered_busy(net, corpus_dir, astronaut,
+                                                               tmp_path, monkeypatch):
+    import dataclasses
+    import threading
+
+    from appliance.conjure.double import Conjurer
+    from appliance.runtime.demo import Demo
+    from appliance.runtime.machine import State
+    from appliance.settings import load_settings
+
+    sandbox(tmp_path, monkeypatch)
+    conjuring, answered = threading.Event(), threading.Event()
+    original = Conjurer.conjure
+
+    def held(self, descriptor, budget=None):
+        conjuring.set()
+        answered.wait(20)
+        return original(self, descriptor, Budget(seconds=None, evaluations=10))
+
+    monkeypatch.setattr(Conjurer, "conjure", held)
+    settings = load_settings(search=False)
+    settings = settings.replace(ticket=dataclasses.replace(settings.ticket, conjure="after"))
+    demo = Demo(settings, image=astronaut, out_dir=tmp_path / "tickets", echo=lambda _: None,
+                corpus_path=corpus_dir)
+    status: list[int] = []
+    thread = threading.Thread(target=lambda: status.append(demo.run(1)), daemon=True)
+    thread.start()
+    try:
+        assert conjuring.wait(60)
+        answer = demo.service.press_and_wait("button")
+    finally:
+        answered.set()
+        thread.join(60)
+    assert status == [0]
+    assert not answer.taken and answer.state is State.PRINTING
+    counters = demo.service.machine.counters
+    assert counters.visits == 1 and counters.presses_ignored == 1
+    assert len(list((tmp_path / "tickets").glob("*.png"))) == 2
