@@ -335,3 +335,34 @@ def test_doctor_never_writes_to_the_file_printers_device(tmp_path):
     os.mkfifo(fifo)  # no reader: opening it to write would block or fail; a look does not
     settings = settings_from(tmp_path, f"printer: {{backend: file, file: {{device: '{fifo}'}}}}\n")
     assert run_check(doctor.check_printer, settings)[0][:2] == ("ok", "printer")
+
+
+# ---------------------------------------------------------------------------------------------
+# ticket.conjure: after needs the cma package and the generator's weights
+
+
+def test_conjure_off_is_not_checked(tmp_path):
+    settings = settings_from(tmp_path, "ticket: {conjure: 'off'}\n")
+    assert run_check(doctor.check_conjure, settings) == []
+
+
+def test_conjure_without_its_weights_is_a_problem_naming_the_file(tmp_path):
+    missing = tmp_path / "none.tar"
+    settings = settings_from(
+        tmp_path, f"ticket: {{conjure: after}}\ngenerator: {{weights: {missing}}}\n")
+    [(level, part, message)] = run_check(doctor.check_conjure, settings)
+    assert (level, part) == (doctor.PROBLEM, "conjure")
+    assert str(missing) in message and "\n" not in message
+
+
+def test_conjure_with_cma_and_the_weights_is_ok(tmp_path):
+    pytest.importorskip("cma")
+    from appliance.generator.dcgan import WeightsNotFound, default_weights_path
+
+    try:
+        default_weights_path()
+    except WeightsNotFound:
+        pytest.skip("the DCGAN weights are not installed (./dev setup installs them)")
+    settings = settings_from(tmp_path, "ticket: {conjure: after, conjure_seconds: 7}\n")
+    [(level, part, message)] = run_check(doctor.check_conjure, settings)
+    assert (level, part) == (doctor.OK, "conjure") and "7 s" in message

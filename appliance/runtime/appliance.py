@@ -134,15 +134,12 @@ class Appliance:
         if self.settings.ticket.conjure != "after" or self.conjurer is not None:
             return
         try:
-            from appliance import config
             from appliance.conjure.double import Conjurer
             from appliance.conjure.search import Budget
-            from appliance.generator.settings import GeneratorSettings
 
-            raw = self.settings.raw
-            weights = config.section(raw, "generator", GeneratorSettings).weights if raw else None
             budget = Budget(seconds=self.settings.ticket.conjure_seconds)
-            self.conjurer = Conjurer(self.analyzer, self.corpus, budget=budget, weights=weights)
+            self.conjurer = Conjurer(self.analyzer, self.corpus, budget=budget,
+                                     weights=generator_weights(self.settings))
         except Exception as exc:
             log.warning("ticket.conjure: after is off: %s", one_line(exc))
 
@@ -310,6 +307,15 @@ def assemble(settings: AppSettings, *, corpus_path: Path | None = None,
     counter = FixedCounter(first_number) if first_number is not None else None
     return Appliance(settings, camera=camera, printer=printer, corpus_path=corpus_path,
                      counter=counter)
+
+
+def generator_weights(settings: AppSettings) -> Path | None:
+    """The DCGAN weights file the config names (`generator.weights`), None for the installed."""
+    from appliance import config
+    from appliance.generator.settings import GeneratorSettings
+
+    raw = settings.raw
+    return config.section(raw, "generator", GeneratorSettings).weights if raw else None
 
 
 def keep_capture(frame: Frame, folder: Path) -> None:

@@ -68,6 +68,7 @@ def run_doctor(config_file: Path | None, *, socket: Path | None = None,
         check_pins(doc, settings, pin_factory)
     check_poweroff(doc, settings)
     check_privacy(doc, settings)
+    check_conjure(doc, settings)
     if doc.problems:
         echo(f"{doc.problems} problem(s) found")
         return 1
@@ -255,6 +256,26 @@ def check_privacy(doc: Doctor, settings: Any) -> None:
                    + ("" if writable else " (not writable)") + ": tell your visitors")
     else:
         doc.report("privacy", OK, "visitors' photos and descriptors stay in memory only")
+
+
+def check_conjure(doc: Doctor, settings: Any) -> None:
+    """`ticket.conjure: after` needs the cma package and the generator's weights (read only)."""
+    if settings.ticket.conjure != "after":
+        return
+    from appliance.conjure.search import require_cma
+    from appliance.errors import one_line
+    from appliance.generator.dcgan import DCGAN
+    from appliance.runtime.appliance import generator_weights
+
+    try:
+        require_cma()
+        DCGAN.load(generator_weights(settings))
+    except Exception as exc:
+        doc.report("conjure", PROBLEM, f"ticket.conjure is after but it cannot run, so no "
+                   f"conjured double is printed: {one_line(exc)}")
+        return
+    doc.report("conjure", OK, f"a conjured double follows each ticket (up to "
+               f"{settings.ticket.conjure_seconds:g} s of search)")
 
 
 def _writable(path: Path) -> bool:
