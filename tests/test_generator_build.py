@@ -114,7 +114,7 @@ def test_a_sigkilled_generator_build_resumes_to_the_same_corpus(weights, config,
     resumed = cli_build("dcgan:23:4", tmp_path / "c", "--workers", "2", "--weights",
                         str(weights))
     assert resumed.returncode == 0, resumed.stderr
-    assert "chunks reused" in resumed.stdout and "23 files" in resumed.stdout
+    assert "chunks reused" in resumed.stdout and "23 draws" in resumed.stdout
     build(GeneratorSource.parse("dcgan:23:4", weights), tmp_path / "ref", workers=1,
           engine=MockEngine(), progress=False, settings=CorpusSettings(chunk_size=5))
     same_files(tmp_path / "c", tmp_path / "ref", fmt.DATA_FILES)

@@ -137,7 +137,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     resumed = f", {report.reused_chunks} of {report.total_chunks} chunks reused" if (
         report.reused_chunks) else ""
     print(
-        f"{report.corpus_dir}: {report.faces} faces from {report.files} files, "
+        f"{report.corpus_dir}: {report.faces} faces from {report.files} "
+        f"{'files' if isinstance(source, Path) else 'draws'}, "
         f"{report.rejected} rejected (see rejected.tsv){resumed}, {report.seconds:.1f} s"
         + (f" {report.where}" if report.where else "")
     )

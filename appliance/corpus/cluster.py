@@ -55,6 +55,7 @@ from appliance.errors import one_line
 
 CONNECT_TIMEOUT = 10.0  # s: connecting, and reconnecting after the scheduler dropped us
 CALL_TIMEOUT = 30.0  # s: one question to the scheduler (workers, threads)
+COMM_SETTLE_SECONDS = 3.0  # s: after a closed connection, for the client to see its scheduler gone
 RESULT_TIMEOUT = 300.0  # s: fetching one finished chunk's bytes from its worker
 NO_WORKER_TIMEOUT = 120.0  # s: a cluster without any worker for this long stops the build
 STREAM_BATCH_BYTES = 8 << 20  # streamed files per task, at most (one larger file goes alone)
@@ -251,6 +252,8 @@ class _Window:
             if status == "error":
                 return None, future.exception(timeout=CALL_TIMEOUT)
         except Exception as exc:
+            if _connection_lost(exc):  # the client may learn a moment later that it is alone
+                _wait_while_running(self.session.client, COMM_SETTLE_SECONDS)
             if self.session.client.status != "running":
                 self.session._check_alive(time.monotonic() - CONNECT_TIMEOUT - 6)
             return None, exc
@@ -277,6 +280,19 @@ class _Window:
         if now - self.idle_since > NO_WORKER_TIMEOUT:
             raise ClusterError(f"{self.session.address}: no worker for "
                                f"{NO_WORKER_TIMEOUT:.0f} s")
+
+
+def _connection_lost(exc: BaseException) -> bool:
+    """A closed connection (Dask's CommClosedError, tornado's StreamClosedError, OSError)."""
+    return isinstance(exc, OSError) or type(exc).__name__ in ("CommClosedError",
+                                                              "StreamClosedError")
+
+
+def _wait_while_running(client: Any, seconds: float) -> None:
+    """Give the client up to `seconds` to notice that its scheduler has gone."""
+    deadline = time.monotonic() + seconds
+    while client.status == "running" and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 @contextlib.contextmanager

@@ -19,7 +19,7 @@ def summary(corpus: Corpus) -> dict[str, Any]:
     out: dict[str, Any] = {
         "path": str(corpus.path),
         "format": f"{m['format']} v{m['format_version']}",
-        "kind": "synthetic" if corpus.synthetic else "built from images",
+        "kind": _kind(corpus.synthetic, source),
         "faces": corpus.count,
         "dimension": corpus.dim,
         "built": m.get("built"),
@@ -34,7 +34,7 @@ def summary(corpus: Corpus) -> dict[str, Any]:
                                        f"{str(source.get('weights'))[:12]})")
         else:
             out["source folder"] = source.get("folder")
-        out["source files"] = source.get("files")
+        out["source draws" if source.get("generator") else "source files"] = source.get("files")
         out["rejected"] = source.get("rejected")
         model = (m.get("model") or {}).get("files") or {}
         out["models"] = ", ".join(f"{k} {str(v)[:12]}" for k, v in model.items())
@@ -56,3 +56,11 @@ def summary(corpus: Corpus) -> dict[str, Any]:
     out["size on disk"] = f"{total / 1e6:.1f} MB ({files[fmt.THUMBS_PACK]['bytes'] / 1e6:.1f} MB " \
         "thumbnails)"
     return out
+
+
+def _kind(synthetic: bool, source: dict[str, Any]) -> str:
+    if source.get("imported"):
+        return "imported descriptors (placeholder thumbnails)"
+    if synthetic:
+        return "synthetic"
+    return "drawn by a generator" if source.get("generator") else "built from images"
