@@ -18,8 +18,7 @@ import numpy as np
 
 from appliance.corpus import format as fmt
 from appliance.corpus.settings import CorpusSettings
-from appliance.corpus.synth import DIM, PLACEHOLDERS, _prepare, _write_thumbnails
-from appliance.corpus.writer import finalize
+from appliance.corpus.synth import DIM, finish_with_placeholders, prepare_directory
 
 MAX_ABS = 1024.0  # descriptors are unit-scale (dlib's norms ~1.4); beyond this a file is wrong
 BLOCK = 65536
@@ -115,36 +114,15 @@ def import_descriptors(
     settings = settings or CorpusSettings()
     directory = Path(corpus_dir)
     started = time.monotonic()
-    _prepare(directory, overwrite)
+    prepare_directory(directory, overwrite)
     with open(directory / fmt.DESCRIPTORS, "wb") as fh:
         for start in range(0, count, BLOCK):
             block = np.asarray(vectors[start : start + BLOCK], dtype=np.float64)
             fh.write(block.astype("<f2").tobytes())
     del vectors
-    _write_thumbnails(directory, count, np.random.default_rng(seed), settings)
-    name = source.name
-    (directory / fmt.SOURCES).write_bytes(
-        fmt.tsv_bytes(("row", "path"), ((i, f"{name}:{i}") for i in range(count)))
-    )
-    (directory / fmt.REJECTED).write_bytes(fmt.tsv_bytes(("path", "reason"), ()))
-    fields = {
-        "synthetic": True,
-        "source": {
-            "folder": None,
-            "imported": str(source.resolve()),
-            "sha256": fmt.sha256_file(source),
-            "generator": "sosie corpus import",
-            "files": 1,
-            "rejected": 0,
-        },
-        "model": None,
-        "thumbnails": {
-            "encoding": settings.thumbnail_encoding,
-            "size": settings.thumbnail_size,
-            "gray": False,
-            "placeholders": min(PLACEHOLDERS, count),
-        },
-    }
-    fields["build_seconds"] = round(time.monotonic() - started, 3)
-    finalize(directory, count, DIM, fields)
-    return directory
+    source_fields = {"folder": None, "imported": str(source.resolve()),
+                     "sha256": fmt.sha256_file(source), "generator": "sosie corpus import",
+                     "files": 1, "rejected": 0}
+    names = (f"{source.name}:{i}" for i in range(count))
+    return finish_with_placeholders(directory, count, np.random.default_rng(seed), settings,
+                                    source_fields, names, started)

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
@@ -43,7 +45,7 @@ def synth(
         raise ValueError(f"count = {count}: expected at least 1")
     settings = settings or CorpusSettings()
     directory = Path(corpus_dir)
-    _prepare(directory, overwrite)
+    prepare_directory(directory, overwrite)
     started = time.monotonic()
     rng = np.random.default_rng(seed)
     offset, basis = descriptor_model(rng)
@@ -51,21 +53,25 @@ def synth(
         for start in range(0, count, BLOCK):
             rows = min(BLOCK, count - start)
             fh.write(draw_descriptors(rng, offset, basis, rows).astype("<f2").tobytes())
+    source = {"folder": None, "generator": "sosie corpus synth", "seed": int(seed),
+              "files": count, "rejected": 0}
+    names = (f"synthetic/{i:07d}" for i in range(count))
+    return finish_with_placeholders(directory, count, rng, settings, source, names, started)
+
+
+def finish_with_placeholders(directory: Path, count: int, rng: np.random.Generator,
+                             settings: CorpusSettings, source: dict[str, Any],
+                             names: Iterable[str], started: float) -> Path:
+    """The rest of a corpus whose descriptors.f16 is written (synth, import): placeholder
+    thumbnails, `sources.tsv` from `names`, an empty rejected list, then the manifest with
+    `source` (norms, PCA, sketch and checksums by `writer.finalize`)."""
     _write_thumbnails(directory, count, rng, settings)
-    (directory / fmt.SOURCES).write_bytes(
-        fmt.tsv_bytes(("row", "path"), ((i, f"synthetic/{i:07d}") for i in range(count)))
-    )
+    (directory / fmt.SOURCES).write_bytes(fmt.tsv_bytes(("row", "path"), enumerate(names)))
     (directory / fmt.REJECTED).write_bytes(fmt.tsv_bytes(("path", "reason"), ()))
     fields = {
         "synthetic": True,
-        "build_seconds": 0.0,
-        "source": {
-            "folder": None,
-            "generator": "sosie corpus synth",
-            "seed": int(seed),
-            "files": count,
-            "rejected": 0,
-        },
+        "build_seconds": round(time.monotonic() - started, 3),
+        "source": source,
         "model": None,
         "thumbnails": {
             "encoding": settings.thumbnail_encoding,
@@ -74,12 +80,11 @@ def synth(
             "placeholders": min(PLACEHOLDERS, count),
         },
     }
-    fields["build_seconds"] = round(time.monotonic() - started, 3)
     finalize(directory, count, DIM, fields)
     return directory
 
 
-def _prepare(directory: Path, overwrite: bool) -> None:
+def prepare_directory(directory: Path, overwrite: bool) -> None:
     if directory.exists() and any(directory.iterdir()):
         if not overwrite:
             raise FileExistsError(f"{directory}: not empty (use --force to replace it)")
