@@ -46,6 +46,10 @@ static inline double sosie_sketch_bound(const sosie_sketch_job *job, float h2, f
 }
 #endif
 
+#ifndef SKETCH_AHEAD
+#define SKETCH_AHEAD 2048
+#endif
+
 /* h2 of every row of [begin, end) into h2[0..), and the k rows of least h2 into `seeds`. */
 SCAN_ATTR static void SOSIE_CAT2(SCAN_ISA, sketch_h2)(const sosie_sketch_job *job, float *h2,
                                                        sosie_topk *seeds) {
@@ -58,6 +62,11 @@ SCAN_ATTR static void SOSIE_CAT2(SCAN_ISA, sketch_h2)(const sosie_sketch_job *jo
     int32_t dots[4];
     size_t i = begin;
     for (; i + 4 <= end; i += 4) {
+        /* codes and norms SKETCH_AHEAD bytes ahead: the hardware prefetcher alone left this
+         * pass at half the memory's streaming rate on a cold cache */
+        const char *ahead = (const char *)(codes + (ptrdiff_t)i * cs) + SKETCH_AHEAD;
+        for (ptrdiff_t b = 0; b < 4 * cs; b += 64) __builtin_prefetch(ahead + b, 0, 3);
+        if ((i & 15) == 0) __builtin_prefetch((const char *)(a2 + i) + SKETCH_AHEAD / 8, 0, 3);
         SKETCH_ROWS4(codes + (ptrdiff_t)i * cs, cs, job->weights, m, dots);
         float *v = h2 + (i - begin);
         sosie_v4i di;
