@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from audit import AUDIT, sandbox_dirs, snapshot
 from PIL import Image
 
 from appliance.conjure import NO_FACE_DISTANCE, Budget, LikenessObjective, conjure, corpus_start
@@ -190,32 +191,14 @@ def test_the_curve_shows_the_search():
     assert nice_ticks(0, 44) == [0, 10, 20, 30, 40]
 
 
-def sandbox(tmp_path: Path, monkeypatch) -> dict[str, Path]:
-    """HOME, TMPDIR, the working directory and the cache in fresh folders (as test_privacy)."""
-    import tempfile
-
-    dirs = {name: tmp_path / name for name in ("home", "tmp", "cwd", "cache")}
-    for d in dirs.values():
-        d.mkdir()
-    monkeypatch.setenv("HOME", str(dirs["home"]))
-    monkeypatch.setenv("TMPDIR", str(dirs["tmp"]))
-    monkeypatch.setenv("SOSIE_CACHE", str(dirs["cache"]))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(dirs["home"] / ".cache"))
-    monkeypatch.chdir(dirs["cwd"])
-    monkeypatch.setattr(tempfile, "tempdir", str(dirs["tmp"]))
-    return dirs
-
-
 def test_conjuring_writes_nothing_of_the_photo(net, corpus_dir, astronaut, tmp_path,
                                                monkeypatch):
     """The privacy audit of tests/test_privacy.py on the conjure path: Python's file writes and
     a snapshot of HOME, TMPDIR, the working directory, the cache and the corpus; only --out's
     four files appear, and none of them holds the photo's pixels or its descriptor."""
-    from test_privacy import AUDIT, snapshot
-
     from appliance.cli import main
 
-    dirs = sandbox(tmp_path, monkeypatch)
+    dirs = sandbox_dirs(tmp_path, monkeypatch)
     photo = dirs["home"] / "visitor.png"
     Image.fromarray(astronaut).save(photo)
     out = dirs["home"] / "conjured"
@@ -280,7 +263,7 @@ def test_the_appliance_prints_the_double_after_the_ticket(net, corpus_dir, astro
 
     from appliance.settings import load_settings
 
-    dirs = sandbox(tmp_path, monkeypatch)
+    dirs = sandbox_dirs(tmp_path, monkeypatch)
     tickets = tmp_path / "tickets"
     tickets.mkdir()
     settings = load_settings(search=False)
@@ -323,7 +306,7 @@ def test_a_press_while_the_double_is_conjured_is_answered_busy(net, corpus_dir, 
     from appliance.runtime.machine import State
     from appliance.settings import load_settings
 
-    sandbox(tmp_path, monkeypatch)
+    sandbox_dirs(tmp_path, monkeypatch)
     conjuring, answered = threading.Event(), threading.Event()
     original = Conjurer.conjure
 
