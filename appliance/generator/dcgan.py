@@ -16,7 +16,6 @@ face is computed on its own, so neither the batch it is drawn in nor the process
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from appliance.files import sha256_file
 from appliance.generator.torch_zip import WeightsFormatError, read_torch_zip
 
 CHANNELS = (100, 512, 256, 128, 64, 3)
@@ -162,7 +162,7 @@ class DCGAN:
             layers = fold_layers(state[STATE_KEY])
         except WeightsFormatError as exc:
             raise WeightsFormatError(f"{path}: {exc}") from None
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        digest = sha256_file(path)
         return cls(layers, digest, path)
 
     @staticmethod
