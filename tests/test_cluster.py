@@ -15,14 +15,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-import yaml
 
 pytest.importorskip("distributed")
 
 from cluster_helpers import LoopbackCluster
 from generator_helpers import DarkEngine, DarkMockEngine, folder_bytes
 from PIL import Image
-from test_build import textured
+from test_build import stable_manifest, textured
 from torch_zip_writer import dcgan_state, write_dcgan
 
 from appliance.corpus import CorpusSettings, MockEngine, build
@@ -87,13 +86,6 @@ def local_folder(folder, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("local") / "corpus"
     build(folder, out, workers=1, settings=SMALL, engine=MockEngine(), progress=False)
     return out
-
-
-def stable_manifest(corpus: Path) -> dict:
-    manifest = yaml.safe_load((corpus / fmt.MANIFEST).read_text())
-    for key in fmt.VOLATILE_KEYS:
-        manifest.pop(key, None)
-    return manifest
 
 
 def assert_same_corpus(a: Path, b: Path) -> None:

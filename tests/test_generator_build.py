@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 from generator_helpers import DarkMockEngine
+from test_build import stable_manifest
 from torch_zip_writer import dcgan_state, write_dcgan
 
 from appliance.corpus import Corpus, CorpusSettings, MockEngine, build
@@ -46,13 +47,6 @@ def table(path: Path) -> list[list[str]]:
 def same_files(a: Path, b: Path, names) -> None:
     for name in names:
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
-
-
-def stable_manifest(corpus: Path) -> dict:
-    manifest = yaml.safe_load((corpus / fmt.MANIFEST).read_text())
-    for key in fmt.VOLATILE_KEYS:
-        manifest.pop(key, None)
-    return manifest
 
 
 def test_a_generator_builds_like_a_folder_of_its_faces(weights, tmp_path):
