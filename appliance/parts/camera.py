@@ -9,10 +9,11 @@ only.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -92,18 +93,12 @@ class Camera:
     def _open_locked(self) -> None:
         if self.is_open:
             return
-        try:
+        with self._closed_on_failure():
             self._open()
             if self.settle_seconds:
                 time.sleep(self.settle_seconds)
             for _ in range(self.warmup_frames):
                 self._grab()
-        except CameraError:
-            self._close_quietly()
-            raise
-        except Exception as exc:
-            self._close_quietly()
-            raise CameraError(f"{self.name} camera: {one_line(exc)}") from None
         self.is_open = True
 
     def capture(self) -> np.ndarray:
@@ -116,15 +111,21 @@ class Camera:
                 log.warning("%s camera: grab failed (%s); reopening", self.name, one_line(exc))
                 self._close_quietly()
                 self._open_locked()
-                try:
+                with self._closed_on_failure():
                     frame = self._grab()
-                except CameraError:
-                    self._close_quietly()
-                    raise
-                except Exception as exc2:
-                    self._close_quietly()
-                    raise CameraError(f"{self.name} camera: {one_line(exc2)}") from None
         return self._orient(frame)
+
+    @contextlib.contextmanager
+    def _closed_on_failure(self) -> Iterator[None]:
+        """Close the device on any failure; anything but a CameraError becomes one (one line)."""
+        try:
+            yield
+        except CameraError:
+            self._close_quietly()
+            raise
+        except Exception as exc:
+            self._close_quietly()
+            raise CameraError(f"{self.name} camera: {one_line(exc)}") from None
 
     def close(self) -> None:
         with self._lock:
