@@ -8,19 +8,13 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_search import reference
 
 from appliance import _scan
 from appliance.corpus.sketch import Sketch, build_sketch
 from appliance.search import Scanner, kernels
 
 KERNELS = kernels()
-
-
-def reference(vectors: np.ndarray, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Exact top-k in float64: ascending distance, ties by lower row."""
-    squared = ((vectors.astype(np.float64) - np.asarray(query, np.float64)) ** 2).sum(axis=1)
-    order = np.lexsort((np.arange(len(vectors)), squared))[:k]
-    return order, np.sqrt(squared[order]).astype(np.float32)
 
 
 def make_vectors(rng: np.random.Generator, n: int, d: int, mode: str) -> np.ndarray:
