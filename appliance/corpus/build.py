@@ -19,7 +19,6 @@ import json
 import os
 import shutil
 import signal
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +42,7 @@ from appliance.corpus.format import CorpusError, atomic_write_bytes
 from appliance.corpus.settings import CorpusSettings
 from appliance.corpus.thumbs import PackWriter
 from appliance.corpus.walk import list_sources
-from appliance.corpus.workers import guard_orphan, run_tasks
+from appliance.corpus.workers import guard_orphan, progress_bar, run_tasks
 from appliance.corpus.writer import clear_manifest, finalize
 from appliance.files import exclusive
 from appliance.generator.source import GeneratorSource
@@ -144,7 +143,8 @@ def _build(
     count = workers if workers is not None else settings.workers
     count = count or os.cpu_count() or 1
 
-    bar = _progress_bar(len(files), sum(len(chunks[k]) for k in current), progress)
+    bar = progress_bar(len(files), sum(len(chunks[k]) for k in current), progress,
+                       unit="img", desc="sosie build")
     try:
         if cluster is not None and pending:
             from appliance.corpus.cluster import ClusterError
@@ -350,21 +350,6 @@ def _process(task: tuple[int, int, str, str]) -> tuple[int, int, ItemResult]:
         digest = hashlib.sha256(face.tobytes()).hexdigest()
         return k, j, analyze_image(face, digest, _analyzer, *_thumbs)
     return k, j, analyze_file(path, rel, _analyzer, *_thumbs)
-
-
-def _progress_bar(total: int, done: int, enabled: bool) -> Any:
-    from tqdm import tqdm
-
-    return tqdm(
-        total=total,
-        initial=done,
-        unit="img",
-        desc="sosie build",
-        disable=not enabled,
-        smoothing=0.05,
-        dynamic_ncols=True,
-        file=sys.stderr,
-    )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -26,6 +26,14 @@ from appliance.errors import one_line
 Task = tuple[Any, ...]
 
 
+def progress_bar(total: int, done: int, enabled: bool, *, unit: str, desc: str) -> Any:
+    """The tqdm bar on stderr of a build or generate run (`done` of `total` already there)."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=done, unit=unit, desc=desc, disable=not enabled,
+                smoothing=0.05, dynamic_ncols=True, file=sys.stderr)
+
+
 class WorkerFailed(RuntimeError):
     """A worker could not start or raised an unexpected error (one line)."""
 

@@ -16,7 +16,6 @@ import math
 import os
 import re
 import signal
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -24,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from appliance.corpus.workers import WorkerFailed
+from appliance.corpus.workers import WorkerFailed, progress_bar
 from appliance.files import exclusive
 from appliance.generator.draws import Draw
 from appliance.generator.journal import (
@@ -141,7 +140,8 @@ def _draw(out_dir: Path, work: Path, tally: _Tally, drawer: Drawer, slack: int,
           progress: bool) -> int:
     kill_after = int(os.environ.get(KILL_AFTER_ENV, "0") or 0)
     drawn = 0
-    bar = _progress_bar(tally.count, min(tally.faces, tally.count), progress)
+    bar = progress_bar(tally.count, min(tally.faces, tally.count), progress, unit="face",
+                       desc="sosie generate")
     appender = Appender(work)
     try:
         while tally.last is None:
@@ -210,12 +210,3 @@ def _remove_strays(out_dir: Path, records: dict[int, Record]) -> None:
         if (name.startswith(".") and name.endswith(".tmp")) or (
                 FACE_NAME.fullmatch(name) and name not in kept):
             path.unlink(missing_ok=True)
-
-
-
-
-def _progress_bar(total: int, done: int, enabled: bool) -> Any:
-    from tqdm import tqdm
-
-    return tqdm(total=total, initial=done, unit="face", desc="sosie generate",
-                disable=not enabled, smoothing=0.05, dynamic_ncols=True, file=sys.stderr)
