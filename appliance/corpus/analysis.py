@@ -53,6 +53,14 @@ def analyze_data(
     return analyze_image(rgb, digest, analyzer, size, encoding, quality)
 
 
+def analyze_drawn(
+    face: np.ndarray, analyzer: Any, size: int, encoding: str, quality: int
+) -> ItemResult:
+    """A face drawn by the generator -> ItemResult (its digest: sha256 of its pixels)."""
+    digest = hashlib.sha256(face.tobytes()).hexdigest()
+    return analyze_image(face, digest, analyzer, size, encoding, quality)
+
+
 def analyze_image(
     rgb: np.ndarray, digest: str, analyzer: Any, size: int, encoding: str, quality: int
 ) -> ItemResult:

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from appliance.corpus import format as fmt
-from appliance.corpus.analysis import analyze_file, analyze_image
+from appliance.corpus.analysis import analyze_drawn, analyze_file
 from appliance.corpus.chunks import (
     DIM,
     ItemResult,
@@ -346,9 +346,7 @@ def _init_worker(engine: Engine, thumbs: tuple[int, str, int], watch_parent: boo
 def _process(task: tuple[int, int, str, str]) -> tuple[int, int, ItemResult]:
     k, j, path, rel = task
     if _generator is not None:
-        face = _generator.face(rel)
-        digest = hashlib.sha256(face.tobytes()).hexdigest()
-        return k, j, analyze_image(face, digest, _analyzer, *_thumbs)
+        return k, j, analyze_drawn(_generator.face(rel), _analyzer, *_thumbs)
     return k, j, analyze_file(path, rel, _analyzer, *_thumbs)
 
 

@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from appliance.corpus.analysis import analyze_data, analyze_image, read_source
+from appliance.corpus.analysis import analyze_data, analyze_drawn, read_source
 from appliance.corpus.chunks import ItemResult, SourceFile, chunk_bytes, parse_chunk
 from appliance.corpus.format import CorpusError
 from appliance.errors import one_line
@@ -526,18 +526,14 @@ def generator_network(weights: Path, sha256: str) -> Any:
 
 def run_generated(job: ChunkJob, first: int, count: int) -> bytes:
     """Draws first..first+count-1 of the generator -> chunk bytes (task on a worker)."""
-    import hashlib
-
-
     source = job.generator
     net = generator_network(source.weights, source.weights_sha256)
     analyzer = _analyzer(job)
     files, results = [], []
     for index in range(first, first + count):
         face = net.faces(source.seed, [index], source.size)[0]
-        digest = hashlib.sha256(face.tobytes()).hexdigest()
         files.append(SourceFile(source.name(index), source.size, 0))
-        results.append(analyze_image(face, digest, analyzer, *job.thumbs))
+        results.append(analyze_drawn(face, analyzer, *job.thumbs))
     return chunk_bytes(job.key, files, results)
 
 
