@@ -15,7 +15,7 @@ from typing import Any
 
 from appliance.corpus.cluster import ClusterError, Session, Task, generator_network
 from appliance.errors import one_line
-from appliance.generator.draws import DcganDrawer, DcganJob, Draw, encode, judge
+from appliance.generator.draws import DcganDrawer, DcganJob, Draw, judge_faces
 
 
 @dataclass(frozen=True)
@@ -34,13 +34,8 @@ def draw_on_worker(work: DrawJob, indices: tuple[int, ...]) -> list[Draw]:
 
     net = generator_network(work.job.weights, work.weights_sha256)
     analyzer = _analyzer(ChunkJob("", work.engine, work.checksums, (0, "", 0)))
-    out = []
-    for index in indices:
-        face = net.faces(work.job.seed, [index], work.job.size)[0]
-        reason = judge(analyzer, face)
-        data = encode(face, work.job.image_format) if reason is None else b""
-        out.append(Draw(index, reason, data, work.job.name(index) if data else ""))
-    return out
+    faces = (net.faces(work.job.seed, [index], work.job.size)[0] for index in indices)
+    return judge_faces(work.job, analyzer, indices, faces)
 
 
 @dataclass

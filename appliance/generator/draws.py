@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,10 +84,16 @@ def init(job: DcganJob, engine: Any, in_worker: bool = True) -> None:
 def draw_block(indices: tuple[int, ...]) -> list[Draw]:
     """The draws `indices` of the job `init` was given."""
     job: DcganJob = _state["job"]
+    return judge_faces(job, _state["analyzer"], indices,
+                       _state["net"].faces(job.seed, indices, job.size))
+
+
+def judge_faces(job: DcganJob, analyzer: Any, indices: Iterable[int],
+                faces: Iterable[np.ndarray]) -> list[Draw]:
+    """The draws `indices` of `job` from their rendered `faces`: kept (encoded) or rejected."""
     out = []
-    for index, face in zip(indices, _state["net"].faces(job.seed, indices, job.size),
-                           strict=True):
-        reason = judge(_state["analyzer"], face)
+    for index, face in zip(indices, faces, strict=True):
+        reason = judge(analyzer, face)
         data = encode(face, job.image_format) if reason is None else b""
         out.append(Draw(index, reason, data, job.name(index) if data else ""))
     return out
