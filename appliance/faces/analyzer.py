@@ -403,10 +403,6 @@ class FaceAnalyzer:
             faces.append(face)
         return faces
 
-    def face_at(self, image: Source, detection: Detection) -> Face:
-        """Landmarks, chip and (lazy) descriptor for one `Detection` of this image."""
-        return self._face(self._rgb(image), detection, {})
-
     # -- steps -----------------------------------------------------------------------------------
 
     @staticmethod
