@@ -289,7 +289,7 @@ def test_the_appliance_prints_the_double_after_the_ticket(net, corpus_dir, astro
     outside = [p for p in AUDIT.paths
                if tickets.resolve() not in Path(p).resolve().parents
                and Path(p).resolve() not in (tickets.resolve(), counter,
-                                             counter.with_name("ticket-number.tmp"))]
+                                             counter.with_name(".ticket-number.tmp"))]
     assert outside == []
     after = snapshot(roots)
     changed = [p for p in set(after) | set(before) if after.get(p) != before.get(p)]

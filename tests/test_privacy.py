@@ -48,7 +48,7 @@ def allowed(path: str, dirs: dict[str, Path]) -> bool:
     tickets = dirs["tickets"].resolve()
     counter = (dirs["cache"] / "ticket-number").resolve()
     return p == tickets or tickets in p.parents or p in {counter, counter.with_name(
-        "ticket-number.tmp")}
+        ".ticket-number.tmp")}
 
 
 def test_a_session_writes_nothing_but_tickets(sandbox, corpus_dir):

@@ -465,3 +465,25 @@ def test_a_long_start_up_keeps_the_watchdog_fed(notify_socket, monkeypatch):
         late = received(notify_socket, lambda m: False, timeout=0.6)
         assert any("WATCHDOG=1" in m for m in late), "start-up is not a hung device"
         r.wait_state(State.READY, 10)
+
+
+def test_the_ticket_number_is_synced_before_it_replaces_the_old_one(tmp_path, monkeypatch):
+    """A power cut right after a ticket keeps a whole number (old or new), never an empty
+    file: the new one is on the card before the rename; an unwritable place is no error."""
+    from appliance.runtime.appliance import TicketCounter
+
+    path = tmp_path / "ticket-number"
+    counter = TicketCounter(path)
+    counter.save(41)
+    steps: list[str] = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: (steps.append("fsync"), real_fsync(fd))[1])
+    monkeypatch.setattr(os, "replace",
+                        lambda a, b: (steps.append("replace"), real_replace(a, b))[1])
+    counter.save(42)
+    assert steps[:2] == ["fsync", "replace"]
+    assert counter.next() == 42 and sorted(p.name for p in tmp_path.iterdir()) == [path.name]
+    monkeypatch.undo()
+    unwritable = TicketCounter(path / "ticket-number")  # its folder is a file
+    unwritable.save(43)  # logged, not raised
+    assert unwritable.next() == 1 and counter.next() == 42

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from appliance.errors import one_line
+from appliance.files import atomic_write_bytes
 from appliance.parts.camera import Camera, CameraError, Frame, make_camera
 from appliance.parts.diagnosis import first_problem
 from appliance.parts.printer import Paper, Printer, TicketAborted, make_printer
@@ -370,9 +371,7 @@ class TicketCounter:
 
     def save(self, next_number: int) -> None:
         try:
-            tmp = self.path.with_name(self.path.name + ".tmp")
-            tmp.write_text(f"{int(next_number)}\n")
-            os.replace(tmp, self.path)
+            atomic_write_bytes(self.path, f"{int(next_number)}\n".encode())
         except OSError as exc:  # a read-only card must not stop the printing
             log.debug("cannot save the ticket number: %s", exc)
 
