@@ -178,6 +178,33 @@ def test_a_photo_without_a_face_gets_one_line(no_face_photo, tmp_path, capsys, n
     assert "no such file" in capsys.readouterr().err
 
 
+def test_a_bad_out_fails_at_once_before_any_corpus_or_model(astronaut, tmp_path, capsys,
+                                                             monkeypatch):
+    """Without --corpus the demo corpus would be built (minutes): an --out that cannot be
+    written is refused first, on one line naming it, and nothing is written or built."""
+    import appliance.corpus
+    from appliance.cli import main
+    from appliance.faces import analyzer
+
+    dirs = sandbox_dirs(tmp_path, monkeypatch)
+    photo = dirs["home"] / "me.png"
+    Image.fromarray(astronaut).save(photo)
+    a_file = dirs["home"] / "notes.txt"
+    a_file.write_text("x")
+    called: list[str] = []
+    monkeypatch.setattr(appliance.corpus, "demo_corpus", lambda **_: called.append("corpus"))
+    monkeypatch.setattr(analyzer.FaceAnalyzer, "analyze",
+                        lambda *_: called.append("analyze"))
+    before = snapshot([tmp_path])
+    for out, why in ((a_file, "exists and is not a folder"),
+                     (a_file / "sub" / "dir", f"{a_file} is not a folder")):
+        assert main(["conjure", str(photo), "--out", str(out)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err == (f"sosie conjure: --out {out}: {why}; expected a folder, existing or to "
+                       "be created"), err
+    assert called == [] and snapshot([tmp_path]) == before
+
+
 def test_the_curve_shows_the_search():
     history = np.array([0.7, NO_FACE_DISTANCE, 0.6, 0.65, 0.5])
     image = distance_curve(history, 0.55, NO_FACE_DISTANCE)

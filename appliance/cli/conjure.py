@@ -15,6 +15,7 @@ arguments.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,23 @@ def _check(args: argparse.Namespace) -> None:
         raise UsageError(f"--size {args.size}: expected 64 to 1024 pixels")
     if args.corpus is not None and args.no_corpus:
         raise UsageError("--corpus and --no-corpus: give one of them")
+    _check_out(args.out)
+
+
+def _check_out(out: Path) -> None:
+    """Refuse an --out that could not be written, before any work (nothing is written here)."""
+    expected = "expected a folder, existing or to be created"
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out}: exists and is not a folder; {expected}")
+    existing = out
+    while not existing.exists():  # the nearest existing ancestor: mkdir creates the rest
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(f"--out {out}: {existing} is not a folder; {expected}")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"--out {out}: {existing} is not writable; {expected}")
 
 
 def _fail(message: str) -> int:
@@ -87,6 +105,8 @@ def _fail(message: str) -> int:
 
 def run_conjure(args: argparse.Namespace) -> int:
     _check(args)
+    if not args.photo.is_file():
+        return _fail(f"{args.photo}: no such file")
     import numpy as np
 
     from appliance import config
@@ -117,8 +137,6 @@ def run_conjure(args: argparse.Namespace) -> int:
     except (MissingOptimiser, WeightsNotFound, WeightsFormatError) as exc:
         return _fail(str(exc))
 
-    if not args.photo.is_file():
-        return _fail(f"{args.photo}: no such file")
     try:
         face = analyzer.analyze(args.photo)
     except ImageError as exc:
