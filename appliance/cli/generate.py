@@ -110,13 +110,13 @@ def _drawer(args: argparse.Namespace) -> Any:
 
     net = DCGAN.load(weights_path(args.weights, args.config))  # refuses a bad file up front
     assert net.path is not None
-    job = DcganJob(args.seed, args.size, args.format, net.path)
+    job = DcganJob(args.seed, args.size, args.format, net.path, net.checksum)  # hashed once
     scheduler = _scheduler(args)
     if scheduler:
         from appliance.generator.cluster_draws import ClusterDrawer
 
         return ClusterDrawer(job, engine, scheduler)
-    return DcganDrawer(job, engine, workers=args.workers or os.cpu_count() or 1)
+    return DcganDrawer(job, engine, workers=args.workers or os.cpu_count() or 1, net=net)
 
 
 def _scheduler(args: argparse.Namespace) -> str | None:

@@ -55,10 +55,7 @@ class ClusterDrawer:
         return DcganDrawer(self.job, self.engine).identity()
 
     def __enter__(self) -> ClusterDrawer:
-        from appliance.files import sha256_file
-
-        self._work = DrawJob(self.job, self.engine, self.engine.checksums(),
-                             sha256_file(self.job.weights))
+        self._work = DrawJob(self.job, self.engine, self.engine.checksums(), self.job.digest())
         from appliance.generator.job import GenerateError
 
         try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,15 +22,25 @@ JPEG_QUALITY = 95
 
 @dataclass(frozen=True)
 class DcganJob:
-    """What every worker needs to draw faces: seed, output size and format, weights file."""
+    """What every worker needs to draw faces: seed, output size and format, weights file (and
+    its sha256 when the caller has it: the file is hashed once per run, by `DCGAN.load`)."""
 
     seed: int
     size: int
     image_format: str
     weights: Path
+    weights_sha256: str = ""
 
     def name(self, index: int) -> str:
         return f"dcgan-{self.seed}-{index:07d}{FORMATS[self.image_format]}"
+
+    def digest(self) -> str:
+        """The weights' sha256: the one given, else the file's (hashed now)."""
+        if self.weights_sha256:
+            return self.weights_sha256
+        from appliance.files import sha256_file
+
+        return sha256_file(self.weights)
 
 
 @dataclass(frozen=True)
@@ -71,14 +81,17 @@ def judge(analyzer: Any, face: np.ndarray) -> str | None:
 _state: dict[str, Any] = {}
 
 
-def init(job: DcganJob, engine: Any, in_worker: bool = True) -> None:
-    """Per process: the network and the analyzer, loaded once."""
+def init(job: DcganJob, engine: Any, in_worker: bool = True, net: Any = None) -> None:
+    """Per process: the network (`net` if the caller loaded it already) and the analyzer,
+    loaded once."""
     from appliance.corpus.workers import guard_orphan
     from appliance.generator.dcgan import DCGAN
 
     if in_worker:
         guard_orphan()
-    _state.update(job=job, net=DCGAN.load(job.weights), analyzer=engine.create())
+    if net is None or net.path != job.weights:
+        net = DCGAN.load(job.weights)
+    _state.update(job=job, net=net, analyzer=engine.create())
 
 
 def draw_block(indices: tuple[int, ...]) -> list[Draw]:
@@ -107,14 +120,14 @@ class DcganDrawer:
     engine: Any  # appliance.corpus.engines.Engine: the face analyzer that accepts draws
     workers: int = 1
     block: int = 4
+    net: Any = field(default=None, compare=False, repr=False)  # the DCGAN, if loaded already
 
     def identity(self) -> dict[str, Any]:
-        from appliance.files import sha256_file
         from appliance.generator.dcgan import RENDERER
 
         return {"engine": "dcgan", "renderer": RENDERER, "seed": self.job.seed,
                 "size": self.job.size, "format": self.job.image_format,
-                "weights": sha256_file(self.job.weights),
+                "weights": self.job.digest(),
                 "analyzer": {"models": self.engine.checksums(),
                              "settings": self.engine.settings()}}
 
@@ -125,7 +138,7 @@ class DcganDrawer:
         blocks = [tuple(indices[i:i + self.block]) for i in range(0, len(indices), self.block)]
         if self.workers <= 1 or len(blocks) <= 1:
             if _state.get("job") != self.job or _state.get("engine") != self.engine:
-                init(self.job, self.engine, in_worker=False)
+                init(self.job, self.engine, in_worker=False, net=self.net)
                 _state["engine"] = self.engine
             for block in blocks:
                 yield from draw_block(block)
