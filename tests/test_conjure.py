@@ -357,7 +357,7 @@ def test_a_press_while_the_double_is_conjured_is_answered_busy(net, corpus_dir, 
         answered.set()
         thread.join(60)
     assert status == [0]
-    assert not answer.taken and answer.state is State.PRINTING
+    assert not answer.taken and answer.state is State.CONJURING and answer.reason == "busy"
     counters = demo.service.machine.counters
     assert counters.visits == 1 and counters.presses_ignored == 1
     assert len(list((tmp_path / "tickets").glob("*.png"))) == 2

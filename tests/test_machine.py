@@ -15,6 +15,7 @@ from appliance.runtime.machine import (
     Capture,
     Captured,
     CaptureFailed,
+    Conjuring,
     EndVisit,
     Fault,
     Found,
@@ -81,6 +82,11 @@ def to_searching(m):
 def to_printing(m):
     _, acts = to_searching(m)
     return acts, m.handle(Found(m.visit, "ticket"))
+
+
+def to_conjuring(m):
+    to_printing(m)
+    return m.handle(Conjuring(m.visit))
 
 
 def to_cooldown(m):
@@ -153,6 +159,36 @@ def test_searching_found_to_printing(m):
     assert m.state is State.PRINTING
     assert PrintTicket(1, "ticket") in acts
     assert timer(acts, STAGE_TIMER).seconds == m.settings.print_timeout
+
+
+def test_conjuring_the_double_shows_its_own_state_and_stays_busy(m):
+    """`ticket.conjure: after`: once the ticket is out the LED says "conjuring" (not
+    "printing"), presses are still refused as busy, and the print stage's timer still runs."""
+    _, acts = to_printing(m)
+    stage = timer(acts, STAGE_TIMER)
+    assert m.handle(Conjuring(m.visit - 1)) == [] and m.state is State.PRINTING  # stale visit
+    assert m.handle(Conjuring(m.visit)) == [Show(State.CONJURING)]
+    assert m.state is State.CONJURING
+    assert m.handle(Press()) == [] and m.counters.presses_ignored == 1
+    assert m.handle(Found(m.visit, "t")) == [] and m.handle(Conjuring(m.visit)) == []
+    acts = m.handle(Printed(m.visit))
+    assert m.state is State.COOLDOWN and EndVisit(1, "printed") in acts
+    assert m.counters.tickets_printed == 1
+    assert m.handle(TimerExpired(STAGE_TIMER, stage.token)) == []  # cancelled with the visit
+
+
+def test_conjuring_that_hangs_or_fails_is_a_printer_fault(m):
+    _, acts = to_printing(m)
+    m.handle(Conjuring(1))
+    acts = expire(m, acts, STAGE_TIMER)
+    assert m.state is State.FAULT and m.fault is Fault.PRINTER
+    assert m.last_fault == (Fault.PRINTER, "print of the conjured double timed out")
+    assert EndVisit(1, "fault: printer") in acts
+    m2 = Machine()
+    to_printing(m2)
+    m2.handle(Conjuring(1))
+    m2.handle(PrintFailed(1, "paper out"))
+    assert m2.state is State.FAULT and m2.last_fault == (Fault.PRINTER, "paper out")
 
 
 def test_searching_no_face_prints_short_ticket_by_default(m):
@@ -336,14 +372,14 @@ def test_events_that_do_not_apply_are_ignored(m):
 
 
 @pytest.mark.parametrize("where", ["starting", "ready", "capturing", "searching", "printing",
-                                   "cooldown", "fault"])
+                                   "conjuring", "cooldown", "fault"])
 def test_shutdown_from_every_state(m, where):
     if where == "fault":
         m.handle(StartFailed(Fault.PRINTER, "x"))
     elif where != "starting":
         {"ready": to_ready, "capturing": to_capturing, "searching": to_searching,
-         "printing": to_printing, "cooldown": to_cooldown}[where](m)
-    busy = m.state in {State.CAPTURING, State.SEARCHING, State.PRINTING}
+         "printing": to_printing, "conjuring": to_conjuring, "cooldown": to_cooldown}[where](m)
+    busy = m.state in {State.CAPTURING, State.SEARCHING, State.PRINTING, State.CONJURING}
     acts = m.handle(Shutdown())
     assert m.state is State.SHUTTING_DOWN
     assert acts[-1] == Stop(poweroff=False)
@@ -373,6 +409,7 @@ events = st.one_of(
     st.builds(lambda d: ("found", d), st.integers(-1, 0)),
     st.builds(lambda d: ("no_face", d), st.integers(-1, 0)),
     st.builds(lambda d: ("printed", d), st.integers(-1, 0)),
+    st.builds(lambda d: ("conjuring", d), st.integers(-1, 0)),
     st.builds(lambda d: ("print_failed", d), st.integers(-1, 0)),
     st.builds(lambda d: ("search_failed", d), st.integers(-1, 0)),
     st.sampled_from([("timer", STAGE_TIMER), ("timer", COOLDOWN_TIMER), ("timer", RETRY_TIMER)]),
@@ -394,6 +431,7 @@ def concrete(m: Machine, e):
         "found": lambda: Found(visit, "t"),
         "no_face": lambda: NoFace(visit),
         "printed": lambda: Printed(visit),
+        "conjuring": lambda: Conjuring(visit),
         "print_failed": lambda: PrintFailed(visit, "x"),
         "search_failed": lambda: SearchFailed(visit, "x"),
     }[kind]()
@@ -414,7 +452,7 @@ def test_random_streams_keep_invariants(stream, no_face):
         printed_before = c.tickets_printed
         assert (m.state is State.FAULT) == (m.fault is not None)
         # a busy state always has a stage timer running, so a hung device cannot block it
-        if m.state in {State.CAPTURING, State.SEARCHING, State.PRINTING}:
+        if m.state in {State.CAPTURING, State.SEARCHING, State.PRINTING, State.CONJURING}:
             assert STAGE_TIMER in m._timers
         if m.state is State.COOLDOWN:
             assert COOLDOWN_TIMER in m._timers

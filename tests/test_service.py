@@ -35,6 +35,8 @@ class FakeBackend:
         self.probes: list[Fault] = []
         self.closed = False
         self.capture_delay = 0.0
+        self.conjuring = threading.Event()
+        self.conjuring.set()
 
     @staticmethod
     def _next(script, default):
@@ -60,6 +62,12 @@ class FakeBackend:
     def print_visit(self, result):
         self._next(self.print_script, None)
         self.printed.append(result.stream)
+
+    def print_double(self, result, spent):
+        self.conjuring.wait(5)  # held until the test has looked at the LED
+        result.descriptor = None
+        self._next(self.print_script, None)
+        self.printed.append(f"double of {result.stream}")
 
     def print_no_face(self, reason):
         self._next(self.print_script, None)
@@ -122,6 +130,30 @@ def test_press_to_ticket_and_back_to_ready():
             assert PATTERNS[(state, None)] in shown
     assert r.backend.closed
     assert r.service.state is State.SHUTTING_DOWN
+
+
+def test_the_led_says_conjuring_while_the_double_is_made_and_presses_are_busy():
+    """ticket.conjure: after (the lookup kept the descriptor): the ticket prints, then the
+    machine is told the double is being conjured: its own LED pattern, presses refused."""
+    import numpy as np
+
+    backend = FakeBackend()
+    backend.conjuring.clear()
+    backend.lookup_script = [VisitResult("ticket", descriptor=np.zeros(128, np.float32))]
+    with Running(backend) as r:
+        r.wait_state(State.READY)
+        r.controls.press("button")
+        r.wait_state(State.CONJURING)
+        assert r.controls.pattern == PATTERNS[(State.CONJURING, None)]
+        assert r.controls.pattern != PATTERNS[(State.PRINTING, None)]
+        answer = r.service.press_and_wait("button")
+        assert not answer.taken and answer.state is State.CONJURING and answer.reason == "busy"
+        assert backend.printed == ["ticket"]
+        backend.conjuring.set()
+        r.wait_state(State.READY)
+        assert backend.printed == ["ticket", "double of ticket"]
+        assert r.service.machine.counters.tickets_printed == 1
+        assert [v.outcome for v in r.visits] == ["printed"]
 
 
 def test_presses_while_busy_are_ignored():

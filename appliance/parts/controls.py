@@ -54,6 +54,7 @@ class Pattern:
 
 WHITE, GREEN, CYAN, BLUE = (1.0, 1.0, 1.0), (0.0, 1.0, 0.0), (0.0, 0.8, 1.0), (0.0, 0.0, 1.0)
 AMBER, RED, MAGENTA, ORANGE = (1.0, 0.5, 0.0), (1.0, 0.0, 0.0), (1.0, 0.0, 1.0), (1.0, 0.25, 0.0)
+VIOLET = (0.5, 0.0, 1.0)
 
 PATTERNS: dict[tuple[State, Fault | None], Pattern] = {
     (State.STARTING, None): Pattern("pulse", WHITE, 1.0, 1.0),
@@ -61,6 +62,7 @@ PATTERNS: dict[tuple[State, Fault | None], Pattern] = {
     (State.CAPTURING, None): Pattern("blink", WHITE, 0.05, 0.05),
     (State.SEARCHING, None): Pattern("blink", CYAN, 0.15, 0.15),
     (State.PRINTING, None): Pattern("blink", BLUE, 0.4, 0.4),
+    (State.CONJURING, None): Pattern("pulse", VIOLET, 0.3, 0.3),
     (State.COOLDOWN, None): Pattern("pulse", AMBER, 0.5, 0.5),
     (State.FAULT, Fault.CAMERA): Pattern("blink", RED, 0.2, 1.8),
     (State.FAULT, Fault.PRINTER): Pattern("blink", MAGENTA, 1.0, 1.0),

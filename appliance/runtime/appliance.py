@@ -11,6 +11,7 @@ local variables here, unless the installer opted in to `service.keep_captures`.
     >>> appliance.start()
     >>> result = appliance.look_up(appliance.capture())
     >>> appliance.print_visit(result)
+    >>> appliance.print_double(result, spent=0.0)  # ticket.conjure: after; drops the descriptor
 """
 
 from __future__ import annotations
@@ -200,22 +201,26 @@ class Appliance:
         return self.lookup.run(frame)
 
     def print_visit(self, result: VisitResult) -> None:
-        """Print the visit's ticket; its bands stream to the printer as they are composed."""
+        """Print the visit's ticket; its bands stream to the printer as they are composed.
+        `result.descriptor` stays set only when the conjured double follows (`print_double`)."""
         if result.stream is None:
             raise ValueError("a visit without a face has no ticket (print_no_face)")
-        started = self.clock()
+        if self.conjurer is None:
+            result.descriptor = None
         self._print(result.stream)
         if self.lookup is not None:
             self.counter.save(self.lookup.next_number)
-        descriptor, result.descriptor = result.descriptor, None
-        if descriptor is not None and self.conjurer is not None:
-            self._print_double(descriptor, result.number, self.clock() - started)
 
-    def _print_double(self, descriptor: np.ndarray, number: int, spent: float) -> None:
+    def print_double(self, result: VisitResult, spent: float) -> None:
         """`ticket.conjure: after`: the visitor's conjured double on a second, short ticket,
-        within the print stage's timeout (what the first ticket took is left for the second)."""
+        within the print stage's timeout (what the first ticket took, `spent` seconds, is left
+        for the second). The descriptor is dropped here, whatever happens."""
         from appliance.conjure.search import Budget
 
+        descriptor, result.descriptor = result.descriptor, None
+        if descriptor is None or self.conjurer is None:
+            return
+        number = result.number
         left = self.settings.machine.print_timeout - 2 * spent - DOUBLE_MARGIN_SECONDS
         seconds = min(self.settings.ticket.conjure_seconds, left)
         if seconds < 1.0:

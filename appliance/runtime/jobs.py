@@ -2,8 +2,9 @@
 
 Each job calls one method of the `Parts` (the appliance's camera, models, corpus, ticket and
 printer) and posts the machine event that says how it went: `Captured` or `CaptureFailed`,
-`Found` / `NoFace` or `SearchFailed`, `Printed` or `PrintFailed`, ... A `PartFault` names the
-part at fault; any other exception is that stage's part's fault, in one line.
+`Found` / `NoFace` or `SearchFailed`, (`Conjuring`, then) `Printed` or `PrintFailed`, ...
+A `PartFault` names the part at fault; any other exception is that stage's part's fault, in
+one line.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from appliance.runtime.lookup import VisitResult
 from appliance.runtime.machine import (
     Captured,
     CaptureFailed,
+    Conjuring,
     Event,
     Fault,
     Found,
@@ -52,7 +54,8 @@ class Parts(Protocol):
     def start(self) -> None: ...  # load models, open + warm the corpus, open camera and printer
     def capture(self) -> Frame: ...
     def look_up(self, frame: Frame) -> VisitResult: ...
-    def print_visit(self, result: VisitResult) -> None: ...
+    def print_visit(self, result: VisitResult) -> None: ...  # keeps result.descriptor if
+    def print_double(self, result: VisitResult, spent: float) -> None: ...  # a double follows
     def print_no_face(self, reason: str) -> None: ...
     def probe(self, fault: Fault) -> None: ...  # recover the part or raise
     def describe(self) -> dict[str, Any]: ...  # facts for `sosie status`
@@ -115,23 +118,39 @@ class DeviceJobs:
             self.post(Found(visit, result))
 
     def print_visit(self, visit: int, result: VisitResult) -> None:
-        self._print(visit, lambda: self.parts.print_visit(result))
+        """The visit's ticket, then (`ticket.conjure: after`: the descriptor is still there)
+        its conjured double, announced to the machine (`Conjuring`) so the LED says so."""
+        start = self.clock()
+        try:
+            if not self._attempt(visit, lambda: self.parts.print_visit(result)):
+                return
+            if result.descriptor is not None:
+                self.post(Conjuring(visit))
+                if not self._attempt(
+                        visit, lambda: self.parts.print_double(result, self.clock() - start)):
+                    return
+        finally:
+            result.descriptor = None  # the visitor's descriptor never outlives the print job
+        self.timing(visit, {"print": self.clock() - start})
+        self.post(Printed(visit))
 
     def print_no_face(self, visit: int, why: str) -> None:
-        self._print(visit, lambda: self.parts.print_no_face(why))
-
-    def _print(self, visit: int, do: Callable[[], None]) -> None:
         start = self.clock()
+        if self._attempt(visit, lambda: self.parts.print_no_face(why)):
+            self.timing(visit, {"print": self.clock() - start})
+            self.post(Printed(visit))
+
+    def _attempt(self, visit: int, do: Callable[[], None]) -> bool:
+        """Run one printing step; on failure post `PrintFailed` and return False."""
         try:
             do()
         except PartFault as exc:
             self.post(PrintFailed(visit, exc.reason, exc.fault))
-            return
+            return False
         except Exception as exc:
             self.post(PrintFailed(visit, one_line(exc)))
-            return
-        self.timing(visit, {"print": self.clock() - start})
-        self.post(Printed(visit))
+            return False
+        return True
 
     def probe(self, fault: Fault) -> None:
         try:

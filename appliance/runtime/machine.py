@@ -9,10 +9,13 @@ device can never push the machine into the wrong state.
 
     starting --Started--> ready --Press--> capturing --Captured--> searching --Found--> printing
         |                   ^                   |                     |  NoFace            |
-    StartFailed             |               (fails)               (fails)   |          Printed
-        v                   |                   v                     v     v              v
-    fault(kind) --Timer--> Probe --ProbeOk------+                 cooldown <------------------+
-                                                                    --Timer--> ready
+    StartFailed             |               (fails)               (fails)   |   Printed  Conjuring
+        v                   |                   v                     v     v     |        v
+    fault(kind) --Timer--> Probe --ProbeOk------+                 cooldown <------+-- conjuring
+                                                                    --Timer--> ready   Printed
+
+`conjuring` (`ticket.conjure: after`): the visitor's ticket is out and their conjured double
+is being searched for, then printed, still within the print stage's timer.
 
 Any state --Shutdown--> shutting_down (terminal).
 """
@@ -36,6 +39,7 @@ class State(Enum):
     CAPTURING = "capturing"
     SEARCHING = "searching"
     PRINTING = "printing"
+    CONJURING = "conjuring"  # the visitor's double, after their ticket (ticket.conjure: after)
     COOLDOWN = "cooldown"
     FAULT = "fault"
     SHUTTING_DOWN = "shutting_down"
@@ -51,7 +55,7 @@ class Fault(Enum):
     TICKET = "ticket"  # composing the ticket (layout, fonts, dithering): not the printer's
 
 
-BUSY_STATES = frozenset({State.CAPTURING, State.SEARCHING, State.PRINTING})
+BUSY_STATES = frozenset({State.CAPTURING, State.SEARCHING, State.PRINTING, State.CONJURING})
 
 
 def press_refusal(state: State) -> str | None:
@@ -135,6 +139,13 @@ class Printed:
 
 
 @dataclass(frozen=True)
+class Conjuring:
+    """The visit's ticket is printed; its conjured double is being made (then printed)."""
+
+    visit: int
+
+
+@dataclass(frozen=True)
 class PrintFailed:
     visit: int
     reason: str
@@ -167,7 +178,7 @@ class Shutdown:
 
 Event = (
     Started | StartFailed | Press | Captured | CaptureFailed | Found | NoFace | SearchFailed
-    | Printed | PrintFailed | TimerExpired | ProbeOk | ProbeFailed | Shutdown
+    | Printed | Conjuring | PrintFailed | TimerExpired | ProbeOk | ProbeFailed | Shutdown
 )
 
 # ---------------------------------------------------------------------------------------------
@@ -366,6 +377,7 @@ class Machine:
                 State.CAPTURING: (Fault.CAMERA, "capture"),
                 State.SEARCHING: (Fault.CORPUS, "search"),
                 State.PRINTING: (Fault.PRINTER, "print"),
+                State.CONJURING: (Fault.PRINTER, "print of the conjured double"),
             }[self.state]
             return self._to_fault(fault, f"{stage} timed out")
         return []
@@ -419,6 +431,11 @@ class Machine:
         self.counters.tickets_printed += 1
         return self._cooldown("printed")
 
+    def _conjuring(self, event: Conjuring) -> list[Action]:
+        if not self._current(event.visit):
+            return []
+        return [self._enter(State.CONJURING)]  # the print stage's timer keeps running
+
     def _print_failed(self, event: PrintFailed) -> list[Action]:
         if not self._current(event.visit):
             return []
@@ -450,6 +467,9 @@ _HANDLERS: dict[tuple[State, type], Any] = {
     (State.SEARCHING, SearchFailed): Machine._search_failed,
     (State.PRINTING, Printed): Machine._printed,
     (State.PRINTING, PrintFailed): Machine._print_failed,
+    (State.PRINTING, Conjuring): Machine._conjuring,
+    (State.CONJURING, Printed): Machine._printed,
+    (State.CONJURING, PrintFailed): Machine._print_failed,
     (State.FAULT, ProbeOk): Machine._probe_ok,
     (State.FAULT, ProbeFailed): Machine._probe_failed,
 }
