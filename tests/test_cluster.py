@@ -374,3 +374,45 @@ def test_the_scheduler_vanishing_stops_the_build_in_one_line_and_it_resumes(
     report = build(source, out, workers=1, settings=settings, engine=MockEngine(),
                    progress=False)  # byte equality of resumed builds: tests above
     assert report.reused_chunks == kept and report.faces == 60
+
+
+def test_the_scheduler_vanishing_stops_generate_in_one_line_and_it_resumes(
+        cluster, weights, tmp_path):
+    """`sosie generate --scheduler`: the scheduler killed mid-run stops the run on one line, the
+    faces written are kept as written, and the same command without the cluster finishes the
+    folder byte for byte as an uninterrupted run makes it."""
+    from appliance.generator.journal import WORK_DIR as GENERATE_WORK
+
+    out, whole = tmp_path / "c", tmp_path / "whole"
+    args = ["--count", "60", "--seed", "2", "--size", "64", "--analyzer", "mock", "--weights",
+            str(weights), "--workers", "1", "--quiet"]
+    command = [sys.executable, "-m", "appliance", "generate", str(out), *args,
+               "--scheduler", cluster.address]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while len(list(out.glob("dcgan-*.png"))) < 3:
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr
+            time.sleep(0.01)
+        cluster.kill_scheduler()
+        stdout, stderr = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 1 and stdout == "", stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith(f"sosie generate: {cluster.address}: lost the Dask scheduler")
+    kept = {p.name: p.read_bytes() for p in out.glob("dcgan-*.png")}
+    assert 3 <= len(kept) < 60, len(kept)
+    assert f"{len(kept)} of 60 faces kept in {out}: run the same command again to resume" in (
+        lines[0])
+    assert (out / GENERATE_WORK).is_dir() and not list(out.glob(".*.tmp"))
+
+    from appliance.cli import main
+
+    assert main(["generate", str(whole), *args]) == 0
+    assert {name: (whole / name).read_bytes() for name in kept} == kept  # kept as written
+    assert main(["generate", str(out), *args]) == 0  # resumed here, without the cluster
+    assert folder_bytes(out) == folder_bytes(whole)
