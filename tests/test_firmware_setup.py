@@ -342,3 +342,34 @@ def test_program_refuses_a_hostile_file_on_one_line(tmp_path: Path) -> None:
     error = (tmp_path / "run" / "error.txt").read_text()
     assert error.count("\n") == 1 and "system.timezone" in error
     assert not (tmp_path / "run" / "hostname").exists()
+
+
+def test_data_folders_are_not_chowned_when_already_the_users(
+    setup: dict[str, Any], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Under sosie-setup.service the folders are already the appliance user's (it made them; the
+    FAT partition is mounted uid=sosie) and chown is refused by the unit's system call filter
+    (~@privileged): booted, every folder logged 'Operation not permitted'. The owner is only
+    changed when it differs."""
+    import pwd
+
+    calls: list[tuple[str, int, int]] = []
+
+    def refused_chown(path: Any, uid: int, gid: int) -> None:
+        calls.append((str(path), uid, gid))
+        raise PermissionError(1, "Operation not permitted", str(path))
+
+    me = pwd.struct_passwd(("sosie", "x", os.getuid(), os.getgid(), "", "/srv/sosie", "/bin/false"))
+    monkeypatch.setattr(pwd, "getpwnam", lambda name: me)
+    monkeypatch.setattr(os, "chown", refused_chown)
+    setup["prepare_data_dir"]()
+    data = setup["DATA_DIR"]
+    assert all((data / name).is_dir() for name in setup["DATA_SUBDIRS"])
+    assert calls == []
+    assert capsys.readouterr().err == ""
+
+    other = pwd.struct_passwd(("sosie", "x", os.getuid() + 1, os.getgid(), "", "/", "/bin/false"))
+    monkeypatch.setattr(pwd, "getpwnam", lambda name: other)
+    setup["prepare_data_dir"]()  # someone else's folders: changed (here refused, and said so)
+    assert [Path(path).name for path, _, _ in calls] == list(setup["DATA_SUBDIRS"])
+    assert "Operation not permitted" in capsys.readouterr().err
