@@ -51,6 +51,9 @@ _MIN_ROWS_PER_THREAD = 64
 _U = 2.0**-24  # float32 unit roundoff
 _TINY = 2.0**-126  # smallest normal float32 (covers underflow and flush-to-zero)
 _RESCORE_CHUNK = 65536
+#: Axes of the sketch's first stage, streamed for every row (the rest only for the few rows
+#: that pass it): the pass is memory-bound, so fewer bytes per row is less time.
+_FIRST_STAGE_AXES = 32
 #: Relative margin of the sketch's tail bound over the float32 rounding of the tail norms.
 _SKETCH_RHO = 2.0**-12
 #: Absolute margin (relative to the data's extent) over the float64 rotation's rounding.
@@ -130,16 +133,44 @@ def _check_sketch(sketch: Sketch | None, shape: tuple[int, int]) -> Sketch | Non
     return sketch
 
 
-def _code_norms(sketch: Sketch) -> tuple[np.ndarray, np.ndarray, float]:
-    """(scales as float64, float32 |scale * codes_i|^2 of every row, largest sum |codes_i|)."""
+@dataclass(frozen=True)
+class _SketchStages:
+    """The sketch laid out for the scan: the first-stage codes every query streams, and for the
+    few rows that pass them one record each (the other codes, then float32 |scale * codes_i|^2
+    over all axes and the tail norm: one cache line)."""
+
+    scale: np.ndarray  # float64 (m,)
+    first: np.ndarray  # int8 (N, m1), contiguous
+    first_norms2: np.ndarray  # float32 (N,): |scale * codes_i|^2 over the first m1 axes
+    records: np.ndarray  # uint8 (N, s)
+    rest_axes: int  # m - m1
+    l1_max: float  # largest sum |codes_i| over all m axes
+
+
+def _sketch_stages(sketch: Sketch) -> _SketchStages:
+    """Split the codes after `_FIRST_STAGE_AXES` when at least 16 axes are left for the rest."""
+    m = sketch.axes
+    m1 = _FIRST_STAGE_AXES if m - _FIRST_STAGE_AXES >= 16 else m
+    rest_axes = m - m1
     scale = sketch.scale.astype(np.float64)
-    norms2 = np.empty(len(sketch), np.float32)
+    n = len(sketch)
+    first = sketch.codes if m1 == m else np.ascontiguousarray(sketch.codes[:, :m1])
+    first_norms2 = np.empty(n, np.float32)
+    width = -(-(rest_axes + 8) // 16) * 16 if rest_axes else 8
+    records = np.zeros((n, width), np.uint8)
+    records[:, rest_axes + 4 : rest_axes + 8] = sketch.tails.astype("=f4").reshape(n, 1).view(
+        np.uint8)
     l1 = 0
-    for start in range(0, len(sketch), _RESCORE_CHUNK):
-        codes = np.asarray(sketch.codes[start : start + _RESCORE_CHUNK], np.float64)
-        norms2[start : start + _RESCORE_CHUNK] = ((codes * scale) ** 2).sum(axis=1)
-        l1 = max(l1, int(np.abs(codes).sum(axis=1).max()))
-    return scale, norms2, float(l1)
+    for start in range(0, n, _RESCORE_CHUNK):
+        stop = min(n, start + _RESCORE_CHUNK)
+        codes = np.asarray(sketch.codes[start:stop])
+        squares = (codes.astype(np.float64) * scale) ** 2
+        first_norms2[start:stop] = squares[:, :m1].sum(axis=1)
+        records[start:stop, :rest_axes] = codes[:, m1:].view(np.uint8)
+        all_norms2 = squares.sum(axis=1).astype("=f4").reshape(-1, 1)
+        records[start:stop, rest_axes : rest_axes + 4] = all_norms2.view(np.uint8)
+        l1 = max(l1, int(np.abs(codes.astype(np.int64)).sum(axis=1).max()))
+    return _SketchStages(scale, first, first_norms2, records, rest_axes, float(l1))
 
 
 def _check_threads(threads: object) -> int:
@@ -179,7 +210,7 @@ class Scanner:
         self._sketch = _check_sketch(sketch, self._vectors.shape)
         self.rows_read = 0  # float16 rows read by the last sketch scan (N without a sketch)
         if self._sketch is not None:
-            self._scale64, self._code_norms2, self._l1_max = _code_norms(self._sketch)
+            self._stages = _sketch_stages(self._sketch)
         self._rows = self._vectors.view(np.ndarray)  # plain view: cheaper fancy indexing
         self._threads = _check_threads(threads)
         self._kernel = _pick_kernel(kernel)
@@ -294,12 +325,14 @@ class Scanner:
             return None  # far beyond any descriptor: bounds would overflow float32
         axes = sketch.axes
         head = rotated[:axes]
+        stages = self._stages
         head_norm = float(np.linalg.norm(head))
-        products = self._scale64 * head
+        first_norm2 = float(np.dot(head[: stages.first.shape[1]], head[: stages.first.shape[1]]))
+        products = stages.scale * head
         peak = float(np.abs(products).max())
         step = peak / 32767.0 if peak > 0 else 1.0
         weights = np.clip(np.rint(products / step), -32767, 32767).astype(np.int16)
-        coarse = step * self._l1_max
+        coarse = step * stages.l1_max
         h2_slack = (1.01 * coarse + 8 * _U * ((sketch.code_norm + head_norm) ** 2 + coarse)
                     + 8 * _TINY)
         slack_rotation = _ROTATION_SLACK * (sketch.radius + extent)
@@ -307,10 +340,10 @@ class Scanner:
         n = len(self._vectors)
         cap = min(n, 2 * m + 8)
         _, rows, bound, read = _scan.sketch_scan(
-            self._kernel, sketch.codes, sketch.tails, self._code_norms2, weights,
-            -2.0 * step, head_norm**2, h2_slack, tail, sketch.error + slack_rotation,
-            slack_rotation, _SKETCH_RHO, self._vectors, q32, self._rel, self._tiny, delta, m,
-            cap,
+            self._kernel, stages.first, stages.records, stages.rest_axes, stages.first_norms2,
+            weights, -2.0 * step, first_norm2, head_norm**2, h2_slack, tail,
+            sketch.error + slack_rotation, slack_rotation, _SKETCH_RHO, self._vectors, q32,
+            self._rel, self._tiny, delta, m, cap,
         )
         self.rows_read = read
         rows = np.sort(rows)

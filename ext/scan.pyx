@@ -30,11 +30,14 @@ cdef extern from "dispatch.h" nogil:
         const signed char *codes
         Py_ssize_t code_stride
         size_t m
-        const float *tails
         const float *sq_norms
+        const char *rest
+        Py_ssize_t rest_stride
+        size_t m_rest
         const short *weights
         float step
         float qhead2
+        float qhead2_all
         double h2_slack
         double qtail
         double head_slack
@@ -168,18 +171,23 @@ cdef void _sketch_job(sosie_sketch_job *job, object codes, const short[::1] weig
     job.codes = <const signed char *><uintptr_t>codes.__array_interface__["data"][0]
     job.code_stride = codes.strides[0]
     job.m = codes.shape[1]
+    job.rest = NULL
+    job.rest_stride = 0
+    job.m_rest = 0
     job.weights = &weights[0]
 
 
-def sketch_scan(str kernel, codes, const float[::1] tails, const float[::1] sq_norms,
-                const short[::1] weights, float step, float qhead2, double h2_slack,
-                double qtail, double head_slack, double tail_slack, double rho, vectors,
-                const float[::1] q, double rel, double absolute, double delta, size_t k,
+def sketch_scan(str kernel, codes, records, size_t m_rest, const float[::1] sq_norms,
+                const short[::1] weights, float step, float qhead2, float qhead2_all,
+                double h2_slack, double qtail, double head_slack, double tail_slack, double rho,
+                vectors, const float[::1] q, double rel, double absolute, double delta, size_t k,
                 size_t cap):
-    """The fused sketch pass (dispatch.h): (dist float32[c], rows int64[c], bound, rows read).
+    """The sketch scan (dispatch.h): (dist float32[c], rows int64[c], bound, rows read).
 
-    `codes` (N, m) int8 with unit inner stride, m <= 128; `tails`, `sq_norms` float32[N];
-    `weights` int16[m]; `vectors` a validated (N, d) float16 array, `q` float32[d];
+    `codes` (N, m) int8 with unit inner stride, m + m_rest <= 128; `records` (N, s) uint8,
+    C-contiguous, s a multiple of 4 >= m_rest + 8: each row's m_rest second-stage codes, then
+    float32 A_i over all axes and its tail norm; `sq_norms` float32[N] over the first m axes;
+    `weights` int16[m + m_rest]; `vectors` a validated (N, d) float16 array, `q` float32[d];
     1 <= k <= cap."""
     cdef int kk = _kernel(kernel)
     cdef float[::1] dist = np.empty(cap, np.float32)
@@ -188,10 +196,19 @@ def sketch_scan(str kernel, codes, const float[::1] tails, const float[::1] sq_n
     cdef float bound = 0
     cdef sosie_sketch_job job
     _sketch_job(&job, codes, weights)
-    job.tails = &tails[0]
+    if (records.dtype != np.uint8 or records.ndim != 2 or records.shape[0] != codes.shape[0]
+            or not records.flags.c_contiguous or records.shape[1] % 4
+            or records.shape[1] < m_rest + 8 or weights.shape[0] != job.m + m_rest):
+        raise ValueError("records: expected (N, s) uint8 rows of m_rest codes and two floats")
+    if codes.shape[0] != sq_norms.shape[0] or codes.shape[0] != vectors.shape[0]:
+        raise ValueError("sq_norms, vectors: expected one per row of codes")
+    job.rest = <const char *><uintptr_t>records.__array_interface__["data"][0]
+    job.rest_stride = records.shape[1]
+    job.m_rest = m_rest
     job.sq_norms = &sq_norms[0]
     job.step = step
     job.qhead2 = qhead2
+    job.qhead2_all = qhead2_all
     job.h2_slack = h2_slack
     job.qtail = qtail
     job.head_slack = head_slack

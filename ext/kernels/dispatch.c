@@ -6,6 +6,7 @@
 #endif
 
 #include <math.h>
+#include <stdio.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,7 +46,7 @@
 typedef void (*scan_fn)(const sosie_job *, sosie_topk *);
 typedef void (*values_fn)(const sosie_job *, float *);
 typedef void (*sketch_fn)(const sosie_sketch_job *, size_t, sosie_topk *, sosie_topk *,
-                          sosie_topk *, float *, size_t *);
+                          sosie_topk *, sosie_cands *, size_t *, size_t *);
 typedef void (*sketch_dots_fn)(const sosie_sketch_job *, int32_t *);
 
 typedef struct {
@@ -210,26 +211,28 @@ int sosie_values(int kernel, int metric, const sosie_job *job, int threads, floa
 
 int sosie_sketch_scan(int kernel, const sosie_sketch_job *job, size_t k, size_t cap,
                       float *dist, int64_t *rows, size_t *count, float *bound, size_t *read) {
-    if (!sosie_kernel_supported(kernel) || k == 0 || cap < k) return -1;
-    size_t n = job->rows.end - job->rows.begin;
+    if (!sosie_kernel_supported(kernel) || k == 0 || cap < k || k > SIZE_MAX / 64) return -1;
     float *top_dist = malloc(2 * k * sizeof *top_dist);
     int64_t *top_row = malloc(2 * k * sizeof *top_row);
-    float *h2 = malloc((n ? n : 1) * sizeof *h2);
-    if (!top_dist || !top_row || !h2) {
-        free(top_dist);
-        free(top_row);
-        free(h2);
-        return -2;
+    size_t *done = malloc(k * sizeof *done);
+    sosie_cands cands = {NULL, NULL, NULL, 0, 0, 0};
+    int rc = top_dist && top_row && done && sosie_cands_grow(&cands) ? 0 : -2;
+    if (rc == 0) {
+        sosie_topk heap = {dist, rows, 0, cap}, top = {top_dist, top_row, 0, k};
+        sosie_topk seeds = {top_dist + k, top_row + k, 0, k};
+        *read = 0;
+        KERNELS[kernel].sketch(job, k, &heap, &top, &seeds, &cands, done, read);
+        if (cands.failed) rc = -2;
+        *count = heap.size;
+        *bound = *read > heap.size ? heap.dist[0] : INFINITY;
     }
-    sosie_topk heap = {dist, rows, 0, cap}, top = {top_dist, top_row, 0, k};
-    sosie_topk seeds = {top_dist + k, top_row + k, 0, k};
-    KERNELS[kernel].sketch(job, k, &heap, &top, &seeds, h2, read);
     free(top_dist);
     free(top_row);
-    free(h2);
-    *count = heap.size;
-    *bound = *read > heap.size ? heap.dist[0] : INFINITY;
-    return 0;
+    free(done);
+    free(cands.row);
+    free(cands.h2);
+    free(cands.dot);
+    return rc;
 }
 
 int sosie_sketch_dots(int kernel, const sosie_sketch_job *job, int32_t *out) {

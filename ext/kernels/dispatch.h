@@ -55,20 +55,28 @@ int sosie_values(int kernel, int metric, const sosie_job *job, int threads, floa
  * then at least
  *   LB = (1 - 2^-20) [ (sqrt(h2 - h2_slack)+ - head_slack)+^2
  *                      + (|t - qtail| - rho (t + qtail) - tail_slack)+^2 ]
- * (search.py derives the slacks: quantization, rounding). One pass computes LB for every row;
- * a row whose LB exceeds tau, a certified upper bound of the k-th best distance so far, is
- * never read in float16; the others get their float32 L2 value from the float16 row (same
- * arithmetic as sosie_scan) and go into a top-`cap` heap, and into a top-k heap whose worst
- * value v gives tau = (sqrt((v + absolute) / (1 - rel)) + delta)^2 (1 + 2^-30). */
+ * (search.py derives the slacks: quantization, rounding). The codes come in two stages: the
+ * first `m` codes of every row are read by one streaming pass (h2 over those axes alone, no
+ * tail term: a bound all the same), the `m_rest` others only for the few rows that pass it,
+ * which then get the bound over all m + m_rest axes. A row whose bound exceeds tau, a
+ * certified upper bound of the k-th best distance so far, is never read in float16; the others
+ * get their float32 L2 value from the float16 row (same arithmetic as sosie_scan) and go into a
+ * top-`cap` heap, and into a top-k heap whose worst value v gives
+ * tau = (sqrt((v + absolute) / (1 - rel)) + delta)^2 (1 + 2^-30). */
 typedef struct {
-    const int8_t *codes;    /* row i at codes + i * code_stride */
+    const int8_t *codes;    /* first stage: row i at codes + i * code_stride */
     ptrdiff_t code_stride;  /* bytes */
-    size_t m;               /* codes per row, a multiple of 8, at most 128 */
-    const float *tails;     /* per row */
-    const float *sq_norms;  /* A_i per row */
-    const int16_t *weights; /* m */
-    float step, qhead2;
-    double h2_slack, qtail, head_slack, tail_slack, rho;
+    size_t m;               /* first-stage codes per row, a multiple of 8, at most 128 */
+    const float *sq_norms;  /* A_i over the first m axes, per row */
+    /* second stage: row i's record at rest + i * rest_stride (4-byte aligned): m_rest codes,
+     * then two floats: A_i over all m + m_rest axes, and the tail norm t_i (the norm of the
+     * coordinates past them); one cache line for the rows that pass the first stage */
+    const char *rest;
+    ptrdiff_t rest_stride;
+    size_t m_rest;          /* a multiple of 8, 0 for a single stage; m + m_rest <= 128 */
+    const int16_t *weights; /* m + m_rest */
+    float step, qhead2, qhead2_all; /* qhead2 over the first m axes, qhead2_all over all */
+    double h2_slack, qtail, head_slack, tail_slack, rho; /* valid for both stages */
     sosie_job rows;         /* the float16 rows, L2 metric (rows.q: the float32 query) */
     double rel, absolute, delta;
 } sosie_sketch_job;
@@ -79,7 +87,8 @@ typedef struct {
 int sosie_sketch_scan(int kernel, const sosie_sketch_job *job, size_t k, size_t cap,
                       float *dist, int64_t *rows, size_t *count, float *bound, size_t *read);
 
-/* D_i of rows [job.rows.begin, job.rows.end) into out[begin..end) (the scan's arithmetic). */
+/* D_i of rows [job.rows.begin, job.rows.end) over the first-stage codes into out[begin..end)
+ * (the scan's arithmetic). */
 int sosie_sketch_dots(int kernel, const sosie_sketch_job *job, int32_t *out);
 
 /* Number of rows in [0, n) holding a NaN or infinity. */

@@ -50,17 +50,141 @@ static inline double sosie_sketch_bound(const sosie_sketch_job *job, float h2, f
 #define SKETCH_AHEAD 2048
 #endif
 
-/* h2 of every row of [begin, end) into h2[0..), and the k rows of least h2 into `seeds`. */
-SCAN_ATTR static void SOSIE_CAT2(SCAN_ISA, sketch_h2)(const sosie_sketch_job *job, float *h2,
-                                                       sosie_topk *seeds) {
+#ifndef SOSIE_SKETCH_CANDS_DEFINED
+#define SOSIE_SKETCH_CANDS_DEFINED
+/* Rows whose first-stage h2 passed the first pass' threshold, in row order, with that h2
+ * and their first-stage dot (grown by doubling). */
+typedef struct {
+    size_t *row;
+    float *h2;
+    int32_t *dot;
+    size_t size, cap;
+    int failed; /* out of memory: the scan reports -2 */
+} sosie_cands;
+
+static int sosie_cands_grow(sosie_cands *c) {
+    size_t cap = c->cap ? 2 * c->cap : 1024;
+    size_t *row = realloc(c->row, cap * sizeof *row);
+    if (row) c->row = row;
+    float *h2 = row ? realloc(c->h2, cap * sizeof *h2) : NULL;
+    if (h2) c->h2 = h2;
+    int32_t *dot = h2 ? realloc(c->dot, cap * sizeof *dot) : NULL;
+    if (!dot) {
+        c->failed = 1;
+        return 0;
+    }
+    c->dot = dot;
+    c->cap = cap;
+    return 1;
+}
+
+static inline void sosie_cands_push(sosie_cands *c, size_t row, float h2, int32_t dot) {
+    if (c->size == c->cap && !sosie_cands_grow(c)) return;
+    c->row[c->size] = row;
+    c->dot[c->size] = dot;
+    c->h2[c->size++] = h2;
+}
+
+/* Offer (v, row) to a heap of the k least values. */
+static inline void sosie_offer(sosie_topk *h, float v, size_t row) {
+    if (h->size < h->cap) topk_push(h, v, (int64_t)row);
+    else if (v < h->dist[0]) topk_replace(h, v, (int64_t)row);
+}
+
+/* One scan's float16 reads so far: the top-`cap` heap, the top-k heap, and tau and H from the
+ * top-k heap's worst value once it holds k rows (+inf before). */
+typedef struct {
+    sosie_topk *heap, *top;
+    size_t k, read;
+    double tau;
+    float h, worst;
+} sosie_sketch_state;
+#endif
+
+#define SKETCH_READ SOSIE_CAT2(SCAN_ISA, sketch_read)
+#define SKETCH_SEED SOSIE_CAT2(SCAN_ISA, sketch_seed)
+
+/* Read row i in float16: offer it to both heaps; tau and H drop when the top k improves. */
+SCAN_ATTR static inline void SKETCH_READ(const sosie_sketch_job *job, sosie_sketch_state *st,
+                                         size_t i) {
+    const sosie_job *f = &job->rows;
+    float x[4];
+    SKETCH_L2_ROWS4(f->base + (ptrdiff_t)i * f->stride, 0, f->q, f->d, x);
+    st->read++;
+    sosie_offer(st->heap, x[0], i);
+    if (st->top->size < st->k || x[0] < st->worst) {
+        sosie_offer(st->top, x[0], i);
+        if (st->top->size == st->k) {
+            st->worst = st->top->dist[0];
+            sosie_sketch_limits(job, st->worst, &st->tau, &st->h);
+        }
+    }
+}
+
+/* The sample: `chunks` runs of `run` consecutive rows spread evenly over the rows (runs stream
+ * like the full pass; their spread keeps the sample fair whatever order the corpus' rows were
+ * built in). Its k rows of least first-stage h2 go into `seeds` and are read in float16, which
+ * gives the first tau; `done` receives them, sorted. */
+SCAN_ATTR static size_t SOSIE_CAT2(SCAN_ISA, sketch_sample)(const sosie_sketch_job *job,
+                                                             sosie_sketch_state *st,
+                                                             size_t chunks, size_t run,
+                                                             sosie_topk *seeds, size_t *done) {
+    const ptrdiff_t cs = job->code_stride;
+    const size_t begin = job->rows.begin, n = job->rows.end - begin;
+    int32_t dots[4];
+    for (size_t c = 0; c < chunks; c++) {
+        size_t i = begin + n / chunks * c, stop = i + run;
+        for (; i + 4 <= stop; i += 4) {
+            SKETCH_ROWS4(job->codes + (ptrdiff_t)i * cs, cs, job->weights, job->m, dots);
+            for (size_t t = 0; t < 4; t++)
+                sosie_offer(seeds,
+                            (job->sq_norms[i + t] + job->step * (float)dots[t]) + job->qhead2,
+                            i + t);
+        }
+    }
+    for (size_t s = 0; s < seeds->size; s++) { /* insertion sort: k rows */
+        size_t r = (size_t)seeds->row[s], at = s;
+        for (; at > 0 && done[at - 1] > r; at--) done[at] = done[at - 1];
+        done[at] = r;
+    }
+    for (size_t s = 0; s < seeds->size; s++) SKETCH_READ(job, st, done[s]);
+    return seeds->size;
+}
+
+/* A row of the first pass among the k of least first-stage h2 so far (`seeds`, which starts
+ * with the sample's): read at once if it can still rank, unless the sample read it; its
+ * candidate entry (pushed just before) is then marked read. */
+SCAN_ATTR __attribute__((noinline)) static void SKETCH_SEED(const sosie_sketch_job *job,
+                                                            sosie_sketch_state *st,
+                                                            sosie_cands *cands,
+                                                            sosie_topk *seeds,
+                                                            const size_t *done, size_t ndone,
+                                                            size_t r, float v) {
+    sosie_offer(seeds, v, r);
+    if (!(v <= st->h)) return;
+    for (size_t s = 0; s < ndone; s++)
+        if (done[s] == r) return; /* read by the sample */
+    SKETCH_READ(job, st, r);
+    for (size_t c = cands->size; c-- > 0 && cands->row[c] >= r;)
+        if (cands->row[c] == r) cands->h2[c] = NAN; /* read: the second pass skips it */
+}
+
+/* The first pass over every row: first-stage h2 (codes and A_i only, streamed). Every row
+ * whose h2 does not exceed the current H is appended to `cands` without a branch (the slot is
+ * written for every row, the count moves only for those); the rare rows among the k of least
+ * h2 so far are read at once (above), which lowers tau and H as the pass goes. */
+SCAN_ATTR static void SOSIE_CAT2(SCAN_ISA, sketch_first)(const sosie_sketch_job *job,
+                                                          sosie_sketch_state *st,
+                                                          sosie_cands *cands, sosie_topk *seeds,
+                                                          const size_t *done, size_t ndone) {
     const int8_t *codes = job->codes;
     const ptrdiff_t cs = job->code_stride;
     const size_t m = job->m, begin = job->rows.begin, end = job->rows.end;
     const float *a2 = job->sq_norms;
     const float step = job->step, q2 = job->qhead2;
-    float worst = INFINITY;
     int32_t dots[4];
     size_t i = begin;
+    float h = st->h, seed_worst = seeds->size == seeds->cap ? seeds->dist[0] : INFINITY;
     for (; i + 4 <= end; i += 4) {
         /* codes and norms SKETCH_AHEAD bytes ahead: the hardware prefetcher alone left this
          * pass at half the memory's streaming rate on a cold cache */
@@ -68,112 +192,139 @@ SCAN_ATTR static void SOSIE_CAT2(SCAN_ISA, sketch_h2)(const sosie_sketch_job *jo
         for (ptrdiff_t b = 0; b < 4 * cs; b += 64) __builtin_prefetch(ahead + b, 0, 3);
         if ((i & 15) == 0) __builtin_prefetch((const char *)(a2 + i) + SKETCH_AHEAD / 8, 0, 3);
         SKETCH_ROWS4(codes + (ptrdiff_t)i * cs, cs, job->weights, m, dots);
-        float *v = h2 + (i - begin);
         sosie_v4i di;
         sosie_v4f ai;
         memcpy(&di, dots, sizeof di);
         memcpy(&ai, a2 + i, sizeof ai);
         /* the same three roundings a row as the scalar tail below (no contraction) */
-        sosie_v4f hv = (ai + step * __builtin_convertvector(di, sosie_v4f)) + q2;
-        memcpy(v, &hv, sizeof hv);
+        sosie_v4f v = (ai + step * __builtin_convertvector(di, sosie_v4f)) + q2;
+        sosie_v4i below = v <= (sosie_v4f){h, h, h, h};
+        if (cands->cap - cands->size < 4 && !sosie_cands_grow(cands)) return;
+        size_t at = cands->size;
+        for (int t = 0; t < 4; t++) {
+            cands->row[at] = i + (size_t)t;
+            cands->h2[at] = v[t];
+            cands->dot[at] = dots[t];
+            at -= (size_t)(ptrdiff_t)below[t]; /* -1 for a row below H */
+        }
+        cands->size = at;
         float lo = v[0] < v[1] ? v[0] : v[1], lo2 = v[2] < v[3] ? v[2] : v[3];
-        if ((lo < lo2 ? lo : lo2) < worst || seeds->size < seeds->cap)
-            for (int t = 0; t < 4; t++) {
-                if (seeds->size < seeds->cap) {
-                    topk_push(seeds, v[t], (int64_t)(i + t));
-                    if (seeds->size == seeds->cap) worst = seeds->dist[0];
-                } else if (v[t] < worst) {
-                    worst = topk_replace(seeds, v[t], (int64_t)(i + t));
-                }
-            }
+        if (__builtin_expect((lo < lo2 ? lo : lo2) < seed_worst, 0)) {
+            for (int t = 0; t < 4; t++)
+                if (seeds->size < seeds->cap || v[t] < seeds->dist[0])
+                    SKETCH_SEED(job, st, cands, seeds, done, ndone, i + (size_t)t, v[t]);
+            seed_worst = seeds->size == seeds->cap ? seeds->dist[0] : INFINITY;
+            h = st->h;
+        }
     }
     for (; i < end; i++) {
         SKETCH_ROWS4(codes + (ptrdiff_t)i * cs, 0, job->weights, m, dots);
         float v = (a2[i] + step * (float)dots[0]) + q2;
-        h2[i - begin] = v;
-        if (seeds->size < seeds->cap) topk_push(seeds, v, (int64_t)i);
-        else if (v < seeds->dist[0]) topk_replace(seeds, v, (int64_t)i);
+        if (v <= h) sosie_cands_push(cands, i, v, dots[0]);
+        if (seeds->size < seeds->cap || v < seeds->dist[0]) {
+            SKETCH_SEED(job, st, cands, seeds, done, ndone, i, v);
+            h = st->h;
+        }
     }
 }
 
 #define SKETCH_QUEUE 8
+#define SKETCH_LEAD 16
 
-/* Two passes: h2 of every row (and the k rows of least h2, read first so that tau starts
- * tight), then every row whose bound does not exceed tau is read in float16, in row order,
- * through a small queue whose rows are prefetched (their bound is checked again on the way
- * out: tau may have dropped). `h2` is scratch for end - begin floats, `seeds` a heap of k. */
+/* Rows sampled for the first tau (SKETCH_CHUNKS runs, 64 more rows per wanted row), on corpora
+ * of at least SKETCH_SAMPLE_MIN rows (below, the first pass starts with tau = +inf). */
+#ifndef SKETCH_SAMPLE
+#define SKETCH_SAMPLE 2048
+#endif
+#define SKETCH_CHUNKS 16
+#ifndef SKETCH_SAMPLE_MIN
+#define SKETCH_SAMPLE_MIN 16384
+#endif
+
+/* Three steps. A sample's k rows of least h2 are read in float16: tau, a certified upper bound
+ * of the k-th best distance, and H follow. One pass then streams the first-stage codes of every
+ * row: a row whose first-stage h2 exceeds H cannot rank (its bound exceeds tau); the others are
+ * candidates, and those among the k of least h2 so far are read at once (tau and H drop as the
+ * pass goes). Last, each candidate still below the final H gets its second stage (the rest of
+ * its codes, A_i over all axes, its tail norm: prefetched SKETCH_LEAD candidates ahead) and the
+ * full bound; the survivors are read in float16 through a small queue of prefetched rows
+ * (their bound checked again on the way out: tau may have dropped). No row is read twice.
+ * `done` has room for k rows. */
 SCAN_ATTR static void SOSIE_CAT2(SCAN_ISA, sketch_scan)(const sosie_sketch_job *job, size_t k,
                                                          sosie_topk *heap, sosie_topk *top,
-                                                         sosie_topk *seeds, float *h2,
-                                                         size_t *read_rows) {
+                                                         sosie_topk *seeds, sosie_cands *cands,
+                                                         size_t *done, size_t *read_rows) {
     const sosie_job *f = &job->rows;
-    const size_t begin = f->begin, end = f->end, row_bytes = 2 * f->d;
-    double tau = INFINITY;
-    float h = INFINITY, worst = INFINITY;
-    size_t read = 0;
-    float x[4];
+    const size_t n = f->end - f->begin, row_bytes = 2 * f->d;
+    sosie_sketch_state st = {heap, top, k, 0, INFINITY, INFINITY, INFINITY};
+    size_t ndone = 0;
 
-    SOSIE_CAT2(SCAN_ISA, sketch_h2)(job, h2, seeds);
-
-    /* Read row i in float16: offer it to both heaps. */
-#define SKETCH_READ(i)                                                                      \
-    do {                                                                                    \
-        SKETCH_L2_ROWS4(f->base + (ptrdiff_t)(i) * f->stride, 0, f->q, f->d, x);            \
-        read++;                                                                             \
-        if (heap->size < heap->cap) topk_push(heap, x[0], (int64_t)(i));                    \
-        else if (x[0] < heap->dist[0]) topk_replace(heap, x[0], (int64_t)(i));              \
-        if (top->size < k || x[0] < worst) {                                                \
-            if (top->size < k) topk_push(top, x[0], (int64_t)(i));                          \
-            else topk_replace(top, x[0], (int64_t)(i));                                     \
-            if (top->size == k) {                                                           \
-                worst = top->dist[0];                                                       \
-                sosie_sketch_limits(job, worst, &tau, &h);                                  \
-            }                                                                               \
-        }                                                                                   \
-    } while (0)
-#define SKETCH_LB(i) sosie_sketch_bound(job, h2[(i) - begin], job->tails[i])
-
-    /* the seeds first, marked so that the second pass skips them */
-    for (size_t s = 0; s < seeds->size; s++) {
-        size_t i = (size_t)seeds->row[s];
-        SKETCH_READ(i);
+#ifdef SKETCH_DEBUG
+    unsigned long long t0 = __builtin_ia32_rdtsc();
+#endif
+    if (n >= SKETCH_SAMPLE_MIN) {
+        size_t run = (SKETCH_SAMPLE + 64 * k) / SKETCH_CHUNKS + 4; /* n / 4 at most */
+        run = (run < n / 4 / SKETCH_CHUNKS ? run : n / 4 / SKETCH_CHUNKS) & ~(size_t)3;
+        ndone = SOSIE_CAT2(SCAN_ISA, sketch_sample)(job, &st, SKETCH_CHUNKS, run, seeds, done);
     }
-    for (size_t s = 0; s < seeds->size; s++) h2[(size_t)seeds->row[s] - begin] = NAN;
+#ifdef SKETCH_DEBUG
+    unsigned long long t1 = __builtin_ia32_rdtsc(); size_t r1 = st.read;
+#endif
+    SOSIE_CAT2(SCAN_ISA, sketch_first)(job, &st, cands, seeds, done, ndone);
+    if (cands->failed) return;
+#ifdef SKETCH_DEBUG
+    unsigned long long t2 = __builtin_ia32_rdtsc(); size_t r2 = st.read, st2 = 0;
+#endif
 
-    size_t queue[SKETCH_QUEUE], head = 0, count = 0;
-    for (size_t i = begin; i < end; i++) {
-        /* rows below H read their tail norm: stream the tails in order (sparse reads would
-         * each miss the cache) */
-        if (((i - begin) & 15) == 0) __builtin_prefetch(job->tails + i + 256, 0, 3);
-        if (((i - begin) & 3) == 0 && i + 4 <= end) { /* skip four rows above H at once */
-            sosie_v4f hv;
-            memcpy(&hv, h2 + (i - begin), sizeof hv);
-            sosie_v4i below = hv <= h; /* false for NaN (seeds) */
-            if (!(below[0] | below[1] | below[2] | below[3])) {
-                i += 3;
-                continue;
-            }
-        }
-        float v = h2[i - begin];
-        if (!(v <= h) || !(SKETCH_LB(i) <= tau)) continue; /* NaN: a seed, already read */
+#define SKETCH_LB(v, t) sosie_sketch_bound(job, (v), (t))
+    size_t queue[SKETCH_QUEUE], head = 0, count = 0, next_done = 0;
+    float queue_h2[SKETCH_QUEUE], queue_tail[SKETCH_QUEUE];
+    const size_t *crow = cands->row;
+    const float *ch2 = cands->h2;
+    const int32_t *cdot = cands->dot;
+    const ptrdiff_t rs = job->rest_stride;
+    const size_t mr = job->m_rest;
+    int32_t rest[4] = {0, 0, 0, 0};
+    for (size_t c = 0; c < cands->size; c++) {
+        if (c + SKETCH_LEAD < cands->size && ch2[c + SKETCH_LEAD] <= st.h)
+            __builtin_prefetch(job->rest + (ptrdiff_t)crow[c + SKETCH_LEAD] * rs, 0, 3);
+        if (!(ch2[c] <= st.h)) continue; /* NaN: read in the first pass */
+        size_t i = crow[c];
+        while (next_done < ndone && done[next_done] < i) next_done++;
+        if (next_done < ndone && done[next_done] == i) continue; /* read by the sample */
+        const char *record = job->rest + (ptrdiff_t)i * rs;
+        if (mr) SKETCH_ROWS4((const int8_t *)record, 0, job->weights + job->m, mr, rest);
+        float a_all, tail;
+        memcpy(&a_all, record + mr, sizeof a_all);
+        memcpy(&tail, record + mr + sizeof a_all, sizeof tail);
+        float v = (a_all + job->step * (float)(cdot[c] + rest[0])) + job->qhead2_all;
+        if (!(v <= st.h) || !(SKETCH_LB(v, tail) <= st.tau)) continue;
         const char *p = f->base + (ptrdiff_t)i * f->stride;
         for (size_t b = 0; b < row_bytes; b += 64) __builtin_prefetch(p + b, 0, 3);
+        size_t at = (head + count) % SKETCH_QUEUE;
         if (count == SKETCH_QUEUE) {
-            size_t r = queue[head];
-            if (SKETCH_LB(r) <= tau) SKETCH_READ(r);
-            queue[head] = i;
+            if (SKETCH_LB(queue_h2[head], queue_tail[head]) <= st.tau)
+                SKETCH_READ(job, &st, queue[head]);
+            at = head;
             head = (head + 1) % SKETCH_QUEUE;
         } else {
-            queue[(head + count++) % SKETCH_QUEUE] = i;
+            count++;
         }
+        queue[at] = i;
+        queue_h2[at] = v;
+        queue_tail[at] = tail;
     }
     for (size_t c = 0; c < count; c++) {
-        size_t r = queue[(head + c) % SKETCH_QUEUE];
-        if (SKETCH_LB(r) <= tau) SKETCH_READ(r);
+        size_t at = (head + c) % SKETCH_QUEUE;
+        if (SKETCH_LB(queue_h2[at], queue_tail[at]) <= st.tau) SKETCH_READ(job, &st, queue[at]);
     }
-#undef SKETCH_READ
 #undef SKETCH_LB
-    *read_rows = read;
+    *read_rows = st.read;
+#ifdef SKETCH_DEBUG
+    unsigned long long t3 = __builtin_ia32_rdtsc();
+    fprintf(stderr, "sample %.0fus read %zu | first %.0fus read %zu cands %zu | second %.0fus stage2 %zu read %zu\n",
+            (t1 - t0) / 2600.0, r1, (t2 - t1) / 2600.0, r2 - r1, cands->size, (t3 - t2) / 2600.0, st2, st.read - r2);
+#endif
 }
 
 SCAN_ATTR static void SOSIE_CAT2(SCAN_ISA, sketch_dots)(const sosie_sketch_job *job,
@@ -191,3 +342,5 @@ SCAN_ATTR static void SOSIE_CAT2(SCAN_ISA, sketch_dots)(const sosie_sketch_job *
 
 #undef SKETCH_ROWS4
 #undef SKETCH_L2_ROWS4
+#undef SKETCH_READ
+#undef SKETCH_SEED

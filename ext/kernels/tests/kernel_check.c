@@ -194,9 +194,17 @@ static void one_case(int kernel, int serial) {
  * coordinates, tails are the norms of the rest. Checks the integer dots exactly (alone and in
  * fours) and that the fused scan, with the slacks search.py derives, reads and keeps every row
  * clearly inside the exact top-k (an unread row must be beyond the k-th). */
+static int compare_doubles(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
 static void sketch_case(int kernel, int serial) {
     size_t d = 8 * (1 + below(16)), m = 8 * (1 + below(d / 8));
-    size_t n = 1 + below(900), k = 1 + below(30), cap = 2 * k + 8;
+    /* one case in eight past SKETCH_SAMPLE_MIN rows: the sampled first tau */
+    size_t n = below(8) ? 1 + below(900) : 16384 + below(4000), k = 1 + below(30);
+    size_t cap = 2 * k + 8;
+    size_t m1 = 8 * (1 + below(m / 8)), mr = m - m1; /* first stage, then the records */
     int mode = (int)below(3);
     unsigned short *x = malloc(n * d * 2);
     double *xd = malloc(n * d * sizeof(double));
@@ -262,7 +270,27 @@ static void sketch_case(int kernel, int serial) {
     for (size_t j = 0; j < m; j++) w[j] = (short)fmax(-32767, fmin(32767, nearbyint(g[j] / S)));
     double u = ldexp(1, -24), tiny = ldexp(1, -126);
     double slack_rot = ldexp(1, -30) * (radius + sqrt(qn)), coarse = S * l1max;
-    sosie_sketch_job job = {codes, (ptrdiff_t)m, m, tails, a2, w, (float)(-2 * S), (float)hn,
+    /* the two stages: the first m1 codes of every row, and records of the other mr codes,
+     * then A over all m axes and the tail norm */
+    size_t rs = (mr + 8 + 15) / 16 * 16;
+    signed char *first = malloc(n * m1 + 1);
+    char *records = malloc(n * rs + 1);
+    float *a2_first = malloc(n * 4);
+    double hn1 = 0;
+    for (size_t j = 0; j < m1; j++) hn1 += (double)q[j] * q[j];
+    for (size_t i = 0; i < n; i++) {
+        double c2 = 0;
+        for (size_t j = 0; j < m1; j++) {
+            first[i * m1 + j] = codes[i * m + j];
+            c2 += (double)codes[i * m + j] * scale[j] * codes[i * m + j] * scale[j];
+        }
+        a2_first[i] = (float)c2;
+        memcpy(records + i * rs, codes + i * m + m1, mr);
+        memcpy(records + i * rs + mr, &a2[i], 4);
+        memcpy(records + i * rs + mr + 4, &tails[i], 4);
+    }
+    sosie_sketch_job job = {first, (ptrdiff_t)m1, m1, a2_first, records, (ptrdiff_t)rs, mr, w,
+                            (float)(-2 * S), (float)hn1, (float)hn,
                             1.01 * coarse + 8 * u * (pow(code_norm + sqrt(hn), 2) + coarse) +
                                 8 * tiny,
                             sqrt(qt), error * (1 + 1e-9) + slack_rot, slack_rot, ldexp(1, -12),
@@ -277,14 +305,14 @@ static void sketch_case(int kernel, int serial) {
         FAIL("sosie_sketch_dots refused");
     for (size_t i = 0; i < n; i++) {
         long long want = 0;
-        for (size_t j = 0; j < m; j++) want += (long long)codes[i * m + j] * w[j];
+        for (size_t j = 0; j < m1; j++) want += (long long)codes[i * m + j] * w[j];
         sosie_sketch_job alone = job;
-        alone.codes = codes + i * m;
+        alone.codes = first + i * m1;
         alone.rows.begin = 0;
         alone.rows.end = 1;
         sosie_sketch_dots(kernel, &alone, one);
         if (dots[i] != want || dots_s[i] != want || one[0] != want)
-            FAIL("sketch row %zu (m=%zu): dot %d / serial %d / alone %d, expected %lld", i, m,
+            FAIL("sketch row %zu (m=%zu): dot %d / serial %d / alone %d, expected %lld", i, m1,
                  dots[i], dots_s[i], one[0], want);
         sketch_checks += 3;
     }
@@ -295,10 +323,7 @@ static void sketch_case(int kernel, int serial) {
         for (size_t j = 0; j < d; j++) s += (xd[i * d + j] - q[j]) * (xd[i * d + j] - q[j]);
         exact[i] = sorted[i] = s;
     }
-    for (size_t i = 1; i < n; i++) /* insertion sort: n is small */
-        for (size_t t = i; t > 0 && sorted[t - 1] > sorted[t]; t--) {
-            double tmp = sorted[t]; sorted[t] = sorted[t - 1]; sorted[t - 1] = tmp;
-        }
+    qsort(sorted, n, sizeof *sorted, compare_doubles);
     size_t kk = k < n ? k : n, cc = cap < n ? cap : n, count = 0, read = 0;
     float *dist = malloc(cc * 4), bound = 0;
     int64_t *rows = malloc(cc * 8);
@@ -319,6 +344,7 @@ static void sketch_case(int kernel, int serial) {
         sketch_checks++;
     }
     free(x); free(xd); free(scale); free(tails); free(a2); free(codes); free(q); free(g);
+    free(first); free(records); free(a2_first);
     free(w); free(dots); free(dots_s); free(exact); free(sorted); free(dist); free(rows);
 }
 
