@@ -53,7 +53,8 @@ _TINY = 2.0**-126  # smallest normal float32 (covers underflow and flush-to-zero
 _RESCORE_CHUNK = 65536
 #: Axes of the sketch's first stage, streamed for every row (the rest only for the few rows
 #: that pass it): the pass is memory-bound, so fewer bytes per row is less time.
-_FIRST_STAGE_AXES = 32
+_FIRST_STAGE_AXES = 40
+_HUGE_PAGE = 2 << 20
 #: Relative margin of the sketch's tail bound over the float32 rounding of the tail norms.
 _SKETCH_RHO = 2.0**-12
 #: Absolute margin (relative to the data's extent) over the float64 rotation's rounding.
@@ -135,29 +136,53 @@ def _check_sketch(sketch: Sketch | None, shape: tuple[int, int]) -> Sketch | Non
 
 @dataclass(frozen=True)
 class _SketchStages:
-    """The sketch laid out for the scan: the first-stage codes every query streams, and for the
-    few rows that pass them one record each (the other codes, then float32 |scale * codes_i|^2
-    over all axes and the tail norm: one cache line)."""
+    """The sketch laid out for the scan (see dispatch.h): the first stage every query streams, in
+    blocks of 16 rows (the codes of the first axes pair by pair, then float32 |scale * codes_i|^2
+    over them), and for the few rows that pass it one record each (the other codes, then float32
+    |scale * codes_i|^2 over all axes and the tail norm), at most one cache line."""
 
+    mean: np.ndarray  # float64 (d,), contiguous
+    rotation: np.ndarray  # float64 (d, d), C-contiguous
     scale: np.ndarray  # float64 (m,)
-    first: np.ndarray  # int8 (N, m1), contiguous
-    first_norms2: np.ndarray  # float32 (N,): |scale * codes_i|^2 over the first m1 axes
+    blocks: np.ndarray  # uint8 (ceil(N / 16), 16 m1 + 64)
+    first_axes: int  # m1
     records: np.ndarray  # uint8 (N, s)
     rest_axes: int  # m - m1
     l1_max: float  # largest sum |codes_i| over all m axes
 
 
+def first_stage_blocks(codes: np.ndarray, norms2: np.ndarray) -> np.ndarray:
+    """(N, m) int8 codes and float32 |scale * codes_i|^2 laid out in the first stage's blocks of
+    16 rows (dispatch.h): (ceil(N / 16), 16 m + 64) uint8, padding rows zero."""
+    n, m = codes.shape
+    count = -(-n // 16)
+    blocks = _huge_zeros(count, 16 * m + 64)
+    for start in range(0, n, _RESCORE_CHUNK):  # a multiple of 16
+        stop = min(n, start + _RESCORE_CHUNK)
+        rows = -(-(stop - start) // 16) * 16
+        part = np.zeros((rows, m), np.int8)
+        part[: stop - start] = codes[start:stop]
+        a2 = np.zeros(rows, "=f4")
+        a2[: stop - start] = norms2[start:stop]
+        first, last = start // 16, start // 16 + rows // 16
+        pairs = part.reshape(rows // 16, 16, m // 2, 2).transpose(0, 2, 1, 3)
+        blocks[first:last, : 16 * m] = pairs.reshape(rows // 16, 16 * m).view(np.uint8)
+        blocks[first:last, 16 * m :] = a2.reshape(rows // 16, 16).view(np.uint8)
+    return blocks
+
+
 def _sketch_stages(sketch: Sketch) -> _SketchStages:
-    """Split the codes after `_FIRST_STAGE_AXES` when at least 16 axes are left for the rest."""
+    """Split the codes after `_FIRST_STAGE_AXES` (one stage when the sketch has no more)."""
     m = sketch.axes
-    m1 = _FIRST_STAGE_AXES if m - _FIRST_STAGE_AXES >= 16 else m
+    m1 = min(m, _FIRST_STAGE_AXES)
     rest_axes = m - m1
     scale = sketch.scale.astype(np.float64)
     n = len(sketch)
-    first = sketch.codes if m1 == m else np.ascontiguousarray(sketch.codes[:, :m1])
     first_norms2 = np.empty(n, np.float32)
-    width = -(-(rest_axes + 8) // 16) * 16 if rest_axes else 8
-    records = np.zeros((n, width), np.uint8)
+    width = 8  # a power of two up to a cache line, so that no record straddles two lines
+    while width < rest_axes + 8:
+        width *= 2
+    records = _huge_zeros(n, width)
     records[:, rest_axes + 4 : rest_axes + 8] = sketch.tails.astype("=f4").reshape(n, 1).view(
         np.uint8)
     l1 = 0
@@ -170,7 +195,19 @@ def _sketch_stages(sketch: Sketch) -> _SketchStages:
         all_norms2 = squares.sum(axis=1).astype("=f4").reshape(-1, 1)
         records[start:stop, rest_axes : rest_axes + 4] = all_norms2.view(np.uint8)
         l1 = max(l1, int(np.abs(codes.astype(np.int64)).sum(axis=1).max()))
-    return _SketchStages(scale, first, first_norms2, records, rest_axes, float(l1))
+    blocks = first_stage_blocks(sketch.codes[:, :m1], first_norms2)
+    mean = np.ascontiguousarray(sketch.mean, np.float64)
+    rotation = np.ascontiguousarray(sketch.rotation, np.float64)
+    return _SketchStages(mean, rotation, scale, blocks, m1, records, rest_axes, float(l1))
+
+
+def _huge_zeros(rows: int, width: int) -> np.ndarray:
+    """A zeroed C-contiguous (rows, width) uint8 array starting on a 2 MB boundary: the kernel
+    may back it with huge pages, which the streamed first pass reads markedly faster."""
+    size = max(1, rows * width)
+    buffer = np.zeros(size + _HUGE_PAGE, np.uint8)
+    skip = -buffer.__array_interface__["data"][0] % _HUGE_PAGE
+    return buffer[skip : skip + rows * width].reshape(rows, width)
 
 
 def _check_threads(threads: object) -> int:
@@ -310,41 +347,23 @@ class Scanner:
                      m: int) -> tuple[np.ndarray, np.ndarray] | None:
         """The sketch scan's answer, or None when its certificate fails (then a full scan).
 
-        The kernel computes D = codes . w exactly in int32, w = rint(scale * head / S) in
-        int16 (S = max |scale * head| / 32767), and h2 = |scale * codes|^2 - 2 S D + |head|^2
-        in float32: within h2_slack of |scale * codes - head|^2 (the weights' rounding, at
-        most S/2 times the row's sum of |codes|, plus six float32 roundings of terms bounded
-        by Cauchy-Schwarz). The head bound then loses the quantization error and the
-        rotation's rounding (head_slack); the tail bound the float32 tails' rounding (rho).
+        `_scan.sketch_query` rotates the query, derives the int16 weights and the slacks (its
+        docstring has the derivation) and runs the scan; the rows it kept are rescored here.
         """
         sketch = self._sketch
         assert sketch is not None
-        rotated = sketch.rotate(q64)
-        extent = float(np.linalg.norm(np.asarray(q64, np.float64) - sketch.mean))
-        if not math.isfinite(extent) or extent > 1e15:
-            return None  # far beyond any descriptor: bounds would overflow float32
-        axes = sketch.axes
-        head = rotated[:axes]
         stages = self._stages
-        head_norm = float(np.linalg.norm(head))
-        first_norm2 = float(np.dot(head[: stages.first.shape[1]], head[: stages.first.shape[1]]))
-        products = stages.scale * head
-        peak = float(np.abs(products).max())
-        step = peak / 32767.0 if peak > 0 else 1.0
-        weights = np.clip(np.rint(products / step), -32767, 32767).astype(np.int16)
-        coarse = step * stages.l1_max
-        h2_slack = (1.01 * coarse + 8 * _U * ((sketch.code_norm + head_norm) ** 2 + coarse)
-                    + 8 * _TINY)
-        slack_rotation = _ROTATION_SLACK * (sketch.radius + extent)
-        tail = float(np.linalg.norm(rotated[axes:]))
         n = len(self._vectors)
-        cap = min(n, 2 * m + 8)
-        _, rows, bound, read = _scan.sketch_scan(
-            self._kernel, stages.first, stages.records, stages.rest_axes, stages.first_norms2,
-            weights, -2.0 * step, first_norm2, head_norm**2, h2_slack, tail,
-            sketch.error + slack_rotation, slack_rotation, _SKETCH_RHO, self._vectors, q32,
-            self._rel, self._tiny, delta, m, cap,
+        found = _scan.sketch_query(
+            self._kernel, np.ascontiguousarray(q64, np.float64), stages.mean, stages.rotation,
+            stages.scale, stages.l1_max, sketch.code_norm, sketch.error, sketch.radius,
+            _ROTATION_SLACK, _SKETCH_RHO, stages.blocks, stages.first_axes, stages.records,
+            stages.rest_axes, self._vectors, q32, self._rel, self._tiny, delta, m,
+            min(n, 2 * m + 8),
         )
+        if found is None:
+            return None
+        _, rows, bound, read = found
         self.rows_read = read
         rows = np.sort(rows)
         exact = self._exact(rows, q64)

@@ -3,6 +3,7 @@
 
 import numpy as np
 
+from libc.math cimport fabs, isfinite, nearbyint, sqrt
 from libc.stdint cimport int64_t, uintptr_t
 
 
@@ -27,10 +28,8 @@ cdef extern from "dispatch.h" nogil:
                    float *dist, int64_t *rows, size_t *counts, float *bound)
     int sosie_values(int kernel, int metric, const sosie_job *job, int threads, float *out)
     ctypedef struct sosie_sketch_job:
-        const signed char *codes
-        Py_ssize_t code_stride
+        const char *blocks
         size_t m
-        const float *sq_norms
         const char *rest
         Py_ssize_t rest_stride
         size_t m_rest
@@ -50,7 +49,10 @@ cdef extern from "dispatch.h" nogil:
 
     int sosie_sketch_scan(int kernel, const sosie_sketch_job *job, size_t k, size_t cap,
                           float *dist, int64_t *rows, size_t *count, float *bound, size_t *read)
-    int sosie_sketch_dots(int kernel, const sosie_sketch_job *job, int *out)
+    int sosie_sketch_dots(int kernel, const signed char *codes, Py_ssize_t stride, size_t m,
+                          const short *w, size_t n, int *out)
+    int sosie_sketch_block_dots(int kernel, const char *blocks, size_t m, const short *w,
+                                size_t n, int *out)
     size_t sosie_count_nonfinite(const char *base, Py_ssize_t stride, size_t n, size_t d)
 
 L2 = 0
@@ -167,52 +169,95 @@ def count_nonfinite(vectors):
     return bad
 
 
-cdef void _sketch_job(sosie_sketch_job *job, object codes, const short[::1] weights):
-    job.codes = <const signed char *><uintptr_t>codes.__array_interface__["data"][0]
-    job.code_stride = codes.strides[0]
-    job.m = codes.shape[1]
-    job.rest = NULL
-    job.rest_stride = 0
-    job.m_rest = 0
-    job.weights = &weights[0]
+
+#: float32 unit roundoff and smallest normal (search.py's _U and _TINY)
+cdef double _U = 2.0 ** -24
+cdef double _TINY = 2.0 ** -126
+#: largest query dimension of the sketch path (stack buffers)
+cdef enum:
+    _MAX_D = 512
 
 
-def sketch_scan(str kernel, codes, records, size_t m_rest, const float[::1] sq_norms,
-                const short[::1] weights, float step, float qhead2, float qhead2_all,
-                double h2_slack, double qtail, double head_slack, double tail_slack, double rho,
-                vectors, const float[::1] q, double rel, double absolute, double delta, size_t k,
-                size_t cap):
-    """The sketch scan (dispatch.h): (dist float32[c], rows int64[c], bound, rows read).
+def sketch_query(str kernel, const double[::1] query, const double[::1] mean,
+                 const double[:, ::1] rotation, const double[::1] scale, double l1_max,
+                 double code_norm, double error, double radius, double rotation_slack,
+                 double rho, blocks, size_t m_first, records, size_t m_rest,
+                 vectors, const float[::1] q, double rel, double absolute, double delta,
+                 size_t k, size_t cap):
+    """One sketch query (dispatch.h): rotate `query` (float64, as given) onto the sketch's axes,
+    derive the int16 weights and the slacks, run the scan. Returns (dist float32[c], rows
+    int64[c], bound, rows read), or None when the query is too far from the corpus for float32
+    bounds (then a full scan answers).
 
-    `codes` (N, m) int8 with unit inner stride, m + m_rest <= 128; `records` (N, s) uint8,
-    C-contiguous, s a multiple of 4 >= m_rest + 8: each row's m_rest second-stage codes, then
-    float32 A_i over all axes and its tail norm; `sq_norms` float32[N] over the first m axes;
-    `weights` int16[m + m_rest]; `vectors` a validated (N, d) float16 array, `q` float32[d];
-    1 <= k <= cap."""
+    The weights: w = rint(scale * head / S), S = max |scale * head| / 32767; h2 in float32 is
+    within h2_slack of |scale * codes - head|^2 (the weights' rounding, at most S/2 times a row's
+    sum of |codes| (l1_max), plus six float32 roundings of terms bounded by Cauchy-Schwarz). The
+    head bound then loses the quantization error and the rotation's rounding (rotation_slack
+    times the data's extent); the tail bound the float32 tails' rounding (rho).
+    `blocks` (B, 16 m_first + 64) uint8, C-contiguous, B = ceil(N / 16): the first stage in
+    blocks of 16 rows (dispatch.h); `records` (N, s) uint8, C-contiguous, s a
+    multiple of 4 >= m_rest + 8: each row's m_rest second-stage codes, then float32 A_i over all
+    axes and its tail norm; `vectors` a validated (N, d) float16 array, `q` the float32 query the
+    kernels see; 1 <= k <= cap."""
     cdef int kk = _kernel(kernel)
+    cdef Py_ssize_t d = query.shape[0], m = scale.shape[0], m1 = m_first, a, j
+    if (d > _MAX_D or mean.shape[0] != d or rotation.shape[0] != d or rotation.shape[1] != d
+            or m1 + <Py_ssize_t>m_rest != m or m > d or q.shape[0] != d):
+        raise ValueError("sketch_query: inconsistent dimensions")
+    cdef size_t n = vectors.shape[0]
+    if (blocks.dtype != np.uint8 or blocks.ndim != 2 or not blocks.flags.c_contiguous
+            or blocks.shape[0] != (n + 15) // 16 or blocks.shape[1] != 16 * m_first + 64):
+        raise ValueError("blocks: expected (ceil(N / 16), 16 m + 64) uint8 blocks")
+    if (records.dtype != np.uint8 or records.ndim != 2 or records.shape[0] != n
+            or not records.flags.c_contiguous or records.shape[1] % 4
+            or records.shape[1] < m_rest + 8 or n == 0):
+        raise ValueError("records: expected (N, s) uint8 rows of codes and two floats")
+    cdef double diff[_MAX_D]
+    cdef double turned[_MAX_D]
+    cdef double extent2 = 0.0, head2 = 0.0, first2 = 0.0, tail2 = 0.0, peak = 0.0, v
+    for j in range(d):
+        diff[j] = query[j] - mean[j]
+        extent2 += diff[j] * diff[j]
+    cdef double extent = sqrt(extent2)
+    if not isfinite(extent) or extent > 1e15:
+        return None  # far beyond any descriptor: bounds would overflow float32
+    for a in range(d):
+        v = 0.0
+        for j in range(d):
+            v += rotation[a, j] * diff[j]
+        turned[a] = v
+        if a < m1:
+            first2 += v * v
+        if a < m:
+            head2 += v * v
+            peak = max(peak, fabs(scale[a] * v))
+        else:
+            tail2 += v * v
+    cdef double step = peak / 32767.0 if peak > 0 else 1.0
+    weights_arr = np.empty(m, np.int16)
+    cdef short[::1] weights = weights_arr
+    for a in range(m):
+        weights[a] = <short>min(32767.0, max(-32767.0, nearbyint(scale[a] * turned[a] / step)))
+    cdef double head_norm = sqrt(head2), coarse = step * l1_max
+    cdef double slack_rotation = rotation_slack * (radius + extent)
     cdef float[::1] dist = np.empty(cap, np.float32)
     cdef int64_t[::1] rows = np.empty(cap, np.int64)
     cdef size_t count = 0, read = 0
     cdef float bound = 0
     cdef sosie_sketch_job job
-    _sketch_job(&job, codes, weights)
-    if (records.dtype != np.uint8 or records.ndim != 2 or records.shape[0] != codes.shape[0]
-            or not records.flags.c_contiguous or records.shape[1] % 4
-            or records.shape[1] < m_rest + 8 or weights.shape[0] != job.m + m_rest):
-        raise ValueError("records: expected (N, s) uint8 rows of m_rest codes and two floats")
-    if codes.shape[0] != sq_norms.shape[0] or codes.shape[0] != vectors.shape[0]:
-        raise ValueError("sq_norms, vectors: expected one per row of codes")
+    job.blocks = <const char *><uintptr_t>blocks.__array_interface__["data"][0]
+    job.m = m_first
+    job.weights = &weights[0]
     job.rest = <const char *><uintptr_t>records.__array_interface__["data"][0]
     job.rest_stride = records.shape[1]
     job.m_rest = m_rest
-    job.sq_norms = &sq_norms[0]
-    job.step = step
-    job.qhead2 = qhead2
-    job.qhead2_all = qhead2_all
-    job.h2_slack = h2_slack
-    job.qtail = qtail
-    job.head_slack = head_slack
-    job.tail_slack = tail_slack
+    job.step = -2.0 * step
+    job.qhead2 = first2
+    job.qhead2_all = head2
+    job.h2_slack = 1.01 * coarse + 8 * _U * ((code_norm + head_norm) ** 2 + coarse) + 8 * _TINY
+    job.qtail = sqrt(tail2)
+    job.head_slack = error + slack_rotation
+    job.tail_slack = slack_rotation
     job.rho = rho
     _job(&job.rows, vectors, 0, vectors.shape[0], &q[0], NULL, 0.0, 0)
     job.rel = rel
@@ -227,17 +272,41 @@ def sketch_scan(str kernel, codes, records, size_t m_rest, const float[::1] sq_n
 
 
 def sketch_dots(str kernel, codes, const short[::1] weights):
-    """int32 D_i = sum_j codes_ij weights_j of every row (the sketch pass' integer dots)."""
+    """int32 D_i = sum_j codes_ij weights_j of every row of (N, m) int8 codes with unit inner
+    stride (the second stage's kernel)."""
     cdef int kk = _kernel(kernel)
-    cdef size_t n = codes.shape[0]
+    cdef size_t n = codes.shape[0], m = codes.shape[1]
     out_arr = np.empty(n, np.int32)
     if n == 0:
         return out_arr
+    if codes.dtype != np.int8 or codes.strides[1] != 1 or weights.shape[0] != m:
+        raise ValueError("codes: expected (N, m) int8 rows, m weights")
     cdef int[::1] out = out_arr
-    cdef sosie_sketch_job job
-    _sketch_job(&job, codes, weights)
-    job.rows.begin = 0
-    job.rows.end = n
+    cdef const signed char *base = <const signed char *><uintptr_t>codes.__array_interface__["data"][0]
+    cdef Py_ssize_t stride = codes.strides[0]
+    cdef int rc
     with nogil:
-        sosie_sketch_dots(kk, &job, &out[0])
+        rc = sosie_sketch_dots(kk, base, stride, m, &weights[0], n, &out[0])
+    if rc != 0:
+        raise ValueError(f"sketch_dots: {m} codes, expected a multiple of 8")
+    return out_arr
+
+
+def sketch_block_dots(str kernel, blocks, size_t m, size_t n, const short[::1] weights):
+    """int32 D_i of the first n rows of first-stage blocks of m axes (the first pass' kernel)."""
+    cdef int kk = _kernel(kernel)
+    out_arr = np.empty(n, np.int32)
+    if n == 0:
+        return out_arr
+    if (blocks.dtype != np.uint8 or blocks.ndim != 2 or not blocks.flags.c_contiguous
+            or blocks.shape[0] * 16 < n or blocks.shape[1] != 16 * m + 64
+            or weights.shape[0] < m):
+        raise ValueError("blocks: expected (ceil(n / 16), 16 m + 64) uint8 blocks, m weights")
+    cdef int[::1] out = out_arr
+    cdef const char *base = <const char *><uintptr_t>blocks.__array_interface__["data"][0]
+    cdef int rc
+    with nogil:
+        rc = sosie_sketch_block_dots(kk, base, m, &weights[0], n, &out[0])
+    if rc != 0:
+        raise ValueError(f"sketch_block_dots: {m} axes, expected a multiple of 8 up to 128")
     return out_arr

@@ -12,7 +12,7 @@ from test_search import reference
 
 from appliance import _scan
 from appliance.corpus.sketch import Sketch, build_sketch
-from appliance.search import Scanner, kernels
+from appliance.search import Scanner, first_stage_blocks, kernels
 
 KERNELS = kernels()
 
@@ -136,6 +136,47 @@ def test_sketch_dots_are_exact_integers(kernel: str, seed: int, m: int, n: int, 
     np.testing.assert_array_equal(got.astype(np.int64), want)
     alone = np.array([_scan.sketch_dots(kernel, codes[i : i + 1], weights)[0] for i in range(n)])
     np.testing.assert_array_equal(got, alone)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), m=st.sampled_from([8, 16, 24, 40, 48, 64, 128]),
+       n=st.integers(1, 300), extreme=st.booleans())
+def test_first_stage_block_dots_are_exact_integers(kernel: str, seed: int, m: int, n: int,
+                                                   extreme: bool) -> None:
+    """The first pass' dots over 16-row blocks equal the int64 numpy dots, padding ignored."""
+    rng = np.random.default_rng(seed)
+    codes = rng.integers(-127, 128, (n, m)).astype(np.int8)
+    weights = rng.integers(-32767, 32768, m).astype(np.int16)
+    if extreme:  # the largest sums the scan can see
+        codes[:] = np.where(rng.random((n, m)) < 0.5, -127, 127)
+        weights[:] = np.where(codes[0] < 0, -32767, 32767)
+    blocks = first_stage_blocks(codes, rng.random(n).astype(np.float32))
+    got = _scan.sketch_block_dots(kernel, blocks, m, n, weights)
+    np.testing.assert_array_equal(got.astype(np.int64), codes.astype(np.int64) @ weights)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(16384, 20000),
+       mode=st.sampled_from(["face", "ties", "sphere", "large"]),
+       kind=st.sampled_from(["row", "near", "far", "zero"]), k=st.integers(1, 60),
+       axes=st.sampled_from([32, 48, 64]))
+def test_sketch_topk_past_the_sampled_tau(kernel: str, seed: int, n: int, mode: str, kind: str,
+                                          k: int, axes: int) -> None:
+    """Corpora large enough for the sampled first tau (and reads during the first pass) still
+    give the float64 reference's answer: ties, duplicates, equidistant rows, far queries."""
+    rng = np.random.default_rng(seed)
+    vectors = make_vectors(rng, n, 64, mode)
+    vectors[rng.integers(0, n, 200)] = vectors[rng.integers(0, n, 200)]  # duplicated rows
+    row = vectors[rng.integers(0, n)].astype(np.float32)
+    query = {"row": row, "near": row + np.float32(1e-3), "zero": np.zeros(64, np.float32),
+             "far": np.full(64, 1e6, np.float32)}[kind]
+    scanner = Scanner(vectors, kernel=kernel, sketch=build_sketch(vectors, axes))
+    rows, distances = scanner.topk(query, k)
+    want_rows, want_distances = reference(vectors, query, k)
+    np.testing.assert_array_equal(rows, want_rows)
+    np.testing.assert_array_equal(distances, want_distances)
 
 
 @pytest.mark.parametrize("kernel", KERNELS)

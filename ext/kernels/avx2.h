@@ -133,6 +133,27 @@ SOSIE_AVX2 static inline void avx2_sketch_rows4(const int8_t *c, ptrdiff_t strid
     _mm_storeu_si128((__m128i *)out, avx2_reduce4_epi32(a0, a1, a2, a3));
 }
 
+/* The first stage's blocks (serial.h): per pair of axes, 16 rows' codes widened to int16 in two
+ * halves, multiplied in pairs by the broadcast weight pair (vpmaddwd): the int32 dots of 8 rows
+ * in each accumulator, no horizontal sums; two pairs per step (four chains in flight). */
+SOSIE_AVX2 static inline void avx2_sketch_block16(const int8_t *block, const int32_t *wp,
+                                                  size_t m, int32_t out[16]) {
+    __m256i lo = _mm256_setzero_si256(), hi = lo, lo2 = lo, hi2 = lo;
+    size_t p = 0, pairs = m / 2; /* m is a multiple of 8: pairs is even */
+#define AVX2_PAIR16(q) _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(q)))
+    for (; p < pairs; p += 2) {
+        const int8_t *c = block + 32 * p;
+        __m256i w0 = _mm256_set1_epi32(wp[p]), w1 = _mm256_set1_epi32(wp[p + 1]);
+        lo = _mm256_add_epi32(lo, _mm256_madd_epi16(AVX2_PAIR16(c), w0));
+        hi = _mm256_add_epi32(hi, _mm256_madd_epi16(AVX2_PAIR16(c + 16), w0));
+        lo2 = _mm256_add_epi32(lo2, _mm256_madd_epi16(AVX2_PAIR16(c + 32), w1));
+        hi2 = _mm256_add_epi32(hi2, _mm256_madd_epi16(AVX2_PAIR16(c + 48), w1));
+    }
+#undef AVX2_PAIR16
+    _mm256_storeu_si256((__m256i *)out, _mm256_add_epi32(lo, lo2));
+    _mm256_storeu_si256((__m256i *)(out + 8), _mm256_add_epi32(hi, hi2));
+}
+
 /* rows8: d / 8 additions per lane, 3 in the reduction (rows4: d / 16 + 4); + slack */
 static inline size_t avx2_rounding_depth(size_t d) { return d / 8 + 8; }
 

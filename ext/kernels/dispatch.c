@@ -47,7 +47,9 @@ typedef void (*scan_fn)(const sosie_job *, sosie_topk *);
 typedef void (*values_fn)(const sosie_job *, float *);
 typedef void (*sketch_fn)(const sosie_sketch_job *, size_t, sosie_topk *, sosie_topk *,
                           sosie_topk *, sosie_cands *, size_t *, size_t *);
-typedef void (*sketch_dots_fn)(const sosie_sketch_job *, int32_t *);
+typedef void (*sketch_dots_fn)(const int8_t *, ptrdiff_t, size_t, const int16_t *, size_t,
+                               int32_t *);
+typedef void (*block_dots_fn)(const char *, size_t, const int16_t *, size_t, int32_t *);
 
 typedef struct {
     const char *name;
@@ -57,6 +59,7 @@ typedef struct {
     values_fn values[2];
     sketch_fn sketch;
     sketch_dots_fn sketch_dots;
+    block_dots_fn block_dots;
 } kernel_entry;
 
 static int always(void) { return 1; }
@@ -81,21 +84,21 @@ static const kernel_entry KERNELS[] = {
 #ifdef SOSIE_HAVE_AVX512
     {"avx512", cpu_has_avx512, avx512_rounding_depth,
      {avx512_l2_scan, avx512_dot_scan}, {avx512_l2_dists, avx512_dot_dists},
-     avx512_sketch_scan, avx512_sketch_dots},
+     avx512_sketch_scan, avx512_sketch_dots, avx512_sketch_block_dots},
 #endif
 #ifdef SOSIE_HAVE_AVX2
     {"avx2", cpu_has_avx2, avx2_rounding_depth,
      {avx2_l2_scan, avx2_dot_scan}, {avx2_l2_dists, avx2_dot_dists},
-     avx2_sketch_scan, avx2_sketch_dots},
+     avx2_sketch_scan, avx2_sketch_dots, avx2_sketch_block_dots},
 #endif
 #ifdef SOSIE_HAVE_NEON
     {"neon", always, neon_rounding_depth,
      {neon_l2_scan, neon_dot_scan}, {neon_l2_dists, neon_dot_dists},
-     neon_sketch_scan, neon_sketch_dots},
+     neon_sketch_scan, neon_sketch_dots, neon_sketch_block_dots},
 #endif
     {"serial", always, serial_rounding_depth,
      {serial_l2_scan, serial_dot_scan}, {serial_l2_dists, serial_dot_dists},
-     serial_sketch_scan, serial_sketch_dots},
+     serial_sketch_scan, serial_sketch_dots, serial_sketch_block_dots},
 };
 #define KERNEL_COUNT ((int)(sizeof KERNELS / sizeof KERNELS[0]))
 
@@ -211,7 +214,10 @@ int sosie_values(int kernel, int metric, const sosie_job *job, int threads, floa
 
 int sosie_sketch_scan(int kernel, const sosie_sketch_job *job, size_t k, size_t cap,
                       float *dist, int64_t *rows, size_t *count, float *bound, size_t *read) {
-    if (!sosie_kernel_supported(kernel) || k == 0 || cap < k || k > SIZE_MAX / 64) return -1;
+    if (!sosie_kernel_supported(kernel) || k == 0 || cap < k || k > SIZE_MAX / 64 ||
+        job->rows.begin != 0 || job->m < 8 || job->m > 128 || job->m % 8 ||
+        job->m + job->m_rest > 128 || job->m_rest % 8)
+        return -1;
     float *top_dist = malloc(2 * k * sizeof *top_dist);
     int64_t *top_row = malloc(2 * k * sizeof *top_row);
     size_t *done = malloc(k * sizeof *done);
@@ -235,9 +241,17 @@ int sosie_sketch_scan(int kernel, const sosie_sketch_job *job, size_t k, size_t 
     return rc;
 }
 
-int sosie_sketch_dots(int kernel, const sosie_sketch_job *job, int32_t *out) {
-    if (!sosie_kernel_supported(kernel)) return -1;
-    KERNELS[kernel].sketch_dots(job, out);
+int sosie_sketch_dots(int kernel, const int8_t *codes, ptrdiff_t stride, size_t m,
+                      const int16_t *w, size_t n, int32_t *out) {
+    if (!sosie_kernel_supported(kernel) || m % 8) return -1;
+    KERNELS[kernel].sketch_dots(codes, stride, m, w, n, out);
+    return 0;
+}
+
+int sosie_sketch_block_dots(int kernel, const char *blocks, size_t m, const int16_t *w, size_t n,
+                            int32_t *out) {
+    if (!sosie_kernel_supported(kernel) || m < 8 || m > 128 || m % 8) return -1;
+    KERNELS[kernel].block_dots(blocks, m, w, n, out);
     return 0;
 }
 

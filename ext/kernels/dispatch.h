@@ -64,10 +64,12 @@ int sosie_values(int kernel, int metric, const sosie_job *job, int threads, floa
  * top-`cap` heap, and into a top-k heap whose worst value v gives
  * tau = (sqrt((v + absolute) / (1 - rel)) + delta)^2 (1 + 2^-30). */
 typedef struct {
-    const int8_t *codes;    /* first stage: row i at codes + i * code_stride */
-    ptrdiff_t code_stride;  /* bytes */
-    size_t m;               /* first-stage codes per row, a multiple of 8, at most 128 */
-    const float *sq_norms;  /* A_i over the first m axes, per row */
+    /* first stage, streamed: blocks of 16 rows, SOSIE_SKETCH_BLOCK_BYTES(m) bytes each, block b
+     * holding rows 16b .. 16b + 15: for each pair p of axes 32 bytes (row r's codes 2p and
+     * 2p + 1 at bytes 2r and 2r + 1), then the 16 rows' float A_i over those m axes. The rows
+     * past the last one, up to the end of its block, are padding. */
+    const char *blocks;
+    size_t m;               /* first-stage axes, a multiple of 8, at most 128 */
     /* second stage: row i's record at rest + i * rest_stride (4-byte aligned): m_rest codes,
      * then two floats: A_i over all m + m_rest axes, and the tail norm t_i (the norm of the
      * coordinates past them); one cache line for the rows that pass the first stage */
@@ -81,15 +83,24 @@ typedef struct {
     double rel, absolute, delta;
 } sosie_sketch_job;
 
+#define SOSIE_SKETCH_BLOCK_BYTES(m) (16 * (size_t)(m) + 64)
+
 /* Fills dist/rows (heap order, *count pairs), *bound (no read row left out of the heap is
- * below it; +inf if none was left out) and *read (rows read in float16). k <= cap.
+ * below it; +inf if none was left out) and *read (rows read in float16). k <= cap; the rows
+ * are [0, job.rows.end) (job.rows.begin must be 0).
  * Returns 0, -1 for a bad kernel or k/cap, -2 when out of memory. */
 int sosie_sketch_scan(int kernel, const sosie_sketch_job *job, size_t k, size_t cap,
                       float *dist, int64_t *rows, size_t *count, float *bound, size_t *read);
 
-/* D_i of rows [job.rows.begin, job.rows.end) over the first-stage codes into out[begin..end)
- * (the scan's arithmetic). */
-int sosie_sketch_dots(int kernel, const sosie_sketch_job *job, int32_t *out);
+/* D_i = sum_j codes_ij w_j of n row-major rows of m codes (`stride` bytes apart), into out[0..n)
+ * (the second stage's arithmetic). */
+int sosie_sketch_dots(int kernel, const int8_t *codes, ptrdiff_t stride, size_t m,
+                      const int16_t *w, size_t n, int32_t *out);
+
+/* The same D_i of the first n rows of first-stage blocks of m axes (the first pass' arithmetic).
+ * Returns 0, or -1 for a bad kernel or m. */
+int sosie_sketch_block_dots(int kernel, const char *blocks, size_t m, const int16_t *w, size_t n,
+                            int32_t *out);
 
 /* Number of rows in [0, n) holding a NaN or infinity. */
 size_t sosie_count_nonfinite(const char *base, ptrdiff_t stride, size_t n, size_t d);

@@ -76,6 +76,29 @@ static inline void neon_sketch_rows4(const int8_t *c, ptrdiff_t stride, const in
     vst1q_s32(out, vpaddq_s32(s01, s23));
 }
 
+/* The first stage's blocks (serial.h): per pair of axes, 16 rows' codes widened to int16 (SXTL)
+ * and multiplied by the weight pair [w0 w1 w0 w1] (SMLAL/SMLAL2): each accumulator holds two
+ * rows' two partial sums, added pairwise at the end (ADDP). */
+static inline void neon_sketch_block16(const int8_t *block, const int32_t *wp, size_t m,
+                                       int32_t out[16]) {
+    int32x4_t acc[8];
+    for (int r = 0; r < 8; r++) acc[r] = vdupq_n_s32(0);
+    for (size_t p = 0; p < m / 2; p++) {
+        const int8_t *c = block + 32 * p;
+        int16x4_t w = vreinterpret_s16_s32(vdup_n_s32(wp[p]));
+        int16x8_t w8 = vcombine_s16(w, w);
+        for (int h = 0; h < 2; h++) {
+            int8x16_t x = vld1q_s8(c + 16 * h); /* rows 8h .. 8h + 7 */
+            int16x8_t lo = vmovl_s8(vget_low_s8(x)), hi = vmovl_high_s8(x);
+            acc[4 * h] = vmlal_s16(acc[4 * h], vget_low_s16(lo), w);
+            acc[4 * h + 1] = vmlal_high_s16(acc[4 * h + 1], lo, w8);
+            acc[4 * h + 2] = vmlal_s16(acc[4 * h + 2], vget_low_s16(hi), w);
+            acc[4 * h + 3] = vmlal_high_s16(acc[4 * h + 3], hi, w8);
+        }
+    }
+    for (int r = 0; r < 4; r++) vst1q_s32(out + 4 * r, vpaddq_s32(acc[2 * r], acc[2 * r + 1]));
+}
+
 static inline size_t neon_rounding_depth(size_t d) { return d / 8 + 6; }
 
 #endif

@@ -95,6 +95,20 @@ static inline void serial_sketch_rows4(const int8_t *c, ptrdiff_t stride, const 
     for (int i = 0; i < 4; i++) out[i] = serial_sketch_row(c + i * stride, w, m);
 }
 
+/* <isa>_sketch_block16(block, wp, m, out): the first stage's layout (dispatch.h): 16 rows whose
+ * m codes are stored pair by pair (32 bytes a pair: row r's codes 2p, 2p+1 at 2r, 2r+1);
+ * wp[p] holds the weights 2p (low 16 bits) and 2p+1 (high 16 bits). Exact int32 dots. */
+static inline void serial_sketch_block16(const int8_t *block, const int32_t *wp, size_t m,
+                                         int32_t out[16]) {
+    for (int r = 0; r < 16; r++) out[r] = 0;
+    for (size_t p = 0; p < m / 2; p++) {
+        int32_t w0 = (int16_t)(uint16_t)((uint32_t)wp[p] & 0xffffu);
+        int32_t w1 = (int16_t)(uint16_t)((uint32_t)wp[p] >> 16);
+        const int8_t *c = block + 32 * p;
+        for (int r = 0; r < 16; r++) out[r] += c[2 * r] * w0 + c[2 * r + 1] * w1;
+    }
+}
+
 /* Longest chain of float32 roundings behind one result (for the exactness certificate). */
 static inline size_t serial_rounding_depth(size_t d) { return d + 2; }
 

@@ -1,26 +1,31 @@
-/* The fused sketch pass, instantiated once per ISA by dispatch.c (see dispatch.h):
+/* The sketch scan, instantiated once per ISA by dispatch.c (see dispatch.h):
  *
- *   #define SCAN_ISA avx2          ISA prefix of <isa>_sketch_rows4 and <isa>_l2_rows4
+ *   #define SCAN_ISA avx2          ISA prefix of <isa>_sketch_block16, <isa>_sketch_rows4 and
+ *                                  <isa>_l2_rows4
  *   #define SCAN_ATTR SOSIE_AVX2   function attributes (target) or empty
  *   #include "sketch_template.h"
  *
- * defines <isa>_sketch_scan(job, k, heap, top, seeds, h2, read) and <isa>_sketch_dots(job, out).
- * First pass, four rows at a time: integer dots give h2 (three float operations a row), stored,
- * and the k rows of least h2 kept. Those are read first; then each row's h2 is compared with
- * H, the h2 beyond which the head alone proves LB > tau (no square root); the few rows below H
- * get the full bound in double, and the survivors are read in float16. tau and H change only
- * when the top-k heap improves.
+ * defines <isa>_sketch_scan(job, k, heap, top, seeds, cands, done, read),
+ * <isa>_sketch_dots(codes, stride, m, w, n, out) and <isa>_sketch_block_dots(blocks, m, w, n,
+ * out). The first pass takes 16 rows at a time: integer dots (no horizontal sums), h2 in three
+ * float operations a row, one comparison with H, the h2 beyond which the first stage alone
+ * proves LB > tau (no square root); the few rows below H are kept as candidates, and those
+ * among the k of least h2 so far are read at once, so tau and H drop as the pass goes. The
+ * candidates still below the final H get their second stage and the full bound in double, and
+ * the survivors are read in float16.
  */
 #define SOSIE_CAT2_(a, b) a##_##b
 #define SOSIE_CAT2(a, b) SOSIE_CAT2_(a, b)
 #define SKETCH_ROWS4 SOSIE_CAT2(SCAN_ISA, sketch_rows4)
+#define SKETCH_BLOCK16 SOSIE_CAT2(SCAN_ISA, sketch_block16)
 #define SKETCH_L2_ROWS4 SOSIE_CAT2(SCAN_ISA, l2_rows4)
 
 #ifndef SOSIE_SKETCH_BOUND_DEFINED
 #define SOSIE_SKETCH_BOUND_DEFINED
-/* Four-lane vectors (SSE / NEON via GCC's vector extensions) for the per-row float work. */
-typedef int32_t sosie_v4i __attribute__((vector_size(16)));
-typedef float sosie_v4f __attribute__((vector_size(16)));
+/* Sixteen-lane vectors (GCC's vector extensions: two AVX2 or four NEON registers, one AVX-512
+ * register) for the per-row float work of a block. */
+typedef int32_t sosie_v16i __attribute__((vector_size(64)));
+typedef float sosie_v16f __attribute__((vector_size(64)));
 
 /* (tau, H) for a top-k heap whose worst float32 L2 value is `v` (see dispatch.h). */
 static inline void sosie_sketch_limits(const sosie_sketch_job *job, float v, double *tau,
@@ -91,6 +96,14 @@ static inline void sosie_offer(sosie_topk *h, float v, size_t row) {
     else if (v < h->dist[0]) topk_replace(h, v, (int64_t)row);
 }
 
+/* The weights of the first m axes in pairs, as the block kernels take them: pair p holds
+ * w[2p] in its low 16 bits and w[2p + 1] in its high 16 bits. */
+static inline void sosie_weight_pairs(const int16_t *w, size_t m, int32_t *pairs) {
+    for (size_t p = 0; p < m / 2; p++)
+        pairs[p] = (int32_t)((uint32_t)(uint16_t)w[2 * p] |
+                             ((uint32_t)(uint16_t)w[2 * p + 1] << 16));
+}
+
 /* One scan's float16 reads so far: the top-`cap` heap, the top-k heap, and tau and H from the
  * top-k heap's worst value once it holds k rows (+inf before). */
 typedef struct {
@@ -103,6 +116,7 @@ typedef struct {
 
 #define SKETCH_READ SOSIE_CAT2(SCAN_ISA, sketch_read)
 #define SKETCH_SEED SOSIE_CAT2(SCAN_ISA, sketch_seed)
+#define SKETCH_H2 SOSIE_CAT2(SCAN_ISA, sketch_h2)
 
 /* Read row i in float16: offer it to both heaps; tau and H drop when the top k improves. */
 SCAN_ATTR static inline void SKETCH_READ(const sosie_sketch_job *job, sosie_sketch_state *st,
@@ -121,27 +135,36 @@ SCAN_ATTR static inline void SKETCH_READ(const sosie_sketch_job *job, sosie_sket
     }
 }
 
-/* The sample: `chunks` runs of `run` consecutive rows spread evenly over the rows (runs stream
- * like the full pass; their spread keeps the sample fair whatever order the corpus' rows were
- * built in). Its k rows of least first-stage h2 go into `seeds` and are read in float16, which
- * gives the first tau; `done` receives them, sorted. */
+/* First-stage h2 of the 16 rows of block b (and their dots): A + step D + qhead2 in float32,
+ * three roundings a row (no contraction). */
+SCAN_ATTR static inline void SKETCH_H2(const sosie_sketch_job *job, const int32_t *wp, size_t b,
+                                       int32_t dots[16], sosie_v16f *v) {
+    const int8_t *block = (const int8_t *)job->blocks + b * SOSIE_SKETCH_BLOCK_BYTES(job->m);
+    SKETCH_BLOCK16(block, wp, job->m, dots);
+    sosie_v16i di;
+    sosie_v16f ai;
+    memcpy(&di, dots, sizeof di);
+    memcpy(&ai, block + 16 * job->m, sizeof ai);
+    *v = (ai + job->step * __builtin_convertvector(di, sosie_v16f)) + job->qhead2;
+}
+
+/* The sample: `chunks` runs of `run` blocks spread evenly over the rows (runs stream like the
+ * full pass; their spread keeps the sample fair whatever order the corpus' rows were built
+ * in). Its k rows of least first-stage h2 go into `seeds` and are read in float16, which gives
+ * the first tau; `done` receives them, sorted. */
 SCAN_ATTR static size_t SOSIE_CAT2(SCAN_ISA, sketch_sample)(const sosie_sketch_job *job,
                                                              sosie_sketch_state *st,
-                                                             size_t chunks, size_t run,
-                                                             sosie_topk *seeds, size_t *done) {
-    const ptrdiff_t cs = job->code_stride;
-    const size_t begin = job->rows.begin, n = job->rows.end - begin;
-    int32_t dots[4];
-    for (size_t c = 0; c < chunks; c++) {
-        size_t i = begin + n / chunks * c, stop = i + run;
-        for (; i + 4 <= stop; i += 4) {
-            SKETCH_ROWS4(job->codes + (ptrdiff_t)i * cs, cs, job->weights, job->m, dots);
-            for (size_t t = 0; t < 4; t++)
-                sosie_offer(seeds,
-                            (job->sq_norms[i + t] + job->step * (float)dots[t]) + job->qhead2,
-                            i + t);
+                                                             const int32_t *wp, size_t chunks,
+                                                             size_t run, sosie_topk *seeds,
+                                                             size_t *done) {
+    const size_t blocks = job->rows.end / 16; /* whole blocks only */
+    int32_t dots[16];
+    for (size_t c = 0; c < chunks; c++)
+        for (size_t b = blocks / chunks * c, stop = b + run; b < stop; b++) {
+            sosie_v16f v;
+            SKETCH_H2(job, wp, b, dots, &v);
+            for (size_t t = 0; t < 16; t++) sosie_offer(seeds, v[t], 16 * b + t);
         }
-    }
     for (size_t s = 0; s < seeds->size; s++) { /* insertion sort: k rows */
         size_t r = (size_t)seeds->row[s], at = s;
         for (; at > 0 && done[at - 1] > r; at--) done[at] = done[at - 1];
@@ -169,62 +192,49 @@ SCAN_ATTR __attribute__((noinline)) static void SKETCH_SEED(const sosie_sketch_j
         if (cands->row[c] == r) cands->h2[c] = NAN; /* read: the second pass skips it */
 }
 
-/* The first pass over every row: first-stage h2 (codes and A_i only, streamed). Every row
- * whose h2 does not exceed the current H is appended to `cands` without a branch (the slot is
- * written for every row, the count moves only for those); the rare rows among the k of least
+/* The first pass over every block: first-stage h2 (the blocks only, streamed) compared with
+ * the current H; the rows below it become candidates, and the rare rows among the k of least
  * h2 so far are read at once (above), which lowers tau and H as the pass goes. */
 SCAN_ATTR static void SOSIE_CAT2(SCAN_ISA, sketch_first)(const sosie_sketch_job *job,
                                                           sosie_sketch_state *st,
-                                                          sosie_cands *cands, sosie_topk *seeds,
-                                                          const size_t *done, size_t ndone) {
-    const int8_t *codes = job->codes;
-    const ptrdiff_t cs = job->code_stride;
-    const size_t m = job->m, begin = job->rows.begin, end = job->rows.end;
-    const float *a2 = job->sq_norms;
-    const float step = job->step, q2 = job->qhead2;
-    int32_t dots[4];
-    size_t i = begin;
+                                                          const int32_t *wp, sosie_cands *cands,
+                                                          sosie_topk *seeds, const size_t *done,
+                                                          size_t ndone) {
+    const size_t n = job->rows.end, blocks = (n + 15) / 16;
+    const size_t bytes = SOSIE_SKETCH_BLOCK_BYTES(job->m);
     float h = st->h, seed_worst = seeds->size == seeds->cap ? seeds->dist[0] : INFINITY;
-    for (; i + 4 <= end; i += 4) {
-        /* codes and norms SKETCH_AHEAD bytes ahead: the hardware prefetcher alone left this
-         * pass at half the memory's streaming rate on a cold cache */
-        const char *ahead = (const char *)(codes + (ptrdiff_t)i * cs) + SKETCH_AHEAD;
-        for (ptrdiff_t b = 0; b < 4 * cs; b += 64) __builtin_prefetch(ahead + b, 0, 3);
-        if ((i & 15) == 0) __builtin_prefetch((const char *)(a2 + i) + SKETCH_AHEAD / 8, 0, 3);
-        SKETCH_ROWS4(codes + (ptrdiff_t)i * cs, cs, job->weights, m, dots);
-        sosie_v4i di;
-        sosie_v4f ai;
-        memcpy(&di, dots, sizeof di);
-        memcpy(&ai, a2 + i, sizeof ai);
-        /* the same three roundings a row as the scalar tail below (no contraction) */
-        sosie_v4f v = (ai + step * __builtin_convertvector(di, sosie_v4f)) + q2;
-        sosie_v4i below = v <= (sosie_v4f){h, h, h, h};
-        if (cands->cap - cands->size < 4 && !sosie_cands_grow(cands)) return;
-        size_t at = cands->size;
-        for (int t = 0; t < 4; t++) {
-            cands->row[at] = i + (size_t)t;
-            cands->h2[at] = v[t];
-            cands->dot[at] = dots[t];
-            at -= (size_t)(ptrdiff_t)below[t]; /* -1 for a row below H */
+    int32_t dots[16];
+    for (size_t b = 0; b < blocks; b++) {
+        /* SKETCH_AHEAD bytes ahead: the hardware prefetcher alone left this pass well below the
+         * memory's streaming rate on a cold cache */
+        const char *ahead = job->blocks + b * bytes + SKETCH_AHEAD;
+        for (size_t o = 0; o < bytes; o += 64) __builtin_prefetch(ahead + o, 0, 3);
+        sosie_v16f v;
+        SKETCH_H2(job, wp, b, dots, &v);
+        sosie_v16i below = v <= h;
+        sosie_v16i lower = v < seed_worst;
+        uint32_t mask = 0, seed = 0;
+        for (int t = 0; t < 16; t++) {
+            mask |= (uint32_t)(below[t] & 1) << t;
+            seed |= (uint32_t)(lower[t] & 1) << t;
         }
-        cands->size = at;
-        float lo = v[0] < v[1] ? v[0] : v[1], lo2 = v[2] < v[3] ? v[2] : v[3];
-        if (__builtin_expect((lo < lo2 ? lo : lo2) < seed_worst, 0)) {
-            for (int t = 0; t < 4; t++)
-                if (seeds->size < seeds->cap || v[t] < seeds->dist[0])
-                    SKETCH_SEED(job, st, cands, seeds, done, ndone, i + (size_t)t, v[t]);
-            seed_worst = seeds->size == seeds->cap ? seeds->dist[0] : INFINITY;
-            h = st->h;
+        if (__builtin_expect((mask | seed) == 0, 1)) continue;
+        if (16 * b + 16 > n) { /* the last block's padding rows are not rows */
+            uint32_t valid = (1u << (n - 16 * b)) - 1;
+            mask &= valid;
+            seed &= valid;
         }
-    }
-    for (; i < end; i++) {
-        SKETCH_ROWS4(codes + (ptrdiff_t)i * cs, 0, job->weights, m, dots);
-        float v = (a2[i] + step * (float)dots[0]) + q2;
-        if (v <= h) sosie_cands_push(cands, i, v, dots[0]);
-        if (seeds->size < seeds->cap || v < seeds->dist[0]) {
-            SKETCH_SEED(job, st, cands, seeds, done, ndone, i, v);
-            h = st->h;
+        for (uint32_t bits = mask | seed; bits; bits &= bits - 1) {
+            int t = __builtin_ctz(bits);
+            size_t r = 16 * b + (size_t)t;
+            if (v[t] <= h) sosie_cands_push(cands, r, v[t], dots[t]);
+            if (seeds->size < seeds->cap || v[t] < seeds->dist[0]) {
+                SKETCH_SEED(job, st, cands, seeds, done, ndone, r, v[t]);
+                h = st->h;
+            }
         }
+        seed_worst = seeds->size == seeds->cap ? seeds->dist[0] : INFINITY;
+        if (cands->failed) return;
     }
 }
 
@@ -242,38 +252,41 @@ SCAN_ATTR static void SOSIE_CAT2(SCAN_ISA, sketch_first)(const sosie_sketch_job 
 #endif
 
 /* Three steps. A sample's k rows of least h2 are read in float16: tau, a certified upper bound
- * of the k-th best distance, and H follow. One pass then streams the first-stage codes of every
- * row: a row whose first-stage h2 exceeds H cannot rank (its bound exceeds tau); the others are
+ * of the k-th best distance, and H follow. One pass then streams the first stage of every row:
+ * a row whose first-stage h2 exceeds H cannot rank (its bound exceeds tau); the others are
  * candidates, and those among the k of least h2 so far are read at once (tau and H drop as the
- * pass goes). Last, each candidate still below the final H gets its second stage (the rest of
- * its codes, A_i over all axes, its tail norm: prefetched SKETCH_LEAD candidates ahead) and the
- * full bound; the survivors are read in float16 through a small queue of prefetched rows
- * (their bound checked again on the way out: tau may have dropped). No row is read twice.
- * `done` has room for k rows. */
+ * pass goes). Last, each candidate still below the final H gets its second stage (its record:
+ * the rest of its codes, A_i over all axes and its tail norm, prefetched SKETCH_LEAD candidates
+ * ahead) and the full bound; the survivors are read in float16 through a small queue of
+ * prefetched rows (their bound checked again on the way out: tau may have dropped). No row is
+ * read twice. `done` has room for k rows. */
 SCAN_ATTR static void SOSIE_CAT2(SCAN_ISA, sketch_scan)(const sosie_sketch_job *job, size_t k,
                                                          sosie_topk *heap, sosie_topk *top,
                                                          sosie_topk *seeds, sosie_cands *cands,
                                                          size_t *done, size_t *read_rows) {
     const sosie_job *f = &job->rows;
-    const size_t n = f->end - f->begin, row_bytes = 2 * f->d;
+    const size_t n = f->end, row_bytes = 2 * f->d;
     sosie_sketch_state st = {heap, top, k, 0, INFINITY, INFINITY, INFINITY};
     size_t ndone = 0;
+    int32_t wp[64];
+    sosie_weight_pairs(job->weights, job->m, wp);
 
 #ifdef SKETCH_DEBUG
     unsigned long long t0 = __builtin_ia32_rdtsc();
 #endif
     if (n >= SKETCH_SAMPLE_MIN) {
-        size_t run = (SKETCH_SAMPLE + 64 * k) / SKETCH_CHUNKS + 4; /* n / 4 at most */
-        run = (run < n / 4 / SKETCH_CHUNKS ? run : n / 4 / SKETCH_CHUNKS) & ~(size_t)3;
-        ndone = SOSIE_CAT2(SCAN_ISA, sketch_sample)(job, &st, SKETCH_CHUNKS, run, seeds, done);
+        size_t run = (SKETCH_SAMPLE + 64 * k) / (16 * SKETCH_CHUNKS) + 1; /* n / 4 at most */
+        size_t most = n / 4 / (16 * SKETCH_CHUNKS);
+        ndone = SOSIE_CAT2(SCAN_ISA, sketch_sample)(job, &st, wp, SKETCH_CHUNKS,
+                                                    run < most ? run : most, seeds, done);
     }
 #ifdef SKETCH_DEBUG
     unsigned long long t1 = __builtin_ia32_rdtsc(); size_t r1 = st.read;
 #endif
-    SOSIE_CAT2(SCAN_ISA, sketch_first)(job, &st, cands, seeds, done, ndone);
+    SOSIE_CAT2(SCAN_ISA, sketch_first)(job, &st, wp, cands, seeds, done, ndone);
     if (cands->failed) return;
 #ifdef SKETCH_DEBUG
-    unsigned long long t2 = __builtin_ia32_rdtsc(); size_t r2 = st.read, st2 = 0;
+    unsigned long long t2 = __builtin_ia32_rdtsc(); size_t r2 = st.read;
 #endif
 
 #define SKETCH_LB(v, t) sosie_sketch_bound(job, (v), (t))
@@ -300,7 +313,7 @@ SCAN_ATTR static void SOSIE_CAT2(SCAN_ISA, sketch_scan)(const sosie_sketch_job *
         float v = (a_all + job->step * (float)(cdot[c] + rest[0])) + job->qhead2_all;
         if (!(v <= st.h) || !(SKETCH_LB(v, tail) <= st.tau)) continue;
         const char *p = f->base + (ptrdiff_t)i * f->stride;
-        for (size_t b = 0; b < row_bytes; b += 64) __builtin_prefetch(p + b, 0, 3);
+        for (size_t o = 0; o < row_bytes; o += 64) __builtin_prefetch(p + o, 0, 3);
         size_t at = (head + count) % SKETCH_QUEUE;
         if (count == SKETCH_QUEUE) {
             if (SKETCH_LB(queue_h2[head], queue_tail[head]) <= st.tau)
@@ -322,25 +335,39 @@ SCAN_ATTR static void SOSIE_CAT2(SCAN_ISA, sketch_scan)(const sosie_sketch_job *
     *read_rows = st.read;
 #ifdef SKETCH_DEBUG
     unsigned long long t3 = __builtin_ia32_rdtsc();
-    fprintf(stderr, "sample %.0fus read %zu | first %.0fus read %zu cands %zu | second %.0fus stage2 %zu read %zu\n",
-            (t1 - t0) / 2600.0, r1, (t2 - t1) / 2600.0, r2 - r1, cands->size, (t3 - t2) / 2600.0, st2, st.read - r2);
+    fprintf(stderr, "sample %.0fus read %zu | first %.0fus read %zu cands %zu | second %.0fus read %zu\n",
+            (t1 - t0) / 2600.0, r1, (t2 - t1) / 2600.0, r2 - r1, cands->size, (t3 - t2) / 2600.0, st.read - r2);
 #endif
 }
 
-SCAN_ATTR static void SOSIE_CAT2(SCAN_ISA, sketch_dots)(const sosie_sketch_job *job,
+/* D_i of n row-major rows (the second stage's layout, `stride` bytes apart). */
+SCAN_ATTR static void SOSIE_CAT2(SCAN_ISA, sketch_dots)(const int8_t *codes, ptrdiff_t stride,
+                                                         size_t m, const int16_t *w, size_t n,
                                                          int32_t *out) {
-    const ptrdiff_t cs = job->code_stride;
-    size_t i = job->rows.begin;
-    for (; i + 4 <= job->rows.end; i += 4)
-        SKETCH_ROWS4(job->codes + (ptrdiff_t)i * cs, cs, job->weights, job->m, out + i);
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) SKETCH_ROWS4(codes + (ptrdiff_t)i * stride, stride, w, m, out + i);
     int32_t v[4];
-    for (; i < job->rows.end; i++) {
-        SKETCH_ROWS4(job->codes + (ptrdiff_t)i * cs, 0, job->weights, job->m, v);
+    for (; i < n; i++) {
+        SKETCH_ROWS4(codes + (ptrdiff_t)i * stride, 0, w, m, v);
         out[i] = v[0];
     }
 }
 
+/* D_i of the first n rows of the first stage's blocks. */
+SCAN_ATTR static void SOSIE_CAT2(SCAN_ISA, sketch_block_dots)(const char *blocks, size_t m,
+                                                               const int16_t *w, size_t n,
+                                                               int32_t *out) {
+    int32_t wp[64], dots[16];
+    sosie_weight_pairs(w, m, wp);
+    for (size_t b = 0; 16 * b < n; b++) {
+        SKETCH_BLOCK16((const int8_t *)blocks + b * SOSIE_SKETCH_BLOCK_BYTES(m), wp, m, dots);
+        for (size_t t = 0; t < 16 && 16 * b + t < n; t++) out[16 * b + t] = dots[t];
+    }
+}
+
 #undef SKETCH_ROWS4
+#undef SKETCH_BLOCK16
 #undef SKETCH_L2_ROWS4
 #undef SKETCH_READ
 #undef SKETCH_SEED
+#undef SKETCH_H2

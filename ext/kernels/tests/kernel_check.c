@@ -270,26 +270,29 @@ static void sketch_case(int kernel, int serial) {
     for (size_t j = 0; j < m; j++) w[j] = (short)fmax(-32767, fmin(32767, nearbyint(g[j] / S)));
     double u = ldexp(1, -24), tiny = ldexp(1, -126);
     double slack_rot = ldexp(1, -30) * (radius + sqrt(qn)), coarse = S * l1max;
-    /* the two stages: the first m1 codes of every row, and records of the other mr codes,
-     * then A over all m axes and the tail norm */
-    size_t rs = (mr + 8 + 15) / 16 * 16;
-    signed char *first = malloc(n * m1 + 1);
+    /* the two stages: the first m1 codes in blocks of 16 rows (pairs of codes, then A over
+     * them; padding rows zero), and records of the other mr codes, then A over all m axes and
+     * the tail norm */
+    size_t rs = (mr + 8 + 15) / 16 * 16, nb = (n + 15) / 16, bb = SOSIE_SKETCH_BLOCK_BYTES(m1);
+    char *blocks = calloc(nb * bb, 1);
     char *records = malloc(n * rs + 1);
-    float *a2_first = malloc(n * 4);
     double hn1 = 0;
     for (size_t j = 0; j < m1; j++) hn1 += (double)q[j] * q[j];
     for (size_t i = 0; i < n; i++) {
+        char *block = blocks + (i / 16) * bb;
+        size_t r = i % 16;
         double c2 = 0;
         for (size_t j = 0; j < m1; j++) {
-            first[i * m1 + j] = codes[i * m + j];
+            block[32 * (j / 2) + 2 * r + j % 2] = (char)codes[i * m + j];
             c2 += (double)codes[i * m + j] * scale[j] * codes[i * m + j] * scale[j];
         }
-        a2_first[i] = (float)c2;
+        float a2_first = (float)c2;
+        memcpy(block + 16 * m1 + 4 * r, &a2_first, 4);
         memcpy(records + i * rs, codes + i * m + m1, mr);
         memcpy(records + i * rs + mr, &a2[i], 4);
         memcpy(records + i * rs + mr + 4, &tails[i], 4);
     }
-    sosie_sketch_job job = {first, (ptrdiff_t)m1, m1, a2_first, records, (ptrdiff_t)rs, mr, w,
+    sosie_sketch_job job = {blocks, m1, records, (ptrdiff_t)rs, mr, w,
                             (float)(-2 * S), (float)hn1, (float)hn,
                             1.01 * coarse + 8 * u * (pow(code_norm + sqrt(hn), 2) + coarse) +
                                 8 * tiny,
@@ -299,22 +302,25 @@ static void sketch_case(int kernel, int serial) {
     size_t depth = 2 * sosie_rounding_depth(kernel, d) + 8;
     job.rel = depth * u / (1 - depth * u);
     job.absolute = (d + depth) * 2.0 * tiny;
-    /* integer dots of every row, alone and in fours, against the serial kernel and int64 */
-    int32_t *dots = malloc(n * 4), *dots_s = malloc(n * 4), one[1];
-    if (sosie_sketch_dots(kernel, &job, dots) || sosie_sketch_dots(serial, &job, dots_s))
-        FAIL("sosie_sketch_dots refused");
+    /* integer dots of every row: the blocks (first stage) and the row-major codes (the second
+     * stage's kernel, in fours and alone), against the serial kernel and int64 */
+    int32_t *dots = malloc(n * 4), *dots_s = malloc(n * 4), *rows_d = malloc(n * 4), one[1];
+    if (sosie_sketch_block_dots(kernel, blocks, m1, w, n, dots) ||
+        sosie_sketch_block_dots(serial, blocks, m1, w, n, dots_s) ||
+        sosie_sketch_dots(kernel, (const int8_t *)codes, (ptrdiff_t)m, m, w, n, rows_d))
+        FAIL("sosie_sketch_block_dots / sosie_sketch_dots refused");
     for (size_t i = 0; i < n; i++) {
-        long long want = 0;
-        for (size_t j = 0; j < m1; j++) want += (long long)codes[i * m + j] * w[j];
-        sosie_sketch_job alone = job;
-        alone.codes = first + i * m1;
-        alone.rows.begin = 0;
-        alone.rows.end = 1;
-        sosie_sketch_dots(kernel, &alone, one);
-        if (dots[i] != want || dots_s[i] != want || one[0] != want)
-            FAIL("sketch row %zu (m=%zu): dot %d / serial %d / alone %d, expected %lld", i, m1,
-                 dots[i], dots_s[i], one[0], want);
-        sketch_checks += 3;
+        long long want = 0, all = 0;
+        for (size_t j = 0; j < m; j++) {
+            all += (long long)codes[i * m + j] * w[j];
+            if (j < m1) want = all;
+        }
+        sosie_sketch_dots(kernel, (const int8_t *)codes + i * m, 0, m, w, 1, one);
+        if (dots[i] != want || dots_s[i] != want || rows_d[i] != all || one[0] != all)
+            FAIL("sketch row %zu (m=%zu, m1=%zu): block dot %d / serial %d, expected %lld; "
+                 "row dot %d / alone %d, expected %lld", i, m, m1, dots[i], dots_s[i], want,
+                 rows_d[i], one[0], all);
+        sketch_checks += 4;
     }
     /* the fused scan keeps every row clearly inside the exact top-k */
     double *exact = malloc(n * sizeof(double)), *sorted = malloc(n * sizeof(double));
@@ -344,7 +350,7 @@ static void sketch_case(int kernel, int serial) {
         sketch_checks++;
     }
     free(x); free(xd); free(scale); free(tails); free(a2); free(codes); free(q); free(g);
-    free(first); free(records); free(a2_first);
+    free(blocks); free(records); free(rows_d);
     free(w); free(dots); free(dots_s); free(exact); free(sorted); free(dist); free(rows);
 }
 
