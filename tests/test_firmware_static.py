@@ -354,6 +354,17 @@ def test_example_config_is_accepted(tmp_path: Path, example: Path) -> None:
     assert {p.name for p in (tmp_path / "data").iterdir()} >= {"corpus", "tickets", "cache"}
 
 
+def test_smoke_tests_wrong_config_is_refused_for_the_key_it_expects(tmp_path: Path) -> None:
+    """`firmware/smoke-test --config-error` boots firmware/smoke/sosie-wrong.yaml and passes only
+    when the refusal names printer.virtual.out_dir: the same refusal, here, before a boot."""
+    result = _setup(tmp_path, (FW / "smoke" / "sosie-wrong.yaml").read_text())
+    assert result.returncode == 1
+    error = (tmp_path / "run" / "error.txt").read_text()
+    assert error.startswith(f"{tmp_path / 'boot' / 'sosie.yaml'}: printer.virtual.out_dir = ")
+    assert "refused*printer.virtual.out_dir*" in (FW / "smoke-test").read_text()
+    assert not (tmp_path / "run" / "sosie.yaml").exists()
+
+
 def test_missing_config_means_defaults(tmp_path: Path) -> None:
     result = _setup(tmp_path, None)
     assert result.returncode == 0, result.stderr
