@@ -50,7 +50,7 @@ _MAX_THREADS = 64
 _MIN_ROWS_PER_THREAD = 64
 _U = 2.0**-24  # float32 unit roundoff
 _TINY = 2.0**-126  # smallest normal float32 (covers underflow and flush-to-zero)
-_RESCORE_CHUNK = 65536
+_CHUNK_ROWS = 65536
 #: Axes of the sketch's first stage, streamed for every row (the rest only for the few rows
 #: that pass it): the pass is memory-bound, so fewer bytes per row is less time.
 _FIRST_STAGE_AXES = 40
@@ -157,8 +157,8 @@ def first_stage_blocks(codes: np.ndarray, norms2: np.ndarray) -> np.ndarray:
     n, m = codes.shape
     count = -(-n // 16)
     blocks = _huge_zeros(count, 16 * m + 64)
-    for start in range(0, n, _RESCORE_CHUNK):  # a multiple of 16
-        stop = min(n, start + _RESCORE_CHUNK)
+    for start in range(0, n, _CHUNK_ROWS):  # a multiple of 16
+        stop = min(n, start + _CHUNK_ROWS)
         rows = -(-(stop - start) // 16) * 16
         part = np.zeros((rows, m), np.int8)
         part[: stop - start] = codes[start:stop]
@@ -186,8 +186,8 @@ def _sketch_stages(sketch: Sketch) -> _SketchStages:
     records[:, rest_axes + 4 : rest_axes + 8] = sketch.tails.astype("=f4").reshape(n, 1).view(
         np.uint8)
     l1 = 0
-    for start in range(0, n, _RESCORE_CHUNK):
-        stop = min(n, start + _RESCORE_CHUNK)
+    for start in range(0, n, _CHUNK_ROWS):
+        stop = min(n, start + _CHUNK_ROWS)
         codes = np.asarray(sketch.codes[start:stop])
         squares = (codes.astype(np.float64) * scale) ** 2
         first_norms2[start:stop] = squares[:, :m1].sum(axis=1)
@@ -245,10 +245,10 @@ class Scanner:
     ) -> None:
         self._vectors = _check_vectors(vectors)
         self._sketch = _check_sketch(sketch, self._vectors.shape)
-        self.rows_read = 0  # float16 rows read by the last sketch scan (N without a sketch)
+        self.rows_read = 0  # float16 rows read by the last scan (N without a sketch)
+        self.bytes_read = 0  # bytes of the corpus the last scan touched
         if self._sketch is not None:
             self._stages = _sketch_stages(self._sketch)
-        self._rows = self._vectors.view(np.ndarray)  # plain view: cheaper fancy indexing
         self._threads = _check_threads(threads)
         self._kernel = _pick_kernel(kernel)
         n, d = self._vectors.shape
@@ -306,20 +306,17 @@ class Scanner:
         Sorted by ascending Euclidean distance, ties by lower row index; exact with respect to
         float64 arithmetic on the float16 rows and the query as given.
         """
-        q64, q32 = self._check_query(query)
+        q64, q32, delta = self._check_query(query)  # delta: the float32 query's distance
         m = min(self._check_k(k), len(self._vectors))
         if m == 0:
             return np.empty(0, np.int64), np.empty(0, np.float32)
-        delta = 0.0  # how far the float32 query the kernels see is from the query as given
-        if q64.dtype != np.float32 or np.any(np.abs(q32) < _TINY):
-            q32 = np.where(np.abs(q32) < _TINY, np.float32(0), q32)  # no subnormals (DAZ)
-            delta = float(np.sqrt(np.sum((q64 - q32) ** 2)))
 
         if self._sketch is not None:
             found = self._sketch_topk(q64, q32, delta, m)
             if found is not None:
                 return found
         self.rows_read = len(self._vectors)
+        self.bytes_read = self._vectors.nbytes
         metric, kq, qnorm2, norms2, rel, absolute = self._metric(q32)
         n = len(self._vectors)
         cap = min(n, 2 * m + 8)
@@ -327,19 +324,17 @@ class Scanner:
         _, rows, bound = _scan.scan(
             self._kernel, metric, self._vectors, kq, norms2, qnorm2, cap, threads, PREFETCH_ROWS
         )
-        rows = np.sort(rows)
-        exact = self._exact(rows, q64)
-        order = np.lexsort((rows, exact))[:m]
-        kth = float(exact[order[-1]])
+        q_exact = q64.astype(np.float64, copy=False)
+        best, exact = _scan.nearest(self._vectors, rows, q_exact, m)
+        kth = float(exact[-1])
         if len(rows) < n and not kth < _lower_bound(bound, rel, absolute, delta):
             # Some row left out might still tie or beat the k-th: rescore every row that could.
             values = self._values(kq, norms2, qnorm2, metric)
             limit = _upper_bound(kth, rel, absolute, delta)
             with np.errstate(over="ignore"):  # a limit beyond float32: every row qualifies
                 rows = np.flatnonzero((values <= limit) | ~np.isfinite(values))
-            exact = self._exact(rows, q64)
-            order = np.lexsort((rows, exact))[:m]
-        return rows[order].astype(np.int64), np.sqrt(exact[order]).astype(np.float32)
+            best, exact = _scan.nearest(self._vectors, rows.astype(np.int64), q_exact, m)
+        return best, np.sqrt(exact).astype(np.float32)
 
     # -- internals --------------------------------------------------------------------------
 
@@ -355,7 +350,7 @@ class Scanner:
         stages = self._stages
         n = len(self._vectors)
         found = _scan.sketch_query(
-            self._kernel, np.ascontiguousarray(q64, np.float64), stages.mean, stages.rotation,
+            self._kernel, q64.astype(np.float64, copy=False), stages.mean, stages.rotation,
             stages.scale, stages.l1_max, sketch.code_norm, sketch.error, sketch.radius,
             _ROTATION_SLACK, _SKETCH_RHO, stages.blocks, stages.first_axes, stages.records,
             stages.rest_axes, self._vectors, q32, self._rel, self._tiny, delta, m,
@@ -363,30 +358,30 @@ class Scanner:
         )
         if found is None:
             return None
-        _, rows, bound, read = found
+        _, rows, bound, read, second = found
         self.rows_read = read
-        rows = np.sort(rows)
-        exact = self._exact(rows, q64)
-        order = np.lexsort((rows, exact))[:m]
-        kth = float(exact[order[-1]])
+        # the first stage's blocks, a cache line per second-stage record, the float16 rows
+        self.bytes_read = stages.blocks.nbytes + 64 * second + read * 2 * self._vectors.shape[1]
+        best, exact = _scan.nearest(self._vectors, rows, q64.astype(np.float64, copy=False), m)
+        kth = float(exact[-1])
         if read > len(rows) and not kth < _lower_bound(bound, self._rel, self._tiny, delta):
             return None
-        return rows[order].astype(np.int64), np.sqrt(exact[order]).astype(np.float32)
+        return best, np.sqrt(exact).astype(np.float32)
 
-    def _check_query(self, query: object) -> tuple[np.ndarray, np.ndarray]:
-        """(the query as given: float32 or float64, the float32 query for the kernels)."""
+    def _check_query(self, query: object) -> tuple[np.ndarray, np.ndarray, float]:
+        """(the query as given: float32 or float64, the float32 query for the kernels with
+        subnormals flushed to zero (DAZ), how far that is from the query as given)."""
         q = np.asarray(query)
         d = self._vectors.shape[1]
         if q.dtype.kind not in "fiu" or q.shape != (d,):
             raise ValueError(f"query: expected {d} real numbers, got {q.dtype} {q.shape}")
-        given = q if q.dtype == np.float32 else q.astype(np.float64)
-        with np.errstate(over="ignore"):
-            q32 = np.ascontiguousarray(given, dtype=np.float32)
-        if not np.isfinite(q32).all():
-            if not np.isfinite(given).all():
-                raise ValueError("query: holds NaN or infinity")
+        given = np.ascontiguousarray(q, np.float32 if q.dtype == np.float32 else np.float64)
+        q32, delta, problem = _scan.query32(given)
+        if problem == 1:
+            raise ValueError("query: holds NaN or infinity")
+        if problem == 2:
             raise ValueError("query: values beyond the float32 range")
-        return given, q32
+        return given, q32, delta
 
     @staticmethod
     def _check_k(k: object) -> int:
@@ -410,16 +405,6 @@ class Scanner:
                 metric: int) -> np.ndarray:
         return _scan.values(self._kernel, metric, self._vectors, kq, norms2, qnorm2,
                             self._threads)
-
-    def _exact(self, rows: np.ndarray, q64: np.ndarray) -> np.ndarray:
-        """Exact float64 squared distances of `rows`, the same formula as a numpy reference."""
-        q64 = q64.astype(np.float64, copy=False)
-        parts = []
-        for start in range(0, len(rows), _RESCORE_CHUNK):
-            block = self._rows[rows[start : start + _RESCORE_CHUNK]].astype(np.float64)
-            block -= q64
-            parts.append((block * block).sum(axis=1))
-        return np.concatenate(parts) if parts else np.empty(0)
 
 
 def _lower_bound(value: float, rel: float, absolute: float, delta: float) -> float:

@@ -3,8 +3,9 @@
 
 import numpy as np
 
-from libc.math cimport fabs, isfinite, nearbyint, sqrt
+from libc.math cimport INFINITY, NAN, fabs, isfinite, ldexp, nearbyint, sqrt
 from libc.stdint cimport int64_t, uintptr_t
+from libc.stdlib cimport free, malloc, qsort
 
 
 cdef extern from "dispatch.h" nogil:
@@ -48,7 +49,8 @@ cdef extern from "dispatch.h" nogil:
         double delta
 
     int sosie_sketch_scan(int kernel, const sosie_sketch_job *job, size_t k, size_t cap,
-                          float *dist, int64_t *rows, size_t *count, float *bound, size_t *read)
+                          float *dist, int64_t *rows, size_t *count, float *bound, size_t *read,
+                          size_t *second)
     int sosie_sketch_dots(int kernel, const signed char *codes, Py_ssize_t stride, size_t m,
                           const short *w, size_t n, int *out)
     int sosie_sketch_block_dots(int kernel, const char *blocks, size_t m, const short *w,
@@ -178,6 +180,145 @@ cdef enum:
     _MAX_D = 512
 
 
+cdef double _pairwise(const double *a, Py_ssize_t n) noexcept nogil:
+    """numpy's pairwise summation of n contiguous doubles (add.reduce along a contiguous axis):
+    below 8 values in order; up to 128, eight running sums combined as a tree, then the rest;
+    beyond, the two halves (the first a multiple of 8) summed alike."""
+    cdef Py_ssize_t i, j, n2
+    cdef double res
+    cdef double r[8]
+    if n < 8:
+        res = 0.0
+        for i in range(n):
+            res += a[i]
+        return res
+    if n <= 128:
+        for j in range(8):
+            r[j] = a[j]
+        i = 8
+        while i < n - (n % 8):
+            for j in range(8):
+                r[j] += a[i + j]
+            i += 8
+        res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
+        while i < n:
+            res += a[i]
+            i += 1
+        return res
+    n2 = n // 2
+    n2 -= n2 % 8
+    return _pairwise(a, n2) + _pairwise(a + n2, n - n2)
+
+
+cdef struct _Scored:
+    double distance
+    int64_t row
+
+
+cdef int _by_distance_then_row(const void *a, const void *b) noexcept nogil:
+    cdef const _Scored *x = <const _Scored *>a
+    cdef const _Scored *y = <const _Scored *>b
+    if x.distance != y.distance:
+        return -1 if x.distance < y.distance else 1
+    return (x.row > y.row) - (x.row < y.row)
+
+
+def nearest(vectors, const int64_t[::1] rows, const double[::1] query, Py_ssize_t m):
+    """The m best of `rows` (distinct rows of a validated (N, d) float16 array) by float64
+    squared distance to `query`, ties by lower row: (rows int64[m'], squared float64[m']),
+    m' = min(m, len(rows)). The arithmetic is numpy's: each difference and square rounded once,
+    the squares summed pairwise as ((rows - query) ** 2).sum(axis=1) does, so a float64
+    reference gives the same bits and the same order."""
+    cdef Py_ssize_t count = rows.shape[0], d = vectors.shape[1], i, j
+    cdef Py_ssize_t stride = vectors.strides[0], n = vectors.shape[0]
+    if query.shape[0] != d or d > _MAX_D:
+        raise ValueError("nearest: inconsistent dimensions")
+    for i in range(count):
+        if rows[i] < 0 or rows[i] >= n:
+            raise IndexError("nearest: row out of range")
+    cdef Py_ssize_t kept = min(m, count)
+    best_rows = np.empty(kept, np.int64)
+    best = np.empty(kept, np.float64)
+    if kept <= 0:
+        return best_rows, best
+    cdef int64_t[::1] out_rows = best_rows
+    cdef double[::1] out = best
+    cdef const char *base = <const char *><uintptr_t>vectors.__array_interface__["data"][0]
+    cdef _Scored *scored = <_Scored *>malloc(count * sizeof(_Scored))
+    if scored == NULL:
+        raise MemoryError()
+    cdef double squares[_MAX_D]
+    cdef double x
+    cdef const unsigned short *row
+    with nogil:
+        for i in range(count):
+            row = <const unsigned short *>(base + rows[i] * stride)
+            for j in range(d):
+                x = _half_to_double(row[j]) - query[j]
+                squares[j] = x * x
+            scored[i].distance = _pairwise(squares, d)
+            scored[i].row = rows[i]
+        qsort(scored, count, sizeof(_Scored), _by_distance_then_row)
+        for i in range(kept):
+            out_rows[i] = scored[i].row
+            out[i] = scored[i].distance
+    free(scored)
+    return best_rows, best
+
+
+cdef inline double _half_to_double(unsigned short h) noexcept nogil:
+    """A float16's exact value."""
+    cdef int exponent = (h >> 10) & 0x1f
+    cdef int mantissa = h & 0x3ff
+    cdef double v
+    if exponent == 0:
+        v = ldexp(<double>mantissa, -24)
+    elif exponent == 31:
+        v = INFINITY if mantissa == 0 else NAN
+    else:
+        v = ldexp(<double>(mantissa | 0x400), exponent - 25)
+    return -v if h & 0x8000 else v
+
+
+def query32(given):
+    """(q32, delta, problem) for a 1-D float32 or float64 query: the float32 query the kernels see
+    (subnormals flushed to zero: the kernels may run with denormals-are-zero), its Euclidean
+    distance `delta` from the query as given (float64), and 0, or 1 when the query holds NaN or
+    infinity, 2 when a value is beyond the float32 range."""
+    cdef Py_ssize_t d = given.shape[0], j
+    q_arr = np.empty(d, np.float32)
+    cdef float[::1] q = q_arr
+    cdef double v, gap, delta2 = 0.0
+    cdef float f
+    cdef const double[::1] g64
+    cdef const float[::1] g32
+    if given.dtype == np.float32:
+        g32 = given
+        for j in range(d):
+            f = g32[j]
+            if not isfinite(f):
+                return q_arr, 0.0, 1
+            if fabs(f) < _TINY:
+                delta2 += <double>f * f
+                f = 0.0
+            q[j] = f
+    else:
+        g64 = given
+        for j in range(d):
+            v = g64[j]
+            if not isfinite(v):
+                return q_arr, 0.0, 1
+            f = <float>v  # IEEE rounding: beyond the float32 range gives infinity
+            if not isfinite(f):
+                return q_arr, 0.0, 2
+            if fabs(f) < _TINY:
+                f = 0.0
+            q[j] = f
+            gap = v - <double>f
+            delta2 += gap * gap
+    return q_arr, sqrt(delta2), 0
+
+
 def sketch_query(str kernel, const double[::1] query, const double[::1] mean,
                  const double[:, ::1] rotation, const double[::1] scale, double l1_max,
                  double code_norm, double error, double radius, double rotation_slack,
@@ -186,8 +327,8 @@ def sketch_query(str kernel, const double[::1] query, const double[::1] mean,
                  size_t k, size_t cap):
     """One sketch query (dispatch.h): rotate `query` (float64, as given) onto the sketch's axes,
     derive the int16 weights and the slacks, run the scan. Returns (dist float32[c], rows
-    int64[c], bound, rows read), or None when the query is too far from the corpus for float32
-    bounds (then a full scan answers).
+    int64[c], bound, rows read in float16, rows whose record the second stage read), or None
+    when the query is too far from the corpus for float32 bounds (then a full scan answers).
 
     The weights: w = rint(scale * head / S), S = max |scale * head| / 32767; h2 in float32 is
     within h2_slack of |scale * codes - head|^2 (the weights' rounding, at most S/2 times a row's
@@ -242,7 +383,7 @@ def sketch_query(str kernel, const double[::1] query, const double[::1] mean,
     cdef double slack_rotation = rotation_slack * (radius + extent)
     cdef float[::1] dist = np.empty(cap, np.float32)
     cdef int64_t[::1] rows = np.empty(cap, np.int64)
-    cdef size_t count = 0, read = 0
+    cdef size_t count = 0, read = 0, second = 0
     cdef float bound = 0
     cdef sosie_sketch_job job
     job.blocks = <const char *><uintptr_t>blocks.__array_interface__["data"][0]
@@ -265,10 +406,12 @@ def sketch_query(str kernel, const double[::1] query, const double[::1] mean,
     job.delta = delta
     cdef int rc
     with nogil:
-        rc = sosie_sketch_scan(kk, &job, k, cap, &dist[0], &rows[0], &count, &bound, &read)
+        rc = sosie_sketch_scan(kk, &job, k, cap, &dist[0], &rows[0], &count, &bound, &read,
+                               &second)
     if rc != 0:
         raise RuntimeError(f"sosie_sketch_scan failed ({rc})")
-    return np.asarray(dist)[:count], np.asarray(rows)[:count], float(bound), int(read)
+    return (np.asarray(dist)[:count], np.asarray(rows)[:count], float(bound), int(read),
+            int(second))
 
 
 def sketch_dots(str kernel, codes, const short[::1] weights):

@@ -154,6 +154,15 @@ SOSIE_AVX2 static inline void avx2_sketch_block16(const int8_t *block, const int
     _mm256_storeu_si256((__m256i *)(out + 8), _mm256_add_epi32(hi, hi2));
 }
 
+/* serial.h's le_mask16: two compares (ordered: false for NaN) and two movemasks. */
+SOSIE_AVX2 static inline uint32_t avx2_le_mask16(const float *v, float h) {
+    __m256 hv = _mm256_set1_ps(h);
+    uint32_t lo = (uint32_t)_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(v), hv, _CMP_LE_OQ));
+    uint32_t hi = (uint32_t)_mm256_movemask_ps(
+        _mm256_cmp_ps(_mm256_loadu_ps(v + 8), hv, _CMP_LE_OQ));
+    return lo | hi << 8;
+}
+
 /* rows8: d / 8 additions per lane, 3 in the reduction (rows4: d / 16 + 4); + slack */
 static inline size_t avx2_rounding_depth(size_t d) { return d / 8 + 8; }
 

@@ -166,6 +166,11 @@ SOSIE_AVX512 static inline void avx512_sketch_block16(const int8_t *block, const
     _mm512_storeu_si512((void *)out, _mm512_add_epi32(a, b));
 }
 
+/* serial.h's le_mask16: one compare into a mask register (ordered: false for NaN). */
+SOSIE_AVX512 static inline uint32_t avx512_le_mask16(const float *v, float h) {
+    return (uint32_t)_mm512_cmp_ps_mask(_mm512_loadu_ps(v), _mm512_set1_ps(h), _CMP_LE_OQ);
+}
+
 /* rows8: d / 16 + 1 additions per lane, 4 in the reduction (rows4: d / 32 + 6); + slack */
 static inline size_t avx512_rounding_depth(size_t d) { return d / 16 + 10; }
 

@@ -46,7 +46,7 @@
 typedef void (*scan_fn)(const sosie_job *, sosie_topk *);
 typedef void (*values_fn)(const sosie_job *, float *);
 typedef void (*sketch_fn)(const sosie_sketch_job *, size_t, sosie_topk *, sosie_topk *,
-                          sosie_topk *, sosie_cands *, size_t *, size_t *);
+                          sosie_topk *, sosie_cands *, size_t *, size_t *, size_t *);
 typedef void (*sketch_dots_fn)(const int8_t *, ptrdiff_t, size_t, const int16_t *, size_t,
                                int32_t *);
 typedef void (*block_dots_fn)(const char *, size_t, const int16_t *, size_t, int32_t *);
@@ -213,7 +213,8 @@ int sosie_values(int kernel, int metric, const sosie_job *job, int threads, floa
 /* ---- the sketch pass (one thread: it reads a fraction of the float16 bytes) --------------- */
 
 int sosie_sketch_scan(int kernel, const sosie_sketch_job *job, size_t k, size_t cap,
-                      float *dist, int64_t *rows, size_t *count, float *bound, size_t *read) {
+                      float *dist, int64_t *rows, size_t *count, float *bound, size_t *read,
+                      size_t *second) {
     if (!sosie_kernel_supported(kernel) || k == 0 || cap < k || k > SIZE_MAX / 64 ||
         job->rows.begin != 0 || job->m < 8 || job->m > 128 || job->m % 8 ||
         job->m + job->m_rest > 128 || job->m_rest % 8)
@@ -226,8 +227,8 @@ int sosie_sketch_scan(int kernel, const sosie_sketch_job *job, size_t k, size_t 
     if (rc == 0) {
         sosie_topk heap = {dist, rows, 0, cap}, top = {top_dist, top_row, 0, k};
         sosie_topk seeds = {top_dist + k, top_row + k, 0, k};
-        *read = 0;
-        KERNELS[kernel].sketch(job, k, &heap, &top, &seeds, &cands, done, read);
+        *read = *second = 0;
+        KERNELS[kernel].sketch(job, k, &heap, &top, &seeds, &cands, done, read, second);
         if (cands.failed) rc = -2;
         *count = heap.size;
         *bound = *read > heap.size ? heap.dist[0] : INFINITY;

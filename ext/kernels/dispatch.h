@@ -86,11 +86,13 @@ typedef struct {
 #define SOSIE_SKETCH_BLOCK_BYTES(m) (16 * (size_t)(m) + 64)
 
 /* Fills dist/rows (heap order, *count pairs), *bound (no read row left out of the heap is
- * below it; +inf if none was left out) and *read (rows read in float16). k <= cap; the rows
+ * below it; +inf if none was left out), *read (rows read in float16) and *second (rows whose
+ * record the second stage read). k <= cap; the rows
  * are [0, job.rows.end) (job.rows.begin must be 0).
  * Returns 0, -1 for a bad kernel or k/cap, -2 when out of memory. */
 int sosie_sketch_scan(int kernel, const sosie_sketch_job *job, size_t k, size_t cap,
-                      float *dist, int64_t *rows, size_t *count, float *bound, size_t *read);
+                      float *dist, int64_t *rows, size_t *count, float *bound, size_t *read,
+                      size_t *second);
 
 /* D_i = sum_j codes_ij w_j of n row-major rows of m codes (`stride` bytes apart), into out[0..n)
  * (the second stage's arithmetic). */

@@ -99,6 +99,17 @@ static inline void neon_sketch_block16(const int8_t *block, const int32_t *wp, s
     for (int r = 0; r < 4; r++) vst1q_s32(out + 4 * r, vpaddq_s32(acc[2 * r], acc[2 * r + 1]));
 }
 
+/* serial.h's le_mask16: four compares (false for NaN), each lane ANDed with its bit, summed. */
+static inline uint32_t neon_le_mask16(const float *v, float h) {
+    static const uint32_t bits[4] = {1, 2, 4, 8};
+    uint32x4_t b = vld1q_u32(bits);
+    float32x4_t hv = vdupq_n_f32(h);
+    uint32_t mask = 0;
+    for (int g = 0; g < 4; g++)
+        mask |= vaddvq_u32(vandq_u32(vcleq_f32(vld1q_f32(v + 4 * g), hv), b)) << (4 * g);
+    return mask;
+}
+
 static inline size_t neon_rounding_depth(size_t d) { return d / 8 + 6; }
 
 #endif

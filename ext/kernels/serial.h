@@ -109,6 +109,13 @@ static inline void serial_sketch_block16(const int8_t *block, const int32_t *wp,
     }
 }
 
+/* <isa>_le_mask16(v, h): bit t set when v[t] <= h (clear for NaN), for 16 floats. */
+static inline uint32_t serial_le_mask16(const float *v, float h) {
+    uint32_t mask = 0;
+    for (int t = 0; t < 16; t++) mask |= (uint32_t)(v[t] <= h) << t;
+    return mask;
+}
+
 /* Longest chain of float32 roundings behind one result (for the exactness certificate). */
 static inline size_t serial_rounding_depth(size_t d) { return d + 2; }
 

@@ -18,6 +18,7 @@
 #define SOSIE_CAT2(a, b) SOSIE_CAT2_(a, b)
 #define SKETCH_ROWS4 SOSIE_CAT2(SCAN_ISA, sketch_rows4)
 #define SKETCH_BLOCK16 SOSIE_CAT2(SCAN_ISA, sketch_block16)
+#define SKETCH_LE_MASK16 SOSIE_CAT2(SCAN_ISA, le_mask16)
 #define SKETCH_L2_ROWS4 SOSIE_CAT2(SCAN_ISA, l2_rows4)
 
 #ifndef SOSIE_SKETCH_BOUND_DEFINED
@@ -202,7 +203,9 @@ SCAN_ATTR static void SOSIE_CAT2(SCAN_ISA, sketch_first)(const sosie_sketch_job 
                                                           size_t ndone) {
     const size_t n = job->rows.end, blocks = (n + 15) / 16;
     const size_t bytes = SOSIE_SKETCH_BLOCK_BYTES(job->m);
-    float h = st->h, seed_worst = seeds->size == seeds->cap ? seeds->dist[0] : INFINITY;
+    /* seed_below: the greatest float below the k-th least h2 so far (+inf while fewer) */
+    float h = st->h, seed_below = INFINITY;
+    if (seeds->size == seeds->cap) seed_below = nextafterf(seeds->dist[0], -INFINITY);
     int32_t dots[16];
     for (size_t b = 0; b < blocks; b++) {
         /* SKETCH_AHEAD bytes ahead: the hardware prefetcher alone left this pass well below the
@@ -211,14 +214,12 @@ SCAN_ATTR static void SOSIE_CAT2(SCAN_ISA, sketch_first)(const sosie_sketch_job 
         for (size_t o = 0; o < bytes; o += 64) __builtin_prefetch(ahead + o, 0, 3);
         sosie_v16f v;
         SKETCH_H2(job, wp, b, dots, &v);
-        sosie_v16i below = v <= h;
-        sosie_v16i lower = v < seed_worst;
-        uint32_t mask = 0, seed = 0;
-        for (int t = 0; t < 16; t++) {
-            mask |= (uint32_t)(below[t] & 1) << t;
-            seed |= (uint32_t)(lower[t] & 1) << t;
-        }
-        if (__builtin_expect((mask | seed) == 0, 1)) continue;
+        float lanes[16];
+        memcpy(lanes, &v, sizeof lanes);
+        /* one comparison for the common block: no row below H, none among the least h2 */
+        if (__builtin_expect(!SKETCH_LE_MASK16(lanes, h > seed_below ? h : seed_below), 1))
+            continue;
+        uint32_t mask = SKETCH_LE_MASK16(lanes, h), seed = SKETCH_LE_MASK16(lanes, seed_below);
         if (16 * b + 16 > n) { /* the last block's padding rows are not rows */
             uint32_t valid = (1u << (n - 16 * b)) - 1;
             mask &= valid;
@@ -233,7 +234,7 @@ SCAN_ATTR static void SOSIE_CAT2(SCAN_ISA, sketch_first)(const sosie_sketch_job 
                 h = st->h;
             }
         }
-        seed_worst = seeds->size == seeds->cap ? seeds->dist[0] : INFINITY;
+        if (seeds->size == seeds->cap) seed_below = nextafterf(seeds->dist[0], -INFINITY);
         if (cands->failed) return;
     }
 }
@@ -259,11 +260,12 @@ SCAN_ATTR static void SOSIE_CAT2(SCAN_ISA, sketch_first)(const sosie_sketch_job 
  * the rest of its codes, A_i over all axes and its tail norm, prefetched SKETCH_LEAD candidates
  * ahead) and the full bound; the survivors are read in float16 through a small queue of
  * prefetched rows (their bound checked again on the way out: tau may have dropped). No row is
- * read twice. `done` has room for k rows. */
+ * read twice. `done` has room for k rows; *second_rows: the rows given the second stage. */
 SCAN_ATTR static void SOSIE_CAT2(SCAN_ISA, sketch_scan)(const sosie_sketch_job *job, size_t k,
                                                          sosie_topk *heap, sosie_topk *top,
                                                          sosie_topk *seeds, sosie_cands *cands,
-                                                         size_t *done, size_t *read_rows) {
+                                                         size_t *done, size_t *read_rows,
+                                                         size_t *second_rows) {
     const sosie_job *f = &job->rows;
     const size_t n = f->end, row_bytes = 2 * f->d;
     sosie_sketch_state st = {heap, top, k, 0, INFINITY, INFINITY, INFINITY};
@@ -290,7 +292,7 @@ SCAN_ATTR static void SOSIE_CAT2(SCAN_ISA, sketch_scan)(const sosie_sketch_job *
 #endif
 
 #define SKETCH_LB(v, t) sosie_sketch_bound(job, (v), (t))
-    size_t queue[SKETCH_QUEUE], head = 0, count = 0, next_done = 0;
+    size_t queue[SKETCH_QUEUE], head = 0, count = 0, next_done = 0, second = 0;
     float queue_h2[SKETCH_QUEUE], queue_tail[SKETCH_QUEUE];
     const size_t *crow = cands->row;
     const float *ch2 = cands->h2;
@@ -306,6 +308,7 @@ SCAN_ATTR static void SOSIE_CAT2(SCAN_ISA, sketch_scan)(const sosie_sketch_job *
         while (next_done < ndone && done[next_done] < i) next_done++;
         if (next_done < ndone && done[next_done] == i) continue; /* read by the sample */
         const char *record = job->rest + (ptrdiff_t)i * rs;
+        second++;
         if (mr) SKETCH_ROWS4((const int8_t *)record, 0, job->weights + job->m, mr, rest);
         float a_all, tail;
         memcpy(&a_all, record + mr, sizeof a_all);
@@ -333,6 +336,7 @@ SCAN_ATTR static void SOSIE_CAT2(SCAN_ISA, sketch_scan)(const sosie_sketch_job *
     }
 #undef SKETCH_LB
     *read_rows = st.read;
+    *second_rows = second;
 #ifdef SKETCH_DEBUG
     unsigned long long t3 = __builtin_ia32_rdtsc();
     fprintf(stderr, "sample %.0fus read %zu | first %.0fus read %zu cands %zu | second %.0fus read %zu\n",
@@ -367,6 +371,7 @@ SCAN_ATTR static void SOSIE_CAT2(SCAN_ISA, sketch_block_dots)(const char *blocks
 
 #undef SKETCH_ROWS4
 #undef SKETCH_BLOCK16
+#undef SKETCH_LE_MASK16
 #undef SKETCH_L2_ROWS4
 #undef SKETCH_READ
 #undef SKETCH_SEED

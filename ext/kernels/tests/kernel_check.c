@@ -330,12 +330,12 @@ static void sketch_case(int kernel, int serial) {
         exact[i] = sorted[i] = s;
     }
     qsort(sorted, n, sizeof *sorted, compare_doubles);
-    size_t kk = k < n ? k : n, cc = cap < n ? cap : n, count = 0, read = 0;
+    size_t kk = k < n ? k : n, cc = cap < n ? cap : n, count = 0, read = 0, second = 0;
     float *dist = malloc(cc * 4), bound = 0;
     int64_t *rows = malloc(cc * 8);
-    if (sosie_sketch_scan(kernel, &job, kk, cc, dist, rows, &count, &bound, &read))
+    if (sosie_sketch_scan(kernel, &job, kk, cc, dist, rows, &count, &bound, &read, &second))
         FAIL("sosie_sketch_scan refused");
-    if (read < kk || read > n || count != (read < cc ? read : cc))
+    if (read < kk || read > n || second > n || count != (read < cc ? read : cc))
         FAIL("sketch scan read %zu rows, kept %zu (n=%zu k=%zu cap=%zu)", read, count, n, kk, cc);
     for (size_t t = 0; t < count; t++)
         for (size_t o = t + 1; o < count; o++)
