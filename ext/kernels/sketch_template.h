@@ -273,23 +273,14 @@ SCAN_ATTR static void SOSIE_CAT2(SCAN_ISA, sketch_scan)(const sosie_sketch_job *
     int32_t wp[64];
     sosie_weight_pairs(job->weights, job->m, wp);
 
-#ifdef SKETCH_DEBUG
-    unsigned long long t0 = __builtin_ia32_rdtsc();
-#endif
     if (n >= SKETCH_SAMPLE_MIN) {
         size_t run = (SKETCH_SAMPLE + 64 * k) / (16 * SKETCH_CHUNKS) + 1; /* n / 4 at most */
         size_t most = n / 4 / (16 * SKETCH_CHUNKS);
         ndone = SOSIE_CAT2(SCAN_ISA, sketch_sample)(job, &st, wp, SKETCH_CHUNKS,
                                                     run < most ? run : most, seeds, done);
     }
-#ifdef SKETCH_DEBUG
-    unsigned long long t1 = __builtin_ia32_rdtsc(); size_t r1 = st.read;
-#endif
     SOSIE_CAT2(SCAN_ISA, sketch_first)(job, &st, wp, cands, seeds, done, ndone);
     if (cands->failed) return;
-#ifdef SKETCH_DEBUG
-    unsigned long long t2 = __builtin_ia32_rdtsc(); size_t r2 = st.read;
-#endif
 
 #define SKETCH_LB(v, t) sosie_sketch_bound(job, (v), (t))
     size_t queue[SKETCH_QUEUE], head = 0, count = 0, next_done = 0, second = 0;
@@ -337,11 +328,6 @@ SCAN_ATTR static void SOSIE_CAT2(SCAN_ISA, sketch_scan)(const sosie_sketch_job *
 #undef SKETCH_LB
     *read_rows = st.read;
     *second_rows = second;
-#ifdef SKETCH_DEBUG
-    unsigned long long t3 = __builtin_ia32_rdtsc();
-    fprintf(stderr, "sample %.0fus read %zu | first %.0fus read %zu cands %zu | second %.0fus read %zu\n",
-            (t1 - t0) / 2600.0, r1, (t2 - t1) / 2600.0, r2 - r1, cands->size, (t3 - t2) / 2600.0, st.read - r2);
-#endif
 }
 
 /* D_i of n row-major rows (the second stage's layout, `stride` bytes apart). */
