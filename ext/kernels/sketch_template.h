@@ -117,6 +117,8 @@ typedef struct {
 
 #define SKETCH_READ SOSIE_CAT2(SCAN_ISA, sketch_read)
 #define SKETCH_SEED SOSIE_CAT2(SCAN_ISA, sketch_seed)
+#define SKETCH_DRAIN SOSIE_CAT2(SCAN_ISA, sketch_drain)
+#define SKETCH_FETCH SOSIE_CAT2(SCAN_ISA, sketch_fetch)
 #define SKETCH_H2 SOSIE_CAT2(SCAN_ISA, sketch_h2)
 
 /* Read row i in float16: offer it to both heaps; tau and H drop when the top k improves. */
@@ -134,6 +136,12 @@ SCAN_ATTR static inline void SKETCH_READ(const sosie_sketch_job *job, sosie_sket
             sosie_sketch_limits(job, st->worst, &st->tau, &st->h);
         }
     }
+}
+
+/* Prefetch row i's float16 values. */
+SCAN_ATTR static inline void SKETCH_FETCH(const sosie_sketch_job *job, size_t i) {
+    const char *p = job->rows.base + (ptrdiff_t)i * job->rows.stride;
+    for (size_t o = 0; o < 2 * job->rows.d; o += 64) __builtin_prefetch(p + o, 0, 3);
 }
 
 /* First-stage h2 of the 16 rows of block b (and their dots): A + step D + qhead2 in float32,
@@ -171,26 +179,63 @@ SCAN_ATTR static size_t SOSIE_CAT2(SCAN_ISA, sketch_sample)(const sosie_sketch_j
         for (; at > 0 && done[at - 1] > r; at--) done[at] = done[at - 1];
         done[at] = r;
     }
+    for (size_t s = 0; s < seeds->size; s++) SKETCH_FETCH(job, done[s]); /* misses overlap */
     for (size_t s = 0; s < seeds->size; s++) SKETCH_READ(job, st, done[s]);
     return seeds->size;
 }
 
-/* A row of the first pass among the k of least first-stage h2 so far (`seeds`, which starts
- * with the sample's): read at once if it can still rank, unless the sample read it; its
- * candidate entry (pushed just before) is then marked read. */
+/* Rows of the first pass to read in float16, prefetched when found and read SKETCH_DEFER blocks
+ * later (a DRAM miss then costs no wait), oldest first. */
+#ifndef SOSIE_SKETCH_PENDING_DEFINED
+#define SOSIE_SKETCH_PENDING_DEFINED
+#define SKETCH_PENDING 16
+#define SKETCH_DEFER 2
+typedef struct {
+    size_t row[SKETCH_PENDING], block[SKETCH_PENDING];
+    float h2[SKETCH_PENDING];
+    size_t head, count;
+} sosie_pending;
+#endif
+
+/* Read the pending rows found before block `before` (all of them for SIZE_MAX) that can still
+ * rank; each read row's candidate entry is marked read. */
+SCAN_ATTR __attribute__((noinline)) static void SKETCH_DRAIN(const sosie_sketch_job *job,
+                                                             sosie_sketch_state *st,
+                                                             sosie_cands *cands,
+                                                             sosie_pending *pending,
+                                                             size_t before) {
+    while (pending->count && pending->block[pending->head] < before) {
+        size_t at = pending->head, r = pending->row[at];
+        pending->head = (at + 1) % SKETCH_PENDING;
+        pending->count--;
+        if (!(pending->h2[at] <= st->h)) continue; /* tau dropped meanwhile: the second pass */
+        SKETCH_READ(job, st, r);
+        for (size_t c = cands->size; c-- > 0 && cands->row[c] >= r;)
+            if (cands->row[c] == r) cands->h2[c] = NAN; /* read: the second pass skips it */
+    }
+}
+
+/* A row of the first pass, in block b, among the k of least first-stage h2 so far (`seeds`,
+ * which starts with the sample's): to be read if it can still rank, unless the sample read it
+ * (its candidate entry was pushed just before). */
 SCAN_ATTR __attribute__((noinline)) static void SKETCH_SEED(const sosie_sketch_job *job,
                                                             sosie_sketch_state *st,
                                                             sosie_cands *cands,
                                                             sosie_topk *seeds,
+                                                            sosie_pending *pending,
                                                             const size_t *done, size_t ndone,
-                                                            size_t r, float v) {
+                                                            size_t b, size_t r, float v) {
     sosie_offer(seeds, v, r);
     if (!(v <= st->h)) return;
     for (size_t s = 0; s < ndone; s++)
         if (done[s] == r) return; /* read by the sample */
-    SKETCH_READ(job, st, r);
-    for (size_t c = cands->size; c-- > 0 && cands->row[c] >= r;)
-        if (cands->row[c] == r) cands->h2[c] = NAN; /* read: the second pass skips it */
+    if (pending->count == SKETCH_PENDING) SKETCH_DRAIN(job, st, cands, pending, b + 1);
+    if (pending->count == SKETCH_PENDING) return; /* unreachable: drained up to b */
+    SKETCH_FETCH(job, r);
+    size_t at = (pending->head + pending->count++) % SKETCH_PENDING;
+    pending->row[at] = r;
+    pending->block[at] = b;
+    pending->h2[at] = v;
 }
 
 /* The first pass over every block: first-stage h2 (the blocks only, streamed) compared with
@@ -207,7 +252,12 @@ SCAN_ATTR static void SOSIE_CAT2(SCAN_ISA, sketch_first)(const sosie_sketch_job 
     float h = st->h, seed_below = INFINITY;
     if (seeds->size == seeds->cap) seed_below = nextafterf(seeds->dist[0], -INFINITY);
     int32_t dots[16];
+    sosie_pending pending = {{0}, {0}, {0}, 0, 0};
     for (size_t b = 0; b < blocks; b++) {
+        if (pending.count && pending.block[pending.head] + SKETCH_DEFER <= b) {
+            SKETCH_DRAIN(job, st, cands, &pending, b + 1 - SKETCH_DEFER);
+            h = st->h;
+        }
         /* SKETCH_AHEAD bytes ahead: the hardware prefetcher alone left this pass well below the
          * memory's streaming rate on a cold cache */
         const char *ahead = job->blocks + b * bytes + SKETCH_AHEAD;
@@ -230,13 +280,14 @@ SCAN_ATTR static void SOSIE_CAT2(SCAN_ISA, sketch_first)(const sosie_sketch_job 
             size_t r = 16 * b + (size_t)t;
             if (v[t] <= h) sosie_cands_push(cands, r, v[t], dots[t]);
             if (seeds->size < seeds->cap || v[t] < seeds->dist[0]) {
-                SKETCH_SEED(job, st, cands, seeds, done, ndone, r, v[t]);
-                h = st->h;
+                SKETCH_SEED(job, st, cands, seeds, &pending, done, ndone, b, r, v[t]);
             }
         }
+        h = st->h;
         if (seeds->size == seeds->cap) seed_below = nextafterf(seeds->dist[0], -INFINITY);
         if (cands->failed) return;
     }
+    SKETCH_DRAIN(job, st, cands, &pending, SIZE_MAX);
 }
 
 #define SKETCH_QUEUE 8
@@ -361,4 +412,6 @@ SCAN_ATTR static void SOSIE_CAT2(SCAN_ISA, sketch_block_dots)(const char *blocks
 #undef SKETCH_L2_ROWS4
 #undef SKETCH_READ
 #undef SKETCH_SEED
+#undef SKETCH_DRAIN
+#undef SKETCH_FETCH
 #undef SKETCH_H2
