@@ -8,17 +8,20 @@ NEON; the best one this CPU runs, or the one forced by ``SOSIE_KERNEL``)::
 
 How the answer stays exact although the kernels add in float32: one fused pass keeps, per
 thread, the best ``2k + 8`` rows by their float32 value. Those candidates are rescored in
-float64 (numpy, the same formula as a float64 reference) and sorted by (distance, row). A
+float64 (numpy's formula and summation order, `_scan.nearest`) and sorted by (distance, row). A
 rounding-error bound for the kernel then certifies that no row left out can beat or tie the
 k-th: every row left out has a float32 value at or above the heap's worst, hence a true distance
 above a known lower bound. When the certificate fails (near-ties, many duplicated rows), a
 second pass collects every row whose float32 value could still qualify and rescores those.
 
-With a sketch (`appliance.corpus.sketch`, ``Scanner(..., sketch=corpus_sketch)``) the pass
-reads the int8 sketch instead: each row gets a certified lower bound of its distance, and only
-rows whose bound does not exceed tau (a certified upper bound of the k-th best distance among
-the rows read so far) are read in float16, into the same heap and the same certificate. A row
-never read is farther than k rows already read, so it cannot rank or tie.
+With a sketch (`appliance.corpus.sketch`, ``Scanner(..., sketch=corpus_sketch)``) the scan
+reads the int8 sketch instead, in two stages (ext/kernels/dispatch.h): the first 40 axes of
+every row streamed in 16-row blocks, then one record (the other codes, the norms) for each row
+that passes them. Each row gets a certified lower bound of its distance, and only rows whose
+bound does not exceed tau (a certified upper bound of the k-th best distance among the rows read
+so far) are read in float16, into the same heap and the same certificate. A row never read is
+farther than k rows already read, so it cannot rank or tie. The kept rows are rescored in
+Cython with numpy's float64 arithmetic (pairwise sums), bit for bit a float64 reference's.
 """
 
 from __future__ import annotations
@@ -231,6 +234,10 @@ class Scanner:
     default: the kernel's preference. Both are exact after rescoring.
     ``sketch``: the rows' `Sketch` (same N and d): a scan then reads the int8 sketch and only
     the float16 rows it cannot rule out (one thread; exact all the same).
+
+    After each `topk`, ``rows_read`` holds the rows it read in float16 and ``bytes_read`` the
+    bytes of the corpus it touched (the sketch's blocks, a cache line per second-stage record,
+    the float16 rows): what a memory-bound board pays for.
     """
 
     def __init__(

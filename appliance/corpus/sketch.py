@@ -25,7 +25,7 @@ from appliance.corpus.format import CorpusError
 from appliance.corpus.pca import fit_pca
 
 #: Leading principal axes kept in the sketch (chosen with bench/scan.py, see the README).
-SKETCH_AXES = 48
+SKETCH_AXES = 64
 CODE_MAX = 127
 BLOCK = 32768
 ORTHONORMAL_TOLERANCE = 1e-9
