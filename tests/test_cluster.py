@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -340,6 +341,25 @@ def test_files_a_worker_does_not_see_as_listed_are_streamed_instead(cluster, fol
     assert_same_corpus(tmp_path / "local", tmp_path / "c")
 
 
+def run_and_kill_scheduler(cluster, command: list[str],
+                           started: Callable[[], bool]) -> tuple[int, str, str]:
+    """Run `command`, kill the cluster's scheduler once `started()` holds (within 120 s, the
+    command still running), then wait for the command: (return code, stdout, stderr)."""
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not started():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr
+            time.sleep(0.01)
+        cluster.kill_scheduler()
+        stdout, stderr = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return proc.returncode, stdout, stderr
+
+
 def test_the_scheduler_vanishing_stops_the_build_in_one_line_and_it_resumes(
         cluster, weights, tmp_path):
     out = tmp_path / "c"
@@ -348,20 +368,10 @@ def test_the_scheduler_vanishing_stops_the_build_in_one_line_and_it_resumes(
     command = [sys.executable, "-m", "appliance", "build", "dcgan:60:2", str(out),
                "--engine", "mock", "--weights", str(weights), "--chunk-size", "1", "--quiet",
                "--config", str(config), "--scheduler", cluster.address]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 120
-        while not list((out / WORK_DIR).glob("chunk-*.bin")) if (out / WORK_DIR).is_dir() \
-                else True:
-            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr
-            time.sleep(0.01)
-        cluster.kill_scheduler()
-        _, stderr = proc.communicate(timeout=90)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 1, stderr
+    returncode, _, stderr = run_and_kill_scheduler(
+        cluster, command, lambda: (out / WORK_DIR).is_dir()
+        and bool(list((out / WORK_DIR).glob("chunk-*.bin"))))
+    assert returncode == 1, stderr
     lines = stderr.strip().splitlines()
     assert len(lines) == 1, stderr
     assert lines[0].startswith("sosie: tcp://127.0.0.1:") and "lost the Dask scheduler" in (
@@ -388,19 +398,9 @@ def test_the_scheduler_vanishing_stops_generate_in_one_line_and_it_resumes(
             str(weights), "--workers", "1", "--quiet"]
     command = [sys.executable, "-m", "appliance", "generate", str(out), *args,
                "--scheduler", cluster.address]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 120
-        while len(list(out.glob("dcgan-*.png"))) < 3:
-            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr
-            time.sleep(0.01)
-        cluster.kill_scheduler()
-        stdout, stderr = proc.communicate(timeout=90)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 1 and stdout == "", stderr
+    returncode, stdout, stderr = run_and_kill_scheduler(
+        cluster, command, lambda: len(list(out.glob("dcgan-*.png"))) >= 3)
+    assert returncode == 1 and stdout == "", stderr
     lines = stderr.strip().splitlines()
     assert len(lines) == 1, stderr
     assert lines[0].startswith(f"sosie generate: {cluster.address}: lost the Dask scheduler")

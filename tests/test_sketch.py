@@ -46,6 +46,17 @@ def unaligned_copy(codes: np.ndarray, offset: int) -> np.ndarray:
     return out
 
 
+def codes_and_weights(rng: np.random.Generator, n: int, m: int,
+                      extreme: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(n, m) int8 codes and m int16 weights; `extreme`: the largest sums the scan can see."""
+    codes = rng.integers(-127, 128, (n, m)).astype(np.int8)
+    weights = rng.integers(-32767, 32768, m).astype(np.int16)
+    if extreme:
+        codes[:] = np.where(rng.random((n, m)) < 0.5, -127, 127)
+        weights[:] = np.where(codes[0] < 0, -32767, 32767)
+    return codes, weights
+
+
 @st.composite
 def cases(draw: st.DrawFn) -> dict:
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
@@ -124,12 +135,7 @@ def test_sketch_bounds_every_row(seed: int, d: int, mode: str, n: int) -> None:
 def test_sketch_dots_are_exact_integers(kernel: str, seed: int, m: int, n: int, offset: int,
                                         extreme: bool) -> None:
     """D = codes . weights of every kernel equals the int64 numpy dot, row by row."""
-    rng = np.random.default_rng(seed)
-    codes = rng.integers(-127, 128, (n, m)).astype(np.int8)
-    weights = rng.integers(-32767, 32768, m).astype(np.int16)
-    if extreme:  # the largest sums the scan can see
-        codes[:] = np.where(rng.random((n, m)) < 0.5, -127, 127)
-        weights[:] = np.where(codes[0] < 0, -32767, 32767)
+    codes, weights = codes_and_weights(np.random.default_rng(seed), n, m, extreme)
     codes = unaligned_copy(codes, offset)
     got = _scan.sketch_dots(kernel, codes, weights)
     want = codes.astype(np.int64) @ weights.astype(np.int64)
@@ -146,11 +152,7 @@ def test_first_stage_block_dots_are_exact_integers(kernel: str, seed: int, m: in
                                                    extreme: bool) -> None:
     """The first pass' dots over 16-row blocks equal the int64 numpy dots, padding ignored."""
     rng = np.random.default_rng(seed)
-    codes = rng.integers(-127, 128, (n, m)).astype(np.int8)
-    weights = rng.integers(-32767, 32768, m).astype(np.int16)
-    if extreme:  # the largest sums the scan can see
-        codes[:] = np.where(rng.random((n, m)) < 0.5, -127, 127)
-        weights[:] = np.where(codes[0] < 0, -32767, 32767)
+    codes, weights = codes_and_weights(rng, n, m, extreme)
     blocks = first_stage_blocks(codes, rng.random(n).astype(np.float32))
     got = _scan.sketch_block_dots(kernel, blocks, m, n, weights)
     np.testing.assert_array_equal(got.astype(np.int64), codes.astype(np.int64) @ weights)
