@@ -44,7 +44,7 @@ __all__ = ["ENV_KERNEL", "Scanner", "SearchSettings", "kernels"]
 ENV_KERNEL = "SOSIE_KERNEL"
 
 #: Software prefetch distance of the fused scan, in rows (tuned with bench/scan.py).
-PREFETCH_ROWS = 32
+PREFETCH_ROWS = 8
 #: Kernels that scan faster with the norm trick than with direct differences (compute-bound:
 #: the Cortex-A72 saves a subtraction per 4 lanes; AVX2 is memory-bound either way).
 _NORM_TRICK_KERNELS = frozenset({"neon"})
