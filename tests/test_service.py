@@ -37,6 +37,8 @@ class FakeBackend:
         self.capture_delay = 0.0
         self.conjuring = threading.Event()
         self.conjuring.set()
+        self.started = threading.Event()  # start() holds until it is set
+        self.started.set()
 
     @staticmethod
     def _next(script, default):
@@ -46,6 +48,7 @@ class FakeBackend:
         return item
 
     def start(self):
+        self.started.wait(10)
         if self.start_faults:
             raise self.start_faults.pop(0)
 
@@ -398,6 +401,48 @@ def test_service_notifies_ready_watchdog_and_stopping(notify_socket, monkeypatch
     text = "\n".join(msgs)
     assert "READY=1" in text and text.count("WATCHDOG=1") >= 3 and "STOPPING=1" in text
     assert text.index("READY=1") < text.index("STOPPING=1")
+
+
+def statuses(messages):
+    return [line[len("STATUS="):] for m in messages for line in m.splitlines()
+            if line.startswith("STATUS=")]
+
+
+def test_a_fault_at_start_up_is_reported_ready_and_watched_then_cleared(notify_socket,
+                                                                         monkeypatch):
+    """No corpus at boot: systemd hears READY=1 (the unit must not sit in "activating" until
+    TimeoutStartSec kills it), the pings go on, STATUS and the LED name the fault until the
+    retried probe finds the corpus."""
+    monkeypatch.setenv("WATCHDOG_USEC", "100000")  # ping every 50 ms
+    monkeypatch.delenv("WATCHDOG_PID", raising=False)
+    missing = "no corpus in /srv/sosie/corpus: run `sosie build` again"
+    backend = FakeBackend()
+    backend.start_faults = [PartFault(Fault.CORPUS, missing)]
+    backend.probe_script = [PartFault(Fault.CORPUS, missing) for _ in range(10_000)]
+    with Running(backend) as r:
+        r.wait(lambda s: len(backend.probes) >= 2)  # faulted, and retried
+        msgs = received(notify_socket, lambda m: sum("WATCHDOG=1" in x for x in m) >= 3)
+        assert r.service.state is State.FAULT
+        text = "\n".join(msgs)
+        assert "READY=1" in text and text.count("WATCHDOG=1") >= 3
+        assert f"fault (corpus): {missing}; retrying" in statuses(msgs)
+        assert r.controls.shown[-1] == PATTERNS[(State.FAULT, Fault.CORPUS)]
+        backend.probe_script.clear()  # the installer copies the corpus in
+        r.wait(lambda s: r.controls.shown[-1] == PATTERNS[(State.READY, None)])
+        msgs += received(notify_socket, lambda m: "ready; 0 tickets printed" in statuses(m))
+    assert statuses(msgs)[-1] == "ready; 0 tickets printed"
+    assert "\n".join(msgs).count("READY=1") == 1
+
+
+def test_ready_is_sent_while_the_parts_are_still_starting(notify_socket):
+    backend = FakeBackend()
+    backend.started.clear()  # models and corpus still loading
+    with Running(backend) as r:
+        msgs = received(notify_socket, lambda m: any("READY=1" in x for x in m))
+        assert r.service.state is State.STARTING
+        assert any(line.startswith("starting") for line in statuses(msgs)), msgs
+        backend.started.set()
+        r.wait_state(State.READY)
 
 
 def test_watchdog_stops_when_a_device_hangs(notify_socket, monkeypatch):

@@ -311,7 +311,7 @@ def test_sosie_run_as_a_systemd_service(tmp_path, corpus_dir, astronaut_png):
             except (TimeoutError, OSError):
                 continue
 
-    listener = threading.Thread(target=listen)
+    listener = threading.Thread(target=listen, daemon=True)  # a failed assert must not hang
     listener.start()
     try:
         deadline = time.monotonic() + 120
@@ -319,6 +319,12 @@ def test_sosie_run_as_a_systemd_service(tmp_path, corpus_dir, astronaut_png):
             assert proc.poll() is None, proc.stderr.read().decode()
             time.sleep(0.1)
         assert any("READY=1" in m for m in messages)
+        assert "STATUS=starting" in messages[0]  # READY=1 as soon as the loop runs
+        # the appliance is ready when its status line says so (models, corpus, camera, printer)
+        while not any("STATUS=ready" in m for m in messages) and time.monotonic() < deadline:
+            assert proc.poll() is None, proc.stderr.read().decode()
+            time.sleep(0.1)
+        assert any("STATUS=ready" in m for m in messages), messages
         sock = runtime / "control.sock"
         assert oct(sock.stat().st_mode & 0o777) == "0o600"
         cli = [sys.executable, "-m", "appliance"]

@@ -7,6 +7,11 @@ the button, the keyboard, the control socket or the presence trigger are events 
 can arrive at any moment. The loop pings systemd's watchdog only while every health check
 passes (the worker is not stuck on a device, the control socket accepts), so a hung part gets
 the service restarted instead of leaving a dead appliance on the wall.
+
+systemd hears READY=1 as soon as the loop runs, whatever the appliance's state: starting, ready
+or a fault being retried are states of the appliance, shown by the LED, `sosie status` and the
+STATUS= line (`status_line`), not reasons to hold the unit in "activating" until
+TimeoutStartSec= kills it (and the LED and the control socket with it).
 """
 
 from __future__ import annotations
@@ -53,7 +58,7 @@ from appliance.runtime.machine import (
 from appliance.runtime.timers import Timers
 from appliance.runtime.worker import Worker
 
-__all__ = ["PartFault", "PressAnswer", "Service", "ServiceSettings", "VisitRecord"]
+__all__ = ["PartFault", "PressAnswer", "Service", "ServiceSettings", "VisitRecord", "status_line"]
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +142,20 @@ class VisitLog:
             self.on_visit(record)
 
 
+def status_line(machine: Machine) -> str:
+    """systemd's STATUS= for the machine as it is: the part at fault and why, or its state."""
+    state = machine.state
+    if state is State.STARTING:
+        return "starting: loading the face models, opening the corpus, camera and printer"
+    if state is State.FAULT:
+        part = machine.fault.value if machine.fault else "?"
+        reason = machine.last_fault[1] if machine.last_fault else ""
+        return f"fault ({part}): {reason}; retrying"
+    if state is State.SHUTTING_DOWN:
+        return "shutting down"
+    return f"{state.value}; {machine.counters.tickets_printed} tickets printed"
+
+
 class Service:
     """Run the machine against the appliance's parts and controls until stopped."""
 
@@ -168,7 +187,7 @@ class Service:
         self.last_fault_at: float | None = None
         self._stopped = threading.Event()
         self._poweroff = False
-        self._ready_sent = False
+        self._status_sent: str | None = None  # the last STATUS= systemd heard
         self.watchdog = systemd.Watchdog(clock)
         self.watchdog.watch(self.worker.problem)
         controls.on_press = self.press
@@ -220,6 +239,8 @@ class Service:
         self.worker.start()
         self._apply([Show(State.STARTING)])
         self.worker.submit(self.jobs.start, self.settings.start_seconds)
+        self._status_sent = status_line(self.machine)
+        systemd.ready(self._status_sent)  # the loop runs: started, whatever the parts do
         try:
             while not self._stopped.is_set():
                 self.watchdog.tick()
@@ -264,6 +285,7 @@ class Service:
         if isinstance(event, Press) and not actions:
             log.info("press (%s) ignored while %s", event.source, before.value)
         self._apply(actions)
+        self._report_status()
         with self.state_changed:
             self.state_changed.notify_all()
 
@@ -301,21 +323,23 @@ class Service:
             self._poweroff = action.poweroff
             self._stopped.set()
 
+    def _report_status(self) -> None:
+        """Tell systemd the machine's status line when it changed (a fault, its new reason on a
+        failed retry, the recovery)."""
+        line = status_line(self.machine)
+        if line != self._status_sent:
+            self._status_sent = line
+            systemd.status(line)
+
     def _show(self, action: Show) -> None:
         state, fault = action.state, action.fault
         if state is State.FAULT:
             self.last_fault_at = self.clock()
             reason = self.machine.last_fault[1] if self.machine.last_fault else ""
             log.warning("fault (%s): %s", fault.value if fault else "?", reason)
-            systemd.status(f"fault ({fault.value if fault else '?'}): {reason}")
         else:
             log.info("state: %s", state.value)
-            if state is State.READY:
-                systemd.status(f"ready; {self.machine.counters.tickets_printed} tickets printed")
         self.controls.show(state, fault)
-        if state is State.READY and not self._ready_sent:
-            self._ready_sent = True
-            systemd.ready("ready")
         if self.on_state is not None:
             self.on_state(state, fault)
 
