@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from appliance import _scan
 from appliance.config import setting
@@ -188,16 +189,23 @@ def _sketch_stages(sketch: Sketch) -> _SketchStages:
     records = _huge_zeros(n, width)
     records[:, rest_axes + 4 : rest_axes + 8] = sketch.tails.astype("=f4").reshape(n, 1).view(
         np.uint8)
+    # |scale * codes_i|^2 as codes_i^2 . scale^2: each term c^2 s^2 is the same single rounding of
+    # the same exact product as (c s)^2, and the float64 sum's own error (~m 2^-53) is far
+    # inside the float32 rounding the slacks allow for
+    first_weights = np.where(np.arange(m) < m1, scale**2, 0.0)
+    both = np.stack([first_weights, scale**2], axis=1)  # (m, 2)
     l1 = 0
-    for start in range(0, n, _CHUNK_ROWS):
-        stop = min(n, start + _CHUNK_ROWS)
-        codes = np.asarray(sketch.codes[start:stop])
-        squares = (codes.astype(np.float64) * scale) ** 2
-        first_norms2[start:stop] = squares[:, :m1].sum(axis=1)
-        records[start:stop, :rest_axes] = codes[:, m1:].view(np.uint8)
-        all_norms2 = squares.sum(axis=1).astype("=f4").reshape(-1, 1)
-        records[start:stop, rest_axes : rest_axes + 4] = all_norms2.view(np.uint8)
-        l1 = max(l1, int(np.abs(codes.astype(np.int64)).sum(axis=1).max()))
+    with threadpool_limits(limits=1, user_api="blas"):
+        for start in range(0, n, _CHUNK_ROWS):
+            stop = min(n, start + _CHUNK_ROWS)
+            codes = np.asarray(sketch.codes[start:stop])
+            wide = codes.astype(np.float64)
+            norms2 = (wide * wide) @ both
+            first_norms2[start:stop] = norms2[:, 0]
+            records[start:stop, :rest_axes] = codes[:, m1:].view(np.uint8)
+            all_norms2 = norms2[:, 1].astype("=f4").reshape(-1, 1)
+            records[start:stop, rest_axes : rest_axes + 4] = all_norms2.view(np.uint8)
+            l1 = max(l1, int(np.abs(wide).sum(axis=1).max()))
     blocks = first_stage_blocks(sketch.codes[:, :m1], first_norms2)
     mean = np.ascontiguousarray(sketch.mean, np.float64)
     rotation = np.ascontiguousarray(sketch.rotation, np.float64)
