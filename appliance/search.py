@@ -36,6 +36,7 @@ from threadpoolctl import threadpool_limits
 
 from appliance import _scan
 from appliance.config import setting
+from appliance.corpus.format import MAX_SKETCH_AXES
 
 if TYPE_CHECKING:
     from appliance.corpus.sketch import Sketch
@@ -119,8 +120,8 @@ def _check_sketch(sketch: Sketch | None, shape: tuple[int, int]) -> Sketch | Non
     problems = [
         (sketch.mean.shape != (d,), f"mean of shape {sketch.mean.shape}, expected ({d},)"),
         (sketch.rotation.shape != (d, d), f"rotation of shape {sketch.rotation.shape}"),
-        (m < 8 or m % 8 or m > min(d, 512),
-         f"{m} axes: expected a multiple of 8 up to {min(d, 512)}"),
+        (m < 8 or m % 8 or m > min(d, MAX_SKETCH_AXES),
+         f"{m} axes: expected a multiple of 8 up to {min(d, MAX_SKETCH_AXES)}"),
         (sketch.scale.dtype != np.float32, "scales must be float32"),
         (sketch.codes.dtype != np.int8 or sketch.codes.shape != (n, m),
          f"codes {sketch.codes.dtype} {sketch.codes.shape}, expected int8 ({n}, {m})"),

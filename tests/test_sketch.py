@@ -218,6 +218,22 @@ def test_a_sketch_of_other_rows_is_refused() -> None:
         build_sketch(vectors, 12)
 
 
+def test_more_than_128_axes_are_refused_at_once() -> None:
+    """The scan's int32 dots and two stages are sized for 128 axes: a wider sketch is refused
+    when it is built or handed to a scanner, not at the first visitor's query."""
+    rng = np.random.default_rng(3)
+    vectors = make_vectors(rng, 300, 256, "face")
+    with pytest.raises(ValueError, match="at most 128"):
+        build_sketch(vectors, 136)
+    sketch = build_sketch(vectors, 128)
+    wide = dataclasses.replace(
+        sketch, scale=np.ones(136, np.float32), codes=np.zeros((300, 136), np.int8))
+    with pytest.raises(ValueError, match="136 axes: expected a multiple of 8 up to 128"):
+        Scanner(vectors, sketch=wide)
+    rows, _ = Scanner(vectors, sketch=sketch).topk(vectors[7].astype(np.float32), 3)
+    assert rows[0] == 7
+
+
 def test_sketch_is_deterministic() -> None:
     rng = np.random.default_rng(3)
     vectors = make_vectors(rng, 500, 32, "face")

@@ -37,6 +37,9 @@ from appliance.files import atomic_write_bytes, fsync_dir, sha256_file
 
 __all__ = ["atomic_write_bytes", "fsync_dir", "sha256_file"]  # re-exported for the corpus modules
 
+#: Most axes a sketch may have: the scan's exact int32 dots and its two stages are sized for
+#: it (ext/kernels/dispatch.h).
+MAX_SKETCH_AXES = 128
 FORMAT_NAME = "sosie-corpus"
 FORMAT_VERSION = 2
 SUPPORTED_VERSIONS = (1, 2)
@@ -184,7 +187,7 @@ def check_manifest(data: Any, path: Path) -> None:
         for i in range(len(values or ())):
             check.number((*_parts(key), i), 0.0)
     if check.kind("sketch", dict, "a mapping", optional=True, nullable=True) is not None:
-        check.integer("sketch.axes", 8, data["dim"])
+        check.integer("sketch.axes", 8, min(data["dim"], MAX_SKETCH_AXES))
         if data["sketch"]["axes"] % 8:
             raise CorpusError(f"{path}: 'sketch.axes' = {data['sketch']['axes']}: expected a "
                               "multiple of 8")

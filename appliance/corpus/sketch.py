@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from appliance.corpus.format import CorpusError
+from appliance.corpus.format import MAX_SKETCH_AXES, CorpusError
 from appliance.corpus.pca import fit_pca
 
 #: Leading principal axes kept in the sketch (chosen with bench/scan.py, see the README).
@@ -65,8 +65,9 @@ def build_sketch(vectors: np.ndarray, axes: int = SKETCH_AXES) -> Sketch:
     """
     n, d = vectors.shape
     m = min(axes, d)
-    if d % 8 or m < 8 or m % 8:
-        raise ValueError(f"sketch: axes {m} and dimension {d} must be multiples of 8")
+    if d % 8 or m < 8 or m % 8 or m > MAX_SKETCH_AXES:
+        raise ValueError(f"sketch: axes {m} and dimension {d} must be multiples of 8, the axes "
+                         f"at most {MAX_SKETCH_AXES}")
     if n == 0:
         pca_mean, rotation, share = np.zeros(d), np.eye(d), 0.0
     else:
