@@ -58,6 +58,9 @@ static inline double sosie_sketch_bound(const sosie_sketch_job *job, float h2, f
 #ifndef SKETCH_LOCALITY
 #define SKETCH_LOCALITY 3
 #endif
+#ifndef SKETCH_PREFETCH_STEP
+#define SKETCH_PREFETCH_STEP 64
+#endif
 
 #ifndef SOSIE_SKETCH_CANDS_DEFINED
 #define SOSIE_SKETCH_CANDS_DEFINED
@@ -264,7 +267,7 @@ SCAN_ATTR static void SOSIE_CAT2(SCAN_ISA, sketch_first)(const sosie_sketch_job 
         /* SKETCH_AHEAD bytes ahead: the hardware prefetcher alone left this pass well below the
          * memory's streaming rate on a cold cache */
         const char *ahead = job->blocks + b * bytes + SKETCH_AHEAD;
-        for (size_t o = 0; SKETCH_AHEAD && o < bytes; o += 64)
+        for (size_t o = 0; SKETCH_AHEAD && o < bytes; o += SKETCH_PREFETCH_STEP)
             __builtin_prefetch(ahead + o, 0, SKETCH_LOCALITY);
         sosie_v16f v;
         SKETCH_H2(job, wp, b, dots, &v);
