@@ -47,7 +47,7 @@ sleep 7
 
 HEALTHY = """[    0.000000] Linux version 6.1.0-50-arm64 (debian-kernel@lists.debian.org)
 [   61.204110] systemd[1]: Starting sosie.service - Sosie appliance...
-[   72.901233] systemd[1]: Started sosie.service - Sosie appliance.
+\x1b[K[   72.901233] systemd[1]: Started sosie.service - Sosie appliance.
 [   73.120004] systemd[1]: Reached target multi-user.target - Multi-User System.
 [  140.332100] sosie[512]: WARNING fault (corpus): corpus: /srv/sosie/corpus: no such folder
 [  170.332100] sosie[512]: WARNING fault (corpus): corpus: /srv/sosie/corpus: no such folder
