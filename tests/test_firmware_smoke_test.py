@@ -115,7 +115,7 @@ def test_no_corpus_boot_is_judged_from_the_console(firmware: Path, tmp_path: Pat
     assert "RESULT: PASS" in result.stdout
     assert "started (READY=1, active) at 72s after power-on" in result.stdout
     assert "multi-user.target reached at 73s after power-on" in result.stdout
-    assert "logged 2 time(s) (retried)" in result.stdout
+    assert "logged 2 time(s), first: fault (corpus): corpus:" in result.stdout
     assert "judged from the console only" in result.stdout
     record = tmp_path / "record"
     assert "systemd.journald.forward_to_console=1" in (record / "cmdline").read_text()
