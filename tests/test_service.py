@@ -564,3 +564,24 @@ def test_the_ticket_number_is_synced_before_it_replaces_the_old_one(tmp_path, mo
     unwritable = TicketCounter(path / "ticket-number")  # its folder is a file
     unwritable.save(43)  # logged, not raised
     assert unwritable.next() == 1 and counter.next() == 42
+
+
+def test_a_probe_keeps_the_start_up_seconds_of_parts_already_loaded(tmp_path: Path) -> None:
+    """After a fault, `probe` starts the appliance again: the models and corpus already loaded
+    are skipped, and `sosie status` keeps the seconds they really took (not 0.0)."""
+    from types import SimpleNamespace
+
+    from appliance.runtime.appliance import Appliance, TicketCounter
+    from appliance.settings import AppSettings
+
+    ticks = iter(range(1000))
+    printer = SimpleNamespace(paper=None)
+    appliance = Appliance(AppSettings(), printer=printer,  # type: ignore[arg-type]
+                          counter=TicketCounter(tmp_path / "n"), clock=lambda: float(next(ticks)))
+    appliance._open_camera = appliance._check_printer = lambda: None  # type: ignore[method-assign]
+    appliance.analyzer, appliance.lookup = object(), object()  # loaded at start-up
+    appliance.startup_seconds.update(models=24.0, corpus=3.0)
+    appliance.probe(Fault.CAMERA)
+    assert appliance.startup_seconds["models"] == 24.0
+    assert appliance.startup_seconds["corpus"] == 3.0
+    assert appliance.startup_seconds["camera"] == 1.0  # it did open again

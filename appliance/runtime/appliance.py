@@ -73,8 +73,10 @@ class Appliance:
     # -- start-up and recovery -----------------------------------------------------------------
 
     def start(self) -> None:
-        self._timed("models", self._load_models)
-        self._timed("corpus", self._open_corpus)
+        """Load or open every part not ready yet (again after a fault: `probe`); the seconds
+        each took stay those of the last time it really loaded."""
+        self._timed("models", self._load_models, again=self.analyzer is None)
+        self._timed("corpus", self._open_corpus, again=self.lookup is None)
         self._timed("camera", self._open_camera)
         self._timed("printer", self._check_printer)
 
@@ -82,10 +84,13 @@ class Appliance:
         """Only what a lookup needs: models and corpus (`sosie ticket`)."""
         self._load_models()
         self._open_corpus()
-    def _timed(self, name: str, step: Callable[[], None]) -> None:
+    def _timed(self, name: str, step: Callable[[], None], *, again: bool = True) -> None:
+        """Run `step`, recording its seconds unless it had nothing to do (`again` false) and a
+        time is on record already."""
         start = self.clock()
         step()
-        self.startup_seconds[name] = self.clock() - start
+        if again or name not in self.startup_seconds:
+            self.startup_seconds[name] = self.clock() - start
 
     def _load_models(self) -> None:
         if self.analyzer is not None:
