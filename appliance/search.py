@@ -53,8 +53,8 @@ _NORM_TRICK_KERNELS = frozenset({"neon"})
 _KNOWN_KERNELS = ("serial", "avx2", "avx512", "neon")
 _MAX_THREADS = 64
 _MIN_ROWS_PER_THREAD = 64
-_U = 2.0**-24  # float32 unit roundoff
-_TINY = 2.0**-126  # smallest normal float32 (covers underflow and flush-to-zero)
+_U = _scan.FLOAT32_ROUNDOFF  # float32 unit roundoff
+_TINY = _scan.FLOAT32_TINY  # smallest normal float32 (covers underflow and flush-to-zero)
 _CHUNK_ROWS = 65536
 #: Axes of the sketch's first stage, streamed for every row (the rest only for the few rows
 #: that pass it): the pass is memory-bound, so fewer bytes per row is less time.
@@ -160,20 +160,25 @@ def first_stage_blocks(codes: np.ndarray, norms2: np.ndarray) -> np.ndarray:
     """(N, m) int8 codes and float32 |scale * codes_i|^2 laid out in the first stage's blocks of
     16 rows (dispatch.h): (ceil(N / 16), 16 m + 64) uint8, padding rows zero."""
     n, m = codes.shape
-    count = -(-n // 16)
-    blocks = _huge_zeros(count, 16 * m + 64)
-    for start in range(0, n, _CHUNK_ROWS):  # a multiple of 16
-        stop = min(n, start + _CHUNK_ROWS)
-        rows = -(-(stop - start) // 16) * 16
-        part = np.zeros((rows, m), np.int8)
-        part[: stop - start] = codes[start:stop]
-        a2 = np.zeros(rows, "=f4")
-        a2[: stop - start] = norms2[start:stop]
-        first, last = start // 16, start // 16 + rows // 16
-        pairs = part.reshape(rows // 16, 16, m // 2, 2).transpose(0, 2, 1, 3)
-        blocks[first:last, : 16 * m] = pairs.reshape(rows // 16, 16 * m).view(np.uint8)
-        blocks[first:last, 16 * m :] = a2.reshape(rows // 16, 16).view(np.uint8)
+    blocks = _huge_zeros(-(-n // 16), 16 * m + 64)
+    for start in range(0, n, _CHUNK_ROWS):
+        _fill_blocks(blocks, start, codes[start : start + _CHUNK_ROWS],
+                     norms2[start : start + _CHUNK_ROWS])
     return blocks
+
+
+def _fill_blocks(blocks: np.ndarray, start: int, codes: np.ndarray, norms2: np.ndarray) -> None:
+    """Lay rows start.. (start a multiple of 16) of codes and norms into their blocks."""
+    m = codes.shape[1]
+    rows = -(-len(codes) // 16) * 16
+    part = np.zeros((rows, m), np.int8)
+    part[: len(codes)] = codes
+    a2 = np.zeros(rows, "=f4")
+    a2[: len(codes)] = norms2
+    first, last = start // 16, start // 16 + rows // 16
+    pairs = part.reshape(rows // 16, 16, m // 2, 2).transpose(0, 2, 1, 3)
+    blocks[first:last, : 16 * m] = pairs.reshape(rows // 16, 16 * m).view(np.uint8)
+    blocks[first:last, 16 * m :] = a2.reshape(rows // 16, 16).view(np.uint8)
 
 
 def _sketch_stages(sketch: Sketch) -> _SketchStages:
@@ -183,7 +188,7 @@ def _sketch_stages(sketch: Sketch) -> _SketchStages:
     rest_axes = m - m1
     scale = sketch.scale.astype(np.float64)
     n = len(sketch)
-    first_norms2 = np.empty(n, np.float32)
+    blocks = _huge_zeros(-(-n // 16), 16 * m1 + 64)
     width = 8  # a power of two up to a cache line, so that no record straddles two lines
     while width < rest_axes + 8:
         width *= 2
@@ -202,12 +207,11 @@ def _sketch_stages(sketch: Sketch) -> _SketchStages:
             codes = np.asarray(sketch.codes[start:stop])
             wide = codes.astype(np.float64)
             norms2 = (wide * wide) @ both
-            first_norms2[start:stop] = norms2[:, 0]
+            _fill_blocks(blocks, start, codes[:, :m1], norms2[:, 0])
             records[start:stop, :rest_axes] = codes[:, m1:].view(np.uint8)
             all_norms2 = norms2[:, 1].astype("=f4").reshape(-1, 1)
             records[start:stop, rest_axes : rest_axes + 4] = all_norms2.view(np.uint8)
             l1 = max(l1, int(np.abs(wide).sum(axis=1).max()))
-    blocks = first_stage_blocks(sketch.codes[:, :m1], first_norms2)
     mean = np.ascontiguousarray(sketch.mean, np.float64)
     rotation = np.ascontiguousarray(sketch.rotation, np.float64)
     return _SketchStages(mean, rotation, scale, blocks, m1, records, rest_axes, float(l1))
@@ -340,8 +344,7 @@ class Scanner:
         _, rows, bound = _scan.scan(
             self._kernel, metric, self._vectors, kq, norms2, qnorm2, cap, threads, PREFETCH_ROWS
         )
-        q_exact = q64.astype(np.float64, copy=False)
-        best, exact = _scan.nearest(self._vectors, rows, q_exact, m)
+        best, exact = _scan.nearest(self._vectors, rows, q64, m)
         kth = float(exact[-1])
         if len(rows) < n and not kth < _lower_bound(bound, rel, absolute, delta):
             # Some row left out might still tie or beat the k-th: rescore every row that could.
@@ -349,7 +352,7 @@ class Scanner:
             limit = _upper_bound(kth, rel, absolute, delta)
             with np.errstate(over="ignore"):  # a limit beyond float32: every row qualifies
                 rows = np.flatnonzero((values <= limit) | ~np.isfinite(values))
-            best, exact = _scan.nearest(self._vectors, rows.astype(np.int64), q_exact, m)
+            best, exact = _scan.nearest(self._vectors, rows.astype(np.int64), q64, m)
         return best, np.sqrt(exact).astype(np.float32)
 
     # -- internals --------------------------------------------------------------------------
@@ -366,7 +369,7 @@ class Scanner:
         stages = self._stages
         n = len(self._vectors)
         found = _scan.sketch_query(
-            self._kernel, q64.astype(np.float64, copy=False), stages.mean, stages.rotation,
+            self._kernel, q64, stages.mean, stages.rotation,
             stages.scale, stages.l1_max, sketch.code_norm, sketch.error, sketch.radius,
             _ROTATION_SLACK, _SKETCH_RHO, stages.blocks, stages.first_axes, stages.records,
             stages.rest_axes, self._vectors, q32, self._rel, self._tiny, delta, m,
@@ -378,15 +381,16 @@ class Scanner:
         self.rows_read = read
         # the first stage's blocks, a cache line per second-stage record, the float16 rows
         self.bytes_read = stages.blocks.nbytes + 64 * second + read * 2 * self._vectors.shape[1]
-        best, exact = _scan.nearest(self._vectors, rows, q64.astype(np.float64, copy=False), m)
+        best, exact = _scan.nearest(self._vectors, rows, q64, m)
         kth = float(exact[-1])
         if read > len(rows) and not kth < _lower_bound(bound, self._rel, self._tiny, delta):
             return None
         return best, np.sqrt(exact).astype(np.float32)
 
     def _check_query(self, query: object) -> tuple[np.ndarray, np.ndarray, float]:
-        """(the query as given: float32 or float64, the float32 query for the kernels with
-        subnormals flushed to zero (DAZ), how far that is from the query as given)."""
+        """(the query as given, in float64 (exact for a float32 query), the float32 query for the
+        kernels with subnormals flushed to zero (DAZ), how far that is from the query as
+        given)."""
         q = np.asarray(query)
         d = self._vectors.shape[1]
         if q.dtype.kind not in "fiu" or q.shape != (d,):
@@ -397,7 +401,7 @@ class Scanner:
             raise ValueError("query: holds NaN or infinity")
         if problem == 2:
             raise ValueError("query: values beyond the float32 range")
-        return given, q32, delta
+        return given.astype(np.float64, copy=False), q32, delta
 
     @staticmethod
     def _check_k(k: object) -> int:

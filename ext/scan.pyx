@@ -172,9 +172,11 @@ def count_nonfinite(vectors):
 
 
 
-#: float32 unit roundoff and smallest normal (search.py's _U and _TINY)
+#: float32 unit roundoff and smallest normal, for the slacks here and in search.py
 cdef double _U = 2.0 ** -24
 cdef double _TINY = 2.0 ** -126
+FLOAT32_ROUNDOFF = _U
+FLOAT32_TINY = _TINY
 #: largest query dimension of the sketch path (stack buffers)
 cdef enum:
     _MAX_D = 512

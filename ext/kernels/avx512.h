@@ -104,6 +104,16 @@ SOSIE_AVX512 static inline __m256 avx512_reduce8(__m512 a0, __m512 a1, __m512 a2
     return _mm512_castps512_ps256(_mm512_permutexvar_ps(pick, s));
 }
 
+/* STEP for each of the eight rows r0..r7 into a0..a7 at byte offset o, LOAD widening 16 or 8
+ * float16 values (the names are those of AVX512_ROWS8's body). */
+#define AVX512_EIGHT(STEP, LOAD, o, qa)                                                      \
+    do {                                                                                     \
+        STEP(a0, LOAD(r0 + (o)), qa); STEP(a1, LOAD(r1 + (o)), qa);                          \
+        STEP(a2, LOAD(r2 + (o)), qa); STEP(a3, LOAD(r3 + (o)), qa);                          \
+        STEP(a4, LOAD(r4 + (o)), qa); STEP(a5, LOAD(r5 + (o)), qa);                          \
+        STEP(a6, LOAD(r6 + (o)), qa); STEP(a7, LOAD(r7 + (o)), qa);                          \
+    } while (0)
+
 /* Eight rows per pass, one accumulator per row (eight FMA chains in flight), the query's 16
  * lanes loaded once for eight rows, one transposed reduction: fewer instructions per row than
  * rows4, so the scan stays at the memory's pace when another thread shares the core. */
@@ -119,18 +129,12 @@ SOSIE_AVX512 static inline __m256 avx512_reduce8(__m512 a0, __m512 a1, __m512 a2
         for (; j + 16 <= d; j += 16) {                                                       \
             __m512 qa = _mm512_loadu_ps(q + j);                                              \
             size_t o = 2 * j;                                                                \
-            STEP(a0, avx512_load16(r0 + o), qa); STEP(a1, avx512_load16(r1 + o), qa);        \
-            STEP(a2, avx512_load16(r2 + o), qa); STEP(a3, avx512_load16(r3 + o), qa);        \
-            STEP(a4, avx512_load16(r4 + o), qa); STEP(a5, avx512_load16(r5 + o), qa);        \
-            STEP(a6, avx512_load16(r6 + o), qa); STEP(a7, avx512_load16(r7 + o), qa);        \
+            AVX512_EIGHT(STEP, avx512_load16, o, qa);                                        \
         }                                                                                    \
         if (j < d) { /* d is a multiple of 8: one masked 8-value step */                     \
             __m512 qa = _mm512_maskz_loadu_ps(0x00ff, q + j);                                \
             size_t o = 2 * j;                                                                \
-            STEP(a0, avx512_load8(r0 + o), qa); STEP(a1, avx512_load8(r1 + o), qa);          \
-            STEP(a2, avx512_load8(r2 + o), qa); STEP(a3, avx512_load8(r3 + o), qa);          \
-            STEP(a4, avx512_load8(r4 + o), qa); STEP(a5, avx512_load8(r5 + o), qa);          \
-            STEP(a6, avx512_load8(r6 + o), qa); STEP(a7, avx512_load8(r7 + o), qa);          \
+            AVX512_EIGHT(STEP, avx512_load8, o, qa);                                         \
         }                                                                                    \
         _mm256_storeu_ps(out, avx512_reduce8(a0, a1, a2, a3, a4, a5, a6, a7));               \
     }
