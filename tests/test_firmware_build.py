@@ -105,6 +105,21 @@ def test_check_names_every_missing_tool_at_once(tmp_path: Path) -> None:
     assert not box.work.exists() and not box.out.exists()  # a check writes nothing
 
 
+@pytest.mark.parametrize(("script", "args"), [
+    (BUILD, ["--check", "--name"]), (BUILD, ["--ssh-key", "--check"]),
+    (SMOKE_TEST, ["--hold"]), (SMOKE_TEST, ["--image", "--no-corpus"])])
+def test_an_option_without_its_value_is_one_line(tmp_path: Path, script: Path,
+                                                  args: list[str]) -> None:
+    """`--name` at the end, or followed by another option, names the option on one line (was
+    bash's "$2: unbound variable", or the next option taken as the value)."""
+    result = subprocess.run([str(script), *args], capture_output=True, text=True, timeout=30,
+                            cwd=tmp_path)
+    assert result.returncode != 0
+    option = next(a for a in args if a in ("--name", "--ssh-key", "--hold", "--image"))
+    assert result.stderr.strip() == (
+        f"firmware/{script.name}: {option} expects a value (see --help)"), result.stderr
+
+
 def test_check_passes_when_everything_is_there(tmp_path: Path) -> None:
     result = Sandbox(tmp_path).run("--check", "--compress", "none")
     assert result.returncode == 0, result.stderr
