@@ -5,7 +5,7 @@
  *   #define SCAN_ATTR SOSIE_AVX2   function attributes (target) or empty
  *   #include "sketch_template.h"
  *
- * defines <isa>_sketch_scan(job, k, heap, top, seeds, cands, done, read),
+ * defines <isa>_sketch_scan(job, k, heap, top, seeds, cands, done, read, second),
  * <isa>_sketch_dots(codes, stride, m, w, n, out) and <isa>_sketch_block_dots(blocks, m, w, n,
  * out). The first pass takes 16 rows at a time: integer dots (no horizontal sums), h2 in three
  * float operations a row, one comparison with H, the h2 beyond which the first stage alone
