@@ -21,6 +21,8 @@ COMMAND_MODULES = (
     "cartography",  # sosie rank, sosie map
     "generate",  # sosie generate                        (faces that do not exist)
     "conjure",  # sosie conjure                         (a face made to look like a photo)
+    "study",  # sosie study                           (questions asked of the generations)
+    "train",  # sosie train                           (a generator of your own faces)
 )
 
 
