@@ -10,6 +10,7 @@ from gpiozero import Device
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
 from appliance.config import ConfigError, parse
+from appliance.faults import Fault
 from appliance.parts.controls import (
     OFF,
     PATTERNS,
@@ -20,8 +21,8 @@ from appliance.parts.controls import (
     make_controls,
     pattern_for,
 )
-from appliance.runtime.machine import Fault, State
 from appliance.runtime.presence import PresenceSettings, PresenceTrigger, face_seen, watch
+from appliance.runtime.states import State
 
 
 @pytest.fixture

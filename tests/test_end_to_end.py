@@ -18,8 +18,9 @@ from PIL import Image
 from appliance.parts.camera import FileCamera, fit_inside
 from appliance.parts.controls import ControlSettings, GpioControls
 from appliance.runtime.appliance import Appliance
-from appliance.runtime.machine import Machine, State
+from appliance.runtime.machine import Machine
 from appliance.runtime.service import Service
+from appliance.runtime.states import State
 from appliance.settings import load_settings
 
 pytestmark = pytest.mark.slow

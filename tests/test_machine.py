@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from appliance.faults import Fault
 from appliance.runtime.machine import (
     COOLDOWN_TIMER,
     RETRY_TIMER,
@@ -17,7 +18,6 @@ from appliance.runtime.machine import (
     CaptureFailed,
     Conjuring,
     EndVisit,
-    Fault,
     Found,
     Machine,
     MachineSettings,
@@ -37,10 +37,10 @@ from appliance.runtime.machine import (
     Started,
     StartFailed,
     StartTimer,
-    State,
     Stop,
     TimerExpired,
 )
+from appliance.runtime.states import State
 
 
 def timer(actions, name):

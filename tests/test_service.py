@@ -13,12 +13,14 @@ from pathlib import Path
 
 import pytest
 
+from appliance.faults import Fault, PartFault
 from appliance.parts.controls import PATTERNS, VirtualControls
 from appliance.runtime import systemd
 from appliance.runtime.control_socket import ControlError, ControlServer, request
 from appliance.runtime.lookup import VisitResult
-from appliance.runtime.machine import Fault, Machine, MachineSettings, State
-from appliance.runtime.service import PartFault, Service, ServiceSettings
+from appliance.runtime.machine import Machine, MachineSettings
+from appliance.runtime.service import Service, ServiceSettings
+from appliance.runtime.states import State
 
 
 class FakeBackend:

@@ -19,9 +19,11 @@ from PIL import Image
 
 from appliance.cli import main
 from appliance.cli.service import format_status
+from appliance.faults import Fault, PartFault
 from appliance.parts.controls import VirtualControls
-from appliance.runtime.machine import Fault, Machine, MachineSettings, State
-from appliance.runtime.service import PartFault, Service
+from appliance.runtime.machine import Machine, MachineSettings
+from appliance.runtime.service import Service
+from appliance.runtime.states import State
 from appliance.settings import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent

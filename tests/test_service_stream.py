@@ -18,8 +18,9 @@ from appliance.parts.printer import EscposPrinter
 from appliance.parts.printer.decode import decode
 from appliance.runtime.appliance import Appliance
 from appliance.runtime.lookup import Lookup
-from appliance.runtime.machine import Machine, State
+from appliance.runtime.machine import Machine
 from appliance.runtime.service import Service
+from appliance.runtime.states import State
 from appliance.settings import load_settings
 
 

@@ -164,8 +164,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def start_presence(settings: Any, appliance: Any, service: Any) -> threading.Event:
     """The optional presence trigger, glancing through the appliance's camera while ready."""
-    from appliance.runtime.machine import State
     from appliance.runtime.presence import PresenceTrigger, watch
+    from appliance.runtime.states import State
 
     stop = threading.Event()
     presence = settings.controls.presence

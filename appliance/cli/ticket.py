@@ -98,9 +98,9 @@ def run_ticket(args: Any) -> int:
     settings = _settings(args)
 
     from appliance.corpus import CorpusError, demo_corpus
+    from appliance.faults import PartFault
     from appliance.parts.printer import PrinterFault, TicketAborted
     from appliance.runtime.appliance import assemble
-    from appliance.runtime.jobs import PartFault
 
     with tempfile.TemporaryDirectory(prefix="sosie-ticket-") as tmp:
         try:

@@ -16,8 +16,9 @@ from typing import Any, Literal
 
 from appliance.config import setting
 from appliance.errors import one_line
-from appliance.runtime.machine import Fault, State
+from appliance.faults import Fault
 from appliance.runtime.presence import PresenceSettings
+from appliance.runtime.states import State
 
 log = logging.getLogger(__name__)
 

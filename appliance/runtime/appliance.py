@@ -28,13 +28,12 @@ from typing import Any
 import numpy as np
 
 from appliance.errors import one_line
+from appliance.faults import Fault, PartFault
 from appliance.files import atomic_write_bytes
 from appliance.parts.camera import Camera, CameraError, Frame, make_camera
 from appliance.parts.diagnosis import first_problem
 from appliance.parts.printer import Paper, Printer, TicketAborted, make_printer
-from appliance.runtime.jobs import PartFault
 from appliance.runtime.lookup import Lookup, VisitResult, check_fonts
-from appliance.runtime.machine import Fault
 from appliance.settings import AppSettings
 
 log = logging.getLogger(__name__)

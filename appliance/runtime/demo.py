@@ -17,11 +17,13 @@ from typing import TextIO
 
 import numpy as np
 
+from appliance.faults import Fault
 from appliance.parts.camera import FileCamera
 from appliance.parts.controls import VirtualControls
 from appliance.runtime.appliance import assemble
-from appliance.runtime.machine import Fault, Machine, State
+from appliance.runtime.machine import Machine
 from appliance.runtime.service import Service, VisitRecord
+from appliance.runtime.states import State
 from appliance.settings import AppSettings
 
 log = logging.getLogger(__name__)

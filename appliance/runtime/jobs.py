@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from appliance.errors import one_line
+from appliance.faults import Fault, PartFault
 from appliance.parts.camera import Frame
 from appliance.runtime.lookup import VisitResult
 from appliance.runtime.machine import (
@@ -21,7 +22,6 @@ from appliance.runtime.machine import (
     CaptureFailed,
     Conjuring,
     Event,
-    Fault,
     Found,
     NoFace,
     Printed,
@@ -34,15 +34,6 @@ from appliance.runtime.machine import (
 )
 
 log = logging.getLogger(__name__)
-
-
-class PartFault(Exception):
-    """A part of the appliance failed: which one, and why (one line)."""
-
-    def __init__(self, fault: Fault, reason: str) -> None:
-        super().__init__(f"{fault.value}: {reason}")
-        self.fault = fault
-        self.reason = reason
 
 
 class Parts(Protocol):

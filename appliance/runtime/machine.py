@@ -23,48 +23,15 @@ Any state --Shutdown--> shutting_down (terminal).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import TYPE_CHECKING, Any, Literal
 
 from appliance.config import setting
+from appliance.faults import Fault
+from appliance.runtime.states import BUSY_STATES, State
 
 if TYPE_CHECKING:  # the machine only carries them: it never looks inside
     from appliance.parts.camera import Frame
     from appliance.runtime.lookup import VisitResult
-
-
-class State(Enum):
-    STARTING = "starting"
-    READY = "ready"
-    CAPTURING = "capturing"
-    SEARCHING = "searching"
-    PRINTING = "printing"
-    CONJURING = "conjuring"  # the visitor's double, after their ticket (ticket.conjure: after)
-    COOLDOWN = "cooldown"
-    FAULT = "fault"
-    SHUTTING_DOWN = "shutting_down"
-
-
-class Fault(Enum):
-    """The part at fault, each with its own LED pattern and recovery probe."""
-
-    CAMERA = "camera"
-    PRINTER = "printer"
-    CORPUS = "corpus"  # the corpus files or the search over them
-    MODELS = "models"  # the face models (detector, landmarks, descriptor)
-    TICKET = "ticket"  # composing the ticket (layout, fonts, dithering): not the printer's
-
-
-BUSY_STATES = frozenset({State.CAPTURING, State.SEARCHING, State.PRINTING, State.CONJURING})
-
-
-def press_refusal(state: State) -> str | None:
-    """Why a press in `state` is ignored ("busy", "cooldown", "fault", ...), None if taken."""
-    if state is State.READY:
-        return None
-    if state in BUSY_STATES:
-        return "busy"
-    return {State.SHUTTING_DOWN: "shutting down"}.get(state, state.value)
 
 
 @dataclass(frozen=True)

@@ -29,10 +29,11 @@ from typing import Any
 
 from appliance.config import setting
 from appliance.errors import one_line
+from appliance.faults import Fault
 from appliance.parts.controls import Controls
 from appliance.runtime import systemd
 from appliance.runtime.control import ControlHandler
-from appliance.runtime.jobs import DeviceJobs, PartFault, Parts
+from appliance.runtime.jobs import DeviceJobs, Parts
 from appliance.runtime.lookup import Match, VisitResult
 from appliance.runtime.machine import (
     Action,
@@ -41,7 +42,6 @@ from appliance.runtime.machine import (
     Capture,
     EndVisit,
     Event,
-    Fault,
     Machine,
     Press,
     PrintNoFace,
@@ -51,14 +51,13 @@ from appliance.runtime.machine import (
     Show,
     Shutdown,
     StartTimer,
-    State,
     Stop,
-    press_refusal,
 )
+from appliance.runtime.states import State, press_refusal
 from appliance.runtime.timers import Timers
 from appliance.runtime.worker import Worker
 
-__all__ = ["PartFault", "PressAnswer", "Service", "ServiceSettings", "VisitRecord", "status_line"]
+__all__ = ["PressAnswer", "Service", "ServiceSettings", "VisitRecord", "status_line"]
 
 log = logging.getLogger(__name__)
 

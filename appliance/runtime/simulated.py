@@ -20,8 +20,9 @@ import numpy as np
 from appliance.parts.camera import FileCamera
 from appliance.parts.controls import VirtualControls
 from appliance.runtime.appliance import assemble
-from appliance.runtime.machine import Machine, State
+from appliance.runtime.machine import Machine
 from appliance.runtime.service import Service, VisitRecord
+from appliance.runtime.states import State
 from appliance.settings import AppSettings
 
 
