@@ -2,6 +2,7 @@
 (rank a folder of lookalikes against a reference photo, with a map of the folder).
 
     sosie map CORPUS_DIR|demo --out DIR [--mark PHOTO] [--clusters K] [--neighbours K]
+              [--layout pca|umap]
     sosie rank REFERENCE_PHOTO FOLDER [--out DIR] [--top N] [--no-map] [--clusters K]
 
 Exit status: 0 on success, 1 when the corpus or a photo cannot be used, 2 on unusable arguments.
@@ -30,6 +31,9 @@ def register(subparsers: Any) -> None:
     m.add_argument("corpus", metavar="CORPUS_DIR", help="corpus directory, or 'demo'")
     m.add_argument("--out", metavar="DIR", type=Path, required=True, help="output folder")
     _site_options(m)
+    m.add_argument("--layout", choices=("pca", "umap"), default="pca",
+                   help="2-D layout: the corpus' PCA (default) or UMAP, which keeps "
+                   "neighbourhoods (needs the study extra: pip install 'sosie[study]')")
     m.set_defaults(func=run_map)
 
     r = subparsers.add_parser(
@@ -144,7 +148,8 @@ def run_map(args: argparse.Namespace) -> int:
     options = MapOptions(neighbours=args.neighbours, clusters=args.clusters, title=args.title)
     started = time.perf_counter()
     try:
-        summary = build_site(corpus, args.out, mark=mark, options=options, progress=_say)
+        laid_out = corpus if args.layout == "pca" else _umap_layout(corpus)
+        summary = build_site(laid_out, args.out, mark=mark, options=options, progress=_say)
     except (OSError, ValueError) as exc:  # e.g. OUT holds other files, or is not writable
         print(f"sosie map: {exc}", file=sys.stderr)
         return 1
@@ -153,6 +158,18 @@ def run_map(args: argparse.Namespace) -> int:
     _print_summary(summary)
     _say(f"total {time.perf_counter() - started:.1f} s")
     return 0
+
+
+def _umap_layout(corpus: Any) -> Any:
+    """The corpus laid out by UMAP, or a UsageError naming the missing extra."""
+    try:
+        import umap  # noqa: F401
+
+        from appliance.cartography.layouts import umap_corpus
+    except ImportError:
+        raise UsageError("--layout umap needs the study extra: pip install 'sosie[study]'") \
+            from None
+    return umap_corpus(corpus, progress=_say)
 
 
 def run_rank(args: argparse.Namespace) -> int:
