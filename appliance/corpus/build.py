@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import signal
 import time
 from dataclasses import dataclass
@@ -44,7 +43,7 @@ from appliance.corpus.thumbs import PackWriter
 from appliance.corpus.walk import list_sources
 from appliance.corpus.workers import guard_orphan, progress_bar, run_tasks
 from appliance.corpus.writer import clear_manifest, finalize
-from appliance.files import exclusive
+from appliance.files import exclusive, refuse_links, remove_tree
 from appliance.generator.source import GeneratorSource
 
 WORK_DIR = ".build"
@@ -187,7 +186,7 @@ def _build(
             f"(reasons in {corpus_dir / fmt.REJECTED})"
         )
     finalize(corpus_dir, faces, DIM, fields)
-    shutil.rmtree(work, ignore_errors=True)
+    remove_tree(work, ignore_errors=True)
     return BuildReport(
         corpus_dir, len(files) + len(walk_problems), faces, rejected, len(current), len(chunks),
         time.monotonic() - started, cluster.describe() if cluster is not None else "",
@@ -199,13 +198,17 @@ def _build(
 
 
 def _prepare(corpus_dir: Path, force: bool) -> None:
+    try:  # the build overwrites and removes these: never through a link out of the folder
+        refuse_links(corpus_dir, [*fmt.DATA_FILES, fmt.MANIFEST, WORK_DIR], "sosie build")
+    except ValueError as exc:
+        raise CorpusError(str(exc)) from None
     if (corpus_dir / fmt.MANIFEST).exists():
         if not force:
             raise CorpusError(
                 f"{corpus_dir}: already holds a finished corpus (use --force to rebuild it)"
             )
         clear_manifest(corpus_dir)
-        shutil.rmtree(corpus_dir / WORK_DIR, ignore_errors=True)
+        remove_tree(corpus_dir / WORK_DIR, ignore_errors=True)
     if corpus_dir.exists():
         if not corpus_dir.is_dir():
             raise CorpusError(f"{corpus_dir}: exists and is not a folder")

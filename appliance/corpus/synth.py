@@ -10,7 +10,6 @@ Thumbnails are 64 procedural colour placeholder faces shared by all rows.
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -25,6 +24,7 @@ from appliance.corpus.settings import CorpusSettings
 from appliance.corpus.spectrum import load_spectrum
 from appliance.corpus.thumbs import INDEX_DTYPE, encode
 from appliance.corpus.writer import clear_manifest, finalize
+from appliance.files import refuse_links, remove_tree
 
 DIM = 128
 NORM_MEAN, NORM_SD = 1.46, 0.035  # real photos' descriptors
@@ -85,12 +85,15 @@ def finish_with_placeholders(directory: Path, count: int, rng: np.random.Generat
 
 
 def prepare_directory(directory: Path, overwrite: bool) -> None:
+    """An empty `directory` to write a corpus in (`overwrite`: a corpus there is removed first;
+    a link in place of the folder or of its files is refused, naming it)."""
+    refuse_links(directory, [*fmt.DATA_FILES, fmt.MANIFEST], "corpus folder", itself=overwrite)
     if directory.exists() and any(directory.iterdir()):
         if not overwrite:
             raise FileExistsError(f"{directory}: not empty (use --force to replace it)")
         if not (directory / fmt.MANIFEST).exists() and not (directory / fmt.DESCRIPTORS).exists():
             raise FileExistsError(f"{directory}: not empty and not a corpus; refusing to replace")
-        shutil.rmtree(directory)
+        remove_tree(directory)
     directory.mkdir(parents=True, exist_ok=True)
     clear_manifest(directory)
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import re
 import signal
 import time
 from collections import Counter
@@ -24,9 +23,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from appliance.corpus.workers import WorkerFailed, progress_bar
-from appliance.files import exclusive
+from appliance.files import atomic_write_bytes, exclusive, refuse_links, remove_inside
 from appliance.generator.draws import Draw
 from appliance.generator.journal import (
+    FACE_NAME,
     WORK_DIR,
     Appender,
     Record,
@@ -37,7 +37,6 @@ from appliance.generator.journal import (
 
 #: Testing hook: SIGKILL the run itself after this many finished draws in this run.
 KILL_AFTER_ENV = "SOSIE_GENERATE_KILL_AFTER_DRAWS"
-FACE_NAME = re.compile(r"(dcgan-\d+-|url-)\d{7}\.(png|jpg|webp|gif|bmp|tiff)")
 HOPELESS = 50  # stop when this many draws in a row found no face at all
 
 
@@ -122,14 +121,18 @@ def generate(out_dir: str | Path, count: int, drawer: Drawer, *, slack: int = 8,
             check_job(work, drawer.identity())
         except ValueError as exc:
             raise GenerateError(str(exc)) from None
-        tally = _Tally(count, read_records(work, out_dir))
+        try:
+            records = read_records(work, out_dir)
+        except ValueError as exc:
+            raise GenerateError(str(exc)) from None
+        tally = _Tally(count, records)
         _remove_strays(out_dir, tally.records)
         drawn = _draw(out_dir, work, tally, drawer, slack, progress)
         assert tally.last is not None
         kept = [r for r in tally.records.values() if r.index <= tally.last]
         for record in tally.records.values():
             if record.index > tally.last and record.file is not None:
-                (out_dir / record.file).unlink(missing_ok=True)
+                remove_inside(out_dir / record.file)
         rewrite(work, kept)
     rejected = Counter(r.reason or "" for r in kept if r.file is None)
     return GenerateReport(out_dir, count, tally.last + 1, rejected, drawn,
@@ -172,10 +175,12 @@ def _keep(out_dir: Path, draw: Draw) -> Record:
     """Write an accepted draw's file (temporary name, then rename) and describe the draw."""
     if draw.reason is not None:
         return Record(draw.index, reason=draw.reason)
-    path = out_dir / draw.name
-    tmp = out_dir / f".{draw.name}.tmp"
-    tmp.write_bytes(draw.data)
-    os.replace(tmp, path)
+    if not FACE_NAME.fullmatch(draw.name):
+        raise GenerateError(f"draw {draw.index}: the engine named its face {draw.name!r}")
+    try:
+        atomic_write_bytes(out_dir / draw.name, draw.data, fsync=False)
+    except OSError as exc:
+        raise GenerateError(str(exc)) from None
     return Record(draw.index, draw.name, len(draw.data), draw.sha256)
 
 
@@ -191,6 +196,10 @@ def _prepare(out_dir: Path) -> None:
     """An output folder is new, empty, or one that `sosie generate` made."""
     if out_dir.exists() and not out_dir.is_dir():
         raise GenerateError(f"{out_dir}: exists and is not a folder")
+    try:  # the run removes and renames files here: never through a link out of the folder
+        refuse_links(out_dir, [WORK_DIR], "sosie generate")
+    except ValueError as exc:
+        raise GenerateError(str(exc)) from None
     if not out_dir.exists():
         out_dir.mkdir(parents=True)
         return
@@ -209,4 +218,4 @@ def _remove_strays(out_dir: Path, records: dict[int, Record]) -> None:
         name = path.name
         if (name.startswith(".") and name.endswith(".tmp")) or (
                 FACE_NAME.fullmatch(name) and name not in kept):
-            path.unlink(missing_ok=True)
+            remove_inside(path)

@@ -4,24 +4,30 @@
 refused); `draws.jsonl` gets one line per finished draw, appended after the draw's image file
 is in place, so a line always describes a file that exists. A line cut short by a kill is
 dropped on the next open; an accepted draw whose file is missing or has another size counts as
-not done. At the end the journal is rewritten in index order without the draws past the last
-face, so a resumed run leaves the same bytes as an uninterrupted one.
+not done. Every file name a line gives is checked against `FACE_NAME` (what the run writes)
+before any file is touched: a journal naming "../x" or an absolute path stops the run. At the
+end the journal is rewritten in index order without the draws past the last face, so a resumed
+run leaves the same bytes as an uninterrupted one.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from appliance.files import atomic_write_bytes
+from appliance.files import UnsafeName, atomic_write_bytes, name_inside
 
 WORK_DIR = ".sosie-generate"
 JOB = "job.json"
 DRAWS = "draws.jsonl"
+#: The only names `sosie generate` gives its faces (engine, seed, draw index, extension).
+FACE_NAME = re.compile(r"(dcgan-\d{1,10}-|url-)\d{7}\.(png|jpg|webp|gif|bmp|tiff)")
 
 
 class JobMismatch(ValueError):
@@ -67,24 +73,36 @@ def check_job(work: Path, job: dict[str, Any]) -> None:
 
 
 def read_records(work: Path, out_dir: Path) -> dict[int, Record]:
-    """The finished draws by index (the last line of an index wins), checking the files."""
+    """The finished draws by index (the last line of an index wins), checking the files.
+
+    JobMismatch, before any file is touched, if a line names a file `sosie generate` does not
+    write (a path, "..", another pattern).
+    """
     path = work / DRAWS
     try:
         data = path.read_bytes()
     except FileNotFoundError:
         return {}
     end = data.rfind(b"\n") + 1
-    if end < len(data):  # a line cut short by a kill
-        with open(path, "r+b") as fh:
-            fh.truncate(end)
-    records: dict[int, Record] = {}
-    for line in data[:end].splitlines():
+    parsed: list[Record] = []
+    for number, line in enumerate(data[:end].splitlines(), 1):
         try:
             item = json.loads(line)
             record = Record(int(item["i"]), item.get("file"), int(item.get("size", 0)),
                             str(item.get("sha256", "")), item.get("reason"))
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, AttributeError):
             continue
+        if record.file is not None:
+            try:
+                name_inside(out_dir, record.file, FACE_NAME, f"{path} line {number}")
+            except UnsafeName as exc:
+                raise JobMismatch(str(exc)) from None
+        parsed.append(record)
+    if end < len(data):  # a line cut short by a kill
+        with open(path, "r+b") as fh:
+            fh.truncate(end)
+    records: dict[int, Record] = {}
+    for record in parsed:
         if record.file is not None and not _file_matches(out_dir / record.file, record.size):
             records.pop(record.index, None)
             continue
@@ -93,8 +111,9 @@ def read_records(work: Path, out_dir: Path) -> dict[int, Record]:
 
 
 def _file_matches(path: Path, size: int) -> bool:
-    try:
-        return path.stat().st_size == size
+    try:  # the face itself, never a link's target
+        info = path.lstat()
+        return stat.S_ISREG(info.st_mode) and info.st_size == size
     except OSError:
         return False
 
