@@ -26,3 +26,21 @@ class PartFault(Exception):
         super().__init__(f"{fault.value}: {reason}")
         self.fault = fault
         self.reason = reason
+
+
+class TicketError(PartFault):
+    """The ticket itself could not be composed (layout, font, thumbnail, dithering): the
+    ticket's fault, never the printer's, and retrying cannot help. The one ticket error from
+    where it happens (a font, a band) through the printer (which cuts off what it printed of
+    that ticket) to the machine (a `ticket` fault)."""
+
+    kind = "aborted"  # the printer's FaultEvent kind
+    retryable = False
+
+    def __init__(self, reason: str) -> None:
+        reason = " ".join(str(reason).split())
+        super().__init__(Fault.TICKET, reason)
+        self.args = (reason,)  # shown as the reason alone
+
+    def __str__(self) -> str:
+        return self.reason

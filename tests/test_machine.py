@@ -219,6 +219,17 @@ def test_searching_failure_to_corpus_fault(m):
     assert m.state is State.FAULT and m.fault is Fault.CORPUS
 
 
+@pytest.mark.parametrize("part", [Fault.MODELS, Fault.TICKET, Fault.CAMERA])
+def test_search_and_capture_failures_name_their_part(part):
+    for failed, reach in ((SearchFailed, to_searching), (CaptureFailed, to_capturing)):
+        m = Machine(MachineSettings(retry_seconds=2))
+        reach(m)
+        acts = m.handle(failed(1, "broken", part))
+        assert m.state is State.FAULT and m.fault is part
+        assert Show(State.FAULT, part) in acts and m.last_fault == (part, "broken")
+        assert m.handle(TimerExpired(RETRY_TIMER, acts[-1].token)) == [Probe(part)]
+
+
 def test_searching_timeout_to_corpus_fault(m):
     _, acts = to_searching(m)
     expire(m, acts, STAGE_TIMER)

@@ -18,7 +18,6 @@ from appliance.parts.printer import (
     Paper,
     PrinterSettings,
     StreamJob,
-    TicketAborted,
     VirtualPrinter,
     encode_ticket,
 )
@@ -118,7 +117,7 @@ def test_a_band_that_fails_after_the_header_was_sent_is_cut_off():
     header = next(iter(Ticket(ticket_bands(content(3), width=576), 576)))
     connection = FakeConnection()
     printer, events = make_fake_printer([connection], check_status=False)
-    with pytest.raises(TicketAborted, match="thumbnail vanished"):
+    with pytest.raises(TicketError, match="thumbnail vanished"):
         printer.print_ticket(failing_bands([header]))
     assert [(e.kind, e.will_retry) for e in events] == [("aborted", False)]
     paper = decode(bytes(connection.written), 576)
@@ -134,10 +133,10 @@ def test_a_band_that_fails_after_the_header_was_sent_is_cut_off():
 def test_a_ticket_failing_on_its_first_band_sends_nothing(tmp_path):
     connection = FakeConnection()
     printer, events = make_fake_printer([connection], check_status=False)
-    with pytest.raises(TicketAborted):
+    with pytest.raises(TicketError):
         printer.print_ticket(failing_bands([]))
     assert connection.written == bytearray() and [e.kind for e in events] == ["aborted"]
-    with pytest.raises(TicketAborted):
+    with pytest.raises(TicketError):
         VirtualPrinter(tmp_path).print_ticket(failing_bands([random_ticket(576, 8)]))
     assert not list(tmp_path.iterdir())  # no half ticket on disk either
 
@@ -153,7 +152,7 @@ def test_the_cut_off_is_queued_when_the_printer_is_gone_too():
         connection.fail_after = len(connection.written)  # unplugged while composing
         raise RuntimeError("layout bug")
 
-    with pytest.raises(TicketAborted):
+    with pytest.raises(TicketError):
         printer.print_ticket(bands())
     connection.fail_after = None
     before = len(connection.written)

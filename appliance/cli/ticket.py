@@ -90,7 +90,6 @@ def _settings(args: Any) -> AppSettings:
 
 
 def run_ticket(args: Any) -> int:
-    from appliance.fonts import FontError
     from appliance.images import ImageError
 
     if not args.image.is_file():
@@ -99,7 +98,7 @@ def run_ticket(args: Any) -> int:
 
     from appliance.corpus import CorpusError, demo_corpus
     from appliance.faults import PartFault
-    from appliance.parts.printer import PrinterFault, TicketAborted
+    from appliance.parts.printer import PrinterFault
     from appliance.runtime.appliance import assemble
 
     with tempfile.TemporaryDirectory(prefix="sosie-ticket-") as tmp:
@@ -117,7 +116,7 @@ def run_ticket(args: Any) -> int:
         except PartFault as exc:
             print(f"sosie ticket: {exc.reason}", file=sys.stderr)
             return 1
-        except (CorpusError, ImageError, FontError, PrinterFault, TicketAborted) as exc:
+        except (CorpusError, ImageError, PrinterFault) as exc:
             print(f"sosie ticket: {exc}", file=sys.stderr)
             return 1
         finally:

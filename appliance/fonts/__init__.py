@@ -14,6 +14,8 @@ from pathlib import Path
 
 from PIL import ImageFont
 
+from appliance.faults import TicketError
+
 HERE = Path(__file__).parent
 
 BUNDLED = {
@@ -24,8 +26,8 @@ BUNDLED = {
 }
 
 
-class FontError(ValueError):
-    """A configured font that cannot be loaded, named on one line."""
+class FontError(TicketError, ValueError):
+    """A configured font that cannot be loaded, named on one line: a `ticket` fault."""
 
 
 @cache

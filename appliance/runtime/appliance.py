@@ -28,11 +28,11 @@ from typing import Any
 import numpy as np
 
 from appliance.errors import one_line
-from appliance.faults import Fault, PartFault
+from appliance.faults import Fault, PartFault, TicketError
 from appliance.files import atomic_write_bytes
 from appliance.parts.camera import Camera, CameraError, Frame, make_camera
 from appliance.parts.diagnosis import first_problem
-from appliance.parts.printer import Paper, Printer, TicketAborted, make_printer
+from appliance.parts.printer import Paper, Printer, make_printer
 from appliance.runtime.lookup import Lookup, VisitResult, check_fonts
 from appliance.settings import AppSettings
 
@@ -74,20 +74,27 @@ class Appliance:
     def start(self) -> None:
         """Load or open every part not ready yet (again after a fault: `probe`); the seconds
         each took stay those of the last time it really loaded."""
-        self._timed("models", self._load_models, again=self.analyzer is None)
-        self._timed("corpus", self._open_corpus, again=self.lookup is None)
-        self._timed("camera", self._open_camera)
-        self._timed("printer", self._check_printer)
+        self._timed(Fault.MODELS, self._load_models, again=self.analyzer is None)
+        self._timed(Fault.CORPUS, self._open_corpus, again=self.lookup is None)
+        self._timed(Fault.CAMERA, self._open_camera)
+        self._timed(Fault.PRINTER, self._check_printer)
 
     def start_search(self) -> None:
         """Only what a lookup needs: models and corpus (`sosie ticket`)."""
         self._load_models()
         self._open_corpus()
-    def _timed(self, name: str, step: Callable[[], None], *, again: bool = True) -> None:
-        """Run `step`, recording its seconds unless it had nothing to do (`again` false) and a
-        time is on record already."""
+    def _timed(self, part: Fault, step: Callable[[], None], *, again: bool = True) -> None:
+        """Run `step`, the start-up of `part` (its fault, whatever fails in it), recording its
+        seconds unless it had nothing to do (`again` false) and a time is on record already."""
+        name = part.value
         start = self.clock()
-        step()
+        try:
+            step()
+        except PartFault:
+            raise
+        except Exception as exc:
+            log.exception("starting the %s failed", name)
+            raise PartFault(part, f"{name}: {one_line(exc)}") from None
         if again or name not in self.startup_seconds:
             self.startup_seconds[name] = self.clock() - start
 
@@ -245,8 +252,8 @@ class Appliance:
     def _print(self, ticket: Any) -> None:
         try:
             self.last_receipt = self.printer.print_ticket(ticket)
-        except TicketAborted as exc:  # the ticket's own fault: the printer is fine
-            raise PartFault(Fault.TICKET, str(exc)) from None
+        except TicketError:  # the ticket's own fault (a ticket fault): the printer is fine
+            raise
         except Exception as exc:
             raise PartFault(Fault.PRINTER, one_line(exc)) from None
 

@@ -3,8 +3,9 @@
 Each job calls one method of the `Parts` (the appliance's camera, models, corpus, ticket and
 printer) and posts the machine event that says how it went: `Captured` or `CaptureFailed`,
 `Found` / `NoFace` or `SearchFailed`, (`Conjuring`, then) `Printed` or `PrintFailed`, ...
-A `PartFault` names the part at fault; any other exception is that stage's part's fault, in
-one line.
+Every failure event names the part at fault: the `PartFault` each part raises at its own
+boundary (`appliance.faults`), else the stage's own part (capture: camera, search: corpus,
+print: printer), in one line.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ log = logging.getLogger(__name__)
 class Parts(Protocol):
     """The devices behind the machine (`appliance.runtime.appliance.Appliance`, or a test's).
 
-    Methods raise PartFault (or any exception: then the stage's part is at fault).
+    Methods raise PartFault naming the part (any other exception: the stage's own part).
     """
 
     def start(self) -> None: ...  # load models, open + warm the corpus, open camera and printer
@@ -55,6 +56,11 @@ class Parts(Protocol):
 
 def reason(exc: BaseException) -> str:
     return exc.reason if isinstance(exc, PartFault) else one_line(exc)
+
+
+def part(exc: BaseException, stage_part: Fault) -> Fault:
+    """The part `exc` names, else the stage's own part."""
+    return exc.fault if isinstance(exc, PartFault) else stage_part
 
 
 class DeviceJobs:
@@ -76,9 +82,9 @@ class DeviceJobs:
         except PartFault as exc:
             self.post(StartFailed(exc.fault, exc.reason))
             return
-        except Exception as exc:
-            log.exception("start-up failed")
-            self.post(StartFailed(Fault.CORPUS, one_line(exc)))
+        except Exception as exc:  # a Parts that did not name the part: its first, logged
+            log.exception("start-up failed without naming the part; reporting the models")
+            self.post(StartFailed(Fault.MODELS, one_line(exc)))
             return
         self.post(Started())
 
@@ -87,7 +93,7 @@ class DeviceJobs:
         try:
             frame = self.parts.capture()
         except Exception as exc:
-            self.post(CaptureFailed(visit, reason(exc)))
+            self.post(CaptureFailed(visit, reason(exc), part(exc, Fault.CAMERA)))
             return
         self.timing(visit, {"capture": self.clock() - start})
         self.post(Captured(visit, frame))
@@ -96,8 +102,9 @@ class DeviceJobs:
         try:
             result = self.parts.look_up(frame)
         except Exception as exc:
-            log.exception("search failed")
-            self.post(SearchFailed(visit, reason(exc)))
+            if not isinstance(exc, PartFault):
+                log.exception("search failed")
+            self.post(SearchFailed(visit, reason(exc), part(exc, Fault.CORPUS)))
             return
         finally:
             del frame

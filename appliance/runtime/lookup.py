@@ -27,8 +27,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
+from appliance.errors import one_line
 from appliance.faces.analyzer import NoFaceFound
+from appliance.faults import Fault, PartFault
 from appliance.fonts import font
+from appliance.images import ImageError
 from appliance.likeness import likeness
 from appliance.ticket import (
     CorpusMap,
@@ -129,8 +132,8 @@ class Lookup:
         """
         timings: dict[str, float] = {}
         start = time.perf_counter()
-        check_fonts(self.layout)  # a bad font file fails here, not half-way down the ticket
-        face = self.analyzer.analyze(image)
+        check_fonts(self.layout)  # a bad font file fails here (a ticket fault), not half-way
+        face = self._analyze(image)  # down the ticket
         analyzed = time.perf_counter() - start
         if isinstance(face, NoFaceFound):
             timings.update(face.timings)
@@ -150,10 +153,7 @@ class Lookup:
         timings.update(face_timings)
 
         t = time.perf_counter()
-        k = min(self.layout.lookalikes, int(self.corpus.count))
-        if k == 0:
-            raise ValueError("the corpus is empty: nothing to compare the visitor with")
-        indices, distances = self.scanner.topk(descriptor, k)
+        indices, distances = self._search(descriptor)
         timings["search"] = time.perf_counter() - t
 
         matches = tuple(
@@ -175,6 +175,29 @@ class Lookup:
         ticket = self._ticket(matches, number, when, visitor_face, corpus_map)
         timings["total"] = time.perf_counter() - start
         return VisitResult(ticket, matches, None, number, timings, when, kept)
+
+    def _analyze(self, image: Source) -> Any:
+        """The analyzer's face (or NoFaceFound); its failures are the models' (the photo's
+        own, unreadable or unusable, the camera's)."""
+        try:
+            return self.analyzer.analyze(image)
+        except PartFault:
+            raise
+        except ImageError as exc:
+            raise PartFault(Fault.CAMERA, str(exc)) from None
+        except Exception as exc:
+            raise PartFault(Fault.MODELS, f"face models: {one_line(exc)}") from None
+
+    def _search(self, descriptor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The nearest rows and their distances; any failure is the corpus's."""
+        k = min(self.layout.lookalikes, int(self.corpus.count))
+        if k == 0:
+            raise PartFault(Fault.CORPUS, "the corpus is empty: nothing to compare the visitor "
+                            "with")
+        try:
+            return self.scanner.topk(descriptor, k)
+        except Exception as exc:
+            raise PartFault(Fault.CORPUS, f"search: {one_line(exc)}") from None
 
     def _ticket(self, matches: tuple[Match, ...], number: int, when: datetime | None,
                 visitor_face: np.ndarray | None, corpus_map: CorpusMap | None) -> Ticket:
@@ -223,7 +246,8 @@ class Lookup:
 
 
 def check_fonts(layout: TicketLayout) -> None:
-    """Load every configured font file (cached); raises FontError naming a bad one."""
+    """Load every configured font file (cached); raises FontError (a `TicketError`: a ticket
+    fault) naming a bad one."""
     for role, path in vars(layout.fonts).items():
         if path:
             font(role, 12, path)

@@ -78,6 +78,7 @@ class Captured:
 class CaptureFailed:
     visit: int
     reason: str
+    part: Fault = Fault.CAMERA
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,7 @@ class NoFace:
 class SearchFailed:
     visit: int
     reason: str
+    part: Fault = Fault.CORPUS  # or MODELS (the face models), TICKET (a font), CAMERA (the frame)
 
 
 @dataclass(frozen=True)
@@ -367,7 +369,7 @@ class Machine:
     def _capture_failed(self, event: CaptureFailed) -> list[Action]:
         if not self._current(event.visit):
             return []
-        return self._to_fault(Fault.CAMERA, event.reason)
+        return self._to_fault(event.part, event.reason)
 
     def _found(self, event: Found) -> list[Action]:
         if not self._current(event.visit):
@@ -390,7 +392,7 @@ class Machine:
     def _search_failed(self, event: SearchFailed) -> list[Action]:
         if not self._current(event.visit):
             return []
-        return self._to_fault(Fault.CORPUS, event.reason)
+        return self._to_fault(event.part, event.reason)
 
     def _printed(self, event: Printed) -> list[Action]:
         if not self._current(event.visit):

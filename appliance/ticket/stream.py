@@ -10,6 +10,7 @@ from datetime import datetime
 from PIL import Image
 
 from appliance.errors import one_line
+from appliance.faults import TicketError
 from appliance.replay import Replay
 from appliance.ticket.canvas import BASE_WIDTH, stack
 from appliance.ticket.classic import classic_parts
@@ -42,10 +43,6 @@ class Ticket(Replay[Image.Image]):
     def image(self) -> Image.Image:
         """The whole ticket as one mode "1" image (composes what is left)."""
         return stack(self, self.width, "1")
-
-
-class TicketError(RuntimeError):
-    """A band of the ticket could not be composed (layout, font, thumbnail, dithering)."""
 
 
 def _composition_errors(bands: Iterable[Image.Image]) -> Iterator[Image.Image]:

@@ -8,8 +8,9 @@ printer starts on the header while the photos below are still being dithered. Ev
 call runs in a worker thread with a deadline, so a printer that stops answering cannot block the
 appliance. Failures become typed `PrinterFault`s, reported as `FaultEvent`s to `on_fault` and
 retried with backoff; only the last fault is raised, and nothing else ever is. A ticket whose
-later band cannot be composed is fed and cut off (`TicketAborted`): never half a ticket run into
-the next. The `virtual` backend writes the exact byte stream (.bin) and a PNG decoded from it::
+later band cannot be composed is fed and cut off (the ticket's `TicketError`, appliance.faults,
+raised on): never half a ticket run into the next. The `virtual` backend writes the exact byte
+stream (.bin) and a PNG decoded from it::
 
     >>> printer = make_printer(section(config, "printer", PrinterSettings))
     >>> printer.print_ticket(ticket_image)          # PIL mode "1", printer.width dots wide
@@ -34,7 +35,6 @@ from appliance.parts.printer.faults import (
     PrinterFault,
     PrinterOffline,
     PrinterTimeout,
-    TicketAborted,
     TicketRejected,
 )
 from appliance.parts.printer.interface import Printer, PrinterStatus, PrintReceipt
@@ -78,7 +78,6 @@ __all__ = [
     "PrinterTimeout",
     "SerialSettings",
     "StreamJob",
-    "TicketAborted",
     "TicketRejected",
     "UsbSettings",
     "VirtualPrinter",

@@ -11,10 +11,10 @@ from typing import Any
 from PIL import Image
 
 from appliance.errors import one_line
+from appliance.faults import TicketError
 from appliance.parts.printer.faults import (
     REASON_LIMIT,
     PrinterFault,
-    TicketAborted,
     TicketRejected,
 )
 from appliance.parts.printer.profile import Paper, escpos_module, with_width
@@ -111,7 +111,7 @@ class StreamJob:
     segments, then the cut. Each iteration (a retry) reads the ticket's bands again: a `Ticket`
     replays the bands it has composed (the one replay buffer; any other one-shot iterable is
     wrapped in a `Replay`), and the encoder remembers recent bands' bytes. A band that cannot
-    be composed raises `TicketAborted`.
+    be composed raises `TicketError` (appliance.faults).
     """
 
     def __init__(self, ticket: Printable, encoder: BandEncoder) -> None:
@@ -149,7 +149,7 @@ def _next_band(bands: Iterator[Image.Image]) -> Image.Image | None:
     except StopIteration:
         return None
     except Exception as exc:
-        raise TicketAborted(f"ticket cut off: {one_line(exc, REASON_LIMIT)}") from exc
+        raise TicketError(f"ticket cut off: {one_line(exc, REASON_LIMIT)}") from exc
 
 
 def encode_ticket(image: Printable, settings: PrinterSettings, width: int) -> Job:

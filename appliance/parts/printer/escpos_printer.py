@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from appliance.errors import one_line
+from appliance.faults import TicketError
 from appliance.parts.diagnosis import Finding
 from appliance.parts.printer.deadline import call_with_deadline
 from appliance.parts.printer.encoding import Printable, StreamJob, separator
@@ -21,7 +22,6 @@ from appliance.parts.printer.faults import (
     PrinterDisconnected,
     PrinterFault,
     PrinterOffline,
-    TicketAborted,
 )
 from appliance.parts.printer.interface import Printer, PrinterStatus, PrintReceipt
 from appliance.parts.printer.profile import Paper
@@ -150,7 +150,7 @@ class EscposPrinter(Printer):
                 segment, is_raster = next(segments)
             except StopIteration:
                 return sent
-            except TicketAborted:  # the ticket itself failed (a band): cut off what was printed
+            except TicketError:  # the ticket itself failed (a band): cut off what was printed
                 if sent:
                     self._cut_off(conn)
                 raise
@@ -189,7 +189,7 @@ class EscposPrinter(Printer):
                 sent = self._send(conn, job)
                 return PrintReceipt(sent, time.monotonic() - started, attempt,
                                     encode_seconds=tuple(job.encode_seconds))
-            except TicketAborted as aborted:  # the ticket's fault: never retried
+            except TicketError as aborted:  # the ticket's fault: never retried
                 self._report(aborted, attempt, False, 0.0)
                 raise
             except PrinterFault as fault:
@@ -203,7 +203,7 @@ class EscposPrinter(Printer):
                 self._sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _report(self, fault: PrinterFault | TicketAborted, attempt: int, retry: bool,
+    def _report(self, fault: PrinterFault | TicketError, attempt: int, retry: bool,
                 delay: float) -> None:
         if self.on_fault is None:
             return

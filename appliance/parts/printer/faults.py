@@ -55,19 +55,6 @@ class TicketRejected(PrinterFault):
     retryable = False
 
 
-class TicketAborted(Exception):
-    """A band of the ticket could not be composed: the ticket's fault, not the printer's.
-
-    What was printed of it has been fed and cut off; retrying cannot help.
-    """
-
-    kind = "aborted"
-    retryable = False
-
-    def __init__(self, message: str) -> None:
-        super().__init__(" ".join(str(message).split()))
-
-
 @dataclass(frozen=True)
 class FaultEvent:
     """One failed attempt, as reported to `on_fault`."""

@@ -30,8 +30,8 @@ class PrintReceipt:
 
 
 class Printer(ABC):
-    """Prints 1-bit tickets; raises only `PrinterFault` subclasses, or `TicketAborted` when
-    the ticket itself could not be composed."""
+    """Prints 1-bit tickets; raises only `PrinterFault` subclasses, or `TicketError`
+    (appliance.faults) when the ticket itself could not be composed."""
 
     width: int  # dots per line: `paper.width`
     paper: Paper
