@@ -154,8 +154,8 @@ def test_tone_curve_levels_and_gamma():
 def test_prepare_keeps_shape_and_sharpens_edges():
     gray = np.full((32, 32), 60, np.uint8)
     gray[:, 16:] = 200
-    soft = prepare(gray, Tone(sharpen=0, autocontrast=0))
-    sharp = prepare(gray, Tone(sharpen=200, autocontrast=0))
+    soft = prepare(gray, Tone(sharpen=0, autocontrast=0, face_level=0))
+    sharp = prepare(gray, Tone(sharpen=200, autocontrast=0, face_level=0))
     assert soft.shape == sharp.shape == gray.shape and sharp.dtype == np.uint8
     assert sharp[:, 16].mean() > soft[:, 16].mean()  # overshoot on the light side of the edge
     assert sharp[:, 15].mean() < soft[:, 15].mean()  # and undershoot on the dark side

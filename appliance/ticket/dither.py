@@ -1,7 +1,9 @@
 """Grayscale photos to one bit per dot for thermal paper: tone preparation, then dithering.
 
 Thermal paper spreads every dot (dot gain) and has no grey: a photo needs lifted midtones, set
-levels and a touch of sharpening before it is dithered, or faces print as dark smudges. The
+levels and a touch of sharpening before it is dithered, or faces print as dark smudges. Each
+face's tone is first normalised on the face itself (the centre of the aligned crop), so the
+darkest and brightest generated faces print as faces, not as a black blob or a blank. The
 dithering kernels themselves are C loops in `appliance._dither` (ext/dither.pyx)::
 
     >>> photo = np.full((4, 4), 200, np.uint8)
@@ -32,6 +34,10 @@ class Tone:
     serpentine: bool = True  # error diffusion alternates direction per row (fewer worms)
     bayer_size: int = setting(8, min=2, max=16)  # ordered-dither matrix side (power of two)
     autocontrast: float = setting(1.0, min=0.0, max=20.0)  # % of darkest/lightest clipped
+    #: The mean level (0 ink .. 1 paper), once prepared, of the face region and the whole
+    #: photo (their average): each face's tone is normalised to it; 0: no face normalisation
+    #: (autocontrast on the whole photo instead).
+    face_level: float = setting(0.5, min=0.0, max=0.95)
     black: int = setting(0, min=0, max=254)  # input level printed as full black
     white: int = setting(255, min=1, max=255)  # input level printed as bare paper
     gamma: float = setting(1.25, min=0.2, max=5.0)  # > 1 lifts midtones against dot gain
@@ -99,12 +105,68 @@ def tone_curve(tone: Tone) -> np.ndarray:
     return np.rint(v * 255.0).astype(np.uint8)
 
 
+#: The face region of an aligned crop (eyes level, face centred): an ellipse around
+#: (FACE_CENTRE_X, FACE_CENTRE_Y) with these semi-axes, in fractions of the crop's sides.
+FACE_CENTRE_X, FACE_CENTRE_Y, FACE_RADIUS_X, FACE_RADIUS_Y = 0.5, 0.52, 0.26, 0.32
+#: A face region spanning fewer levels than this is left alone (a flat or blank picture).
+MIN_FACE_RANGE = 8
+#: The normalising gamma stays within these bounds (a face is lifted or darkened, not erased).
+GAMMA_RANGE = (0.35, 3.0)
+
+
+def face_region(height: int, width: int) -> np.ndarray:
+    """(height, width) bool: the face's ellipse in an aligned crop of that size."""
+    yy, xx = np.ogrid[:height, :width]
+    dx = ((xx + 0.5) / width - FACE_CENTRE_X) / FACE_RADIUS_X
+    dy = ((yy + 0.5) / height - FACE_CENTRE_Y) / FACE_RADIUS_Y
+    return dx * dx + dy * dy <= 1.0
+
+
+def face_tone_curve(gray: np.ndarray, tone: Tone) -> np.ndarray | None:
+    """The 256-entry table preparing a face's tone (`tone_curve` included), None for a flat
+    picture.
+
+    The face region's luminance is stretched from its `tone.autocontrast` % to its
+    (100 - `tone.autocontrast`) % percentile over the whole range (a dark, low-contrast face
+    gets its contrast back), then a gamma, found by bisection, brings the mean level after
+    `tone_curve` of the face region and the whole photo (their average: the paper shows both)
+    to `tone.face_level` (a dark face lifted, a bright one darkened).
+    """
+    face = gray[face_region(*gray.shape[:2])]
+    cutoff = tone.autocontrast
+    low, high = np.percentile(face, [cutoff, 100.0 - cutoff]) if face.size else (0, 0)
+    if high - low < MIN_FACE_RANGE:
+        return None
+    stretched = np.clip((np.arange(256, dtype=np.float64) - low) / (high - low), 0.0, 1.0)
+    counts = (np.bincount(face, minlength=256) / face.size
+              + np.bincount(gray.reshape(-1), minlength=256) / gray.size) / 2
+    curve = tone_curve(tone).astype(np.float64)
+
+    def table(gamma: float) -> np.ndarray:
+        return curve[np.rint(stretched**gamma * 255.0).astype(np.intp)]
+
+    lo, hi = (float(np.log(g)) for g in GAMMA_RANGE)
+    for _ in range(24):  # the face's mean falls as gamma grows
+        mid = (lo + hi) / 2
+        if counts @ table(float(np.exp(mid))) > 255.0 * tone.face_level:
+            lo = mid
+        else:
+            hi = mid
+    return table(float(np.exp((lo + hi) / 2))).astype(np.uint8)
+
+
 def prepare(gray: np.ndarray, tone: Tone) -> np.ndarray:
-    """Tone-prepare uint8 gray for thermal paper: autocontrast, curve, unsharp mask."""
-    img = Image.fromarray(np.ascontiguousarray(gray, dtype=np.uint8))
-    if tone.autocontrast > 0:
-        img = ImageOps.autocontrast(img, cutoff=tone.autocontrast)
-    img = img.point(tone_curve(tone).tolist())
+    """Tone-prepare uint8 gray for thermal paper: the face's tone normalised (or autocontrast
+    on the whole photo), levels, contrast and gamma, unsharp mask."""
+    gray = np.ascontiguousarray(gray, dtype=np.uint8)
+    img = Image.fromarray(gray)
+    face_curve = face_tone_curve(gray, tone) if tone.face_level > 0 else None
+    if face_curve is not None:
+        img = img.point(face_curve.tolist())
+    else:
+        if tone.autocontrast > 0:
+            img = ImageOps.autocontrast(img, cutoff=tone.autocontrast)
+        img = img.point(tone_curve(tone).tolist())
     out = np.asarray(img)
     if tone.sharpen > 0:
         out = unsharp_mask(out, tone.sharpen_radius, tone.sharpen)
