@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from appliance import _scan, search
 from appliance.search import ENV_KERNEL, Scanner, kernels
+from appliance.search.bounds import lower_bound, upper_bound
 
 KERNELS = kernels()
 METHODS = [(kernel, trick) for kernel in KERNELS for trick in (False, True)]
@@ -363,5 +364,5 @@ def test_certificate_bounds_hold_for_float64_queries(kernel: str, trick: bool, s
     values = _scan.values(kernel, metric, vectors, kq, norms2, qnorm2)
     exact = ((vectors.astype(np.float64) - q64) ** 2).sum(axis=1)
     for value, true in zip(values.tolist(), exact.tolist(), strict=True):
-        assert true >= search._lower_bound(value, rel, absolute, delta)
-        assert value <= search._upper_bound(true, rel, absolute, delta)
+        assert true >= lower_bound(value, rel, absolute, delta)
+        assert value <= upper_bound(true, rel, absolute, delta)

@@ -34,12 +34,11 @@ import yaml
 
 from appliance import safe_yaml
 from appliance.files import atomic_write_bytes, fsync_dir, sha256_file
+from appliance.search.settings import MAX_SKETCH_AXES  # the scan's limit (ext/kernels)
 
-__all__ = ["atomic_write_bytes", "fsync_dir", "sha256_file"]  # re-exported for the corpus modules
+# re-exported for the corpus modules
+__all__ = ["MAX_SKETCH_AXES", "atomic_write_bytes", "fsync_dir", "sha256_file"]
 
-#: Most axes a sketch may have: the scan's exact int32 dots and its two stages are sized for
-#: it (ext/kernels/dispatch.h).
-MAX_SKETCH_AXES = 128
 FORMAT_NAME = "sosie-corpus"
 FORMAT_VERSION = 2
 SUPPORTED_VERSIONS = (1, 2)
