@@ -9,13 +9,22 @@ with `WeightsFormatError` before anything is called. Every number the pickle giv
 counts, shapes, strides, offsets) is checked against the sizes of the zip members it points to
 before a byte is read, and damaged or truncated archives fail with one line naming the file.
 
+Nothing in the archive is trusted for memory either: torch.save stores its members uncompressed,
+so any other compression method (a deflate or bzip2 member that inflates a 1 MB file to
+gigabytes) is refused before a byte is inflated, as are member names with ".." or an absolute
+path; members are read as bounded streams, at most `max_tensor_bytes` in all (callers that know
+their network's shapes pass its exact size, see `dcgan.expected_bytes`), and a file larger than
+that budget allows is refused before it is opened.
+
     >>> state = read_torch_zip(path)   # nested dicts of numpy arrays, str, int, float, ...
+    >>> state = read_torch_zip(path, max_tensor_bytes=15 << 20)   # a known network's size
 """
 
 from __future__ import annotations
 
 import io
 import math
+import os
 import pickle
 import re
 import zipfile
@@ -27,7 +36,10 @@ from typing import Any
 import numpy as np
 
 MAX_PICKLE_BYTES = 4 << 20  # a state dict's pickle is a few KB
-MAX_TENSOR_BYTES = 256 << 20  # in all: the DCGAN holds 14 MB
+MAX_TENSOR_BYTES = 64 << 20  # in all, by default (peak memory about twice): the DCGAN's 14 MB
+MAX_MEMBERS = 4096  # torch.save writes one member per storage plus three
+ARCHIVE_SLACK = 1 << 20  # bytes of zip headers and pickle beyond the tensors a file may hold
+READ_BLOCK = 1 << 20
 MAX_DIMS = 8
 MAX_DEPTH = 32
 MAX_NODES = 100_000  # values in the unpickled structure (shared ones counted each time)
@@ -77,15 +89,21 @@ class _StateDict(OrderedDict):
             raise WeightsFormatError("the pickle sets unexpected attributes on an OrderedDict")
 
 
-def read_torch_zip(path: str | Path) -> Any:
+def read_torch_zip(path: str | Path, *, max_tensor_bytes: int = MAX_TENSOR_BYTES) -> Any:
     """The object a `torch.save` zip file holds, tensors as numpy arrays (float32 / int64).
 
     Raises WeightsFormatError (one line naming `path`) for anything but plain tensors in
-    dicts, lists and tuples of str, int, float, bool and None.
+    dicts, lists and tuples of str, int, float, bool and None, stored uncompressed, at most
+    `max_tensor_bytes` of them in all (the peak memory is about twice that, whatever the file
+    claims).
     """
     try:
+        size = os.stat(path).st_size
+        if size > max_tensor_bytes + MAX_PICKLE_BYTES + ARCHIVE_SLACK:
+            raise WeightsFormatError(f"{size} bytes: larger than the {max_tensor_bytes} bytes "
+                                     "of tensors expected")
         with zipfile.ZipFile(path) as archive:
-            return _read(archive)
+            return _read(archive, max_tensor_bytes)
     except WeightsFormatError as exc:
         raise WeightsFormatError(f"{path}: {exc}") from None
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError) as exc:
@@ -94,20 +112,28 @@ def read_torch_zip(path: str | Path) -> Any:
         raise WeightsFormatError(f"{path}: cannot read ({exc.strerror or exc})") from None
 
 
-def _read(archive: zipfile.ZipFile) -> Any:
-    members = {info.filename: info for info in archive.infolist()}
+def _read(archive: zipfile.ZipFile, max_tensor_bytes: int) -> Any:
+    infos = archive.infolist()
+    if len(infos) > MAX_MEMBERS:
+        raise WeightsFormatError(f"{len(infos)} members (at most {MAX_MEMBERS} expected)")
+    for info in infos:
+        _check_member(info)
+    members = {info.filename: info for info in infos}
+    if len(members) != len(infos):
+        raise WeightsFormatError("two members with the same name")
     pickles = [name for name in members if re.fullmatch(r"[^/]+/data\.pkl", name)]
     if len(pickles) != 1:
         raise WeightsFormatError("not a torch.save archive (expected one <name>/data.pkl)")
     prefix = pickles[0][: -len("data.pkl")]
     order = members.get(prefix + "byteorder")
-    if order is not None and (order.file_size > 16 or archive.read(order) != b"little"):
+    if order is not None and _member_bytes(archive, order, 16) != b"little":
         raise WeightsFormatError("storages are not little-endian")
     info = members[pickles[0]]
     if info.file_size > MAX_PICKLE_BYTES:
         raise WeightsFormatError(f"data.pkl of {info.file_size} bytes (at most "
                                  f"{MAX_PICKLE_BYTES} expected)")
-    unpickler = _Unpickler(io.BytesIO(archive.read(info)), members, prefix)
+    data = _member_bytes(archive, info, MAX_PICKLE_BYTES)
+    unpickler = _Unpickler(io.BytesIO(data), members, prefix)
     try:
         obj = unpickler.load()
     except WeightsFormatError:
@@ -115,7 +141,42 @@ def _read(archive: zipfile.ZipFile) -> Any:
     except Exception as exc:  # malformed opcodes, wrong argument types, ...
         raise WeightsFormatError(f"malformed pickle ({type(exc).__name__}: {exc})"
                                  .splitlines()[0]) from None
-    return _materialise(obj, archive, [MAX_TENSOR_BYTES, MAX_NODES], 0)
+    return _materialise(obj, archive, [max_tensor_bytes, MAX_NODES, max_tensor_bytes], 0)
+
+
+def _check_member(info: zipfile.ZipInfo) -> None:
+    """Refuse what torch.save never writes: compression, and names that could be paths."""
+    name = info.filename
+    if name.startswith(("/", "\\")) or ".." in name.replace("\\", "/").split("/") or (
+            ":" in name or "\0" in name):
+        raise WeightsFormatError(f"member name {name[:60]!r}: a path outside the archive")
+    if info.compress_type != zipfile.ZIP_STORED:
+        method = {zipfile.ZIP_DEFLATED: "deflate", zipfile.ZIP_BZIP2: "bzip2",
+                  zipfile.ZIP_LZMA: "lzma"}.get(info.compress_type, str(info.compress_type))
+        raise WeightsFormatError(f"{name[:60]}: compressed with {method}; torch.save stores "
+                                 "its members uncompressed (refused before inflating it)")
+    if info.compress_size != info.file_size:
+        raise WeightsFormatError(f"{name[:60]}: stored member whose sizes disagree "
+                                 f"({info.compress_size} and {info.file_size} bytes)")
+
+
+def _member_bytes(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> bytearray:
+    """The bytes of a stored member, read as a stream of at most `limit` bytes."""
+    if info.file_size > limit:
+        raise WeightsFormatError(f"{info.filename[:60]}: {info.file_size} bytes (at most "
+                                 f"{limit} expected)")
+    out = bytearray(info.file_size)
+    done = 0
+    with archive.open(info) as stream:
+        while block := stream.read(min(READ_BLOCK, info.file_size - done) or 1):
+            if done + len(block) > info.file_size:
+                raise WeightsFormatError(f"{info.filename[:60]}: longer than its "
+                                         f"{info.file_size} bytes")
+            out[done:done + len(block)] = block
+            done += len(block)
+    if done != info.file_size:
+        raise WeightsFormatError(f"{info.filename[:60]}: {done} of {info.file_size} bytes")
+    return out
 
 
 class _Unpickler(pickle.Unpickler):
@@ -215,9 +276,10 @@ def _tensor(t: _Tensor, archive: zipfile.ZipFile, budget: list[int]) -> np.ndarr
     size = math.prod(t.shape) * dtype.itemsize
     stored = t.storage.numel * dtype.itemsize
     budget[0] -= size + stored
-    if budget[0] < 0:
-        raise WeightsFormatError(f"tensors larger than {MAX_TENSOR_BYTES} bytes in all")
-    raw = np.frombuffer(archive.read(t.storage.member), dtype=dtype)
+    if budget[0] < -budget[2]:  # the copies and their storages: twice the tensors at most
+        raise WeightsFormatError(f"tensors larger than {budget[2]} bytes in all")
+    member = archive.getinfo(t.storage.member)
+    raw = np.frombuffer(_member_bytes(archive, member, stored), dtype=dtype)
     if raw.size != t.storage.numel:  # the member's real length differs from its header
         raise WeightsFormatError(f"{t.storage.member}: {raw.size} elements, "
                                  f"{t.storage.numel} declared")
