@@ -4,8 +4,10 @@
 `DEMO_DRAWS` draws of `appliance.generator.dcgan` (seed `DEMO_SEED`, analysed at 64x64 as the
 network makes them; dlib finds a face in ~70 %, the rest are listed in `rejected.tsv`), as
 `sosie build dcgan:DRAWS:SEED` would, and reuses it afterwards as long as it opens cleanly with
-this appliance's models. Every row's `sources.tsv` name `dcgan:SEED:i` regenerates its face.
-A file lock makes concurrent first uses (parallel tests, two commands) build it once.
+this appliance's models and this version of its thumbnails (`DEMO_VERSION`, kept beside it in
+`demo-corpus.version`: a change to how thumbnails are cut draws it again). Every row's
+`sources.tsv` name `dcgan:SEED:i` regenerates its face. A file lock makes concurrent first uses
+(parallel tests, two commands) build it once.
 
 `$SOSIE_DEMO_DRAWS` makes a smaller (or larger) one, kept beside it in `demo-corpus-DRAWS`
 (the tests use a few hundred draws). The demo's visitor, `visitor_photo()`, is a real person's
@@ -26,6 +28,7 @@ from appliance.corpus.engines import DlibEngine
 from appliance.corpus.format import MANIFEST, CorpusError
 from appliance.corpus.settings import CorpusSettings
 from appliance.corpus.store import Corpus
+from appliance.files import atomic_write_bytes
 from appliance.paths import cache_dir
 
 DEMO_CORPUS = "demo-corpus"
@@ -37,6 +40,10 @@ DEMO_SEED = 0
 DEMO_FACE_SIZE = 64
 DRAWS_ENV = "SOSIE_DEMO_DRAWS"
 MAX_DRAWS = 1_000_000
+#: How the demo corpus's thumbnails are made: 2 = a neutral surround where a crop runs past
+#: the 64-px face (1 repeated the edge pixels into bands). A cached corpus of another version
+#: is drawn again.
+DEMO_VERSION = 2
 
 
 def demo_draws() -> int:
@@ -58,6 +65,18 @@ def demo_corpus_dir(draws: int | None = None) -> Path:
     draws = demo_draws() if draws is None else draws
     name = DEMO_CORPUS if draws == DEMO_DRAWS else f"{DEMO_CORPUS}-{draws}"
     return cache_dir() / name
+
+
+def _version_file(corpus_dir: Path) -> Path:
+    return corpus_dir.with_name(f"{corpus_dir.name}.version")
+
+
+def demo_corpus_ready(draws: int | None = None) -> bool:
+    """Whether the demo corpus is built, at this version (it may still fail to open)."""
+    corpus_dir = demo_corpus_dir(draws)
+    version = _version_file(corpus_dir)
+    return (corpus_dir / MANIFEST).exists() and version.is_file() and \
+        version.read_text().strip() == str(DEMO_VERSION)
 
 
 def demo_source(draws: int | None = None) -> Any:
@@ -82,9 +101,9 @@ def demo_corpus(
         source = demo_source()
         try:
             with Corpus.open(corpus_dir, face_settings=face_settings) as corpus:
-                if _drawn_by(corpus.manifest, source.key()):
+                if _drawn_by(corpus.manifest, source.key()) and demo_corpus_ready():
                     return corpus_dir
-            shutil.rmtree(corpus_dir)  # drawn by another network or renderer: draw it again
+            shutil.rmtree(corpus_dir)  # another network, renderer or version: draw it again
         except CorpusError:
             pass
         finished = (corpus_dir / MANIFEST).exists()
@@ -93,6 +112,7 @@ def demo_corpus(
         build(source, corpus_dir, workers=workers, settings=CorpusSettings(),
               progress=progress, engine=DlibEngine(face_settings))
         Corpus.open(corpus_dir, face_settings=face_settings).close()
+        atomic_write_bytes(_version_file(corpus_dir), f"{DEMO_VERSION}\n".encode())
         return corpus_dir
 
 

@@ -22,6 +22,7 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -175,8 +176,9 @@ def _edge_extended(
 
     A face near the photo's edge (a tight crop, a tiny LFW photo) would otherwise print with
     black wedges where the rotated crop leaves the photo; on thermal paper those are solid ink.
-    The border replicates the edge pixels, blurred at low resolution (cheap at any size); when
-    the crop stays inside the photo, `pixels` and `shape` come back untouched.
+    The border is neutral: the mean colour of the photo's edge, the photo's own colours fading
+    into it (blurred at low resolution, cheap at any size), never edge pixels repeated into
+    bands; when the crop stays inside the photo, `pixels` and `shape` come back untouched.
     """
     import cv2
     import dlib
@@ -197,13 +199,27 @@ def _edge_extended(
     if overshoot <= 0.0:
         return pixels, shape
     margin = math.ceil(overshoot) + 2
-    extended = cv2.copyMakeBorder(pixels, margin, margin, margin, margin, cv2.BORDER_REPLICATE)
+    # Not the edge pixels repeated outwards (they smear into bands): the edge's mean colour,
+    # with the photo's own colours fading into it (a blur of both at low resolution).
+    edges = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
+    neutral = edges.reshape(-1, edges.shape[-1] if pixels.ndim == 3 else 1).mean(axis=0)
+    extended = cv2.copyMakeBorder(pixels, margin, margin, margin, margin, cv2.BORDER_CONSTANT,
+                                  value=[float(v) for v in neutral])
     full = (extended.shape[1], extended.shape[0])
     factor = min(1.0, 96 / max(full))
     small = cv2.resize(extended, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
-    small = cv2.GaussianBlur(small, (0, 0), sigmaX=max(1.0, margin * factor / 4))
+    small = cv2.GaussianBlur(small, (0, 0), sigmaX=max(2.0, margin * factor / 2))
     extended = cv2.resize(small, full, interpolation=cv2.INTER_LINEAR)
-    extended[margin:margin + height, margin:margin + width] = pixels
+    # the photo's last few pixels fade into the surround: no hard line where the photo ends
+    feather = max(2.0, min(height, width) / 16)
+    rows = np.minimum(np.arange(height), np.arange(height)[::-1])[:, None]
+    cols = np.minimum(np.arange(width), np.arange(width)[::-1])[None, :]
+    weight = np.clip((np.minimum(rows, cols) + 1) / feather, 0.0, 1.0)
+    if pixels.ndim == 3:
+        weight = weight[:, :, None]
+    inner = extended[margin:margin + height, margin:margin + width]
+    extended[margin:margin + height, margin:margin + width] = np.rint(
+        pixels * weight + inner * (1.0 - weight)).astype(pixels.dtype)
     moved = dlib.full_object_detection(
         dlib.rectangle(shape.rect.left() + margin, shape.rect.top() + margin,
                        shape.rect.right() + margin, shape.rect.bottom() + margin),
@@ -299,6 +315,13 @@ class _Models:
             vector = self.recognizer.compute_face_descriptor(chip, 0)
         return np.asarray(vector, dtype=np.float32).reshape(128)
 
+    def describe_many(self, chips: np.ndarray) -> np.ndarray:
+        """(n, 128) descriptors of (n, 150, 150, 3) chips: one batch through the numpy network
+        (one matrix product per layer), one chip at a time through dlib's."""
+        if self.network is not None:
+            return self.network.descriptors(chips)
+        return np.stack([self.describe(chip) for chip in chips]).reshape(len(chips), 128)
+
 
 def _numpy_network(path: Path, threads: int) -> Any:
     """dlib's ResNet on numpy (appliance.faces.resnet), or None (with a warning) to let dlib
@@ -377,15 +400,34 @@ class FaceAnalyzer:
 
     def analyze(self, image: Source) -> Face | NoFaceFound:
         """The chosen face with its descriptor, or NoFaceFound (raises ImageError on bad files)."""
+        outcome = self.locate(image)
+        if isinstance(outcome, Face):
+            _ = outcome.descriptor
+        return outcome
+
+    def locate(self, image: Source) -> Face | NoFaceFound:
+        """`analyze` but for the descriptor, computed on first use of `Face.descriptor`."""
         rgb = self._rgb(image)
         timings: dict[str, float] = {}
         detections = self._detect(rgb, timings, one=True)
         usable = self._usable(detections)
         if not usable:
             return NoFaceFound(self._no_face_reason(rgb, detections), tuple(detections), timings)
-        face = self._face(rgb, usable[0], timings)
-        _ = face.descriptor
-        return face
+        return self._face(rgb, usable[0], timings)
+
+    def analyze_many(self, images: Sequence[Source]) -> list[Face | NoFaceFound]:
+        """`analyze` of each image, the descriptors of all their faces computed as one batch
+        (see `FaceNet.descriptors`: equal to one-by-one ones at float32 rounding)."""
+        outcomes = [self.locate(image) for image in images]
+        faces = [o for o in outcomes if isinstance(o, Face)]
+        if faces:
+            start = time.perf_counter()
+            vectors = self._models.describe_many(np.stack([face.chip for face in faces]))
+            share = (time.perf_counter() - start) / len(faces)
+            for face, vector in zip(faces, vectors, strict=True):
+                face._descriptor = np.ascontiguousarray(vector, dtype=np.float32)
+                face.timings["descriptor"] = share
+        return outcomes
 
     def detect(self, image: Source) -> list[Detection]:
         """Every box the detector finds (weak ones included), best choice first."""
