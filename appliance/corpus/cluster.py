@@ -89,6 +89,67 @@ def parse_address(text: str, key: str = "--scheduler") -> str:
 # The connection
 
 
+#: A Dask comm's greeting: its first message (the handshake), a few hundred bytes.
+GREETING_MAX_BYTES = 64 * 1024
+GREETING_MAX_FRAMES = 64
+
+
+def probe_scheduler(address: str, timeout: float) -> None:
+    """Check, within `timeout` seconds in all, that `address` speaks Dask's protocol first.
+
+    A Dask scheduler greets every new connection with its handshake: an 8-byte frame length,
+    then a frame count and frame lengths that add up. Anything else (garbage, which Dask's own
+    client would take as a length and allocate, an HTTP server waiting for a request, a port
+    that accepts and stays silent) raises ClusterError on one line instead of a MemoryError or
+    a wait without end. OSError when nothing accepts the connection.
+    """
+    import socket
+    import struct
+
+    match = _ADDRESS.fullmatch(address)
+    assert match is not None
+    host, port = match.group(1).strip("[]"), int(match.group(2))
+    deadline = time.monotonic() + timeout
+
+    def left() -> float:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError
+        return remaining
+
+    def read(sock: socket.socket, count: int) -> bytes:
+        data = b""
+        while len(data) < count:
+            sock.settimeout(left())
+            block = sock.recv(count - len(data))
+            if not block:
+                raise ClusterError(f"{address}: the port closed the connection without the "
+                                   "greeting of a Dask scheduler (not a scheduler's port?)")
+            data += block
+        return data
+
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        try:
+            (total,) = struct.unpack("<Q", read(sock, 8))
+            if not 16 <= total <= GREETING_MAX_BYTES:
+                raise ValueError
+            body = read(sock, total)
+            (frames,) = struct.unpack_from("<Q", body)
+            if not 1 <= frames <= GREETING_MAX_FRAMES or 8 + 8 * frames > total:
+                raise ValueError
+            lengths = struct.unpack_from(f"<{frames}Q", body, 8)
+            if sum(lengths) > total - 8 - 8 * frames:
+                raise ValueError
+        except TimeoutError:
+            raise ClusterError(
+                f"{address}: accepts connections but sent no Dask greeting within "
+                f"{timeout:g} s (an HTTP server, e.g. the dashboard, or another service? a "
+                "scheduler listens on tcp://HOST:8786 by default)") from None
+        except ValueError:
+            raise ClusterError(f"{address}: answered with something that is not Dask's "
+                               "protocol (another service on that port?)") from None
+
+
 class Session:
     """A connected Dask client with deadlines, and a bounded window of tasks over it."""
 
@@ -110,11 +171,15 @@ class Session:
         }))
         self._stack.enter_context(_quiet_dask())
         try:
+            probe_scheduler(self.address, CONNECT_TIMEOUT)
             self.client = Client(self.address, timeout=CONNECT_TIMEOUT, set_as_default=False)
         except (OSError, TimeoutError) as exc:
             self._stack.close()
             raise ClusterError(f"{self.address}: no Dask scheduler answers "
                                f"({one_line(exc, typed=True)})") from None
+        except ClusterError:
+            self._stack.close()
+            raise
         return self
 
     def __exit__(self, *exc: Any) -> None:
