@@ -138,3 +138,81 @@ def test_the_probe_accepts_a_real_schedulers_greeting():
         asyncio.run_coroutine_threadsafe(scheduler.close(), loop).result(20)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(5)
+
+
+# ---------------------------------------------------------------------------------------------
+# The url engine of sosie generate (item 4)
+
+
+def trickle(conn: socket.socket) -> None:
+    """Headers promising 100 kB, then one byte every 0.1 s (each read is quick)."""
+    conn.recv(4096)
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: 100000\r\n\r\n")
+    end = time.monotonic() + 15.0
+    while time.monotonic() < end:
+        conn.sendall(b"x")
+        time.sleep(0.1)
+
+
+def endless_continue(conn: socket.socket) -> None:
+    """Interim `100 Continue` answers, never a final one."""
+    conn.recv(4096)
+    end = time.monotonic() + 15.0
+    while time.monotonic() < end:
+        conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n" * 64)
+        time.sleep(0.001)
+
+
+@pytest.mark.parametrize("behave", [trickle, endless_continue], ids=["trickle", "continue"])
+def test_a_request_is_abandoned_at_its_deadline(behave):
+    from appliance.generator.url import Fetcher, ServerGone, UrlSettings
+
+    lines: list[str] = []
+    with tcp_server(behave) as port:
+        url = f"http://127.0.0.1:{port}/face"
+        fetcher = Fetcher(UrlSettings(url, timeout=1.5, retries=1, backoff=0.1),
+                          report=lines.append)
+        started = time.monotonic()
+        with pytest.raises(ServerGone) as caught:
+            fetcher.get()
+        seconds = time.monotonic() - started
+    message = str(caught.value)
+    assert "\n" not in message and url in message
+    assert "no complete answer within 1.5 s" in message and "after 2 tries" in message
+    assert lines == [f"sosie generate: {url}: no complete answer within 1.5 s; retry 1 of 1 "
+                     "in 0 s"]
+    assert seconds < 2 * 1.5 + 5.0  # two deadlines, not 15 s of trickle
+
+
+def test_a_refused_first_connection_fails_at_once_with_the_reason():
+    from appliance.generator.url import Fetcher, ServerGone, UrlSettings
+
+    with socket.create_server(("127.0.0.1", 0)) as spare:
+        port = spare.getsockname()[1]
+    sleeps: list[float] = []
+    fetcher = Fetcher(UrlSettings(f"http://127.0.0.1:{port}/"), sleep=sleeps.append,
+                      report=sleeps.append)
+    with pytest.raises(ServerGone, match=r"connection refused \(no answer from it yet") as caught:
+        fetcher.get()
+    assert sleeps == [] and "\n" not in str(caught.value)
+
+
+def test_each_retry_says_why_and_when(tmp_path):
+    from test_generator_url import FakeTime, Server, ok, png
+
+    from appliance.generator.url import Fetcher, UrlSettings
+
+    fake = FakeTime()
+    server = Server([(503, {"Retry-After": "7"}, b""), (502, {}, b""), ok(png(200))], fake)
+    lines: list[str] = []
+    try:
+        fetcher = Fetcher(UrlSettings(server.url, backoff=2.0), fake.clock, fake.sleep,
+                          lines.append)
+        body, _ = fetcher.get()
+    finally:
+        server.stop()
+    assert body == png(200)
+    assert lines == [
+        f"sosie generate: {server.url}: answered 503 Service Unavailable; retry 1 of 6 in 7 s",
+        f"sosie generate: {server.url}: answered 502 Bad Gateway; retry 2 of 6 in 4 s",
+    ]

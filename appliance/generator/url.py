@@ -2,8 +2,12 @@
 
 Sites such as thispersondoesnotexist.com answer every GET with a new generated face; that is how
 the original installation got its 200,000. This engine is polite: one request at a time, at
-most `rate` per second (1 by default), each with a timeout; 429 and 503 (and 500/502/504 and
-network errors) are retried after the server's Retry-After or a doubling backoff. A server that
+most `rate` per second (1 by default), each with a deadline for the whole request (connecting,
+every interim `100 Continue`, headers and body: a server trickling a byte a second is abandoned
+at the deadline, not kept alive by each byte); 429 and 503 (and 500/502/504 and network errors)
+are retried after the server's Retry-After or a doubling backoff, each retry reported on one
+line saying why and when. A connection refused, an unknown host or no route before the server
+ever answered (a wrong host or port) stops the run at once with the reason. A server that
 stays away, refuses for good (404, 403, ...) or asks to wait longer than `max_wait` stops the
 run with one line; every face already fetched is kept and the same command resumes.
 
@@ -15,10 +19,13 @@ repeats of a kept face and faceless images are counted as rejected, with the rea
 from __future__ import annotations
 
 import email.utils
+import errno
+import functools
 import hashlib
 import http.client
 import io
 import socket
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -45,7 +52,7 @@ class UrlSettings:
 
     url: str
     rate: float = 1.0  # requests per second, at most
-    timeout: float = 30.0  # seconds for connecting and for each read
+    timeout: float = 30.0  # seconds for a whole request: connecting, headers and body
     retries: int = 6  # in a row, for one draw, before the run stops
     backoff: float = 2.0  # seconds before the first retry without Retry-After; doubles
     max_wait: float = 600.0  # a longer Retry-After stops the run instead
@@ -73,14 +80,24 @@ def retry_after(value: str | None, now: float | None = None) -> float | None:
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
+def say(line: str) -> None:
+    """A line on stderr that leaves the progress bar in place."""
+    from tqdm import tqdm
+
+    tqdm.write(line, file=sys.stderr)
+
+
 @dataclass
 class Fetcher:
-    """Polite GETs of one URL; `clock` and `sleep` are injectable for tests."""
+    """Polite GETs of one URL; `clock` and `sleep` (the pace) are injectable for tests, the
+    deadline of a request runs on the real monotonic clock; `report` gets each retry's line."""
 
     settings: UrlSettings
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
+    report: Callable[[str], None] = say
     _next: float = field(default=float("-inf"), init=False)
+    _answered: bool = field(default=False, init=False)
 
     def get(self) -> tuple[bytes, str]:
         """(body, Content-Type) of one successful answer; ServerGone when there is none."""
@@ -89,8 +106,11 @@ class Fetcher:
             last = attempt == s.retries
             self._wait_turn()
             try:
-                return self._request()
+                answer = self._request()
+                self._answered = True
+                return answer
             except urllib.error.HTTPError as exc:
+                self._answered = True
                 code, header = exc.code, exc.headers.get("Retry-After") if exc.headers else None
                 exc.close()
                 if code not in RETRIED:
@@ -102,13 +122,22 @@ class Fetcher:
                 if last:
                     raise ServerGone(f"{s.url} answered {code} {exc.reason} {attempt + 1} "
                                      "times in a row") from None
-                self._defer(wait if wait is not None else s.backoff * 2 ** attempt)
+                self._retry(f"answered {code} {exc.reason}",
+                            wait if wait is not None else s.backoff * 2 ** attempt, attempt)
             except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
+                if not self._answered and _cannot_connect(exc):
+                    raise ServerGone(f"{s.url}: {_why(exc, s.timeout)} (no answer from it yet; "
+                                     "check the URL and the network)") from None
                 if last:
-                    raise ServerGone(f"{s.url}: server gone ({_why(exc)}) after "
+                    raise ServerGone(f"{s.url}: server gone ({_why(exc, s.timeout)}) after "
                                      f"{attempt + 1} tries") from None
-                self._defer(s.backoff * 2 ** attempt)
+                self._retry(_why(exc, s.timeout), s.backoff * 2 ** attempt, attempt)
         raise AssertionError("unreachable")
+
+    def _retry(self, why: str, seconds: float, attempt: int) -> None:
+        self._defer(seconds)
+        self.report(f"sosie generate: {self.settings.url}: {why}; retry {attempt + 1} of "
+                    f"{self.settings.retries} in {seconds:.0f} s")
 
     def _request(self) -> tuple[bytes, str]:
         s = self.settings
@@ -117,7 +146,9 @@ class Fetcher:
                           f"{s.rate:g} request/s at most)",
             "Accept": "image/*",
         })
-        with urllib.request.urlopen(request, timeout=s.timeout) as response:
+        deadline = time.monotonic() + s.timeout
+        opener = urllib.request.build_opener(_DeadlineHTTP(deadline), _DeadlineHTTPS(deadline))
+        with opener.open(request, timeout=s.timeout) as response:
             body = response.read(s.max_bytes + 1)
             return body, response.headers.get("Content-Type", "")
 
@@ -132,10 +163,121 @@ class Fetcher:
         self._next = max(self._next, self.clock() + seconds)
 
 
-def _why(exc: BaseException) -> str:
+class DeadlinePassed(TimeoutError):
+    """The request's deadline passed (not one read's timeout)."""
+
+
+class _DeadlineSocket:
+    """A connected socket whose every send and receive ends at one `deadline` (monotonic)."""
+
+    def __init__(self, sock: Any, deadline: float) -> None:
+        self._sock, self._deadline = sock, deadline
+        self._readers, self._closed = 0, False
+
+    def _arm(self) -> None:
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise DeadlinePassed("deadline passed")
+        self._sock.settimeout(left)
+
+    def sendall(self, data: Any) -> None:
+        self._arm()
+        self._sock.sendall(data)
+
+    def recv_into(self, buffer: Any, size: int = 0) -> int:
+        self._arm()
+        return self._sock.recv_into(buffer, size)
+
+    def makefile(self, mode: str = "rb", *args: Any, **kwargs: Any) -> io.BufferedReader:
+        self._readers += 1
+        return io.BufferedReader(_DeadlineReader(self))
+
+    def close(self, reader: bool = False) -> None:
+        """Closed when the connection and every reader made by `makefile` are (urllib closes
+        the connection while the response still reads, as with a plain socket)."""
+        if reader:
+            self._readers -= 1
+        else:
+            self._closed = True
+        if self._closed and self._readers <= 0:
+            self._sock.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+class _DeadlineReader(io.RawIOBase):
+    def __init__(self, sock: _DeadlineSocket) -> None:
+        self._sock = sock
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        return self._sock.recv_into(buffer)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._sock.close(reader=True)
+        super().close()
+
+
+class _DeadlineConnection:
+    """Mixed into http.client's connections: the socket gets the request's deadline."""
+
+    deadline: float
+    timeout: float | None
+    sock: Any
+
+    def connect(self) -> None:
+        self.timeout = max(0.001, min(self.timeout or 0.001, self.deadline - time.monotonic()))
+        super().connect()  # type: ignore[misc]
+        self.sock = _DeadlineSocket(self.sock, self.deadline)  # after TLS, for https
+
+
+class _HTTPConnection(_DeadlineConnection, http.client.HTTPConnection):
+    def __init__(self, *args: Any, deadline: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.deadline = deadline
+
+
+class _HTTPSConnection(_DeadlineConnection, http.client.HTTPSConnection):
+    def __init__(self, *args: Any, deadline: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.deadline = deadline
+
+
+class _DeadlineHTTP(urllib.request.HTTPHandler):
+    def __init__(self, deadline: float) -> None:
+        super().__init__()
+        self.deadline = deadline
+
+    def http_open(self, req: urllib.request.Request) -> Any:
+        return self.do_open(functools.partial(_HTTPConnection, deadline=self.deadline), req)
+
+
+class _DeadlineHTTPS(urllib.request.HTTPSHandler):
+    def __init__(self, deadline: float) -> None:
+        super().__init__()
+        self.deadline = deadline
+
+    def https_open(self, req: urllib.request.Request) -> Any:
+        return self.do_open(functools.partial(_HTTPSConnection, deadline=self.deadline), req)
+
+
+def _cannot_connect(exc: BaseException) -> bool:
+    """Whether `exc` says the server cannot be reached at all (refused, unknown host, no
+    route): before any answer, that is a wrong URL or port, not worth six retries."""
+    reason = getattr(exc, "reason", None) or exc
+    return isinstance(reason, ConnectionRefusedError | socket.gaierror) or (
+        isinstance(reason, OSError) and reason.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH,
+                                                         errno.EADDRNOTAVAIL))
+
+
+def _why(exc: BaseException, timeout: float = 0.0) -> str:
     reason = getattr(exc, "reason", None) or exc
     if isinstance(reason, socket.timeout | TimeoutError):
-        return "timed out"
+        return f"no complete answer within {timeout:g} s" if timeout else "timed out"
     if isinstance(reason, ConnectionRefusedError):
         return "connection refused"
     text = getattr(reason, "strerror", None) or str(reason) or type(reason).__name__
@@ -150,6 +292,7 @@ class UrlDrawer:
     engine: Any  # appliance.corpus.engines.Engine: the face analyzer that accepts draws
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
+    report: Callable[[str], None] = say
     _fetcher: Fetcher | None = field(default=None, init=False)
     _analyzer: Any = field(default=None, init=False)
 
@@ -161,7 +304,7 @@ class UrlDrawer:
     def run(self, indices: list[int], seen: dict[str, str]) -> Iterator[Draw]:
         """Fetch and judge draws `indices`; `seen`: sha256 -> file of every face kept so far."""
         if self._fetcher is None:
-            self._fetcher = Fetcher(self.settings, self.clock, self.sleep)
+            self._fetcher = Fetcher(self.settings, self.clock, self.sleep, self.report)
             self._analyzer = self.engine.create()
         for index in indices:
             body, content_type = self._fetcher.get()
