@@ -90,11 +90,8 @@ def conv_transpose(x: np.ndarray, weights: np.ndarray, stride: int, padding: int
     return out[:, padding:full_h - padding, padding:full_w - padding]
 
 
-def fold_layers(state: Mapping[str, Any], channels: Sequence[int] = CHANNELS) -> list[Layer]:
-    """Check a generator state dict against the network and fold batch norm into the weights.
-
-    WeightsFormatError names the first missing, extra or misshapen tensor.
-    """
+def expected_tensors(channels: Sequence[int] = CHANNELS) -> dict[str, tuple[tuple[int, ...], str]]:
+    """The generator's state dict as PyTorch names it: name -> (shape, dtype kind 'f' or 'i')."""
     expected: dict[str, tuple[tuple[int, ...], str]] = {}
     count = len(channels) - 1
     for i in range(count):
@@ -104,6 +101,30 @@ def fold_layers(state: Mapping[str, Any], channels: Sequence[int] = CHANNELS) ->
             for name in ("weight", "bias", "running_mean", "running_var"):
                 expected[f"main.{3 * i + 1}.{name}"] = ((cout,), "f")
             expected[f"main.{3 * i + 1}.num_batches_tracked"] = ((), "i")
+    return expected
+
+
+def read_state(path: Path) -> dict[str, Any]:
+    """The generator's state dict from a weights file: our safetensors (sosie train) or the
+    wheel's torch.save archive, told apart by their content, never unpickled beyond plain
+    tensors. WeightsFormatError (naming `path`) for anything else."""
+    from appliance.generator.safetensors_weights import is_safetensors, read_generator_state
+
+    if is_safetensors(path):
+        return read_generator_state(path, expected_tensors())
+    state = read_torch_zip(path)
+    if not isinstance(state, dict) or not isinstance(state.get(STATE_KEY), dict):
+        raise WeightsFormatError(f"{path}: no {STATE_KEY} in the archive")
+    return state[STATE_KEY]
+
+
+def fold_layers(state: Mapping[str, Any], channels: Sequence[int] = CHANNELS) -> list[Layer]:
+    """Check a generator state dict against the network and fold batch norm into the weights.
+
+    WeightsFormatError names the first missing, extra or misshapen tensor.
+    """
+    expected = expected_tensors(channels)
+    count = len(channels) - 1
     missing = sorted(set(expected) - set(state))
     extra = sorted(set(state) - set(expected))
     if missing or extra:
@@ -150,16 +171,14 @@ class DCGAN:
         """Read the weights (`default_weights_path()` when None).
 
         WeightsNotFound when there is no file; WeightsFormatError (naming the file) for a file
-        that is not this network's torch.save archive.
+        that is not this network's torch.save archive nor its safetensors (`read_state`).
         """
         path = Path(path) if path is not None else default_weights_path()
         if not path.is_file():
             raise WeightsNotFound(f"{path}: no such weights file. {MISSING}")
-        state = read_torch_zip(path)
-        if not isinstance(state, dict) or not isinstance(state.get(STATE_KEY), dict):
-            raise WeightsFormatError(f"{path}: no {STATE_KEY} in the archive")
+        state = read_state(path)
         try:
-            layers = fold_layers(state[STATE_KEY])
+            layers = fold_layers(state)
         except WeightsFormatError as exc:
             raise WeightsFormatError(f"{path}: {exc}") from None
         digest = sha256_file(path)
