@@ -1,0 +1,141 @@
+"""The two networks in JAX: the appliance's DCGAN generator, exactly, and a discriminator.
+
+The generator is the numpy one (`appliance.generator.dcgan`) written with `lax` convolutions on
+the same PyTorch-named tensors, so what trains is what the appliance runs: its batch norm uses
+the running statistics (the numpy forward folds them in), frozen while training. Fine-tuning
+thus changes the convolutions and the batch norms' scales and shifts, never the function's
+form; there is no train/eval gap between the sample grids and `sosie generate`. From scratch,
+the statistics are set once from a batch of latents (data-dependent initialisation), so every
+layer starts normalised.
+
+The discriminator is DCGAN's (4x4 stride-2 convolutions 3 -> 64 -> 128 -> 256 -> 512, leaky
+ReLU 0.2, a 4x4 convolution to one logit) without batch norm: its batches mix real and
+generated images, and DiffAugment makes each one differently.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from appliance.generator.dcgan import (
+    BN_EPS,
+    CHANNELS,
+    KERNEL,
+    LATENT,
+    PADDINGS,
+    STRIDES,
+    expected_tensors,
+)
+
+Params = dict[str, Any]
+LAYERS = len(CHANNELS) - 1
+#: Running statistics: part of the weights file, not trained.
+STAT_NAMES = ("running_mean", "running_var", "num_batches_tracked")
+D_CHANNELS = (3, 64, 128, 256, 512)
+LEAK = 0.2
+INIT_STD = 0.02  # DCGAN's initialisation
+
+
+def split_state(state: dict[str, np.ndarray]) -> tuple[Params, Params]:
+    """(trainable, frozen statistics) of a generator state dict, as float32/int jnp arrays."""
+    trainable, stats = {}, {}
+    for name, value in state.items():
+        target = stats if name.rsplit(".", 1)[1] in STAT_NAMES else trainable
+        target[name] = jnp.asarray(value)
+    return trainable, stats
+
+
+def join_state(params: Params, stats: Params) -> dict[str, np.ndarray]:
+    """The PyTorch-named state dict (numpy, float32 and int64) the weights file holds."""
+    out = {}
+    for name, (_, kind) in expected_tensors().items():
+        value = params[name] if name in params else stats[name]
+        out[name] = np.asarray(value, dtype=np.float32 if kind == "f" else np.int64)
+    return out
+
+
+def conv_transpose(x: jax.Array, weight: jax.Array, stride: int, padding: int) -> jax.Array:
+    """PyTorch's ConvTranspose2d (weight (cin, cout, k, k)) on NHWC: the equivalent convolution
+    of the input dilated by `stride`, with the kernel flipped."""
+    kernel = jnp.flip(weight, (2, 3)).transpose(2, 3, 0, 1)  # HWIO
+    edge = KERNEL - 1 - padding
+    return jax.lax.conv_general_dilated(
+        x, kernel, window_strides=(1, 1), padding=[(edge, edge), (edge, edge)],
+        lhs_dilation=(stride, stride), dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        precision=jax.lax.Precision.HIGHEST)
+
+
+def generate(params: Params, stats: Params, z: jax.Array) -> jax.Array:
+    """(n, 64, 64, 3) images in [-1, 1] of (n, 100) latents, as the appliance computes them."""
+    x = z.reshape(z.shape[0], 1, 1, LATENT)
+    for i in range(LAYERS):
+        x = conv_transpose(x, params[f"main.{3 * i}.weight"], STRIDES[i], PADDINGS[i])
+        if i < LAYERS - 1:
+            bn = f"main.{3 * i + 1}"
+            scale = params[f"{bn}.weight"] / jnp.sqrt(stats[f"{bn}.running_var"] + BN_EPS)
+            x = (x - stats[f"{bn}.running_mean"]) * scale + params[f"{bn}.bias"]
+            x = jax.nn.relu(x)
+    return jnp.tanh(x)
+
+
+def to_pixels(images: jax.Array) -> np.ndarray:
+    """uint8 RGB of [-1, 1] images, rounded as the numpy generator rounds."""
+    pixels = (np.asarray(images, dtype=np.float32) + np.float32(1)) * np.float32(127.5)
+    return np.clip(np.rint(pixels), 0, 255).astype(np.uint8)
+
+
+def scratch_generator(key: jax.Array) -> tuple[Params, Params]:
+    """A new generator: DCGAN's N(0, 0.02) convolutions, N(1, 0.02) batch-norm scales, and each
+    layer's statistics measured on 256 latents (so the frozen batch norm normalises)."""
+    params: Params = {}
+    keys = jax.random.split(key, 2 * LAYERS + 1)
+    for i in range(LAYERS):
+        cin, cout = CHANNELS[i], CHANNELS[i + 1]
+        params[f"main.{3 * i}.weight"] = INIT_STD * jax.random.normal(
+            keys[2 * i], (cin, cout, KERNEL, KERNEL), jnp.float32)
+        if i < LAYERS - 1:
+            bn = f"main.{3 * i + 1}"
+            params[f"{bn}.weight"] = 1 + INIT_STD * jax.random.normal(keys[2 * i + 1], (cout,))
+            params[f"{bn}.bias"] = jnp.zeros(cout, jnp.float32)
+    x = jax.random.normal(keys[-1], (256, 1, 1, LATENT), jnp.float32)
+    stats: Params = {}
+    for i in range(LAYERS - 1):
+        x = conv_transpose(x, params[f"main.{3 * i}.weight"], STRIDES[i], PADDINGS[i])
+        bn = f"main.{3 * i + 1}"
+        mean, var = x.mean(axis=(0, 1, 2)), x.var(axis=(0, 1, 2))
+        stats[f"{bn}.running_mean"], stats[f"{bn}.running_var"] = mean, var
+        stats[f"{bn}.num_batches_tracked"] = jnp.asarray(0, jnp.int32)
+        scale = params[f"{bn}.weight"] / jnp.sqrt(var + BN_EPS)
+        x = jax.nn.relu((x - mean) * scale + params[f"{bn}.bias"])
+    return params, stats
+
+
+def new_discriminator(key: jax.Array) -> Params:
+    """DCGAN's discriminator weights (HWIO), N(0, 0.02), zero biases."""
+    params: Params = {}
+    keys = jax.random.split(key, len(D_CHANNELS))
+    for i in range(len(D_CHANNELS) - 1):
+        cin, cout = D_CHANNELS[i], D_CHANNELS[i + 1]
+        params[f"conv{i}.weight"] = INIT_STD * jax.random.normal(
+            keys[i], (KERNEL, KERNEL, cin, cout), jnp.float32)
+        params[f"conv{i}.bias"] = jnp.zeros(cout, jnp.float32)
+    params["out.weight"] = INIT_STD * jax.random.normal(
+        keys[-1], (KERNEL, KERNEL, D_CHANNELS[-1], 1), jnp.float32)
+    return params
+
+
+def discriminate(params: Params, images: jax.Array) -> jax.Array:
+    """(n,) logits, real > 0, of (n, 64, 64, 3) images in [-1, 1]."""
+    x = images
+    for i in range(len(D_CHANNELS) - 1):
+        x = jax.lax.conv_general_dilated(
+            x, params[f"conv{i}.weight"], window_strides=(2, 2), padding=[(1, 1), (1, 1)],
+            dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        x = jax.nn.leaky_relu(x + params[f"conv{i}.bias"], LEAK)
+    x = jax.lax.conv_general_dilated(x, params["out.weight"], window_strides=(1, 1),
+                                     padding="VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    return x.reshape(x.shape[0])
