@@ -2,12 +2,19 @@
 
 For each reference, the distance to its nearest face (and the mean distance to its k nearest) in
 each set. A larger set has closer nearest faces by chance alone, so both sets are compared at the
-size of the smaller one: the larger is subsampled to that size, `repeats` times, and its
-per-reference distances averaged over the subsamples (the expected nearest distance at that
-size). The paired differences (set minus versus, one per reference) get a bootstrap confidence
-interval of their mean (BCa, `scipy.stats.bootstrap`) and a Wilcoxon signed-rank test
-(`scipy.stats.wilcoxon`). The verdict comes from the interval alone: entirely below 0 "closer",
-entirely above 0 "farther", else "no difference".
+size of the smaller one (at most `CompareOptions.cap` faces): the larger is subsampled to that
+size, `repeats` times, and its per-reference distances averaged over the subsamples. The mean of
+the paired differences (set minus versus, one per reference) is the estimate.
+
+Its confidence interval (`scipy.stats.bootstrap`, percentile) resamples the references *and*
+the faces of both sets: the doubles of different references are not independent (a few faces
+are the nearest of many references), and the sets are themselves samples of what made them, so
+an interval over references alone would be too narrow. Faces drawn twice in a resample count
+once, and both sets are cut to the same number of distinct faces. The verdict comes from the
+interval alone: entirely below 0 "closer", entirely above 0 "farther", else "no difference".
+Beside it, a Wilcoxon signed-rank test of the per-reference differences (`scipy.stats.wilcoxon`)
+and a permutation test of the set labels (`scipy.stats.permutation_test`: exact when both sets
+come from one source).
 """
 
 from __future__ import annotations
@@ -27,7 +34,9 @@ class CompareOptions:
     confidence: float = 0.95
     repeats: int = 20  # subsamples of the larger set
     k: int = 10  # the k-nearest measure beside the nearest one
-    resamples: int = 9999  # bootstrap resamples
+    resamples: int = 1999  # bootstrap resamples
+    permutations: int = 999  # permutations of the set labels
+    cap: int = 5000  # at most this many faces per set in each resample
     seed: int = 0
 
 
@@ -60,36 +69,61 @@ def _k_mean(distances: np.ndarray, k: int) -> np.ndarray:
     return part.mean(axis=1, dtype=np.float64)
 
 
-def paired_verdict(differences: np.ndarray, options: CompareOptions,
-                   rng: np.random.Generator) -> dict[str, Any]:
-    """Mean difference, its bootstrap interval, the signed-rank test and the verdict."""
+def interval(distances: np.ndarray, versus_distances: np.ndarray, size: int, k: int,
+             options: CompareOptions, rng: np.random.Generator) -> tuple[float, float]:
+    """Bootstrap interval of the mean paired difference, references and faces resampled."""
+    from scipy import stats
+
+    mine = rng.permutation(distances.shape[1])[:size]  # random order: the first ids of a
+    theirs = rng.permutation(versus_distances.shape[1])[:size]  # resample are a random subset
+
+    def statistic(refs: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
+        a, b = np.unique(a), np.unique(b)
+        m = min(len(a), len(b))
+        x = distances[np.ix_(refs, mine[a[:m]])]
+        y = versus_distances[np.ix_(refs, theirs[b[:m]])]
+        return float((_k_mean(x, min(k, m)) - _k_mean(y, min(k, m))).mean())
+
+    ids = (np.arange(distances.shape[0]), np.arange(size), np.arange(size))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # degenerate resamples of tiny samples
+        boot = stats.bootstrap(ids, statistic, paired=False, vectorized=False,
+                               confidence_level=options.confidence,
+                               n_resamples=options.resamples, method="percentile",
+                               **seeded(stats.bootstrap, rng))
+    return float(boot.confidence_interval.low), float(boot.confidence_interval.high)
+
+
+def label_test(distances: np.ndarray, versus_distances: np.ndarray, size: int, k: int,
+               options: CompareOptions, rng: np.random.Generator) -> float:
+    """Two-sided permutation test of the set labels (faces exchanged between the sets)."""
+    from scipy import stats
+
+    pool = np.hstack([distances, versus_distances])
+    n = distances.shape[1]
+    mine, theirs = rng.permutation(n), n + rng.permutation(versus_distances.shape[1])
+
+    def statistic(a: np.ndarray, b: np.ndarray) -> float:
+        return float((_k_mean(pool[:, a[:size]], k) - _k_mean(pool[:, b[:size]], k)).mean())
+
+    test = stats.permutation_test((mine, theirs), statistic, permutation_type="independent",
+                                  n_resamples=options.permutations, vectorized=False,
+                                  **seeded(stats.permutation_test, rng))
+    return float(test.pvalue)
+
+
+def paired_verdict(differences: np.ndarray, low: float, high: float,
+                   confidence: float) -> dict[str, Any]:
+    """Mean difference, its interval, the signed-rank test and the verdict."""
     from scipy import stats
 
     d = np.asarray(differences, dtype=np.float64)
-    mean = float(d.mean())
-    if np.ptp(d) == 0.0:  # every reference differs by the same amount (e.g. the same set twice)
-        low = high = mean
-        p = 1.0 if mean == 0.0 else 0.0
-    else:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # degenerate resamples of tiny samples
-            boot = stats.bootstrap((d,), np.mean, confidence_level=options.confidence,
-                                   n_resamples=options.resamples, method="BCa",
-                                   **seeded(stats.bootstrap, rng))
-        low, high = (float(boot.confidence_interval.low), float(boot.confidence_interval.high))
-        if not (np.isfinite(low) and np.isfinite(high)):  # BCa undefined: percentile interval
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                boot = stats.bootstrap((d,), np.mean, confidence_level=options.confidence,
-                                       n_resamples=options.resamples, method="percentile",
-                                       **seeded(stats.bootstrap, rng))
-            low, high = (float(boot.confidence_interval.low),
-                         float(boot.confidence_interval.high))
-        nonzero = d[d != 0.0]
-        p = float(stats.wilcoxon(nonzero).pvalue) if len(nonzero) else 1.0
+    nonzero = d[d != 0.0]
+    p = float(stats.wilcoxon(nonzero).pvalue) if len(nonzero) > 1 else 1.0
     verdict = "closer" if high < 0 else "farther" if low > 0 else "no difference"
-    return {"mean_difference": round(mean, 6), "interval": [round(low, 6), round(high, 6)],
-            "confidence": options.confidence, "p": p, "verdict": verdict}
+    return {"mean_difference": round(float(d.mean()), 6),
+            "interval": [round(low, 6), round(high, 6)], "confidence": confidence,
+            "p_signed_rank": p, "verdict": verdict}
 
 
 def compare_sets(name: str, versus: str, distances: np.ndarray, versus_distances: np.ndarray,
@@ -103,14 +137,17 @@ def compare_sets(name: str, versus: str, distances: np.ndarray, versus_distances
                 "p": None, "references": references,
                 "reason": f"needs at least {MIN_REFERENCES} references"}
     n, m = distances.shape[1], versus_distances.shape[1]
-    size = min(n, m)
+    size = min(n, m, options.cap)
     rng = np.random.default_rng(options.seed)
     record: dict[str, Any] = {"set": name, "versus": versus}
     for label, k in (("nearest", 1), ("k_nearest", options.k)):
+        k = min(k, size)
         mine = nearest_profile(distances, size, k, options.repeats, rng)
         theirs = nearest_profile(versus_distances, size, k, options.repeats, rng)
-        result = paired_verdict(mine - theirs, options, rng)
-        result.update({"k": min(k, size), "set_mean": round(float(mine.mean()), 6),
+        low, high = interval(distances, versus_distances, size, k, options, rng)
+        result = paired_verdict(mine - theirs, low, high, options.confidence)
+        result["p"] = label_test(distances, versus_distances, size, k, options, rng)
+        result.update({"k": k, "set_mean": round(float(mine.mean()), 6),
                        "versus_mean": round(float(theirs.mean()), 6)})
         if label == "nearest":
             record.update(result)
@@ -119,8 +156,10 @@ def compare_sets(name: str, versus: str, distances: np.ndarray, versus_distances
             record["k_nearest"] = result
     record.update({
         "references": references,
-        "test": "Wilcoxon signed-rank, paired by reference",
-        "interval_method": f"BCa bootstrap of the mean difference, {options.resamples} resamples",
+        "test": f"permutation of the set labels ({options.permutations} permutations); "
+                "p_signed_rank: Wilcoxon signed-rank, paired by reference",
+        "interval_method": f"percentile bootstrap of the mean difference, references and faces "
+                           f"resampled ({options.resamples} resamples)",
         "equal_size": size,
         "subsampled": [s for s, count in ((name, n), (versus, m)) if count > size],
         "repeats": options.repeats if n != m else 0,

@@ -166,7 +166,7 @@ def _figure_comparisons(result: StudyResult, path: Path) -> str:
                                                 c.get("k_nearest")))
             if m and m.get("interval")]
     fig, ax = plt.subplots(figsize=(8, 0.5 + 0.45 * max(1, len(rows))))
-    for y, (c, m, label) in enumerate(rows):
+    for y, (_, m, _label) in enumerate(rows):
         lo, hi = m["interval"]
         colour = {"closer": "#2ca02c", "farther": "#d62728"}.get(m["verdict"], "0.4")
         ax.plot([lo, hi], [y, y], color=colour, lw=3)
