@@ -200,7 +200,7 @@ def run_rank(args: argparse.Namespace) -> int:
     try:
         corpus = build_folder_corpus(
             args.folder, out / "corpus", workers=args.workers, settings=corpus_settings,
-            face_settings=face_settings, progress=sys.stderr.isatty(),
+            face_settings=face_settings, progress=True,
         )
     except CorpusError as exc:
         print(f"sosie rank: {exc}", file=sys.stderr)

@@ -250,7 +250,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from appliance.corpus import CorpusError, demo_corpus
 
     try:
-        print(demo_corpus(progress=sys.stderr.isatty()))
+        print(demo_corpus())
     except (CorpusError, OSError, RuntimeError) as exc:
         return _fail(exc)
     return 0

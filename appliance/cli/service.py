@@ -218,6 +218,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     try:
         reply = request(path, "status")
     except ControlError as exc:
+        if args.json:  # JSON in every case: the error as the service's own replies put it
+            print(json.dumps({"ok": False, "error": str(exc)}, indent=2, sort_keys=True))
         print(f"sosie status: {exc}", file=sys.stderr)
         return 1
     if args.json:

@@ -9,6 +9,11 @@ this appliance's models and this version of its thumbnails (`DEMO_VERSION`, kept
 `sources.tsv` name `dcgan:SEED:i` regenerates its face. A file lock makes concurrent first uses
 (parallel tests, two commands) build it once.
 
+The first use says so at once on stderr, on one line with the expected time, then shows the
+build's progress bar (a line every few seconds when stderr is not a terminal): every command
+that falls back on the demo corpus (`sosie demo`, `ticket`, `conjure`, `map demo`, `run`
+without a corpus) gets both from here.
+
 `$SOSIE_DEMO_DRAWS` makes a smaller (or larger) one, kept beside it in `demo-corpus-DRAWS`
 (the tests use a few hundred draws). The demo's visitor, `visitor_photo()`, is a real person's
 public-domain portrait shipped as package data: she is not in the corpus.
@@ -19,6 +24,8 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
+import sys
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -44,6 +51,11 @@ MAX_DRAWS = 1_000_000
 #: the 64-px face (1 repeated the edge pixels into bands). A cached corpus of another version
 #: is drawn again.
 DEMO_VERSION = 2
+#: CPU seconds a draw costs the build (render, detect at 64 px, describe, thumbnail): 600 draws
+#: took 14 s of CPU on this project's x86 build machine; a Pi 4 core is ~5x slower.
+DRAW_CPU_SECONDS = 0.025
+#: Seconds a build spends starting (worker processes, models) and finishing (PCA, sketch).
+BUILD_OVERHEAD_SECONDS = 5.0
 
 
 def demo_draws() -> int:
@@ -90,14 +102,47 @@ def demo_source(draws: int | None = None) -> Any:
                            net.checksum, size=DEMO_FACE_SIZE)
 
 
+def expected_seconds(draws: int, workers: int | None = None) -> float:
+    """About how long building `draws` draws takes here with `workers` (default: every core)."""
+    cores = os.cpu_count() or 1
+    return BUILD_OVERHEAD_SECONDS + draws * DRAW_CPU_SECONDS / max(1, min(workers or cores,
+                                                                          cores))
+
+
+def first_use_line(draws: int, workers: int | None = None) -> str:
+    """The one line that says the demo corpus is being built, and how long it takes."""
+    seconds = expected_seconds(draws, workers)
+    when = f"about {seconds:.0f} s" if seconds < 90 else f"about {seconds / 60:.0f} min"
+    cores = min(workers or os.cpu_count() or 1, os.cpu_count() or 1)
+    return (f"first use: building the demo corpus once from {draws:,} draws of the DCGAN "
+            f"generator ({when} on {cores} core{'s' if cores > 1 else ''}; later runs reuse "
+            f"it)...")
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
 def demo_corpus(
-    *, workers: int | None = None, progress: bool = False, face_settings: Any = None
+    *, workers: int | None = None, progress: bool = True, face_settings: Any = None,
+    say: Callable[[str], None] = _say,
 ) -> Path:
     """Path of the demo corpus, building it first if it is missing, invalid or made with
-    other face models than `face_settings` name (default: the packaged models)."""
+    other face models than `face_settings` name (default: the packaged models).
+
+    A build is announced at once through `say` (default: a line on stderr) with its expected
+    time, and shows its progress bar unless `progress` is False."""
     corpus_dir = demo_corpus_dir()
+    announced = False
+    if not demo_corpus_ready():
+        say(first_use_line(demo_draws(), workers))
+        announced = True
     with open(cache_dir() / f"{corpus_dir.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            say(f"waiting for another process building the demo corpus in {corpus_dir}...")
+            fcntl.flock(lock, fcntl.LOCK_EX)
         source = demo_source()
         try:
             with Corpus.open(corpus_dir, face_settings=face_settings) as corpus:
@@ -109,6 +154,8 @@ def demo_corpus(
         finished = (corpus_dir / MANIFEST).exists()
         if corpus_dir.exists() and (finished or not (corpus_dir / WORK_DIR).exists()):
             shutil.rmtree(corpus_dir)  # invalid and not resumable: start again
+        if not announced:  # it failed to open with these models: drawn again all the same
+            say(first_use_line(demo_draws(), workers))
         build(source, corpus_dir, workers=workers, settings=CorpusSettings(),
               progress=progress, engine=DlibEngine(face_settings))
         Corpus.open(corpus_dir, face_settings=face_settings).close()

@@ -27,11 +27,11 @@ Task = tuple[Any, ...]
 
 
 def progress_bar(total: int, done: int, enabled: bool, *, unit: str, desc: str) -> Any:
-    """The tqdm bar on stderr of a build or generate run (`done` of `total` already there)."""
-    from tqdm import tqdm
+    """The bar on stderr of a build or generate run (`done` of `total` already there): tqdm's
+    on a terminal, a line every few seconds elsewhere (`appliance.progress`)."""
+    from appliance.progress import progress_bar as bar
 
-    return tqdm(total=total, initial=done, unit=unit, desc=desc, disable=not enabled,
-                smoothing=0.05, dynamic_ncols=True, file=sys.stderr)
+    return bar(total, done, enabled, unit=unit, desc=desc)
 
 
 class WorkerFailed(RuntimeError):

@@ -45,6 +45,10 @@ class ControlError(RuntimeError):
     """The control socket cannot be used (one line)."""
 
 
+class ServiceRefused(ControlError):
+    """The service answered, with {"ok": false, "error": ...} (one line quoting it)."""
+
+
 class RequestError(ValueError):
     """A request line that is not one acceptable JSON object (the reply says why)."""
 
@@ -356,4 +360,7 @@ def request(path: Path, command: str, timeout: float = 10.0, **args: Any) -> dic
         raise ControlError(f"the service on {path} sent something that is not JSON") from None
     if not isinstance(reply, dict):
         raise ControlError(f"the service on {path} sent an unexpected reply")
+    if reply.get("ok") is False:  # {"ok": false, "error": "too many clients; try again"}
+        error = " ".join(str(reply.get("error") or "no reason given").split())[:200]
+        raise ServiceRefused(f"the service on {path} answered {command!r} with an error: {error}")
     return reply

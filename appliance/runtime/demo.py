@@ -41,12 +41,6 @@ def default_photo() -> np.ndarray:
     return load_image(visitor_photo())
 
 
-def _demo_corpus_built() -> bool:
-    from appliance.paths import cache_dir
-
-    return (cache_dir() / "demo-corpus" / "manifest.yaml").exists()
-
-
 class Demo:
     """Runs a Service on the demo parts and reports each visit."""
 
@@ -106,9 +100,6 @@ class Demo:
         thread = threading.Thread(target=self._serve, name="sosie-demo", daemon=True)
         thread.start()
         self.echo("starting: loading face models, opening the corpus...")
-        if self.appliance.corpus_path is None and not _demo_corpus_built():
-            self.echo("first run: building the demo corpus, faces drawn by the DCGAN "
-                      "generator (once, about two minutes)...")
         try:
             if not self._wait_ready(START_TIMEOUT):
                 self.echo(f"the appliance did not become ready: {self.fault or 'timeout'}")

@@ -91,11 +91,19 @@ def check_config(doc: Doctor, config_file: Path | None) -> Any:
 
 
 def check_service(doc: Doctor, settings: Any, socket: Path | None) -> bool:
-    from appliance.runtime.control_socket import ControlError, default_socket_path, request
+    from appliance.runtime.control_socket import (
+        ControlError,
+        ServiceRefused,
+        default_socket_path,
+        request,
+    )
 
     path = socket or settings.service.socket or default_socket_path()
     try:
         status = request(path, "status", timeout=3)
+    except ServiceRefused as exc:  # running, but it would not say how it is
+        doc.report("service", PROBLEM, f"running but {str(exc)[len('the service '):]}")
+        return True
     except ControlError as exc:
         doc.report("service", NOTE, f"not running ({exc})")
         return False
