@@ -44,13 +44,16 @@ def test_the_demo_corpus_holds_generated_faces_only(demo_path):
         assert np.all(np.isfinite(c.coords3d))
 
 
-def test_any_demo_row_is_its_generated_face(demo_path, analyzer):
+def test_any_demo_row_is_its_generated_face(demo_path):
     source = demo.demo_source()
+    analyzer = FaceAnalyzer(source.face_settings())  # how a build looks at drawn faces
     with Corpus.open(demo_path) as c:
         for row in (0, c.count // 2, c.count - 1):
             face = analyzer.analyze(source.face(c.source(row)))
             assert isinstance(face, Face)
-            np.testing.assert_array_equal(c.vectors[row], face.descriptor.astype(np.float16))
+            # the build described it in a batch: equal up to float32 rounding, then float16's
+            np.testing.assert_allclose(c.vectors[row], face.descriptor.astype(np.float16),
+                                       rtol=0, atol=5e-4)
 
 
 def test_the_demo_visitor_is_not_in_the_demo_corpus(demo_path):

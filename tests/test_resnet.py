@@ -84,6 +84,19 @@ def test_same_chip_same_bits(net, real_chips):
     assert net.descriptor(chip).tobytes() == net.descriptor(chip.copy()).tobytes()
 
 
+def test_a_batch_gives_each_chips_descriptor(net, real_chips):
+    singles = np.stack([net.descriptor(chip) for chip in real_chips])
+    batch = net.descriptors(np.stack(real_chips))
+    assert batch.dtype == np.float32 and batch.shape == (len(real_chips), 128)
+    assert np.abs(batch - singles).max() < 1e-6  # float32 rounding of other BLAS blocking
+    reordered = net.descriptors(np.stack(real_chips[::-1]))[::-1]
+    assert np.abs(reordered - singles).max() < 1e-6
+    assert net.descriptors(np.stack(real_chips[:1]))[0].tobytes() == singles[0].tobytes()
+    assert net.descriptors(np.zeros((0, 150, 150, 3), np.uint8)).shape == (0, 128)
+    with pytest.raises(ValueError, match=r"\(n, 150, 150, 3\)"):
+        net.descriptors(np.stack(real_chips)[:, :64])
+
+
 def test_blas_threads_are_limited_only_during_a_descriptor(real_chips):
     from threadpoolctl import threadpool_info
 
@@ -134,13 +147,15 @@ def test_convolution_matches_a_direct_loop(data, k, stride, padding, cin, cout):
     h = data.draw(st.integers(max(1, k - 2 * padding), 11))
     w = data.draw(st.integers(max(1, k - 2 * padding), 11))
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
-    x = rng.normal(size=(h, w, cin)).astype(np.float32)
+    batch = data.draw(st.integers(1, 3))
+    x = rng.normal(size=(batch, h, w, cin)).astype(np.float32)
     filters = rng.normal(size=(cout, cin, k, k)).astype(np.float32)
     bias = rng.normal(size=cout).astype(np.float32)
     gamma, beta = rng.normal(size=cout).astype(np.float32), rng.normal(size=cout).astype(np.float32)
     (_, conv), = resnet._fold([("con", (filters, bias, k, stride, padding)),
                                ("affine", (gamma, beta))])
-    expected = reference_conv(x, filters, bias, stride, padding) * gamma + beta
+    expected = np.stack([reference_conv(image, filters, bias, stride, padding) * gamma + beta
+                         for image in x])
     got = resnet._conv(x, conv)
     assert got.shape == expected.shape
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
@@ -153,7 +168,7 @@ def test_convolution_matches_a_direct_loop(data, k, stride, padding, cin, cout):
 def test_residual_add_is_top_left_aligned_and_zero_padded(a, b, seed):
     rng = np.random.default_rng(seed)
     x, y = rng.normal(size=a).astype(np.float32), rng.normal(size=b).astype(np.float32)
-    out = resnet._add(x, y)
+    out = resnet._add(x[None], y[None])[0]
     assert out.shape == tuple(max(p, q) for p, q in zip(a, b, strict=True))
     for index in np.ndindex(out.shape):
         inside = [t[index] if all(i < s for i, s in zip(index, t.shape, strict=True)) else 0.0
@@ -166,7 +181,7 @@ def test_residual_add_is_top_left_aligned_and_zero_padded(a, b, seed):
        size=st.integers(2, 3), stride=st.integers(1, 2), seed=st.integers(0, 99))
 def test_pooling_matches_a_loop(h, w, kind, size, stride, seed):
     x = np.random.default_rng(seed).normal(size=(h, w, 2)).astype(np.float32)
-    got = resnet._pool(x, resnet._Pool(kind, size, stride))
+    got = resnet._pool(x[None], resnet._Pool(kind, size, stride))[0]
     reduce = np.max if kind == "max" else np.mean
     oh, ow = 1 + (h - size) // stride, 1 + (w - size) // stride
     expected = np.array([[reduce(x[r * stride:r * stride + size, c * stride:c * stride + size],

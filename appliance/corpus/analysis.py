@@ -53,12 +53,24 @@ def analyze_data(
     return analyze_image(rgb, digest, analyzer, size, encoding, quality)
 
 
-def analyze_drawn(
-    face: np.ndarray, analyzer: Any, size: int, encoding: str, quality: int
-) -> ItemResult:
-    """A face drawn by the generator -> ItemResult (its digest: sha256 of its pixels)."""
-    digest = hashlib.sha256(face.tobytes()).hexdigest()
-    return analyze_image(face, digest, analyzer, size, encoding, quality)
+def analyze_drawn_group(
+    faces: np.ndarray, analyzer: Any, size: int, encoding: str, quality: int
+) -> list[ItemResult]:
+    """Faces drawn by the generator -> ItemResults, their descriptors computed as one batch
+    (`FaceAnalyzer.analyze_many`) when the analyzer can; one by one otherwise, or when the
+    batch fails, so that one bad face is rejected alone."""
+    digests = [hashlib.sha256(face.tobytes()).hexdigest() for face in faces]
+    if len(faces) > 1 and hasattr(analyzer, "analyze_many"):
+        try:
+            outcomes = analyzer.analyze_many(list(faces))
+        except Exception as exc:
+            if type(exc).__name__ == "ModelError":
+                raise
+        else:
+            return [_result(o, d, size, encoding, quality)
+                    for o, d in zip(outcomes, digests, strict=True)]
+    return [analyze_image(face, digest, analyzer, size, encoding, quality)
+            for face, digest in zip(faces, digests, strict=True)]
 
 
 def analyze_image(
@@ -71,6 +83,11 @@ def analyze_image(
         if type(exc).__name__ == "ModelError":  # a broken model stops the build
             raise
         return ItemResult(f"analysis failed ({type(exc).__name__}: {exc})", digest)
+    return _result(outcome, digest, size, encoding, quality)
+
+
+def _result(outcome: Any, digest: str, size: int, encoding: str, quality: int) -> ItemResult:
+    """A face (descriptor + encoded thumbnail) or a rejection with the analyzer's reason."""
     if not hasattr(outcome, "descriptor"):
         return ItemResult(getattr(outcome, "reason", "no face found"), digest)
     descriptor = np.asarray(outcome.descriptor, dtype=np.float32).reshape(DIM)

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from appliance.corpus import format as fmt
-from appliance.corpus.analysis import analyze_drawn, analyze_file
+from appliance.corpus.analysis import analyze_drawn_group, analyze_file
 from appliance.corpus.chunks import (
     DIM,
     ItemResult,
@@ -44,7 +44,7 @@ from appliance.corpus.walk import list_sources
 from appliance.corpus.workers import guard_orphan, progress_bar, run_tasks
 from appliance.corpus.writer import clear_manifest, finalize
 from appliance.files import exclusive, refuse_links, remove_tree
-from appliance.generator.source import GeneratorSource
+from appliance.generator.source import GeneratorSource, describe_groups
 
 WORK_DIR = ".build"
 #: Testing hook: SIGKILL the build itself after writing this many chunks in this run.
@@ -94,6 +94,8 @@ def build(
     started = time.monotonic()
     settings = settings or CorpusSettings()
     engine = engine or DlibEngine()
+    if isinstance(images_dir, GeneratorSource) and isinstance(engine, DlibEngine):
+        engine = DlibEngine(images_dir.face_settings(engine.face_settings))  # drawn faces' look
     corpus_dir = Path(corpus_dir)
     scheduler = scheduler or settings.scheduler
     cluster = None
@@ -255,6 +257,12 @@ def _remove_stale(work: Path, chunks: int, current: set[int]) -> None:
 # Processing
 
 
+#: One task of a local build: (chunk, indices in the chunk, file paths, names); a folder's
+#: tasks hold one file each, a generator's the draws described as one batch.
+Task = tuple[int, tuple[int, ...], tuple[str, ...], tuple[str, ...]]
+Item = tuple[int, int, ItemResult]
+
+
 def _run(
     images_dir: Path | GeneratorSource,
     work: Path,
@@ -267,8 +275,16 @@ def _run(
     bar: Any,
 ) -> None:
     generator = images_dir if isinstance(images_dir, GeneratorSource) else None
-    tasks = [(k, j, "" if generator else str(Path(images_dir) / f.rel), f.rel)
-             for k in pending for j, f in enumerate(chunks[k])]
+    tasks: list[Task] = []
+    for k in pending:
+        if generator is not None:  # the draws described as one batch make one task
+            first = generator.index(chunks[k][0].rel)
+            indices = [generator.index(f.rel) for f in chunks[k]]
+            tasks += [(k, tuple(i - first for i in group), (), tuple(generator.name(i)
+                       for i in group)) for group in describe_groups(indices)]
+        else:
+            tasks += [(k, (j,), (str(Path(images_dir) / f.rel),), (f.rel,))
+                      for j, f in enumerate(chunks[k])]
     if not tasks:
         return
     collect = Collector(work, key, chunks, pending, bar).add
@@ -276,11 +292,13 @@ def _run(
     if workers <= 1 or len(tasks) == 1:
         _init_worker(engine, thumbs, watch_parent=False, generator=generator)
         for task in tasks:
-            collect(*_process(task))
+            for item in _process(task):
+                collect(*item)
         return
-    for k, j, result in run_tasks(tasks, workers, _init_worker, (engine, thumbs, True, generator),
-                                  _process, _crashed):
-        collect(k, j, result)
+    for items in run_tasks(tasks, workers, _init_worker, (engine, thumbs, True, generator),
+                           _process, _crashed):
+        for item in items:
+            collect(*item)
 
 
 class Collector:
@@ -325,9 +343,10 @@ class Collector:
             os.kill(os.getpid(), signal.SIGKILL)
 
 
-def _crashed(task: tuple[int, int, str, str], exitcode: int | None) -> tuple[int, int, ItemResult]:
+def _crashed(task: Task, exitcode: int | None) -> list[Item]:
     how = f"signal {-exitcode}" if exitcode is not None and exitcode < 0 else f"exit {exitcode}"
-    return task[0], task[1], ItemResult(f"analyzer crashed on this file twice ({how})")
+    return [(task[0], j, ItemResult(f"analyzer crashed on this file twice ({how})"))
+            for j in task[1]]
 
 
 _analyzer: Any = None
@@ -346,11 +365,13 @@ def _init_worker(engine: Engine, thumbs: tuple[int, str, int], watch_parent: boo
     _generator = generator
 
 
-def _process(task: tuple[int, int, str, str]) -> tuple[int, int, ItemResult]:
-    k, j, path, rel = task
+def _process(task: Task) -> list[Item]:
+    k, js, paths, names = task
     if _generator is not None:
-        return k, j, analyze_drawn(_generator.face(rel), _analyzer, *_thumbs)
-    return k, j, analyze_file(path, rel, _analyzer, *_thumbs)
+        faces = _generator.faces([_generator.index(name) for name in names])
+        return list(zip([k] * len(js), js, analyze_drawn_group(faces, _analyzer, *_thumbs),
+                        strict=True))
+    return [(k, js[0], analyze_file(paths[0], names[0], _analyzer, *_thumbs))]
 
 
 # ---------------------------------------------------------------------------------------------

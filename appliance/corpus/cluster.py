@@ -48,10 +48,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from appliance.corpus.analysis import analyze_data, analyze_drawn, read_source
+from appliance.corpus.analysis import analyze_data, analyze_drawn_group, read_source
 from appliance.corpus.chunks import ItemResult, SourceFile, chunk_bytes, parse_chunk
 from appliance.corpus.format import CorpusError
 from appliance.errors import one_line
+from appliance.generator.source import describe_groups
 
 CONNECT_TIMEOUT = 10.0  # s: connecting, and reconnecting after the scheduler dropped us
 CALL_TIMEOUT = 30.0  # s: one question to the scheduler (workers, threads)
@@ -595,10 +596,9 @@ def run_generated(job: ChunkJob, first: int, count: int) -> bytes:
     net = generator_network(source.weights, source.weights_sha256)
     analyzer = _analyzer(job)
     files, results = [], []
-    for index in range(first, first + count):
-        face = net.faces(source.seed, [index], source.size)[0]
-        files.append(SourceFile(source.name(index), source.size, 0))
-        results.append(analyze_drawn(face, analyzer, *job.thumbs))
+    for group in describe_groups(range(first, first + count)):  # as a local build's tasks
+        files += [SourceFile(source.name(index), source.size, 0) for index in group]
+        results += analyze_drawn_group(source.faces(group, net), analyzer, *job.thumbs)
     return chunk_bytes(job.key, files, results)
 
 
