@@ -393,7 +393,7 @@ def _page(result: StudyResult, figures: dict[str, str], sheets: dict[str, Any],
                      f"{_fmt(k['interval'][1], 4)}] {_verdict(k['verdict'])}",
                      _verdict(c["verdict"])])
     parts.append(_table(["set", "versus", "nearest: mean difference [95 % interval]",
-                         "p (signed-rank)", "k nearest: difference [interval]", "verdict"],
+                         "p (set labels permuted)", "k nearest: difference [interval]", "verdict"],
                         rows))
     if study["comparisons"]:
         c = study["comparisons"][0]
