@@ -52,6 +52,9 @@ def register(sub: Any) -> None:
     verify.add_argument("corpus_dir", metavar="CORPUS_DIR", type=Path)
     verify.add_argument("--no-model-check", action="store_true",
                         help="do not compare the model checksums with this appliance's")
+    verify.add_argument("--repair", action="store_true",
+                        help="an intact corpus built before the scan layout files gets them "
+                        "(then its scanner opens without laying the sketch out again)")
     verify.set_defaults(func=cmd_verify)
     synth = csub.add_parser("synth", help="write a synthetic corpus (benchmarks, tests)")
     synth.add_argument("corpus_dir", metavar="CORPUS_DIR", type=Path)
@@ -204,6 +207,18 @@ def cmd_verify(args: argparse.Namespace) -> int:
         print(f"{args.corpus_dir}: {len(problems)} problem(s)", file=sys.stderr)
         return 1
     print(f"{args.corpus_dir}: OK (every checksum matches)")
+    if args.repair:
+        from appliance.corpus import CorpusError
+        from appliance.corpus.writer import add_scan_layout
+
+        try:
+            added = add_scan_layout(args.corpus_dir)
+        except (CorpusError, OSError) as exc:
+            print(f"{args.corpus_dir}: cannot write the scan layout: {exc}", file=sys.stderr)
+            return 1
+        if added:
+            print(f"{args.corpus_dir}: wrote the scan layout (sketch_blocks.u8, "
+                  "sketch_records.u8) and its checksums")
     return 0
 
 

@@ -15,9 +15,14 @@ A corpus is a directory (see README, "Corpus format")::
     sketch.i8        (N, m) int8: leading m principal coordinates, per-axis scale (corpus.sketch)
     sketch_tails.f32 (N,) float32: norm of each row's remaining principal coordinates
     sketch.f64       (d + 3, d) float64: mean, the d x d rotation, the scales, the bounds
+    sketch_blocks.u8   the sketch laid out for the scan's first stage (blocks of 16 rows) and
+    sketch_records.u8  second stage (one record per row), appliance.search.layout; the manifest's
+                       `sketch.layout` says which layout (version, first axes, record bytes)
 
 Format version 1 has no sketch files: opening one computes the sketch in memory on first
-search (`Corpus.sketch`); `sosie build` and `sosie corpus synth` write version 2.
+search (`Corpus.sketch`); `sosie build` and `sosie corpus synth` write version 2. A version-2
+corpus without the layout files (built before them) opens as well: its layout is built in
+memory when a scanner opens, and `sosie corpus verify --repair` writes them.
 The manifest is written last, so a directory without it is an unfinished build.
 """
 
@@ -69,6 +74,9 @@ SKETCH_CODES = "sketch.i8"
 SKETCH_TAILS = "sketch_tails.f32"
 SKETCH_HEADER = "sketch.f64"
 SKETCH_FILES = (SKETCH_CODES, SKETCH_TAILS, SKETCH_HEADER)
+SKETCH_BLOCKS = "sketch_blocks.u8"
+SKETCH_RECORDS = "sketch_records.u8"
+LAYOUT_FILES = (SKETCH_BLOCKS, SKETCH_RECORDS)
 
 V1_FILES = (
     DESCRIPTORS,
@@ -81,7 +89,7 @@ V1_FILES = (
     SOURCES,
     REJECTED,
 )
-DATA_FILES = (*V1_FILES, *SKETCH_FILES)
+DATA_FILES = (*V1_FILES, *SKETCH_FILES, *LAYOUT_FILES)
 
 # Manifest keys whose values legitimately differ between two builds of the same input.
 VOLATILE_KEYS = ("built", "build_seconds")
@@ -92,8 +100,11 @@ class CorpusError(ValueError):
 
 
 def data_files(manifest: Mapping[str, Any]) -> tuple[str, ...]:
-    """The data files of a corpus with this (checked) manifest: the sketch's if it has one."""
-    return V1_FILES if sketch_axes(manifest) is None else DATA_FILES
+    """The data files of a corpus with this (checked) manifest: the sketch's if it has one, its
+    scan layout's if it has one."""
+    if sketch_axes(manifest) is None:
+        return V1_FILES
+    return DATA_FILES if scan_layout_entry(manifest) else (*V1_FILES, *SKETCH_FILES)
 
 
 def sketch_axes(manifest: Mapping[str, Any]) -> int | None:
@@ -102,13 +113,22 @@ def sketch_axes(manifest: Mapping[str, Any]) -> int | None:
     return (manifest.get("sketch") or {}).get("axes")
 
 
-def expected_sizes(count: int, dim: int, axes: int | None = None) -> dict[str, int]:
+def scan_layout_entry(manifest: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The (checked) manifest's `sketch.layout`: version, first_axes, record_bytes, l1_max."""
+    return (manifest.get("sketch") or {}).get("layout")
+
+
+def expected_sizes(count: int, dim: int, axes: int | None = None,
+                   layout: Mapping[str, Any] | None = None) -> dict[str, int]:
     """Exact byte sizes of the fixed-layout files for `count` rows of dimension `dim`."""
     sketch = {} if axes is None else {
         SKETCH_CODES: count * axes,
         SKETCH_TAILS: count * 4,
         SKETCH_HEADER: (dim + 3) * dim * 8,
     }
+    if axes is not None and layout:  # blocks of 16 rows, one record per row (search.layout)
+        sketch[SKETCH_BLOCKS] = -(-count // 16) * (16 * layout["first_axes"] + 64)
+        sketch[SKETCH_RECORDS] = count * layout["record_bytes"]
     return sketch | {
         DESCRIPTORS: count * dim * 2,
         NORMS: count * 4,
@@ -187,9 +207,21 @@ def check_manifest(data: Any, path: Path) -> None:
             check.number((*_parts(key), i), 0.0)
     if check.kind("sketch", dict, "a mapping", optional=True, nullable=True) is not None:
         check.integer("sketch.axes", 8, min(data["dim"], MAX_SKETCH_AXES))
-        if data["sketch"]["axes"] % 8:
-            raise CorpusError(f"{path}: 'sketch.axes' = {data['sketch']['axes']}: expected a "
-                              "multiple of 8")
+        axes = data["sketch"]["axes"]
+        if axes % 8:
+            raise CorpusError(f"{path}: 'sketch.axes' = {axes}: expected a multiple of 8")
+        if check.kind("sketch.layout", dict, "a mapping", optional=True,
+                      nullable=True) is not None:
+            check.integer("sketch.layout.version", 1, None)
+            check.integer("sketch.layout.first_axes", 8, axes)
+            check.integer("sketch.layout.record_bytes", 8, 4096)
+            check.integer("sketch.layout.l1_max", 0, 127 * axes)
+            layout = data["sketch"]["layout"]
+            if layout["first_axes"] % 8 or layout["record_bytes"] < axes - layout[
+                    "first_axes"] + 8 or layout["record_bytes"] % 8:
+                raise CorpusError(f"{path}: 'sketch.layout' = {_show(layout)}: the first axes "
+                                  "must be a multiple of 8 and a record must hold the others "
+                                  "and two floats, in multiples of 8 bytes")
     names = data_files(data)
     files = check.kind("files", dict, "a mapping")
     missing = [name for name in names if name not in files]
@@ -299,7 +331,7 @@ def size_problems(directory: Path, manifest: Mapping[str, Any]) -> dict[str, str
     (a FIFO, a device, a symlink loop) or not the size the manifest implies. Only `stat`:
     nothing is read, so a huge sparse file costs nothing here (check this before hashing)."""
     count, dim = manifest["count"], manifest["dim"]
-    fixed = expected_sizes(count, dim, sketch_axes(manifest))
+    fixed = expected_sizes(count, dim, sketch_axes(manifest), scan_layout_entry(manifest))
     problems = {}
     for name in data_files(manifest):
         path = Path(directory) / name

@@ -10,19 +10,35 @@ float16 only the rows whose bound does not exceed the best k distances found so 
 
 Files (see `appliance.corpus.format`): ``sketch.i8`` the codes, ``sketch_tails.f32`` the tail
 norms, ``sketch.f64`` a (d + 3, d) float64 matrix: the mean, the d axes (rows, descending
-variance), the m scales (zero-padded), then [m, error, radius, code_norm, 0...].
+variance), the m scales (zero-padded), then [m, error, radius, code_norm, 0...]; and the codes
+laid out for the scan (`appliance.search.layout`): ``sketch_blocks.u8`` the first stage's
+blocks of 16 rows, ``sketch_records.u8`` one second-stage record per row, memory-mapped (shared
+by every process that opens the corpus) instead of being laid out again at every start.
 """
 
 from __future__ import annotations
 
+import logging
+import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
 from appliance.corpus.format import MAX_SKETCH_AXES, CorpusError
 from appliance.corpus.pca import fit_pca
+from appliance.search.layout import (
+    LAYOUT_VERSION,
+    ScanLayout,
+    layout_shapes,
+    scan_layout,
+    stored_layout,
+)
+
+log = logging.getLogger(__name__)
 
 #: Leading principal axes kept in the sketch (chosen with bench/scan.py, see the README).
 SKETCH_AXES = 64
@@ -184,6 +200,44 @@ def read_sketch(directory: Path, count: int, dim: int, axes: int,
     return Sketch(header[0].copy(), rotation.copy(), scale, codes, tails, error, radius,
                   code_norm)
 
+
+
+def write_scan_layout(directory: Path, sketch: Sketch, names: tuple[str, str]) -> dict[str, Any]:
+    """Lay `sketch` out for the scan and write its blocks and records files `names` into
+    `directory` (each through a temporary name, then renamed); returns the manifest's
+    `sketch.layout` entry."""
+    layout = scan_layout(sketch)
+    for name, array in zip(names, (layout.blocks, layout.records), strict=True):
+        final = Path(directory) / name
+        part = final.with_name(final.name + ".part")
+        with open(part, "wb") as handle:
+            array.tofile(handle)
+        part.replace(final)
+    return {"version": LAYOUT_VERSION, "first_axes": layout.first_axes,
+            "record_bytes": int(layout.records.shape[1]), "l1_max": int(layout.l1_max)}
+
+
+def read_scan_layout(directory: Path, sketch: Sketch, entry: Mapping[str, Any] | None,
+                     names: tuple[str, str]) -> ScanLayout | None:
+    """The stored layout of `sketch`, memory-mapped, or None when the corpus has none this
+    Sosie can use (built before the files, another layout version, a big-endian host): the
+    scanner then lays the codes out in memory. The files' sizes were checked on open."""
+    if not entry or len(sketch) == 0:
+        return None
+    m1, blocks_shape, records_shape = layout_shapes(len(sketch), sketch.axes)
+    usable = (entry.get("version") == LAYOUT_VERSION and entry.get("first_axes") == m1
+              and entry.get("record_bytes") == records_shape[1] and sys.byteorder == "little")
+    if not usable:
+        log.info("%s: scan layout %s is not this Sosie's (version %d, %d first axes); laying the "
+                 "sketch out in memory", directory, dict(entry), LAYOUT_VERSION, m1)
+        return None
+    blocks_name, records_name = names
+    blocks = np.memmap(Path(directory) / blocks_name, np.uint8, mode="r", shape=blocks_shape)
+    records = np.memmap(Path(directory) / records_name, np.uint8, mode="r", shape=records_shape)
+    try:
+        return stored_layout(sketch, blocks, records, entry["l1_max"])
+    except ValueError as exc:
+        raise CorpusError(f"{directory}: {exc}") from None
 
 
 def sketch_problems(sketch: Sketch, vectors: np.ndarray) -> list[str]:

@@ -1,4 +1,5 @@
-"""Reading a corpus: `Corpus.open` validates cheaply, then memory-maps the descriptors."""
+"""Reading a corpus: `Corpus.open` validates cheaply, then memory-maps the descriptors, the
+coordinates, the sketch and its scan layout (shared with every other process that maps them)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from appliance.corpus.thumbs import PackReader
 
 if TYPE_CHECKING:
     from appliance.corpus.sketch import Sketch
-    from appliance.search import Scanner
+    from appliance.search import ScanLayout, Scanner
 
 
 class Corpus:
@@ -33,9 +34,9 @@ class Corpus:
             self.vectors = np.memmap(self.path / fmt.DESCRIPTORS, "<f2", mode="r", shape=(n, d))
         else:
             self.vectors = np.zeros((0, d), dtype="<f2")
-        self.norms = _read(self.path / fmt.NORMS, "<f4", (n,))
-        self.coords2d = _read(self.path / fmt.COORDS2D, "<f4", (n, 2))
-        self.coords3d = _read(self.path / fmt.COORDS3D, "<f4", (n, 3))
+        self.norms = _map(self.path / fmt.NORMS, "<f4", (n,))
+        self.coords2d = _map(self.path / fmt.COORDS2D, "<f4", (n, 2))
+        self.coords3d = _map(self.path / fmt.COORDS3D, "<f4", (n, 3))
         pca = _read(self.path / fmt.PCA, "<f8", (1 + fmt.PCA_COMPONENTS, d))
         info = manifest["pca"]
         self.pca = PCAModel(
@@ -56,6 +57,8 @@ class Corpus:
         )
         self._sources: list[str] | None = None
         self._sketch: Sketch | None = None
+        self._layout: ScanLayout | None = None
+        self._rows_finite = False
 
     # -----------------------------------------------------------------------------------------
     @classmethod
@@ -108,17 +111,37 @@ class Corpus:
         """(path, reason) of every file the build left out."""
         return [(p, r) for p, r in fmt.read_tsv(self.path / fmt.REJECTED, 2)]
 
+    def check_rows(self) -> None:
+        """Refuse descriptors holding NaN or infinity (a CorpusError), counted once: a pass over
+        every row, from the page cache after `warm`."""
+        if self._rows_finite or not self.count:
+            self._rows_finite = True
+            return
+        from appliance import _scan
+
+        bad = _scan.count_nonfinite(self.vectors)
+        if bad:
+            raise CorpusError(f"{self.path / fmt.DESCRIPTORS}: {bad} row(s) hold NaN or infinity")
+        self._rows_finite = True
+
     def warm(self) -> None:
-        """Touch every page of the descriptors, sketch and thumbnail index (cold SD cards)."""
+        """Touch every page of the descriptors, the sketch's scan layout (else its codes) and the
+        thumbnail index (cold SD cards); then check the rows (`check_rows`)."""
         sketch = self.sketch()
-        codes = () if sketch is None else (sketch.codes,)
-        for array in (self.vectors, self._thumbs.index, *codes):
+        layout = self.scan_layout()
+        read: tuple[np.ndarray, ...] = ()
+        if layout is not None:
+            read = (layout.blocks, layout.records)
+        elif sketch is not None:
+            read = (sketch.codes,)
+        for array in (self.vectors, self._thumbs.index, *read):
             if array.size:
                 raw = np.asarray(array).reshape(-1).view(np.uint8)
                 mm = getattr(array, "_mmap", None)
                 if isinstance(mm, mmap.mmap) and hasattr(mmap, "MADV_WILLNEED"):
                     mm.madvise(mmap.MADV_WILLNEED)
                 int(raw[:: mmap.PAGESIZE].sum())
+        self.check_rows()
 
     def sketch(self) -> Sketch | None:
         """The int8 sketch searches read first (`appliance.corpus.sketch`), read and checked
@@ -134,15 +157,33 @@ class Corpus:
             self._sketch = sketches.build_sketch(self.vectors, min(sketches.SKETCH_AXES, self.dim))
         return self._sketch
 
+    def scan_layout(self) -> ScanLayout | None:
+        """The sketch laid out for the scan as the build wrote it (memory-mapped, checked on
+        first use), or None: no sketch, or a corpus built before the layout files (the scanner
+        then lays the sketch out in memory; `sosie corpus verify --repair` writes them)."""
+        from appliance.corpus import sketch as sketches
+
+        sketch = self.sketch()
+        if self._layout is None and sketch is not None:
+            self._layout = sketches.read_scan_layout(
+                self.path, sketch, fmt.scan_layout_entry(self.manifest), fmt.LAYOUT_FILES)
+        return self._layout
+
     def scanner(self, threads: int = 1, kernel: str | None = None) -> Scanner:
         """A nearest-neighbour `Scanner` over this corpus (appliance.search), reading the
         sketch first: exact top-k from a fraction of the float16 rows. `kernel`: None or
-        "auto" for the best (or ``SOSIE_KERNEL``), else serial, avx2, avx512 or neon."""
+        "auto" for the best (or ``SOSIE_KERNEL``), else serial, avx2, avx512 or neon.
+
+        Opening it reads neither the rows nor the codes again: the rows are checked once
+        (`check_rows`, done by `warm`), the sketch's scan layout is the build's files (memory-
+        mapped), and the stored norms, which a scan does not use, are checked against the rows
+        by `sosie corpus verify`."""
         from appliance.search import Scanner
 
         kernel = None if kernel in (None, "", "auto") else kernel
-        return Scanner(self.vectors, self.norms, threads=threads, kernel=kernel,
-                       sketch=self.sketch())
+        self.check_rows()
+        return Scanner(self.vectors, threads=threads, kernel=kernel, sketch=self.sketch(),
+                       layout=self.scan_layout(), finite=True)
 
     def close(self) -> None:
         """Release the file handles (the memory maps go when no array refers to them)."""
@@ -199,6 +240,14 @@ def check_models(
 
 def _read(path: Path, dtype: str, shape: tuple[int, ...]) -> np.ndarray:
     return np.fromfile(path, dtype=dtype).reshape(shape).astype(dtype[1:], copy=False)
+
+
+def _map(path: Path, dtype: str, shape: tuple[int, ...]) -> np.ndarray:
+    """The file as a read-only array (memory-mapped: read as it is used)."""
+    if not shape[0]:
+        return np.zeros(shape, dtype[1:])
+    array = np.memmap(path, dtype=dtype, mode="r", shape=shape)
+    return array if array.dtype.isnative else array.astype(dtype[1:])
 
 
 def _read_sources(path: Path, count: int) -> list[str]:

@@ -1,4 +1,5 @@
-"""Finishing a corpus directory: norms, PCA, coordinates, sketch, checksums, then the manifest."""
+"""Finishing a corpus directory: norms, PCA, coordinates, sketch and its scan layout, checksums,
+then the manifest; `add_scan_layout` gives a corpus built before the layout files its own."""
 
 from __future__ import annotations
 
@@ -11,7 +12,13 @@ import numpy as np
 
 from appliance.corpus import format as fmt
 from appliance.corpus.pca import PCAModel, fit_pca
-from appliance.corpus.sketch import SKETCH_AXES, build_sketch, write_sketch
+from appliance.corpus.sketch import (
+    SKETCH_AXES,
+    build_sketch,
+    read_sketch,
+    write_scan_layout,
+    write_sketch,
+)
 
 BLOCK = 32768
 
@@ -38,8 +45,10 @@ def finalize(directory: Path, count: int, dim: int, fields: Mapping[str, Any]) -
     _write_array(directory / fmt.COORDS3D, coords.astype("<f4"))
     _write_array(directory / fmt.COORDS2D, np.ascontiguousarray(coords[:, :2]).astype("<f4"))
     sketch = build_sketch(vectors, min(SKETCH_AXES, dim)) if dim % 8 == 0 else None
+    layout = None
     if sketch is not None:
         write_sketch(directory, sketch, fmt.SKETCH_FILES)
+        layout = write_scan_layout(directory, sketch, fmt.LAYOUT_FILES)
     del vectors
     manifest: dict[str, Any] = {
         "format": fmt.FORMAT_NAME,
@@ -68,11 +77,36 @@ def finalize(directory: Path, count: int, dim: int, fields: Mapping[str, Any]) -
         "code": "int8, per-axis scale; rows rotated onto all principal axes (sketch.f64)",
         "variance_explained": round(sketch.variance_explained, 6),
         "error": float(sketch.error),
+        "layout": layout,  # the codes laid out for the scan (appliance.search.layout)
     }
     manifest["files"] = fmt.file_entries(directory, fmt.data_files(manifest))
     fmt.write_manifest(directory, manifest)
     fmt.fsync_dir(directory)
     return manifest
+
+
+def add_scan_layout(directory: Path) -> bool:
+    """Write the scan layout files of a corpus built before them, and its manifest again with
+    their sizes and checksums (atomically, last). False if it has them already or has no sketch
+    (format version 1: nothing to lay out); a CorpusError if it does not open cleanly."""
+    from appliance.corpus.store import Corpus
+
+    directory = Path(directory)
+    with Corpus.open(directory, check_model=False) as corpus:
+        manifest = dict(corpus.manifest)
+        axes = fmt.sketch_axes(manifest)
+        if axes is None or fmt.scan_layout_entry(manifest):
+            return False
+        sketch = read_sketch(directory, corpus.count, corpus.dim, axes, fmt.SKETCH_FILES)
+        layout = write_scan_layout(directory, sketch, fmt.LAYOUT_FILES)
+    manifest["sketch"] = {**manifest["sketch"], "layout": layout}
+    files = dict(manifest["files"])
+    files.update(fmt.file_entries(directory, fmt.LAYOUT_FILES))
+    manifest["files"] = files
+    fmt.check_manifest(manifest, directory / fmt.MANIFEST)  # never write one it would refuse
+    fmt.write_manifest(directory, manifest)
+    fmt.fsync_dir(directory)
+    return True
 
 
 def row_norms(vectors: np.ndarray) -> np.ndarray:

@@ -29,9 +29,9 @@ Cython with numpy's float64 arithmetic (pairwise sums), bit for bit a float64 re
 """
 
 from appliance.search.kernels import ENV_KERNEL, kernels
-from appliance.search.layout import ScanLayout, first_stage_blocks, scan_layout
+from appliance.search.layout import LAYOUT_VERSION, ScanLayout, first_stage_blocks, scan_layout
 from appliance.search.scanner import Scanner
 from appliance.search.settings import MAX_SKETCH_AXES, SearchSettings
 
-__all__ = ["ENV_KERNEL", "MAX_SKETCH_AXES", "ScanLayout", "Scanner", "SearchSettings",
-           "first_stage_blocks", "kernels", "scan_layout"]
+__all__ = ["ENV_KERNEL", "LAYOUT_VERSION", "MAX_SKETCH_AXES", "ScanLayout", "Scanner",
+           "SearchSettings", "first_stage_blocks", "kernels", "scan_layout"]

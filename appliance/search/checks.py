@@ -11,7 +11,9 @@ from appliance.search.layout import SketchArrays
 from appliance.search.settings import MAX_SKETCH_AXES, MAX_THREADS
 
 
-def check_vectors(vectors: object) -> np.ndarray:
+def check_vectors(vectors: object, *, finite: bool = False) -> np.ndarray:
+    """The vectors as the kernels read them (ValueError if unusable); `finite`: the caller has
+    checked every value is finite (else it is counted here, a pass over every row)."""
     if not isinstance(vectors, np.ndarray):
         raise ValueError(f"vectors: expected a float16 numpy array or memmap, got {type(vectors)}")
     if vectors.dtype != np.float16:
@@ -23,7 +25,7 @@ def check_vectors(vectors: object) -> np.ndarray:
         raise ValueError(f"vectors: dimension d={d} must be a positive multiple of 8")
     if vectors.strides[1] != vectors.itemsize:
         vectors = np.ascontiguousarray(vectors)  # columns strided: the kernels need rows packed
-    bad = _scan.count_nonfinite(vectors) if len(vectors) else 0
+    bad = _scan.count_nonfinite(vectors) if len(vectors) and not finite else 0
     if bad:
         raise ValueError(f"vectors: {bad} row(s) hold NaN or infinity")
     return vectors

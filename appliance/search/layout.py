@@ -1,8 +1,9 @@
 """The sketch laid out for the scan (ext/kernels/dispatch.h): the first stage's blocks of 16 rows
 and the second stage's one record per row, built from the sketch's codes.
 
-A `ScanLayout` is built here in memory, or read from the files a corpus build wrote
-(`appliance.corpus.sketch`): the same bytes either way.
+A `ScanLayout` is built here in memory (`scan_layout`), or made of the arrays a corpus build
+wrote as files (`stored_layout`, memory-mapped by `appliance.corpus.sketch`): the same bytes
+either way. `LAYOUT_VERSION` names this layout; files of another version are not used.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from typing import Protocol
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+#: The layout written as files: bump it whenever the bytes of the blocks or records change.
+LAYOUT_VERSION = 1
 CHUNK_ROWS = 65536
 #: Axes of the sketch's first stage, streamed for every row (the rest only for the few rows
 #: that pass it): the pass is memory-bound, so fewer bytes per row is less time.
@@ -80,18 +83,44 @@ def fill_blocks(blocks: np.ndarray, start: int, codes: np.ndarray, norms2: np.nd
     blocks[first:last, 16 * m :] = a2.reshape(rows // 16, 16).view(np.uint8)
 
 
+def layout_shapes(rows: int, axes: int) -> tuple[int, tuple[int, int], tuple[int, int]]:
+    """(first-stage axes, blocks' shape, records' shape) of the layout of `rows` x `axes` codes:
+    the codes split after `FIRST_STAGE_AXES` (one stage when the sketch has no more)."""
+    m1 = min(axes, FIRST_STAGE_AXES)
+    width = 8  # a power of two up to a cache line, so that no record straddles two lines
+    while width < axes - m1 + 8:
+        width *= 2
+    return m1, (-(-rows // 16), 16 * m1 + 64), (rows, width)
+
+
+def stored_layout(sketch: SketchArrays, blocks: np.ndarray, records: np.ndarray,
+                  l1_max: float) -> ScanLayout:
+    """The layout of `sketch` made of stored arrays (ValueError unless they have its shapes)."""
+    m1, blocks_shape, records_shape = layout_shapes(len(sketch), sketch.axes)
+    for name, array, shape in (("blocks", blocks, blocks_shape),
+                               ("records", records, records_shape)):
+        if array.dtype != np.uint8 or array.shape != shape or not array.flags.c_contiguous:
+            raise ValueError(f"scan layout: {name} {array.dtype} {array.shape}, expected "
+                             f"contiguous uint8 {shape}")
+    if not (0 <= l1_max <= 127 * sketch.axes):
+        raise ValueError(f"scan layout: l1_max {l1_max} out of range")
+    return ScanLayout(*_rotation(sketch), blocks, m1, records, sketch.axes - m1, float(l1_max))
+
+
+def _rotation(sketch: SketchArrays) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return (np.ascontiguousarray(sketch.mean, np.float64),
+            np.ascontiguousarray(sketch.rotation, np.float64), sketch.scale.astype(np.float64))
+
+
 def scan_layout(sketch: SketchArrays) -> ScanLayout:
-    """Split the codes after `FIRST_STAGE_AXES` (one stage when the sketch has no more)."""
+    """Lay the sketch's codes out for the scan, in memory (a pass over every code)."""
     m = sketch.axes
-    m1 = min(m, FIRST_STAGE_AXES)
+    n = len(sketch)
+    m1, blocks_shape, records_shape = layout_shapes(n, m)
     rest_axes = m - m1
     scale = sketch.scale.astype(np.float64)
-    n = len(sketch)
-    blocks = huge_zeros(-(-n // 16), 16 * m1 + 64)
-    width = 8  # a power of two up to a cache line, so that no record straddles two lines
-    while width < rest_axes + 8:
-        width *= 2
-    records = huge_zeros(n, width)
+    blocks = huge_zeros(*blocks_shape)
+    records = huge_zeros(*records_shape)
     records[:, rest_axes + 4 : rest_axes + 8] = sketch.tails.astype("=f4").reshape(n, 1).view(
         np.uint8)
     # |scale * codes_i|^2 as codes_i^2 . scale^2: each term c^2 s^2 is the same single rounding of
@@ -111,9 +140,7 @@ def scan_layout(sketch: SketchArrays) -> ScanLayout:
             all_norms2 = norms2[:, 1].astype("=f4").reshape(-1, 1)
             records[start:stop, rest_axes : rest_axes + 4] = all_norms2.view(np.uint8)
             l1 = max(l1, int(np.abs(wide).sum(axis=1).max()))
-    mean = np.ascontiguousarray(sketch.mean, np.float64)
-    rotation = np.ascontiguousarray(sketch.rotation, np.float64)
-    return ScanLayout(mean, rotation, scale, blocks, m1, records, rest_axes, float(l1))
+    return ScanLayout(*_rotation(sketch), blocks, m1, records, rest_axes, float(l1))
 
 
 def huge_zeros(rows: int, width: int) -> np.ndarray:

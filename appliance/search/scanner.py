@@ -11,7 +11,7 @@ from appliance import _scan
 from appliance.search.bounds import lower_bound, upper_bound
 from appliance.search.checks import check_norms, check_sketch, check_threads, check_vectors
 from appliance.search.kernels import NORM_TRICK_KERNELS, pick_kernel
-from appliance.search.layout import SketchArrays, scan_layout
+from appliance.search.layout import ScanLayout, SketchArrays, scan_layout
 
 #: Software prefetch distance of the fused scan, in rows (tuned with bench/scan.py).
 PREFETCH_ROWS = 8
@@ -39,6 +39,10 @@ class Scanner:
     default: the kernel's preference. Both are exact after rescoring.
     ``sketch``: the rows' `Sketch` (same N and d): a scan then reads the int8 sketch and only
     the float16 rows it cannot rule out (one thread; exact all the same).
+    ``layout``: that sketch's `ScanLayout` as stored (`layout.stored_layout`, the corpus's
+    memory-mapped files); default: laid out here, in memory (a pass over every code).
+    ``finite``: the caller vouches that every value of ``vectors`` is finite (a corpus counts
+    them once, `Corpus.check_rows`); default: counted here (a pass over every row).
 
     After each `topk`, ``rows_read`` holds the rows it read in float16 and ``bytes_read`` the
     bytes of the corpus it touched (the sketch's blocks, a cache line per second-stage record,
@@ -54,13 +58,15 @@ class Scanner:
         kernel: str | None = None,
         norm_trick: bool | None = None,
         sketch: SketchArrays | None = None,
+        layout: ScanLayout | None = None,
+        finite: bool = False,
     ) -> None:
-        self._vectors = check_vectors(vectors)
+        self._vectors = check_vectors(vectors, finite=finite)
         self._sketch = check_sketch(sketch, self._vectors.shape)
         self.rows_read = 0  # float16 rows read by the last scan (N without a sketch)
         self.bytes_read = 0  # bytes of the corpus the last scan touched
         if self._sketch is not None:
-            self._stages = scan_layout(self._sketch)
+            self._stages = layout if layout is not None else scan_layout(self._sketch)
         self._threads = check_threads(threads)
         self._kernel = pick_kernel(kernel)
         n, d = self._vectors.shape
