@@ -137,3 +137,14 @@ def test_an_honest_archive_still_reads_under_an_exact_budget(tmp_path):
     assert np.array_equal(read_torch_zip(path, max_tensor_bytes=array.nbytes)["w"], array)
     with pytest.raises(WeightsFormatError, match="larger than"):
         read_torch_zip(path, max_tensor_bytes=array.nbytes // 4)
+
+
+def test_dcgan_load_caps_the_read_at_the_networks_own_size(tmp_path):
+    from appliance.generator.dcgan import DCGAN, expected_bytes
+
+    path = tmp_path / "big.tar"
+    huge = Tensor(np.zeros(10 << 20, np.float32), "0")  # 40 MB: under the reader's default cap
+    write_torch_zip(path, {"netG_state_dict": OrderedDict(w=huge)})
+    assert path.stat().st_size > 2 * expected_bytes()
+    with pytest.raises(WeightsFormatError, match=f"larger than the {2 * expected_bytes()} bytes"):
+        DCGAN.load(path)

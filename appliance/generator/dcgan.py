@@ -17,6 +17,7 @@ face is computed on its own, so neither the batch it is drawn in nor the process
 from __future__ import annotations
 
 import importlib.metadata
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -104,6 +105,12 @@ def expected_tensors(channels: Sequence[int] = CHANNELS) -> dict[str, tuple[tupl
     return expected
 
 
+def expected_bytes(channels: Sequence[int] = CHANNELS) -> int:
+    """Bytes of the generator's tensors (float32, int64 counters): the cap of a weights read."""
+    return sum(math.prod(shape) * (4 if kind == "f" else 8)
+               for shape, kind in expected_tensors(channels).values())
+
+
 def read_state(path: Path) -> dict[str, Any]:
     """The generator's state dict from a weights file: our safetensors (sosie train) or the
     wheel's torch.save archive, told apart by their content, never unpickled beyond plain
@@ -112,7 +119,8 @@ def read_state(path: Path) -> dict[str, Any]:
 
     if is_safetensors(path):
         return read_generator_state(path, expected_tensors())
-    state = read_torch_zip(path)
+    # twice the network's size: a file with a few tensors too many is still named by fold_layers
+    state = read_torch_zip(path, max_tensor_bytes=2 * expected_bytes())
     if not isinstance(state, dict) or not isinstance(state.get(STATE_KEY), dict):
         raise WeightsFormatError(f"{path}: no {STATE_KEY} in the archive")
     return state[STATE_KEY]
