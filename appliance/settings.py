@@ -25,8 +25,7 @@ from appliance.faces.analyzer import FaceSettings
 from appliance.parts.camera import CameraSettings
 from appliance.parts.controls import ControlSettings
 from appliance.parts.printer.settings import PrinterSettings
-from appliance.runtime.machine import MachineSettings
-from appliance.runtime.service import ServiceSettings
+from appliance.runtime.settings import MachineSettings, ServiceSettings
 from appliance.search import SearchSettings
 from appliance.ticket.content import Installation, TicketLayout, privacy_line
 

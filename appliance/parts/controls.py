@@ -17,13 +17,23 @@ from typing import Any, Literal
 from appliance.config import setting
 from appliance.errors import one_line
 from appliance.faults import Fault
-from appliance.runtime.presence import PresenceSettings
 from appliance.runtime.states import State
 
 log = logging.getLogger(__name__)
 
 Pin = int | str
 Color = tuple[float, float, float]
+
+
+@dataclass(frozen=True)
+class PresenceSettings:
+    """Config `controls.presence`."""
+
+    enabled: bool = False
+    fps: float = setting(2.0, min=0.1, max=30)
+    steady_seconds: float = setting(1.5, min=0, max=60)
+    cooldown_seconds: float = setting(20.0, min=0, max=3600)
+    min_face_fraction: float = setting(0.12, min=0, max=1)  # face width / frame width
 
 
 @dataclass(frozen=True)

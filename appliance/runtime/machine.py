@@ -23,29 +23,15 @@ Any state --Shutdown--> shutting_down (terminal).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-from appliance.config import setting
 from appliance.faults import Fault
+from appliance.runtime.settings import MachineSettings
 from appliance.runtime.states import BUSY_STATES, State
 
 if TYPE_CHECKING:  # the machine only carries them: it never looks inside
     from appliance.parts.camera import Frame
     from appliance.runtime.lookup import VisitResult
-
-
-@dataclass(frozen=True)
-class MachineSettings:
-    """Timers and behaviour of the appliance (config section `machine`)."""
-
-    cooldown_seconds: float = setting(3.0, min=0, max=600)
-    no_face: Literal["ticket", "blink"] = "ticket"
-    no_face_blink_seconds: float = setting(2.0, min=0, max=60)
-    capture_timeout: float = setting(10.0, min=0.1, max=600)
-    search_timeout: float = setting(30.0, min=0.1, max=600)
-    print_timeout: float = setting(60.0, min=0.1, max=600)
-    retry_seconds: float = setting(5.0, min=0.1, max=3600)
-    retry_max_seconds: float = setting(60.0, min=0.1, max=3600)
 
 
 # ---------------------------------------------------------------------------------------------

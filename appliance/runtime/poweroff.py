@@ -12,7 +12,7 @@ from pathlib import Path
 from appliance.errors import one_line
 from appliance.parts.controls import ControlSettings
 from appliance.parts.diagnosis import Finding, Level
-from appliance.runtime.service import ServiceSettings
+from appliance.runtime.settings import ServiceSettings
 
 # What `systemctl VERB` asks logind, which answers yes / no / challenge (password) / na.
 LOGIND_CAN = {"poweroff": "CanPowerOff", "reboot": "CanReboot", "halt": "CanHalt"}

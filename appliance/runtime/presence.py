@@ -11,23 +11,11 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-from appliance.config import setting
+from appliance.parts.controls import PresenceSettings
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class PresenceSettings:
-    """Config `controls.presence`."""
-
-    enabled: bool = False
-    fps: float = setting(2.0, min=0.1, max=30)
-    steady_seconds: float = setting(1.5, min=0, max=60)
-    cooldown_seconds: float = setting(20.0, min=0, max=3600)
-    min_face_fraction: float = setting(0.12, min=0, max=1)  # face width / frame width
 
 
 class PresenceTrigger:

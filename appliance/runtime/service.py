@@ -24,10 +24,8 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from appliance.config import setting
 from appliance.errors import one_line
 from appliance.faults import Fault
 from appliance.parts.controls import Controls
@@ -53,6 +51,7 @@ from appliance.runtime.machine import (
     StartTimer,
     Stop,
 )
+from appliance.runtime.settings import ServiceSettings
 from appliance.runtime.states import State, press_refusal
 from appliance.runtime.timers import Timers
 from appliance.runtime.worker import Worker
@@ -60,19 +59,6 @@ from appliance.runtime.worker import Worker
 __all__ = ["PressAnswer", "Service", "ServiceSettings", "VisitRecord", "status_line"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ServiceSettings:
-    """Config section `service`."""
-
-    socket: Path | None = None  # control socket; default $RUNTIME_DIRECTORY or /run/sosie
-    keep_captures: bool = False  # opt-in: keep visitors' photos (GDPR notice needed!)
-    captures_dir: Path | None = None  # where kept photos go (required with keep_captures)
-    stuck_seconds: float = setting(120.0, min=5, max=3600)  # worker busy longer: stop watchdog
-    start_seconds: float = setting(900.0, min=5, max=7200)  # the same for start-up/recovery
-    stop_timeout: float = setting(15.0, min=0, max=300)  # wait this long for a ticket in progress
-    poweroff_command: list[str] = field(default_factory=lambda: ["systemctl", "poweroff"])
 
 
 @dataclass(frozen=True)
