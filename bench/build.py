@@ -13,6 +13,16 @@ repetition (the machine is shared and noisy); the table shows medians.
 
 Images: the 100 LFW faces of scikit-image (25x25, upscaled 8x so dlib finds them), plus
 mirrored and brightness-shifted variants to reach `--images` distinct files.
+
+Generated faces (`--generator dcgan:300:5`): `sosie build SPEC --workers W` of this tree against
+the same command run from another checkout (`--baseline DIR`, e.g. a worktree of an older commit
+with its extensions built in place), alternating, each in a fresh folder; the table gives median
+wall seconds, median CPU seconds of the whole process tree (user + sys: what the machine's load
+barely moves), faces, and faces per CPU second with its ratio. `--stages N` first times each
+stage of both analysis versions over N draws in this process (CPU time):
+
+    .venv/bin/python bench/build.py --generator dcgan:300:5 --baseline /tmp/sosie-baseline \
+        --repeats 5 --stages 300
 """
 
 from __future__ import annotations
@@ -20,8 +30,11 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import re
+import resource
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -94,6 +107,140 @@ def time_build(folder: Path, workers: int) -> tuple[float, int]:
         shutil.rmtree(out, ignore_errors=True)
 
 
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def cli_build(tree: Path, spec: str, workers: int) -> tuple[float, float, int]:
+    """(wall s, CPU s of the process tree, faces) of `sosie build SPEC` run from `tree`."""
+    out = Path(tempfile.mkdtemp(prefix="bench-build-"))
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    command = [sys.executable, "-m", "appliance", "build", spec, str(out / "c"), "--workers",
+               str(workers), "--quiet"]
+    try:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        start = time.perf_counter()
+        done = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True,
+                              check=True)
+        wall = time.perf_counter() - start
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    found = re.search(r"(\d+) faces from", done.stdout)
+    return wall, cpu, int(found.group(1)) if found else 0
+
+
+def stage_profile(spec: str, draws: int) -> dict[str, dict[str, float]]:
+    """CPU ms per face of each stage, for analysis version 1 (256 px then 512 px looks, one
+    descriptor at a time) and this tree's (`GeneratorSource.face_settings`, batches), in this
+    process. The chunk files and the assembly are left out (see the build's total)."""
+    from PIL import Image
+    from threadpoolctl import threadpool_limits
+
+    from appliance.faces.analyzer import Face, FaceAnalyzer
+    from appliance.generator.dcgan import DCGAN
+    from appliance.generator.source import GeneratorSource, describe_groups
+
+    source = GeneratorSource.parse(spec)
+    net = DCGAN.load(source.weights)
+    clock = time.process_time
+    figures = {}
+    threadpool_limits(1)
+    for version, analyzer, groups in (
+            ("analysis 1", FaceAnalyzer(), [[i] for i in range(draws)]),
+            ("this tree", FaceAnalyzer(source.face_settings()), describe_groups(range(draws)))):
+        spent: dict[str, float] = dict.fromkeys(
+            ("draw", "upscale", "hash", "detect", "landmarks", "chip", "descriptor",
+             "thumbnail"), 0.0)
+        faces = 0
+        for group in groups:
+            found = []
+            for index in group:
+                t = clock()
+                small = net.render(net.latent(source.seed, index)[None])[0]
+                spent["draw"] += clock() - t
+                t = clock()
+                face = np.asarray(Image.fromarray(small).resize(
+                    (source.size, source.size), Image.Resampling.LANCZOS))
+                spent["upscale"] += clock() - t
+                t = clock()
+                hashlib.sha256(face.tobytes()).hexdigest()
+                spent["hash"] += clock() - t
+                outcome = analyzer.locate(face)
+                for stage in ("detect", "landmarks", "chip"):
+                    spent[stage] += outcome.timings.get(stage, 0.0)
+                spent["detect"] += outcome.timings.get("downscale", 0.0)
+                if isinstance(outcome, Face):
+                    found.append(outcome)
+            if found:
+                t = clock()
+                if len(found) > 1:
+                    analyzer._models.describe_many(np.stack([f.chip for f in found]))
+                else:
+                    analyzer.describe(found[0].chip)
+                spent["descriptor"] += clock() - t
+            for outcome in found:
+                t = clock()
+                encode(outcome.aligned(256), "jpeg", 92)
+                spent["thumbnail"] += clock() - t
+            faces += len(found)
+        figures[version] = {k: 1000 * v / max(1, faces) for k, v in spent.items()}
+        figures[version]["faces"] = faces
+    return figures
+
+
+def print_stages(figures: dict[str, dict[str, float]], draws: int) -> None:
+    names = list(figures)
+    kept = ", ".join(f"{n}: {figures[n]['faces']:.0f} faces" for n in names)
+    print(f"\nCPU ms per kept face by stage over {draws} draws ({kept}); detect, landmarks and "
+          "chip are the analyzer's own timings (wall clock)")
+    print(f"| {'stage':<11} | " + " | ".join(f"{n:>10}" for n in names) + " | share now |")
+    print(f"|{'-' * 13}|" + "|".join("-" * 12 for _ in names) + "|-----------|")
+    total = {n: sum(v for k, v in figures[n].items() if k != "faces") for n in names}
+    for stage in figures[names[0]]:
+        if stage == "faces":
+            continue
+        print(f"| {stage:<11} | " + " | ".join(f"{figures[n][stage]:>10.2f}" for n in names)
+              + f" | {figures[names[-1]][stage] / total[names[-1]]:>8.0%}  |")
+    print(f"| {'total':<11} | " + " | ".join(f"{total[n]:>10.2f}" for n in names) + " |"
+          f" {total[names[0]] / total[names[-1]]:>6.2f}x  |")
+
+
+def compare_generated(args: argparse.Namespace) -> int:
+    """The side-by-side table of `--generator` (see the module docstring)."""
+    trees = {"baseline": args.baseline.resolve(), "this tree": ROOT}
+    if args.stages:
+        figures = stage_profile(args.generator, args.stages)
+        print_stages(figures, args.stages)
+    runs: dict[str, list[tuple[float, float, int]]] = {name: [] for name in trees}
+    for rep in range(args.repeats):
+        for name, tree in trees.items():
+            runs[name].append(cli_build(tree, args.generator, args.workers))
+        print(f"repetition {rep + 1}/{args.repeats}: " + ", ".join(
+            f"{n} {r[-1][0]:.1f} s wall {r[-1][1]:.1f} s CPU" for n, r in runs.items()),
+            file=sys.stderr)
+    import platform
+
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text(
+        ).splitlines() if line.startswith("model name")), platform.processor())
+    medians = {n: (statistics.median(r[0] for r in rs), statistics.median(r[1] for r in rs),
+                   rs[-1][2]) for n, rs in runs.items()}
+    anchor = medians["baseline"][2] / medians["baseline"][1]
+    print(f"\nsosie build {args.generator} --workers {args.workers}, median of {args.repeats} "
+          f"alternating runs, {os.cpu_count()} x {cpu}; baseline: {args.baseline}")
+    print(f"| {'tree':<10} | wall s | CPU s | faces | faces/s wall | faces/CPU-s | ratio |")
+    print("|------------|--------|-------|-------|--------------|-------------|-------|")
+    for name, (wall, cpu_s, faces) in medians.items():
+        rate = faces / cpu_s
+        print(f"| {name:<10} | {wall:>6.1f} | {cpu_s:>5.1f} | {faces:>5} | {faces / wall:>12.1f} "
+              f"| {rate:>11.1f} | {rate / anchor:>4.2f}x |")
+    if args.json:
+        write_json(args.json, {"spec": args.generator, "workers": args.workers, "cpu": cpu,
+                               "runs": runs, "medians": medians,
+                               "stages": figures if args.stages else None})
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=300, help="images (default 300)")
@@ -101,7 +248,16 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help="processes for the parallel build (default: all cores)")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument("--generator", metavar="SPEC",
+                        help="compare `sosie build SPEC` (e.g. dcgan:300:5) with --baseline's")
+    parser.add_argument("--baseline", type=Path, help="with --generator: the other checkout")
+    parser.add_argument("--stages", type=int, default=0, metavar="DRAWS",
+                        help="with --generator: time each stage over DRAWS draws first")
     args = parser.parse_args()
+    if args.generator:
+        if args.baseline is None:
+            parser.error("--generator needs --baseline DIR")
+        return compare_generated(args)
 
     from appliance.faces.analyzer import FaceAnalyzer
 

@@ -560,3 +560,32 @@ def test_tiny_photos_already_enlarged_get_no_small_face_look(analyzer):
     assert analyzer.looks(160, 160) == [1.25, analyzer.settings.small_face_zoom]
     # a 12 MP photo: 320 and 640 px copies, then the 640 px copy enlarged 2x
     assert analyzer.looks(3040, 4056) == pytest.approx([320 / 4056, 640 / 4056, 1280 / 4056])
+
+
+def test_the_cached_face_detector_is_dlibs_and_a_damaged_copy_is_decoded_again(
+        tmp_path, monkeypatch):
+    import dlib
+
+    from appliance.faces.analyzer import _frontal_detector
+
+    monkeypatch.setenv("SOSIE_CACHE", str(tmp_path))
+    image = photos.astronaut()
+
+    def detections(detector) -> tuple:
+        rects, scores, kinds = detector.run(image, 1, -0.5)  # weak boxes too: every score
+        return [(r.left(), r.top(), r.right(), r.bottom()) for r in rects], scores, kinds
+
+    reference = detections(dlib.get_frontal_face_detector())
+    assert len(reference[0]) >= 2
+    assert detections(_frontal_detector()) == reference  # decoded, then kept in the cache
+    kept = list(tmp_path.glob("dlib-*-frontal-face-detector-*.svm"))
+    assert len(kept) == 1
+    decode = dlib.get_frontal_face_detector
+    with monkeypatch.context() as patch:
+        patch.setattr(dlib, "get_frontal_face_detector", lambda: pytest.fail("decoded again"))
+        assert detections(_frontal_detector()) == reference  # read from the file
+    assert dlib.get_frontal_face_detector is decode
+    kept[0].write_bytes(kept[0].read_bytes()[:1000])  # damaged on the card
+    assert detections(_frontal_detector()) == reference
+    again = list(tmp_path.glob("dlib-*-frontal-face-detector-*.svm"))
+    assert len(again) == 1 and again[0].stat().st_size > 1000
