@@ -13,15 +13,15 @@ from appliance.config import ConfigError, parse
 from appliance.faults import Fault
 from appliance.parts.controls import (
     OFF,
-    PATTERNS,
     ControlsError,
     ControlSettings,
     GpioControls,
+    PresenceSettings,
     VirtualControls,
     make_controls,
-    pattern_for,
 )
-from appliance.runtime.presence import PresenceSettings, PresenceTrigger, face_seen, watch
+from appliance.runtime.patterns import PATTERNS, SIGNALS, pattern_for
+from appliance.runtime.presence import PresenceTrigger, face_seen, watch
 from appliance.runtime.states import State
 
 
@@ -111,7 +111,7 @@ def test_hold_on_the_visit_button_when_pins_are_shared(factory):
 def test_pwm_led_solid_and_off(factory):
     c = make(factory, led="pwm", led_pin=18)
     pin = factory.pin(18)
-    c.show(State.READY)
+    c.show(pattern_for(State.READY))
     assert pin.state == 1
     c.close()
     assert pin.state == 0
@@ -119,9 +119,9 @@ def test_pwm_led_solid_and_off(factory):
 
 def test_single_led_active_low(factory):
     c = make(factory, led="single", led_pin=18, led_active_high=False)
-    c.show(State.READY)
+    c.show(pattern_for(State.READY))
     assert factory.pin(18).state == 0  # lit = driven low
-    c.show(State.FAULT, Fault.CAMERA)
+    c.show(pattern_for(State.FAULT, Fault.CAMERA))
     c.close()
 
 
@@ -133,9 +133,9 @@ def _toggles(pin, seconds):
 
 def test_blink_pattern_toggles_the_led(factory):
     c = make(factory, led="single", led_pin=18)
-    c.show(State.CAPTURING)  # 50 ms blink
+    c.show(pattern_for(State.CAPTURING))  # 50 ms blink
     assert _toggles(factory.pin(18), 0.5) >= 3
-    c.show(State.READY)
+    c.show(pattern_for(State.READY))
     time.sleep(0.05)
     assert _toggles(factory.pin(18), 0.3) == 0
     assert factory.pin(18).state == 1
@@ -144,20 +144,20 @@ def test_blink_pattern_toggles_the_led(factory):
 
 def test_rgb_led_colours(factory):
     c = make(factory, led="rgb", rgb_pins=(22, 23, 24))
-    c.show(State.READY)
+    c.show(pattern_for(State.READY))
     assert c.led.color == (0, 1, 0)
-    c.show(State.FAULT, Fault.PRINTER)
+    c.show(pattern_for(State.FAULT, Fault.PRINTER))
     time.sleep(0.1)  # blink starts with the on colour
     assert tuple(c.led.color) in {(1, 0, 1), (0, 0, 0)}
-    c.show(State.COOLDOWN)  # pulse needs PWM pins
+    c.show(pattern_for(State.COOLDOWN))  # pulse needs PWM pins
     c.close()
     assert tuple(factory.pin(p).state for p in (22, 23, 24)) == (0, 0, 0)
 
 
 def test_signal_returns_to_the_state_pattern(factory):
     v = VirtualControls()
-    v.show(State.COOLDOWN)
-    v.signal("no_face", 0.1)
+    v.show(pattern_for(State.COOLDOWN))
+    v.signal(SIGNALS["no_face"], 0.1)
     assert v.shown[-1].color == (1.0, 0.0, 0.0)
     time.sleep(0.3)
     assert v.shown[-1] == PATTERNS[(State.COOLDOWN, None)]
@@ -165,9 +165,9 @@ def test_signal_returns_to_the_state_pattern(factory):
 
 def test_signal_superseded_by_new_state_does_not_restore_old_pattern():
     v = VirtualControls()
-    v.show(State.COOLDOWN)
-    v.signal("no_face", 0.1)
-    v.show(State.READY)
+    v.show(pattern_for(State.COOLDOWN))
+    v.signal(SIGNALS["no_face"], 0.1)
+    v.show(pattern_for(State.READY))
     time.sleep(0.3)
     assert v.shown[-1] == PATTERNS[(State.READY, None)]
 

@@ -14,11 +14,12 @@ from pathlib import Path
 import pytest
 
 from appliance.faults import Fault, PartFault
-from appliance.parts.controls import PATTERNS, VirtualControls
+from appliance.parts.controls import VirtualControls
 from appliance.runtime import systemd
 from appliance.runtime.control_socket import ControlError, ControlServer, request
 from appliance.runtime.lookup import VisitResult
 from appliance.runtime.machine import Machine, MachineSettings
+from appliance.runtime.patterns import PATTERNS
 from appliance.runtime.service import Service, ServiceSettings
 from appliance.runtime.states import State
 

@@ -1,8 +1,8 @@
 """The visitor's side of the appliance: a push button and a status LED (gpiozero), or a virtual
 stand-in without GPIO (keyboard in the demo, `sosie press` on the control socket).
 
-Each state has its own LED pattern, distinct by colour on an RGB LED and by rhythm on a single
-LED, so an installer can read the state from across the room (see `PATTERNS`).
+The LED shows the `Pattern` it is given (off, solid, blink or pulse, a colour and a rhythm); which
+pattern means which state is the service's business (`appliance.runtime.patterns`).
 """
 
 from __future__ import annotations
@@ -16,8 +16,6 @@ from typing import Any, Literal
 
 from appliance.config import setting
 from appliance.errors import one_line
-from appliance.faults import Fault
-from appliance.runtime.states import State
 
 log = logging.getLogger(__name__)
 
@@ -67,27 +65,7 @@ WHITE, GREEN, CYAN, BLUE = (1.0, 1.0, 1.0), (0.0, 1.0, 0.0), (0.0, 0.8, 1.0), (0
 AMBER, RED, MAGENTA, ORANGE = (1.0, 0.5, 0.0), (1.0, 0.0, 0.0), (1.0, 0.0, 1.0), (1.0, 0.25, 0.0)
 VIOLET = (0.5, 0.0, 1.0)
 
-PATTERNS: dict[tuple[State, Fault | None], Pattern] = {
-    (State.STARTING, None): Pattern("pulse", WHITE, 1.0, 1.0),
-    (State.READY, None): Pattern("solid", GREEN),
-    (State.CAPTURING, None): Pattern("blink", WHITE, 0.05, 0.05),
-    (State.SEARCHING, None): Pattern("blink", CYAN, 0.15, 0.15),
-    (State.PRINTING, None): Pattern("blink", BLUE, 0.4, 0.4),
-    (State.CONJURING, None): Pattern("pulse", VIOLET, 0.3, 0.3),
-    (State.COOLDOWN, None): Pattern("pulse", AMBER, 0.5, 0.5),
-    (State.FAULT, Fault.CAMERA): Pattern("blink", RED, 0.2, 1.8),
-    (State.FAULT, Fault.PRINTER): Pattern("blink", MAGENTA, 1.0, 1.0),
-    (State.FAULT, Fault.CORPUS): Pattern("blink", ORANGE, 1.8, 0.2),
-    (State.FAULT, Fault.MODELS): Pattern("blink", ORANGE, 0.2, 0.2),
-    (State.FAULT, Fault.TICKET): Pattern("blink", MAGENTA, 0.2, 0.6),
-    (State.SHUTTING_DOWN, None): Pattern("pulse", RED, 0.2, 0.2),
-}
-SIGNALS: dict[str, Pattern] = {"no_face": Pattern("blink", RED, 0.15, 0.15)}
 OFF = Pattern("off", (0.0, 0.0, 0.0))
-
-
-def pattern_for(state: State, fault: Fault | None = None) -> Pattern:
-    return PATTERNS[(state, fault if state is State.FAULT else None)]
 
 
 class Controls:
@@ -115,18 +93,19 @@ class Controls:
 
     # -- outputs -------------------------------------------------------------------------------
 
-    def show(self, state: State, fault: Fault | None = None) -> None:
+    def show(self, pattern: Pattern) -> None:
+        """Show `pattern` until told otherwise."""
         with self._lock:
             self._signal_gen += 1
-            self.pattern = pattern_for(state, fault)
+            self.pattern = pattern
             self._apply(self.pattern)
 
-    def signal(self, name: str, seconds: float) -> None:
-        """Play a short signal (e.g. 'no face found'), then return to the state's pattern."""
+    def signal(self, pattern: Pattern, seconds: float) -> None:
+        """Play `pattern` for `seconds` (e.g. 'no face found'), then the one shown before."""
         with self._lock:
             self._signal_gen += 1
             gen = self._signal_gen
-            self._apply(SIGNALS[name])
+            self._apply(pattern)
         timer = threading.Timer(seconds, self._end_signal, args=(gen,))
         timer.daemon = True
         timer.start()

@@ -51,6 +51,7 @@ from appliance.runtime.machine import (
     StartTimer,
     Stop,
 )
+from appliance.runtime.patterns import SIGNALS, pattern_for
 from appliance.runtime.settings import ServiceSettings
 from appliance.runtime.states import State, press_refusal
 from appliance.runtime.timers import Timers
@@ -290,7 +291,7 @@ class Service:
         elif isinstance(action, CancelTimer):
             pass  # the machine ignores the stale token when it fires
         elif isinstance(action, Blink):
-            self.controls.signal(action.signal, action.seconds)
+            self.controls.signal(SIGNALS[action.signal], action.seconds)
         elif isinstance(action, Capture):
             self.visits.begin(action.visit)
             work(lambda v=action.visit: jobs.capture(v), stuck)
@@ -324,7 +325,7 @@ class Service:
             log.warning("fault (%s): %s", fault.value if fault else "?", reason)
         else:
             log.info("state: %s", state.value)
-        self.controls.show(state, fault)
+        self.controls.show(pattern_for(state, fault))
         if self.on_state is not None:
             self.on_state(state, fault)
 
