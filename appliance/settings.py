@@ -22,6 +22,7 @@ from appliance import config
 from appliance.config import ConfigError
 from appliance.corpus.settings import CorpusSettings
 from appliance.faces.analyzer import FaceSettings
+from appliance.generator.settings import GeneratorSettings
 from appliance.parts.camera import CameraSettings
 from appliance.parts.controls import ControlSettings
 from appliance.parts.printer.settings import PrinterSettings
@@ -46,6 +47,7 @@ class AppSettings:
     controls: ControlSettings = field(default_factory=ControlSettings)
     machine: MachineSettings = field(default_factory=MachineSettings)
     service: ServiceSettings = field(default_factory=ServiceSettings)
+    generator: GeneratorSettings = field(default_factory=GeneratorSettings)
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
     source: Path | None = None  # the user file, if any
 

@@ -152,7 +152,7 @@ class Appliance:
 
             budget = Budget(seconds=self.settings.ticket.conjure_seconds)
             self.conjurer = Conjurer(self.analyzer, self.corpus, budget=budget,
-                                     weights=generator_weights(self.settings))
+                                     weights=self.settings.generator.weights)
         except Exception as exc:
             log.warning("ticket.conjure: after is off: %s", one_line(exc))
 
@@ -324,15 +324,6 @@ def assemble(settings: AppSettings, *, corpus_path: Path | None = None,
     counter = FixedCounter(first_number) if first_number is not None else None
     return Appliance(settings, camera=camera, printer=printer, corpus_path=corpus_path,
                      counter=counter)
-
-
-def generator_weights(settings: AppSettings) -> Path | None:
-    """The DCGAN weights file the config names (`generator.weights`), None for the installed."""
-    from appliance import config
-    from appliance.generator.settings import GeneratorSettings
-
-    raw = settings.raw
-    return config.section(raw, "generator", GeneratorSettings).weights if raw else None
 
 
 def keep_capture(frame: Frame, folder: Path) -> None:

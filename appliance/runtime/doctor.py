@@ -273,11 +273,10 @@ def check_conjure(doc: Doctor, settings: Any) -> None:
     from appliance.conjure.search import require_cma
     from appliance.errors import one_line
     from appliance.generator.dcgan import DCGAN
-    from appliance.runtime.appliance import generator_weights
 
     try:
         require_cma()
-        DCGAN.load(generator_weights(settings))
+        DCGAN.load(settings.generator.weights)
     except Exception as exc:
         doc.report("conjure", PROBLEM, f"ticket.conjure is after but it cannot run, so no "
                    f"conjured double is printed: {one_line(exc)}")
