@@ -39,6 +39,50 @@ class WriteError(OSError):
     """An output that could not be written (one line naming the destination)."""
 
 
+class NotRegular(ValueError):
+    """A path that is a FIFO, a device or a folder where a regular file is expected."""
+
+
+class NoRoom(ValueError):
+    """An output that cannot fit the free space of its disk (one line, said up front)."""
+
+
+def open_regular(path: Path | str, what: str = "") -> IO[bytes]:
+    """`path` opened for reading if it is a regular file; NotRegular otherwise, without ever
+    blocking (a FIFO is opened non-blocking, checked, and refused: opening one blocks until a
+    writer comes, and reading it never ends)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = ("a FIFO" if stat.S_ISFIFO(mode) else "a folder" if stat.S_ISDIR(mode)
+                    else "a device or socket")
+            raise NotRegular(f"{what or path}: is {kind}, not a regular file")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def check_room(folder: Path | str, needed: int, what: str) -> None:
+    """NoRoom if `needed` bytes cannot fit the free space of the disk `folder` is (or will be)
+    on: said before anything is written, not as ENOSPC half-way."""
+    place = Path(folder).absolute()
+    while not place.exists() and place != place.parent:
+        place = place.parent
+    free = shutil.disk_usage(place).free
+    if needed > free:
+        raise NoRoom(f"{what} needs at least {_size(needed)} but {place} has {_size(free)} free")
+
+
+def _size(count: int) -> str:
+    for unit, scale in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
+        if count >= scale:
+            return f"{count / scale:.1f} {unit}"
+    return f"{count} bytes"
+
+
 def sha256_file(path: Path, block: int = 1 << 20) -> str:
     """Hex sha256 of a file, read in blocks."""
     digest = hashlib.sha256()

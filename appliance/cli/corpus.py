@@ -164,17 +164,26 @@ def _scheduler(option: str | None, configured: str | None) -> str | None:
 def _source(args: argparse.Namespace) -> Any:
     """The folder, or the generator `dcgan:COUNT[:SEED]` names (its weights checked here)."""
     from appliance.cli.generate import weights_path
+    from appliance.corpus import format as fmt
+    from appliance.corpus.synth import corpus_bytes
+    from appliance.files import check_room
     from appliance.generator.source import GeneratorSource, looks_like_spec
 
     folder = Path(args.images_dir)
     if looks_like_spec(args.images_dir) and not folder.is_dir():
         try:
-            return GeneratorSource.parse(args.images_dir, weights_path(args.weights,
-                                                                       args.config))
+            source = GeneratorSource.parse(args.images_dir, weights_path(args.weights,
+                                                                         args.config))
         except ValueError as exc:
             if type(exc) is not ValueError:  # WeightsFormatError: a bad file, not bad usage
                 raise
             raise UsageError(str(exc)) from None
+        if source.count > fmt.MAX_COUNT:
+            raise UsageError(f"{args.images_dir}: {source.count} draws: a corpus holds at most "
+                             f"{fmt.MAX_COUNT} faces")
+        check_room(args.corpus_dir, corpus_bytes(source.count),
+                   f"a corpus of up to {source.count} faces in {args.corpus_dir}")
+        return source
     if not folder.is_dir():
         raise UsageError(f"{folder}: not a folder (or dcgan:COUNT[:SEED])")
     return folder
@@ -225,15 +234,16 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_synth(args: argparse.Namespace) -> int:
     import time
 
+    from appliance.corpus import format as fmt
     from appliance.corpus import synth
 
-    if args.count < 1:
-        raise UsageError(f"--count {args.count}: expected a positive integer")
+    if not 1 <= args.count <= fmt.MAX_COUNT:
+        raise UsageError(f"--count {args.count}: expected 1 to {fmt.MAX_COUNT} rows")
     settings, _ = _settings(args.config)
     start = time.monotonic()
     try:
         synth(args.corpus_dir, args.count, args.seed, settings=settings, overwrite=args.force)
-    except OSError as exc:  # FileExistsError: a non-empty folder without --force
+    except (OSError, ValueError) as exc:  # a non-empty folder without --force, no room, a link
         return _fail(exc)
     print(f"{args.corpus_dir}: synthetic corpus of {args.count} faces (seed {args.seed}), "
           f"{time.monotonic() - start:.1f} s")

@@ -77,9 +77,13 @@ def _analyzer(args: argparse.Namespace) -> Any:
         raise UsageError(str(exc)) from None
 
 
+#: Faces one run may make: names hold a 7-digit draw index, and draws outnumber faces.
+MAX_FACES = 5_000_000
+
+
 def _check(args: argparse.Namespace) -> None:
-    if args.count < 1:
-        raise UsageError(f"--count {args.count}: expected a positive number of faces")
+    if not 1 <= args.count <= MAX_FACES:
+        raise UsageError(f"--count {args.count}: expected 1 to {MAX_FACES} faces")
     if args.seed < 0:
         raise UsageError(f"--seed {args.seed}: expected an integer >= 0")
     if not 16 <= args.size <= 4096:
@@ -143,16 +147,20 @@ def _scheduler(args: argparse.Namespace) -> str | None:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
+    from appliance.files import NoRoom, check_room
     from appliance.generator.dcgan import WeightsNotFound
     from appliance.generator.job import GenerateError, generate
     from appliance.generator.torch_zip import WeightsFormatError
 
     _check(args)
-    try:
+    try:  # a face's file takes at least a sixteenth of a byte per pixel
+        check_room(args.out_dir, args.count * (args.size * args.size // 16),
+                   f"{args.count} faces of {args.size} px in {args.out_dir}")
         drawer = _drawer(args)  # a missing or foreign weights file: one line, exit 1
         with drawer if hasattr(drawer, "__enter__") else contextlib.nullcontext():
             report = generate(args.out_dir, args.count, drawer, progress=not args.quiet)
-    except (GenerateError, WeightsNotFound, WeightsFormatError, OSError, RuntimeError) as exc:
+    except (GenerateError, WeightsNotFound, WeightsFormatError, NoRoom, OSError,
+            RuntimeError) as exc:
         lines = str(exc).strip().splitlines()
         print(f"sosie generate: {lines[0] if lines else type(exc).__name__}", file=sys.stderr)
         return 1

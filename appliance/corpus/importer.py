@@ -1,6 +1,7 @@
 """Corpora from descriptors someone else computed: `sosie corpus import VECTORS.npy CORPUS_DIR`.
 
-The .npy file's header is read and checked before any data (2-D, d = 128, a float dtype, at
+The .npy file is opened only if it is a regular file (a FIFO would block the import for ever);
+its header is read and checked before any data (2-D, d = 128, a float dtype, at
 least one row, the file as long as the header says); the data is then memory-mapped with
 `allow_pickle=False` and checked block by block (finite, |value| <= MAX_ABS), so a bad file
 costs one line and nothing is written. The corpus is finished like a build's (norms, PCA,
@@ -18,7 +19,8 @@ import numpy as np
 
 from appliance.corpus import format as fmt
 from appliance.corpus.settings import CorpusSettings
-from appliance.corpus.synth import DIM, finish_with_placeholders, prepare_directory
+from appliance.corpus.synth import DIM, corpus_bytes, finish_with_placeholders, prepare_directory
+from appliance.files import NotRegular, check_room, open_regular
 
 MAX_ABS = 1024.0  # descriptors are unit-scale (dlib's norms ~1.4); beyond this a file is wrong
 BLOCK = 65536
@@ -32,7 +34,7 @@ class VectorsError(ValueError):
 def read_header(path: Path) -> tuple[tuple[int, ...], bool, np.dtype, int]:
     """(shape, fortran_order, dtype, data offset) of an .npy file, refusing anything else."""
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:
             try:
                 version = np.lib.format.read_magic(fh)
             except ValueError:
@@ -47,6 +49,8 @@ def read_header(path: Path) -> tuple[tuple[int, ...], bool, np.dtype, int]:
             except Exception as exc:  # numpy's header parser raises many kinds
                 raise VectorsError(f"{path}: unreadable .npy header ({exc})") from None
             offset = fh.tell()
+    except NotRegular as exc:
+        raise VectorsError(f"{exc} (expected an .npy file)") from None
     except OSError as exc:
         raise VectorsError(f"{path}: cannot read ({exc.strerror or exc})") from None
     return shape, fortran, dtype, offset
@@ -114,6 +118,7 @@ def import_descriptors(
     settings = settings or CorpusSettings()
     directory = Path(corpus_dir)
     started = time.monotonic()
+    check_room(directory, corpus_bytes(count), f"a corpus of {count} rows in {directory}")
     prepare_directory(directory, overwrite)
     with open(directory / fmt.DESCRIPTORS, "wb") as fh:
         for start in range(0, count, BLOCK):

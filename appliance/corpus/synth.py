@@ -24,7 +24,7 @@ from appliance.corpus.settings import CorpusSettings
 from appliance.corpus.spectrum import load_spectrum
 from appliance.corpus.thumbs import INDEX_DTYPE, encode
 from appliance.corpus.writer import clear_manifest, finalize
-from appliance.files import refuse_links, remove_tree
+from appliance.files import check_room, refuse_links, remove_tree
 
 DIM = 128
 NORM_MEAN, NORM_SD = 1.46, 0.035  # real photos' descriptors
@@ -41,10 +41,11 @@ def synth(
     overwrite: bool = False,
 ) -> Path:
     """Write a synthetic corpus of `count` rows to `corpus_dir` (deterministic for a seed)."""
-    if count < 1:
-        raise ValueError(f"count = {count}: expected at least 1")
+    if not 1 <= count <= fmt.MAX_COUNT:
+        raise ValueError(f"count = {count}: expected 1 to {fmt.MAX_COUNT} rows")
     settings = settings or CorpusSettings()
     directory = Path(corpus_dir)
+    check_room(directory, corpus_bytes(count), f"a corpus of {count} rows in {directory}")
     prepare_directory(directory, overwrite)
     started = time.monotonic()
     rng = np.random.default_rng(seed)
@@ -82,6 +83,12 @@ def finish_with_placeholders(directory: Path, count: int, rng: np.random.Generat
     }
     finalize(directory, count, DIM, fields)
     return directory
+
+
+def corpus_bytes(count: int) -> int:
+    """The least a corpus of `count` rows takes on disk (its fixed-size files with the smallest
+    sketch, 8 axes; thumbnails not counted): what must fit before writing starts."""
+    return sum(fmt.expected_sizes(count, DIM, 8).values())
 
 
 def prepare_directory(directory: Path, overwrite: bool) -> None:
