@@ -82,7 +82,9 @@ MAX_FACES = 5_000_000
 
 
 def _check(args: argparse.Namespace) -> None:
-    if not 1 <= args.count <= MAX_FACES:
+    if args.count < 1:
+        raise UsageError(f"--count {args.count}: expected a positive number of faces")
+    if args.count > MAX_FACES:
         raise UsageError(f"--count {args.count}: expected 1 to {MAX_FACES} faces")
     if args.seed < 0:
         raise UsageError(f"--seed {args.seed}: expected an integer >= 0")
