@@ -21,7 +21,7 @@ from appliance.parts.controls import (
     make_controls,
 )
 from appliance.runtime.patterns import PATTERNS, SIGNALS, pattern_for
-from appliance.runtime.presence import PresenceTrigger, face_seen, watch
+from appliance.runtime.presence import PresenceSensor, PresenceTrigger, face_seen
 from appliance.runtime.states import State
 
 
@@ -259,20 +259,32 @@ def test_face_seen_uses_minimum_width():
     assert not face_seen(lambda f: [], frame, 0.0)
 
 
-def test_watch_fires_while_active_and_stops():
+def test_presence_sensor_fires_once_while_armed_and_stops_on_close(factory):
     import numpy as np
 
-    t = PresenceTrigger(PresenceSettings(fps=50, steady_seconds=0.05, cooldown_seconds=100))
+    settings = PresenceSettings(fps=50, steady_seconds=0.05, cooldown_seconds=100)
     frame = np.zeros((10, 10, 3), np.uint8)
-    stop = threading.Event()
-    fired = threading.Event()
-    active = threading.Event()
-    th = threading.Thread(target=watch, args=(t, lambda: frame, lambda f: [(0, 0, 10, 10)],
-                                              fired.set, active.is_set, stop, time.monotonic))
-    th.start()
-    assert not fired.wait(0.2)  # not active (busy): no trigger
-    active.set()
-    assert fired.wait(2)
-    stop.set()
-    th.join(2)
-    assert not th.is_alive()
+    fired = []
+    armed = threading.Event()
+    sensor = PresenceSensor(settings, lambda: frame, lambda f: [(0, 0, 10, 10)], armed.is_set)
+    sensor.when_activated = lambda: fired.append(time.monotonic())  # starts the polling
+    time.sleep(0.2)
+    assert fired == []  # not armed (busy): no trigger
+    armed.set()
+    deadline = time.monotonic() + 2
+    while not fired and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(fired) == 1
+    time.sleep(0.3)
+    assert len(fired) == 1  # the same face still in view: resting, one visit
+    sensor.close()
+    assert sensor.closed and not sensor.is_active
+
+
+def test_presence_sensor_reads_a_lost_camera_as_nobody(factory):
+    def lost():
+        raise RuntimeError("camera not open")
+
+    sensor = PresenceSensor(PresenceSettings(steady_seconds=0), lost, lambda f: [], lambda: True)
+    assert sensor.value == 0 and not sensor.is_active
+    sensor.close()

@@ -16,6 +16,7 @@ import pytest
 from appliance.faults import Fault, PartFault
 from appliance.parts.controls import VirtualControls
 from appliance.runtime import systemd
+from appliance.runtime.control import ControlHandler
 from appliance.runtime.control_socket import ControlError, ControlServer, request
 from appliance.runtime.lookup import VisitResult
 from appliance.runtime.machine import Machine, MachineSettings
@@ -258,7 +259,7 @@ def test_search_crash_is_a_corpus_fault_not_a_crash():
 def test_status_and_press_over_the_control_socket(tmp_path):
     path = tmp_path / "run" / "control.sock"
     with Running() as r:
-        server = ControlServer(path, r.service.handle_request)
+        server = ControlServer(path, ControlHandler(r.service.status, r.service.press_and_wait))
         server.start()
         try:
             assert stat.S_IMODE(path.stat().st_mode) == 0o600
@@ -503,10 +504,9 @@ def test_hold_to_shutdown_powers_off(tmp_path):
 
 def test_presence_trigger_starts_a_visit_while_ready():
     import numpy as np
+    from gpiozero.pins.mock import MockFactory
 
-    from appliance.cli.service import start_presence
-    from appliance.parts.controls import ControlSettings
-    from appliance.runtime.presence import PresenceSettings
+    from appliance.runtime.presence import PresenceSensor, PresenceSettings
 
     class Glancing(FakeBackend):  # the appliance's look for the presence trigger
         def glance(self):
@@ -518,18 +518,17 @@ def test_presence_trigger_starts_a_visit_while_ready():
     backend = Glancing()
     presence = PresenceSettings(enabled=True, fps=20, steady_seconds=0.1, cooldown_seconds=60)
 
-    class Settings:
-        controls = ControlSettings(presence=presence)
-
     with Running(backend) as r:
-        r.wait_state(State.READY)
-        stop = start_presence(Settings(), backend, r.service)
+        sensor = PresenceSensor(presence, backend.glance, backend.faces_in,
+                                lambda: r.service.state is State.READY, pin_factory=MockFactory())
+        sensor.when_activated = lambda: r.service.press("presence")
         try:
             r.wait(lambda s: s.machine.counters.tickets_printed == 1)
             time.sleep(0.5)  # the same person still in view: no second visit
             assert r.service.machine.counters.visits == 1
         finally:
-            stop.set()
+            sensor.close()
+        assert sensor.closed
 
 
 def test_a_long_start_up_keeps_the_watchdog_fed(notify_socket, monkeypatch):

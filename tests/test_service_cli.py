@@ -21,6 +21,7 @@ from appliance.cli import main
 from appliance.cli.service import format_status
 from appliance.faults import Fault, PartFault
 from appliance.parts.controls import VirtualControls
+from appliance.runtime.control import ControlHandler
 from appliance.runtime.machine import Machine, MachineSettings
 from appliance.runtime.service import Service
 from appliance.runtime.states import State
@@ -116,7 +117,7 @@ def test_status_and_press_commands(tmp_path, capsys):
     backend = SlowBackend()
     service = Service(Machine(MachineSettings(cooldown_seconds=0)), backend, VirtualControls())
     path = tmp_path / "control.sock"
-    server = ControlServer(path, service.handle_request)
+    server = ControlServer(path, ControlHandler(service.status, service.press_and_wait))
     server.start()
     thread = threading.Thread(target=service.run, kwargs={"install_signals": False})
     thread.start()

@@ -13,7 +13,6 @@ import argparse
 import json
 import logging
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -123,11 +122,9 @@ def _socket_path(args: argparse.Namespace) -> Path:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from appliance.config import ConfigError
-    from appliance.parts.controls import ControlsError, make_controls
-    from appliance.runtime.appliance import assemble
+    from appliance.parts.controls import ControlsError
     from appliance.runtime.control_socket import ControlError, ControlServer, default_socket_path
-    from appliance.runtime.machine import Machine
-    from appliance.runtime.service import Service
+    from appliance.runtime.installation import Overrides, assemble
 
     settings = _settings(args)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
@@ -136,14 +133,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     if settings.source:
         log.info("configuration: %s", settings.source)
     try:
-        appliance = assemble(settings, corpus_path=args.corpus)
-        controls = make_controls(settings.controls)
+        installation = assemble(settings, Overrides(corpus_path=args.corpus))
     except (ConfigError, ControlsError) as exc:
         print(f"sosie run: {exc}", file=sys.stderr)
         return 1
-    service = Service(Machine(settings.machine), appliance, controls, settings.service)
+    service = installation.service
     socket_path = args.socket or settings.service.socket or default_socket_path()
-    server = ControlServer(socket_path, service.handle_request)
+    server = ControlServer(socket_path, installation.handler)
     try:
         server.start()
         service.watch(server.problem)
@@ -151,34 +147,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ControlError as exc:
         if "already running" in str(exc):
             print(f"sosie run: {exc}", file=sys.stderr)
-            controls.close()
+            installation.close()
+            installation.controls.close()
             return 1
         log.warning("%s; `sosie status`/`sosie press` will not work", exc)
-    stop_presence = start_presence(settings, appliance, service)
     try:
         return service.run()
     finally:
-        stop_presence.set()
+        installation.close()
         server.close()
-
-
-def start_presence(settings: Any, appliance: Any, service: Any) -> threading.Event:
-    """The optional presence trigger, glancing through the appliance's camera while ready."""
-    from appliance.runtime.presence import PresenceTrigger, watch
-    from appliance.runtime.states import State
-
-    stop = threading.Event()
-    presence = settings.controls.presence
-    if not presence.enabled:
-        return stop
-    thread = threading.Thread(
-        target=watch, name="presence", daemon=True,
-        args=(PresenceTrigger(presence), appliance.glance, appliance.faces_in,
-              lambda: service.press("presence"), lambda: service.state is State.READY, stop,
-              time.monotonic),
-    )
-    thread.start()
-    return stop
 
 
 # ---------------------------------------------------------------------------------------------

@@ -99,13 +99,13 @@ def run_ticket(args: Any) -> int:
     from appliance.corpus import CorpusError, demo_corpus
     from appliance.faults import PartFault
     from appliance.parts.printer import PrinterFault
-    from appliance.runtime.appliance import assemble
+    from appliance.runtime.appliance import make_appliance
 
     with tempfile.TemporaryDirectory(prefix="sosie-ticket-") as tmp:
         try:
             corpus_dir = args.corpus or demo_corpus()
-            appliance = assemble(settings, corpus_path=corpus_dir, out_dir=Path(tmp),
-                                 first_number=args.number)
+            appliance = make_appliance(settings, corpus_path=corpus_dir, out_dir=Path(tmp),
+                                       first_number=args.number)
             appliance.start_search()
             result = appliance.look_up(args.image)
             ticket = result.stream

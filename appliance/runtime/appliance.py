@@ -1,5 +1,6 @@
 """The appliance's parts behind the service loop: camera, face models, corpus and search, the
-ticket and the printer; and `assemble`, the one place that builds them from the settings.
+ticket and the printer; `make_appliance` builds them from the settings (for the whole
+installation around them: `appliance.runtime.installation.assemble`).
 
 `Appliance.start()` loads the dlib models, opens the corpus and touches every page of it (so the
 first visitor does not pay for SD-card reads), opens the camera and asks the printer's own
@@ -7,7 +8,7 @@ first visitor does not pay for SD-card reads), opens the camera and asks the pri
 machine shows the right fault and retries. The visitor's frame and descriptor only ever live in
 local variables here, unless the installer opted in to `service.keep_captures`.
 
-    >>> appliance = assemble(load_settings())      # `sosie run`, demo, simulation, `sosie ticket`
+    >>> appliance = make_appliance(load_settings())  # through assemble(), or `sosie ticket`
     >>> appliance.start()
     >>> result = appliance.look_up(appliance.capture())
     >>> appliance.print_visit(result)
@@ -46,7 +47,7 @@ NO_FACE_TEXT = ("No face found", "Stand in front of the camera,", "look at it, a
 class Appliance:
     """The real parts (or given stand-ins) behind the machine; implements `jobs.Parts`.
 
-    Built by `assemble`; the camera and printer may be given (demo, simulation, tests),
+    Built by `make_appliance`; the camera and printer may be given (demo, simulation, tests),
     everything else comes from `settings`. `paper` is the printer's.
     """
 
@@ -308,10 +309,10 @@ class Appliance:
                     part.close()
 
 
-def assemble(settings: AppSettings, *, corpus_path: Path | None = None,
-             camera: Camera | None = None, printer: Printer | None = None,
-             out_dir: Path | None = None, first_number: int | None = None) -> Appliance:
-    """The appliance `settings` describe: the one place parts are chosen and wired.
+def make_appliance(settings: AppSettings, *, corpus_path: Path | None = None,
+                   camera: Camera | None = None, printer: Printer | None = None,
+                   out_dir: Path | None = None, first_number: int | None = None) -> Appliance:
+    """The appliance's parts `settings` describe (for `assemble`, and `sosie ticket` alone).
 
     `camera`/`printer` replace the configured ones (demo, simulation, tests); `out_dir` makes
     the printer the virtual one writing there (demo, `sosie ticket`). The paper is settled

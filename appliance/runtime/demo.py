@@ -20,9 +20,8 @@ import numpy as np
 from appliance.faults import Fault
 from appliance.parts.camera import FileCamera
 from appliance.parts.controls import VirtualControls
-from appliance.runtime.appliance import assemble
-from appliance.runtime.machine import Machine
-from appliance.runtime.service import Service, VisitRecord
+from appliance.runtime.installation import Overrides, assemble
+from appliance.runtime.service import VisitRecord
 from appliance.runtime.states import State
 from appliance.settings import AppSettings
 
@@ -60,14 +59,16 @@ class Demo:
         cam = settings.camera
         self.camera = FileCamera(source, size=(cam.width, cam.height),
                                  rotate=cam.rotate, mirror=cam.mirror)
-        self.appliance = assemble(settings, camera=self.camera, out_dir=out_dir,
-                                  corpus_path=corpus_path)
-        self.printer = self.appliance.printer
         self.controls = VirtualControls()
         machine = dataclasses.replace(settings.machine,
                                       cooldown_seconds=min(settings.machine.cooldown_seconds, 0.5))
-        self.service = Service(Machine(machine), self.appliance, self.controls, settings.service,
-                               on_visit=self._on_visit, on_state=self._on_state)
+        self.installation = assemble(settings, Overrides(
+            camera=self.camera, out_dir=out_dir, corpus_path=corpus_path,
+            controls=self.controls, machine=machine, on_visit=self._on_visit,
+            on_state=self._on_state))
+        self.appliance = self.installation.appliance
+        self.printer = self.appliance.printer
+        self.service = self.installation.service
         self.fault: str | None = None
 
     # -- reporting -------------------------------------------------------------------------------
@@ -116,6 +117,7 @@ class Demo:
         finally:
             self.service.shutdown()
             thread.join(30)
+            self.installation.close()
         self._summary()
         failed = [o for o in self.outcomes if o not in {"printed", "no face"}]
         if presses is not None and len(self.outcomes) < presses:

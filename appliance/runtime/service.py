@@ -16,6 +16,7 @@ TimeoutStartSec= kills it (and the LED and the control socket with it).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import signal
@@ -30,7 +31,6 @@ from appliance.errors import one_line
 from appliance.faults import Fault
 from appliance.parts.controls import Controls
 from appliance.runtime import systemd
-from appliance.runtime.control import ControlHandler
 from appliance.runtime.jobs import DeviceJobs, Parts
 from appliance.runtime.lookup import Match, VisitResult
 from appliance.runtime.machine import (
@@ -167,7 +167,6 @@ class Service:
         self.timers = Timers(clock)
         self.worker = Worker(clock)
         self.jobs = DeviceJobs(parts, self.events.put, clock, self.visits.timing, self.visits.found)
-        self.handle_request = ControlHandler(self)  # the control socket's handler
         self.state_changed = threading.Condition()
         self.started_at = clock()
         self.last_fault_at: float | None = None
@@ -209,8 +208,38 @@ class Service:
         return self.visits.last
 
     def status(self) -> dict[str, Any]:
-        """What `sosie status` shows."""
-        return self.handle_request.status()
+        """A snapshot of the service for `sosie status` (JSON-ready): state, counters, the last
+        fault and visit, and what the parts say about themselves."""
+        m = self.machine
+        c = m.counters
+        now = self.clock()
+        reply: dict[str, Any] = {
+            "ok": True,
+            "state": m.state.value,
+            "fault": m.fault.value if m.fault else None,
+            "tickets_printed": c.tickets_printed,
+            "visits": c.visits,
+            "presses": c.presses,
+            "presses_ignored": c.presses_ignored,
+            "no_face": c.no_face,
+            "faults": c.faults,
+            "last_fault": None,
+            "uptime_seconds": round(now - self.started_at, 1),
+        }
+        if m.last_fault is not None:
+            kind, reason = m.last_fault
+            at = self.last_fault_at
+            reply["last_fault"] = {"part": kind.value, "reason": reason,
+                                   "seconds_ago": None if at is None else round(now - at, 1)}
+        visit = self.last_visit
+        if visit is not None:
+            reply["last_visit"] = {"outcome": visit.outcome,
+                                   "ms": {k: round(1000 * t, 1) for k, t in visit.timings.items()}}
+            if visit.matches:
+                reply["last_visit"]["best_distance"] = round(visit.matches[0].distance, 4)
+        with contextlib.suppress(Exception):
+            reply.update(self.parts.describe())
+        return reply
 
     def wait_for(self, predicate: Callable[[Service], bool], timeout: float | None = None) -> bool:
         """Block until `predicate(self)` holds after some event (tests, demo, soak)."""

@@ -19,9 +19,8 @@ import numpy as np
 
 from appliance.parts.camera import FileCamera
 from appliance.parts.controls import VirtualControls
-from appliance.runtime.appliance import assemble
-from appliance.runtime.machine import Machine
-from appliance.runtime.service import Service, VisitRecord
+from appliance.runtime.installation import Overrides, assemble
+from appliance.runtime.service import VisitRecord
 from appliance.runtime.states import State
 from appliance.settings import AppSettings
 
@@ -62,12 +61,13 @@ class SimulatedAppliance:
             settings.printer, backend="file", check_status=False, retries=0)
         self.printer = EscposPrinter(psettings, lambda: self.connection, describe="simulated")
         self.camera = FileCamera(frame)
-        self.appliance = assemble(settings, camera=self.camera, printer=self.printer,
-                                  corpus_path=corpus_path)
         machine = dataclasses.replace(settings.machine, cooldown_seconds=0.0)
         self.records: list[VisitRecord] = []
-        self.service = Service(Machine(machine), self.appliance, VirtualControls(),
-                               settings.service, on_visit=self.records.append)
+        self.installation = assemble(settings, Overrides(
+            camera=self.camera, printer=self.printer, corpus_path=corpus_path,
+            controls=VirtualControls(), machine=machine, on_visit=self.records.append))
+        self.appliance = self.installation.appliance
+        self.service = self.installation.service
         self.last_byte_latency = float("nan")  # seconds from the last press to its last byte
         self._thread = threading.Thread(target=self.service.run,
                                         kwargs={"install_signals": False}, daemon=True)
@@ -100,3 +100,4 @@ class SimulatedAppliance:
     def stop(self) -> None:
         self.service.shutdown()
         self._thread.join(30)
+        self.installation.close()
