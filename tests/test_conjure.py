@@ -137,7 +137,8 @@ def test_cli_writes_a_face_that_describes_to_its_distance(net, analyzer, target,
     assert main(args) == 0
     assert "closer than the nearest of" in capsys.readouterr().out
     assert sorted(p.name for p in out.iterdir()) == [
-        "conjured.npy", "conjured.png", "curve.png", "summary.json"]
+        "conjured-64.png", "conjured.npy", "conjured.png", "curve.png", "sheet.png",
+        "summary.json"]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["evaluations"] == 30 and summary["seed"] == 1
     assert summary["start"] == "corpus" and summary["corpus"]["latents_started_from"] == 3
@@ -148,16 +149,57 @@ def test_cli_writes_a_face_that_describes_to_its_distance(net, analyzer, target,
                                              < summary["nearest_corpus_distance"])
     latent = np.load(out / "conjured.npy")
     assert latent.dtype == np.float32 and latent.shape == (100,)
+    raw = np.asarray(Image.open(out / "conjured-64.png"))
+    assert np.array_equal(raw, net.render(latent[None])[0])  # the network's own output
+    # conjured.png: at the ticket's face size (576 dots: 400), resampled with Lanczos
     face = np.asarray(Image.open(out / "conjured.png"))
-    assert np.array_equal(face, upscale(net.render(latent[None]))[0])
-    # what `sosie map --mark conjured.png` computes: the same distance
-    described = analyzer.analyze(out / "conjured.png").descriptor
+    assert summary["face_size"] == 400 and face.shape == (400, 400, 3)
+    assert np.array_equal(face, np.asarray(Image.fromarray(raw).resize(
+        (400, 400), Image.Resampling.LANCZOS)))
+    # the distance reported is that of the face as scored (at the corpus's face size)
+    scored = upscale(raw[None], summary["scored_size"])[0]
+    described = analyzer.analyze(scored).descriptor
     assert np.linalg.norm(described - target) == pytest.approx(summary["distance"], abs=1e-6)
+    assert "not a human judgement" in summary["measure"]
     with Image.open(out / "curve.png") as curve:
         assert curve.format == "PNG" and curve.size == (800, 480)
     # the same seed and evaluations: the same face
     assert main([*args[:3], str(tmp_path / "again"), *args[4:]]) == 0
     assert np.array_equal(np.load(tmp_path / "again" / "conjured.npy"), latent)
+
+
+def test_several_distinct_doubles_ranked_best_first(net, analyzer, target, corpus_dir,
+                                                   astronaut, tmp_path, capsys):
+    """--doubles 3: three searches sharing the budget, each from its own corpus face; the
+    files of each, best first; the sheet shows the photo's face only with --sheet-photo."""
+    from appliance.cli import main
+
+    photo = tmp_path / "visitor.png"
+    Image.fromarray(astronaut).save(photo)
+    out = tmp_path / "out"
+    assert main(["conjure", str(photo), "--out", str(out), "--evaluations", "18", "--doubles",
+                 "3", "--corpus", str(corpus_dir), "--sheet-photo"]) == 0
+    printed = capsys.readouterr().out
+    assert "double N°2" in printed and "double N°3" in printed
+    summary = json.loads((out / "summary.json").read_text())
+    doubles = summary["doubles"]
+    assert [d["rank"] for d in doubles] == [1, 2, 3]
+    distances = [d["distance"] for d in doubles]
+    assert distances == sorted(distances) and distances[0] == summary["distance"]
+    assert summary["evaluations"] == 18 and all(d["evaluations"] == 6 for d in doubles)
+    latents = [np.load(out / d["files"]["latent"]) for d in doubles]
+    assert all(not np.array_equal(a, b) for i, a in enumerate(latents) for b in latents[i + 1:])
+    for d, latent in zip(doubles, latents, strict=True):
+        raw = np.asarray(Image.open(out / d["files"]["raw"]))
+        assert np.array_equal(raw, net.render(latent[None])[0])
+        assert Image.open(out / d["files"]["face"]).size == (400, 400)
+        described = analyzer.analyze(upscale(raw[None], summary["scored_size"])[0]).descriptor
+        assert np.linalg.norm(described - target) == pytest.approx(d["distance"], abs=1e-6)
+    with Image.open(out / "sheet.png") as sheet:
+        assert sheet.width > 5 * 256  # photo, nearest corpus face, three doubles
+        first = np.asarray(sheet.convert("L"))[12:12 + 256, 12:12 + 256]
+    assert np.count_nonzero(first == first[0, 0]) < 0.5 * first.size  # the photo's face
+    assert main(["conjure", str(photo), "--out", str(out), "--doubles", "11"]) == 2
 
 
 def test_a_photo_without_a_face_gets_one_line(no_face_photo, tmp_path, capsys, net):
@@ -246,9 +288,13 @@ def test_conjuring_writes_nothing_of_the_photo(net, corpus_dir, astronaut, tmp_p
     after = snapshot(roots)
     changed = sorted(p for p in set(after) | set(before) if after.get(p) != before.get(p))
     assert changed == sorted(str(out / name) for name in (
-        "conjured.npy", "conjured.png", "curve.png", "summary.json"))
+        "conjured-64.png", "conjured.npy", "conjured.png", "curve.png", "sheet.png",
+        "summary.json"))
     face = np.asarray(Image.open(out / "conjured.png"))
     assert face.shape != astronaut.shape
+    # the sheet's first cell says the photo is not written: a flat placeholder, not a face
+    first = np.asarray(Image.open(out / "sheet.png").convert("L"))[12:12 + 256, 12:12 + 256]
+    assert np.count_nonzero(first == first[0, 0]) > 0.9 * first.size
     def lists(value):
         if isinstance(value, dict):
             for item in value.values():

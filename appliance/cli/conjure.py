@@ -1,12 +1,15 @@
 """`sosie conjure`: make a face that does not exist and looks like the one in a photo.
 
-    sosie conjure PHOTO --out DIR [--budget SECONDS] [--evaluations N] [--seed S]
+    sosie conjure PHOTO --out DIR [--budget SECONDS] [--evaluations N] [--seed S] [--doubles N]
                   [--corpus DIR | --no-corpus] [--starts K] [--weights FILE] [--config FILE]
+                  [--sheet-photo]
 
 Describes the photo, finds its nearest faces in the corpus (their latents are the starting
 points when the DCGAN generator made them), then searches the generator's latent space with
-CMA-ES until the budget ends. Writes DIR/conjured.png, DIR/conjured.npy (its latent),
-DIR/curve.png and DIR/summary.json; nothing of the photo itself.
+CMA-ES until the budget ends. Writes DIR/conjured.png (at the ticket's face size),
+DIR/conjured-64.png (the network's own output), DIR/conjured.npy (its latent), DIR/sheet.png,
+DIR/curve.png and DIR/summary.json (see appliance/conjure/outputs.py); nothing of the photo
+itself unless --sheet-photo puts its face on the sheet.
 
 Exit status: 0 on success, 1 when the photo, corpus or generator cannot be used, 2 on unusable
 arguments.
@@ -25,6 +28,7 @@ from appliance.cli import UsageError
 DEFAULT_BUDGET = 30.0
 MAX_BUDGET = 24 * 3600.0
 MAX_EVALUATIONS = 10_000_000
+MAX_DOUBLES = 10
 
 
 def register(subparsers: Any) -> None:
@@ -34,9 +38,13 @@ def register(subparsers: Any) -> None:
         description="Describe the face in PHOTO, then search the DCGAN generator's latent space "
         "(CMA-ES, starting from the nearest corpus faces' latents when the generator made them, "
         "else from random draws) for the face whose descriptor is closest, until the budget "
-        "ends. Writes DIR/conjured.png (usable as `sosie map ... --mark DIR/conjured.png`), "
-        "DIR/conjured.npy (its latent), DIR/curve.png and DIR/summary.json. The photo and its "
-        "descriptor are never written.",
+        "ends. Writes DIR/conjured.png (the double at the ticket's face size; usable as `sosie "
+        "map ... --mark DIR/conjured.png`), DIR/conjured-64.png (the network's own output), "
+        "DIR/conjured.npy (its latent), DIR/sheet.png (the nearest corpus face and the doubles "
+        "with their distances), DIR/curve.png and DIR/summary.json. The photo and its "
+        "descriptor are never written (the photo's face goes on the sheet only with "
+        "--sheet-photo). Distances are dlib's face-descriptor distances (under 0.6: the same "
+        "person to dlib), likeness a curve of them: a machine's measure, not a human's.",
     )
     p.add_argument("photo", metavar="PHOTO", type=Path, help="a photo with a face")
     p.add_argument("--out", metavar="DIR", type=Path, required=True, help="output folder")
@@ -47,6 +55,11 @@ def register(subparsers: Any) -> None:
                    help="stop after N generated faces (with --seed: the same result every run)")
     p.add_argument("--seed", metavar="S", type=int, default=0,
                    help="seed of the search's random numbers (default 0)")
+    p.add_argument("--doubles", metavar="N", type=int, default=1,
+                   help=f"conjure N distinct doubles (1-{MAX_DOUBLES}, default 1), ranked best "
+                   "first: N searches sharing the budget, each from its own starting face")
+    p.add_argument("--sheet-photo", action="store_true",
+                   help="put the photo's face on sheet.png (otherwise nothing of it is written)")
     p.add_argument("--corpus", metavar="DIR", type=Path, default=None,
                    help="corpus giving the nearest face and the starting latents (default: "
                    "corpus.path from the config, else the demo corpus)")
@@ -73,6 +86,8 @@ def _check(args: argparse.Namespace) -> None:
         raise UsageError(f"--evaluations {args.evaluations}: expected 1 to {MAX_EVALUATIONS}")
     if not 0 <= args.seed < 2**63:
         raise UsageError(f"--seed {args.seed}: expected an integer from 0 to 2**63 - 1")
+    if not 1 <= args.doubles <= MAX_DOUBLES:
+        raise UsageError(f"--doubles {args.doubles}: expected 1 to {MAX_DOUBLES}")
     if not 0 <= args.starts <= 256:
         raise UsageError(f"--starts {args.starts}: expected 0 to 256")
     if args.size is not None and not 64 <= args.size <= 1024:
@@ -110,15 +125,19 @@ def run_conjure(args: argparse.Namespace) -> int:
     import numpy as np
 
     from appliance import config
-    from appliance.conjure import Budget, LikenessObjective, conjure, corpus_start, outputs
+    from appliance.cartography.sheets import decode_thumbnail
+    from appliance.conjure import Budget, LikenessObjective, corpus_start, outputs
     from appliance.conjure.objective import FACE_SIZE
     from appliance.conjure.search import MissingOptimiser, require_cma
+    from appliance.conjure.ticket import face_side
     from appliance.corpus import Corpus, CorpusError, CorpusSettings, demo_corpus
     from appliance.faces.analyzer import FaceAnalyzer, FaceSettings, ModelError, NoFaceFound
     from appliance.generator.dcgan import DCGAN, WeightsNotFound
     from appliance.generator.settings import GeneratorSettings
     from appliance.generator.torch_zip import WeightsFormatError
     from appliance.images import ImageError
+    from appliance.parts.printer import PrinterSettings, printer_width
+    from appliance.ticket import TicketLayout, ticket_width
 
     seconds = args.budget if args.budget is not None else (
         DEFAULT_BUDGET if args.evaluations is None else None)
@@ -128,9 +147,12 @@ def run_conjure(args: argparse.Namespace) -> int:
         face_settings = config.section(merged, "faces", FaceSettings)
         corpus_settings = config.section(merged, "corpus", CorpusSettings)
         weights = args.weights or config.section(merged, "generator", GeneratorSettings).weights
+        layout = config.section(merged, "ticket", TicketLayout)
+        paper_width = printer_width(config.section(merged, "printer", PrinterSettings))
         analyzer = FaceAnalyzer(face_settings)
     except (config.ConfigError, ModelError) as exc:
         raise UsageError(str(exc)) from None
+    face_size = face_side(ticket_width(layout, paper_width), layout)
     try:
         require_cma()
         generator = DCGAN.load(weights)
@@ -144,50 +166,101 @@ def run_conjure(args: argparse.Namespace) -> int:
     if isinstance(face, NoFaceFound):
         return _fail(f"{args.photo}: no usable face ({face.reason})")
     target = face.descriptor
+    photo_face = face.aligned(outputs.SHEET_CELL) if args.sheet_photo else None
     del face  # its pixels are the visitor's: keep only the descriptor, in memory
 
     start = None
     corpus_path = None
+    nearest_face = None
     if not args.no_corpus:
         try:
             corpus_path = args.corpus or corpus_settings.path or demo_corpus()
             with Corpus.open(corpus_path, face_settings=face_settings) as corpus:
-                start = corpus_start(corpus, target, args.starts, generator.checksum)
+                start = corpus_start(corpus, target, max(args.starts, args.doubles),
+                                     generator.checksum)
+                if len(start.rows):
+                    nearest_face = decode_thumbnail(corpus, int(start.rows[0]),
+                                                    outputs.SHEET_CELL, {}, colour=True)
         except (CorpusError, WeightsNotFound, WeightsFormatError) as exc:
             return _fail(str(exc))
 
     size = args.size or (start.face_size if start is not None else None) or FACE_SIZE
     objective = LikenessObjective(generator, analyzer, target, size)
     starts = start.latents if start is not None else np.zeros((0, objective.dim), np.float32)
-    with _Progress(budget, start.nearest_distance if start else None) as progress:
-        try:
-            result = conjure(objective, starts, budget=budget, seed=args.seed,
-                             dim=objective.dim, progress=progress.update)
-        except KeyboardInterrupt:  # Ctrl-C: keep the best face so far, if there is one
-            if progress.latest is None:
-                raise
-            result = progress.latest
-            print("interrupted: writing the best face so far", file=sys.stderr)
-    image = objective.images(result.latent[None])[0]
+    results = _search(objective, starts[:args.starts] if args.doubles == 1 else starts,
+                      budget, args.seed, args.doubles,
+                      start.nearest_distance if start else None)
+    doubles = sorted((outputs.Double(r, generator.render(r.latent[None])[0]) for r in results),
+                     key=lambda d: d.result.distance)
     info = outputs.summary(
-        result, start, photo=str(args.photo), seed=args.seed,
+        doubles, start, photo=str(args.photo), seed=args.seed,
         budget={"seconds": seconds, "evaluations": args.evaluations},
         corpus_path=None if corpus_path is None else str(corpus_path),
-        weights_sha256=generator.checksum,
+        weights_sha256=generator.checksum, face_size=face_size, scored_size=size,
     )
+    faces = _sheet_faces(photo_face, nearest_face, info, doubles)
     try:
-        written = outputs.write(args.out, image, result, info)
+        written = outputs.write(args.out, doubles, info, face_size=face_size, sheet_faces=faces)
     except OSError as exc:
         return _fail(f"--out {args.out}: cannot write ({exc.strerror or exc})")
-    _report(info, written.face)
+    _report(info, written[0])
     return 0
+
+
+def _search(objective: Any, starts: Any, budget: Any, seed: int, count: int,
+            nearest: float | None) -> list[Any]:
+    """`count` searches sharing `budget`, search i from starting latent i (random draws of
+    seed + i past the corpus's); Ctrl-C keeps the searches done and the best of the current."""
+    from appliance.conjure import Budget, conjure
+
+    share = Budget(seconds=None if budget.seconds is None else budget.seconds / count,
+                   evaluations=None if budget.evaluations is None
+                   else max(1, budget.evaluations // count))
+    results: list[Any] = []
+    with _Progress(budget, nearest) as progress:
+        for i in range(count):
+            mine = starts if count == 1 else starts[i:i + 1]
+            try:
+                results.append(conjure(objective, mine, budget=share if count > 1 else budget,
+                                       seed=seed + i, dim=objective.dim,
+                                       progress=progress.update))
+            except KeyboardInterrupt:  # Ctrl-C: keep the best faces so far, if there are any
+                if progress.latest is not None:
+                    results.append(progress.latest)
+                if not results:
+                    raise
+                print("interrupted: writing the best faces so far", file=sys.stderr)
+                break
+            progress.next_search()
+    return results
+
+
+def _sheet_faces(photo_face: Any, nearest_face: Any, info: dict[str, Any],
+                 doubles: list[Any]) -> list[Any]:
+    """The sheet: the photo's face (or why it is not there), the nearest corpus face, the
+    doubles, each with its distance."""
+    from appliance.conjure import outputs
+
+    faces = [outputs.SheetFace(
+        photo_face if photo_face is not None else outputs.placeholder(
+            ["your photo: not written", "(--sheet-photo to show it)"]),
+        ("the photo",))]
+    nearest = info["nearest_corpus_distance"]
+    if nearest_face is not None and nearest is not None:
+        faces.append(outputs.SheetFace(nearest_face, (
+            f"nearest of {info['corpus']['count']:,} corpus faces",
+            outputs.distance_line(nearest))))
+    for rank, double in enumerate(doubles, 1):
+        faces.append(outputs.SheetFace(double.raw, (
+            f"conjured double N°{rank}", outputs.distance_line(double.result.distance))))
+    return faces
 
 
 def _report(info: dict[str, Any], face: Path) -> None:
     if info["distance"] is None:
         print(f"no face found in {info['evaluations']} draws; wrote {face.parent}")
         return
-    line = (f"conjured a face at distance {info['distance']:.3f} (likeness "
+    line = (f"conjured a face at distance {info['distance']:.3f} (dlib descriptors; likeness "
             f"{info['likeness']:.0f} %) in {info['evaluations']} evaluations, "
             f"{info['seconds']:.1f} s")
     nearest = info["nearest_corpus_distance"]
@@ -196,7 +269,11 @@ def _report(info: dict[str, Any], face: Path) -> None:
         line += (f"; {closer} the nearest of {info['corpus']['count']} corpus faces "
                  f"({nearest:.3f})")
     print(line)
-    print(f"wrote {face} (its latent, curve.png and summary.json beside it)")
+    for double in info["doubles"][1:]:
+        distance = "no face" if double["distance"] is None else f"{double['distance']:.3f}"
+        print(f"double N°{double['rank']}: distance {distance} ({double['files']['face']})")
+    print(f"wrote {face} ({info['face_size']} px; the network's own 64 px in "
+          f"{info['files']['raw']}; its latent, sheet.png, curve.png and summary.json beside it)")
 
 
 class _Progress:
@@ -208,7 +285,9 @@ class _Progress:
         by_evaluations = budget.evaluations is not None and budget.seconds is None
         self._by_evaluations = by_evaluations
         self._nearest = nearest
-        self.latest: Any = None  # the search's state at its last report
+        self.latest: Any = None  # the current search's state at its last report
+        self._done = (0, 0.0)  # evaluations and seconds of the searches already finished
+        self._best = float("inf")
         total = budget.evaluations if by_evaluations else budget.seconds
         self._bar = tqdm(total=total, unit="eval" if by_evaluations else "s", desc="conjuring",
                          disable=None, leave=False, file=sys.stderr,
@@ -216,13 +295,22 @@ class _Progress:
 
     def update(self, state: Any) -> None:
         self.latest = state
-        self._bar.n = state.evaluations if self._by_evaluations else min(
-            state.seconds, self._bar.total)
-        postfix = f"best {state.distance:.3f}"
+        evaluations = self._done[0] + state.evaluations
+        self._best = min(self._best, state.distance)
+        self._bar.n = evaluations if self._by_evaluations else min(
+            self._done[1] + state.seconds, self._bar.total)
+        postfix = f"best {self._best:.3f}"
         if self._nearest is not None:
             postfix += f" (corpus {self._nearest:.3f})"
-        self._bar.set_postfix_str(f"{postfix}, {state.evaluations} evaluations", refresh=False)
+        self._bar.set_postfix_str(f"{postfix}, {evaluations} evaluations", refresh=False)
         self._bar.refresh()
+
+    def next_search(self) -> None:
+        """The search reported last is finished: the next one counts on from it."""
+        if self.latest is not None:
+            self._done = (self._done[0] + self.latest.evaluations,
+                          self._done[1] + self.latest.seconds)
+        self.latest = None
 
     def __enter__(self) -> _Progress:
         return self

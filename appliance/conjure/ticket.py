@@ -1,8 +1,9 @@
 """The second, short ticket of `ticket.conjure: after`: the visitor's conjured double.
 
-The face is the generator's own 64x64 image (upscaled and dithered like every photo on the
-ticket), under a heading, with its likeness and how it compares with the corpus's nearest
-face. Nothing of the visitor is printed.
+The face is the generator's own 64x64 image (upscaled to `face_side` dots and dithered like
+every photo on the ticket), under a heading, with its likeness (dlib's descriptor distance, not
+a human judgement) and how it compares with the corpus's nearest face. Nothing of the visitor is
+printed.
 """
 
 from __future__ import annotations
@@ -14,6 +15,14 @@ from appliance.likeness import likeness
 from appliance.ticket.canvas import BASE_WIDTH
 from appliance.ticket.content import TicketLayout
 from appliance.ticket.page import Page
+
+FACE_SIDE = 400  # dots at 576 wide, scales with the width (never wider than the margins allow)
+
+
+def face_side(width: int, layout: TicketLayout | None = None) -> int:
+    """The side in dots of the conjured face on a ticket `width` dots wide."""
+    page = Page(width, layout or TicketLayout())
+    return min(page.inner, page.px(FACE_SIDE))
 
 
 def compose_conjured(face: np.ndarray, distance: float, *, nearest: float | None = None,
@@ -29,11 +38,12 @@ def compose_conjured(face: np.ndarray, distance: float, *, nearest: float | None
     page.text("YOUR CONJURED DOUBLE", "bold", 19, tracking=0.2, leading=1.4)
     page.text("a face that did not exist a minute ago", "note", 18)
     page.space(10)
-    side = min(page.inner, page.px(400))
+    side = face_side(page.width, layout)
     image, _ = page.block(side)
     image.paste(page.photo(gray, (side, side)).convert("L"), ((page.width - side) // 2, 0))
     page.space(10)
     page.text(f"{likeness(distance):.0f} % alike", "title", 38, tracking=0.05)
+    page.text("to a face recogniser (dlib), not a human eye", "note", 15)
     if nearest is not None and corpus_count:
         compare = (f"closer to you than any of the {corpus_count:,} faces searched"
                    if distance < nearest else

@@ -9,7 +9,7 @@ from PIL import Image, ImageDraw
 from appliance.ticket.canvas import INK, PAPER
 from appliance.ticket.content import Lookalike, TicketContent
 from appliance.ticket.corpus_map import map_part
-from appliance.ticket.page import Page, heading
+from appliance.ticket.page import Page, heading, likeness_note
 from appliance.ticket.text import draw_text, text_width
 
 
@@ -76,6 +76,7 @@ def _hero(page: Page, content: TicketContent) -> None:
         page.space(2)
         img, draw = page.block(page.px(44))
         _caption(page, best, page.margin, page.inner, draw, 0, big=True)
+        likeness_note(page)
         return
     gap = page.px(16)
     cell = (page.inner - gap) // 2
@@ -89,6 +90,7 @@ def _hero(page: Page, content: TicketContent) -> None:
         img.paste(_framed(page.photo(face, (side, side)), page), (x, round(f.size * 1.5)))
     img, draw = page.block(page.px(44))
     _caption(page, best, page.margin, page.inner, draw, 0, big=True)
+    likeness_note(page)
 
 
 def _grid(page: Page, others: Sequence[Lookalike]) -> Iterator[None]:

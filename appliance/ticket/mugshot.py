@@ -10,7 +10,7 @@ from PIL import Image, ImageDraw, ImageFont
 from appliance.ticket.canvas import INK, PAPER
 from appliance.ticket.content import Installation, TicketContent
 from appliance.ticket.dither import prepare
-from appliance.ticket.page import Page
+from appliance.ticket.page import Page, likeness_note
 from appliance.ticket.text import text_width, wrap
 
 
@@ -102,3 +102,4 @@ def mugshot_part(page: Page, content: TicketContent, installation: Installation)
         x += cell + gap
     if visitor is not None:
         page.text("you, and the face closest to yours", "note", 18)
+    likeness_note(page)

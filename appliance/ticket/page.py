@@ -127,3 +127,12 @@ def crop_to_aspect(gray: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 def heading(page: Page, text: str) -> None:
     page.text(text.upper(), "bold", 17, tracking=0.25, leading=1.5)
+
+
+#: What the likeness printed beside a double measures (a machine's closeness, not a person's).
+LIKENESS_NOTE = "% alike: how close a face recogniser (dlib) finds the faces, not a human eye"
+
+
+def likeness_note(page: Page) -> None:
+    """The line saying what the likeness measures (drawn once per process and width)."""
+    page.cached(("likeness-note",), lambda: page.text(LIKENESS_NOTE, "note", 14, leading=1.3))
