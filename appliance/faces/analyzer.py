@@ -220,8 +220,13 @@ def _edge_extended(
     if pixels.ndim == 3:
         weight = weight[:, :, None]
     inner = extended[margin:margin + height, margin:margin + width]
-    extended[margin:margin + height, margin:margin + width] = np.rint(
-        pixels * weight + inner * (1.0 - weight)).astype(pixels.dtype)
+    # blended only in the frame where weight < 1 (inside it, the photo's own pixels exactly)
+    band = min(math.ceil(feather), (min(height, width) + 1) // 2)
+    inner[band:height - band, band:width - band] = pixels[band:height - band, band:width - band]
+    for frame in (np.s_[:band], np.s_[height - band:], np.s_[band:height - band, :band],
+                  np.s_[band:height - band, width - band:]):
+        inner[frame] = np.rint(pixels[frame] * weight[frame]
+                               + inner[frame] * (1.0 - weight[frame])).astype(pixels.dtype)
     moved = dlib.full_object_detection(
         dlib.rectangle(shape.rect.left() + margin, shape.rect.top() + margin,
                        shape.rect.right() + margin, shape.rect.bottom() + margin),
