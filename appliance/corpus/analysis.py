@@ -53,6 +53,13 @@ def analyze_data(
     return analyze_image(rgb, digest, analyzer, size, encoding, quality)
 
 
+def analyze_drawn(
+    face: np.ndarray, analyzer: Any, size: int, encoding: str, quality: int
+) -> ItemResult:
+    """A face drawn by the generator -> ItemResult (its digest: sha256 of its pixels)."""
+    return analyze_drawn_group(face[None], analyzer, size, encoding, quality)[0]
+
+
 def analyze_drawn_group(
     faces: np.ndarray, analyzer: Any, size: int, encoding: str, quality: int
 ) -> list[ItemResult]:
