@@ -137,7 +137,7 @@ def stage_profile(spec: str, draws: int) -> dict[str, dict[str, float]]:
     from PIL import Image
     from threadpoolctl import threadpool_limits
 
-    from appliance.faces.analyzer import Face, FaceAnalyzer
+    from appliance.faces.analyzer import FaceAnalyzer
     from appliance.generator.dcgan import DCGAN
     from appliance.generator.source import GeneratorSource, describe_groups
 
@@ -150,8 +150,8 @@ def stage_profile(spec: str, draws: int) -> dict[str, dict[str, float]]:
             ("analysis 1", FaceAnalyzer(), [[i] for i in range(draws)]),
             ("this tree", FaceAnalyzer(source.face_settings()), describe_groups(range(draws)))):
         spent: dict[str, float] = dict.fromkeys(
-            ("draw", "upscale", "hash", "detect", "landmarks", "chip", "descriptor",
-             "thumbnail"), 0.0)
+            ("draw", "upscale", "hash", "detect", "landmarks+chip", "descriptor", "thumbnail"),
+            0.0)
         faces = 0
         for group in groups:
             found = []
@@ -166,12 +166,13 @@ def stage_profile(spec: str, draws: int) -> dict[str, dict[str, float]]:
                 t = clock()
                 hashlib.sha256(face.tobytes()).hexdigest()
                 spent["hash"] += clock() - t
-                outcome = analyzer.locate(face)
-                for stage in ("detect", "landmarks", "chip"):
-                    spent[stage] += outcome.timings.get(stage, 0.0)
-                spent["detect"] += outcome.timings.get("downscale", 0.0)
-                if isinstance(outcome, Face):
-                    found.append(outcome)
+                t = clock()  # FaceAnalyzer.locate, step by step
+                usable = analyzer._usable(analyzer._detect(face, {}, one=True))
+                spent["detect"] += clock() - t
+                if usable:
+                    t = clock()
+                    found.append(analyzer._face(face, usable[0], {}))
+                    spent["landmarks+chip"] += clock() - t
             if found:
                 t = clock()
                 if len(found) > 1:
@@ -192,17 +193,16 @@ def stage_profile(spec: str, draws: int) -> dict[str, dict[str, float]]:
 def print_stages(figures: dict[str, dict[str, float]], draws: int) -> None:
     names = list(figures)
     kept = ", ".join(f"{n}: {figures[n]['faces']:.0f} faces" for n in names)
-    print(f"\nCPU ms per kept face by stage over {draws} draws ({kept}); detect, landmarks and "
-          "chip are the analyzer's own timings (wall clock)")
-    print(f"| {'stage':<11} | " + " | ".join(f"{n:>10}" for n in names) + " | share now |")
-    print(f"|{'-' * 13}|" + "|".join("-" * 12 for _ in names) + "|-----------|")
+    print(f"\nCPU ms per kept face by stage over {draws} draws ({kept})")
+    print(f"| {'stage':<14} | " + " | ".join(f"{n:>10}" for n in names) + " | share now |")
+    print(f"|{'-' * 16}|" + "|".join("-" * 12 for _ in names) + "|-----------|")
     total = {n: sum(v for k, v in figures[n].items() if k != "faces") for n in names}
     for stage in figures[names[0]]:
         if stage == "faces":
             continue
-        print(f"| {stage:<11} | " + " | ".join(f"{figures[n][stage]:>10.2f}" for n in names)
+        print(f"| {stage:<14} | " + " | ".join(f"{figures[n][stage]:>10.2f}" for n in names)
               + f" | {figures[names[-1]][stage] / total[names[-1]]:>8.0%}  |")
-    print(f"| {'total':<11} | " + " | ".join(f"{total[n]:>10.2f}" for n in names) + " |"
+    print(f"| {'total':<14} | " + " | ".join(f"{total[n]:>10.2f}" for n in names) + " |"
           f" {total[names[0]] / total[names[-1]]:>6.2f}x  |")
 
 
@@ -212,6 +212,8 @@ def compare_generated(args: argparse.Namespace) -> int:
     if args.stages:
         figures = stage_profile(args.generator, args.stages)
         print_stages(figures, args.stages)
+    if args.repeats < 1:
+        return 0
     runs: dict[str, list[tuple[float, float, int]]] = {name: [] for name in trees}
     for rep in range(args.repeats):
         for name, tree in trees.items():
