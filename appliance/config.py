@@ -38,6 +38,9 @@ MAX_DEPTH = 16
 #: without a declared maximum still fits a C int / a sleep or socket timeout (~31 years).
 INT_LIMIT = 2**31 - 1
 FLOAT_LIMIT = 1e9
+#: Every string in the config is at most this long unless its field says less (`max_chars`):
+#: a path, a host name, a format. Texts printed on the ticket declare their own bounds.
+MAX_STRING_CHARS = 4096
 
 
 class ConfigError(ValueError):
@@ -49,10 +52,14 @@ def setting(
     *,
     min: float | None = None,
     max: float | None = None,
+    max_chars: int | None = None,
+    max_lines: int | None = None,
     factory: Any = dataclasses.MISSING,
 ) -> Any:
-    """A dataclass field with optional numeric bounds checked by `parse`."""
-    meta = {"min": min, "max": max}
+    """A dataclass field with optional bounds checked by `parse`: numeric `min`/`max`; for a
+    text, `max_chars` characters and `max_lines` lines (the lines it may print as: the ticket
+    layout cuts a longer wrap there, see `ticket.text.wrap_lines`)."""
+    meta = {"min": min, "max": max, "max_chars": max_chars, "max_lines": max_lines}
     if factory is not dataclasses.MISSING:
         return dataclasses.field(default_factory=factory, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -244,8 +251,23 @@ def check_dots(key: str, value: int | None) -> None:
         raise ConfigError(f"config key '{key}' = {value}: expected a multiple of 8")
 
 
+def _check_text(field: dataclasses.Field, value: str, key: str) -> None:
+    """A text within its field's `max_chars` (else MAX_STRING_CHARS) and `max_lines`."""
+    most = field.metadata.get("max_chars") or MAX_STRING_CHARS
+    if len(value) > most:
+        raise ConfigError(f"config key '{key}' = {_show(value)}: {len(value)} characters, "
+                          f"expected at most {most}")
+    lines = field.metadata.get("max_lines")
+    if lines is not None and len(value.splitlines()) > lines:
+        raise ConfigError(f"config key '{key}' = {_show(value)}: "
+                          f"{len(value.splitlines())} lines, expected at most {lines}")
+
+
 def _check_bounds(field: dataclasses.Field, value: Any, key: str) -> None:
     lo, hi = field.metadata.get("min"), field.metadata.get("max")
+    if isinstance(value, str):
+        _check_text(field, value, key)
+        return
     if not isinstance(value, int | float) or isinstance(value, bool):
         return
     # Written so that NaN, which compares false with everything, is out of range.

@@ -107,8 +107,8 @@ def test_composition_is_deterministic_and_timed():
 @pytest.mark.parametrize("width", [384, 576])
 def test_long_titles_wrap_instead_of_overflowing(width):
     short = compose_ticket(content(1), installation=Installation(title="Sosie"), width=width)
-    title = "The Museum of Faces That Never Existed And Never Will " * 3
-    long = compose_ticket(content(1), installation=Installation(title=title, subtitle=title),
+    title = "The Museum of Faces That Never Existed And Never Will Be"  # within the 80 letters
+    long = compose_ticket(content(1), installation=Installation(title=title, subtitle=title * 3),
                           width=width)
     assert_printable(long, width)
     assert long.height > short.height + 60

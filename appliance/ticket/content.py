@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Literal
 
@@ -18,8 +18,10 @@ from appliance.ticket.dither import Tone
 class Installation:
     """The installation's identity (config section `installation`)."""
 
-    title: str = "Sosie"
-    subtitle: str = "Your double among faces that do not exist"
+    # printed texts: at most `max_chars` characters, cut after `max_lines` printed lines
+    title: str = setting("Sosie", max_chars=80, max_lines=3)
+    subtitle: str = setting("Your double among faces that do not exist", max_chars=200,
+                            max_lines=4)
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,11 @@ class Fonts:
 #: The ticket's privacy line, true to `service.keep_captures` (see `privacy_line`).
 NOTHING_KEPT = "Nothing of you was kept. Your photo lived in memory for a moment, and is gone."
 PHOTO_KEPT = "This installation keeps a copy of your photo. Ask its staff to see or delete it."
+
+
+def text_lines(cls: type, name: str) -> int:
+    """The printed lines the text field `name` of `cls` may take (its `max_lines`)."""
+    return next(f.metadata["max_lines"] for f in fields(cls) if f.name == name)
 
 
 def privacy_line(line: str, keep_captures: bool) -> str:
@@ -58,10 +65,12 @@ class TicketLayout:
     map_height: int = setting(300, min=80, max=2000)  # dots at 576 wide, scales with width
     margin: int = setting(20, min=8, max=100)  # dots at 576 wide, left and right
     number_digits: int = setting(6, min=1, max=12)  # ticket number zero padding
-    date_format: str = "%d.%m.%Y  %H:%M"
+    date_format: str = setting("%d.%m.%Y  %H:%M", max_chars=40, max_lines=1)
     date: Literal["auto", "always", "never"] = "auto"  # auto: only when the clock is synchronised
-    privacy: str = NOTHING_KEPT  # printed as privacy_line(privacy, service.keep_captures)
-    retry_hint: str = "Face the camera, come a little closer, and press the button again."
+    # printed as privacy_line(privacy, service.keep_captures)
+    privacy: str = setting(NOTHING_KEPT, max_chars=300, max_lines=6)
+    retry_hint: str = setting("Face the camera, come a little closer, and press the button "
+                              "again.", max_chars=200, max_lines=4)
     conjure: Literal["off", "after"] = "off"  # after: a second ticket with a conjured double
     conjure_seconds: float = setting(20.0, min=1.0, max=300.0)  # its search budget
     tone: Tone = field(default_factory=Tone)

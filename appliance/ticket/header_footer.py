@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 
 from appliance.ticket.canvas import INK
-from appliance.ticket.content import Installation
+from appliance.ticket.content import Installation, TicketLayout, text_lines
 from appliance.ticket.page import Page
 from appliance.ticket.text import fit_size, text_width
+
+TITLE_LINES = text_lines(Installation, "title")
 
 
 def header(page: Page, installation: Installation, *, compact: bool = False) -> None:
@@ -31,11 +33,12 @@ def _header_art(page: Page, installation: Installation, *, compact: bool) -> Non
     title = installation.title.strip().upper() or "SOSIE"
     tracking = 0.16
     largest = 58 if compact else 76
-    size = fit_size(title, "title", page, largest, 26, tracking, 3)
-    page.text(title, "title", size, tracking=tracking, leading=1.12)
+    size = fit_size(title, "title", page, largest, 26, tracking, TITLE_LINES)
+    page.text(title, "title", size, tracking=tracking, leading=1.12, max_lines=TITLE_LINES)
     if installation.subtitle.strip():
         page.space(4)
-        page.text(installation.subtitle.strip(), "note", 21, leading=1.3)
+        page.text(installation.subtitle.strip(), "note", 21, leading=1.3,
+                  max_lines=text_lines(Installation, "subtitle"))
     page.space(14)
     page.rule(1, gap=0)
     page.space(4)
@@ -58,7 +61,8 @@ def _meta_row(page: Page, left: str, right: str) -> None:
 
 def footer(page: Page, number: int, when: datetime | None) -> None:
     page.cached(("footer-top",), lambda: (page.rule(1, gap=12), page.text(
-        page.layout.privacy, "note", 19, leading=1.35), page.space(8)))
+        page.layout.privacy, "note", 19, leading=1.35,
+        max_lines=text_lines(TicketLayout, "privacy")), page.space(8)))
     stamp = page.number(number)
     if when is not None:
         stamp = f"{when:%Y-%m-%d %H:%M:%S} · {stamp}"

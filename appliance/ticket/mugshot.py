@@ -63,7 +63,7 @@ def _placard(page: Page, lines: Sequence[str], width: int) -> Image.Image:
     pad = page.px(8)
     wrapped: list[tuple[str, ImageFont.FreeTypeFont]] = []
     for text, f in zip(lines, fonts, strict=True):
-        wrapped += [(line, f) for line in wrap(text, f, width - 2 * pad)]
+        wrapped += [(line, f) for line in wrap(text, f, width - 2 * pad, max_lines=3)]
     heights = [round(f.size * 1.3) for _, f in wrapped]
     board = Image.new("L", (width, sum(heights) + 2 * pad), INK)
     draw = ImageDraw.Draw(board)

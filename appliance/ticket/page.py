@@ -15,6 +15,12 @@ from appliance.ticket.dither import dither, render
 from appliance.ticket.text import draw_text, text_width, wrap
 
 _BITS = [PAPER if v >= 128 else INK for v in range(256)]  # 8-bit block -> 1-bit band
+#: The longest ticket, in mm of paper (8 dots per mm at 203 dpi, whatever the paper's width):
+#: with every text bounded a ticket is far shorter (~30-45 cm); past this it is cut.
+MAX_TICKET_MM = 1000
+DOTS_PER_MM = 8
+#: Lines a text prints as at most when the caller does not say (config texts say their own).
+MAX_TEXT_LINES = 12
 
 
 class Page:
@@ -30,6 +36,7 @@ class Page:
         self.inner = width - 2 * self.margin
         self.blocks: list[Image.Image] = []
         self.dither_seconds = 0.0
+        self.length_left = MAX_TICKET_MM * DOTS_PER_MM  # dots of paper still allowed
 
     def px(self, value: float) -> int:
         return max(1, round(value * self.scale))
@@ -79,11 +86,13 @@ class Page:
         return Image.fromarray(bits)
 
     def text(self, text: str, role: str, size: float, *, align: str = "center",
-             tracking: float = 0.0, leading: float = 1.25, width: int | None = None) -> None:
-        """Wrapped text across the inner width (or `width`), as its own block."""
+             tracking: float = 0.0, leading: float = 1.25, width: int | None = None,
+             max_lines: int = MAX_TEXT_LINES) -> None:
+        """Wrapped text across the inner width (or `width`), as its own block, cut after
+        `max_lines` lines (ending with an ellipsis)."""
         f = self.font(role, size)
         track = tracking * f.size
-        lines = wrap(text, f, width or self.inner, track)
+        lines = wrap(text, f, width or self.inner, track, max_lines)
         line_height = round(f.size * leading)
         _, draw = self.block(line_height * len(lines))
         for i, line in enumerate(lines):
@@ -105,11 +114,17 @@ class Page:
             draw.rectangle([self.margin, g, self.width - self.margin - 1, g + t - 1], fill=INK)
 
     def flush(self) -> Image.Image | None:
-        """The blocks added since the last flush as one mode "1" band; None if there are none."""
+        """The blocks added since the last flush as one mode "1" band; None if there are none
+        (or if the ticket reached MAX_TICKET_MM: what is past it is cut off)."""
         blocks, self.blocks = self.blocks, []
-        if not sum(b.height for b in blocks):
+        height = min(sum(b.height for b in blocks), self.length_left)
+        if height <= 0:
             return None
-        return stack(blocks, self.width).point(_BITS, "1")
+        self.length_left -= height
+        band = stack(blocks, self.width)
+        if band.height > height:
+            band = band.crop((0, 0, self.width, height))
+        return band.point(_BITS, "1")
 
 
 def crop_to_aspect(gray: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -14,7 +14,7 @@ from appliance.faults import TicketError
 from appliance.replay import Replay
 from appliance.ticket.canvas import BASE_WIDTH, stack
 from appliance.ticket.classic import classic_parts
-from appliance.ticket.content import Installation, TicketContent, TicketLayout
+from appliance.ticket.content import Installation, TicketContent, TicketLayout, text_lines
 from appliance.ticket.header_footer import footer, header, number_and_date
 from appliance.ticket.mugshot import mugshot_part
 from appliance.ticket.page import Page
@@ -149,8 +149,9 @@ def compose_no_face(layout: TicketLayout | None = None, installation: Installati
         reason = reason.strip().rstrip(".")
         page.text(reason[:1].upper() + reason[1:] + ".", "note", 19)
         page.space(8)
-    page.cached(("no-face-hint",), lambda: (page.text(layout.retry_hint, "text", 18,
-                                                      leading=1.35), page.space(14)))
+    page.cached(("no-face-hint",), lambda: (page.text(
+        layout.retry_hint, "text", 18, leading=1.35,
+        max_lines=text_lines(TicketLayout, "retry_hint")), page.space(14)))
     footer(page, number, when)
     return page.flush() or Image.new("1", (page.width, 0))
 

@@ -32,35 +32,68 @@ def draw_text(draw: ImageDraw.ImageDraw, xy: tuple[float, float], text: str,
         x += f.getlength(c) + tracking
 
 
-def wrap(text: str, f: ImageFont.FreeTypeFont, width: int, tracking: float = 0.0) -> list[str]:
-    """Greedy word wrap to `width` dots; words longer than a line are split (never clipped)."""
+def wrap(text: str, f: ImageFont.FreeTypeFont, width: int, tracking: float = 0.0,
+         max_lines: int | None = None) -> list[str]:
+    """Greedy word wrap to `width` dots; words longer than a line are split (never clipped).
+
+    Linear in the text's length: a candidate line is measured only while it fits (at most a
+    line's letters), a long word is cut in one pass over its letters' advances. With
+    `max_lines`, wrapping stops there and a cut text ends with an ellipsis.
+    """
     lines: list[str] = []
+    limit = max_lines if max_lines is not None else len(text) + 1
     for paragraph in text.splitlines() or [""]:
         current = ""
         for word in paragraph.split():
+            if len(lines) >= limit:
+                break
             candidate = f"{current} {word}" if current else word
-            if text_width(candidate, f, tracking) <= width:
+            if len(candidate) <= _MAX_LINE_LETTERS and text_width(candidate, f, tracking) <= width:
                 current = candidate
                 continue
             if current:
                 lines.append(current)
-            while len(word) > 1 and text_width(word, f, tracking) > width:
-                cut = _fitting_prefix(word, f, width, tracking)
-                lines.append(word[:cut])
-                word = word[cut:]
-            current = word
+            pieces = _split_word(word, f, width, tracking)
+            lines += pieces[:-1]
+            current = pieces[-1]
+        if len(lines) >= limit:
+            break
         lines.append(current)
+    if max_lines is not None and len(lines) >= max_lines and _cut(lines, text):
+        lines = lines[:max_lines]
+        lines[-1] = _with_ellipsis(lines[-1], f, width, tracking)
     return lines
 
 
-def _fitting_prefix(word: str, f: ImageFont.FreeTypeFont, width: int, tracking: float) -> int:
-    """How many leading letters of `word` fit in `width` (at least one)."""
-    used = 0.0
+#: More letters than any line can hold (11-dot letters are the smallest, 4096 dots the widest).
+_MAX_LINE_LETTERS = 4096
+
+
+def _split_word(word: str, f: ImageFont.FreeTypeFont, width: int, tracking: float) -> list[str]:
+    """`word` cut into pieces that fit `width` (one letter at least each), in one pass."""
+    pieces: list[str] = []
+    start, used = 0, 0.0
     for i, c in enumerate(word):
-        used += f.getlength(c) + (tracking if i else 0.0)
-        if i and round(used) > width:
-            return i
-    return len(word)
+        advance = f.getlength(c)
+        used += advance + (tracking if i > start else 0.0)
+        if i > start and round(used) > width:
+            pieces.append(word[start:i])
+            start, used = i, advance
+    pieces.append(word[start:])
+    return pieces
+
+
+def _cut(lines: list[str], text: str) -> bool:
+    """Whether `lines` leave out some of `text`'s letters."""
+    return "".join("".join(line.split()) for line in lines) != "".join(text.split())
+
+
+def _with_ellipsis(line: str, f: ImageFont.FreeTypeFont, width: int, tracking: float) -> str:
+    """`line` ending with an ellipsis, shortened until it fits."""
+    line = line.rstrip()
+    while line and text_width(line + "…", f, tracking) > width:
+        line = line[:-1].rstrip()
+    return line + "…"
 
 
 def fit_size(text: str, role: str, page: Page, largest: float, smallest: float,
@@ -69,7 +102,7 @@ def fit_size(text: str, role: str, page: Page, largest: float, smallest: float,
     size = largest
     while size > smallest:
         f = page.font(role, size)
-        if len(wrap(text, f, page.inner, tracking * f.size)) <= max_lines:
+        if len(wrap(text, f, page.inner, tracking * f.size, max_lines + 1)) <= max_lines:
             longest = max(text_width(w, f, tracking * f.size) for w in text.split() or [""])
             if longest <= page.inner:
                 return size
