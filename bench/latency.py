@@ -66,20 +66,9 @@ def camera_frame(framing: str = "arm", width: int = 640, height: int = 480) -> n
     return fit_inside(photo, width, height)
 
 
-def ticket_stages(ticket, receipt) -> dict[str, float]:
-    """Seconds of the streamed ticket's stages, before and after the first byte."""
-    bands, encodes = list(ticket.band_seconds), list(receipt.encode_seconds)
-    dither = ticket.timings.get("dither", 0.0)  # photos; the first band (header art) has none
-    thumbnails = ticket.timings.get("thumbnails", 0.0)  # read once the header is out
-    return {"first band: compose": bands[0], "first band: encode": encodes[0],
-            "rest: thumbnails": thumbnails,
-            "rest: layout": max(0.0, sum(bands[1:]) - dither - thumbnails),
-            "rest: dither": dither, "rest: encode": sum(encodes[1:])}
-
-
 def before_stages(timings: dict[str, float]) -> tuple[str, ...]:
     """The stages before the ticket, in the order the visit ran them (face stages vary)."""
-    names = [k for k in timings if k not in NOT_STAGES and k not in AFTER]
+    names = [k for k in timings if k not in NOT_STAGES and k not in (*TICKET, *AFTER)]
     return tuple(dict.fromkeys(["capture", *FACE, *names]))
 
 
@@ -102,7 +91,6 @@ def measure_pipeline(frame: np.ndarray, corpus: Path, presses: int,
     out: dict[str, list[float]] = {s: [] for s in (*TICKET, *AFTER, "first_byte", "last_byte",
                                                     "lookup_to_first_byte", "visit_total")}
     cpu: list[float] = []  # CPU seconds of the worker thread per visit (immune to other load)
-    printed: list[dict[str, float]] = []
     looked_up: list[float] = []  # when the lookup (search and all) handed its result back
     appliance = app.appliance
     look_up, print_visit = appliance.look_up, appliance.print_visit
@@ -121,13 +109,11 @@ def measure_pipeline(frame: np.ndarray, corpus: Path, presses: int,
             return print_visit(result)
         finally:
             cpu[-1] += time.thread_time() - t
-            printed.append(ticket_stages(result.stream, appliance.last_receipt))
 
     appliance.look_up, appliance.print_visit = cpu_lookup, cpu_print
     try:
         app.visit()  # first visit: lazy imports, caches
         cpu.clear()
-        printed.clear()
         for _ in range(presses):
             latency, record = app.visit()
             out["first_byte"].append(latency)
@@ -136,8 +122,8 @@ def measure_pipeline(frame: np.ndarray, corpus: Path, presses: int,
             out["visit_total"].append(record.timings.get("total", float("nan")))
             for stage in before_stages(record.timings):
                 out.setdefault(stage, []).append(record.timings.get(stage, 0.0))
-            for stage, seconds in printed[-1].items():
-                out[stage].append(seconds)
+            for stage in (*TICKET, *AFTER):  # recorded by the service, as `sosie status` shows
+                out[stage].append(record.timings[stage])
         out["before"] = [*before_stages(record.timings), *TICKET]  # type: ignore[list-item]
         out["visit_cpu"] = list(cpu)
         out["kernel"] = [appliance.scanner.kernel]  # type: ignore[list-item]
@@ -171,7 +157,7 @@ def cpu_profile(appliance, frame: np.ndarray, repeats: int) -> dict[str, list[fl
         c3 = time.thread_time()
         result = lookup.run(frame)
         c4 = time.thread_time()
-        segments = iter(StreamJob(result.stream, encoder))
+        segments = iter(StreamJob(result.ticket, encoder))
         next(segments)  # INIT: written once the first band is composed and encoded
         c5 = time.thread_time()
         for _segment in segments:
@@ -192,7 +178,7 @@ def one_shot_ticket(lookup, frame: np.ndarray, printer, encode_ticket) -> float:
     compose the whole ticket, then encode it whole with a fresh python-escpos encoder."""
     result = lookup.run(frame)
     start = time.perf_counter()
-    encode_ticket(result.ticket, printer.settings, printer.width)
+    encode_ticket(result.ticket.image(), printer.settings, printer.width)
     return time.perf_counter() - start
 
 

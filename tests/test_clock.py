@@ -10,6 +10,7 @@ from test_visit import FakeAnalyzer, FakeCorpus, FakeFace
 
 import appliance.ticket.clock as clock
 from appliance.config import ConfigError, parse
+from appliance.runtime.appliance import FixedCounter
 from appliance.runtime.lookup import Lookup
 from appliance.ticket import TicketLayout, compose_no_face
 
@@ -79,7 +80,7 @@ def test_the_visit_prints_a_date_only_when_the_clock_is_trusted(monkeypatch, syn
     corpus = FakeCorpus()
     lookup = Lookup(FakeAnalyzer(FakeFace(corpus.vectors[0].astype(np.float32))), corpus,
                     layout=TicketLayout(lookalikes=1, show_map=False, date=policy),
-                    first_number=9)
+                    numbers=FixedCounter(9).take)
     result = lookup.run(None)
     assert (result.when is not None) is dated and result.number == 9
     undated = compose_no_face(lookup.layout, reason="no face", number=9, when=None)

@@ -18,7 +18,7 @@ from appliance.parts.controls import VirtualControls
 from appliance.runtime import systemd
 from appliance.runtime.control import ControlHandler
 from appliance.runtime.control_socket import ControlError, ControlServer, request
-from appliance.runtime.lookup import VisitResult
+from appliance.runtime.lookup import Held, VisitResult
 from appliance.runtime.machine import Machine, MachineSettings
 from appliance.runtime.patterns import PATTERNS
 from appliance.runtime.service import Service, ServiceSettings
@@ -68,13 +68,13 @@ class FakeBackend:
 
     def print_visit(self, result):
         self._next(self.print_script, None)
-        self.printed.append(result.stream)
+        self.printed.append(result.ticket)
 
     def print_double(self, result, spent):
         self.conjuring.wait(5)  # held until the test has looked at the LED
-        result.descriptor = None
+        result.descriptor.take()
         self._next(self.print_script, None)
-        self.printed.append(f"double of {result.stream}")
+        self.printed.append(f"double of {result.ticket}")
 
     def print_no_face(self, reason):
         self._next(self.print_script, None)
@@ -146,7 +146,7 @@ def test_the_led_says_conjuring_while_the_double_is_made_and_presses_are_busy():
 
     backend = FakeBackend()
     backend.conjuring.clear()
-    backend.lookup_script = [VisitResult("ticket", descriptor=np.zeros(128, np.float32))]
+    backend.lookup_script = [VisitResult("ticket", descriptor=Held(np.zeros(128, np.float32)))]
     with Running(backend) as r:
         r.wait_state(State.READY)
         r.controls.press("button")
@@ -565,7 +565,24 @@ def test_the_ticket_number_is_synced_before_it_replaces_the_old_one(tmp_path, mo
     monkeypatch.undo()
     unwritable = TicketCounter(path / "ticket-number")  # its folder is a file
     unwritable.save(43)  # logged, not raised
-    assert unwritable.next() == 1 and counter.next() == 42
+    assert unwritable.next() == 43 and TicketCounter(unwritable.path).next() == 1
+    assert counter.next() == 42 and TicketCounter(path).next() == 42
+
+
+def test_the_visit_counter_is_the_one_owner_of_ticket_numbers(tmp_path):
+    """Numbers are taken from the counter (the lookup has none of its own) and kept across a
+    restart only once a ticket is out; a fixed counter (sosie ticket --number) never saves."""
+    from appliance.runtime.appliance import FixedCounter, TicketCounter
+
+    counter = TicketCounter(tmp_path / "ticket-number")
+    assert [counter.take(), counter.take()] == [1, 2] and counter.next() == 3
+    assert TicketCounter(counter.path).next() == 1  # nothing printed yet: nothing kept
+    counter.save()
+    assert TicketCounter(counter.path).take() == 3
+    fixed = FixedCounter(41)
+    assert [fixed.take(), fixed.take()] == [41, 42]
+    fixed.save()
+    assert fixed.path == Path(os.devnull)
 
 
 def test_a_probe_keeps_the_start_up_seconds_of_parts_already_loaded(tmp_path: Path) -> None:

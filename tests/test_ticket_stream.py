@@ -249,12 +249,12 @@ def test_the_lookalikes_photos_are_read_only_after_the_header_band():
     lookup = Lookup(FakeAnalyzer(FakeFace(corpus.vectors[2].astype(np.float32))), corpus,
                     layout=TicketLayout(lookalikes=4))
     result = lookup.run(None, when=WHEN)
-    bands = iter(result.stream)
+    bands = iter(result.ticket)
     next(bands)
     assert CountingCorpus.reads == 0  # the header art went out first
     next(bands)
     assert CountingCorpus.reads == 4
-    assert "thumbnails" in result.stream.timings
+    assert "thumbnails" in result.ticket.timings
     eager = content(4)
     assert np.array_equal(bits(Ticket(ticket_bands(lambda: eager), 576).image()),
                           bits(compose_ticket(eager)))

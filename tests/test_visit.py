@@ -10,6 +10,7 @@ import pytest
 
 from appliance.faces.analyzer import NoFaceFound
 from appliance.likeness import likeness
+from appliance.runtime.appliance import FixedCounter
 from appliance.runtime.lookup import STAGES, Lookup, VisitResult
 from appliance.search import Scanner
 from appliance.ticket import TicketLayout
@@ -90,16 +91,18 @@ def test_lookup_finds_the_nearest_faces_and_composes_a_ticket():
     np.testing.assert_allclose([m.distance for m in result.matches], distances, rtol=1e-3)
     assert all(m.likeness == pytest.approx(likeness(m.distance)) for m in result.matches)
     assert result.matches[0].index == 17
-    assert result.ticket.mode == "1" and result.ticket.width == 384
+    image = result.ticket.image()
+    assert image.mode == "1" and image.width == 384
     assert set(STAGES) <= set(result.timings) and all(v >= 0 for v in result.timings.values())
-    assert result.timings["search"] > 0 and result.stream.timings["dither"] > 0
+    assert result.timings["search"] > 0 and result.ticket.timings["dither"] > 0
     assert face.aligned_calls == 0  # the visitor's face is not even cropped by default
 
 
 def test_ticket_numbers_count_up_unless_given():
     corpus = FakeCorpus()
     lookup = Lookup(FakeAnalyzer(FakeFace(corpus.vectors[0].astype(np.float32))), corpus,
-                    layout=TicketLayout(lookalikes=1, show_map=False), first_number=41)
+                    layout=TicketLayout(lookalikes=1, show_map=False),
+                    numbers=FixedCounter(41).take)
     assert [lookup.run(None).number for _ in range(2)] == [41, 42]
     assert lookup.run(None, number=7).number == 7 and lookup.run(None).number == 43
 
@@ -121,6 +124,7 @@ def test_result_holds_nothing_of_the_visitor():
     assert face.aligned_calls == 1  # the mugshot prints the visitor's face ...
     for value in vars(result).values():  # ... but only on the ticket
         assert not isinstance(value, np.ndarray | FakeFace)
+    assert not result.descriptor and result.descriptor.take() is None  # not held: no conjuring
     assert not any(isinstance(v, np.ndarray) for m in result.matches for v in vars(m).values())
 
 

@@ -134,7 +134,7 @@ class Appliance:
             scanner = make_scanner(corpus, self.settings.search)
             lookup = Lookup(self.analyzer, corpus, scanner, self.settings.ticket,
                             installation=self.settings.installation, width=self.paper.width,
-                            first_number=self.counter.next())
+                            numbers=self.counter.take)
         except Exception as exc:
             corpus.close()
             raise PartFault(Fault.CORPUS, f"corpus {path}: {one_line(exc)}") from None
@@ -214,14 +214,15 @@ class Appliance:
 
     def print_visit(self, result: VisitResult) -> None:
         """Print the visit's ticket; its bands stream to the printer as they are composed.
-        `result.descriptor` stays set only when the conjured double follows (`print_double`)."""
-        if result.stream is None:
+        `result.descriptor` stays held only when the conjured double follows (`print_double`).
+        Returns the seconds of the ticket's stages (`print_stages`) for the visit's record."""
+        if result.ticket is None:
             raise ValueError("a visit without a face has no ticket (print_no_face)")
         if self.conjurer is None:
-            result.descriptor = None
-        self._print(result.stream)
-        if self.lookup is not None:
-            self.counter.save(self.lookup.next_number)
+            result.descriptor.drop()
+        receipt = self._print(result.ticket)
+        self.counter.save()
+        return print_stages(result.ticket, receipt)
 
     def print_double(self, result: VisitResult, spent: float) -> None:
         """`ticket.conjure: after`: the visitor's conjured double on a second, short ticket,
@@ -229,7 +230,7 @@ class Appliance:
         for the second). The descriptor is dropped here, whatever happens."""
         from appliance.conjure.search import Budget
 
-        descriptor, result.descriptor = result.descriptor, None
+        descriptor = result.descriptor.take()
         if descriptor is None or self.conjurer is None:
             return
         number = result.number
@@ -250,9 +251,10 @@ class Appliance:
             return
         self._print(ticket)
 
-    def _print(self, ticket: Any) -> None:
+    def _print(self, ticket: Any) -> Any:
         try:
             self.last_receipt = self.printer.print_ticket(ticket)
+            return self.last_receipt
         except TicketError:  # the ticket's own fault (a ticket fault): the printer is fine
             raise
         except Exception as exc:
@@ -365,21 +367,40 @@ def ticket_counter_file() -> Path:
 
 
 class TicketCounter:
-    """Ticket numbers continue after a restart: the next number, in a one-line file."""
+    """The visit counter, the one owner of ticket numbers (the lookup takes them from here).
+    They continue after a restart: the next number, in a one-line file, saved after each
+    printed ticket (a number taken by a visit whose ticket failed is given again after a
+    restart)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._next: int | None = None
 
     def next(self) -> int:
+        """The number the next ticket gets."""
+        if self._next is None:
+            self._next = self._read()
+        return self._next
+
+    def take(self) -> int:
+        """The next ticket's number; the one after it is next."""
+        number = self.next()
+        self._next = number + 1
+        return number
+
+    def _read(self) -> int:
         try:
             value = int(self.path.read_text().strip())
         except (OSError, ValueError):
             return 1
         return max(1, value)
 
-    def save(self, next_number: int) -> None:
+    def save(self, next_number: int | None = None) -> None:
+        """Keep the next number (`next_number` if given) across restarts."""
+        if next_number is not None:
+            self._next = int(next_number)
         try:
-            atomic_write_bytes(self.path, f"{int(next_number)}\n".encode())
+            atomic_write_bytes(self.path, f"{self.next()}\n".encode())
         except OSError as exc:  # a read-only card must not stop the printing
             log.debug("cannot save the ticket number: %s", exc)
 
@@ -389,13 +410,28 @@ class FixedCounter(TicketCounter):
 
     def __init__(self, first: int) -> None:
         super().__init__(Path(os.devnull))
-        self.first = first
+        self._next = first
 
-    def next(self) -> int:
-        return self.first
+    def save(self, next_number: int | None = None) -> None:
+        if next_number is not None:
+            self._next = int(next_number)
 
-    def save(self, next_number: int) -> None:
-        pass
+
+def print_stages(ticket: Any, receipt: Any) -> dict[str, float]:
+    """Seconds of a streamed ticket's stages, before its first byte (its first band: composed,
+    then encoded) and after it (the thumbnails, the layout and dithering of the other bands,
+    their encoding), from the ticket's own timings and the printer's receipt."""
+    bands = list(getattr(ticket, "band_seconds", ()))
+    encodes = list(getattr(receipt, "encode_seconds", ()))
+    timings = getattr(ticket, "timings", {})
+    if not bands or not encodes:
+        return {}
+    dither = timings.get("dither", 0.0)  # photos; the first band (header art) has none
+    thumbnails = timings.get("thumbnails", 0.0)  # read once the header is out
+    return {"first band: compose": bands[0], "first band: encode": encodes[0],
+            "rest: thumbnails": thumbnails,
+            "rest: layout": max(0.0, sum(bands[1:]) - dither - thumbnails),
+            "rest: dither": dither, "rest: encode": sum(encodes[1:])}
 
 
 def simple_text_ticket(lines: tuple[str, ...], width: int) -> Any:

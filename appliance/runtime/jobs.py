@@ -46,7 +46,8 @@ class Parts(Protocol):
     def start(self) -> None: ...  # load models, open + warm the corpus, open camera and printer
     def capture(self) -> Frame: ...
     def look_up(self, frame: Frame) -> VisitResult: ...
-    def print_visit(self, result: VisitResult) -> None: ...  # keeps result.descriptor if
+    def print_visit(self, result: VisitResult) -> dict[str, float] | None: ...  # stage seconds;
+    # keeps result.descriptor if
     def print_double(self, result: VisitResult, spent: float) -> None: ...  # a double follows
     def print_no_face(self, reason: str) -> None: ...
     def probe(self, fault: Fault) -> None: ...  # recover the part or raise
@@ -116,20 +117,26 @@ class DeviceJobs:
             self.post(Found(visit, result))
 
     def print_visit(self, visit: int, result: VisitResult) -> None:
-        """The visit's ticket, then (`ticket.conjure: after`: the descriptor is still there)
-        its conjured double, announced to the machine (`Conjuring`) so the LED says so."""
+        """The visit's ticket, then (`ticket.conjure: after`: the descriptor is still held)
+        its conjured double, announced to the machine (`Conjuring`) so the LED says so. The
+        ticket's stage seconds go to the visit's record with the print's."""
         start = self.clock()
+        stages: dict[str, float] = {}
+
+        def print_ticket() -> None:
+            stages.update(self.parts.print_visit(result) or {})
+
         try:
-            if not self._attempt(visit, lambda: self.parts.print_visit(result)):
+            if not self._attempt(visit, print_ticket):
                 return
-            if result.descriptor is not None:
+            if result.descriptor:
                 self.post(Conjuring(visit))
                 if not self._attempt(
                         visit, lambda: self.parts.print_double(result, self.clock() - start)):
                     return
         finally:
-            result.descriptor = None  # the visitor's descriptor never outlives the print job
-        self.timing(visit, {"print": self.clock() - start})
+            result.descriptor.drop()  # the visitor's descriptor never outlives the print job
+        self.timing(visit, {**stages, "print": self.clock() - start})
         self.post(Printed(visit))
 
     def print_no_face(self, visit: int, why: str) -> None:

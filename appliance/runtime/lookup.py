@@ -7,9 +7,9 @@ the ones before (only the aligned face it prints, if the layout prints one, wait
 
     >>> lookup = Lookup(FaceAnalyzer(), corpus, corpus.scanner(), TicketLayout(),
     ...                 installation=Installation(), width=printer.width)
-    >>> result = lookup.run(photo)
-    >>> printer.print_ticket(result.stream)  # band by band; None with result.no_face saying why
-    >>> result.ticket                 # the whole ticket as one PIL mode "1" image
+    >>> result = lookup.run(photo, number=counter.take())
+    >>> printer.print_ticket(result.ticket)  # band by band; None with result.no_face saying why
+    >>> result.ticket.image()         # the whole ticket as one PIL mode "1" image
     >>> result.timings                # seconds: detect, landmarks, descriptor, search, prepare
 
 The ticket's date follows `ticket.date` (appliance.ticket.clock): by default none is printed while
@@ -18,8 +18,10 @@ the system clock is not synchronised, as on a Pi without a real-time clock or ne
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -66,25 +68,40 @@ class Match:
     likeness: float  # percent
 
 
-@dataclass
+class Held:
+    """The visitor's descriptor, in memory only and only with `ticket.conjure: after` (the
+    conjured double is searched for once the ticket has printed): taken once, or dropped."""
+
+    def __init__(self, value: np.ndarray | None = None) -> None:
+        self._value = value
+
+    def take(self) -> np.ndarray | None:
+        """The descriptor, which is no longer held."""
+        value, self._value = self._value, None
+        return value
+
+    def drop(self) -> None:
+        self._value = None
+
+    def __bool__(self) -> bool:
+        return self._value is not None
+
+    def __repr__(self) -> str:
+        return f"Held({'a descriptor' if self else 'nothing'})"
+
+
+@dataclass(frozen=True)
 class VisitResult:
     """What one lookup produced. Holds nothing of the visitor but the printed ticket (and the
-    descriptor, in memory, while a conjured double is searched for)."""
+    descriptor, held in memory while a conjured double is searched for)."""
 
-    stream: Ticket | None  # composed band by band as it is printed; None when no face was found
+    ticket: Ticket | None  # composed band by band as it is printed; None when no face was found
     matches: tuple[Match, ...] = ()
     no_face: str | None = None  # why there is no ticket
     number: int = 0
-    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage of the lookup
     when: datetime | None = None  # the date printed (None: none, the clock is not trusted)
-    #: The visitor's descriptor, in memory only and only with `ticket.conjure: after`: the
-    #: conjured double is searched for after the ticket has printed, then it is dropped.
-    descriptor: np.ndarray | None = field(default=None, repr=False)
-
-    @property
-    def ticket(self) -> Image.Image | None:
-        """The whole ticket, mode "1" (composing what the printer has not asked for yet)."""
-        return None if self.stream is None else self.stream.image()
+    descriptor: Held = field(default_factory=Held, repr=False, compare=False)
 
     @property
     def face_found(self) -> bool:
@@ -107,7 +124,7 @@ class Lookup:
         *,
         installation: Installation | None = None,
         width: int | None = None,
-        first_number: int = 1,
+        numbers: Callable[[], int] | None = None,
     ) -> None:
         self.analyzer = analyzer
         self.corpus = corpus
@@ -115,14 +132,12 @@ class Lookup:
         self.layout = layout or TicketLayout()
         self.installation = installation or Installation()
         self.width = width
-        self.next_number = first_number
+        self.numbers = numbers if numbers is not None else itertools.count(1).__next__
         self._map_points = _sample_map(corpus, self.layout.map_points)
 
     def _number(self, number: int | None) -> int:
-        if number is not None:
-            return number
-        number, self.next_number = self.next_number, self.next_number + 1
-        return number
+        """`number`, else the next one from the visit counter (`numbers`, its one owner)."""
+        return number if number is not None else self.numbers()
 
     def run(self, image: Source, *, number: int | None = None,
             when: datetime | None = None) -> VisitResult:
@@ -174,7 +189,7 @@ class Lookup:
         when = when or self._when()
         ticket = self._ticket(matches, number, when, visitor_face, corpus_map)
         timings["total"] = time.perf_counter() - start
-        return VisitResult(ticket, matches, None, number, timings, when, kept)
+        return VisitResult(ticket, matches, None, number, timings, when, Held(kept))
 
     def _analyze(self, image: Source) -> Any:
         """The analyzer's face (or NoFaceFound); its failures are the models' (the photo's
