@@ -38,6 +38,9 @@ class UnsafeName(ValueError):
 class WriteError(OSError):
     """An output that could not be written (one line naming the destination)."""
 
+    def __str__(self) -> str:
+        return str(self.strerror)
+
 
 class NotRegular(ValueError):
     """A path that is a FIFO, a device or a folder where a regular file is expected."""
@@ -210,10 +213,11 @@ def refuse_links(folder: Path | str, names: Any, what: str, *, itself: bool = Fa
 
 
 @contextlib.contextmanager
-def temporary_folder(prefix: str) -> Iterator[Path]:
-    """A temporary folder removed when the block ends, also on SIGTERM (which is turned into
-    SystemExit(143) for the block, in the main thread) as on an error or Ctrl-C."""
-    path = Path(tempfile.mkdtemp(prefix=prefix))
+def temporary_folder(prefix: str, parent: Path | str | None = None) -> Iterator[Path]:
+    """A temporary folder (in `parent`, default the system's) removed when the block ends, also
+    on SIGTERM (turned into SystemExit(143) for the block, in the main thread) as on an error or
+    Ctrl-C."""
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.getsignal(signal.SIGTERM)

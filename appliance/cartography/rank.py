@@ -8,6 +8,7 @@ reference (nearest first, ties by file name) and written as OUT/ranking.csv and 
 from __future__ import annotations
 
 import csv
+import io
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from appliance.files import atomic_output, atomic_write_bytes
 from appliance.likeness import likeness
 
 
@@ -117,16 +119,18 @@ def write_ranking(ranking: Ranking, out_dir: Path) -> tuple[Path, Path]:
     """Write OUT/ranking.csv (rank, distance, likeness, file) and OUT/ranking.json."""
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_path, json_path = out_dir / "ranking.csv", out_dir / "ranking.json"
-    with open(csv_path, "w", newline="", encoding="utf-8", errors="surrogateescape") as fh:
+    with atomic_output(csv_path, fsync=False) as raw:  # whole or absent; errors name the file
+        fh = io.TextIOWrapper(raw, encoding="utf-8", errors="surrogateescape", newline="")
         writer = csv.writer(fh)
         writer.writerow(["rank", "distance", "likeness_percent", "file"])
         for f in ranking.faces:
             writer.writerow([f.rank, f"{f.distance:.6f}", f"{f.likeness:.2f}", f.file])
-    json_path.write_text(
-        json.dumps(ranking.to_json(), indent=1, ensure_ascii=False, allow_nan=False)
-        .encode("utf-8", "surrogateescape").decode("utf-8", "replace"),
-        encoding="utf-8",
-    )
+        fh.flush()
+        fh.detach()
+    atomic_write_bytes(json_path, json.dumps(
+        ranking.to_json(), indent=1, ensure_ascii=False, allow_nan=False)
+        .encode("utf-8", "surrogateescape").decode("utf-8", "replace").encode("utf-8"),
+        fsync=False)
     return csv_path, json_path
 
 

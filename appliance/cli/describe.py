@@ -262,8 +262,11 @@ def _make_dir(path: Path, what: str) -> None:
 def _write_image(pixels: Any, path: Path) -> None:
     from PIL import Image
 
+    from appliance.files import atomic_output
+
     image = Image.fromarray(pixels)
-    if path.suffix == ".jpg":
-        image.save(path, quality=95)
-    else:
-        image.save(path)
+    with atomic_output(path, fsync=False) as fh:  # whole or absent; errors name `path`
+        if path.suffix == ".jpg":
+            image.save(fh, format="JPEG", quality=95)
+        else:
+            image.save(fh, format=Image.registered_extensions().get(path.suffix.lower(), "PNG"))

@@ -12,15 +12,16 @@ used (built on first use).
 from __future__ import annotations
 
 import dataclasses
-import shutil
+import errno
+import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
 from appliance.cli import UsageError
+from appliance.files import temporary_folder, write_error
 
 if TYPE_CHECKING:
     from appliance.parts.printer import Paper
@@ -101,7 +102,15 @@ def run_ticket(args: Any) -> int:
     from appliance.parts.printer import PrinterFault
     from appliance.runtime.appliance import make_appliance
 
-    with tempfile.TemporaryDirectory(prefix="sosie-ticket-") as tmp:
+    out = args.out
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(f"sosie ticket: {write_error(out, exc).strerror}", file=sys.stderr)
+        return 1
+    # the virtual printer writes into a temporary folder beside OUT (removed on any exit, on
+    # SIGTERM too), whose two files are renamed into place once both are whole
+    with temporary_folder(".sosie-ticket-", out.parent) as tmp:
         try:
             corpus_dir = args.corpus or demo_corpus()
             appliance = make_appliance(settings, corpus_path=corpus_dir, out_dir=Path(tmp),
@@ -116,21 +125,25 @@ def run_ticket(args: Any) -> int:
         except PartFault as exc:
             print(f"sosie ticket: {exc.reason}", file=sys.stderr)
             return 1
-        except (CorpusError, ImageError, PrinterFault) as exc:
+        except PrinterFault as exc:
+            cause = exc.__cause__
+            if isinstance(cause, OSError) and cause.errno:  # writing beside OUT failed
+                print(f"sosie ticket: cannot write {out}: {_reason(cause)}", file=sys.stderr)
+            else:
+                print(f"sosie ticket: {exc}", file=sys.stderr)
+            return 1
+        except (CorpusError, ImageError) as exc:
             print(f"sosie ticket: {exc}", file=sys.stderr)
             return 1
         finally:
             if "appliance" in locals():
                 appliance.close()
         bin_path, png_path = receipt.files
-        out = args.out
-        try:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(png_path, out)
-            shutil.copyfile(bin_path, out.with_suffix(".bin"))
+        try:  # renames within one folder: no space needed, both or (almost surely) neither
+            os.replace(bin_path, out.with_suffix(".bin"))
+            os.replace(png_path, out)
         except OSError as exc:
-            print(f"sosie ticket: cannot write {exc.filename or out}: {exc.strerror or exc}",
-                  file=sys.stderr)
+            print(f"sosie ticket: {write_error(out, exc).strerror}", file=sys.stderr)
             return 1
     status = _send(ticket, settings, appliance.paper) if args.send else 0
     for m in result.matches:
@@ -142,6 +155,11 @@ def run_ticket(args: Any) -> int:
     print(f"ticket: {out} ({image.width}x{image.height} dots, {receipt.bytes_sent} bytes "
           f"of ESC/POS in {out.with_suffix('.bin')})")
     return status
+
+
+def _reason(exc: OSError) -> str:
+    return "no space left on device" if exc.errno == errno.ENOSPC else (
+        os.strerror(exc.errno) if exc.errno else str(exc))
 
 
 def _send(ticket: Any, settings: AppSettings, paper: Paper) -> int:

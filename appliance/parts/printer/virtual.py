@@ -8,6 +8,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from appliance.files import WriteError, atomic_output, atomic_write_bytes, write_error
 from appliance.parts.diagnosis import Finding, note, ok
 from appliance.parts.printer.encoding import Printable
 from appliance.parts.printer.faults import PrinterAbsent, TicketRejected
@@ -40,14 +41,16 @@ class VirtualPrinter(Printer):
         stem = name or f"ticket-{datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}-{self._count:04d}"
         bin_path = self.out_dir / f"{stem}.bin"
         png_path = self.out_dir / f"{stem}.png"
-        try:
+        try:  # each file whole or not at all, the error naming it (a full disk: ENOSPC)
             self.out_dir.mkdir(parents=True, exist_ok=True)
-            bin_path.write_bytes(data)
-            decode(data, self.width).image.save(png_path, optimize=True)
+            atomic_write_bytes(bin_path, data, fsync=False)
+            with atomic_output(png_path, fsync=False) as fh:
+                decode(data, self.width).image.save(fh, format="PNG", optimize=True)
         except OSError as exc:
-            raise PrinterAbsent(
-                f"virtual printer cannot write to {self.out_dir}: {exc.strerror or exc}"
-            ) from None
+            with contextlib.suppress(OSError):
+                bin_path.unlink()
+            error = exc if isinstance(exc, WriteError) else write_error(self.out_dir, exc)
+            raise PrinterAbsent(f"virtual printer: {error.strerror}") from error
         except ValueError as exc:  # the decoder refusing our own bytes would be a bug
             raise TicketRejected(f"virtual printer cannot decode the ticket: {exc}") from None
         self._prune()
