@@ -5,7 +5,7 @@
 The appliance runs for real (service loop, state machine, camera interface, dlib, SIMD scan,
 ticket layout, dithering, ESC/POS encoding, EscposPrinter) on simulated ends: the camera serves
 a 640x480 frame of the astronaut portrait, the printer connection notes when its first and last
-bytes arrive (appliance.runtime.simulated). The ticket streams: its first band (the header art)
+bytes arrive (bench/simulated.py). The ticket streams: its first band (the header art)
 is composed and encoded, written, and only then the bands below, while the printer prints; so
 the table splits the stages into those before the first byte and those after it. Anchors
 measured in the same run:
@@ -74,7 +74,8 @@ def before_stages(timings: dict[str, float]) -> tuple[str, ...]:
 
 def measure_pipeline(frame: np.ndarray, corpus: Path, presses: int,
                      detect_max_side: int | None = None) -> dict[str, list[float]]:
-    from appliance.runtime.simulated import SimulatedAppliance
+    from simulated import SimulatedAppliance  # bench/ is the script's folder
+
     from appliance.settings import load_settings
 
     settings = load_settings(search=False)

@@ -5,7 +5,7 @@
 
 The service loop, state machine, dlib, SIMD scan, ticket layout, dithering, ESC/POS encoding and
 EscposPrinter run for real; the button, camera and printer cable are simulated
-(appliance.runtime.simulated). Every `--no-face-every`-th frame is blank, so the no-face ticket
+(bench/simulated.py). Every `--no-face-every`-th frame is blank, so the no-face ticket
 path is soaked too. RSS is sampled after a warm-up and then every `--every` presses; progress
 lines go to stderr (and to --json as it runs), so a long run can be followed and stopped.
 
@@ -66,8 +66,8 @@ def soak_frames(width: int, height: int, no_face_every: int) -> list[np.ndarray]
 
 def main(argv: list[str] | None = None) -> int:
     from latency import synthetic_corpus
+    from simulated import SimulatedAppliance  # bench/ is the script's folder
 
-    from appliance.runtime.simulated import SimulatedAppliance
     from appliance.settings import load_settings
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
