@@ -127,8 +127,8 @@ def test_site_files_and_data_describe_the_corpus(site):
     assert sum(c["size"] for c in meta["clusters"]) == corpus.count
     assert all(labels[c["centre"]] == c["id"] for c in meta["clusters"])
     # the marked face: its nearest corpus face is the one it was made from
-    assert meta["mark"]["neighbours"][0] == 7 and meta["mark"]["likeness"][0] > 99
-    assert meta["mark"]["image"].startswith("data:image/jpeg;base64,")
+    assert meta["marks"][0]["neighbours"][0] == 7 and meta["marks"][0]["likeness"][0] > 99
+    assert meta["marks"][0]["image"].startswith("data:image/jpeg;base64,")
     # sheets hold every face; web assets copied; nothing refers to the internet
     assert len(list((out / "sheets").glob("*.jpg"))) == -(-corpus.count // 256)
     for name in ("index.html", "vr.html", "assets/map.js", "assets/vr.js", "assets/common.js"):
@@ -213,7 +213,8 @@ def test_map_page_renders_faces_and_answers_clicks(site, browser, tmp_path):
                      "document.getElementById('findform').requestSubmit()")
     browser.wait_for("document.getElementById('find').classList.contains('missing')")
     # zoom in on the marked face: deeper tiles load, the mark is drawn
-    browser.evaluate("sosieMap.setView(Sosie.meta.mark.world[0], Sosie.meta.mark.world[1], "
+    browser.evaluate("sosieMap.setView(Sosie.meta.marks[0].world[0], "
+                     "Sosie.meta.marks[0].world[1], "
                      "260 / Sosie.meta.face_world)")
     browser.wait_for("sosieMap.idle() && sosieMap.level() === Sosie.meta.tiles.levels")
     spread, busy = _faces_visible(browser.screenshot())

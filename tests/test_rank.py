@@ -94,9 +94,10 @@ def test_rank_puts_the_references_own_variants_first(tmp_path, capsys):
     meta_text = (out / "map" / "data" / "meta.js").read_text()
     meta = json.loads(meta_text[meta_text.index("{") : meta_text.rindex("}") + 1])
     assert meta["count"] == len(ranked)
-    assert meta["mark"]["label"] == "reference: reference.png"
+    assert meta["marks"][0]["label"] == "reference"  # no file name, no crop unless asked
+    assert meta["marks"][0]["image"] is None and "reference.png" not in meta_text
     names = {row["row"]: row["file"] for row in data_["ranking"]}
-    assert {names[i] for i in meta["mark"]["neighbours"][:3]} == set(ranked[:3])
+    assert {names[i] for i in meta["marks"][0]["neighbours"][:3]} == set(ranked[:3])
     # a second run reuses the described folder (resumable) and gives the same ranking
     assert main(["rank", str(reference), str(folder), "--out", str(out), "--no-map"]) == 0
     assert [r["file"] for r in json.loads((out / "ranking.json").read_text())["ranking"]] == ranked

@@ -3,7 +3,7 @@
 Layout of the output directory::
 
     index.html, vr.html, assets/     the hand-written page code (copied from appliance/web)
-    data/meta.js                     geometry, PCA axes and their extreme faces, clusters, mark
+    data/meta.js                     geometry, PCA axes and their extreme faces, clusters, marks
     data/points.js                   2-D positions (uint16), 3-D positions (int16), clusters,
                                      mean colours, sheet places, the sheets' bounding spheres
     data/atlas3d.js                  every face in one small texture for the 3-D view (data: URL)
@@ -16,6 +16,10 @@ Layout of the output directory::
 
 Faces are in colour when the corpus thumbnails are (gray corpora map in gray).
 
+No file of the site holds a path of the machine that made it (the corpus is named by its
+folder's name). A marked face (`marks`) is in the site as its place, its nearest corpus faces
+with their distances and its label; its crop (`MarkedFace.thumbnail`) only if given.
+
 Everything is loaded with <script> and <img> elements, so the site works from file:// (where
 fetch() is refused) as well as from any static server, and nothing comes from the internet.
 """
@@ -27,7 +31,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +49,7 @@ WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 CHUNK = 4096  # faces per data/faces/{c}.js file
 EXTREMES = 6  # faces shown at each end of each principal axis
 FACE_STACK = ".faces.tmp.npy"  # the map-size faces of a large corpus while the site is made
+MARKER_GRAY = 96  # the level of a marked face shown without its crop (3-D view, colours)
 
 
 @dataclass(frozen=True)
@@ -66,11 +71,13 @@ class MapOptions:
 
 @dataclass(frozen=True)
 class MarkedFace:
-    """A face to highlight on the map (a reference or visitor photo), not part of the corpus."""
+    """A face to highlight on the map (a reference or visitor photo), not part of the corpus.
+
+    Without `thumbnail` the site shows a plain marker: nothing of the photo's pixels."""
 
     label: str
     descriptor: np.ndarray  # float32 (d,)
-    thumbnail: np.ndarray  # uint8 gray (h, w) or RGB (h, w, 3)
+    thumbnail: np.ndarray | None = None  # uint8 gray (h, w) or RGB (h, w, 3)
 
 
 @dataclass
@@ -91,11 +98,14 @@ def build_site(
     out_dir: str | Path,
     *,
     mark: MarkedFace | None = None,
+    marks: Sequence[MarkedFace] = (),
     options: MapOptions | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> SiteSummary:
-    """Write the map site of `corpus` (see the module doc) into `out_dir`."""
+    """Write the map site of `corpus` (see the module doc) into `out_dir`, with every face of
+    `mark` and `marks` (in that order) marked on it."""
     options = options or MapOptions()
+    all_marks = ([mark] if mark is not None else []) + list(marks)
     out = Path(out_dir)
     say = progress or (lambda _msg: None)
     n = int(corpus.count)
@@ -114,13 +124,13 @@ def build_site(
     vectors = np.asarray(corpus.vectors, dtype=np.float32)
     coords2 = np.asarray(corpus.coords2d, dtype=np.float64)
     coords3 = np.asarray(corpus.coords3d, dtype=np.float64)
-    marked = _mark_info(corpus, vectors, mark, options) if mark is not None else None
+    marked = [_mark_info(corpus, vectors, m, options) for m in all_marks]
     map_px = options.map_face_px or (128 if n <= 2000 else 64)
     sheet_px = options.sheet_face_px or (128 if n <= 30000 else 64)
     sheet_px = max(map_px, sheet_px // map_px * map_px)
     levels = choose_levels(n, map_px, options.tile_px, spacing=1.4 if n <= 2000 else 2.0)
     world = options.tile_px << levels
-    extra = marked["pca"][None, :2] if marked else np.zeros((0, 2))
+    extra = np.array([m["pca"][:2] for m in marked]).reshape(-1, 2)
     to_world = _world_transform(np.vstack([coords2, extra]), map_px / world)
     centres = to_world(coords2)
     lap("prepare")
@@ -130,7 +140,7 @@ def build_site(
     order = face_images.spatial_order(coords3 * scale3)
     say(f"faces: {n} {'colour' if colour else 'gray'} thumbnails at {sheet_px} px (sheets) "
         f"and {map_px} px (map)")
-    stack = _face_stack(out, n + 1, map_px, colour)  # the last row: the marked face
+    stack = _face_stack(out, n + len(marked), map_px, colour)  # the last rows: marked faces
     small = stack[:n]
     face_images.write_sheets(
         corpus, n, sheet_px, map_px, out / "sheets", quality=options.jpeg_quality + 2,
@@ -164,14 +174,16 @@ def build_site(
     clusters = _clusters(vectors, corpus.pca, options, to_world) if options.clusters else None
     lap("clusters")
 
-    mark_face = mark_large = None
-    if marked is not None:
-        pixels = face_images.as_mode(np.asarray(mark.thumbnail, dtype=np.uint8), colour)
-        mark_face = face_images.resize(pixels, map_px)
-        mark_large = face_images.resize(pixels, sheet_px)
-    if mark_face is not None:
-        stack[n] = mark_face
-    atlas_faces = stack[: n + (mark_face is not None)]
+    mark_large: list[np.ndarray | None] = []
+    for row, m in enumerate(all_marks, n):
+        if m.thumbnail is None:  # a plain marker: a flat face, nothing of the photo
+            stack[row] = MARKER_GRAY
+            mark_large.append(None)
+            continue
+        pixels = face_images.as_mode(np.asarray(m.thumbnail, dtype=np.uint8), colour)
+        stack[row] = face_images.resize(pixels, map_px)
+        mark_large.append(face_images.resize(pixels, sheet_px))
+    atlas_faces = stack[: n + len(marked)]
     atlas, cell, columns = face_images.atlas(atlas_faces, max_cell=options.atlas_face_px)
     channels = 3 if colour else 1
     means = np.concatenate([  # in blocks: a memmap of 200k faces is not read at once
@@ -231,6 +243,7 @@ def _scale3(coords3: np.ndarray) -> float:
 
 
 def _mark_info(corpus: Any, vectors: np.ndarray, mark: MarkedFace, options: MapOptions) -> dict:
+    """A marked face's place and nearest corpus faces."""
     q = np.asarray(mark.descriptor, dtype=np.float32).reshape(-1)
     if q.shape[0] != vectors.shape[1]:
         raise ValueError(
@@ -277,7 +290,7 @@ def _clusters(vectors: np.ndarray, pca: Any, options: MapOptions, to_world: Call
 
 
 def _meta(corpus, options, n, pyramid, centres, coords2, coords3, scale3, sheet_px, k, method,
-          clusters, marked, to_world, mark_face) -> dict:
+          clusters, marked, to_world, mark_faces) -> dict:
     pca = corpus.pca
     axes = []
     coords = np.hstack([coords2, coords3[:, 2:3]])
@@ -299,7 +312,7 @@ def _meta(corpus, options, n, pyramid, centres, coords2, coords3, scale3, sheet_
         "title": options.title or f"Sosie — {n:,} faces".replace(",", " "),
         "count": n,
         "corpus": {
-            "path": str(getattr(corpus, "path", "")),
+            "name": Path(str(getattr(corpus, "path", "") or "")).name,  # never a machine's path
             "synthetic": bool(getattr(corpus, "synthetic", False)),
             "dim": int(corpus.dim),
             "built": str(manifest.get("built", "")),
@@ -317,7 +330,7 @@ def _meta(corpus, options, n, pyramid, centres, coords2, coords3, scale3, sheet_
         "pca": {"axes": axes, "total_ratio": float(np.sum(pca.explained_variance_ratio[:3])),
                 "scale3": scale3},
         "clusters": None,
-        "mark": None,
+        "marks": [],
     }
     if clusters is not None:
         meta["clusters"] = [
@@ -326,17 +339,17 @@ def _meta(corpus, options, n, pyramid, centres, coords2, coords3, scale3, sheet_
              "xyz": [float(v) * scale3 for v in clusters["pca"][j]]}
             for j in range(len(clusters["sizes"]))
         ]
-    if marked is not None:
-        world = to_world(marked["pca"][None, :2])[0]
-        meta["mark"] = {
-            "label": marked.get("label", ""),
+    for info, face in zip(marked, mark_faces, strict=True):
+        world = to_world(info["pca"][None, :2])[0]
+        meta["marks"].append({
+            "label": info.get("label", ""),
             "world": [float(world[0]), float(world[1])],
-            "xyz": [float(v) * scale3 for v in marked["pca"][:3]],
-            "neighbours": [int(i) for i in marked["indices"]],
-            "distances": [round(float(d), 5) for d in marked["distances"]],
-            "likeness": [round(likeness_module.likeness(float(d)), 2) for d in marked["distances"]],
-            "image": _data_url(face_images.jpeg_bytes(mark_face, 90)),
-        }
+            "xyz": [float(v) * scale3 for v in info["pca"][:3]],
+            "neighbours": [int(i) for i in info["indices"]],
+            "distances": [round(float(d), 5) for d in info["distances"]],
+            "likeness": [round(likeness_module.likeness(float(d)), 2) for d in info["distances"]],
+            "image": None if face is None else _data_url(face_images.jpeg_bytes(face, 90)),
+        })
     return meta
 
 

@@ -1,9 +1,13 @@
 """`sosie map` (a static offline site mapping a corpus in 2-D and 3-D/VR) and `sosie rank`
 (rank a folder of lookalikes against a reference photo, with a map of the folder).
 
-    sosie map CORPUS_DIR|demo --out DIR [--mark PHOTO] [--clusters K] [--neighbours K]
-              [--layout pca|umap]
+    sosie map CORPUS_DIR|demo --out DIR [--mark PHOTO]... [--mark-include-photo] [--clusters K]
+              [--neighbours K] [--layout pca|umap]
     sosie rank REFERENCE_PHOTO FOLDER [--out DIR] [--top N] [--no-map] [--clusters K]
+               [--mark-include-photo]
+
+A marked face is on the map as its place and its nearest faces; its crop and its file name
+only with --mark-include-photo. No map file holds a path of this machine.
 
 Exit status: 0 on success, 1 when the corpus or a photo cannot be used, 2 on unusable arguments.
 """
@@ -61,10 +65,14 @@ def register(subparsers: Any) -> None:
 
 def _site_options(parser: argparse.ArgumentParser, mark: bool = True) -> None:
     if mark:
-        parser.add_argument("--mark", metavar="PHOTO", type=Path,
-                            help="highlight this photo's face (a reference or visitor) on the map")
+        parser.add_argument("--mark", metavar="PHOTO", type=Path, action="append", default=[],
+                            help="highlight this photo's face (a reference, a visitor, a "
+                            "conjured double) on the map; repeat for several")
         parser.add_argument("--config", metavar="FILE", type=Path,
                             help="configuration file (faces section, for --mark)")
+    parser.add_argument("--mark-include-photo", action="store_true",
+                        help="put the marked faces' crops and file names in the map (by "
+                        "default only their places and nearest faces, labelled by number)")
     parser.add_argument("--clusters", metavar="K", type=int, default=0,
                         help="k-means clusters to show with their centre face (default 0: none)")
     parser.add_argument("--neighbours", metavar="K", type=int, default=12,
@@ -102,6 +110,16 @@ def _analyzer(face_settings: Any) -> Any:
     return FaceAnalyzer(face_settings)
 
 
+def marked_face(number: int, photo: Path, descriptor: Any, thumb: Any, include: bool) -> Any:
+    """Marked face `number` of the map: with the photo's crop and file name only if `include`
+    (else "marked face N", no pixels)."""
+    from appliance.cartography.site import MarkedFace
+
+    if include:
+        return MarkedFace(photo.name, descriptor, thumb)
+    return MarkedFace(f"marked face {number}", descriptor, None)
+
+
 def describe_photo(analyzer: Any, photo: Path, size: int) -> Any:
     """(descriptor, aligned colour thumbnail) of the face in `photo`, or a one-line UsageError
     (the map shows it in gray when the corpus is gray)."""
@@ -129,7 +147,7 @@ def _print_summary(summary: Any) -> None:
 
 
 def run_map(args: argparse.Namespace) -> int:
-    from appliance.cartography.site import MapOptions, MarkedFace, build_site
+    from appliance.cartography.site import MapOptions, build_site
     from appliance.corpus import Corpus, CorpusError, demo_corpus
 
     _check_site_args(args)
@@ -139,17 +157,19 @@ def run_map(args: argparse.Namespace) -> int:
     except CorpusError as exc:
         print(f"sosie map: {exc}", file=sys.stderr)
         return 1
-    mark = None
-    if args.mark is not None:
+    marks = []
+    if args.mark:
         size = int(corpus.manifest.get("thumbnails", {}).get("size", 256) or 256)
         face_settings, _ = _settings(args.config)
-        descriptor, thumb = describe_photo(_analyzer(face_settings), args.mark, size)
-        mark = MarkedFace(args.mark.name, descriptor, thumb)
+        analyzer = _analyzer(face_settings)
+        for k, photo in enumerate(args.mark, 1):
+            descriptor, thumb = describe_photo(analyzer, photo, size)
+            marks.append(marked_face(k, photo, descriptor, thumb, args.mark_include_photo))
     options = MapOptions(neighbours=args.neighbours, clusters=args.clusters, title=args.title)
     started = time.perf_counter()
     try:
         laid_out = corpus if args.layout == "pca" else _umap_layout(corpus)
-        summary = build_site(laid_out, args.out, mark=mark, options=options, progress=_say)
+        summary = build_site(laid_out, args.out, marks=marks, options=options, progress=_say)
     except (OSError, ValueError) as exc:  # e.g. OUT holds other files, or is not writable
         print(f"sosie map: {exc}", file=sys.stderr)
         return 1
@@ -215,8 +235,11 @@ def run_rank(args: argparse.Namespace) -> int:
                 _say(f"  {name}: {reason}")
         _say(f"wrote {csv_path} and {json_path}")
         if not args.no_map and corpus.count:
-            mark = MarkedFace(f"reference: {args.reference.name}", descriptor, thumb)
-            title = args.title or f"{args.folder.name} against {args.reference.name}"
+            include = args.mark_include_photo
+            mark = MarkedFace(f"reference: {args.reference.name}" if include else "reference",
+                              descriptor, thumb if include else None)
+            against = args.reference.name if include else "the reference photo"
+            title = args.title or f"{args.folder.name} against {against}"
             options = MapOptions(neighbours=args.neighbours, clusters=args.clusters, title=title)
             summary = build_site(corpus, out / "map", mark=mark, options=options, progress=_say)
             _print_summary(summary)

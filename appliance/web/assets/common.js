@@ -169,12 +169,19 @@
     if (title) el.title = title;
     return el;
   };
-  Sosie.markElement = function (size) {
+  /* Marked face k: its crop, or a plain marker when the map was made without it. */
+  Sosie.markElement = function (size, k) {
+    const mark = META.marks[k];
+    if (!mark.image) {
+      const el = Sosie.el('div', { class: 'face mark', title: 'photo not included in this map' }, '#' + (k + 1));
+      el.style.width = el.style.height = size + 'px';
+      return el;
+    }
     const img = document.createElement('img');
     img.className = 'face mark';
-    img.src = META.mark.image;
+    img.src = mark.image;
     img.width = img.height = size;
-    img.alt = META.mark.label;
+    img.alt = mark.label;
     return img;
   };
 
@@ -265,20 +272,26 @@
     if (!k) return face;
     const how = META.neighbours.method === 'exact' ? 'exact' : 'from 8-bit descriptors';
     container.append(
-      Sosie.el('h3', {}, k + ' nearest faces ', Sosie.el('small', {}, 'distance · likeness (' + how + ')')),
+      Sosie.el('h3', {}, k + ' nearest faces ', Sosie.el('small', { title: Sosie.MEASURE }, 'dlib distance · likeness (' + how + ')')),
       Sosie.faceStrip(face.neighbours.map((nb) => nb.index), 58, onPick, captions));
     return face;
   };
+  Sosie.MEASURE = 'Euclidean distance between dlib face descriptors (under 0.6: the same ' +
+    'person to dlib); likeness: 50 % at 0.6. How close a face recogniser finds two faces, not ' +
+    'a human judgement.';
+  /* Every marked face, each with a button calling onShow(k). */
   Sosie.showMark = function (container, onPick, onShow) {
-    const mark = META.mark;
-    if (!mark) return false;
-    const button = Sosie.el('button', { type: 'button', onclick: onShow }, 'show on map');
-    container.append(
-      Sosie.el('div', { class: 'markhead' }, Sosie.markElement(96),
-        Sosie.el('div', {}, Sosie.el('p', { class: 'name' }, mark.label), button)),
-      Sosie.el('h3', {}, 'Nearest faces ', Sosie.el('small', {}, 'distance · likeness')),
-      Sosie.faceStrip(mark.neighbours, 58, onPick,
-        mark.distances.map((d, r) => d.toFixed(3) + ' · ' + mark.likeness[r].toFixed(0) + ' %')));
+    const marks = META.marks || [];
+    if (!marks.length) return false;
+    marks.forEach((mark, k) => {
+      const button = Sosie.el('button', { type: 'button', onclick: () => onShow(k) }, 'show on map');
+      container.append(
+        Sosie.el('div', { class: 'markhead' }, Sosie.markElement(96, k),
+          Sosie.el('div', {}, Sosie.el('p', { class: 'name' }, mark.label), button)),
+        Sosie.el('h3', {}, 'Nearest faces ', Sosie.el('small', { title: Sosie.MEASURE }, 'dlib distance · likeness')),
+        Sosie.faceStrip(mark.neighbours, 58, onPick,
+          mark.distances.map((d, r) => d.toFixed(3) + ' · ' + mark.likeness[r].toFixed(0) + ' %')));
+    });
     return true;
   };
 })();

@@ -166,13 +166,16 @@
       ctx.fillText(label, x + 2, y - 3);
     }
   }
-  let markImage = null;
-  if (M.mark) { markImage = new Image(); markImage.onload = redraw; markImage.src = M.mark.image; }
-  function drawMark() {
-    const [mx, my] = M.mark.world;
+  const MARKS = M.marks || [];
+  const markImages = MARKS.map((m) => {
+    if (!m.image) return null; // made without the photo: a plain marker
+    const img = new Image(); img.onload = redraw; img.src = m.image; return img;
+  });
+  function drawMark(mark, markImage) {
+    const [mx, my] = mark.world;
     const sx = toScreenX(mx), sy = toScreenY(my);
     const s = Math.max(FACE * view.scale, 18);
-    if (markImage.complete && FACE * view.scale >= 3) ctx.drawImage(markImage, sx - s / 2, sy - s / 2, s, s);
+    if (markImage && markImage.complete && FACE * view.scale >= 3) ctx.drawImage(markImage, sx - s / 2, sy - s / 2, s, s);
     ctx.lineWidth = 3;
     ctx.strokeStyle = '#ff3b5c';
     ctx.strokeRect(sx - s / 2 - 2, sy - s / 2 - 2, s + 4, s + 4);
@@ -181,7 +184,7 @@
     ctx.stroke();
     ctx.font = '600 13px system-ui, sans-serif';
     ctx.fillStyle = '#ff3b5c';
-    ctx.fillText(M.mark.label, sx + s * 0.75 + 14, sy + 4);
+    ctx.fillText(mark.label, sx + s * 0.75 + 14, sy + 4);
   }
   function drawClusters() {
     ctx.font = '700 12px system-ui, sans-serif';
@@ -226,7 +229,7 @@
     neighbours.forEach((j, r) => box(j, '#ffc24b', 2, String(r + 1)));
     if (selected >= 0) box(selected, '#fff', 3, '#' + selected);
     if (hover >= 0 && hover !== selected) box(hover, 'rgba(255,255,255,0.7)', 1.5);
-    if (M.mark) drawMark();
+    MARKS.forEach((mark, k) => drawMark(mark, markImages[k]));
     drawAxes();
     zoomLabel.textContent = (view.scale * FACE).toFixed(view.scale * FACE < 10 ? 1 : 0) + ' px per face';
   }
@@ -339,11 +342,12 @@
       ArrowUp: () => (view.y -= step), ArrowDown: () => (view.y += step),
       '+': () => zoomAt(width / 2, height / 2, 1.5), '=': () => zoomAt(width / 2, height / 2, 1.5),
       '-': () => zoomAt(width / 2, height / 2, 1 / 1.5), 0: fitView, Home: fitView,
-      Escape: () => select(-1), m: () => M.mark && showMark(),
+      Escape: () => select(-1), m: () => MARKS.length && showMark(nextMark++ % MARKS.length),
     };
     if (keys[e.key]) { keys[e.key](); clampView(); redraw(); e.preventDefault(); }
   });
-  function showMark() { flyTo(M.mark.world[0], M.mark.world[1], closeUp()); }
+  let nextMark = 0;
+  function showMark(k) { flyTo(MARKS[k].world[0], MARKS[k].world[1], closeUp()); }
 
   const zoomLabel = document.getElementById('zoomlabel');
   document.getElementById('zoomin').onclick = () => zoomAt(width / 2, height / 2, 2);

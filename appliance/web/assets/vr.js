@@ -185,20 +185,21 @@
     void main() { gl_Position = uProj * uView * uModel * vec4(aPos, 1.0); vColour = aColour; }`, `
     precision mediump float; varying vec3 vColour; void main() { gl_FragColor = vec4(vColour, 1.0); }`);
 
-  /* ---- instances: the faces in sheet order (a sheet's faces are one run), then the mark -- */
+  /* ---- instances: the faces in sheet order (a sheet's faces are one run), then the marks - */
   const P = Sosie.points;
   const PER = M.sheets.columns * M.sheets.columns;
   const SHEETS = Math.ceil(N / PER);
-  const total = N + (M.mark ? 1 : 0);
+  const MARKS = M.marks || [];
+  const total = N + MARKS.length;
   const pos = new Float32Array(3 * total);
   pos.set(XYZ);
-  if (M.mark) pos.set(M.mark.xyz, 3 * N);
+  MARKS.forEach((mark, k) => pos.set(mark.xyz, 3 * (N + k)));
   const order = new Uint32Array(N);
   for (let i = 0; i < N; i++) order[P.place[i]] = i;
   function buffer(data, usage) {
     const b = gl.createBuffer(); gl.bindBuffer(gl.ARRAY_BUFFER, b); gl.bufferData(gl.ARRAY_BUFFER, data, usage || gl.STATIC_DRAW); return b;
   }
-  /* Per-instance data of faces `list` (index N: the mark): x y z atlas-cell cluster place. */
+  /* Per-instance data of faces `list` (index N + k: mark k): x y z atlas-cell cluster place. */
   function instanceSet(list, slots, usage) {
     const n = list.length, f = new Float32Array(6 * n), c = new Uint8Array(3 * n);
     for (let k = 0; k < n; k++) {
@@ -481,7 +482,7 @@
     };
     add(neighbours, 1.6, 2, [1, 0.76, 0.29]);
     add(selected >= 0 ? [selected] : [], 2.4, 3, [1, 1, 1]);
-    add(M.mark ? [N] : [], 1.8, 3, [1, 0.23, 0.36]);
+    add(MARKS.map((_, k) => N + k), 1.8, 3, [1, 0.23, 0.36]);
     if (highlight) [highlight.f, highlight.c, highlight.slot].forEach((b) => gl.deleteBuffer(b));
     highlight = null;
     highlightGroups = groups;
@@ -514,8 +515,8 @@
     stage.append(el);
     return el;
   });
-  const markLabel = M.mark ? Sosie.el('div', { class: 'label3d', style: 'color:#ff3b5c' }, M.mark.label) : null;
-  if (markLabel) stage.append(markLabel);
+  const markLabels = MARKS.map((mark) => Sosie.el('div', { class: 'label3d', style: 'color:#ff3b5c' }, mark.label));
+  markLabels.forEach((el) => stage.append(el));
   let pending = false, last = performance.now(), xrSession = null;
   const frameLog = { intervals: [], draws: [] }; // the last 240 frames (bench/map.py)
   state.frameLog = frameLog;
@@ -553,11 +554,11 @@
     drawScene(cam.proj, cam.view, cam.model, canvas.height);
     const vp = mat.multiply(cam.proj, cam.view);
     labels.forEach((el, a) => { const p = [0, 0, 0]; p[a] = axisLength * 1.04; place(el, vp, p); });
-    if (markLabel) {
+    markLabels.forEach((markLabel, k) => {
       markLabel.dataset.dx = Math.min(128, 0.9 * grow * faceSize * cam.proj[5] * height / 2 /
-        Math.max(0.05, transform(vp, M.mark.xyz)[3])) + 6;
-      place(markLabel, vp, M.mark.xyz);
-    }
+        Math.max(0.05, transform(vp, MARKS[k].xyz)[3])) + 6;
+      place(markLabel, vp, MARKS[k].xyz);
+    });
     frameLog.draws[frameLog.draws.length - 1] = performance.now() - t0;
     state.frames++;
     if (state.ready && !state.timings.firstFrame) {
@@ -612,7 +613,7 @@
     neighbours = [];
     updateHighlights();
     requestDraw();
-    if (i >= N) { lookAt(N); return; }
+    if (i >= N) { lookAt(i); return; }
     if (i < 0) {
       panel.selected.replaceChildren(Sosie.el('p', { class: 'muted' }, 'Click a face to see it large with its nearest neighbours.'));
       return;
@@ -679,7 +680,7 @@
   const pickAndFly = (i) => select(i, true);
   Sosie.describeAxes(panel.axes, pickAndFly, 3);
   if (!Sosie.describeClusters(panel.clusters, pickAndFly)) panel.clusters.closest('details').hidden = true;
-  if (!Sosie.showMark(panel.mark, pickAndFly, () => select(N, true))) panel.mark.closest('details').hidden = true;
+  if (!Sosie.showMark(panel.mark, pickAndFly, (k) => select(N + k, true))) panel.mark.closest('details').hidden = true;
   select(-1);
 
   /* ---- WebXR ---------------------------------------------------------------------------- */
