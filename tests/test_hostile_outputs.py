@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -101,3 +102,18 @@ with temporary_folder("sosie-test-", {str(tmp_path)!r}) as path:
     while folder.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert os.listdir(tmp_path) == []
+
+
+def test_a_build_on_a_full_disk_names_the_file_it_could_not_write(full_disk, tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(6):
+        pixels = np.random.default_rng(i).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(images / f"{i}.png")
+    done = subprocess.run([sys.executable, "-m", "appliance", "build", str(images),
+                           str(full_disk / "c"), "--engine", "mock", "--quiet", "--workers",
+                           "1"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith(f"sosie: cannot write {full_disk / 'c'}")
+    assert line.endswith(": no space left on device")

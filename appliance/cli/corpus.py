@@ -94,7 +94,12 @@ def _settings(config: Path | None) -> tuple[Any, Any]:
     return corpus, faces
 
 
-def _fail(exc: Exception) -> int:
+def _fail(exc: Exception, folder: Path | None = None) -> int:
+    """One line; an OSError that names no file (a full disk mid-write) names `folder`."""
+    if isinstance(exc, OSError) and exc.errno and not exc.filename and folder is not None:
+        from appliance.files import write_error
+
+        exc = write_error(folder, exc)
     print(f"sosie: {one_line(exc)}", file=sys.stderr)
     return 1
 
@@ -132,7 +137,7 @@ def cmd_build(args: argparse.Namespace) -> int:
             cluster_files=args.cluster_files,
         )
     except (CorpusError, OSError, RuntimeError) as exc:
-        return _fail(exc)
+        return _fail(exc, args.corpus_dir)
     except KeyboardInterrupt:
         print(f"sosie build: interrupted; finished chunks are kept in {args.corpus_dir}/.build, "
               "run the same command again to resume", file=sys.stderr)
@@ -244,7 +249,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
     try:
         synth(args.corpus_dir, args.count, args.seed, settings=settings, overwrite=args.force)
     except (OSError, ValueError) as exc:  # a non-empty folder without --force, no room, a link
-        return _fail(exc)
+        return _fail(exc, args.corpus_dir)
     print(f"{args.corpus_dir}: synthetic corpus of {args.count} faces (seed {args.seed}), "
           f"{time.monotonic() - start:.1f} s")
     return 0
@@ -261,7 +266,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         directory = import_descriptors(args.vectors, args.corpus_dir, settings=settings,
                                        overwrite=args.force)
     except (OSError, ValueError) as exc:  # a bad file, or a non-empty folder without --force
-        return _fail(exc)
+        return _fail(exc, args.corpus_dir)
     from appliance.corpus import Corpus
 
     with Corpus.open(directory) as corpus:
