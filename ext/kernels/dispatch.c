@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "topk.h"
+#include "sketch_shared.h"
 #include "serial.h"
 #include "avx2.h"
 #include "avx512.h"
@@ -216,8 +217,8 @@ int sosie_sketch_scan(int kernel, const sosie_sketch_job *job, size_t k, size_t 
                       float *dist, int64_t *rows, size_t *count, float *bound, size_t *read,
                       size_t *second) {
     if (!sosie_kernel_supported(kernel) || k == 0 || cap < k || k > SIZE_MAX / 64 ||
-        job->rows.begin != 0 || job->m < 8 || job->m > 128 || job->m % 8 ||
-        job->m + job->m_rest > 128 || job->m_rest % 8)
+        job->rows.begin != 0 || job->m < 8 || job->m > SOSIE_MAX_SKETCH_AXES || job->m % 8 ||
+        job->m + job->m_rest > SOSIE_MAX_SKETCH_AXES || job->m_rest % 8)
         return -1;
     float *top_dist = malloc(2 * k * sizeof *top_dist);
     int64_t *top_row = malloc(2 * k * sizeof *top_row);
@@ -251,7 +252,7 @@ int sosie_sketch_dots(int kernel, const int8_t *codes, ptrdiff_t stride, size_t 
 
 int sosie_sketch_block_dots(int kernel, const char *blocks, size_t m, const int16_t *w, size_t n,
                             int32_t *out) {
-    if (!sosie_kernel_supported(kernel) || m < 8 || m > 128 || m % 8) return -1;
+    if (!sosie_kernel_supported(kernel) || m < 8 || m > SOSIE_MAX_SKETCH_AXES || m % 8) return -1;
     KERNELS[kernel].block_dots(blocks, m, w, n, out);
     return 0;
 }
