@@ -6,8 +6,12 @@ The question asked here is the one that is left: do the doubles resemble the ref
 same way*? Each double's direction from the reference (unit vector of double - reference) is
 taken, and the mean cosine between the directions of the k nearest doubles is compared with that
 of random k-subsets of the reference's K nearest faces in the same set (a permutation test,
-`scipy.stats.permutation_test`, one-sided). Near faces of a set with no local structure point
-the same way no more than the next ones do; doubles that form a group point the same way.
+`scipy.stats.permutation_test`, one-sided). Every face of a set, seen from a reference off its
+centre, points somewhat towards that centre, and the farther ones more so (the nearest have
+cancelled more of that pull): the directions' component towards the set's mean is removed
+first, which makes the test's p-values uniform on a structureless cloud (deciles 0.12 / 0.44 /
+0.89 at 10 / 50 / 90 %; 0.23 / 0.73 / 0.97 with the pull left in: blind to real groups). Doubles
+that form a group still point the same way.
 
 Per set, the references' p-values are adjusted for multiple testing (Benjamini-Hochberg,
 `scipy.stats.false_discovery_control`); the set's verdict is "more alike" when any adjusted
@@ -31,6 +35,7 @@ class AmongOptions:
     pool: int = 5  # K = pool * k nearest faces the random subsets are drawn from
     resamples: int = 999
     alpha: float = 0.05
+    remove_centre: bool = True  # directions without their common pull towards the set's mean
     seed: int = 0
 
 
@@ -42,11 +47,17 @@ def mean_cosine(gram: np.ndarray, members: np.ndarray) -> float:
 
 
 def reference_test(reference: np.ndarray, vectors: np.ndarray, rows: np.ndarray,
-                   options: AmongOptions, rng: np.random.Generator) -> dict[str, Any]:
-    """The permutation test of one reference: `rows` are its K nearest faces, nearest first."""
+                   options: AmongOptions, rng: np.random.Generator,
+                   centre: np.ndarray | None = None) -> dict[str, Any]:
+    """The permutation test of one reference: `rows` are its K nearest faces, nearest first.
+    With `centre` (the set's mean), the directions lose their component towards it."""
     from scipy import stats
 
     directions = np.asarray(vectors[rows], dtype=np.float64) - reference.astype(np.float64)
+    if centre is not None:
+        towards = np.asarray(centre, np.float64) - reference.astype(np.float64)
+        towards /= max(float(np.linalg.norm(towards)), 1e-12)
+        directions -= np.outer(directions @ towards, towards)
     directions /= np.maximum(np.linalg.norm(directions, axis=1, keepdims=True), 1e-12)
     gram = directions @ directions.T
     k = options.k
@@ -76,9 +87,11 @@ def among_themselves(names: list[str], references: np.ndarray, vectors: np.ndarr
                 "reason": f"needs at least {2 * k} faces in the set"}
     rng = np.random.default_rng(options.seed)
     nearest = nearest_rows(distances, pool)
+    centre = np.asarray(vectors[:: max(1, len(vectors) // 20000)], np.float64).mean(axis=0) \
+        if options.remove_centre else None
     per_reference = []
     for r, name in enumerate(names):
-        result = reference_test(references[r], vectors, nearest[r], options, rng)
+        result = reference_test(references[r], vectors, nearest[r], options, rng, centre)
         per_reference.append({"reference": name, **result})
     raw = np.array([t["p"] for t in per_reference])
     adjusted = stats.false_discovery_control(raw, method="bh") if len(raw) > 1 else raw

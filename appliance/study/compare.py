@@ -69,6 +69,32 @@ def _k_mean(distances: np.ndarray, k: int) -> np.ndarray:
     return part.mean(axis=1, dtype=np.float64)
 
 
+class Nearest:
+    """Each reference's nearest candidates, sorted, so that the k nearest among any subset of
+    the candidates (a resample, a permutation) is read from the first few: the statistics of
+    thousands of resamples without a pass over every face for each."""
+
+    HEAD = 256
+
+    def __init__(self, distances: np.ndarray) -> None:
+        self.distances = distances
+        head = min(self.HEAD, distances.shape[1])
+        part = np.argpartition(distances, head - 1, axis=1)[:, :head] \
+            if head < distances.shape[1] else np.tile(np.arange(head), (len(distances), 1))
+        order = np.argsort(np.take_along_axis(distances, part, axis=1), axis=1, kind="stable")
+        self.ids = np.take_along_axis(part, order, axis=1)
+        self.sorted = np.take_along_axis(distances, self.ids, axis=1).astype(np.float64)
+
+    def k_mean(self, members: np.ndarray, k: int, refs: np.ndarray) -> np.ndarray:
+        """(len(refs),) mean distance to the k nearest candidates where `members` is True."""
+        inside = members[self.ids[refs]]
+        counts = np.cumsum(inside, axis=1)
+        if (counts[:, -1] < k).any():  # too few members among the head: every candidate
+            return _k_mean(np.where(members, self.distances[refs], np.inf), k)
+        chosen = inside & (counts <= k)
+        return (self.sorted[refs] * chosen).sum(axis=1) / k
+
+
 def interval(distances: np.ndarray, versus_distances: np.ndarray, size: int, k: int,
              options: CompareOptions, rng: np.random.Generator) -> tuple[float, float]:
     """Bootstrap interval of the mean paired difference, references and faces resampled."""
@@ -76,13 +102,16 @@ def interval(distances: np.ndarray, versus_distances: np.ndarray, size: int, k: 
 
     mine = rng.permutation(distances.shape[1])[:size]  # random order: the first ids of a
     theirs = rng.permutation(versus_distances.shape[1])[:size]  # resample are a random subset
+    near_mine, near_theirs = Nearest(distances[:, mine]), Nearest(versus_distances[:, theirs])
 
     def statistic(refs: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
-        a, b = np.unique(a), np.unique(b)
-        m = min(len(a), len(b))
-        x = distances[np.ix_(refs, mine[a[:m]])]
-        y = versus_distances[np.ix_(refs, theirs[b[:m]])]
-        return float((_k_mean(x, min(k, m)) - _k_mean(y, min(k, m))).mean())
+        in_a, in_b = np.bincount(a, minlength=size) > 0, np.bincount(b, minlength=size) > 0
+        m = int(min(in_a.sum(), in_b.sum()))
+        for drawn in (in_a, in_b):  # the m distinct faces of lowest id (a random subset)
+            drawn[np.flatnonzero(drawn)[m - 1] + 1 :] = False
+        kk = min(k, m)
+        return float((near_mine.k_mean(in_a, kk, refs) - near_theirs.k_mean(in_b, kk, refs))
+                     .mean())
 
     ids = (np.arange(distances.shape[0]), np.arange(size), np.arange(size))
     with warnings.catch_warnings():
@@ -96,17 +125,23 @@ def interval(distances: np.ndarray, versus_distances: np.ndarray, size: int, k: 
 
 def label_test(distances: np.ndarray, versus_distances: np.ndarray, size: int, k: int,
                options: CompareOptions, rng: np.random.Generator) -> float:
-    """Two-sided permutation test of the set labels (faces exchanged between the sets)."""
+    """Two-sided permutation test of the set labels: `size` random faces of each set, exchanged
+    between the two (exact when both sets come from one source)."""
     from scipy import stats
 
-    pool = np.hstack([distances, versus_distances])
-    n = distances.shape[1]
-    mine, theirs = rng.permutation(n), n + rng.permutation(versus_distances.shape[1])
+    mine = rng.choice(distances.shape[1], size, replace=False)
+    theirs = rng.choice(versus_distances.shape[1], size, replace=False)
+    near = Nearest(np.hstack([distances[:, mine], versus_distances[:, theirs]]))
+    every = np.arange(len(distances))
 
-    def statistic(a: np.ndarray, b: np.ndarray) -> float:
-        return float((_k_mean(pool[:, a[:size]], k) - _k_mean(pool[:, b[:size]], k)).mean())
+    def statistic(a: np.ndarray, _b: np.ndarray) -> float:
+        first = np.zeros(2 * size, bool)
+        first[a] = True
+        return float((near.k_mean(first, k, every) - near.k_mean(~first, k, every)).mean())
 
-    test = stats.permutation_test((mine, theirs), statistic, permutation_type="independent",
+    ids = np.arange(2 * size)
+    test = stats.permutation_test((ids[:size], ids[size:]), statistic,
+                                  permutation_type="independent",
                                   n_resamples=options.permutations, vectorized=False,
                                   **seeded(stats.permutation_test, rng))
     return float(test.pvalue)
