@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from PIL import ImageDraw, ImageFont
 
 from appliance.ticket.canvas import INK
 
-if TYPE_CHECKING:
-    from appliance.ticket.page import Page
+
+class Page(Protocol):
+    """What fitting text needs of a page (`appliance.ticket.page.Page`, which imports this
+    module: the page is drawn with this typesetting, not the other way round)."""
+
+    inner: int  # dots between the margins
+
+    def font(self, role: str, size: float) -> ImageFont.FreeTypeFont: ...
 
 
 def text_width(text: str, f: ImageFont.FreeTypeFont, tracking: float = 0.0) -> int:
