@@ -216,3 +216,18 @@ def test_each_retry_says_why_and_when(tmp_path):
         f"sosie generate: {server.url}: answered 503 Service Unavailable; retry 1 of 6 in 7 s",
         f"sosie generate: {server.url}: answered 502 Bad Gateway; retry 2 of 6 in 4 s",
     ]
+
+
+def test_endless_interim_answers_are_cut_at_the_answers_size():
+    from appliance.generator.url import HEADER_BYTES, Fetcher, ServerGone, UrlSettings
+
+    with tcp_server(endless_continue) as port:
+        url = f"http://127.0.0.1:{port}/face"
+        fetcher = Fetcher(UrlSettings(url, timeout=20.0, retries=0, max_bytes=1024),
+                          report=print)
+        started = time.monotonic()
+        with pytest.raises(ServerGone) as caught:
+            fetcher.get()
+        seconds = time.monotonic() - started
+    assert f"sent more than {1024 + HEADER_BYTES} bytes for one answer" in str(caught.value)
+    assert seconds < 20.0  # long before the deadline: the answer's size ran out first

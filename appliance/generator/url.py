@@ -40,6 +40,7 @@ from appliance.generator.job import GenerateError
 EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif", "BMP": ".bmp",
               "TIFF": ".tiff"}
 RETRIED = (429, 500, 502, 503, 504)
+HEADER_BYTES = 1 << 20  # status lines and headers of one answer, interim ones included
 
 
 class ServerGone(GenerateError):
@@ -147,7 +148,9 @@ class Fetcher:
             "Accept": "image/*",
         })
         deadline = time.monotonic() + s.timeout
-        opener = urllib.request.build_opener(_DeadlineHTTP(deadline), _DeadlineHTTPS(deadline))
+        most = s.max_bytes + HEADER_BYTES  # interim answers and headers count too
+        opener = urllib.request.build_opener(_DeadlineHTTP(deadline, most),
+                                             _DeadlineHTTPS(deadline, most))
         with opener.open(request, timeout=s.timeout) as response:
             body = response.read(s.max_bytes + 1)
             return body, response.headers.get("Content-Type", "")
@@ -167,11 +170,16 @@ class DeadlinePassed(TimeoutError):
     """The request's deadline passed (not one read's timeout)."""
 
 
-class _DeadlineSocket:
-    """A connected socket whose every send and receive ends at one `deadline` (monotonic)."""
+class AnswerTooLong(http.client.HTTPException):
+    """More bytes came than an answer may hold (endless interim answers, headers, a body)."""
 
-    def __init__(self, sock: Any, deadline: float) -> None:
-        self._sock, self._deadline = sock, deadline
+
+class _DeadlineSocket:
+    """A connected socket whose every send and receive ends at one `deadline` (monotonic),
+    receiving at most `most` bytes in all."""
+
+    def __init__(self, sock: Any, deadline: float, most: int) -> None:
+        self._sock, self._deadline, self._left, self._most = sock, deadline, most, most
         self._readers, self._closed = 0, False
 
     def _arm(self) -> None:
@@ -186,7 +194,11 @@ class _DeadlineSocket:
 
     def recv_into(self, buffer: Any, size: int = 0) -> int:
         self._arm()
-        return self._sock.recv_into(buffer, size)
+        count = self._sock.recv_into(buffer, size)
+        self._left -= count
+        if self._left < 0:
+            raise AnswerTooLong(f"sent more than {self._most} bytes for one answer")
+        return count
 
     def makefile(self, mode: str = "rb", *args: Any, **kwargs: Any) -> io.BufferedReader:
         self._readers += 1
@@ -226,43 +238,44 @@ class _DeadlineConnection:
     """Mixed into http.client's connections: the socket gets the request's deadline."""
 
     deadline: float
+    most: int
     timeout: float | None
     sock: Any
 
     def connect(self) -> None:
         self.timeout = max(0.001, min(self.timeout or 0.001, self.deadline - time.monotonic()))
         super().connect()  # type: ignore[misc]
-        self.sock = _DeadlineSocket(self.sock, self.deadline)  # after TLS, for https
+        self.sock = _DeadlineSocket(self.sock, self.deadline, self.most)  # after TLS, for https
 
 
 class _HTTPConnection(_DeadlineConnection, http.client.HTTPConnection):
-    def __init__(self, *args: Any, deadline: float, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, deadline: float, most: int, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.deadline = deadline
+        self.deadline, self.most = deadline, most
 
 
 class _HTTPSConnection(_DeadlineConnection, http.client.HTTPSConnection):
-    def __init__(self, *args: Any, deadline: float, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, deadline: float, most: int, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.deadline = deadline
+        self.deadline, self.most = deadline, most
 
 
 class _DeadlineHTTP(urllib.request.HTTPHandler):
-    def __init__(self, deadline: float) -> None:
+    def __init__(self, deadline: float, most: int) -> None:
         super().__init__()
-        self.deadline = deadline
+        self.limits = {"deadline": deadline, "most": most}
 
     def http_open(self, req: urllib.request.Request) -> Any:
-        return self.do_open(functools.partial(_HTTPConnection, deadline=self.deadline), req)
+        return self.do_open(functools.partial(_HTTPConnection, **self.limits), req)
 
 
 class _DeadlineHTTPS(urllib.request.HTTPSHandler):
-    def __init__(self, deadline: float) -> None:
+    def __init__(self, deadline: float, most: int) -> None:
         super().__init__()
-        self.deadline = deadline
+        self.limits = {"deadline": deadline, "most": most}
 
     def https_open(self, req: urllib.request.Request) -> Any:
-        return self.do_open(functools.partial(_HTTPSConnection, deadline=self.deadline), req)
+        return self.do_open(functools.partial(_HTTPSConnection, **self.limits), req)
 
 
 def _cannot_connect(exc: BaseException) -> bool:
