@@ -16,13 +16,17 @@ from appliance.corpus.thumbs import encode
 
 
 def analyze_file(
-    path: str, rel: str, analyzer: Any, size: int, encoding: str, quality: int
+    path: str, rel: str, analyzer: Any, size: int, encoding: str, quality: int,
+    known: tuple[str, dict[str, Any]] | None = None,
 ) -> ItemResult:
-    """One source file -> ItemResult; never raises for a bad file (model errors do raise)."""
+    """One source file -> ItemResult; never raises for a bad file (model errors do raise).
+
+    `known`: (sha256, analysis) that `sosie generate` recorded for this file
+    (`appliance.generator.analyses`), reused when the file still has that sha256."""
     data = read_source(path)
     if isinstance(data, ItemResult):
         return data
-    return analyze_data(data, rel, analyzer, size, encoding, quality)
+    return analyze_data(data, rel, analyzer, size, encoding, quality, known)
 
 
 def read_source(path: str) -> bytes | ItemResult:
@@ -38,7 +42,8 @@ def read_source(path: str) -> bytes | ItemResult:
 
 
 def analyze_data(
-    data: bytes, rel: str, analyzer: Any, size: int, encoding: str, quality: int
+    data: bytes, rel: str, analyzer: Any, size: int, encoding: str, quality: int,
+    known: tuple[str, dict[str, Any]] | None = None,
 ) -> ItemResult:
     """The bytes of source file `rel` -> ItemResult (never raises for a bad image)."""
     from appliance.images import ImageError, load_image
@@ -50,6 +55,17 @@ def analyze_data(
         return ItemResult(_strip_name(str(exc), rel), digest)
     except Exception as exc:  # a decoder crash must not stop a 200k-image build
         return ItemResult(f"unreadable image ({type(exc).__name__}: {exc})", digest)
+    if known is not None and known[0] == digest:
+        from appliance.generator.analyses import reuse
+
+        try:
+            face = reuse(known[1], rgb, analyzer)
+        except Exception as exc:
+            if type(exc).__name__ == "ModelError":
+                raise
+            face = None  # analysed afresh below
+        if face is not None:
+            return _result(face, digest, size, encoding, quality)
     return analyze_image(rgb, digest, analyzer, size, encoding, quality)
 
 

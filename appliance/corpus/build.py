@@ -44,6 +44,7 @@ from appliance.corpus.walk import list_sources
 from appliance.corpus.workers import guard_orphan, progress_bar, run_tasks
 from appliance.corpus.writer import clear_manifest, finalize
 from appliance.files import exclusive, refuse_links, remove_tree
+from appliance.generator.analyses import recorded
 from appliance.generator.source import GeneratorSource, describe_groups
 
 WORK_DIR = ".build"
@@ -257,9 +258,10 @@ def _remove_stale(work: Path, chunks: int, current: set[int]) -> None:
 # Processing
 
 
-#: One task of a local build: (chunk, indices in the chunk, file paths, names); a folder's
-#: tasks hold one file each, a generator's the draws described as one batch.
-Task = tuple[int, tuple[int, ...], tuple[str, ...], tuple[str, ...]]
+#: One task of a local build: (chunk, indices in the chunk, file paths, names, what
+#: `sosie generate` recorded of the file); a folder's tasks hold one file each, a generator's
+#: the draws described as one batch.
+Task = tuple[int, tuple[int, ...], tuple[str, ...], tuple[str, ...], Any]
 Item = tuple[int, int, ItemResult]
 
 
@@ -275,15 +277,16 @@ def _run(
     bar: Any,
 ) -> None:
     generator = images_dir if isinstance(images_dir, GeneratorSource) else None
+    known = {} if generator is not None else recorded(Path(images_dir), engine)
     tasks: list[Task] = []
     for k in pending:
         if generator is not None:  # the draws described as one batch make one task
             first = generator.index(chunks[k][0].rel)
             indices = [generator.index(f.rel) for f in chunks[k]]
             tasks += [(k, tuple(i - first for i in group), (), tuple(generator.name(i)
-                       for i in group)) for group in describe_groups(indices)]
-        else:
-            tasks += [(k, (j,), (str(Path(images_dir) / f.rel),), (f.rel,))
+                       for i in group), None) for group in describe_groups(indices)]
+        else:  # a folder `sosie generate` made: what it learned of each face goes along
+            tasks += [(k, (j,), (str(Path(images_dir) / f.rel),), (f.rel,), known.get(f.rel))
                       for j, f in enumerate(chunks[k])]
     if not tasks:
         return
@@ -366,12 +369,12 @@ def _init_worker(engine: Engine, thumbs: tuple[int, str, int], watch_parent: boo
 
 
 def _process(task: Task) -> list[Item]:
-    k, js, paths, names = task
+    k, js, paths, names, known = task
     if _generator is not None:
         faces = _generator.faces([_generator.index(name) for name in names])
         return list(zip([k] * len(js), js, analyze_drawn_group(faces, _analyzer, *_thumbs),
                         strict=True))
-    return [(k, js[0], analyze_file(paths[0], names[0], _analyzer, *_thumbs))]
+    return [(k, js[0], analyze_file(paths[0], names[0], _analyzer, *_thumbs, known))]
 
 
 # ---------------------------------------------------------------------------------------------

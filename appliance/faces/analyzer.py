@@ -138,6 +138,8 @@ class Face:
     _descriptor: np.ndarray | None = field(default=None, repr=False)
     _models: _Models | None = field(default=None, repr=False)
     _aligned_padding: float = field(default=0.4, repr=False)
+    #: The detector's box this face was found in (`FaceAnalyzer.face_from` redoes the rest).
+    detection: Detection | None = field(default=None, repr=False)
 
     @property
     def descriptor(self) -> np.ndarray:
@@ -462,6 +464,12 @@ class FaceAnalyzer:
                 face.timings["descriptor"] = share
         return outcomes
 
+    def face_from(self, image: Source, detection: Detection) -> Face:
+        """The face in `detection` of `image` (a box this analyzer's detector found there):
+        landmarks and chip as `analyze` makes them, without the detector; the descriptor on
+        first use of `Face.descriptor`."""
+        return self._face(self._rgb(image), detection, {})
+
     def detect(self, image: Source) -> list[Detection]:
         """Every box the detector finds (weak ones included), best choice first."""
         return self._detect(self._rgb(image), {})
@@ -650,6 +658,7 @@ class FaceAnalyzer:
             _pixels=pixels,
             _models=self._models,
             _aligned_padding=self.settings.aligned_padding,
+            detection=detection,
         )
 
 

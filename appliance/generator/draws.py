@@ -51,6 +51,8 @@ class Draw:
     reason: str | None
     data: bytes = b""
     name: str = ""  # the file's name in the output folder (accepted draws)
+    #: What the analyzer learned of an accepted face (`generator.analyses.record`), or None.
+    analysis: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
     @property
     def sha256(self) -> str:
@@ -72,10 +74,18 @@ def encode(face: np.ndarray, image_format: str) -> bytes:
 
 def judge(analyzer: Any, face: np.ndarray) -> str | None:
     """None when the analyzer finds a face in `face`, else its reason."""
+    return examine(analyzer, face)[0]
+
+
+def examine(analyzer: Any, face: np.ndarray) -> tuple[str | None, dict[str, Any] | None]:
+    """(None, what the analyzer learned of it) when it finds a face in `face`, else (its
+    reason, None)."""
+    from appliance.generator.analyses import record
+
     outcome = analyzer.analyze(face)
     if hasattr(outcome, "descriptor"):
-        return None
-    return str(getattr(outcome, "reason", "no face found"))
+        return None, record(outcome, face)
+    return str(getattr(outcome, "reason", "no face found")), None
 
 
 _state: dict[str, Any] = {}
@@ -106,9 +116,9 @@ def judge_faces(job: DcganJob, analyzer: Any, indices: Iterable[int],
     """The draws `indices` of `job` from their rendered `faces`: kept (encoded) or rejected."""
     out = []
     for index, face in zip(indices, faces, strict=True):
-        reason = judge(analyzer, face)
+        reason, analysis = examine(analyzer, face)
         data = encode(face, job.image_format) if reason is None else b""
-        out.append(Draw(index, reason, data, job.name(index) if data else ""))
+        out.append(Draw(index, reason, data, job.name(index) if data else "", analysis))
     return out
 
 

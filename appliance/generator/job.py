@@ -181,7 +181,7 @@ def _keep(out_dir: Path, draw: Draw) -> Record:
         atomic_write_bytes(out_dir / draw.name, draw.data, fsync=False)
     except OSError as exc:
         raise GenerateError(str(exc)) from None
-    return Record(draw.index, draw.name, len(draw.data), draw.sha256)
+    return Record(draw.index, draw.name, len(draw.data), draw.sha256, analysis=draw.analysis)
 
 
 def _check_hopeless(tally: _Tally) -> None:

@@ -17,7 +17,7 @@ import os
 import re
 import stat
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,11 +43,15 @@ class Record:
     size: int = 0
     sha256: str = ""
     reason: str | None = None
+    #: What the analyzer learned of a kept face, for `sosie build` (`generator.analyses`).
+    analysis: dict[str, Any] | None = field(default=None, compare=False)
 
     def line(self) -> bytes:
         record: dict[str, Any] = {"i": self.index}
         if self.file is not None:
             record.update(file=self.file, size=self.size, sha256=self.sha256)
+            if self.analysis is not None:
+                record["analysis"] = self.analysis
         else:
             record["reason"] = self.reason
         return (json.dumps(record, ensure_ascii=True, separators=(",", ":")) + "\n").encode()
@@ -89,7 +93,9 @@ def read_records(work: Path, out_dir: Path) -> dict[int, Record]:
         try:
             item = json.loads(line)
             record = Record(int(item["i"]), item.get("file"), int(item.get("size", 0)),
-                            str(item.get("sha256", "")), item.get("reason"))
+                            str(item.get("sha256", "")), item.get("reason"),
+                            item.get("analysis") if isinstance(item.get("analysis"), dict)
+                            else None)
         except (ValueError, KeyError, TypeError, AttributeError):
             continue
         if record.file is not None:
