@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -36,6 +36,16 @@ from appliance.parts.diagnosis import first_problem
 from appliance.parts.printer import Paper, Printer, make_printer
 from appliance.runtime.lookup import Lookup, VisitResult, check_fonts
 from appliance.settings import AppSettings
+
+if TYPE_CHECKING:  # imported when first used: the models and the corpus load at start
+    from PIL import Image
+
+    from appliance.conjure.double import Conjurer
+    from appliance.corpus import Corpus
+    from appliance.faces.analyzer import FaceAnalyzer, FaceSettings
+    from appliance.parts.printer import Printable, PrintReceipt
+    from appliance.search import Scanner, SearchSettings
+    from appliance.ticket import Ticket
 
 log = logging.getLogger(__name__)
 
@@ -62,13 +72,13 @@ class Appliance:
         self.corpus_path = corpus_path
         self.counter = counter or TicketCounter(ticket_counter_file())
         self.clock = clock
-        self.analyzer: Any = None  # FaceAnalyzer, once the models are loaded
-        self.corpus: Any = None  # Corpus
-        self.scanner: Any = None  # Scanner over it
+        self.analyzer: FaceAnalyzer | None = None  # once the models are loaded
+        self.corpus: Corpus | None = None
+        self.scanner: Scanner | None = None  # over the corpus
         self.lookup: Lookup | None = None
         self.startup_seconds: dict[str, float] = {}
-        self.last_receipt: Any = None  # the printer's PrintReceipt of the last ticket
-        self.conjurer: Any = None  # appliance.conjure Conjurer, with ticket.conjure: after
+        self.last_receipt: PrintReceipt | None = None  # the printer's, of the last ticket
+        self.conjurer: Conjurer | None = None  # with ticket.conjure: after
 
     # -- start-up and recovery -----------------------------------------------------------------
 
@@ -251,7 +261,7 @@ class Appliance:
             return
         self._print(ticket)
 
-    def _print(self, ticket: Any) -> Any:
+    def _print(self, ticket: Printable) -> PrintReceipt:
         try:
             self.last_receipt = self.printer.print_ticket(ticket)
             return self.last_receipt
@@ -263,7 +273,7 @@ class Appliance:
     def print_no_face(self, reason: str) -> None:
         self._print(self.no_face_ticket(reason))
 
-    def no_face_ticket(self, reason: str) -> Any:
+    def no_face_ticket(self, reason: str) -> Image.Image:
         """The short ticket for a photo without a usable face (plain text if that fails)."""
         try:
             if self.lookup is None:
@@ -346,13 +356,13 @@ def keep_capture(frame: Frame, folder: Path) -> None:
         log.warning("cannot keep the capture in %s: %s", folder, exc)
 
 
-def make_scanner(corpus: Any, search: Any) -> Any:
+def make_scanner(corpus: Corpus, search: SearchSettings) -> Scanner:
     """The corpus's Scanner (its sketch first, then the float16 rows that can still rank) with
     the `search` section's threads and kernel."""
     return corpus.scanner(threads=search.threads, kernel=search.kernel)
 
 
-def open_corpus(path: Path, face_settings: Any) -> Any:
+def open_corpus(path: Path, face_settings: FaceSettings) -> Corpus:
     """`Corpus.open` (appliance.corpus), checked against the face models in use."""
     from appliance.corpus import Corpus
 
@@ -417,7 +427,7 @@ class FixedCounter(TicketCounter):
             self._next = int(next_number)
 
 
-def print_stages(ticket: Any, receipt: Any) -> dict[str, float]:
+def print_stages(ticket: Ticket | Image.Image, receipt: PrintReceipt) -> dict[str, float]:
     """Seconds of a streamed ticket's stages, before its first byte (its first band: composed,
     then encoded) and after it (the thumbnails, the layout and dithering of the other bands,
     their encoding), from the ticket's own timings and the printer's receipt."""
@@ -434,7 +444,7 @@ def print_stages(ticket: Any, receipt: Any) -> dict[str, float]:
             "rest: dither": dither, "rest: encode": sum(encodes[1:])}
 
 
-def simple_text_ticket(lines: tuple[str, ...], width: int) -> Any:
+def simple_text_ticket(lines: tuple[str, ...], width: int) -> Image.Image:
     """A plain 1-bit ticket with a few centred lines of text."""
     from PIL import Image, ImageDraw, ImageFont
 
