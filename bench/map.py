@@ -35,13 +35,13 @@ sys.path.insert(0, str(ROOT))
 
 from figures import write_json  # noqa: E402 - bench/ is the script's folder
 
-from appliance.cartography.headless import (  # noqa: E402
+from appliance.paths import cache_dir  # noqa: E402
+from tests.support.headless import (  # noqa: E402 - the tests' headless Chromium driver
     TEXTURE_LOG_SCRIPT,
     Browser,
     quest2_scripts,
     serve,
 )
-from appliance.paths import cache_dir  # noqa: E402
 
 PAN_ZOOM_JS = """(async () => {
   const M = Sosie.meta, m = sosieMap, frames = %(frames)d;

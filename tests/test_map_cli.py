@@ -40,7 +40,7 @@ def test_map_of_the_demo_corpus_marks_a_visitor_and_loads_in_chromium(tmp_path, 
     assert 0.3 < meta["marks"][0]["distances"][0] == pytest.approx(distances[0], abs=2e-3)
     assert len(meta["clusters"]) == 3
 
-    from appliance.cartography.headless import Browser, find_chromium
+    from support.headless import Browser, find_chromium
 
     if find_chromium() is None:
         pytest.skip("chromium is not installed (apt-get install chromium; ./dev test does it)")
@@ -85,7 +85,7 @@ def test_two_marks_on_one_map_and_no_path_of_the_machine(tmp_path, astronaut, ge
             data = path.read_bytes()
             for secret in secrets:
                 assert secret.encode() not in data, (path, secret)
-    from appliance.cartography.headless import Browser, find_chromium
+    from support.headless import Browser, find_chromium
 
     if find_chromium() is not None and __import__("importlib").util.find_spec("websocket"):
         with Browser() as browser:  # both pages show both marks, without their photos

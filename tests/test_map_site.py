@@ -152,7 +152,7 @@ def test_rebuilding_into_the_same_folder_replaces_it(site, tmp_path):
 
 @pytest.fixture(scope="module")
 def browser():
-    from appliance.cartography.headless import Browser, find_chromium
+    from support.headless import Browser, find_chromium
 
     if find_chromium() is None:
         pytest.skip("chromium is not installed (apt-get install chromium; ./dev test does it)")

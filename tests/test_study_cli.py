@@ -176,7 +176,7 @@ def test_faceless_sets_references_and_mixed_models_get_one_line(tmp_path, capsys
 
 
 def test_report_opens_offline_in_headless_chromium(report, tmp_path):
-    from appliance.cartography.headless import Browser, find_chromium
+    from support.headless import Browser, find_chromium
 
     if find_chromium() is None:
         pytest.skip("chromium is not installed (apt-get install chromium; ./dev test does it)")

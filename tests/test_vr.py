@@ -37,14 +37,14 @@ def site(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(site):
-    from appliance.cartography.headless import serve
+    from support.headless import serve
 
     with serve(site[1]) as url:
         yield url
 
 
 def _browser(scripts: list[str], width: int = 1280, height: int = 800):
-    from appliance.cartography.headless import Browser, find_chromium
+    from support.headless import Browser, find_chromium
 
     if find_chromium() is None:
         pytest.skip("chromium is not installed (apt-get install chromium; ./dev test does it)")
@@ -62,7 +62,7 @@ def _browser(scripts: list[str], width: int = 1280, height: int = 800):
 
 @pytest.fixture
 def desktop():
-    from appliance.cartography.headless import TEXTURE_LOG_SCRIPT
+    from support.headless import TEXTURE_LOG_SCRIPT
 
     browser = _browser([TEXTURE_LOG_SCRIPT])
     try:
@@ -73,7 +73,7 @@ def desktop():
 
 @pytest.fixture
 def quest():
-    from appliance.cartography.headless import TEXTURE_LOG_SCRIPT, quest2_scripts
+    from support.headless import TEXTURE_LOG_SCRIPT, quest2_scripts
 
     scripts = quest2_scripts()
     if scripts is None:
