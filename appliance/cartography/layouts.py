@@ -19,6 +19,7 @@ import numpy as np
 FIT_SAMPLE = 20_000  # faces UMAP is fitted on; the others are placed by transform
 NEIGHBOURS = 15
 MIN_DIST = 0.1
+EPOCHS = 200  # umap-learn's choice above 10k points (500 below): the layout settles by then
 
 
 def umap_model(components: int, seed: int = 0, neighbours: int = NEIGHBOURS) -> Any:
@@ -26,7 +27,7 @@ def umap_model(components: int, seed: int = 0, neighbours: int = NEIGHBOURS) -> 
     import umap
 
     return umap.UMAP(n_components=components, n_neighbors=neighbours, min_dist=MIN_DIST,
-                     metric="euclidean", random_state=seed, transform_seed=seed)
+                     metric="euclidean", n_epochs=EPOCHS, random_state=seed, transform_seed=seed)
 
 
 def fit_umap(x: np.ndarray, components: int, *, seed: int = 0, fit_sample: int = FIT_SAMPLE,
