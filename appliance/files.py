@@ -131,7 +131,7 @@ def atomic_output(path: Path | str, *, fsync: bool = True) -> Iterator[IO[bytes]
             fh.flush()
             if fsync:
                 os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644 & ~_umask())
+        os.chmod(tmp, 0o666 & ~_UMASK)  # as open() would have made it (mkstemp: 0600)
         os.replace(tmp, path)
     except BaseException as exc:
         with contextlib.suppress(OSError):
@@ -141,10 +141,13 @@ def atomic_output(path: Path | str, *, fsync: bool = True) -> Iterator[IO[bytes]
         raise
 
 
-def _umask() -> int:
+def _read_umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+_UMASK = _read_umask()  # read once, at import: os.umask is process-wide, not thread-safe
 
 
 def name_inside(folder: Path | str, name: Any, pattern: re.Pattern[str], what: str) -> Path:
