@@ -10,7 +10,7 @@ from test_visit import FakeAnalyzer, FakeCorpus, FakeFace
 
 import appliance.ticket.clock as clock
 from appliance.config import ConfigError, parse
-from appliance.runtime.appliance import FixedCounter
+from appliance.runtime.counter import FixedCounter
 from appliance.runtime.lookup import Lookup
 from appliance.ticket import TicketLayout, compose_no_face
 

@@ -22,7 +22,8 @@ from appliance.parts.camera import FileCamera, fit_inside
 from appliance.parts.controls import VirtualControls
 from appliance.parts.printer import VirtualPrinter
 from appliance.runtime import appliance as appliance_module
-from appliance.runtime.appliance import Appliance, FixedCounter
+from appliance.runtime.appliance import Appliance
+from appliance.runtime.counter import FixedCounter
 from appliance.runtime.machine import Machine, MachineSettings
 from appliance.runtime.service import Service
 from appliance.runtime.states import State

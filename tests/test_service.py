@@ -549,7 +549,7 @@ def test_a_long_start_up_keeps_the_watchdog_fed(notify_socket, monkeypatch):
 def test_the_ticket_number_is_synced_before_it_replaces_the_old_one(tmp_path, monkeypatch):
     """A power cut right after a ticket keeps a whole number (old or new), never an empty
     file: the new one is on the card before the rename; an unwritable place is no error."""
-    from appliance.runtime.appliance import TicketCounter
+    from appliance.runtime.counter import TicketCounter
 
     path = tmp_path / "ticket-number"
     counter = TicketCounter(path)
@@ -572,7 +572,7 @@ def test_the_ticket_number_is_synced_before_it_replaces_the_old_one(tmp_path, mo
 def test_the_visit_counter_is_the_one_owner_of_ticket_numbers(tmp_path):
     """Numbers are taken from the counter (the lookup has none of its own) and kept across a
     restart only once a ticket is out; a fixed counter (sosie ticket --number) never saves."""
-    from appliance.runtime.appliance import FixedCounter, TicketCounter
+    from appliance.runtime.counter import FixedCounter, TicketCounter
 
     counter = TicketCounter(tmp_path / "ticket-number")
     assert [counter.take(), counter.take()] == [1, 2] and counter.next() == 3
@@ -590,7 +590,8 @@ def test_a_probe_keeps_the_start_up_seconds_of_parts_already_loaded(tmp_path: Pa
     are skipped, and `sosie status` keeps the seconds they really took (not 0.0)."""
     from types import SimpleNamespace
 
-    from appliance.runtime.appliance import Appliance, TicketCounter
+    from appliance.runtime.appliance import Appliance
+    from appliance.runtime.counter import TicketCounter
     from appliance.settings import AppSettings
 
     ticks = iter(range(1000))

@@ -10,7 +10,7 @@ import pytest
 
 from appliance.faces.analyzer import NoFaceFound
 from appliance.likeness import likeness
-from appliance.runtime.appliance import FixedCounter
+from appliance.runtime.counter import FixedCounter
 from appliance.runtime.lookup import STAGES, Lookup, VisitResult
 from appliance.search import Scanner
 from appliance.ticket import TicketLayout
