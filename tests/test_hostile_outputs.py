@@ -117,3 +117,17 @@ def test_a_build_on_a_full_disk_names_the_file_it_could_not_write(full_disk, tmp
     [line] = done.stderr.strip().splitlines()
     assert line.startswith(f"sosie: cannot write {full_disk / 'c'}")
     assert line.endswith(": no space left on device")
+
+
+def test_a_map_on_a_full_disk_names_the_file_it_could_not_write(full_disk):
+    from test_map_site import StandInCorpus
+
+    from appliance.cartography.site import MapOptions, build_site
+
+    out = full_disk / "m"
+    with pytest.raises(files.WriteError) as caught:
+        build_site(StandInCorpus(30, seed=5), out, options=MapOptions(neighbours=3))
+    assert str(caught.value).startswith(f"cannot write {out}/")
+    assert str(caught.value).endswith(": no space left on device")
+    leftovers = [p.name for p in out.rglob("*") if p.name.endswith(".tmp")]
+    assert leftovers == []

@@ -11,6 +11,7 @@ import numpy as np
 from PIL import Image
 
 from appliance.cartography.tiles import encode_jpeg
+from appliance.files import atomic_write_bytes
 
 SHEET_COLUMNS = 16  # faces per sheet row; a sheet holds SHEET_COLUMNS^2 faces
 
@@ -186,7 +187,7 @@ def _write_sheet(sheet: int) -> tuple[int, np.ndarray]:
     for j, face in enumerate(faces):
         r, c = divmod(j, SHEET_COLUMNS)
         canvas[r * sheet_px : (r + 1) * sheet_px, c * sheet_px : (c + 1) * sheet_px] = face
-    (out_dir / f"{sheet}.jpg").write_bytes(encode_jpeg(canvas, quality))
+    atomic_write_bytes(out_dir / f"{sheet}.jpg", encode_jpeg(canvas, quality), fsync=False)
     return sheet, pool(faces, sheet_px // map_px)
 
 

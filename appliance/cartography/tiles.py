@@ -17,6 +17,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from appliance.files import atomic_write_bytes
+
 BACKGROUND = 17
 
 
@@ -206,7 +208,6 @@ class _TileWriter:
             (self.root / str(z) / str(x)).mkdir(parents=True, exist_ok=True)
             self._dirs.add((z, x))
         data = encode_jpeg(tile, self.quality)
-        with open(self.root / str(z) / str(x) / f"{y}.jpg", "wb") as fh:
-            fh.write(data)
+        atomic_write_bytes(self.root / str(z) / str(x) / f"{y}.jpg", data, fsync=False)
         self.pyramid.present[z][y, x] = True
         self.pyramid.bytes_written += len(data)
