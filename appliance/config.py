@@ -19,7 +19,7 @@ import dataclasses
 import math
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from enum import Enum
 from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
@@ -110,13 +110,24 @@ def merge(base: Mapping[str, Any], override: Mapping[str, Any], where: str = "")
     for key, value in override.items():
         dotted = f"{where}.{key}" if where else str(key)
         if key not in base:
-            known = ", ".join(sorted(map(str, base))) or "none"
-            raise ConfigError(f"unknown config key '{dotted}' (known here: {known})")
+            raise ConfigError(unknown_key(dotted, map(str, base)))
         if isinstance(base[key], Mapping) and isinstance(value, Mapping):
             out[key] = merge(base[key], value, dotted)
         else:
             out[key] = value
     return out
+
+
+def unknown_key(dotted: str, known: Iterable[str]) -> str:
+    """The one-line error for an unknown key: the nearest known one first (a typo), then all
+    the keys known at that level."""
+    import difflib
+
+    names = sorted(known)
+    last = dotted.rsplit(".", 1)[-1]
+    close = difflib.get_close_matches(last, names, n=1, cutoff=0.6)
+    hint = f"; did you mean '{dotted[:len(dotted) - len(last)]}{close[0]}'?" if close else ""
+    return f"unknown config key '{dotted}'{hint} (known here: {', '.join(names) or 'none'})"
 
 
 def load(user_file: str | Path | None = None) -> dict[str, Any]:
@@ -151,9 +162,7 @@ def parse(cls: type[T], data: Any, key: str) -> T:
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(map(str, data)) - set(fields))
     if unknown:
-        raise ConfigError(
-            f"unknown config key '{key}.{unknown[0]}' (known here: {', '.join(sorted(fields))})"
-        )
+        raise ConfigError(unknown_key(f"{key}.{unknown[0]}", fields))
     hints = get_type_hints(cls)
     values = {}
     for name, field in fields.items():

@@ -105,6 +105,25 @@ def test_check_names_every_missing_tool_at_once(tmp_path: Path) -> None:
     assert not box.work.exists() and not box.out.exists()  # a check writes nothing
 
 
+def test_check_asks_for_arch_test_where_mmdebstrap_makes_a_foreign_base(tmp_path: Path) -> None:
+    """mmdebstrap --arch=arm64 on another architecture stops without arch-test ("install
+    arch-test for foreign architecture support"): --check names it, on an arm64 host it does
+    not, nor once the base is made (no mmdebstrap run)."""
+    box = Sandbox(tmp_path)
+    box.remove("arch-test")
+    box.stub("uname", 'echo x86_64')
+    line = _lines(box.run("--check", as_root=False).stderr, "firmware/build:")[0]
+    missing = re.search(r"missing ([^:;]+): apt-get install ([^;]+)", line)
+    assert missing and missing.group(1).split() == ["arch-test"], line
+    assert missing.group(2).split() == ["arch-test"]
+    box.stub("uname", 'echo aarch64')
+    assert "arch-test" not in box.run("--check", as_root=False).stderr
+    box.stub("uname", 'echo x86_64')
+    box.work.mkdir()
+    (box.work / "base-debian-arm64.tar").write_bytes(b"")  # the base was made before
+    assert "arch-test" not in box.run("--check", as_root=False).stderr
+
+
 @pytest.mark.parametrize(("script", "args"), [
     (BUILD, ["--check", "--name"]), (BUILD, ["--ssh-key", "--check"]),
     (SMOKE_TEST, ["--hold"]), (SMOKE_TEST, ["--image", "--no-corpus"])])

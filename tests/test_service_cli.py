@@ -129,7 +129,7 @@ def test_status_and_press_commands(tmp_path, capsys):
         assert capsys.readouterr().out.strip() == "pressed"
         assert service.wait_for(lambda s: s.state is State.CAPTURING, 5)
         assert main(["press", "--socket", str(path)]) == 1
-        assert "ignored: the appliance is capturing" in capsys.readouterr().out
+        assert "ignored: the appliance is taking a photo" in capsys.readouterr().out
         backend.gate.set()
         assert service.wait_for(lambda s: s.machine.counters.tickets_printed == 1, 5)
         assert main(["status", "--json", "--socket", str(path)]) == 0
@@ -213,7 +213,7 @@ def test_demo_interactive_keyboard(tmp_path, corpus_dir):
     text = "\n".join(lines)
     assert "press Enter for a visit" in text
     assert len(demo.tickets) == 1 and demo.tickets[0].exists()
-    assert f"1 ticket(s) in {tmp_path / 't'}" in text
+    assert f"1 ticket in {tmp_path / 't'}" in text
 
 
 def test_demo_command_without_a_terminal_makes_one_ticket(tmp_path, corpus_dir, capsys,

@@ -155,4 +155,4 @@ def test_press_says_whether_it_was_taken_and_why_not(service):
     assert reply["taken"] is False and reply["reason"] == "cooldown"
     out = subprocess.run([sys.executable, "-m", "appliance", "press", "--socket", str(service)],
                          capture_output=True, text=True, timeout=60, cwd=ROOT)
-    assert out.returncode == 1 and out.stdout.strip() == "ignored: the appliance is cooldown"
+    assert out.returncode == 1 and out.stdout.strip() == "ignored: the appliance is cooling down"

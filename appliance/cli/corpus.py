@@ -139,8 +139,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     except (CorpusError, OSError, RuntimeError) as exc:
         return _fail(exc, args.corpus_dir)
     except KeyboardInterrupt:
-        print(f"sosie build: interrupted; finished chunks are kept in {args.corpus_dir}/.build, "
-              "run the same command again to resume", file=sys.stderr)
+        print(f"sosie build: interrupted; {interrupted_build(args.corpus_dir)}", file=sys.stderr)
         return 130
     resumed = f", {report.reused_chunks} of {report.total_chunks} chunks reused" if (
         report.reused_chunks) else ""
@@ -151,6 +150,18 @@ def cmd_build(args: argparse.Namespace) -> int:
         + (f" {report.where}" if report.where else "")
     )
     return 0
+
+
+def interrupted_build(corpus_dir: Path) -> str:
+    """What an interrupted build of `corpus_dir` keeps, and what the same command then does."""
+    from appliance.corpus.build import WORK_DIR, kept
+    from appliance.words import plural
+
+    chunks, faces = kept(corpus_dir)
+    if not chunks:
+        return "no chunk was finished, nothing is kept; the same command starts again"
+    return (f"{plural(chunks, 'finished chunk')} ({plural(faces, 'face')}) kept in "
+            f"{Path(corpus_dir) / WORK_DIR}; run the same command again to resume")
 
 
 def _scheduler(option: str | None, configured: str | None) -> str | None:

@@ -148,6 +148,31 @@ def _scheduler(args: argparse.Namespace) -> str | None:
         raise UsageError(str(exc)) from None
 
 
+def interrupted_generate(out_dir: Path) -> str:
+    """How many faces an interrupted `sosie generate` keeps, from its journal."""
+    import json
+
+    from appliance.generator.journal import DRAWS, WORK_DIR
+    from appliance.words import plural
+
+    faces: dict[int, bool] = {}
+    try:
+        lines = (Path(out_dir) / WORK_DIR / DRAWS).read_bytes().splitlines()
+    except OSError:
+        lines = []
+    for line in lines:  # the last line of a draw wins; a line cut short is not a face
+        try:
+            item = json.loads(line)
+            faces[int(item["i"])] = bool(item.get("file"))
+        except (ValueError, KeyError, TypeError):
+            continue
+    made = sum(faces.values())
+    if not made:
+        return "no face was finished, nothing is kept; the same command starts again"
+    return (f"{plural(made, 'face')} kept in {out_dir}; run the same command again to resume "
+            "(it makes only the missing ones)")
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     from appliance.files import NoRoom, check_room
     from appliance.generator.dcgan import WeightsNotFound
@@ -167,8 +192,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
         print(f"sosie generate: {lines[0] if lines else type(exc).__name__}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"sosie generate: interrupted; the faces made are kept in {args.out_dir}, run the "
-              "same command again to resume", file=sys.stderr)
+        print(f"sosie generate: interrupted; {interrupted_generate(args.out_dir)}",
+              file=sys.stderr)
         return 130
     rejected = sum(report.rejected.values())
     reasons = ", ".join(f"{n} {reason}" for reason, n in report.rejected.most_common(3))

@@ -252,6 +252,7 @@ def _duration(seconds: float) -> str:
 
 def cmd_press(args: argparse.Namespace) -> int:
     from appliance.runtime.control_socket import ControlError, request
+    from appliance.words import state_phrase
 
     path = _socket_path(args)
     try:
@@ -260,7 +261,7 @@ def cmd_press(args: argparse.Namespace) -> int:
         if not reply.get("taken", reply.get("accepted")):
             state, reason = reply.get("state", "?"), reply.get("reason")
             why = f" ({reason})" if reason and reason != state else ""
-            print(f"ignored: the appliance is {state}{why}")
+            print(f"ignored: the appliance is {state_phrase(state)}{why}")
             return 1
         print("pressed")
         if args.wait:

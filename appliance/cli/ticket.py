@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from appliance.parts.printer import Paper
     from appliance.settings import AppSettings
 
+MIN_WIDTH, MAX_WIDTH = 128, 4096  # dots: what --width accepts (its help says the same)
+
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
@@ -48,7 +50,9 @@ def register(subparsers: Any) -> None:
                         help="configuration file overriding the defaults")
     parser.add_argument("--lookalikes", type=int, metavar="K", help="doubles printed (1..10)")
     parser.add_argument("--width", type=int, metavar="DOTS",
-                        help="paper width in dots (384, 512, 576; default: the printer's)")
+                        help=f"paper width in dots: a multiple of 8 from {MIN_WIDTH} to "
+                        f"{MAX_WIDTH}, e.g. 384 (58 mm paper) or 576 (80 mm); default: the "
+                        "printer's")
     parser.add_argument("--number", type=int, default=1, metavar="N", help="ticket number")
     parser.add_argument("--dither", choices=("atkinson", "floyd-steinberg", "bayer", "threshold"),
                         help="how photos become dots (default: ticket.tone.method)")
@@ -78,8 +82,9 @@ def _settings(args: Any) -> AppSettings:
             raise UsageError(f"--lookalikes {args.lookalikes}: expected 1 to 10")
         changes["lookalikes"] = args.lookalikes
     if args.width is not None:
-        if args.width % 8 or not 128 <= args.width <= 4096:
-            raise UsageError(f"--width {args.width}: expected a multiple of 8 from 128 to 4096")
+        if args.width % 8 or not MIN_WIDTH <= args.width <= MAX_WIDTH:
+            raise UsageError(f"--width {args.width}: expected a multiple of 8 from {MIN_WIDTH} "
+                             f"to {MAX_WIDTH}")
         printer = dataclasses.replace(printer, width=args.width)
         changes["width"] = None
     layout = dataclasses.replace(layout, **changes)

@@ -19,6 +19,7 @@ import json
 import os
 import signal
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -147,19 +148,20 @@ def _build(
 
     bar = progress_bar(len(files), sum(len(chunks[k]) for k in current), progress,
                        unit="img", desc="sosie build")
+    done = counted(chunk_path(work, k) for k in current)  # a resumed bar counts them too
     try:
         if cluster is not None and pending:
             from appliance.corpus.cluster import ClusterError
 
             try:
-                cluster.run(images_dir, Collector(work, key, chunks, pending, bar), engine,
+                cluster.run(images_dir, Collector(work, key, chunks, pending, bar, done), engine,
                             settings, progress)
             except ClusterError as exc:
                 kept = sum(1 for k in range(len(chunks)) if chunk_path(work, k).exists())
                 raise ClusterError(f"{exc}; {kept} of {len(chunks)} chunks are kept in {work}: "
                                    "run the same command again to resume") from None
         else:
-            _run(images_dir, work, key, chunks, pending, engine, settings, count, bar)
+            _run(images_dir, work, key, chunks, pending, engine, settings, count, bar, done)
     finally:
         bar.close()
 
@@ -275,6 +277,7 @@ def _run(
     settings: CorpusSettings,
     workers: int,
     bar: Any,
+    done: tuple[int, int] = (0, 0),
 ) -> None:
     generator = images_dir if isinstance(images_dir, GeneratorSource) else None
     known = {} if generator is not None else recorded(Path(images_dir), engine)
@@ -290,7 +293,7 @@ def _run(
                       for j, f in enumerate(chunks[k])]
     if not tasks:
         return
-    collect = Collector(work, key, chunks, pending, bar).add
+    collect = Collector(work, key, chunks, pending, bar, done).add
     thumbs = (settings.thumbnail_size, settings.thumbnail_encoding, settings.jpeg_quality)
     if workers <= 1 or len(tasks) == 1:
         _init_worker(engine, thumbs, watch_parent=False, generator=generator)
@@ -304,18 +307,40 @@ def _run(
             collect(*item)
 
 
+def counted(paths: Iterable[Path]) -> tuple[int, int]:
+    """(faces, rejections) in the finished chunk files among `paths` (unreadable ones: none)."""
+    faces = rejected = 0
+    for path in paths:
+        try:
+            _, results = read_chunk(path)
+        except (OSError, ValueError, CorpusError):
+            continue
+        accepted = sum(r.accepted for r in results)
+        faces, rejected = faces + accepted, rejected + len(results) - accepted
+    return faces, rejected
+
+
+def kept(corpus_dir: Path) -> tuple[int, int]:
+    """(finished chunks, faces in them) that an interrupted build of `corpus_dir` keeps."""
+    paths = sorted((Path(corpus_dir) / WORK_DIR).glob("chunk-*.bin"))
+    return len(paths), counted(paths)[0]
+
+
 class Collector:
     """Gathers results as they come, in any order, and writes each chunk (atomically) once its
     last image is in; counts faces and rejections on the progress bar."""
 
     def __init__(self, work: Path, key: str, chunks: list[list[SourceFile]], pending: list[int],
-                 bar: Any) -> None:
+                 bar: Any, done: tuple[int, int] = (0, 0)) -> None:
         self.work, self.key, self.chunks, self.bar = work, key, chunks, bar
         self.buffers: dict[int, list[ItemResult | None]] = {
             k: [None] * len(chunks[k]) for k in pending}
         self.remaining = {k: len(chunks[k]) for k in pending}
         self.kill_after = int(os.environ.get(KILL_AFTER_ENV, "0") or 0)
-        self.written = self.faces = self.rejected = 0
+        self.written = 0
+        self.faces, self.rejected = done  # in the chunks a resumed build keeps
+        if any(done):
+            self.bar.set_postfix(faces=self.faces, rejected=self.rejected, refresh=False)
 
     def add(self, k: int, j: int, result: ItemResult) -> None:
         """The result of image j of chunk k."""

@@ -24,6 +24,7 @@ from appliance.runtime.installation import Overrides, assemble
 from appliance.runtime.service import VisitRecord
 from appliance.runtime.states import State
 from appliance.settings import AppSettings
+from appliance.words import plural
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +57,10 @@ class Demo:
         self.tickets: list[Path] = []
         self.outcomes: list[str] = []
         source = image if image is not None else default_photo()
-        cam = settings.camera
-        self.camera = FileCamera(source, size=(cam.width, cam.height),
-                                 rotate=cam.rotate, mirror=cam.mirror)
+        # the photo as it is (not fitted into camera.width x height, rotated or mirrored as a
+        # mounted camera's frames are): the same photo gives the same likeness, and the same
+        # size on a no-face ticket, as `sosie ticket --image` of it
+        self.camera = FileCamera(source)
         self.controls = VirtualControls()
         machine = dataclasses.replace(settings.machine,
                                       cooldown_seconds=min(settings.machine.cooldown_seconds, 0.5))
@@ -160,7 +162,7 @@ class Demo:
 
     def _summary(self) -> None:
         if self.tickets:
-            self.echo(f"{len(self.tickets)} ticket(s) in {self.printer.out_dir}:")
+            self.echo(f"{plural(len(self.tickets), 'ticket')} in {self.printer.out_dir}:")
             for path in self.tickets:
                 self.echo(f"  {path}")
         else:

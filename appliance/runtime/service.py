@@ -56,6 +56,7 @@ from appliance.runtime.settings import ServiceSettings
 from appliance.runtime.states import State, press_refusal
 from appliance.runtime.timers import Timers
 from appliance.runtime.worker import Worker
+from appliance.words import plural
 
 __all__ = ["PressAnswer", "Service", "ServiceSettings", "VisitRecord", "status_line"]
 
@@ -139,7 +140,7 @@ def status_line(machine: Machine) -> str:
         return f"fault ({part}): {reason}; retrying"
     if state is State.SHUTTING_DOWN:
         return "shutting down"
-    return f"{state.value}; {machine.counters.tickets_printed} tickets printed"
+    return f"{state.value}; {plural(machine.counters.tickets_printed, 'ticket')} printed"
 
 
 class Service:
