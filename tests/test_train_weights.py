@@ -189,3 +189,26 @@ def test_generate_draws_with_safetensors_weights_and_refuses_a_wrong_file(tmp_pa
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [
         f"sosie generate: {wrong}: not the DCGAN generator (missing main.0.weight)"]
+
+
+def test_the_generator_of_a_corpus_is_named_from_its_weights_digest(tmp_path, state):
+    from appliance.generator.dcgan import default_weights_path
+    from appliance.generator.provenance import describe_weights
+
+    try:
+        shipped = sha256_file(default_weights_path())
+    except LookupError as exc:
+        pytest.skip(str(exc))
+    assert describe_weights(shipped).startswith("the shipped gan-face-generate 1.1.1 weights")
+    made = {"format": "sosie-dcgan-generator", "steps": "600", "start": f"sha256:{shipped}",
+            "seed": "0", "batch": "8"}
+    trained = write(tmp_path / "mine.safetensors",
+                    safetensors_bytes(state, {"sosie": json.dumps(made)}))
+    digest = sha256_file(trained)
+    assert describe_weights(digest, [None, tmp_path / "absent", trained]) == (
+        f"trained by sosie train (600 steps from the shipped weights, seed 0, batch 8): "
+        f"{trained} (sha256 {digest[:12]})")
+    plain = write_dcgan(tmp_path / "other.tar", state)
+    assert describe_weights(sha256_file(plain), [plain]) == (
+        f"weights {plain} (sha256 {sha256_file(plain)[:12]})")
+    assert describe_weights("ab" * 32, [trained]).startswith("other weights (sha256 abababababab")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from appliance.corpus import format as fmt
@@ -10,8 +12,9 @@ from appliance.corpus.store import Corpus, check_models
 from appliance.errors import one_line
 
 
-def summary(corpus: Corpus) -> dict[str, Any]:
-    """Ordered facts about an opened corpus (for printing or JSON)."""
+def summary(corpus: Corpus, weights: Iterable[Path | None] = ()) -> dict[str, Any]:
+    """Ordered facts about an opened corpus (for printing or JSON); `weights`: the weights
+    files this machine knows (to name the generator of a drawn corpus)."""
     m = corpus.manifest
     source = m.get("source") or {}
     thumbs = m.get("thumbnails") or {}
@@ -29,9 +32,12 @@ def summary(corpus: Corpus) -> dict[str, Any]:
         out["seed"] = source.get("seed")
     else:
         if source.get("generator"):  # sosie build dcgan:COUNT:SEED
+            from appliance.generator.provenance import describe_weights
+
             out["source generator"] = (f"{source['generator']}:{source.get('files')}:"
                                        f"{source.get('seed')} (weights "
                                        f"{str(source.get('weights'))[:12]})")
+            out["generator weights"] = describe_weights(str(source.get("weights")), weights)
         else:
             out["source folder"] = source.get("folder")
         out["source draws" if source.get("generator") else "source files"] = source.get("files")

@@ -208,6 +208,12 @@ def check_corpus(doc: Doctor, settings: Any, path: Path | None = None) -> None:
         if corpus.synthetic:
             doc.report("corpus", NOTE, "a synthetic corpus has placeholder faces: fine for "
                        "benchmarks, not for visitors")
+        source = corpus.manifest.get("source") or {}
+        if source.get("generator"):  # sosie build dcgan:...: which generator drew the faces
+            from appliance.generator.provenance import describe_weights
+
+            doc.report("corpus", NOTE, "faces drawn by " + describe_weights(
+                str(source.get("weights")), [settings.generator.weights]))
     finally:
         corpus.close()
 

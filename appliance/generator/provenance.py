@@ -1,0 +1,70 @@
+"""Which generator made a corpus: its weights' sha256 (recorded by the build) given a name.
+
+The shipped weights are recognised by their digest; a weights file this machine knows (the
+config's `generator.weights`, a `--weights` given) by its digest too, and if `sosie train`
+wrote it, its safetensors metadata says how it was made (steps, starting point, seed, batch).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from functools import cache
+from pathlib import Path
+
+from appliance.files import sha256_file
+
+
+def describe_weights(sha256: str, known: Iterable[Path | None] = ()) -> str:
+    """One phrase naming the generator whose weights have digest `sha256`."""
+    from appliance.generator.dcgan import PACKAGE, PACKAGE_VERSION
+
+    short = str(sha256)[:12]
+    if _shipped() == sha256:
+        return f"the shipped {PACKAGE} {PACKAGE_VERSION} weights (sha256 {short})"
+    for path in known:
+        if path is None or not Path(path).is_file():
+            continue
+        try:
+            if _digest(Path(path)) != sha256:
+                continue
+        except OSError:
+            continue
+        return f"{trained_how(Path(path)) or 'weights'} {path} (sha256 {short})"
+    return f"other weights (sha256 {short}: not the shipped ones nor generator.weights)"
+
+
+def trained_how(path: Path) -> str | None:
+    """"trained by sosie train (N steps from ..., seed S, batch B)" for a file it wrote."""
+    from appliance.generator.safetensors_weights import is_safetensors, read_metadata
+    from appliance.generator.torch_zip import WeightsFormatError
+
+    if not is_safetensors(path):
+        return None
+    try:
+        made = json.loads(read_metadata(path).get("sosie", "{}"))
+    except (WeightsFormatError, ValueError):
+        return None
+    if not isinstance(made, dict) or not made.get("steps"):
+        return None
+    start = str(made.get("start", "?"))
+    if start != "scratch":
+        digest = start.removeprefix("sha256:")
+        start = "the shipped weights" if digest == _shipped() else f"weights {digest[:12]}"
+    return (f"trained by sosie train ({made.get('steps')} steps from {start}, seed "
+            f"{made.get('seed')}, batch {made.get('batch')}):")
+
+
+@cache
+def _digest(path: Path) -> str:
+    return sha256_file(path)
+
+
+def _shipped() -> str | None:
+    """The digest of the installed wheel's weights (None when not installed)."""
+    from appliance.generator.dcgan import WeightsNotFound, default_weights_path
+
+    try:
+        return _digest(default_weights_path())
+    except (WeightsNotFound, OSError):
+        return None
