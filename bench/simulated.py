@@ -20,8 +20,8 @@ import numpy as np
 from appliance.parts.camera import FileCamera
 from appliance.parts.controls import VirtualControls
 from appliance.runtime.installation import Overrides, assemble
-from appliance.runtime.service import VisitRecord
 from appliance.runtime.states import State
+from appliance.runtime.visits import VisitRecord
 from appliance.settings import AppSettings
 
 

@@ -28,9 +28,10 @@ from appliance.runtime.appliance import Appliance, make_appliance
 from appliance.runtime.control import ControlHandler
 from appliance.runtime.machine import Machine
 from appliance.runtime.presence import PresenceSensor, presence_sensor
-from appliance.runtime.service import Service, VisitRecord
+from appliance.runtime.service import Service
 from appliance.runtime.settings import MachineSettings
 from appliance.runtime.states import State
+from appliance.runtime.visits import VisitRecord
 from appliance.settings import AppSettings
 
 

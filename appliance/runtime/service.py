@@ -32,7 +32,6 @@ from appliance.faults import Fault
 from appliance.parts.controls import Controls
 from appliance.runtime import systemd
 from appliance.runtime.jobs import DeviceJobs, Parts
-from appliance.runtime.lookup import Match, VisitResult
 from appliance.runtime.machine import (
     Action,
     Blink,
@@ -55,6 +54,7 @@ from appliance.runtime.patterns import SIGNALS, pattern_for
 from appliance.runtime.settings import ServiceSettings
 from appliance.runtime.states import State, press_refusal
 from appliance.runtime.timers import Timers
+from appliance.runtime.visits import VisitLog, VisitRecord
 from appliance.runtime.worker import Worker
 from appliance.words import plural
 
@@ -79,54 +79,6 @@ class PressRequest:
     press: Press
     done: threading.Event = field(default_factory=threading.Event)
     answer: PressAnswer | None = None
-
-
-@dataclass
-class VisitRecord:
-    """One visit as `sosie status` and the demo report it (nothing of the visitor)."""
-
-    visit: int
-    outcome: str = ""
-    started: float = 0.0
-    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
-    matches: tuple[Match, ...] = ()
-
-
-class VisitLog:
-    """The record of the visit in progress (filled from the worker) and of the last one."""
-
-    def __init__(self, clock: Callable[[], float],
-                 on_visit: Callable[[VisitRecord], None] | None) -> None:
-        self.clock = clock
-        self.on_visit = on_visit
-        self.current: VisitRecord | None = None
-        self.last: VisitRecord | None = None
-
-    def begin(self, visit: int) -> None:
-        self.current = VisitRecord(visit, started=self.clock())
-
-    def _of(self, visit: int) -> VisitRecord | None:
-        record = self.current
-        return record if record is not None and record.visit == visit else None
-
-    def timing(self, visit: int, seconds: dict[str, float]) -> None:
-        if (record := self._of(visit)) is not None:
-            record.timings.update(seconds)
-
-    def found(self, visit: int, result: VisitResult) -> None:
-        if (record := self._of(visit)) is not None:
-            record.matches = result.matches
-
-    def end(self, visit: int, outcome: str) -> None:
-        record, self.current = self._of(visit), None
-        if record is None:
-            return
-        record.outcome = outcome
-        record.timings["total"] = self.clock() - record.started
-        self.last = record
-        log.info("visit %d: %s in %.0f ms", visit, outcome, 1000 * record.timings["total"])
-        if self.on_visit is not None:
-            self.on_visit(record)
 
 
 def status_line(machine: Machine) -> str:
