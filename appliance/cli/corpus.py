@@ -47,6 +47,8 @@ def register(sub: Any) -> None:
     info = csub.add_parser("info", help="summary of a corpus")
     info.add_argument("corpus_dir", metavar="CORPUS_DIR", type=Path)
     info.add_argument("--json", action="store_true", help="print the summary as JSON")
+    info.add_argument("--weights", type=Path, help="a generator weights file to recognise "
+                      "(generator.weights and the shipped weights are always looked at)")
     info.set_defaults(func=cmd_info)
     verify = csub.add_parser("verify", help="full checksums; exit status 1 on any problem")
     verify.add_argument("corpus_dir", metavar="CORPUS_DIR", type=Path)
@@ -211,7 +213,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
     try:
         with Corpus.open(args.corpus_dir, check_model=False) as corpus:
-            data = summary(corpus)
+            data = summary(corpus, [args.weights, _configured_weights()])
     except CorpusError as exc:
         return _fail(exc)
     if args.json:
@@ -220,6 +222,16 @@ def cmd_info(args: argparse.Namespace) -> int:
     for key, value in data.items():
         print(f"{key + ':':<24}{value}")
     return 0
+
+
+def _configured_weights() -> Path | None:
+    """The config's `generator.weights` (None when unset or the config is unreadable)."""
+    from appliance.cli.generate import weights_path
+
+    try:
+        return weights_path(None, None)
+    except UsageError:
+        return None
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
