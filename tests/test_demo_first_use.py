@@ -74,8 +74,10 @@ def test_first_use_is_said_at_once_with_a_line_per_progress_step(tiny_cache, tmp
     assert status == 0 and not any("first use" in text for _, text in lines)
 
 
-def test_the_expected_time_follows_draws_and_cores():
-    assert demo.expected_seconds(4000, 2) < demo.expected_seconds(4000, 1)
+def test_the_expected_time_follows_draws_cores_and_load():
+    assert demo.expected_seconds(4000, 2) <= demo.expected_seconds(4000, 1)
     assert demo.expected_seconds(4000, 1) > demo.expected_seconds(400, 1)
-    line = demo.first_use_line(4000, 1)
+    assert demo.expected_seconds(4000, 1, load=15) > 4 * demo.expected_seconds(4000, 1, load=0)
+    line = demo.first_use_line(4000, 1, load=0)
     assert "4,000 draws" in line and "on 1 core;" in line and "\n" not in line
+    assert "load 15: the machine is busy" in demo.first_use_line(4000, 1, load=15)

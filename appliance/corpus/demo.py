@@ -102,21 +102,34 @@ def demo_source(draws: int | None = None) -> Any:
                            net.checksum, size=DEMO_FACE_SIZE)
 
 
-def expected_seconds(draws: int, workers: int | None = None) -> float:
-    """About how long building `draws` draws takes here with `workers` (default: every core)."""
+def expected_seconds(draws: int, workers: int | None = None, load: float = 0.0) -> float:
+    """About how long building `draws` draws takes here with `workers` (default: every core)
+    while `load` other processes are running (the load average): each worker gets its share
+    of the cores."""
     cores = os.cpu_count() or 1
-    return BUILD_OVERHEAD_SECONDS + draws * DRAW_CPU_SECONDS / max(1, min(workers or cores,
-                                                                          cores))
+    running = max(1, min(workers or cores, cores))
+    share = min(1.0, cores / (max(0.0, load) + running))
+    return BUILD_OVERHEAD_SECONDS + draws * DRAW_CPU_SECONDS / (running * share)
 
 
-def first_use_line(draws: int, workers: int | None = None) -> str:
-    """The one line that says the demo corpus is being built, and how long it takes."""
-    seconds = expected_seconds(draws, workers)
+def _load() -> float:
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return 0.0
+
+
+def first_use_line(draws: int, workers: int | None = None, load: float | None = None) -> str:
+    """The one line that says the demo corpus is being built, and how long it takes (on a
+    machine busy with `load` other processes, default: the load average)."""
+    load = _load() if load is None else load
+    seconds = expected_seconds(draws, workers, load)
     when = f"about {seconds:.0f} s" if seconds < 90 else f"about {seconds / 60:.0f} min"
     cores = min(workers or os.cpu_count() or 1, os.cpu_count() or 1)
+    busy = f", load {load:.0f}: the machine is busy" if load >= cores else ""
     return (f"first use: building the demo corpus once from {draws:,} draws of the DCGAN "
-            f"generator ({when} on {cores} core{'s' if cores > 1 else ''}; later runs reuse "
-            f"it)...")
+            f"generator ({when} on {cores} core{'s' if cores > 1 else ''}{busy}; later runs "
+            f"reuse it)...")
 
 
 def _say(line: str) -> None:
