@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from typing import Protocol
 
 from PIL import ImageDraw, ImageFont
@@ -24,7 +25,22 @@ def text_width(text: str, f: ImageFont.FreeTypeFont, tracking: float = 0.0) -> i
         return 0
     if not tracking:
         return round(f.getlength(text))
-    return round(sum(f.getlength(c) for c in text) + tracking * (len(text) - 1))
+    return round(sum(_advance(f, c) for c in text) + tracking * (len(text) - 1))
+
+
+_ADVANCES: weakref.WeakKeyDictionary[ImageFont.FreeTypeFont, dict[str, float]] = (
+    weakref.WeakKeyDictionary())
+
+
+def _advance(f: ImageFont.FreeTypeFont, letter: str) -> float:
+    """The advance of one letter in `f`, each letter measured once per font."""
+    table = _ADVANCES.get(f)
+    if table is None:
+        table = _ADVANCES[f] = {}
+    width = table.get(letter)
+    if width is None:
+        width = table[letter] = f.getlength(letter)
+    return width
 
 
 def draw_text(draw: ImageDraw.ImageDraw, xy: tuple[float, float], text: str,
@@ -54,12 +70,12 @@ def wrap(text: str, f: ImageFont.FreeTypeFont, width: int, tracking: float = 0.0
             if len(lines) >= limit:
                 break
             candidate = f"{current} {word}" if current else word
-            if len(candidate) <= _MAX_LINE_LETTERS and text_width(candidate, f, tracking) <= width:
-                current = candidate
+            if len(candidate) <= width and text_width(candidate, f, tracking) <= width:
+                current = candidate  # (a letter is a dot wide at least: longer never fits)
                 continue
             if current:
                 lines.append(current)
-            pieces = _split_word(word, f, width, tracking)
+            pieces = _split_word(word, f, width, tracking, limit - len(lines) + 1)
             lines += pieces[:-1]
             current = pieces[-1]
         if len(lines) >= limit:
@@ -71,20 +87,20 @@ def wrap(text: str, f: ImageFont.FreeTypeFont, width: int, tracking: float = 0.0
     return lines
 
 
-#: More letters than any line can hold (11-dot letters are the smallest, 4096 dots the widest).
-_MAX_LINE_LETTERS = 4096
-
-
-def _split_word(word: str, f: ImageFont.FreeTypeFont, width: int, tracking: float) -> list[str]:
-    """`word` cut into pieces that fit `width` (one letter at least each), in one pass."""
+def _split_word(word: str, f: ImageFont.FreeTypeFont, width: int, tracking: float,
+                most: int) -> list[str]:
+    """`word` cut into pieces that fit `width` (one letter at least each), in one pass; after
+    `most` pieces the rest of the word is the last one, unmeasured."""
     pieces: list[str] = []
     start, used = 0, 0.0
     for i, c in enumerate(word):
-        advance = f.getlength(c)
+        advance = _advance(f, c)
         used += advance + (tracking if i > start else 0.0)
         if i > start and round(used) > width:
             pieces.append(word[start:i])
             start, used = i, advance
+            if len(pieces) >= most:
+                break
     pieces.append(word[start:])
     return pieces
 
