@@ -152,24 +152,24 @@ def test_status_without_a_service_is_one_line(tmp_path, capsys):
 
 
 def test_backend_start_failures_name_the_part(tmp_path, corpus_dir, astronaut_png):
-    from appliance.runtime.appliance import Appliance
+    from appliance.runtime.appliance import make_appliance
 
     cfg = write_config(tmp_path / "c.yaml", tmp_path / "missing-corpus", astronaut_png,
                        tmp_path / "t")
-    backend = Appliance(load_settings(cfg), corpus_path=CORPUS[cfg])
+    backend = make_appliance(load_settings(cfg), corpus_path=CORPUS[cfg])
     with pytest.raises(PartFault) as info:
         backend.start()
     assert info.value.fault is Fault.CORPUS and "corpus" in info.value.reason
 
     cfg = write_config(tmp_path / "c.yaml", corpus_dir, tmp_path / "no-photo.jpg", tmp_path / "t")
-    backend = Appliance(load_settings(cfg), corpus_path=CORPUS[cfg])
+    backend = make_appliance(load_settings(cfg), corpus_path=CORPUS[cfg])
     with pytest.raises(PartFault) as info:
         backend.start()
     assert info.value.fault is Fault.CAMERA and "does not exist" in info.value.reason
     # face models that cannot be loaded are the models' fault, not the corpus's
     cfg.write_text(cfg.read_text() + f"faces: {{landmarks_model: '{tmp_path / 'no.dat'}'}}\n")
     with pytest.raises(PartFault) as info:
-        Appliance(load_settings(cfg), corpus_path=CORPUS[cfg]).start()
+        make_appliance(load_settings(cfg), corpus_path=CORPUS[cfg]).start()
     assert info.value.fault is Fault.MODELS and "no.dat" in info.value.reason
     cfg = write_config(tmp_path / "c.yaml", corpus_dir, tmp_path / "no-photo.jpg", tmp_path / "t")
     # the photo appears (camera plugged in): the recovery probe finishes the start-up

@@ -57,17 +57,17 @@ NO_FACE_TEXT = ("No face found", "Stand in front of the camera,", "look at it, a
 class Appliance:
     """The real parts (or given stand-ins) behind the machine; implements `jobs.Parts`.
 
-    Built by `make_appliance`; the camera and printer may be given (demo, simulation, tests),
-    everything else comes from `settings`. `paper` is the printer's.
+    Built by `make_appliance`, which chooses the printer up front; the camera may be given
+    (demo, simulation, tests), else the configured one is made when it is first opened (a
+    camera that cannot be made is a camera fault, retried). `paper` is the printer's.
     """
 
-    def __init__(self, settings: AppSettings, *, camera: Camera | None = None,
-                 printer: Printer | None = None, corpus_path: Path | None = None,
-                 counter: TicketCounter | None = None,
+    def __init__(self, settings: AppSettings, *, printer: Printer, camera: Camera | None = None,
+                 corpus_path: Path | None = None, counter: TicketCounter | None = None,
                  clock: Callable[[], float] = time.perf_counter) -> None:
         self.settings = settings
-        self.camera = camera
-        self.printer = printer if printer is not None else make_printer(settings.printer)
+        self.camera = camera  # None: the configured one, made when it is first opened
+        self.printer = printer
         self.paper: Paper = self.printer.paper
         self.corpus_path = corpus_path
         self.counter = counter or TicketCounter(ticket_counter_file())
@@ -334,6 +334,8 @@ def make_appliance(settings: AppSettings, *, corpus_path: Path | None = None,
         from appliance.parts.printer import VirtualPrinter
 
         printer = VirtualPrinter(out_dir, settings.printer)
+    elif printer is None:
+        printer = make_printer(settings.printer)
     counter = FixedCounter(first_number) if first_number is not None else None
     return Appliance(settings, camera=camera, printer=printer, corpus_path=corpus_path,
                      counter=counter)
