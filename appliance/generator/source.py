@@ -13,8 +13,10 @@ the manifest):
 - the descriptors of up to `DESCRIBE_GROUP` consecutive draws (those sharing index // 8) are
   computed as one batch (`FaceNet.descriptors`), locally and on a cluster alike.
 
-Analysis version 1 (before 2026-12-07) looked at 256 px, then at 512 px, and described each face
-alone: ~3x slower per face; it kept ~7 % more draws (mostly weak detections).
+Analysis version 1 (before 2026-12-07) looked at 256 px, then at 512 px for every draw without a
+face, and described each face alone: 1.66x the CPU per kept face of version 2 end to end
+(`bench/build.py --generator`), 12x in detection; it kept 74 % of the draws, version 2 keeps
+67 % (the difference: mostly weak detections).
 """
 
 from __future__ import annotations
