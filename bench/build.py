@@ -21,8 +21,13 @@ wall seconds, median CPU seconds of the whole process tree (user + sys: what the
 barely moves), faces, and faces per CPU second with its ratio. `--stages N` first times each
 stage of both analysis versions over N draws in this process (CPU time):
 
-    .venv/bin/python bench/build.py --generator dcgan:300:5 --baseline /tmp/sosie-baseline \
+    .venv/bin/python bench/build.py --generator dcgan:300:5 --baseline /tmp/sosie-baseline \\
         --repeats 5 --stages 300
+
+A folder `sosie generate` made (`--folder DIR`): its build, which reuses what generate recorded
+of each face, against the build of a bare copy of its images, alternating, CPU medians:
+
+    .venv/bin/python bench/build.py --folder FACES_DIR --workers 1 --repeats 3
 """
 
 from __future__ import annotations
@@ -243,6 +248,39 @@ def compare_generated(args: argparse.Namespace) -> int:
     return 0
 
 
+def compare_generated_folder(args: argparse.Namespace) -> int:
+    """`--folder DIR`: the build of a folder `sosie generate` made (its analyses reused) against
+    the build of a bare copy of its images (everything analysed), alternating."""
+    folder = args.folder.resolve()
+    bare = Path(tempfile.mkdtemp(prefix="bench-bare-"))
+    try:
+        for image in folder.iterdir():
+            if image.is_file() and not image.name.startswith("."):
+                shutil.copy2(image, bare / image.name)
+        sources = {"records": str(folder), "bare copy": str(bare)}
+        runs: dict[str, list[tuple[float, float, int]]] = {name: [] for name in sources}
+        for rep in range(args.repeats):
+            for name, source in sources.items():
+                runs[name].append(cli_build(ROOT, source, args.workers))
+            print(f"repetition {rep + 1}/{args.repeats}: " + ", ".join(
+                f"{n} {r[-1][1]:.1f} s CPU" for n, r in runs.items()), file=sys.stderr)
+    finally:
+        shutil.rmtree(bare, ignore_errors=True)
+    anchor = statistics.median(r[1] for r in runs["bare copy"])
+    print(f"\nsosie build {folder} --workers {args.workers}, median of {args.repeats}")
+    print("| source                            | wall s | CPU s | faces | CPU ms/face | vs bare |")
+    print("|-----------------------------------|--------|-------|-------|-------------|---------|")
+    for name in ("bare copy", "records"):
+        wall = statistics.median(r[0] for r in runs[name])
+        cpu_s = statistics.median(r[1] for r in runs[name])
+        faces = runs[name][-1][2]
+        label = ("images only (everything analysed)" if name == "bare copy"
+                 else "with generate's analyses")
+        print(f"| {label:<33} | {wall:>6.1f} | {cpu_s:>5.1f} | {faces:>5} | "
+              f"{1000 * cpu_s / max(1, faces):>11.1f} | {cpu_s / anchor:>6.2f}x |")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=300, help="images (default 300)")
@@ -255,7 +293,12 @@ def main() -> int:
     parser.add_argument("--baseline", type=Path, help="with --generator: the other checkout")
     parser.add_argument("--stages", type=int, default=0, metavar="DRAWS",
                         help="with --generator: time each stage over DRAWS draws first")
+    parser.add_argument("--folder", type=Path, metavar="DIR",
+                        help="compare the build of a folder `sosie generate` made with the build "
+                        "of a bare copy of its images")
     args = parser.parse_args()
+    if args.folder:
+        return compare_generated_folder(args)
     if args.generator:
         if args.baseline is None:
             parser.error("--generator needs --baseline DIR")
