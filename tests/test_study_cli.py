@@ -198,13 +198,13 @@ def test_report_opens_offline_in_headless_chromium(report, tmp_path):
 
 @pytest.mark.slow
 def test_umap_map_shows_groups_that_the_pca_map_blurs(tmp_path):
-    """Four tight groups apart along low-variance axes, under two axes of wide noise: PCA's
-    plane mixes them, UMAP's keeps each face beside its own group."""
+    """Eight tight groups apart along axes of lower variance than two axes of noise: PCA's
+    plane (the noise) mixes them, UMAP's keeps each face beside its own group."""
     rng = np.random.default_rng(0)
-    labels = np.repeat(np.arange(4), 100)
+    labels = np.repeat(np.arange(8), 50)
     x = rng.normal(0, 0.02, (400, D))
-    x[:, :2] += rng.normal(0, 1.0, (400, 2))  # the widest axes: noise
-    x[np.arange(400), 10 + labels] += 0.5  # the groups: apart on four other axes
+    x[:, :2] += rng.normal(0, 0.2, (400, 2))  # the widest axes: noise
+    x[np.arange(400), 10 + labels] += 0.5  # the groups: apart on eight other axes
     corpus = imported(tmp_path, "c", x)
     purity = {}
     for layout in ("pca", "umap"):
@@ -219,4 +219,4 @@ def test_umap_map_shows_groups_that_the_pca_map_blurs(tmp_path):
         d = ((xy[:, None] - xy[None]) ** 2).sum(-1)
         np.fill_diagonal(d, np.inf)
         purity[layout] = float((labels[d.argmin(axis=1)] == labels).mean())
-    assert purity["umap"] > 0.95 and purity["pca"] < 0.6, purity
+    assert purity["umap"] > 0.95 and purity["pca"] < 0.4, purity

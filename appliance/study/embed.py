@@ -1,5 +1,5 @@
 """The study's maps: every set's faces (a sample of each) in one PCA and one UMAP layout, with the
-references placed by the same models."""
+references: projected by the PCA, laid out by UMAP together with the faces."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from appliance.cartography.layouts import fit_umap, place
+from appliance.cartography.layouts import fit_umap
 
 
 @dataclass
@@ -37,10 +37,11 @@ def layouts(sets: dict[str, np.ndarray], references: np.ndarray, *, per_set: int
     refs = np.asarray(references, dtype=np.float32).reshape(-1, x.shape[1])
     out_pca = {name: flat[bounds[i] : bounds[i + 1]] for i, name in enumerate(rows)}
     out_umap = refs_umap = None
-    if with_umap and len(x) >= 4:
-        model, positions = fit_umap(x, 2, seed=seed, fit_sample=len(x))
+    if with_umap and len(x) >= 4:  # the references are laid out with the faces: a
+        # transform would cost numba another compilation (~20 s) for a few points
+        _, positions = fit_umap(np.vstack([x, refs]), 2, seed=seed, fit_sample=len(x) + len(refs))
         out_umap = {name: positions[bounds[i] : bounds[i + 1]] for i, name in enumerate(rows)}
-        refs_umap = place(model, refs) if len(refs) else np.zeros((0, 2))
+        refs_umap = positions[len(x) :]
     return Layouts(rows, out_pca, out_umap, pca.transform(refs) if len(refs) else
                    np.zeros((0, 2)), refs_umap,
                    [float(v) for v in pca.explained_variance_ratio_])
