@@ -87,6 +87,20 @@ def test_nothing_is_printed_before_the_outcome_is_known(found, tmp_path, monkeyp
     assert (paper.pieces[0].image.height > 1200) is found  # the full ticket or the short one
 
 
+def test_the_tickets_stage_times_are_in_the_visit_record_and_the_status(tmp_path, monkeypatch):
+    """Recorded once, by the service: what `sosie status` shows is what the bench reads."""
+    corpus = FakeCorpus()
+    face = FakeFace(corpus.vectors[4].astype(np.float32))
+    record, _, _, service = run_one_visit(face, tmp_path, monkeypatch, lookalikes=3)
+    stages = ("first band: compose", "first band: encode", "rest: thumbnails", "rest: layout",
+              "rest: dither", "rest: encode")
+    assert all(record.timings[stage] >= 0 for stage in stages)
+    assert record.timings["rest: dither"] > 0 and record.timings["first band: encode"] > 0
+    shown = service.status()["last_visit"]["ms"]
+    assert all(shown[stage] == round(1000 * record.timings[stage], 1) for stage in stages)
+    assert record.timings["print"] >= record.timings["first band: compose"]
+
+
 def test_a_ticket_failing_half_way_is_cut_off_and_reported(tmp_path, monkeypatch):
     def broken_hero(page, content):
         raise MemoryError("no room for the photo")
