@@ -154,6 +154,9 @@ def run_ticket(args: Any) -> int:
     for m in result.matches:
         print(f"N°{m.rank}: face {m.index} ({corpus_dir}), distance {m.distance:.3f}, "
               f"{m.likeness:.0f}% alike")
+    if result.matches:
+        print("(distance: between dlib face descriptors, under 0.6 the same person to dlib; "
+              "alike: 50 % at 0.6 - a face recogniser's measure, not a human judgement)")
     stages = "  ".join(f"{k} {v * 1000:.1f}" for k, v in result.timings.items())
     print(f"ms: {stages}")
     image = ticket if isinstance(ticket, Image.Image) else ticket.image()
