@@ -220,3 +220,26 @@ def test_umap_map_shows_groups_that_the_pca_map_blurs(tmp_path):
         np.fill_diagonal(d, np.inf)
         purity[layout] = float((labels[d.argmin(axis=1)] == labels).mean())
     assert purity["umap"] > 0.95 and purity["pca"] < 0.4, purity
+    meta = (tmp_path / "map-umap" / "data" / "meta.js").read_text()
+    assert '"layout":"umap"' in meta and '"name":"UMAP 1"' in meta
+    browser_class = _browser()
+    if browser_class is None:
+        return
+    with browser_class(width=1280, height=800) as browser:
+        browser.open((tmp_path / "map-umap" / "index.html").as_uri())
+        browser.wait_for("window.sosieMap && sosieMap.idle()")
+        assert "UMAP of the 128-D" in browser.evaluate("document.body.textContent")
+        assert browser.log.errors == [] and browser.log.failed_requests == []
+
+
+def _browser():
+    """The headless Chromium driver, or None without chromium or websocket-client."""
+    import importlib.util
+
+    try:  # the DevTools driver the map tests use, wherever it lives
+        from tests.support.headless import Browser, find_chromium
+    except ImportError:
+        from appliance.cartography.headless import Browser, find_chromium
+    if find_chromium() is None or importlib.util.find_spec("websocket") is None:
+        return None
+    return Browser

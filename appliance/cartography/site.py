@@ -292,12 +292,13 @@ def _clusters(vectors: np.ndarray, pca: Any, options: MapOptions, to_world: Call
 def _meta(corpus, options, n, pyramid, centres, coords2, coords3, scale3, sheet_px, k, method,
           clusters, marked, to_world, mark_faces) -> dict:
     pca = corpus.pca
+    layout = getattr(corpus, "layout", "pca")  # "umap": cartography.layouts
     axes = []
     coords = np.hstack([coords2, coords3[:, 2:3]])
     for a in range(3):
         order = np.argsort(coords[:, a], kind="stable")
         axes.append({
-            "name": f"PC{a + 1}",
+            "name": f"PC{a + 1}" if layout == "pca" else f"{layout.upper()} {a + 1}",
             "variance": float(pca.explained_variance[a]),
             "ratio": float(pca.explained_variance_ratio[a]),
             "low": [int(i) for i in order[:EXTREMES]],
@@ -328,7 +329,7 @@ def _meta(corpus, options, n, pyramid, centres, coords2, coords3, scale3, sheet_
         "likeness": {"threshold": likeness_module.SAME_PERSON_DISTANCE,
                      "slope": likeness_module.LIKENESS_SLOPE},
         "pca": {"axes": axes, "total_ratio": float(np.sum(pca.explained_variance_ratio[:3])),
-                "scale3": scale3},
+                "scale3": scale3, "layout": layout},
         "clusters": None,
         "marks": [],
     }

@@ -211,16 +211,21 @@
   /* The explanation of the axes, the clusters and the marked face (shared by both pages). */
   Sosie.describeAxes = function (container, onPick, count) {
     const axes = META.pca.axes.slice(0, count || 3);
-    container.append(Sosie.el('p', { class: 'note' },
-      'PCA of the ' + META.corpus.dim + '-D face descriptors. The first three axes explain ' +
-      Sosie.percent(META.pca.total_ratio) + ' of the variance; faces at the two ends of each ' +
-      'axis show what it separates.'));
+    container.append(Sosie.el('p', { class: 'note' }, META.pca.layout === 'umap'
+      ? 'UMAP of the ' + META.corpus.dim + '-D face descriptors: neighbourhoods are kept, ' +
+        'distances between far groups are not (its axes explain no share of the variance); ' +
+        'faces at the two ends of each axis.'
+      : 'PCA of the ' + META.corpus.dim + '-D face descriptors. The first three axes explain ' +
+        Sosie.percent(META.pca.total_ratio) + ' of the variance; faces at the two ends of ' +
+        'each axis show what it separates.'));
     axes.forEach((axis, a) => {
       const dir = ['horizontal, left → right', 'vertical, bottom → top', 'depth (3-D view)'][a];
       const bar = Sosie.el('div', { class: 'bar' });
-      bar.style.setProperty('--w', Math.max(2, 100 * axis.ratio / axes[0].ratio) + '%');
+      bar.style.setProperty('--w', (axes[0].ratio
+        ? Math.max(2, 100 * axis.ratio / axes[0].ratio) : 0) + '%');
       container.append(
-        Sosie.el('h3', {}, axis.name + ' · ' + Sosie.percent(axis.ratio) + ' ',
+        Sosie.el('h3', {}, axis.name + (axes[0].ratio ? ' · ' + Sosie.percent(axis.ratio) : '')
+          + ' ',
           Sosie.el('small', {}, dir)), bar,
         Sosie.el('div', { class: 'ends' },
           Sosie.el('span', { class: 'end' }, 'low'), Sosie.faceStrip(axis.low, 34, onPick)),

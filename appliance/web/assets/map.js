@@ -212,8 +212,9 @@
     ctx.moveTo(x, y); ctx.lineTo(x, y - len); ctx.lineTo(x - 4, y - len + 6); ctx.moveTo(x, y - len); ctx.lineTo(x + 4, y - len + 6);
     ctx.stroke();
     ctx.font = '12px system-ui, sans-serif';
-    ctx.fillText(a[0].name + ' ' + Sosie.percent(a[0].ratio), x + len + 6, y + 4);
-    ctx.fillText(a[1].name + ' ' + Sosie.percent(a[1].ratio), x + 6, y - len - 2);
+    const share = (axis) => axis.ratio ? ' ' + Sosie.percent(axis.ratio) : '';  // UMAP: none
+    ctx.fillText(a[0].name + share(a[0]), x + len + 6, y + 4);
+    ctx.fillText(a[1].name + share(a[1]), x + 6, y - len - 2);
   }
   function draw() {
     dirty = false;
