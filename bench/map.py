@@ -250,8 +250,11 @@ def _write_anchor_page(out: Path) -> bool:
         return False
     (out / "assets" / "vr-anchor.js").write_text(old, encoding="utf-8")
     page = (out / "vr.html").read_text(encoding="utf-8")
-    (out / "vr-anchor.html").write_text(page.replace("assets/vr.js", "assets/vr-anchor.js"),
-                                        encoding="utf-8")
+    # today's view is assets/vr/*.js (classic scripts in order); the anchor's was one file
+    ours = re.compile(r'<script src="assets/vr/[^"]+"></script>\n?')
+    anchor = '<script src="assets/vr-anchor.js"></script>\n'
+    page = ours.sub("", page).replace("</body>", anchor + "</body>", 1)
+    (out / "vr-anchor.html").write_text(page, encoding="utf-8")
     return True
 
 
