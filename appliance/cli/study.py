@@ -210,4 +210,5 @@ def _print_answers(study: dict[str, Any]) -> None:
         print(f"clusters in {name}: {c['clusters']} ({c['verdict']}; HDBSCAN found {c['found']}, "
               f"noise {c['noise']}, silhouette {c['silhouette']}, stability {c['stability']})")
     for name, a in study["doubles_among_themselves"].items():
-        print(f"doubles among themselves in {name}: {a['verdict']} (p = {a['p']})")
+        p = "–" if a.get("p") is None else f"{a['p']:.3g}"
+        print(f"doubles among themselves in {name}: {a['verdict']} (p = {p})")
