@@ -5,6 +5,7 @@
     .venv/bin/python bench/train.py speed [--batch 16 --steps 6]    # steps/s, images/s
     .venv/bin/python bench/train.py measure --person PHOTO [--weights W] [--faces 500]
     .venv/bin/python bench/train.py framing [--faces 150]           # the generator's framing
+    .venv/bin/python bench/train.py before-after RUN_DIR OUT.png    # README figure
 
 No photo collection of one person ships offline here, so the one-person set is a stated proxy:
 `proxy` writes COUNT photos made from the demo visitor's photo (appliance/data/visitor.jpg) by
@@ -208,6 +209,28 @@ def framing(count: int) -> dict[str, Any]:
             "chip_centre_below_frame_centre_face_widths": round(float(np.median(raises)), 3)}
 
 
+def before_after(run_dir: Path, out: Path, columns: int = 8) -> None:
+    """Three rows of `columns` 64-px faces: training photos (aligned), the starting generator
+    (samples/step-000000.png), the last sample grid (same latents)."""
+    from PIL import Image, ImageDraw
+
+    def row(path: Path) -> Image.Image:
+        return Image.open(path).convert("RGB").crop((0, 0, 2 + columns * 66, 68))
+
+    samples = sorted((run_dir / "samples").glob("step-*.png"))
+    rows = [("photos", row(run_dir / "faces.png")), ("step 0", row(samples[0])),
+            (f"step {int(samples[-1].stem[5:])}", row(samples[-1]))]
+    label = 64
+    canvas = Image.new("RGB", (label + rows[0][1].width, 68 * len(rows)), "white")
+    draw = ImageDraw.Draw(canvas)
+    for i, (text, image) in enumerate(rows):
+        canvas.paste(image, (label, 68 * i))
+        draw.text((4, 68 * i + 28), text, fill=(0, 0, 0))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    canvas.save(out, optimize=True)
+    print(f"{out}: {', '.join(t for t, _ in rows)}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="what", required=True)
@@ -225,6 +248,9 @@ def main() -> int:
     p.add_argument("--person", type=Path, default=visitor_photo())
     p.add_argument("--weights", type=Path)
     p.add_argument("--faces", type=int, default=500)
+    p = sub.add_parser("before-after")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("out", type=Path)
     p = sub.add_parser("framing")
     p.add_argument("--faces", type=int, default=150)
     for name in ("speed", "measure", "framing"):
@@ -232,6 +258,9 @@ def main() -> int:
     args = parser.parse_args()
     if args.what == "proxy":
         make_proxy(args.out_dir, args.count)
+        return 0
+    if args.what == "before-after":
+        before_after(args.run_dir, args.out)
         return 0
     if args.what == "generated":
         make_generated(args.out_dir, args.count, args.seed)

@@ -11,6 +11,7 @@ appliance itself never loads them, and runs the result with numpy
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -29,9 +30,9 @@ def register(sub: Any) -> None:
         description="Find and align every face in PHOTOS_DIR at the generator's framing (files "
         "without a usable face are listed in RUN_DIR/rejected.tsv), then fine-tune the DCGAN "
         "generator against a new discriminator with DiffAugment, on JAX (CPU, or a GPU where "
-        "JAX finds one). Checkpoints every --checkpoint-every steps and on Ctrl-C: the same "
-        "command resumes and ends with the same bytes as an uninterrupted run. RUN_DIR gets "
-        "sample grids (samples/), losses.png, generator.safetensors and summary.json; use the "
+        "JAX finds one). Checkpoints every --checkpoint-every steps and on Ctrl-C or SIGTERM: "
+        "the same command resumes and ends with the same bytes as an uninterrupted run. RUN_DIR "
+        "gets sample grids (samples/), losses.png, generator.safetensors and summary.json; use the "
         "weights with `sosie generate/build/conjure --weights RUN_DIR/generator.safetensors`.",
     )
     p.add_argument("photos_dir", metavar="PHOTOS_DIR", type=Path, help="folder of photos")
@@ -43,6 +44,9 @@ def register(sub: Any) -> None:
                    "weights file (torch.save or safetensors of this network)")
     p.add_argument("--seed", type=int, default=0, help="randomness of the run (default 0)")
     p.add_argument("--batch", type=int, default=16, help="images per step (default 16)")
+    p.add_argument("--lr", type=float, default=None, metavar="RATE",
+                   help="the generator's Adam rate (default 2e-5 when fine-tuning, 2e-4 from "
+                   "scratch; the discriminator's is 2e-4)")
     p.add_argument("--checkpoint-every", type=int, default=25, metavar="N",
                    help="steps between checkpoints (default 25)")
     p.add_argument("--sample-every", type=int, default=100, metavar="K",
@@ -59,6 +63,8 @@ def _check(args: argparse.Namespace) -> None:
         raise UsageError(f"--batch {args.batch}: expected 1 to {MAX_BATCH} images")
     if not 0 <= args.seed < 2**32:
         raise UsageError(f"--seed {args.seed}: expected 0 to {2**32 - 1}")
+    if args.lr is not None and not 0 < args.lr <= 0.1:
+        raise UsageError(f"--lr {args.lr}: expected a rate above 0 and at most 0.1")
     for option, value in (("--checkpoint-every", args.checkpoint_every),
                           ("--sample-every", args.sample_every)):
         if value < 1:
@@ -70,6 +76,10 @@ def _check(args: argparse.Namespace) -> None:
         raise UsageError(f"--out {args.out}: exists and is not a folder")
     if args.start not in ("shipped", "scratch") and not Path(args.start).is_file():
         raise UsageError(f"--from {args.start}: expected shipped, scratch or a weights file")
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -90,7 +100,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     options = TrainOptions(steps=args.steps, start=args.start, seed=args.seed, batch=args.batch,
                            checkpoint_every=args.checkpoint_every,
-                           sample_every=args.sample_every)
+                           sample_every=args.sample_every, learning_rate=args.lr)
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` checkpoints as Ctrl-C does
     try:
         if args.start != "scratch":  # a bad --from file: one line before minutes of aligning
             from appliance.train.loop import starting_generator

@@ -31,7 +31,7 @@ class CheckpointError(ValueError):
 def save_checkpoint(run_dir: Path, state: Any, step: int, losses: np.ndarray,
                     identity: dict[str, Any]) -> None:
     """Write the state after `step` steps (all or nothing)."""
-    tensors = {name: np.ascontiguousarray(leaf) for name, leaf in _named_leaves(state)}
+    tensors = {name: np.array(leaf, order="C") for name, leaf in _named_leaves(state)}
     tensors[LOSSES] = np.ascontiguousarray(losses, dtype=np.float32)
     # one metadata entry: safetensors orders several at random, and resumed runs must match
     metadata = {"run": json.dumps({"step": step, "identity": identity}, sort_keys=True)}

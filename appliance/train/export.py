@@ -27,5 +27,5 @@ def write_generator(path: Path, state: dict[str, np.ndarray], made: dict[str, st
     # two identical runs must write the same bytes.
     made = {"format": FORMAT, "network": "dcgan-64 (100-512-256-128-64-3)", **made}
     metadata = {METADATA: json.dumps(made, sort_keys=True)}
-    tensors = {name: np.ascontiguousarray(value) for name, value in state.items()}
+    tensors = {name: np.array(value, order="C") for name, value in state.items()}  # keeps 0-d
     atomic_write_bytes(path, save(tensors, metadata=metadata))

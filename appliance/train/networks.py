@@ -90,7 +90,7 @@ def to_pixels(images: jax.Array) -> np.ndarray:
 
 def scratch_generator(key: jax.Array) -> tuple[Params, Params]:
     """A new generator: DCGAN's N(0, 0.02) convolutions, N(1, 0.02) batch-norm scales, and each
-    layer's statistics measured on 256 latents (so the frozen batch norm normalises)."""
+    layer's statistics measured on 64 latents (so the frozen batch norm normalises)."""
     params: Params = {}
     keys = jax.random.split(key, 2 * LAYERS + 1)
     for i in range(LAYERS):
@@ -101,7 +101,7 @@ def scratch_generator(key: jax.Array) -> tuple[Params, Params]:
             bn = f"main.{3 * i + 1}"
             params[f"{bn}.weight"] = 1 + INIT_STD * jax.random.normal(keys[2 * i + 1], (cout,))
             params[f"{bn}.bias"] = jnp.zeros(cout, jnp.float32)
-    x = jax.random.normal(keys[-1], (256, 1, 1, LATENT), jnp.float32)
+    x = jax.random.normal(keys[-1], (64, 1, 1, LATENT), jnp.float32)
     stats: Params = {}
     for i in range(LAYERS - 1):
         x = conv_transpose(x, params[f"main.{3 * i}.weight"], STRIDES[i], PADDINGS[i])
