@@ -14,7 +14,7 @@ function load() {
   vm.runInNewContext(fs.readFileSync(SCRIPT, 'utf8'), context, { filename: SCRIPT });
   return context.Sosie.vr;
 }
-const { mat, transform } = load();
+const { mat, transform, placement } = load();
 
 /* A seeded generator (mulberry32): the same cases on every run. */
 function random(seed) {
@@ -98,5 +98,18 @@ test('lookAt puts the eye at the origin, the target straight ahead on -z, and up
       const dot = m[i] * m[j] + m[4 + i] * m[4 + j] + m[8 + i] * m[8 + j];
       assert.ok(Math.abs(dot - (i === j ? 1 : 0)) < 1e-5, `rows ${i} ${j}: ${dot}`);
     }
+  }
+});
+
+test('placement: toModel undoes the model matrix that draws the cloud (rays pick what is drawn)', () => {
+  for (let n = 0; n < CASES; n++) {
+    const centre = point(2), yaw = between(-7, 7), scale = between(0.05, 20), p = point(), d = point(1);
+    const model = placement.model(centre, yaw, scale);
+    close(transform(model, placement.toModel(p, 1, centre, yaw, scale)), [...p, 1], 1e-5, 'point');
+    // directions turn with the cloud, without its scale: a unit ray stays a unit ray
+    const dm = placement.toModel(d, 0, centre, yaw, scale);
+    const back = [0, 1, 2].map((r) => (model[r] * dm[0] + model[4 + r] * dm[1] + model[8 + r] * dm[2]) / scale);
+    close(back, d, 1e-5, 'direction');
+    close([Math.hypot(...dm)], [Math.hypot(...d)], 1e-6, 'length');
   }
 });

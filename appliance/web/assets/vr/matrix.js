@@ -31,6 +31,19 @@
     scale: (s) => new Float32Array([s, 0, 0, 0, 0, s, 0, 0, 0, 0, s, 0, 0, 0, 0, 1]),
     rotateY(a) { const c = Math.cos(a), s = Math.sin(a); return new Float32Array([c, 0, -s, 0, 0, 1, 0, 0, s, 0, c, 0, 0, 0, 0, 1]); },
   };
+  /* The cloud placed in a headset's room: model = translate(centre) rotateY(yaw) scale(scale),
+     and back: a point (w = 1) or direction (w = 0, its length kept) of the room in model space
+     (controller rays are picked and sheets scored in model space). */
+  vr.placement = {
+    model: (centre, yaw, scale) => vr.mat.multiply(vr.mat.translate(centre[0], centre[1], centre[2]),
+      vr.mat.multiply(vr.mat.rotateY(yaw), vr.mat.scale(scale))),
+    toModel(p, w, centre, yaw, scale) {
+      const c = Math.cos(-yaw), s = Math.sin(-yaw);
+      const r = w ? [p[0] - centre[0], p[1] - centre[1], p[2] - centre[2]] : p;
+      const k = w ? 1 / scale : 1;
+      return [(c * r[0] + s * r[2]) * k, r[1] * k, (-s * r[0] + c * r[2]) * k];
+    },
+  };
   /* m times the point p (w = 1): [x, y, z, w] (clip coordinates when m ends in a projection). */
   vr.transform = (m, p) => [
     m[0] * p[0] + m[4] * p[1] + m[8] * p[2] + m[12], m[1] * p[0] + m[5] * p[1] + m[9] * p[2] + m[13],

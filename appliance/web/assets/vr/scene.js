@@ -136,18 +136,21 @@
       faceRuns = runs;
       state.quadFaces = runs.reduce((n, r) => n + (r[2] ? r[1] : 0), 0);
     }
-    function drawScene(proj, viewM, model, viewportHeight) {
-      const grow = options.grow;
-      gl.enable(gl.DEPTH_TEST);
-      // axes
+    /* `count` vertices of `buf` (x y z r g b each) as line segments. */
+    function drawLines(buf, count, proj, viewM, model) {
       const A = lines.loc;
       gl.useProgram(lines.p);
       gl.uniformMatrix4fv(A.uProj, false, proj); gl.uniformMatrix4fv(A.uView, false, viewM); gl.uniformMatrix4fv(A.uModel, false, model);
-      gl.bindBuffer(gl.ARRAY_BUFFER, bufAxes);
+      gl.bindBuffer(gl.ARRAY_BUFFER, buf);
       gl.enableVertexAttribArray(A.aPos); gl.vertexAttribPointer(A.aPos, 3, gl.FLOAT, false, 24, 0);
       gl.enableVertexAttribArray(A.aColour); gl.vertexAttribPointer(A.aColour, 3, gl.FLOAT, false, 24, 12);
-      gl.drawArrays(gl.LINES, 0, 6);
+      gl.drawArrays(gl.LINES, 0, count);
       gl.disableVertexAttribArray(A.aColour);
+    }
+    function drawScene(proj, viewM, model, viewportHeight) {
+      const grow = options.grow;
+      gl.enable(gl.DEPTH_TEST);
+      drawLines(bufAxes, 6, proj, viewM, model); // the axes
       if (!state.ready) return;
       gl.activeTexture(gl.TEXTURE0); gl.bindTexture(gl.TEXTURE_2D, texture);
       gl.activeTexture(gl.TEXTURE1); gl.bindTexture(gl.TEXTURE_2D, sheets.texture || texture);
@@ -200,8 +203,8 @@
       highlight = instanceSet(items, slots, gl.DYNAMIC_DRAW);
     }
     return {
-      faceSize, pos, total, order, marks: MARKS, axisLength, lines,
-      setSheetSlot, classifySheets, drawScene, updateHighlights,
+      faceSize, pos, total, order, marks: MARKS, axisLength,
+      setSheetSlot, classifySheets, drawScene, drawLines, updateHighlights,
     };
   };
 })(Sosie.vr);

@@ -6,7 +6,7 @@
    (forward/back where the head looks, sideways). */
 'use strict';
 (function (vr) {
-  const { mat } = vr;
+  const { mat, placement } = vr;
   /* view: gl, state, N, options (grow), scene, sheets, desktop, select; sets view.xrSession
      while a session runs. button, note: the page's "Enter VR" button and the line beside it. */
   vr.makeXR = function (view, button, note) {
@@ -33,12 +33,7 @@
       return [xr.offset[0], (xr.floor ? 1.35 : 0) + xr.offset[1], -1.1 + xr.offset[2]];
     }
     /* A point (w = 1) or direction (w = 0) of the reference space in model space. */
-    function toModel(p, w) {
-      const c = Math.cos(-xr.yaw), s = Math.sin(-xr.yaw), centre = xrCentre();
-      const r = w ? [p[0] - centre[0], p[1] - centre[1], p[2] - centre[2]] : p;
-      const k = w ? 1 / xr.scale : 1;
-      return [(c * r[0] + s * r[2]) * k, r[1] * k, (-s * r[0] + c * r[2]) * k];
-    }
+    const toModel = (p, w) => placement.toModel(p, w, xrCentre(), xr.yaw, xr.scale);
     function rayOf(frameXR, source) {
       const p = source.targetRaySpace && frameXR.getPose(source.targetRaySpace, xr.space);
       if (!p) return null;
@@ -113,9 +108,7 @@
           xr.yaw = xr.grab.yaw + (x - xr.grab.x) * 4;
         }
       }
-      const centre = xrCentre();
-      const model = mat.multiply(mat.translate(centre[0], centre[1], centre[2]),
-        mat.multiply(mat.rotateY(xr.yaw), mat.scale(xr.scale)));
+      const model = placement.model(xrCentre(), xr.yaw, xr.scale);
       const rays = [], modelRays = [];
       for (const source of session.inputSources) {
         const ray = rayOf(frameXR, source);
@@ -177,16 +170,7 @@
       rayCount = rays.length;
     }
     function drawRays(proj, viewM) {
-      if (!rayCount) return;
-      const lines = scene.lines, A = lines.loc;
-      gl.useProgram(lines.p);
-      gl.uniformMatrix4fv(A.uProj, false, proj); gl.uniformMatrix4fv(A.uView, false, viewM);
-      gl.uniformMatrix4fv(A.uModel, false, mat.identity());
-      gl.bindBuffer(gl.ARRAY_BUFFER, rayBuffer);
-      gl.enableVertexAttribArray(A.aPos); gl.vertexAttribPointer(A.aPos, 3, gl.FLOAT, false, 24, 0);
-      gl.enableVertexAttribArray(A.aColour); gl.vertexAttribPointer(A.aColour, 3, gl.FLOAT, false, 24, 12);
-      gl.drawArrays(gl.LINES, 0, rayCount);
-      gl.disableVertexAttribArray(A.aColour);
+      if (rayCount) scene.drawLines(rayBuffer, rayCount, proj, viewM, mat.identity());
     }
     return { state: xr, check: checkXR };
   };
