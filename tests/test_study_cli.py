@@ -159,6 +159,8 @@ def test_faceless_sets_references_and_mixed_models_get_one_line(tmp_path, capsys
     (tmp_path / "nofaces").mkdir()
     (tmp_path / "nofaces" / "cup.png").write_bytes(coffee.read_bytes())
     photos.write_lfw_images(tmp_path / "lfw", count=4)
+    (tmp_path / "lfw" / ".journal").mkdir()  # as `sosie generate` keeps beside its faces
+    (tmp_path / "lfw" / ".journal" / "log").write_text("x")
     out = str(tmp_path / "o")
     line = one_line_error(capsys, ["study", "--out", out, "--reference", str(tmp / "refs.npy"),
                                    "--set", f"cups={tmp_path / 'nofaces'}"])
@@ -169,6 +171,12 @@ def test_faceless_sets_references_and_mixed_models_get_one_line(tmp_path, capsys
     line = one_line_error(capsys, ["study", "--out", out, "--reference", str(tmp / "refs.npy"),
                                    "--set", f"lfw={tmp_path / 'lfw'}", "--set", f"a={a}"])
     assert "mixed descriptor models" in line and "lfw" in line
+    # the folder described into OUT/sets/lfw is reused by the next run (not described again)
+    manifest = tmp_path / "o" / "sets" / "lfw" / "manifest.yaml"
+    before = manifest.stat().st_mtime_ns
+    one_line_error(capsys, ["study", "--out", out, "--reference", str(tmp / "refs.npy"),
+                            "--set", f"lfw={tmp_path / 'lfw'}", "--set", f"a={a}"])
+    assert manifest.stat().st_mtime_ns == before
 
 
 # ---------------------------------------------------------------------------------------------

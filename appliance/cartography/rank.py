@@ -93,18 +93,17 @@ def build_folder_corpus(
 
 
 def _up_to_date(corpus: Any, folder: Path, corpus_dir: Path) -> bool:
-    """True when the finished corpus covers exactly the folder's files, none changed since."""
-    built = (corpus_dir / "manifest.yaml").stat().st_mtime
+    """True when the finished corpus covers exactly the files the build would list in the
+    folder (the same walk: hidden folders such as `sosie generate`'s journal skipped), none
+    changed since."""
+    from appliance.corpus.walk import list_sources
+
+    built = (corpus_dir / "manifest.yaml").stat().st_mtime_ns
     known = {corpus.source(i) for i in range(corpus.count)} | {p for p, _ in corpus.rejected()}
-    skip = corpus_dir.resolve()
-    seen = set()
-    for path in folder.rglob("*"):
-        if path.resolve().is_relative_to(skip) or not path.is_file():
-            continue
-        if path.stat().st_mtime > built:
-            return False
-        seen.add(path.relative_to(folder).as_posix())
-    return seen == known
+    files, problems = list_sources(folder, exclude=corpus_dir)
+    if any(f.mtime_ns > built for f in files):
+        return False
+    return {f.rel for f in files} | {p for p, _ in problems} == known
 
 
 def rank_corpus(corpus: Any, reference: np.ndarray, reference_name: str, folder: str) -> Ranking:
