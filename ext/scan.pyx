@@ -57,8 +57,13 @@ cdef extern from "dispatch.h" nogil:
                                 size_t n, int *out)
     size_t sosie_count_nonfinite(const char *base, Py_ssize_t stride, size_t n, size_t d)
 
+cdef extern from "sketch_shared.h" nogil:
+    int SOSIE_MAX_SKETCH_AXES
+
 L2 = 0
 DOT = 1
+#: Most axes a sketch may have, as the kernels are built (ext/kernels/sketch_shared.h).
+MAX_SKETCH_AXES = SOSIE_MAX_SKETCH_AXES
 
 
 def compiled_kernels():

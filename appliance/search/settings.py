@@ -5,11 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from appliance import _scan
 from appliance.config import setting
 
 #: Most axes a sketch may have: the scan's exact int32 dots and its two stages are sized for
-#: it (ext/kernels/dispatch.h); the corpus format refuses more (appliance.corpus.format).
-MAX_SKETCH_AXES = 128
+#: it; defined once, in ext/kernels/sketch_shared.h, as the kernels are built. The corpus
+#: format refuses more (appliance.corpus.format).
+MAX_SKETCH_AXES: int = _scan.MAX_SKETCH_AXES
 MAX_THREADS = 64
 
 
