@@ -26,7 +26,7 @@
     /* ---- render loop ------------------------------------------------------------------- */
     const labels = M.pca.axes.map((axis, a) => {
       const el = Sosie.el('div', { class: 'label3d', style: 'color:' + ['#ff8a8a', '#8aff8a', '#8ab4ff'][a] },
-        axis.name + ' ' + Sosie.percent(axis.ratio));
+        axis.name + (axis.ratio ? ' ' + Sosie.percent(axis.ratio) : '')); // UMAP: no share
       stage.append(el);
       return el;
     });
