@@ -396,7 +396,7 @@ def test_shutdown_from_every_state(m, where):
     assert acts[-1] == Stop(poweroff=False)
     assert Show(State.SHUTTING_DOWN) in acts
     assert any(isinstance(a, EndVisit) for a in acts) == busy
-    assert not m._timers  # every pending timer cancelled
+    assert not m.timers  # every pending timer cancelled
 
 
 def test_shutting_down_is_terminal(m):
@@ -434,7 +434,7 @@ def concrete(m: Machine, e):
         return e
     kind, arg = e
     if kind == "timer":
-        return TimerExpired(arg, m._timers.get(arg, -1))
+        return TimerExpired(arg, m.timers.get(arg, -1))
     visit = m.visit + arg  # 0 = current visit, -1 = a stale one
     return {
         "captured": lambda: Captured(visit, "f"),
@@ -464,15 +464,15 @@ def test_random_streams_keep_invariants(stream, no_face):
         assert (m.state is State.FAULT) == (m.fault is not None)
         # a busy state always has a stage timer running, so a hung device cannot block it
         if m.state in {State.CAPTURING, State.SEARCHING, State.PRINTING, State.CONJURING}:
-            assert STAGE_TIMER in m._timers
+            assert STAGE_TIMER in m.timers
         if m.state is State.COOLDOWN:
-            assert COOLDOWN_TIMER in m._timers
+            assert COOLDOWN_TIMER in m.timers
         if any(isinstance(a, Probe) for a in acts):
             probing = True
         if any(isinstance(a, StartTimer) and a.name == RETRY_TIMER for a in acts):
             probing = False
         if m.state is State.FAULT:  # either waiting to retry or waiting for a probe's answer
-            assert (RETRY_TIMER in m._timers) != probing
+            assert (RETRY_TIMER in m.timers) != probing
         shows = [a for a in acts if isinstance(a, Show)]
         if m.state is not before:
             assert shows and shows[-1].state is m.state

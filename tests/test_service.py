@@ -590,15 +590,18 @@ def test_a_probe_keeps_the_start_up_seconds_of_parts_already_loaded(tmp_path: Pa
     are skipped, and `sosie status` keeps the seconds they really took (not 0.0)."""
     from types import SimpleNamespace
 
+    import numpy as np
+
+    from appliance.parts.camera import FileCamera
     from appliance.runtime.appliance import Appliance
     from appliance.runtime.counter import TicketCounter
     from appliance.settings import AppSettings
 
     ticks = iter(range(1000))
-    printer = SimpleNamespace(paper=None)
+    printer = SimpleNamespace(paper=None, diagnose=list, close=lambda: None)  # nothing wrong
     appliance = Appliance(AppSettings(), printer=printer,  # type: ignore[arg-type]
+                          camera=FileCamera(np.zeros((8, 8, 3), np.uint8)),
                           counter=TicketCounter(tmp_path / "n"), clock=lambda: float(next(ticks)))
-    appliance._open_camera = appliance._check_printer = lambda: None  # type: ignore[method-assign]
     appliance.analyzer, appliance.lookup = object(), object()  # loaded at start-up
     appliance.startup_seconds.update(models=24.0, corpus=3.0)
     appliance.probe(Fault.CAMERA)

@@ -22,7 +22,9 @@ Any state --Shutdown--> shutting_down (terminal).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from appliance.faults import Fault
@@ -244,6 +246,11 @@ class Machine:
         self._timers: dict[str, int] = {}
         self._next_token = 0
         self._retries = 0
+
+    @property
+    def timers(self) -> Mapping[str, int]:
+        """The timers running: name -> the token their expiry must carry (read-only)."""
+        return MappingProxyType(self._timers)
 
     # -- helpers -------------------------------------------------------------------------------
 
