@@ -28,6 +28,9 @@ A folder `sosie generate` made (`--folder DIR`): its build, which reuses what ge
 of each face, against the build of a bare copy of its images, alternating, CPU medians:
 
     .venv/bin/python bench/build.py --folder FACES_DIR --workers 1 --repeats 3
+
+`--generator SPEC --loopback N`: N local processes against a loopback Dask cluster of N workers
+(scheduler and workers on 127.0.0.1, models loaded before the first timed build).
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from figures import median_ms, write_json
 
 from appliance.corpus import CorpusSettings, build
+from appliance.corpus import format as fmt
 from appliance.corpus.thumbs import encode
 from appliance.paths import cache_dir
 
@@ -281,6 +285,46 @@ def compare_generated_folder(args: argparse.Namespace) -> int:
     return 0
 
 
+def compare_loopback(args: argparse.Namespace) -> int:
+    """`--generator SPEC --loopback N`: the build of SPEC with N local processes against a
+    loopback Dask cluster of N single-threaded workers (tests' `LoopbackCluster`), alternating;
+    the two corpora are compared byte for byte."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from cluster_helpers import LoopbackCluster
+
+    def timed(out: Path, *extra: str) -> tuple[float, int]:
+        shutil.rmtree(out, ignore_errors=True)
+        start = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "appliance", "build", args.generator,
+                               str(out), "--quiet", "--chunk-size", str(args.chunk_size), *extra],
+                              cwd=ROOT, capture_output=True, text=True, check=True)
+        found = re.search(r"(\d+) faces from", done.stdout)
+        return time.perf_counter() - start, int(found.group(1)) if found else 0
+
+    work = Path(tempfile.mkdtemp(prefix="bench-loopback-"))
+    runs: dict[str, list[float]] = {"local": [], "cluster": []}
+    try:
+        with LoopbackCluster(work / "cluster", workers=args.loopback) as cluster:
+            timed(work / "warm", "--scheduler", cluster.address)  # models loaded once
+            for _ in range(args.repeats):
+                seconds, faces = timed(work / "local", "--workers", str(args.loopback))
+                runs["local"].append(seconds)
+                seconds, faces = timed(work / "cluster", "--scheduler", cluster.address)
+                runs["cluster"].append(seconds)
+        same = all((work / "local" / f.name).read_bytes() == f.read_bytes()
+                   for f in (work / "cluster").iterdir() if f.is_file()
+                   and f.name != fmt.MANIFEST)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"\nsosie build {args.generator} --chunk-size {args.chunk_size}: {faces} faces, "
+          f"median of {args.repeats} (wall s); same corpus: {same}")
+    for name, label in (("local", f"{args.loopback} local processes"),
+                        ("cluster", f"loopback cluster, {args.loopback} workers (warm)")):
+        seconds = statistics.median(runs[name])
+        print(f"| {label:<36} | {seconds:>7.1f} s | {faces / seconds:>6.1f} faces/s |")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=300, help="images (default 300)")
@@ -296,7 +340,13 @@ def main() -> int:
     parser.add_argument("--folder", type=Path, metavar="DIR",
                         help="compare the build of a folder `sosie generate` made with the build "
                         "of a bare copy of its images")
+    parser.add_argument("--loopback", type=int, default=0, metavar="N",
+                        help="with --generator: N local processes against a loopback Dask "
+                        "cluster of N workers (needs sosie[cluster])")
+    parser.add_argument("--chunk-size", type=int, default=64, help="with --loopback (64)")
     args = parser.parse_args()
+    if args.generator and args.loopback:
+        return compare_loopback(args)
     if args.folder:
         return compare_generated_folder(args)
     if args.generator:
