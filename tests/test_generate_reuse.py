@@ -14,7 +14,7 @@ from appliance.corpus import CorpusSettings, DlibEngine, build
 from appliance.corpus import format as fmt
 from appliance.faces.analyzer import FaceAnalyzer, FaceSettings
 from appliance.faces.resnet import FaceNet
-from appliance.generator.analyses import recorded
+from appliance.generator.analyses import recalled, recorded
 from appliance.generator.draws import DcganDrawer, DcganJob
 from appliance.generator.job import generate
 from appliance.generator.journal import DRAWS, WORK_DIR
@@ -69,7 +69,11 @@ def test_a_generated_folder_builds_from_its_records_to_the_same_corpus(
     lines = [json.loads(line) for line in (folder / WORK_DIR / DRAWS).read_text().splitlines()]
     kept = [line for line in lines if "file" in line]
     assert len(kept) == 5 and all(len(line["analysis"]["descriptor"]) == 684 for line in kept)
-    assert len(recorded(folder, DlibEngine())) == 5
+    where = recorded(folder, DlibEngine())  # only where each line is, read again per file
+    assert len(where) == 5
+    for name, (path, offset, length) in where.items():
+        assert recalled((path, offset, length))[0] == name
+        assert recalled((path, offset + 1, length)) is None  # not a line's start
 
     fresh = build(bare_copy(folder, tmp_path / "bare"), tmp_path / "fresh", workers=1,
                   settings=SETTINGS, progress=False)

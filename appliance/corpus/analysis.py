@@ -7,6 +7,7 @@ Shared by the local worker processes (`appliance.corpus.build`) and the Dask wor
 from __future__ import annotations
 
 import hashlib
+from pathlib import PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -17,12 +18,12 @@ from appliance.corpus.thumbs import encode
 
 def analyze_file(
     path: str, rel: str, analyzer: Any, size: int, encoding: str, quality: int,
-    known: tuple[str, dict[str, Any]] | None = None,
+    known: tuple[str, int, int] | None = None,
 ) -> ItemResult:
     """One source file -> ItemResult; never raises for a bad file (model errors do raise).
 
-    `known`: (sha256, analysis) that `sosie generate` recorded for this file
-    (`appliance.generator.analyses`), reused when the file still has that sha256."""
+    `known`: where `sosie generate` recorded its analysis of this file
+    (`appliance.generator.analyses.recorded`), reused when the file still has that sha256."""
     data = read_source(path)
     if isinstance(data, ItemResult):
         return data
@@ -43,7 +44,7 @@ def read_source(path: str) -> bytes | ItemResult:
 
 def analyze_data(
     data: bytes, rel: str, analyzer: Any, size: int, encoding: str, quality: int,
-    known: tuple[str, dict[str, Any]] | None = None,
+    known: tuple[str, int, int] | None = None,
 ) -> ItemResult:
     """The bytes of source file `rel` -> ItemResult (never raises for a bad image)."""
     from appliance.images import ImageError, load_image
@@ -55,18 +56,28 @@ def analyze_data(
         return ItemResult(_strip_name(str(exc), rel), digest)
     except Exception as exc:  # a decoder crash must not stop a 200k-image build
         return ItemResult(f"unreadable image ({type(exc).__name__}: {exc})", digest)
-    if known is not None and known[0] == digest:
-        from appliance.generator.analyses import reuse
-
-        try:
-            face = reuse(known[1], rgb, analyzer)
-        except Exception as exc:
-            if type(exc).__name__ == "ModelError":
-                raise
-            face = None  # analysed afresh below
-        if face is not None:
-            return _result(face, digest, size, encoding, quality)
+    face = _recorded_face(known, rel, digest, rgb, analyzer) if known is not None else None
+    if face is not None:
+        return _result(face, digest, size, encoding, quality)
     return analyze_image(rgb, digest, analyzer, size, encoding, quality)
+
+
+def _recorded_face(known: tuple[str, int, int], rel: str, digest: str, rgb: np.ndarray,
+                   analyzer: Any) -> Any:
+    """The face `sosie generate` recorded for file `rel` when its journal line still names this
+    file with this sha256 and the record fits these pixels (`generator.analyses.reuse`); else
+    None, and the file is analysed afresh."""
+    from appliance.generator.analyses import recalled, reuse
+
+    entry = recalled(known)
+    if entry is None or entry[:2] != (PurePosixPath(rel).name, digest):
+        return None
+    try:
+        return reuse(entry[2], rgb, analyzer)
+    except Exception as exc:
+        if type(exc).__name__ == "ModelError":
+            raise
+        return None
 
 
 def analyze_drawn(

@@ -52,10 +52,15 @@ def record(outcome: Any, pixels: np.ndarray) -> dict[str, Any] | None:
     }
 
 
-def recorded(folder: Path, engine: Any) -> dict[str, tuple[str, dict[str, Any]]]:
-    """{file name: (its sha256, its analysis)} from the generate journal in `folder`, when that
-    run's analyzer had `engine`'s models and settings; {} otherwise (no journal, another
-    analyzer, an unreadable job). Lines that are not well-formed records are skipped."""
+#: Where a face's journal line is: (journal path, byte offset, length). A build keeps only
+#: this per face (a 200k-face journal is ~200 MB of lines); `recalled` reads the line again.
+Where = tuple[str, int, int]
+
+
+def recorded(folder: Path, engine: Any) -> dict[str, Where]:
+    """{file name: where its journal line is} for the kept faces of the generate journal in
+    `folder` whose line holds a well-formed analysis, when that run's analyzer had `engine`'s
+    models and settings; {} otherwise (no journal, another analyzer, an unreadable job)."""
     work = Path(folder) / WORK_DIR
     try:
         job = json.loads((work / JOB).read_text())
@@ -65,18 +70,36 @@ def recorded(folder: Path, engine: Any) -> dict[str, tuple[str, dict[str, Any]]]
         return {}
     if not isinstance(job, dict) or job.get("analyzer") != expected:
         return {}
-    found: dict[str, tuple[str, dict[str, Any]]] = {}
+    found: dict[str, Where] = {}
+    journal = work / DRAWS
     try:
-        with open(work / DRAWS, "rb") as lines:
+        with open(journal, "rb") as lines:
+            offset = 0
             while line := lines.readline(MAX_LINE + 1):
                 if len(line) > MAX_LINE or not line.endswith(b"\n"):
                     break  # a line cut by a kill, or not the journal's
                 entry = _entry(line)
                 if entry is not None:
-                    found[entry[0]] = entry[1:]
+                    found[entry[0]] = (str(journal), offset, len(line))
+                offset += len(line)
     except OSError:
         return {}
     return found
+
+
+def recalled(where: Where) -> tuple[str, str, dict[str, Any]] | None:
+    """(file name, its sha256, its analysis) of the journal line at `where`, read again and
+    checked again; None if it is no longer a well-formed record."""
+    path, offset, length = where
+    if not 0 < length <= MAX_LINE or offset < 0:
+        return None
+    try:
+        with open(path, "rb") as journal:
+            journal.seek(offset)
+            line = journal.read(length)
+    except OSError:
+        return None
+    return _entry(line)
 
 
 def reuse(analysis: dict[str, Any], rgb: np.ndarray, analyzer: Any) -> Any:
