@@ -100,16 +100,18 @@ def test_a_changed_file_or_a_damaged_record_is_analysed_afresh(folder, tmp_path,
             line["analysis"]["descriptor"] = line["analysis"]["descriptor"][:-8]  # cut short
         if line.get("file") == names[2]:
             line["analysis"]["chip"] = "0" * 64  # a chip it does not make
+        if line.get("file") == names[3]:
+            line["analysis"]["rect"] = [-1e300, 0.0, 1e300, 5.0]  # a box far outside
     journal.write_text("".join(json.dumps(line) + "\n" for line in lines))
 
     fresh = build(bare_copy(copy, tmp_path / "bare"), tmp_path / "fresh", workers=1,
                   settings=SETTINGS, progress=False)
     counting = Counting(monkeypatch)
     build(copy, tmp_path / "mixed", workers=1, settings=SETTINGS, progress=False)
-    assert counting.described == 3  # the changed file, the cut record, the wrong chip
-    assert counting.looks >= 3
+    assert counting.described == 4  # the changed file, the cut record, the chip, the box
+    assert counting.looks >= 4
     assert corpus_bytes(tmp_path / "mixed") == corpus_bytes(tmp_path / "fresh")
-    assert fresh.faces >= 4
+    assert fresh.faces >= 4 and fresh.rejected == 0
 
 
 def test_records_of_another_analyzer_are_not_used(folder):
