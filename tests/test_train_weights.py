@@ -206,9 +206,37 @@ def test_the_generator_of_a_corpus_is_named_from_its_weights_digest(tmp_path, st
                     safetensors_bytes(state, {"sosie": json.dumps(made)}))
     digest = sha256_file(trained)
     assert describe_weights(digest, [None, tmp_path / "absent", trained]) == (
-        f"trained by sosie train (600 steps from the shipped weights, seed 0, batch 8): "
-        f"{trained} (sha256 {digest[:12]})")
+        f"weights trained by sosie train (600 steps from the shipped weights, seed 0, batch "
+        f"8), {trained} (sha256 {digest[:12]})")
     plain = write_dcgan(tmp_path / "other.tar", state)
     assert describe_weights(sha256_file(plain), [plain]) == (
         f"weights {plain} (sha256 {sha256_file(plain)[:12]})")
     assert describe_weights("ab" * 32, [trained]).startswith("other weights (sha256 abababababab")
+
+
+def test_corpus_info_and_doctor_say_which_generator_drew_a_corpus(tmp_path):
+    from appliance.generator.dcgan import default_weights_path, read_state
+
+    try:  # the shipped network draws faces dlib finds (random weights do not)
+        state = read_state(default_weights_path())
+    except LookupError as exc:
+        pytest.skip(str(exc))
+    state = {**state, "main.12.weight": state["main.12.weight"] * np.float32(0.95)}
+    made = {"steps": "12", "start": "scratch", "seed": "3", "batch": "4"}
+    weights = write(tmp_path / "mine.safetensors",
+                    safetensors_bytes(state, {"sosie": json.dumps(made)}))
+    corpus = tmp_path / "corpus"
+    done = sosie("build", "dcgan:12:5", str(corpus), "--weights", str(weights), "--quiet")
+    assert done.returncode == 0, done.stderr
+    short = sha256_file(weights)[:12]
+    phrase = (f"weights trained by sosie train (12 steps from scratch, seed 3, batch 4), "
+              f"{weights} (sha256 {short})")
+    info = sosie("corpus", "info", str(corpus), "--weights", str(weights))
+    assert f"generator weights:      {phrase}" in info.stdout.splitlines()
+    config = tmp_path / "sosie.yaml"
+    config.write_text(f"generator:\n  weights: {weights}\n")
+    doctor = sosie("doctor", "--corpus", str(corpus), "--config", str(config))
+    assert f"   note  corpus     faces drawn with {phrase}" in doctor.stdout.splitlines()
+    unknown = sosie("corpus", "info", str(corpus))
+    assert (f"generator weights:      other weights (sha256 {short}: not the shipped ones nor "
+            f"generator.weights)") in unknown.stdout.splitlines()

@@ -16,7 +16,8 @@ from appliance.files import sha256_file
 
 
 def describe_weights(sha256: str, known: Iterable[Path | None] = ()) -> str:
-    """One phrase naming the generator whose weights have digest `sha256`."""
+    """A noun phrase naming the weights with digest `sha256` ("the shipped ... weights",
+    "weights trained by sosie train (...), PATH", "weights PATH", "other weights")."""
     from appliance.generator.dcgan import PACKAGE, PACKAGE_VERSION
 
     short = str(sha256)[:12]
@@ -30,7 +31,8 @@ def describe_weights(sha256: str, known: Iterable[Path | None] = ()) -> str:
                 continue
         except OSError:
             continue
-        return f"{trained_how(Path(path)) or 'weights'} {path} (sha256 {short})"
+        how = trained_how(Path(path))
+        return f"weights {how + ', ' if how else ''}{path} (sha256 {short})"
     return f"other weights (sha256 {short}: not the shipped ones nor generator.weights)"
 
 
@@ -52,7 +54,7 @@ def trained_how(path: Path) -> str | None:
         digest = start.removeprefix("sha256:")
         start = "the shipped weights" if digest == _shipped() else f"weights {digest[:12]}"
     return (f"trained by sosie train ({made.get('steps')} steps from {start}, seed "
-            f"{made.get('seed')}, batch {made.get('batch')}):")
+            f"{made.get('seed')}, batch {made.get('batch')})")
 
 
 @cache

@@ -212,7 +212,7 @@ def check_corpus(doc: Doctor, settings: Any, path: Path | None = None) -> None:
         if source.get("generator"):  # sosie build dcgan:...: which generator drew the faces
             from appliance.generator.provenance import describe_weights
 
-            doc.report("corpus", NOTE, "faces drawn by " + describe_weights(
+            doc.report("corpus", NOTE, "faces drawn with " + describe_weights(
                 str(source.get("weights")), [settings.generator.weights]))
     finally:
         corpus.close()
