@@ -17,8 +17,7 @@ from typing import Any, Protocol
 from appliance.errors import one_line
 from appliance.faults import Fault, PartFault
 from appliance.parts.camera import Frame
-from appliance.runtime.lookup import VisitResult
-from appliance.runtime.machine import (
+from appliance.runtime.events import (
     Captured,
     CaptureFailed,
     Conjuring,
@@ -33,6 +32,7 @@ from appliance.runtime.machine import (
     Started,
     StartFailed,
 )
+from appliance.runtime.lookup import VisitResult
 
 log = logging.getLogger(__name__)
 

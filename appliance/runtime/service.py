@@ -31,15 +31,13 @@ from appliance.errors import one_line
 from appliance.faults import Fault
 from appliance.parts.controls import Controls
 from appliance.runtime import systemd
-from appliance.runtime.jobs import DeviceJobs, Parts
-from appliance.runtime.machine import (
+from appliance.runtime.events import (
     Action,
     Blink,
     CancelTimer,
     Capture,
     EndVisit,
     Event,
-    Machine,
     Press,
     PrintNoFace,
     PrintTicket,
@@ -50,6 +48,8 @@ from appliance.runtime.machine import (
     StartTimer,
     Stop,
 )
+from appliance.runtime.jobs import DeviceJobs, Parts
+from appliance.runtime.machine import Machine
 from appliance.runtime.patterns import SIGNALS, pattern_for
 from appliance.runtime.settings import ServiceSettings
 from appliance.runtime.states import State, press_refusal

@@ -9,7 +9,9 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable
 
-from appliance.runtime.machine import TimerExpired
+from appliance.runtime.events import (
+    TimerExpired,
+)
 
 
 class Timers:
