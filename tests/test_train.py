@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from photos import encode, lfw_photo, no_face_photo
 
 jax = pytest.importorskip("jax")
@@ -65,6 +67,22 @@ def test_the_jax_generator_computes_what_the_numpy_one_does(shipped):
     joined = networks.join_state(params, stats)
     state = read_state(shipped.path)
     assert all(np.array_equal(joined[k], np.asarray(v)) for k, v in state.items())
+
+
+@settings(max_examples=12, deadline=None)
+@given(n=st.integers(1, 2), side=st.integers(1, 5), cin=st.integers(1, 6), cout=st.integers(1, 5),
+       stride=st.integers(1, 2), padding=st.integers(0, 1), seed=st.integers(0, 2**16))
+def test_the_jax_transposed_convolution_is_the_numpy_one(n, side, cin, cout, stride, padding,
+                                                          seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, side, side, cin)).astype(np.float32)
+    weight = rng.standard_normal((cin, cout, 4, 4)).astype(np.float32)
+    matrix = weight.transpose(0, 2, 3, 1).reshape(cin, 16 * cout)
+    reference = conv_transpose(x, matrix, stride, padding)
+    ours = np.asarray(networks.conv_transpose(jnp.asarray(x), jnp.asarray(weight), stride,
+                                              padding))
+    assert ours.shape == reference.shape
+    assert np.abs(ours - reference).max() <= 1e-5 * max(1.0, np.abs(reference).max())
 
 
 def test_a_scratch_generator_starts_normalised():
