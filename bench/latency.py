@@ -156,7 +156,7 @@ def cpu_profile(appliance, frame: np.ndarray, repeats: int) -> dict[str, list[fl
         c2 = time.thread_time()
         appliance.scanner.topk(q, k)
         c3 = time.thread_time()
-        result = lookup.run(frame)
+        result = lookup.look_up(frame)
         c4 = time.thread_time()
         segments = iter(StreamJob(result.ticket, encoder))
         next(segments)  # INIT: written once the first band is composed and encoded
@@ -177,7 +177,7 @@ def cpu_profile(appliance, frame: np.ndarray, repeats: int) -> dict[str, list[fl
 def one_shot_ticket(lookup, frame: np.ndarray, printer, encode_ticket) -> float:
     """Wall seconds the unstreamed design spent between the lookup and the first byte:
     compose the whole ticket, then encode it whole with a fresh python-escpos encoder."""
-    result = lookup.run(frame)
+    result = lookup.look_up(frame)
     start = time.perf_counter()
     encode_ticket(result.ticket.image(), printer.settings, printer.width)
     return time.perf_counter() - start

@@ -81,7 +81,7 @@ def test_the_visit_prints_a_date_only_when_the_clock_is_trusted(monkeypatch, syn
     lookup = Lookup(FakeAnalyzer(FakeFace(corpus.vectors[0].astype(np.float32))), corpus,
                     layout=TicketLayout(lookalikes=1, show_map=False, date=policy),
                     numbers=FixedCounter(9).take)
-    result = lookup.run(None)
+    result = lookup.look_up(None)
     assert (result.when is not None) is dated and result.number == 9
     undated = compose_no_face(lookup.layout, reason="no face", number=9, when=None)
     no_face = lookup.no_face_ticket("no face", number=9)

@@ -120,14 +120,14 @@ def test_button_to_ticket(pins, tmp_path, corpus_dir, photo):
     results = []
 
     def spy(backend):
-        run = backend.lookup.run
+        run = backend.lookup.look_up
 
         def recording_run(image, **kw):
             result = run(image, **kw)
             results.append(result)
             return result
 
-        backend.lookup.run = recording_run
+        backend.lookup.look_up = recording_run
 
     service, backend, records = run_session(settings, FileCamera(photo), printer, corpus_dir,
                                             2, controls, spy)
@@ -217,8 +217,8 @@ def test_the_demo_visitor_finds_a_generated_double(tmp_path, photo):
     results = []
 
     def spy(backend):
-        run = backend.lookup.run
-        backend.lookup.run = lambda image, **kw: results.append(run(image, **kw)) or \
+        run = backend.lookup.look_up
+        backend.lookup.look_up = lambda image, **kw: results.append(run(image, **kw)) or \
             results[-1]
 
     _, backend, records = run_session(settings, FileCamera(photo), printer, demo_corpus(), 1,

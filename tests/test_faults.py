@@ -120,8 +120,8 @@ def test_each_part_fails_at_its_own_boundary(corpus_dir):
 
     photo = np.zeros((8, 8, 3), np.uint8)
     with pytest.raises(PartFault) as models:
-        Lookup(BrokenAnalyzer(), Corpus(), BrokenScanner(), TicketLayout()).run(photo)
+        Lookup(BrokenAnalyzer(), Corpus(), BrokenScanner(), TicketLayout()).look_up(photo)
     assert models.value.fault is Fault.MODELS and "bad model" in models.value.reason
     with pytest.raises(PartFault) as corpus:
-        Lookup(Analyzer(), Corpus(), BrokenScanner(), TicketLayout()).run(photo)
+        Lookup(Analyzer(), Corpus(), BrokenScanner(), TicketLayout()).look_up(photo)
     assert corpus.value.fault is Fault.CORPUS and "Input/output" in corpus.value.reason

@@ -84,7 +84,7 @@ class FakeBackend:
         self.probes.append(fault)
         self._next(self.probe_script, None)
 
-    def describe(self):
+    def facts(self):
         return {"corpus_faces": 42}
 
     def close(self):

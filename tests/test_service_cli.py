@@ -104,7 +104,7 @@ class SlowBackend:
     def probe(self, fault):
         pass
 
-    def describe(self):
+    def facts(self):
         return {}
 
     def close(self):
@@ -175,7 +175,7 @@ def test_backend_start_failures_name_the_part(tmp_path, corpus_dir, astronaut_pn
     # the photo appears (camera plugged in): the recovery probe finishes the start-up
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "no-photo.jpg")
     backend.probe(Fault.CAMERA)
-    assert backend.describe()["corpus_faces"] == 1500
+    assert backend.facts()["corpus_faces"] == 1500
     backend.close()
 
 

@@ -248,7 +248,7 @@ def test_the_lookalikes_photos_are_read_only_after_the_header_band():
     corpus = CountingCorpus()
     lookup = Lookup(FakeAnalyzer(FakeFace(corpus.vectors[2].astype(np.float32))), corpus,
                     layout=TicketLayout(lookalikes=4))
-    result = lookup.run(None, when=WHEN)
+    result = lookup.look_up(None, when=WHEN)
     bands = iter(result.ticket)
     next(bands)
     assert CountingCorpus.reads == 0  # the header art went out first

@@ -83,7 +83,7 @@ def test_lookup_finds_the_nearest_faces_and_composes_a_ticket():
     query = corpus.vectors[17].astype(np.float32) + 0.01
     face = FakeFace(query)
     lookup = Lookup(FakeAnalyzer(face), corpus, None, TicketLayout(lookalikes=4), width=384)
-    result = lookup.run("photo.jpg", when=WHEN)
+    result = lookup.look_up("photo.jpg", when=WHEN)
     assert isinstance(result, VisitResult) and result.face_found and result.reason is None
     indices, distances = brute_force(corpus, query, 4)
     assert [m.index for m in result.matches] == indices.tolist()
@@ -103,13 +103,13 @@ def test_ticket_numbers_count_up_unless_given():
     lookup = Lookup(FakeAnalyzer(FakeFace(corpus.vectors[0].astype(np.float32))), corpus,
                     layout=TicketLayout(lookalikes=1, show_map=False),
                     numbers=FixedCounter(41).take)
-    assert [lookup.run(None).number for _ in range(2)] == [41, 42]
-    assert lookup.run(None, number=7).number == 7 and lookup.run(None).number == 43
+    assert [lookup.look_up(None).number for _ in range(2)] == [41, 42]
+    assert lookup.look_up(None, number=7).number == 7 and lookup.look_up(None).number == 43
 
 
 def test_no_face_gives_no_ticket_and_a_reason():
     lookup = Lookup(FakeAnalyzer(FakeNoFace("face too small")), FakeCorpus())
-    result = lookup.run("photo.jpg")
+    result = lookup.look_up("photo.jpg")
     assert result.ticket is None and not result.face_found
     assert result.no_face == "face too small" and result.matches == ()
     assert result.timings["detect"] == 0.05
@@ -120,7 +120,7 @@ def test_no_face_gives_no_ticket_and_a_reason():
 def test_result_holds_nothing_of_the_visitor():
     corpus = FakeCorpus()
     face = FakeFace(corpus.vectors[3].astype(np.float32))
-    result = Lookup(FakeAnalyzer(face), corpus, layout=TicketLayout(layout="mugshot")).run(None)
+    result = Lookup(FakeAnalyzer(face), corpus, layout=TicketLayout(layout="mugshot")).look_up(None)
     assert face.aligned_calls == 1  # the mugshot prints the visitor's face ...
     for value in vars(result).values():  # ... but only on the ticket
         assert not isinstance(value, np.ndarray | FakeFace)
@@ -132,14 +132,14 @@ def test_damaged_thumbnail_still_gives_a_ticket():
     corpus = FakeCorpus()
     face = FakeFace(corpus.vectors[5].astype(np.float32))
     lookup = Lookup(FakeAnalyzer(face), FakeCorpus(broken=frozenset({5})), layout=TicketLayout())
-    result = lookup.run(None)
+    result = lookup.look_up(None)
     assert result.ticket is not None and result.matches[0].index == 5
 
 
 def test_corpus_smaller_than_k():
     corpus = FakeCorpus(n=2)
     face = FakeFace(corpus.vectors[1].astype(np.float32))
-    result = Lookup(FakeAnalyzer(face), corpus, layout=TicketLayout(lookalikes=5)).run(None)
+    result = Lookup(FakeAnalyzer(face), corpus, layout=TicketLayout(lookalikes=5)).look_up(None)
     assert [m.index for m in result.matches] == [1, 0]
 
 
@@ -166,9 +166,9 @@ def test_real_pipeline_on_the_astronaut(real_corpus, layout):
 
     lookup = Lookup(FaceAnalyzer(), real_corpus, real_corpus.scanner(),
                     TicketLayout(layout=layout), width=512)
-    result = lookup.run(data.astronaut())
+    result = lookup.look_up(data.astronaut())
     assert result.face_found and len(result.matches) == 5 and result.ticket.width == 512
     assert result.timings["descriptor"] > 0 and result.timings["detect"] > 0
-    blank = lookup.run(np.full((240, 320, 3), 127, np.uint8))
+    blank = lookup.look_up(np.full((240, 320, 3), 127, np.uint8))
     assert blank.ticket is None and blank.no_face
 

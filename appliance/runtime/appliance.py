@@ -220,7 +220,7 @@ class Appliance:
         """The visit's result: the lazy ticket and matches, or why there is no face."""
         if self.lookup is None:
             raise PartFault(Fault.CORPUS, "the corpus is not open")
-        return self.lookup.run(frame)
+        return self.lookup.look_up(frame)
 
     def print_visit(self, result: VisitResult) -> None:
         """Print the visit's ticket; its bands stream to the printer as they are composed.
@@ -297,7 +297,8 @@ class Appliance:
 
     # -- status and shutdown ---------------------------------------------------------------------
 
-    def describe(self) -> dict[str, Any]:
+    def facts(self) -> dict[str, Any]:
+        """What the parts say about themselves, for `sosie status` and the demo."""
         info: dict[str, Any] = {}
         if self.corpus is not None:
             info["corpus"] = str(getattr(self.corpus, "path", ""))

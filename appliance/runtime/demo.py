@@ -107,7 +107,7 @@ class Demo:
             if not self._wait_ready(START_TIMEOUT):
                 self.echo(f"the appliance did not become ready: {self.fault or 'timeout'}")
                 return 1
-            corpus = self.appliance.describe()
+            corpus = self.appliance.facts()
             self.echo(f"ready: {corpus.get('corpus_faces', '?')} faces in {corpus.get('corpus')}"
                       f" ({corpus.get('kernel')} scan kernel)")
             if presses is None:

@@ -51,7 +51,7 @@ class Parts(Protocol):
     def print_double(self, result: VisitResult, spent: float) -> None: ...  # a double follows
     def print_no_face(self, reason: str) -> None: ...
     def probe(self, fault: Fault) -> None: ...  # recover the part or raise
-    def describe(self) -> dict[str, Any]: ...  # facts for `sosie status`
+    def facts(self) -> dict[str, Any]: ...  # what the parts say about themselves (status)
     def close(self) -> None: ...
 
 

@@ -1,13 +1,13 @@
 """One visit's lookup: photo -> face -> descriptor -> nearest faces -> the ticket to print.
 
 Everything about the visitor (photo, descriptor) lives in local variables only and is dropped
-when `run` returns; the result holds the matches (corpus rows and distances), how long each
+when `look_up` returns; the result holds the matches (corpus rows and distances), how long each
 stage took, and the ticket as a lazy `Ticket`: its bands are composed while the printer prints
 the ones before (only the aligned face it prints, if the layout prints one, waits in it)::
 
     >>> lookup = Lookup(FaceAnalyzer(), corpus, corpus.scanner(), TicketLayout(),
     ...                 installation=Installation(), width=printer.width)
-    >>> result = lookup.run(photo, number=counter.take())
+    >>> result = lookup.look_up(photo, number=counter.take())
     >>> printer.print_ticket(result.ticket)  # band by band; None with result.no_face saying why
     >>> result.ticket.image()         # the whole ticket as one PIL mode "1" image
     >>> result.timings                # seconds: detect, landmarks, descriptor, search, prepare
@@ -139,7 +139,7 @@ class Lookup:
         """`number`, else the next one from the visit counter (`numbers`, its one owner)."""
         return number if number is not None else self.numbers()
 
-    def run(self, image: Source, *, number: int | None = None,
+    def look_up(self, image: Source, *, number: int | None = None,
             when: datetime | None = None) -> VisitResult:
         """Analyze `image` (RGB ndarray or path), search the corpus, prepare the ticket.
 

@@ -191,7 +191,7 @@ class Service:
             if visit.matches:
                 reply["last_visit"]["best_distance"] = round(visit.matches[0].distance, 4)
         with contextlib.suppress(Exception):
-            reply.update(self.parts.describe())
+            reply.update(self.parts.facts())
         return reply
 
     def wait_for(self, predicate: Callable[[Service], bool], timeout: float | None = None) -> bool:
