@@ -65,14 +65,17 @@ def bomb(request, tmp_path_factory) -> tuple[str, Path]:
 def read_in_child(path: Path) -> tuple[str, float]:
     """(the one-line error or 'read', peak RSS in MB) of reading `path` in a fresh process."""
     code = f"""
-import json, resource, sys
+import json, sys
 from appliance.generator.torch_zip import read_torch_zip
 try:
     read_torch_zip({str(path)!r})
     outcome = "read"
 except BaseException as exc:
     outcome = f"{{type(exc).__name__}}: {{exc}}"
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+# VmHWM, this process's own high-water mark: ru_maxrss would carry over the parent's across
+# exec (a large pytest process would count as this small reader's peak)
+status = open("/proc/self/status").read().split("VmHWM:")[1]
+peak = int(status.split()[0]) / 1024
 print(json.dumps([outcome, peak]))
 """
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -272,7 +272,8 @@ def test_status_and_press_over_the_control_socket(tmp_path):
             assert status["tickets_printed"] == 1 and status["presses"] == 1
             assert status["corpus_faces"] == 42 and status["uptime_seconds"] >= 0
             assert set(status["last_visit"]["ms"]) >= {"capture", "print", "total"}
-            assert request(path, "fly")["ok"] is False
+            with pytest.raises(ControlError, match="answered 'fly' with an error: unknown"):
+                request(path, "fly")
         finally:
             server.close()
         assert not path.exists()

@@ -10,10 +10,12 @@ seed): the clock never decides anything.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import sys
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -159,10 +161,26 @@ def conjure(objective: Callable[[np.ndarray], np.ndarray], starts: np.ndarray, *
     return best
 
 
+@contextlib.contextmanager
+def _without_matplotlib() -> Iterator[None]:
+    """cma imports matplotlib for its plots when it is installed (a workstation with the study
+    extra), and matplotlib writes its config folder under HOME: the appliance never plots, so
+    cma is imported as on a Pi, without it (matplotlib stays importable afterwards)."""
+    if "matplotlib" in sys.modules:
+        yield
+        return
+    sys.modules["matplotlib"] = None  # type: ignore[assignment]  # import raises ImportError
+    try:
+        yield
+    finally:
+        if sys.modules.get("matplotlib", 0) is None:
+            del sys.modules["matplotlib"]
+
+
 def require_cma() -> Any:
     try:
-        with warnings.catch_warnings():  # it mentions matplotlib, which Sosie does not use
-            warnings.simplefilter("ignore")
+        with warnings.catch_warnings(), _without_matplotlib():
+            warnings.simplefilter("ignore")  # it mentions matplotlib, which Sosie does not use
             import cma
     except ImportError:
         raise MissingOptimiser(
