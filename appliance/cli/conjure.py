@@ -129,7 +129,6 @@ def run_conjure(args: argparse.Namespace) -> int:
     from appliance.conjure import Budget, LikenessObjective, corpus_start, outputs
     from appliance.conjure.objective import FACE_SIZE
     from appliance.conjure.search import MissingOptimiser, require_cma
-    from appliance.conjure.ticket import face_side
     from appliance.corpus import Corpus, CorpusError, CorpusSettings, demo_corpus
     from appliance.faces.analyzer import FaceAnalyzer, FaceSettings, ModelError, NoFaceFound
     from appliance.generator.dcgan import DCGAN, WeightsNotFound
@@ -137,7 +136,7 @@ def run_conjure(args: argparse.Namespace) -> int:
     from appliance.generator.torch_zip import WeightsFormatError
     from appliance.images import ImageError
     from appliance.parts.printer import PrinterSettings, printer_width
-    from appliance.ticket import TicketLayout, ticket_width
+    from appliance.ticket import TicketLayout, face_side, ticket_width
 
     seconds = args.budget if args.budget is not None else (
         DEFAULT_BUDGET if args.evaluations is None else None)

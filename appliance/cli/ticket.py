@@ -66,6 +66,7 @@ def _settings(args: Any) -> AppSettings:
     from appliance.config import ConfigError
     from appliance.parts.printer import printer_width
     from appliance.settings import load_settings
+    from appliance.ticket import ticket_width
 
     try:
         settings = load_settings(args.config, search=False)
@@ -89,7 +90,7 @@ def _settings(args: Any) -> AppSettings:
         changes["width"] = None
     layout = dataclasses.replace(layout, **changes)
     try:  # the preview's paper is as wide as the ticket (a profile's width is checked here)
-        width = layout.width or printer_width(printer)
+        width = ticket_width(layout, printer_width(printer))
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
     return settings.replace(ticket=layout, printer=dataclasses.replace(printer, width=width))

@@ -35,7 +35,7 @@ class Double:
     def ticket(self, *, number: int | None = None, layout: Any = None,
                width: int | None = None) -> Image.Image:
         """The short second ticket (mode "1")."""
-        from appliance.conjure.ticket import compose_conjured
+        from appliance.ticket import compose_conjured
 
         return compose_conjured(self.face, self.result.distance, nearest=self.nearest,
                                 corpus_count=self.corpus_count, seconds=self.result.seconds,

@@ -36,6 +36,7 @@ from appliance.parts.printer import Paper, Printer, make_printer
 from appliance.runtime.counter import FixedCounter, TicketCounter, ticket_counter_file
 from appliance.runtime.lookup import Lookup, VisitResult, check_fonts
 from appliance.settings import AppSettings
+from appliance.ticket.plain import NO_FACE_TEXT, simple_text_ticket
 
 if TYPE_CHECKING:  # imported when first used: the models and the corpus load at start
     from PIL import Image
@@ -51,7 +52,6 @@ log = logging.getLogger(__name__)
 
 #: Seconds of the print stage kept free after the conjured double's search.
 DOUBLE_MARGIN_SECONDS = 5.0
-NO_FACE_TEXT = ("No face found", "Stand in front of the camera,", "look at it, and press again.")
 
 
 class Appliance:
@@ -387,21 +387,3 @@ def print_stages(ticket: Ticket | Image.Image, receipt: PrintReceipt) -> dict[st
             "rest: thumbnails": thumbnails,
             "rest: layout": max(0.0, sum(bands[1:]) - dither - thumbnails),
             "rest: dither": dither, "rest: encode": sum(encodes[1:])}
-
-
-def simple_text_ticket(lines: tuple[str, ...], width: int) -> Image.Image:
-    """A plain 1-bit ticket with a few centred lines of text."""
-    from PIL import Image, ImageDraw, ImageFont
-
-    try:
-        font = ImageFont.load_default(size=max(16, width // 18))
-    except TypeError:  # Pillow < 10.1
-        font = ImageFont.load_default()
-    line_height = int(font.size * 1.5) if hasattr(font, "size") else 24
-    height = line_height * (len(lines) + 2)
-    image = Image.new("1", (width, height), 1)
-    draw = ImageDraw.Draw(image)
-    for i, text in enumerate(lines):
-        w = draw.textlength(text, font=font)
-        draw.text(((width - w) / 2, line_height * (i + 1)), text, font=font, fill=0)
-    return image

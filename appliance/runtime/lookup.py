@@ -43,8 +43,7 @@ from appliance.ticket import (
     TicketContent,
     TicketLayout,
     compose_no_face,
-    ticket_bands,
-    ticket_width,
+    visitor_ticket,
 )
 from appliance.ticket.clock import ticket_time
 
@@ -226,9 +225,8 @@ class Lookup:
             compose["thumbnails"] = time.perf_counter() - t
             return TicketContent(lookalikes, number, when, visitor_face, corpus_map)
 
-        bands = ticket_bands(content, self.layout, self.installation, width=self.width,
-                             timings=compose)
-        return Ticket(bands, ticket_width(self.layout, self.width), compose)
+        return visitor_ticket(content, self.layout, self.installation, width=self.width,
+                              timings=compose)
 
     def _when(self) -> datetime | None:
         return ticket_time(self.layout.date)

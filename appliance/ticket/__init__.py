@@ -17,12 +17,18 @@ visitor (header art, rules, headings, the privacy line, the corpus map's dots) i
 process and reused::
 
     >>> image = compose_ticket(content, TicketLayout(), Installation(), width=576)  # mode "1"
-    >>> ticket = Ticket(ticket_bands(content, width=576), 576)  # lazy; iterate for the bands
+    >>> ticket = visitor_ticket(content, layout, width=paper.width)  # lazy; iterate for bands
+
+Every ticket is composed here, at `ticket_width(layout, paper_width)` dots (`ticket.width`,
+else the paper's, else 576: the one width rule): the visitor's (`visitor_ticket`,
+`compose_ticket`), the no-face one (`compose_no_face`), the conjured double's
+(`compose_conjured`) and the plain fallback (`simple_text_ticket`).
 
 One module per concern: `content` (the settings and what is printed), `canvas` (ink, paper,
 pieces drawn once), `text` (typesetting), `page` (the page being composed), the parts
-(`header_footer`, `classic`, `corpus_map`, `mugshot`) and `stream` (bands, `Ticket`, the entry
-points). Everything public is importable from here.
+(`header_footer`, `classic`, `corpus_map`, `mugshot`), `stream` (bands, `Ticket`, the width
+rule, the entry points), `conjured` (the double's short ticket) and `plain` (the fallback).
+Everything public is importable from here.
 """
 
 from appliance.ticket.canvas import (
@@ -35,6 +41,7 @@ from appliance.ticket.canvas import (
     stack,
     static_piece,
 )
+from appliance.ticket.conjured import compose_conjured, face_side
 from appliance.ticket.content import (
     CorpusMap,
     Fonts,
@@ -46,6 +53,7 @@ from appliance.ticket.content import (
 from appliance.ticket.corpus_map import MapFrame
 from appliance.ticket.mugshot import height_chart
 from appliance.ticket.page import Page, crop_to_aspect
+from appliance.ticket.plain import NO_FACE_TEXT, simple_text_ticket
 from appliance.ticket.stream import (
     ContentSource,
     Ticket,
@@ -54,6 +62,7 @@ from appliance.ticket.stream import (
     compose_ticket,
     ticket_bands,
     ticket_width,
+    visitor_ticket,
 )
 from appliance.ticket.text import draw_text, fit_size, text_width, wrap
 
@@ -61,6 +70,7 @@ __all__ = [
     "BASE_WIDTH",
     "INK",
     "MIN_TEXT",
+    "NO_FACE_TEXT",
     "PAPER",
     "STATIC_LIMIT",
     "ContentSource",
@@ -75,16 +85,20 @@ __all__ = [
     "TicketError",
     "TicketLayout",
     "clear_static",
+    "compose_conjured",
     "compose_no_face",
     "compose_ticket",
     "crop_to_aspect",
     "draw_text",
+    "face_side",
     "fit_size",
     "height_chart",
+    "simple_text_ticket",
     "stack",
     "static_piece",
     "text_width",
     "ticket_bands",
     "ticket_width",
+    "visitor_ticket",
     "wrap",
 ]

@@ -80,6 +80,16 @@ def ticket_bands(content: ContentSource, layout: TicketLayout | None = None,
     return _banded(page, _parts(page, content, installation), timings)
 
 
+def visitor_ticket(content: ContentSource, layout: TicketLayout | None = None,
+                   installation: Installation | None = None, *, width: int | None = None,
+                   timings: dict[str, float] | None = None) -> Ticket:
+    """The visitor's lazy `Ticket` (the bands of `ticket_bands`, `ticket_width` dots wide),
+    whose `timings` are the ones given (filled as its bands are composed)."""
+    timings = timings if timings is not None else {}
+    bands = ticket_bands(content, layout, installation, width=width, timings=timings)
+    return Ticket(bands, ticket_width(layout or TicketLayout(), width), timings)
+
+
 def _check_content(content: TicketContent) -> None:
     if not content.lookalikes:
         raise ValueError("a ticket needs at least one lookalike")

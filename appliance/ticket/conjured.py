@@ -12,9 +12,9 @@ import numpy as np
 from PIL import Image
 
 from appliance.likeness import likeness
-from appliance.ticket.canvas import BASE_WIDTH
 from appliance.ticket.content import TicketLayout
 from appliance.ticket.page import Page
+from appliance.ticket.stream import ticket_width
 
 FACE_SIDE = 400  # dots at 576 wide, scales with the width (never wider than the margins allow)
 
@@ -28,9 +28,10 @@ def face_side(width: int, layout: TicketLayout | None = None) -> int:
 def compose_conjured(face: np.ndarray, distance: float, *, nearest: float | None = None,
                      corpus_count: int = 0, seconds: float = 0.0, number: int | None = None,
                      layout: TicketLayout | None = None, width: int | None = None) -> Image.Image:
-    """A mode "1" ticket showing the conjured `face` (RGB or gray uint8) and its likeness."""
+    """A mode "1" ticket showing the conjured `face` (RGB or gray uint8) and its likeness,
+    `ticket_width(layout, width)` dots wide."""
     layout = layout or TicketLayout()
-    page = Page(layout.width or width or BASE_WIDTH, layout)
+    page = Page(ticket_width(layout, width), layout)
     gray = np.asarray(Image.fromarray(np.asarray(face, np.uint8)).convert("L"))
     page.space(14)
     page.rule(1, gap=0)
