@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 from appliance.cartography.kmeans import assign, kmeans
 from appliance.cartography.knn import exact_neighbours, quantize
-from appliance.cartography.site import _world_transform
-from appliance.cartography.tiles import BACKGROUND, _halve, render_pyramid
+from appliance.cartography.site import world_transform
+from appliance.cartography.tiles import BACKGROUND, halve, render_pyramid
 
 
 def _reference_canvas(centres, faces, world):
@@ -67,13 +67,13 @@ def test_tiles_match_a_painted_canvas_and_halve_upwards(tmp_path_factory, n, lev
                 child = got.get((z + 1, 2 * x + dx, 2 * y + dy))
                 if child is not None:
                     block[dy * tile : (dy + 1) * tile, dx * tile : (dx + 1) * tile] = child
-        np.testing.assert_array_equal(t, _halve(block))
+        np.testing.assert_array_equal(t, halve(block))
     assert pyramid.count() == len(got)
 
 
 def test_halve_is_a_rounded_box_filter():
     block = np.array([[0, 1, 255, 255], [1, 1, 255, 254]], dtype=np.uint8)
-    np.testing.assert_array_equal(_halve(block), [[1, 255]])
+    np.testing.assert_array_equal(halve(block), [[1, 255]])
 
 
 def _brute_knn(x, k):
@@ -133,7 +133,7 @@ def test_kmeans_refuses_more_clusters_than_points():
 def test_world_transform_keeps_aspect_and_fits_faces(seed, sx, sy):
     coords = np.random.default_rng(seed).standard_normal((50, 2)) * [sx, sy]
     face = 0.02
-    w = _world_transform(coords, face)(coords)
+    w = world_transform(coords, face)(coords)
     assert (w >= face / 2).all() and (w <= 1 - face / 2).all()
     # distances scale uniformly (aspect kept), y flipped (PC2 up)
     ratio = np.linalg.norm(w[1:] - w[0], axis=1) / np.linalg.norm(coords[1:] - coords[0], axis=1)

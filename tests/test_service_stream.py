@@ -22,6 +22,7 @@ from appliance.runtime.machine import Machine
 from appliance.runtime.service import Service
 from appliance.runtime.states import State
 from appliance.settings import load_settings
+from appliance.ticket import Page
 
 
 class TimedConnection(FakeConnection):
@@ -102,10 +103,10 @@ def test_the_tickets_stage_times_are_in_the_visit_record_and_the_status(tmp_path
 
 
 def test_a_ticket_failing_half_way_is_cut_off_and_reported(tmp_path, monkeypatch):
-    def broken_hero(page, content):
+    def broken_photo(page, gray, size):  # the first photo: the band after the header
         raise MemoryError("no room for the photo")
 
-    monkeypatch.setattr("appliance.ticket.classic._hero", broken_hero)
+    monkeypatch.setattr(Page, "photo", broken_photo)
     corpus = FakeCorpus()
     face = FakeFace(corpus.vectors[4].astype(np.float32))
     record, _, connection, service = run_one_visit(face, tmp_path, monkeypatch, lookalikes=3)

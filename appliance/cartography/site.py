@@ -131,7 +131,7 @@ def build_site(
     levels = choose_levels(n, map_px, options.tile_px, spacing=1.4 if n <= 2000 else 2.0)
     world = options.tile_px << levels
     extra = np.array([m["pca"][:2] for m in marked]).reshape(-1, 2)
-    to_world = _world_transform(np.vstack([coords2, extra]), map_px / world)
+    to_world = world_transform(np.vstack([coords2, extra]), map_px / world)
     centres = to_world(coords2)
     lap("prepare")
 
@@ -213,7 +213,7 @@ def build_site(
 # Geometry
 
 
-def _world_transform(coords: np.ndarray, face: float) -> Callable[[np.ndarray], np.ndarray]:
+def world_transform(coords: np.ndarray, face: float) -> Callable[[np.ndarray], np.ndarray]:
     """Map PCA (x, y) into the unit world square: aspect kept, centred, y pointing down."""
     lo, hi = coords.min(axis=0), coords.max(axis=0)
     span = float(max(hi - lo)) or 1.0

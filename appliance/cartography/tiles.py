@@ -101,7 +101,7 @@ def render_pyramid(
                     if child is not None:
                         block[dy * tile_px : (dy + 1) * tile_px,
                               dx * tile_px : (dx + 1) * tile_px] = child
-                above[(x, y)] = _halve(block)
+                above[(x, y)] = halve(block)
                 renderer.writer.write(z, x, y, above[(x, y)])
         tiles = above
     return renderer.pyramid
@@ -164,7 +164,7 @@ class _Renderer:
                               dx * tile_px : (dx + 1) * tile_px] = child
             if not any_child:
                 return None
-            tile = _halve(block)
+            tile = halve(block)
         if self.sink is not None:
             self.sink(z, tx, ty, tile)
         self.writer.write(z, tx, ty, tile)
@@ -192,7 +192,7 @@ def _paste(tile: np.ndarray, face: np.ndarray, x: int, y: int) -> None:
         tile[y + sy : y + ey, x + sx : x + ex] = face[sy:ey, sx:ex]
 
 
-def _halve(block: np.ndarray) -> np.ndarray:
+def halve(block: np.ndarray) -> np.ndarray:
     """2x2 box filter (rounded) of an even-sized uint8 image (OpenCV's exact area filter)."""
     h, w = block.shape[:2]
     return cv2.resize(block, (w // 2, h // 2), interpolation=cv2.INTER_AREA)

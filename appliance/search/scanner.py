@@ -46,7 +46,8 @@ class Scanner:
 
     After each `topk`, ``rows_read`` holds the rows it read in float16 and ``bytes_read`` the
     bytes of the corpus it touched (the sketch's blocks, a cache line per second-stage record,
-    the float16 rows): what a memory-bound board pays for.
+    the float16 rows): what a memory-bound board pays for; ``rescored`` whether a full scan's
+    certificate failed and the rows that could tie were rescored in a second pass.
     """
 
     def __init__(
@@ -65,6 +66,8 @@ class Scanner:
         self._sketch = check_sketch(sketch, self._vectors.shape)
         self.rows_read = 0  # float16 rows read by the last scan (N without a sketch)
         self.bytes_read = 0  # bytes of the corpus the last scan touched
+        self.rescored = False  # the last full scan's certificate failed: every row that could
+        # tie or beat the k-th was rescored (the slow second pass)
         if self._sketch is not None:
             self._stages = layout if layout is not None else scan_layout(self._sketch)
         self._threads = check_threads(threads)
@@ -126,6 +129,7 @@ class Scanner:
         """
         q64, q32, delta = self._check_query(query)  # delta: the float32 query's distance
         m = min(self._check_k(k), len(self._vectors))
+        self.rescored = False
         if m == 0:
             return np.empty(0, np.int64), np.empty(0, np.float32)
 
@@ -135,7 +139,7 @@ class Scanner:
                 return found
         self.rows_read = len(self._vectors)
         self.bytes_read = self._vectors.nbytes
-        metric, kq, qnorm2, norms2, rel, absolute = self._metric(q32)
+        metric, kq, qnorm2, norms2, rel, absolute = self.scan_terms(q32)
         n = len(self._vectors)
         cap = min(n, 2 * m + 8)
         threads = max(1, min(self._threads, n // _MIN_ROWS_PER_THREAD))
@@ -146,12 +150,27 @@ class Scanner:
         kth = float(exact[-1])
         if len(rows) < n and not kth < lower_bound(bound, rel, absolute, delta):
             # Some row left out might still tie or beat the k-th: rescore every row that could.
+            self.rescored = True
             values = self._values(kq, norms2, qnorm2, metric)
             limit = upper_bound(kth, rel, absolute, delta)
             with np.errstate(over="ignore"):  # a limit beyond float32: every row qualifies
                 rows = np.flatnonzero((values <= limit) | ~np.isfinite(values))
             best, exact = _scan.nearest(self._vectors, rows.astype(np.int64), q64, m)
         return best, np.sqrt(exact).astype(np.float32)
+
+    def scan_terms(self, q32: np.ndarray) -> tuple[int, np.ndarray, float, np.ndarray | None,
+                                                   float, float]:
+        """(metric, kernel query, ||q||^2, norms2, relative error, absolute error): what a full
+        scan of the float32 query `q32` hands the kernel, and the error bounds its certificate
+        assumes of the kernel's float32 values (`search.bounds`)."""
+        if self._norms2 is None:
+            return _scan.L2, q32, 0.0, None, self._rel, self._tiny
+        qnorm = float(np.sqrt(np.dot(q32.astype(np.float64), q32.astype(np.float64))))
+        if (self._max_norm + qnorm) ** 2 < 1e36:
+            absolute = (self._rel + 3 * _U) * (self._max_norm + qnorm) ** 2 + 2 * self._tiny
+            kq = np.ascontiguousarray(-2.0 * q32, dtype=np.float32)
+            return _scan.DOT, kq, float(np.float32(qnorm**2)), self._norms2, 0.0, absolute
+        return _scan.L2, q32, 0.0, None, self._rel, self._tiny
 
     # -- internals --------------------------------------------------------------------------
 
@@ -206,18 +225,6 @@ class Scanner:
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise ValueError(f"k: expected an integer >= 1, got {k!r}")
         return int(k)
-
-    def _metric(self, q32: np.ndarray) -> tuple[int, np.ndarray, float, np.ndarray | None, float,
-                                                 float]:
-        """(metric, kernel query, ||q||^2, norms2, relative error, absolute error) for a scan."""
-        if self._norms2 is None:
-            return _scan.L2, q32, 0.0, None, self._rel, self._tiny
-        qnorm = float(np.sqrt(np.dot(q32.astype(np.float64), q32.astype(np.float64))))
-        if (self._max_norm + qnorm) ** 2 < 1e36:
-            absolute = (self._rel + 3 * _U) * (self._max_norm + qnorm) ** 2 + 2 * self._tiny
-            kq = np.ascontiguousarray(-2.0 * q32, dtype=np.float32)
-            return _scan.DOT, kq, float(np.float32(qnorm**2)), self._norms2, 0.0, absolute
-        return _scan.L2, q32, 0.0, None, self._rel, self._tiny
 
     def _values(self, kq: np.ndarray, norms2: np.ndarray | None, qnorm2: float,
                 metric: int) -> np.ndarray:
