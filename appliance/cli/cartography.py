@@ -91,7 +91,7 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _settings(config: Path | None) -> tuple[Any, Any]:
+def face_and_corpus_settings(config: Path | None) -> tuple[Any, Any]:
     """(FaceSettings, CorpusSettings) from the packaged defaults and `config`."""
     from appliance.config import ConfigError, load, section
     from appliance.corpus import CorpusSettings
@@ -160,7 +160,7 @@ def run_map(args: argparse.Namespace) -> int:
     marks = []
     if args.mark:
         size = int(corpus.manifest.get("thumbnails", {}).get("size", 256) or 256)
-        face_settings, _ = _settings(args.config)
+        face_settings, _ = face_and_corpus_settings(args.config)
         analyzer = _analyzer(face_settings)
         for k, photo in enumerate(args.mark, 1):
             descriptor, thumb = describe_photo(analyzer, photo, size)
@@ -212,7 +212,7 @@ def run_rank(args: argparse.Namespace) -> int:
         raise UsageError(f"--out {out}: must not be inside FOLDER {args.folder}")
     if args.workers is not None and args.workers < 0:
         raise UsageError(f"--workers {args.workers}: expected 0 (one per core) or more")
-    face_settings, corpus_settings = _settings(args.config)
+    face_settings, corpus_settings = face_and_corpus_settings(args.config)
     descriptor, thumb = describe_photo(
         _analyzer(face_settings), args.reference, corpus_settings.thumbnail_size
     )

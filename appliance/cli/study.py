@@ -107,7 +107,7 @@ def run_study_command(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 1
     from appliance.cartography.rank import build_folder_corpus
-    from appliance.cli.cartography import _settings
+    from appliance.cli.cartography import face_and_corpus_settings
     from appliance.study import inputs
     from appliance.study.clusters import ClusterOptions
     from appliance.study.compare import CompareOptions
@@ -117,7 +117,7 @@ def run_study_command(args: argparse.Namespace) -> int:
 
     _check_args(args)
     started = time.perf_counter()
-    face_settings, corpus_settings = _settings(args.config)
+    face_settings, corpus_settings = face_and_corpus_settings(args.config)
     sets: list[Any] = []
     try:
         parsed = [inputs.parse_set_argument(text) for text in args.sets]
