@@ -79,8 +79,8 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "report"
-        sets = [open_set("large", large, out, describe=None, say=print),
-                open_set("second", second, out, describe=None, say=print)]
+        sets = [open_set("large", large, out, build_corpus=None, say=print),
+                open_set("second", second, out, build_corpus=None, say=print)]
         started = time.perf_counter()
         fit_umap(np.asarray(sets[1].corpus.vectors[:200], np.float32), 2)
         umap_first = time.perf_counter() - started

@@ -26,7 +26,7 @@ def face_set(tmp_path, name, vectors):
     """A set as `sosie study --set NAME=CORPUS` opens it, from descriptors."""
     np.save(tmp_path / f"{name}.npy", np.asarray(vectors, np.float32))
     import_descriptors(tmp_path / f"{name}.npy", tmp_path / name)
-    return open_set(name, tmp_path / name, tmp_path / "out", describe=None, say=print)
+    return open_set(name, tmp_path / name, tmp_path / "out", build_corpus=None, say=print)
 
 
 def blobs(rng, k, per, separation=0.3):

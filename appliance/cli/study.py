@@ -131,13 +131,13 @@ def run_study_command(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise StudyError(f"--out {exc}") from None
 
-        def describe(folder: Path, target: Path) -> Any:
+        def build_corpus(folder: Path, target: Path) -> Any:
             return build_folder_corpus(folder, target, workers=args.workers,
                                        settings=corpus_settings, face_settings=face_settings,
                                        progress=sys.stderr.isatty())
 
         for name, path in parsed:
-            sets.append(inputs.open_set(name, path, args.out, describe=describe, say=_say))
+            sets.append(inputs.open_set(name, path, args.out, build_corpus=build_corpus, say=_say))
             if sets[-1].rejected:
                 _say(f"set {name}: {len(sets[-1].rejected)} file(s) left out (no usable face "
                      f"or unreadable), e.g. {sets[-1].rejected[0][0]}: {sets[-1].rejected[0][1]}")

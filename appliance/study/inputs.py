@@ -74,10 +74,10 @@ def parse_set_argument(text: str) -> tuple[str, Path]:
     return name, Path(path)
 
 
-def open_set(name: str, path: Path, out: Path, *, describe: Callable[[Path, Path], Any],
+def open_set(name: str, path: Path, out: Path, *, build_corpus: Callable[[Path, Path], Any],
              say: Callable[[str], None]) -> FaceSet:
     """The set NAME from a corpus directory or a folder of images (described into
-    OUT/sets/NAME by `describe(folder, corpus_dir)`, which returns an opened corpus)."""
+    OUT/sets/NAME by `build_corpus(folder, corpus_dir)`, which returns it opened)."""
     from appliance.corpus import Corpus, CorpusError
 
     if not path.exists():
@@ -99,7 +99,7 @@ def open_set(name: str, path: Path, out: Path, *, describe: Callable[[Path, Path
             raise StudyError(f"--out {out}: must not be inside the set's folder {path}")
         say(f"set {name}: describing the images of {path} into {target}")
         try:
-            corpus = describe(path, target)
+            corpus = build_corpus(path, target)
         except CorpusError as exc:
             raise StudyError(f"--set {name}: {exc}") from None
         kind = "folder"

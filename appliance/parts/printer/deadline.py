@@ -13,13 +13,13 @@ def call_with_deadline(fn: Callable[[], Any], timeout: float, what: str) -> Any:
     """Run `fn` in a daemon thread; its result, its exception, or PrinterTimeout after `timeout`."""
     box: dict[str, Any] = {}
 
-    def run() -> None:
+    def call() -> None:
         try:
             box["value"] = fn()
         except BaseException as exc:
             box["error"] = exc
 
-    worker = threading.Thread(target=run, name=f"printer: {what}", daemon=True)
+    worker = threading.Thread(target=call, name=f"printer: {what}", daemon=True)
     worker.start()
     worker.join(timeout)
     if worker.is_alive():
