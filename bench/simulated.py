@@ -59,7 +59,7 @@ class SimulatedAppliance:
         self.connection = NullConnection()
         psettings = printer_settings or dataclasses.replace(
             settings.printer, backend="file", check_status=False, retries=0)
-        self.printer = EscposPrinter(psettings, lambda: self.connection, describe="simulated")
+        self.printer = EscposPrinter(psettings, lambda: self.connection, label="simulated")
         self.camera = FileCamera(frame)
         machine = dataclasses.replace(settings.machine, cooldown_seconds=0.0)
         self.records: list[VisitRecord] = []

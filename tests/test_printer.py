@@ -306,7 +306,7 @@ def make_fake_printer(connections, **overrides):
     events: list[FaultEvent] = []
     pool = iter(connections)
     settings = fast(**overrides)
-    printer = EscposPrinter(settings, lambda: next(pool), describe="fake printer",
+    printer = EscposPrinter(settings, lambda: next(pool), label="fake printer",
                             on_fault=events.append)
     return printer, events
 

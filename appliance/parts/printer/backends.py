@@ -22,7 +22,7 @@ def _connector(settings: PrinterSettings, width: int) -> tuple[Callable[[], Any]
     s = settings
     if s.backend == "usb":
         u = s.usb
-        describe = f"USB printer {u.vendor_id:04x}:{u.product_id:04x}"
+        label = f"USB printer {u.vendor_id:04x}:{u.product_id:04x}"
 
         def usb() -> Any:
             esc = escpos_module().Usb(
@@ -32,7 +32,7 @@ def _connector(settings: PrinterSettings, width: int) -> tuple[Callable[[], Any]
             )
             return with_width(esc, width)
 
-        return usb, describe
+        return usb, label
     if s.backend == "serial":
         r = s.serial
 
@@ -89,7 +89,7 @@ def make_printer(settings: PrinterSettings, *, on_fault: FaultHandler | None = N
     paper = paper or Paper.of(settings)
     if settings.backend == "virtual":
         return VirtualPrinter(settings=settings, paper=paper)
-    connect, describe = _connector(settings, paper.width)
+    connect, label = _connector(settings, paper.width)
     inspect = (lambda: inspect_device(settings.file)) if settings.backend == "file" else None
-    return EscposPrinter(settings, connect, describe=describe, on_fault=on_fault, sleep=sleep,
+    return EscposPrinter(settings, connect, label=label, on_fault=on_fault, sleep=sleep,
                          inspect=inspect, paper=paper)

@@ -40,7 +40,7 @@ class EscposPrinter(Printer):
         settings: PrinterSettings,
         connect: Callable[[], Any],
         *,
-        describe: str = "printer",
+        label: str = "printer",
         on_fault: FaultHandler | None = None,
         sleep: Callable[[float], None] = time.sleep,
         inspect: Callable[[], Finding] | None = None,
@@ -50,7 +50,7 @@ class EscposPrinter(Printer):
         self.paper = paper or Paper.of(settings)
         self._inspect = inspect  # a look without opening (the file backend: opening writes)
         self.width = self.paper.width
-        self.describe = describe
+        self.label = label  # how messages name this printer
         self.on_fault = on_fault
         self._connect = connect
         self._sleep = sleep
@@ -74,7 +74,7 @@ class EscposPrinter(Printer):
         except PrinterFault:
             raise
         except Exception as exc:
-            raise PrinterAbsent(f"{self.describe}: {one_line(exc, REASON_LIMIT)}") from None
+            raise PrinterAbsent(f"{self.label}: {one_line(exc, REASON_LIMIT)}") from None
         return self._conn
 
     def close(self) -> None:
@@ -100,10 +100,10 @@ class EscposPrinter(Printer):
             raise
         except Exception as exc:
             reason = one_line(exc, REASON_LIMIT)
-            raise PrinterDisconnected(f"{self.describe}: write failed: {reason}") from None
+            raise PrinterDisconnected(f"{self.label}: write failed: {reason}") from None
 
     def name(self) -> str:
-        return self.describe
+        return self.label
 
     def diagnose(self) -> list[Finding]:
         if self._inspect is not None and self._conn is None:
@@ -132,9 +132,9 @@ class EscposPrinter(Printer):
     def _check_ready(self, conn: Any) -> None:
         paper = self._query(conn, "paper_status")
         if paper == 0:
-            raise PaperOut(f"{self.describe}: out of paper")
+            raise PaperOut(f"{self.label}: out of paper")
         if paper is not None and self._query(conn, "is_online") is False:
-            raise PrinterOffline(f"{self.describe}: offline (cover open or error)")
+            raise PrinterOffline(f"{self.label}: offline (cover open or error)")
 
     # -- printing
 
