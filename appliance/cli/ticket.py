@@ -21,14 +21,12 @@ from typing import TYPE_CHECKING, Any
 from PIL import Image
 
 from appliance.cli import UsageError
+from appliance.dots import DOTS_RULE, dots_accepted
 from appliance.files import temporary_folder, write_error
 
 if TYPE_CHECKING:
     from appliance.parts.printer import Paper
     from appliance.settings import AppSettings
-
-MIN_WIDTH, MAX_WIDTH = 128, 4096  # dots: what --width accepts (its help says the same)
-
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
@@ -50,9 +48,8 @@ def register(subparsers: Any) -> None:
                         help="configuration file overriding the defaults")
     parser.add_argument("--lookalikes", type=int, metavar="K", help="doubles printed (1..10)")
     parser.add_argument("--width", type=int, metavar="DOTS",
-                        help=f"paper width in dots: a multiple of 8 from {MIN_WIDTH} to "
-                        f"{MAX_WIDTH}, e.g. 384 (58 mm paper) or 576 (80 mm); default: the "
-                        "printer's")
+                        help=f"paper width in dots: {DOTS_RULE}, e.g. 384 (58 mm paper) or "
+                        "576 (80 mm); default: the printer's")
     parser.add_argument("--number", type=int, default=1, metavar="N", help="ticket number")
     parser.add_argument("--dither", choices=("atkinson", "floyd-steinberg", "bayer", "threshold"),
                         help="how photos become dots (default: ticket.tone.method)")
@@ -83,9 +80,8 @@ def _settings(args: Any) -> AppSettings:
             raise UsageError(f"--lookalikes {args.lookalikes}: expected 1 to 10")
         changes["lookalikes"] = args.lookalikes
     if args.width is not None:
-        if args.width % 8 or not MIN_WIDTH <= args.width <= MAX_WIDTH:
-            raise UsageError(f"--width {args.width}: expected a multiple of 8 from {MIN_WIDTH} "
-                             f"to {MAX_WIDTH}")
+        if not dots_accepted(args.width):
+            raise UsageError(f"--width {args.width}: expected {DOTS_RULE}")
         printer = dataclasses.replace(printer, width=args.width)
         changes["width"] = None
     layout = dataclasses.replace(layout, **changes)

@@ -10,6 +10,7 @@ from typing import Literal
 import numpy as np
 
 from appliance.config import check_dots, setting
+from appliance.dots import MAX_DOTS, MIN_DOTS
 from appliance.likeness import likeness
 from appliance.ticket.dither import Tone
 
@@ -55,7 +56,7 @@ class TicketLayout:
     """What the ticket shows and how (config section `ticket`)."""
 
     layout: Literal["classic", "mugshot"] = "classic"
-    width: int | None = setting(None, min=128, max=4096)  # dots; None: the printer's width
+    width: int | None = setting(None, min=MIN_DOTS, max=MAX_DOTS)  # dots; None: the printer's
     lookalikes: int = setting(5, min=1, max=10)  # how many doubles are printed
     columns: int = setting(0, min=0, max=5)  # grid columns after the first; 0: by width
     show_visitor: bool = False  # print the visitor's own face next to their double (classic)

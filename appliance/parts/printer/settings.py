@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from appliance.config import check_dots, setting
+from appliance.dots import MAX_DOTS, MIN_DOTS
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,8 @@ class PrinterSettings:
 
     backend: Literal["virtual", "usb", "serial", "network", "file"] = "virtual"
     profile: str = "TM-T20II"  # python-escpos printer profile (capabilities, paper width)
-    width: int | None = setting(None, min=128, max=4096)  # dots per line; overrides the profile
+    # dots per line (appliance.dots); overrides the profile
+    width: int | None = setting(None, min=MIN_DOTS, max=MAX_DOTS)
     fragment_height: int = setting(960, min=8, max=4096)  # raster rows per GS v 0 command
     cut: Literal["full", "partial", "none"] = "full"
     check_status: bool = True  # ask for paper/online status where the printer can answer
