@@ -45,7 +45,7 @@ def register(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=0, help="randomness of the run (default 0)")
     p.add_argument("--batch", type=int, default=16, help="images per step (default 16)")
     p.add_argument("--lr", type=float, default=None, metavar="RATE",
-                   help="the generator's Adam rate (default 2e-5 when fine-tuning, 2e-4 from "
+                   help="the generator's Adam rate (default 5e-5 when fine-tuning, 2e-4 from "
                    "scratch; the discriminator's is 2e-4)")
     p.add_argument("--checkpoint-every", type=int, default=25, metavar="N",
                    help="steps between checkpoints (default 25)")
