@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from appliance.config import ConfigError, load, parse, section
 from appliance.fonts import FontError, font
 from appliance.ticket import (
+    NO_FACE_TEXT,
     CorpusMap,
     Installation,
     Lookalike,
@@ -20,6 +21,7 @@ from appliance.ticket import (
     compose_no_face,
     compose_ticket,
     crop_to_aspect,
+    simple_text_ticket,
     text_width,
     wrap,
 )
@@ -163,3 +165,20 @@ def test_non_square_thumbnails_are_cropped_not_squashed():
     assert crop_to_aspect(tall.T, (50, 50)).shape == (60, 60)
     matches = [Lookalike(1, 0, 0.4, tall)]
     assert_printable(compose_ticket(TicketContent(matches), width=384), 384)
+
+
+@pytest.mark.parametrize("width", [384, 576])
+def test_plain_fallback_ticket_centres_each_line_on_the_paper(width):
+    """The ticket printed when the composed one fails: one band of ink per line, each centred,
+    nothing at the edges."""
+    ticket = simple_text_ticket(NO_FACE_TEXT, width)
+    assert_printable(ticket, width)
+    printed = ink(ticket)
+    rows = printed.any(axis=1)
+    starts = np.flatnonzero(rows[1:] & ~rows[:-1]) + 1  # where each line's ink begins
+    assert len(starts) == len(NO_FACE_TEXT)
+    for line in np.split(printed, starts[1:]):
+        columns = np.flatnonzero(line.any(axis=0))
+        left, right = columns[0], width - 1 - columns[-1]
+        assert abs(left - right) <= 2 + width // 100, (left, right)
+    assert simple_text_ticket(NO_FACE_TEXT[:1], width).height < ticket.height
