@@ -239,7 +239,7 @@ def before_after(run_dir: Path, out: Path, columns: int = 8) -> None:
         canvas.paste(image, (label, 68 * i))
         draw.text((4, 68 * i + 28), text, fill=(0, 0, 0))
     out.parent.mkdir(parents=True, exist_ok=True)
-    canvas.save(out, optimize=True)
+    canvas.quantize(colors=128).save(out, optimize=True)  # a small file for the README
     print(f"{out}: {', '.join(t for t, _ in rows)}")
 
 
