@@ -144,7 +144,7 @@ def tiny_dataset(shipped: DCGAN) -> Dataset:
 
 def test_a_resumed_run_ends_with_the_bytes_of_an_uninterrupted_one(shipped, tmp_path):
     dataset = tiny_dataset(shipped)
-    options = TrainOptions(steps=3, batch=2, checkpoint_every=2, sample_every=2)
+    options = TrainOptions(steps=3, batch=2, checkpoint_every=2, sample_every=2, r1_gamma=0.1)
     whole, resumed = tmp_path / "whole", tmp_path / "resumed"
     train(dataset, whole, options, progress=False)
     with pytest.raises(KeyboardInterrupt):  # Ctrl-C after step 1: saved on the way out
@@ -160,13 +160,14 @@ def test_a_resumed_run_ends_with_the_bytes_of_an_uninterrupted_one(shipped, tmp_
     assert not np.array_equal(trained.faces(0, [0], 64), shipped.faces(0, [0], 64))
     # another seed in the same folder is refused, naming what differs
     with pytest.raises(CheckpointError, match="holds a run with another seed"):
-        train(dataset, resumed, TrainOptions(steps=4, batch=2, seed=1), progress=False)
+        train(dataset, resumed, TrainOptions(steps=4, batch=2, seed=1, r1_gamma=0.1),
+              progress=False)
     # asking for fewer steps than done is refused too
     from appliance.train.loop import TrainError
 
     with pytest.raises(TrainError, match="already at step 3"):
         train(dataset, resumed, TrainOptions(steps=2, batch=2, checkpoint_every=2,
-                                             sample_every=2), progress=False)
+                                             sample_every=2, r1_gamma=0.1), progress=False)
 
 
 @pytest.fixture(scope="module")

@@ -69,6 +69,7 @@ class TrainOptions:
     learning_rate: float | None = None  # the generator's; None: FINE_TUNE_LR or SCRATCH_LR
     beta1: float = 0.5
     ema_decay: float = EMA_DECAY
+    r1_gamma: float = 0.0  # weight of the R1 penalty on the discriminator (0: none)
 
     def generator_rate(self) -> float:
         if self.learning_rate is not None:
@@ -93,7 +94,8 @@ def starting_generator(start: str, key: jax.Array) -> tuple[dict, dict, str]:
 
 
 @cache
-def make_step(batch: int, g_rate: float, beta1: float, ema_decay: float) -> tuple[Any, Any, Any]:
+def make_step(batch: int, g_rate: float, beta1: float, ema_decay: float,
+              r1_gamma: float) -> tuple[Any, Any, Any]:
     """(generator's optimiser, discriminator's, the jitted step (state, stats, faces, step) ->
     (state, [d_loss, g_loss])), made once per process for a setting (runs in one process share
     the compiled step)."""
@@ -109,9 +111,14 @@ def make_step(batch: int, g_rate: float, beta1: float, ema_decay: float) -> tupl
         real = jnp.where(flip, real[:, :, ::-1], real)
         fake = jax.lax.stop_gradient(networks.generate_training(g, stats,
                                                                 _latents(k_z, batch))[0])
-        real_logits = networks.discriminate(d, diff_augment(k_real, real))
+        real = diff_augment(k_real, real)
+        real_logits = networks.discriminate(d, real)
         fake_logits = networks.discriminate(d, diff_augment(k_fake, fake))
-        return jax.nn.softplus(-real_logits).mean() + jax.nn.softplus(fake_logits).mean()
+        loss = jax.nn.softplus(-real_logits).mean() + jax.nn.softplus(fake_logits).mean()
+        if r1_gamma:  # R1: the discriminator's slope at the real images, kept small
+            slope = jax.grad(lambda x: networks.discriminate(d, x).sum())(real)
+            loss = loss + r1_gamma / 2 * (slope ** 2).sum(axis=(1, 2, 3)).mean()
+        return loss
 
     def g_loss(g: dict, d: dict, stats: dict, key: jax.Array) -> tuple[jax.Array, dict]:
         k_z, k_aug = jax.random.split(key)
@@ -161,7 +168,7 @@ def train(dataset: Dataset, run_dir: Path, options: TrainOptions, *, progress: b
     k_start, k_d = jax.random.split(jax.random.fold_in(root, 2**31 - 1))
     params, stats, start_label = starting_generator(options.start, k_start)
     g_optimiser, d_optimiser, step = make_step(options.batch, options.generator_rate(),
-                                               options.beta1, options.ema_decay)
+                                               options.beta1, options.ema_decay, options.r1_gamma)
     discriminator = networks.new_discriminator(k_d)
     state: dict[str, Any] = {"key": root, "g": params, "ema": params, "stats": stats,
                              "d": discriminator,
@@ -170,7 +177,7 @@ def train(dataset: Dataset, run_dir: Path, options: TrainOptions, *, progress: b
     identity = {"start": start_label, "seed": options.seed, "batch": options.batch,
                 "faces": dataset.digest(), "learning_rate": options.generator_rate(),
                 "beta1": options.beta1, "ema_decay": options.ema_decay,
-                "batch_norm": "batch statistics"}
+                "batch_norm": "batch statistics", "r1_gamma": options.r1_gamma}
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / SAMPLES).mkdir(exist_ok=True)
     done, losses = 0, np.zeros((0, 2), np.float32)
