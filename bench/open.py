@@ -20,7 +20,6 @@ the mapped layout must not make a query slower.
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import sys
 import time
@@ -31,7 +30,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from figures import median_ms, write_json  # noqa: E402 - bench/ is the script's folder
+from figures import cpu_name, median_ms, write_json  # noqa: E402 - bench/ is the script's folder
 
 from appliance.corpus import Corpus, synth  # noqa: E402
 from appliance.paths import cache_dir  # noqa: E402
@@ -103,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         if answers[0] != answers[1]:
             raise SystemExit(f"query {i}: the two layouts answer differently")
 
-    cpu = platform.processor() or platform.machine()
+    cpu = cpu_name()
     print(f"\n{rows:,} rows, {path}; medians of {args.reps} opens, {args.queries} queries; {cpu}")
     print(f"| {'ms':<24} | {'mapped':>10} | {'in memory':>10} | {'ratio':>7} |")
     print(f"|{'-' * 26}|{'-' * 12}|{'-' * 12}|{'-' * 9}|")

@@ -26,7 +26,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from figures import write_json  # noqa: E402 - bench/ is the script's folder
+from figures import cpu_name, write_json  # noqa: E402 - bench/ is the script's folder
 
 from appliance.cartography.layouts import fit_umap  # noqa: E402
 from appliance.corpus import Corpus, synth  # noqa: E402
@@ -36,16 +36,6 @@ from appliance.study.doubles import distance_matrix  # noqa: E402
 from appliance.study.inputs import Reference, open_set  # noqa: E402
 from appliance.study.report import write_report  # noqa: E402
 from appliance.study.run import StudyOptions, run_study  # noqa: E402
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 def corpus_at(path: Path, count: int, seed: int) -> Path:

@@ -39,7 +39,7 @@ from appliance.files import atomic_write_bytes
 from appliance.paths import cache_dir
 
 DEMO_CORPUS = "demo-corpus"
-#: Draws of the generator: ~70 % have a face dlib finds (2,755 of these 4,000 since analysis 2; 2,783 before).
+#: Draws of the generator: ~70 % have a face dlib finds (2,755 of these 4,000).
 DEMO_DRAWS = 4000
 DEMO_SEED = 0
 #: Faces are analysed as the generator makes them (64x64): as often found as at 256 px
