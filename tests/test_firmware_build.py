@@ -105,6 +105,25 @@ def test_check_names_every_missing_tool_at_once(tmp_path: Path) -> None:
     assert not box.work.exists() and not box.out.exists()  # a check writes nothing
 
 
+def test_check_refuses_a_corpus_larger_than_the_data_partition(tmp_path: Path) -> None:
+    """A 200k-face corpus (1.75 GB) does not fit the default 1G data partition: --check says
+    how much it needs and which --data-size gives it, before anything is built."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    with open(corpus / "thumbs.pack", "wb") as fh:  # sparse: 100 MiB apparent, no disk used
+        fh.truncate(100 << 20)
+    box = Sandbox(tmp_path)
+    small = box.run("--check", "--corpus", str(corpus), "--data-size", "128M", as_root=False)
+    (line,) = _lines(small.stderr, "firmware/build:")
+    assert small.returncode == 1
+    need = re.search(rf"--corpus {re.escape(str(corpus))}: needs (\d+) MiB", line)
+    assert need and 164 <= int(need.group(1)) <= 166, line  # 100 MiB + 64 (du rounds up)
+    assert "gives 128 MiB" in line, line
+    assert "use --data-size 1G" in line, line
+    roomy = box.run("--check", "--corpus", str(corpus), "--data-size", "1G", as_root=False)
+    assert "--corpus" not in roomy.stderr, roomy.stderr
+
+
 def test_check_asks_for_arch_test_where_mmdebstrap_makes_a_foreign_base(tmp_path: Path) -> None:
     """mmdebstrap --arch=arm64 on another architecture stops without arch-test ("install
     arch-test for foreign architecture support"): --check names it, on an arm64 host it does
