@@ -561,16 +561,17 @@ def _checked(data: Any, job: ChunkJob, batch: _Batch) -> list[ItemResult]:
 _local = threading.local()
 
 
-def _analyzer(job: ChunkJob) -> Any:
-    """The analyzer for `job.engine` in this worker thread, created (and checked) once."""
+def worker_analyzer(engine: Any, checksums: dict[str, str]) -> Any:
+    """The analyzer of `engine` in this worker thread, created once, after checking that this
+    worker's face models are the client's (`checksums`); WorkerMismatch otherwise."""
     cache = _local.__dict__.setdefault("analyzers", {})
-    name = (repr(job.engine), tuple(sorted(job.checksums.items())))
+    name = (repr(engine), tuple(sorted(checksums.items())))
     if name not in cache:
-        found = job.engine.checksums()
-        if found != job.checksums:
+        found = engine.checksums()
+        if found != checksums:
             raise WorkerMismatch(f"worker on {_host()} has other face models than the client "
-                                 f"({_first_difference(found, job.checksums)})")
-        cache[name] = job.engine.create()
+                                 f"({_first_difference(found, checksums)})")
+        cache[name] = engine.create()
     return cache[name]
 
 
@@ -594,7 +595,7 @@ def run_generated(job: ChunkJob, first: int, count: int) -> bytes:
     """Draws first..first+count-1 of the generator -> chunk bytes (task on a worker)."""
     source = job.generator
     net = generator_network(source.weights, source.weights_sha256)
-    analyzer = _analyzer(job)
+    analyzer = worker_analyzer(job.engine, job.checksums)
     files, results = [], []
     for group in describe_groups(range(first, first + count)):  # as a local build's tasks
         files += [SourceFile(source.name(index), source.size, 0) for index in group]
@@ -605,7 +606,7 @@ def run_generated(job: ChunkJob, first: int, count: int) -> bytes:
 def run_shared(job: ChunkJob, files: tuple[SourceFile, ...]) -> bytes:
     """Files read at the client's path -> chunk bytes; NotShared when one is not as listed."""
 
-    analyzer = _analyzer(job)
+    analyzer = worker_analyzer(job.engine, job.checksums)
     results = []
     for source in files:
         path = os.path.join(job.folder, source.rel)
@@ -628,7 +629,7 @@ def run_streamed(job: ChunkJob, files: tuple[SourceFile, ...],
                  payload: tuple[bytes | str, ...]) -> bytes:
     """Files sent by the client (bytes, or the reason it could not read one) -> chunk bytes."""
 
-    analyzer = _analyzer(job)
+    analyzer = worker_analyzer(job.engine, job.checksums)
     results = [analyze_data(item, source.rel, analyzer, *job.thumbs)
                if isinstance(item, bytes) else ItemResult(item)
                for source, item in zip(files, payload, strict=True)]

@@ -30,10 +30,10 @@ class DrawJob:
 
 def draw_on_worker(work: DrawJob, indices: tuple[int, ...]) -> list[Draw]:
     """The draws `indices` (a task on a worker)."""
-    from appliance.corpus.cluster import ChunkJob, _analyzer
+    from appliance.corpus.cluster import worker_analyzer
 
     net = generator_network(work.job.weights, work.weights_sha256)
-    analyzer = _analyzer(ChunkJob("", work.engine, work.checksums, (0, "", 0)))
+    analyzer = worker_analyzer(work.engine, work.checksums)
     faces = (net.faces(work.job.seed, [index], work.job.size)[0] for index in indices)
     return judge_faces(work.job, analyzer, indices, faces)
 
