@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance.cli import UsageError
+from appliance.words import plural
 
 EXTRA = "pip install 'sosie[study]'"
 
@@ -139,8 +140,10 @@ def run_study_command(args: argparse.Namespace) -> int:
         for name, path in parsed:
             sets.append(inputs.open_set(name, path, args.out, build_corpus=build_corpus, say=_say))
             if sets[-1].rejected:
-                _say(f"set {name}: {len(sets[-1].rejected)} file(s) left out (no usable face "
-                     f"or unreadable), e.g. {sets[-1].rejected[0][0]}: {sets[-1].rejected[0][1]}")
+                left, (first, why) = len(sets[-1].rejected), sets[-1].rejected[0]
+                what = "draw" if first.startswith("dcgan:") else "file"  # a generated corpus
+                _say(f"set {name}: {plural(left, what)} left out by its build (no usable face or "
+                     f"unreadable), e.g. {first}: {why}")
         photo_model = None
         if any(r.described for r in references):
             from appliance.faces.analyzer import model_checksums

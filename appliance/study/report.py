@@ -362,7 +362,7 @@ def _page(result: StudyResult, figures: dict[str, str], sheets: dict[str, Any],
     study = result.study
     parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{_e(title)}"
              f"</title><style>{STYLE}</style></head><body><h1>{_e(title)}</h1>"]
-    sets = _table(["set", "faces", "from", "kind", "files left out"],
+    sets = _table(["set", "faces", "from", "kind", "left out (files or draws)"],
                   [[_e(n), _e(s["faces"]), _e(s["origin"]), _e(s["kind"]), _e(s["rejected"])]
                    for n, s in study["sets"].items()])
     parts.append(f"<p>{len(study['references'])} references; sets:</p>{sets}")
