@@ -240,3 +240,7 @@ def test_corpus_info_and_doctor_say_which_generator_drew_a_corpus(tmp_path):
     unknown = sosie("corpus", "info", str(corpus))
     assert (f"generator weights:      other weights (sha256 {short}: not the shipped ones nor "
             f"generator.weights)") in unknown.stdout.splitlines()
+    missing = sosie("corpus", "info", str(corpus), "--weights", str(tmp_path / "absent.st"))
+    assert missing.returncode == 2 and missing.stdout == ""
+    absent = tmp_path / "absent.st"
+    assert missing.stderr.strip() == f"sosie corpus: --weights {absent}: no such weights file"

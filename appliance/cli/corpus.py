@@ -211,6 +211,8 @@ def cmd_info(args: argparse.Namespace) -> int:
     from appliance.corpus import Corpus, CorpusError
     from appliance.corpus.info import summary
 
+    if args.weights is not None and not args.weights.is_file():
+        raise UsageError(f"--weights {args.weights}: no such weights file")
     try:
         with Corpus.open(args.corpus_dir, check_model=False) as corpus:
             data = summary(corpus, [args.weights, _configured_weights()])
