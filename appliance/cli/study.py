@@ -161,10 +161,7 @@ def run_study_command(args: argparse.Namespace) -> int:
         stage("report")
         page = write_report(result, args.out, args.title)
         stage("done")
-    except StudyError as exc:
-        print(f"sosie study: {exc}", file=sys.stderr)
-        return 1
-    except OSError as exc:
+    except (StudyError, OSError) as exc:
         print(f"sosie study: {exc}", file=sys.stderr)
         return 1
     finally:

@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from appliance.study.doubles import nearest_rows
+
 MIN_REFERENCES = 3  # fewer paired differences give no usable interval
 
 
@@ -78,11 +80,7 @@ class Nearest:
 
     def __init__(self, distances: np.ndarray) -> None:
         self.distances = distances
-        head = min(self.HEAD, distances.shape[1])
-        part = np.argpartition(distances, head - 1, axis=1)[:, :head] \
-            if head < distances.shape[1] else np.tile(np.arange(head), (len(distances), 1))
-        order = np.argsort(np.take_along_axis(distances, part, axis=1), axis=1, kind="stable")
-        self.ids = np.take_along_axis(part, order, axis=1)
+        self.ids = nearest_rows(distances, self.HEAD)
         self.sorted = np.take_along_axis(distances, self.ids, axis=1).astype(np.float64)
 
     def k_mean(self, members: np.ndarray, k: int, refs: np.ndarray) -> np.ndarray:

@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
+from appliance import fonts
 from appliance.cartography.sheets import decode_thumbnail, resize
 from appliance.files import atomic_write_bytes
 from appliance.study.run import StudyResult
@@ -253,12 +254,6 @@ def _figure_among(result: StudyResult, path: Path) -> str:
 # Contact sheets
 
 
-def _font(size: int) -> Any:
-    from appliance.fonts import HERE
-
-    return ImageFont.truetype(str(HERE / "DejaVuSansCondensed-Bold.ttf"), size)
-
-
 def _face(result: StudyResult, set_name: str, row: int, cache: dict) -> np.ndarray:
     corpus = next(s.corpus for s in result.sets if s.name == set_name)
     return decode_thumbnail(corpus, row, FACE, cache, colour=True)
@@ -266,7 +261,7 @@ def _face(result: StudyResult, set_name: str, row: int, cache: dict) -> np.ndarr
 
 def _strip(cells: list[tuple[np.ndarray | None, str]], path: Path) -> None:
     """One row of captioned faces as a JPEG."""
-    font = _font(11)
+    font = fonts.font("title", 11)
     sheet = Image.new("RGB", (len(cells) * (FACE + 4) + 4, FACE + CAPTION + 8), "white")
     draw = ImageDraw.Draw(sheet)
     for i, (face, caption) in enumerate(cells):
