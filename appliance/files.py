@@ -172,17 +172,9 @@ def name_inside(folder: Path | str, name: Any, pattern: re.Pattern[str], what: s
 def remove_inside(path: Path | str) -> None:
     """Remove the file or link `path` itself (never what a link points to); missing is fine.
 
-    A folder under that name is removed with `remove_tree`.
+    A folder under that name is removed with `remove_tree`, which this is (the same checks).
     """
-    try:
-        mode = os.lstat(path).st_mode
-    except FileNotFoundError:
-        return
-    if stat.S_ISDIR(mode):
-        remove_tree(path)
-        return
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
+    remove_tree(path)
 
 
 def remove_tree(path: Path | str, *, ignore_errors: bool = False) -> None:

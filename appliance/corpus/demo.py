@@ -37,6 +37,7 @@ from appliance.corpus.settings import CorpusSettings
 from appliance.corpus.store import Corpus
 from appliance.files import atomic_write_bytes
 from appliance.paths import cache_dir
+from appliance.words import plural
 
 DEMO_CORPUS = "demo-corpus"
 #: Draws of the generator: ~70 % have a face dlib finds (2,755 of these 4,000).
@@ -128,7 +129,7 @@ def first_use_line(draws: int, workers: int | None = None, load: float | None = 
     cores = min(workers or os.cpu_count() or 1, os.cpu_count() or 1)
     busy = f", load {load:.0f}: the machine is busy" if load >= cores else ""
     return (f"first use: building the demo corpus once from {draws:,} draws of the DCGAN "
-            f"generator ({when} on {cores} core{'s' if cores > 1 else ''}{busy}; later runs "
+            f"generator ({when} on {plural(cores, 'core')}{busy}; later runs "
             f"reuse it)...")
 
 

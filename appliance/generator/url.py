@@ -242,6 +242,10 @@ class _DeadlineConnection:
     timeout: float | None
     sock: Any
 
+    def __init__(self, *args: Any, deadline: float, most: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[call-arg]
+        self.deadline, self.most = deadline, most
+
     def connect(self) -> None:
         self.timeout = max(0.001, min(self.timeout or 0.001, self.deadline - time.monotonic()))
         super().connect()  # type: ignore[misc]
@@ -249,15 +253,11 @@ class _DeadlineConnection:
 
 
 class _HTTPConnection(_DeadlineConnection, http.client.HTTPConnection):
-    def __init__(self, *args: Any, deadline: float, most: int, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.deadline, self.most = deadline, most
+    pass
 
 
 class _HTTPSConnection(_DeadlineConnection, http.client.HTTPSConnection):
-    def __init__(self, *args: Any, deadline: float, most: int, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.deadline, self.most = deadline, most
+    pass
 
 
 class _DeadlineHTTP(urllib.request.HTTPHandler):

@@ -34,9 +34,7 @@ _ADVANCES: weakref.WeakKeyDictionary[ImageFont.FreeTypeFont, dict[str, float]] =
 
 def _advance(f: ImageFont.FreeTypeFont, letter: str) -> float:
     """The advance of one letter in `f`, each letter measured once per font."""
-    table = _ADVANCES.get(f)
-    if table is None:
-        table = _ADVANCES[f] = {}
+    table = _ADVANCES.setdefault(f, {})
     width = table.get(letter)
     if width is None:
         width = table[letter] = f.getlength(letter)
@@ -51,7 +49,7 @@ def draw_text(draw: ImageDraw.ImageDraw, xy: tuple[float, float], text: str,
         return
     for c in text:
         draw.text((x, y), c, font=f, fill=fill)
-        x += f.getlength(c) + tracking
+        x += _advance(f, c) + tracking
 
 
 def wrap(text: str, f: ImageFont.FreeTypeFont, width: int, tracking: float = 0.0,
