@@ -42,11 +42,12 @@ from appliance.corpus.format import CorpusError, atomic_write_bytes
 from appliance.corpus.settings import CorpusSettings
 from appliance.corpus.thumbs import PackWriter
 from appliance.corpus.walk import list_sources
-from appliance.corpus.workers import guard_orphan, progress_bar, run_tasks
+from appliance.corpus.workers import guard_orphan, run_tasks
 from appliance.corpus.writer import clear_manifest, finalize
 from appliance.files import exclusive, refuse_links, remove_tree
 from appliance.generator.analyses import recorded
 from appliance.generator.source import GeneratorSource, describe_groups
+from appliance.progress import progress_bar
 
 WORK_DIR = ".build"
 #: Testing hook: SIGKILL the build itself after writing this many chunks in this run.

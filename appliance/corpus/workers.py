@@ -22,16 +22,9 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from appliance.errors import one_line
+from appliance.progress import progress_bar as progress_bar  # generator.job and train use it
 
 Task = tuple[Any, ...]
-
-
-def progress_bar(total: int, done: int, enabled: bool, *, unit: str, desc: str) -> Any:
-    """The bar on stderr of a build or generate run (`done` of `total` already there): tqdm's
-    on a terminal, a line every few seconds elsewhere (`appliance.progress`)."""
-    from appliance.progress import progress_bar as bar
-
-    return bar(total, done, enabled, unit=unit, desc=desc)
 
 
 class WorkerFailed(RuntimeError):

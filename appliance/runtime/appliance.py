@@ -222,7 +222,7 @@ class Appliance:
             raise PartFault(Fault.CORPUS, "the corpus is not open")
         return self.lookup.look_up(frame)
 
-    def print_visit(self, result: VisitResult) -> None:
+    def print_visit(self, result: VisitResult) -> dict[str, float]:
         """Print the visit's ticket; its bands stream to the printer as they are composed.
         `result.descriptor` stays held only when the conjured double follows (`print_double`).
         Returns the seconds of the ticket's stages (`print_stages`) for the visit's record."""
