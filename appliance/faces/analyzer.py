@@ -372,6 +372,7 @@ def _frontal_detector() -> Any:
     import dlib
 
     prefix = f"dlib-{dlib.__version__}-frontal-face-detector-"
+    folder: Path | None = None
     try:
         folder = cache_dir()
         for path in folder.glob(f"{prefix}*.svm"):
@@ -381,6 +382,8 @@ def _frontal_detector() -> Any:
     except Exception:  # no cache folder, an unreadable file: decode it again
         log.debug("face detector cache unusable", exc_info=True)
     detector = dlib.get_frontal_face_detector()
+    if folder is None:  # no cache folder: decoded again next time
+        return detector
     try:
         scratch = folder / f".{prefix}{os.getpid()}.svm"
         detector.save(str(scratch))
