@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance.cli import UsageError
+from appliance.errors import one_line
 
 MAX_STEPS = 10_000_000
 MAX_BATCH = 1024
@@ -118,8 +119,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         summary = train(dataset, args.out, options, progress=not args.quiet)
     except (DatasetError, TrainError, CheckpointError, WeightsNotFound, WeightsFormatError,
             OSError) as exc:
-        lines = str(exc).strip().splitlines()
-        print(f"sosie train: {lines[0] if lines else type(exc).__name__}", file=sys.stderr)
+        print(f"sosie train: {one_line(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"sosie train: interrupted; checkpoint saved in {args.out}, run the same command "

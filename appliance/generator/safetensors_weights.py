@@ -14,9 +14,10 @@ from __future__ import annotations
 import json
 import math
 import struct
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -45,46 +46,20 @@ def is_safetensors(path: Path) -> bool:
 
 
 def read_generator_state(path: Path, expected: Expected) -> dict[str, np.ndarray]:
-    """The tensors of `path`, exactly the names, dtype kinds and shapes of `expected`."""
-    tensors, _ = read_safetensors(path, expected)
-    return tensors
-
-
-def read_metadata(path: Path) -> dict[str, str]:
-    """The `__metadata__` strings of a safetensors file (its header only is read and checked)."""
-    try:
-        with open(path, "rb") as fh:
-            size = Path(path).stat().st_size
-            header = _header(fh, size)
-    except WeightsFormatError as exc:
-        raise WeightsFormatError(f"{path}: {exc}") from None
-    except OSError as exc:
-        raise WeightsFormatError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    return _metadata(header.get("__metadata__", {}))
-
-
-def read_safetensors(path: Path,
-                     expected: Expected) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    """(tensors, metadata) of a safetensors file holding exactly the `expected` tensors."""
-    try:
-        with open(path, "rb") as fh:
-            size = Path(path).stat().st_size
-            header = _header(fh, size)
-            metadata = _metadata(header.pop("__metadata__", {}))
-            layout = _layout(header, expected)
-            start = fh.tell()
-            data_size = size - start
-            end = max((stop for _, _, stop in layout.values()), default=0)
-            if data_size != end:
-                raise WeightsFormatError(f"the header describes {end} bytes of data, the file "
-                                         f"holds {data_size}")
-            data = fh.read(end)
-            if len(data) != end:
-                raise WeightsFormatError("truncated data")
-    except WeightsFormatError as exc:
-        raise WeightsFormatError(f"{path}: {exc}") from None
-    except OSError as exc:
-        raise WeightsFormatError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    """The tensors of `path`, exactly the names, dtype kinds and shapes of `expected` (its
+    `__metadata__` checked too)."""
+    with _reading(path) as (fh, size):
+        header = _header(fh, size)
+        _metadata(header.pop("__metadata__", {}))
+        layout = _layout(header, expected)
+        data_size = size - fh.tell()
+        end = max((stop for _, _, stop in layout.values()), default=0)
+        if data_size != end:
+            raise WeightsFormatError(f"the header describes {end} bytes of data, the file "
+                                     f"holds {data_size}")
+        data = fh.read(end)
+        if len(data) != end:
+            raise WeightsFormatError("truncated data")
     tensors = {}
     for name, (dtype, begin, stop) in layout.items():
         shape = expected[name][0]
@@ -93,7 +68,27 @@ def read_safetensors(path: Path,
         if value.dtype.kind == "f" and not np.isfinite(value).all():
             raise WeightsFormatError(f"{path}: {name} holds values that are not finite")
         tensors[name] = value
-    return tensors, metadata
+    return tensors
+
+
+def read_metadata(path: Path) -> dict[str, str]:
+    """The `__metadata__` strings of a safetensors file (its header only is read and checked)."""
+    with _reading(path) as (fh, size):
+        header = _header(fh, size)
+    return _metadata(header.get("__metadata__", {}))
+
+
+@contextmanager
+def _reading(path: Path) -> Iterator[tuple[BinaryIO, int]]:
+    """(the open file, its size); any WeightsFormatError or OSError inside becomes one
+    WeightsFormatError line naming `path`."""
+    try:
+        with open(path, "rb") as fh:
+            yield fh, Path(path).stat().st_size
+    except WeightsFormatError as exc:
+        raise WeightsFormatError(f"{path}: {exc}") from None
+    except OSError as exc:
+        raise WeightsFormatError(f"{path}: cannot read ({exc.strerror or exc})") from None
 
 
 def _header(fh: Any, size: int) -> dict[str, Any]:

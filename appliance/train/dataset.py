@@ -30,6 +30,7 @@ from appliance.corpus.walk import list_sources
 from appliance.files import atomic_write_bytes
 from appliance.generator.dcgan import SIDE
 from appliance.train.pictures import grid, save_png
+from appliance.words import plural
 
 #: The generator's square around a face, in face widths of dlib's chip: its padding ...
 FRAME_PADDING = 0.35
@@ -86,8 +87,8 @@ def load_dataset(photos_dir: Path, run_dir: Path, analyzer: Any, progress: bool)
     cached = _cached(run_dir, listing)
     if cached is not None:
         return cached
-    from appliance.corpus.workers import progress_bar
     from appliance.images import ImageError
+    from appliance.progress import progress_bar
 
     faces: list[np.ndarray] = []
     names: list[str] = []
@@ -124,8 +125,7 @@ def load_dataset(photos_dir: Path, run_dir: Path, analyzer: Any, progress: bool)
     atomic_write_bytes(run_dir / REJECTED, fmt.tsv_bytes(("path", "reason"), rejected))
     if not faces:
         reasons = sorted({reason.split(" (")[0] for _, reason in rejected})
-        raise DatasetError(f"{photos_dir}: no usable face in {len(files)} file"
-                           f"{'s' if len(files) != 1 else ''}"
+        raise DatasetError(f"{photos_dir}: no usable face in {plural(len(files), 'file')}"
                            f"{' (' + '; '.join(reasons[:3]) + ')' if reasons else ''}"
                            f"; see {run_dir / REJECTED}")
     _save(run_dir, dataset, listing)

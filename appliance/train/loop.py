@@ -32,6 +32,7 @@ import optax
 
 from appliance.files import atomic_write_bytes, sha256_file
 from appliance.generator.dcgan import DCGAN, LATENT, default_weights_path, read_state
+from appliance.progress import progress_bar
 from appliance.train import networks
 from appliance.train.augment import diff_augment
 from appliance.train.checkpoint import load_checkpoint, save_checkpoint
@@ -162,8 +163,6 @@ def train(dataset: Dataset, run_dir: Path, options: TrainOptions, *, progress: b
     `interrupt_after` (tests) raises KeyboardInterrupt once that many steps are done, as
     Ctrl-C would between two steps.
     """
-    from appliance.corpus.workers import progress_bar
-
     root = jax.random.PRNGKey(options.seed)
     k_start, k_d = jax.random.split(jax.random.fold_in(root, 2**31 - 1))
     params, stats, start_label = starting_generator(options.start, k_start)
@@ -189,11 +188,13 @@ def train(dataset: Dataset, run_dir: Path, options: TrainOptions, *, progress: b
         raise TrainError(f"{run_dir} is already at step {done}: ask for --steps {done} or more")
     fixed = jnp.asarray(np.stack([DCGAN.latent(options.seed, i) for i in range(SAMPLE_FACES)]))
 
-    def render(g: dict) -> jax.Array:
-        return _render(g, state["stats"], fixed)
+    def save_samples(step: int) -> None:
+        """The fixed latents' faces as the moving average draws them after `step` steps."""
+        faces_now = networks.to_pixels(_render(state["ema"], state["stats"], fixed))
+        save_png(grid(faces_now), run_dir / SAMPLES / f"step-{step:06d}.png")
 
     if done == 0:
-        save_png(grid(networks.to_pixels(render(state["ema"]))), _sample_path(run_dir, 0))
+        save_samples(0)
     faces = jnp.asarray(dataset.faces, jnp.float32) / 127.5 - 1
     bar = progress_bar(options.steps, done, progress, unit="step", desc="training")
     history = [losses]
@@ -218,8 +219,7 @@ def train(dataset: Dataset, run_dir: Path, options: TrainOptions, *, progress: b
             if done % options.checkpoint_every == 0 or done == options.steps:
                 save_checkpoint(run_dir, state, done, np.concatenate(history), identity)
             if done % options.sample_every == 0 or done == options.steps:
-                faces_now = networks.to_pixels(render(state["ema"]))
-                save_png(grid(faces_now), _sample_path(run_dir, done))
+                save_samples(done)
                 save_png(loss_curves(np.concatenate(history)), run_dir / LOSS_CURVES)
     except KeyboardInterrupt:
         save_checkpoint(run_dir, state, done, np.concatenate(history), identity)
@@ -256,7 +256,3 @@ def train(dataset: Dataset, run_dir: Path, options: TrainOptions, *, progress: b
     }
     atomic_write_bytes(run_dir / SUMMARY, (json.dumps(summary, indent=2) + "\n").encode())
     return summary
-
-
-def _sample_path(run_dir: Path, step: int) -> Path:
-    return run_dir / SAMPLES / f"step-{step:06d}.png"
