@@ -37,9 +37,9 @@ def progress_bar(total: int, done: int = 0, enabled: bool = True, *, unit: str, 
 
     stream = stream or sys.stderr
     terminal = bool(getattr(stream, "isatty", lambda: False)())
+    common = {"total": total, "initial": done, "unit": unit, "desc": desc,
+              "disable": not enabled, "smoothing": 0.05}
     if terminal:
-        return tqdm(total=total, initial=done, unit=unit, desc=desc, disable=not enabled,
-                    smoothing=0.05, dynamic_ncols=True, file=stream)
-    return tqdm(total=total, initial=done, unit=unit, desc=desc, disable=not enabled,
-                smoothing=0.05, ncols=80, file=_Lines(stream), mininterval=LOG_SECONDS,
+        return tqdm(**common, dynamic_ncols=True, file=stream)
+    return tqdm(**common, ncols=80, file=_Lines(stream), mininterval=LOG_SECONDS,
                 maxinterval=LOG_SECONDS * 4)

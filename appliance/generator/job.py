@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from appliance.corpus.workers import WorkerFailed, progress_bar
+from appliance.corpus.workers import WorkerFailed
 from appliance.files import atomic_write_bytes, exclusive, refuse_links, remove_inside
 from appliance.generator.draws import Draw
 from appliance.generator.journal import (
@@ -34,6 +34,7 @@ from appliance.generator.journal import (
     read_records,
     rewrite,
 )
+from appliance.progress import progress_bar
 
 #: Testing hook: SIGKILL the run itself after this many finished draws in this run.
 KILL_AFTER_ENV = "SOSIE_GENERATE_KILL_AFTER_DRAWS"
