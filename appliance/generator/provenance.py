@@ -57,8 +57,15 @@ def trained_how(path: Path) -> str | None:
             f"{made.get('seed')}, batch {made.get('batch')})")
 
 
-@cache
 def _digest(path: Path) -> str:
+    """The file's sha256, computed once per version of the file (a long-running process sees
+    a rewritten weights file anew)."""
+    info = path.stat()
+    return _digest_of(path, info.st_size, info.st_mtime_ns)
+
+
+@cache
+def _digest_of(path: Path, size: int, mtime_ns: int) -> str:
     return sha256_file(path)
 
 
