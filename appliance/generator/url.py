@@ -260,20 +260,20 @@ class _HTTPSConnection(_DeadlineConnection, http.client.HTTPSConnection):
     pass
 
 
-class _DeadlineHTTP(urllib.request.HTTPHandler):
+class _DeadlineHandler:
+    """Mixed into urllib's handlers: the connections they open get the request's limits."""
+
     def __init__(self, deadline: float, most: int) -> None:
         super().__init__()
         self.limits = {"deadline": deadline, "most": most}
 
+
+class _DeadlineHTTP(_DeadlineHandler, urllib.request.HTTPHandler):
     def http_open(self, req: urllib.request.Request) -> Any:
         return self.do_open(functools.partial(_HTTPConnection, **self.limits), req)
 
 
-class _DeadlineHTTPS(urllib.request.HTTPSHandler):
-    def __init__(self, deadline: float, most: int) -> None:
-        super().__init__()
-        self.limits = {"deadline": deadline, "most": most}
-
+class _DeadlineHTTPS(_DeadlineHandler, urllib.request.HTTPSHandler):
     def https_open(self, req: urllib.request.Request) -> Any:
         return self.do_open(functools.partial(_HTTPSConnection, **self.limits), req)
 
