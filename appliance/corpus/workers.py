@@ -22,7 +22,6 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from appliance.errors import one_line
-from appliance.progress import progress_bar as progress_bar  # generator.job and train use it
 
 Task = tuple[Any, ...]
 
