@@ -1,6 +1,9 @@
 """Conjured doubles against the nearest face of a generated corpus, on real face photos.
 
-For each photo (scikit-image's astronaut and upscaled LFW crops, none of them in the corpus):
+For each photo (scikit-image's astronaut, matplotlib's Grace Hopper and upscaled LFW crops, none
+of them in the corpus; photos whose descriptor is within `--apart` (0.6, dlib's "same person") of
+an earlier photo's are left out, so every photo shows a different person by dlib's rule, as the
+LFW subset has no names):
 the distance to the nearest corpus face (the anchor, found by the corpus scan in the same run)
 and to the face `sosie conjure` makes within the budget, starting from the latents of the 8
 nearest corpus faces. Prints a row per photo, then the medians, how many photos got closer than
@@ -44,13 +47,37 @@ PIXELS = ("latent", "nearest_thumb", "photo_crop")  # kept out of the JSON
 _state: dict[str, Any] = {}
 
 
-def photo_set(count: int) -> list[tuple[str, np.ndarray]]:
-    """The astronaut, then LFW crops upscaled to 200 px, in index order."""
+def photo_set() -> list[tuple[str, np.ndarray]]:
+    """The astronaut, Grace Hopper, then LFW crops upscaled to 200 px, in index order."""
+    import matplotlib.cbook
     import photos
 
-    out = [("astronaut", np.asarray(photos.astronaut()))]
+    hopper = matplotlib.cbook.get_sample_data("grace_hopper.jpg")
+    out = [("astronaut", np.asarray(photos.astronaut())),
+           ("grace-hopper", np.asarray(Image.open(hopper).convert("RGB")))]
     out += [(f"lfw-{i:03d}", np.asarray(photos.lfw_photo(i))) for i in range(100)]
-    return out[:count]
+    return out
+
+
+def distinct_faces(candidates: list[tuple[str, np.ndarray]], count: int,
+                   apart: float) -> list[tuple[str, np.ndarray]]:
+    """The first `count` photos with a face whose descriptor is >= `apart` from every kept one."""
+    from appliance.faces.analyzer import FaceAnalyzer
+
+    analyzer = FaceAnalyzer()
+    kept: list[tuple[str, np.ndarray]] = []
+    descriptors: list[np.ndarray] = []
+    for name, photo in candidates:
+        face = analyzer.analyze(photo)
+        if not hasattr(face, "descriptor"):
+            continue
+        descriptor = np.array(face.descriptor)
+        if all(np.linalg.norm(descriptor - d) >= apart for d in descriptors):
+            kept.append((name, photo))
+            descriptors.append(descriptor)
+        if len(kept) == count:
+            break
+    return kept
 
 
 def _init(corpus_dir: str) -> None:
@@ -137,6 +164,8 @@ def main() -> int:
     parser.add_argument("--photos", type=int, default=20, help="photos with a face (default 20)")
     parser.add_argument("--budget", type=float, default=30.0, help="seconds per photo")
     parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu")
+    parser.add_argument("--apart", type=float, default=0.6,
+                        help="leave out a photo this close to an earlier one (default 0.6)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=1, help="photos in parallel")
     parser.add_argument("--sheet", type=Path, help="write the contact sheet here (PNG)")
@@ -147,8 +176,7 @@ def main() -> int:
 
     with Corpus.open(args.corpus) as corpus:
         count, manifest = corpus.count, corpus.manifest
-    # more candidates than wanted: photos without a face are dropped
-    candidates = photo_set(min(101, args.photos + 15))
+    candidates = distinct_faces(photo_set(), args.photos, args.apart)
     jobs = [(name, photo, args.budget, args.clock, args.seed) for name, photo in candidates]
     rows: list[dict[str, Any]] = []
     started = time.perf_counter()
@@ -158,8 +186,10 @@ def main() -> int:
             if row is None:
                 continue
             rows.append(row)
-            print(f"{row['photo']:>10}  corpus {row['corpus_nearest']:.3f}  start "
+            closer_now = "closer" if row["conjured"] < row["corpus_nearest"] else "not closer"
+            print(f"{row['photo']:>12}  corpus {row['corpus_nearest']:.3f}  start "
                   f"{row['start_distance']:.3f}  conjured {row['conjured']:.3f}  "
+                  f"{closer_now} ({row['conjured'] / row['corpus_nearest']:.2f})  "
                   f"({row['evaluations']} evaluations, {row['seconds']:.1f} s {args.clock}, "
                   f"{row['wall_seconds']:.0f} s wall)", flush=True)
             if len(rows) == args.photos:
@@ -181,7 +211,9 @@ def main() -> int:
     print("|---|---|---|")
     med_n, med_c = statistics.median(nearest), statistics.median(conjured)
     print(f"| nearest of the corpus (anchor) | {med_n:.3f} | 1.00 |")
-    print(f"| conjured | {med_c:.3f} | {med_c / med_n:.2f} |")
+    ratio = statistics.median(c / n for c, n in zip(conjured, nearest, strict=True))
+    print(f"| conjured | {med_c:.3f} | {med_c / med_n:.2f} (median of per-photo ratios "
+          f"{ratio:.2f}) |")
     print(f"closer than the corpus's nearest: {closer}/{len(rows)} "
           f"({100 * closer / len(rows):.0f} %); by more than 0.01: {clearly}/{len(rows)}")
     evaluations = statistics.median(r["evaluations"] for r in rows)
@@ -209,6 +241,7 @@ def main() -> int:
             "corpus": {"path": str(args.corpus), "count": count, "source": source},
             "budget_seconds": args.budget, "clock": args.clock, "seed": args.seed,
             "median_corpus_nearest": med_n, "median_conjured": med_c,
+            "median_ratio": ratio, "apart": args.apart,
             "closer": closer, "closer_by_0.01": clearly, "photos": len(rows),
             "budget_curve": dict(zip(map(str, checkpoints), medians, strict=True)),
             "rows": [{k: v for k, v in r.items() if k not in PIXELS} for r in rows],
