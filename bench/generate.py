@@ -42,8 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from figures import median_ms, write_json
 
+from appliance.compute.pool import run_tasks
 from appliance.corpus.engines import DlibEngine
-from appliance.corpus.workers import run_tasks
 from appliance.generator.dcgan import DCGAN, default_weights_path
 from appliance.generator.draws import DcganDrawer, DcganJob
 from appliance.generator.job import generate

@@ -1,4 +1,4 @@
-"""appliance.corpus.workers: how build workers are started."""
+"""appliance.compute.pool: how build workers are started."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from appliance.corpus.workers import run_tasks
+from appliance.compute.pool import run_tasks
 
 BLAS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")
 

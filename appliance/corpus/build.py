@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from appliance.compute.pool import guard_orphan, run_tasks
 from appliance.corpus import format as fmt
 from appliance.corpus.analysis import analyze_drawn_group, analyze_file
 from appliance.corpus.chunks import (
@@ -42,7 +43,6 @@ from appliance.corpus.format import CorpusError, atomic_write_bytes
 from appliance.corpus.settings import CorpusSettings
 from appliance.corpus.thumbs import PackWriter
 from appliance.corpus.walk import list_sources
-from appliance.corpus.workers import guard_orphan, run_tasks
 from appliance.corpus.writer import clear_manifest, finalize
 from appliance.files import exclusive, refuse_links, remove_tree
 from appliance.generator.analyses import recorded

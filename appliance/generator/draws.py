@@ -94,7 +94,7 @@ _state: dict[str, Any] = {}
 def init(job: DcganJob, engine: Any, in_worker: bool = True, net: Any = None) -> None:
     """Per process: the network (`net` if the caller loaded it already) and the analyzer,
     loaded once."""
-    from appliance.corpus.workers import guard_orphan
+    from appliance.compute.pool import guard_orphan
     from appliance.generator.dcgan import DCGAN
 
     if in_worker:
@@ -143,7 +143,7 @@ class DcganDrawer:
 
     def run(self, indices: list[int], seen: dict[str, str]) -> Iterator[Draw]:
         """The draws `indices`, in any order (`seen`: only the url engine drops repeats)."""
-        from appliance.corpus.workers import run_tasks
+        from appliance.compute.pool import run_tasks
 
         blocks = [tuple(indices[i:i + self.block]) for i in range(0, len(indices), self.block)]
         if self.workers <= 1 or len(blocks) <= 1:

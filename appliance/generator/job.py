@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from appliance.corpus.workers import WorkerFailed
+from appliance.compute.pool import WorkerFailed
 from appliance.files import atomic_write_bytes, exclusive, refuse_links, remove_inside
 from appliance.generator.draws import Draw
 from appliance.generator.journal import (
