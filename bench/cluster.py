@@ -65,7 +65,7 @@ def timed_build(folder: Path, engine, settings: CorpusSettings, watch=None,
 
 def connect_ms(address: str) -> float:
     """ms to connect a build's client and learn the workers (paid once per build)."""
-    from appliance.corpus.cluster import Session
+    from appliance.compute.dask_session import Session
 
     start = time.perf_counter()
     with Session(address) as session:

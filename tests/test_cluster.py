@@ -25,20 +25,15 @@ from PIL import Image
 from test_build import stable_manifest, textured
 from torch_zip_writer import dcgan_state, write_dcgan
 
+from appliance.compute import dask_session
+from appliance.compute.dask_session import ClusterError, Session, parse_address
+from appliance.compute.worker_cache import WorkerMismatch
 from appliance.corpus import CorpusSettings, MockEngine, build
 from appliance.corpus import cluster as cluster_module
 from appliance.corpus import format as fmt
 from appliance.corpus.build import WORK_DIR
 from appliance.corpus.chunks import SourceFile
-from appliance.corpus.cluster import (
-    ChunkJob,
-    ClusterError,
-    NotShared,
-    Session,
-    parse_address,
-    run_shared,
-    sees_files,
-)
+from appliance.corpus.cluster_tasks import ChunkJob, NotShared, run_shared, sees_files
 from appliance.generator.draws import DcganDrawer, DcganJob
 from appliance.generator.job import generate
 from appliance.generator.source import GeneratorSource
@@ -142,7 +137,7 @@ def test_no_scheduler_listening_fails_in_one_line_within_the_deadline(monkeypatc
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    monkeypatch.setattr(cluster_module, "CONNECT_TIMEOUT", 2.0)
+    monkeypatch.setattr(dask_session, "CONNECT_TIMEOUT", 2.0)
     start = time.monotonic()
     with pytest.raises(ClusterError, match=r"no Dask scheduler answers"), \
             Session(f"tcp://127.0.0.1:{port}"):
@@ -170,7 +165,7 @@ def test_a_worker_with_other_models_refuses_the_job(folder):
     rel = "a/sub 0/face-00.png"
     info = (folder / rel).stat()
     job = ChunkJob("k", MockEngine(), {"mock": "0" * 64}, (48, "jpeg", 92), None, str(folder))
-    with pytest.raises(cluster_module.WorkerMismatch, match="other face models"):
+    with pytest.raises(WorkerMismatch, match="other face models"):
         run_shared(job, (SourceFile(rel, info.st_size, info.st_mtime_ns),))
 
 
@@ -184,7 +179,7 @@ def test_a_folder_built_on_the_cluster_equals_the_local_build(cluster, folder, l
                                                               capsys):
     if files == "stream":  # several tasks per chunk, and the budget holding some back
         monkeypatch.setattr(cluster_module, "STREAM_BATCH_BYTES", 2500)
-        monkeypatch.setattr(cluster_module, "STREAM_BUDGET_BYTES", 6000)
+        monkeypatch.setattr(dask_session, "STREAM_BUDGET_BYTES", 6000)
     report = build(folder, tmp_path / "c", settings=SMALL, engine=MockEngine(), progress=True,
                    scheduler=cluster.address, cluster_files=files)
     assert_same_corpus(local_folder, tmp_path / "c")
@@ -278,7 +273,8 @@ def test_a_chunk_that_kills_workers_is_split_and_the_killer_image_rejected(folde
     `allowed-failures` dead workers): one task per image, then that image is rejected."""
     from distributed.scheduler import KilledWorker
 
-    from appliance.corpus.cluster import ClusterRun, Task, _Batch, run_shared
+    from appliance.compute.dask_session import Task
+    from appliance.corpus.cluster import ClusterRun, _Batch
 
     files = tuple(SourceFile(f"f{i}.png", 1, 0) for i in range(3))
     job = ChunkJob("k", MockEngine(), {}, (48, "jpeg", 92), None, str(folder))

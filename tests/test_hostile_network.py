@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from appliance.corpus import cluster
+from appliance.compute import dask_session as cluster
 
 LIFETIME = 30.0  # s: every test server closes by itself after this
 

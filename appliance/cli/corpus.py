@@ -168,7 +168,7 @@ def interrupted_build(corpus_dir: Path) -> str:
 
 def _scheduler(option: str | None, configured: str | None) -> str | None:
     """`--scheduler`, else `corpus.scheduler`, checked (None: build on this machine)."""
-    from appliance.corpus.cluster import parse_address
+    from appliance.compute.dask_session import parse_address
 
     if option is None and configured is None:
         return None

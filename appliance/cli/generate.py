@@ -127,7 +127,7 @@ def _drawer(args: argparse.Namespace) -> Any:
 
 def _scheduler(args: argparse.Namespace) -> str | None:
     """`--scheduler`, else the config's `corpus.scheduler`, checked (None: this machine)."""
-    from appliance.corpus.cluster import parse_address
+    from appliance.compute.dask_session import parse_address
 
     if args.scheduler is not None:
         key, value = "--scheduler", args.scheduler

@@ -1,7 +1,7 @@
 """One item of a build: a source file's bytes or a drawn face -> `ItemResult`.
 
 Shared by the local worker processes (`appliance.corpus.build`) and the Dask workers
-(`appliance.corpus.cluster`); nothing here raises for a bad image, only for broken models.
+(`appliance.corpus.cluster_tasks`); nothing here raises for a bad image, only for broken models.
 """
 
 from __future__ import annotations

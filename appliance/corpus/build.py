@@ -152,15 +152,16 @@ def _build(
     done = counted(chunk_path(work, k) for k in current)  # a resumed bar counts them too
     try:
         if cluster is not None and pending:
-            from appliance.corpus.cluster import ClusterError
+            from appliance.compute.dask_session import ClusterError
+            from appliance.corpus.cluster import ClusterBuildError
 
             try:
                 cluster.run(images_dir, Collector(work, key, chunks, pending, bar, done), engine,
                             settings, progress)
             except ClusterError as exc:
                 kept = sum(1 for k in range(len(chunks)) if chunk_path(work, k).exists())
-                raise ClusterError(f"{exc}; {kept} of {len(chunks)} chunks are kept in {work}: "
-                                   "run the same command again to resume") from None
+                raise ClusterBuildError(f"{exc}; {kept} of {len(chunks)} chunks are kept in "
+                                        f"{work}: run the same command again to resume") from None
         else:
             _run(images_dir, work, key, chunks, pending, engine, settings, count, bar, done)
     finally:

@@ -1,10 +1,10 @@
 """`sosie generate --scheduler tcp://HOST:PORT`: the dcgan engine's draws on a Dask cluster.
 
 Only blocks of draw indices travel to the workers; each worker thread loads the network and the
-analyzer once (checked against the client's checksums, see `appliance.corpus.cluster`) and sends
-back the encoded files of the accepted draws, which `generate` writes and journals here exactly
-as with local workers. The drawer's identity is the local one's, so a run can start on one and
-resume on the other, and the folder ends byte for byte the same.
+analyzer once (checked against the client's checksums, see `appliance.compute.worker_cache`)
+and sends back the encoded files of the accepted draws, which `generate` writes and journals
+here exactly as with local workers. The drawer's identity is the local one's, so a run can start
+on one and resume on the other, and the folder ends byte for byte the same.
 """
 
 from __future__ import annotations
@@ -13,9 +13,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from appliance.corpus.cluster import ClusterError, Session, Task, generator_network
+from appliance.compute.dask_session import ClusterError, Session, Task
+from appliance.compute.worker_cache import worker_analyzer
 from appliance.errors import one_line
 from appliance.generator.draws import DcganDrawer, DcganJob, Draw, judge_faces
+from appliance.generator.worker_network import generator_network
 
 
 @dataclass(frozen=True)
@@ -30,8 +32,6 @@ class DrawJob:
 
 def draw_on_worker(work: DrawJob, indices: tuple[int, ...]) -> list[Draw]:
     """The draws `indices` (a task on a worker)."""
-    from appliance.corpus.cluster import worker_analyzer
-
     net = generator_network(work.job.weights, work.weights_sha256)
     analyzer = worker_analyzer(work.engine, work.checksums)
     faces = (net.faces(work.job.seed, [index], work.job.size)[0] for index in indices)
