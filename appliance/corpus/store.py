@@ -1,9 +1,15 @@
 """Reading a corpus: `Corpus.open` validates cheaply, then memory-maps the descriptors, the
-coordinates, the sketch and its scan layout (shared with every other process that maps them)."""
+coordinates, the sketch and its scan layout (shared with every other process that maps them).
+
+What reads every row (the descriptors' finiteness, the thumbnail index's bounds, bringing the
+files a search reads into the page cache) runs once: in `warm`, or on a thread started by
+`check_in_background` (`sosie run`: start-up then reads nothing that grows with the corpus),
+which `check_rows` waits for, so no search answers from unchecked rows."""
 
 from __future__ import annotations
 
-import mmap
+import os
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -59,6 +65,9 @@ class Corpus:
         self._sketch: Sketch | None = None
         self._layout: ScanLayout | None = None
         self._rows_finite = False
+        self._index_checked = False
+        self._checking: threading.Thread | None = None
+        self._check_error: CorpusError | None = None
 
     # -----------------------------------------------------------------------------------------
     @classmethod
@@ -68,13 +77,16 @@ class Corpus:
         *,
         check_model: bool | Mapping[str, str] = True,
         face_settings: Any = None,
+        index_later: bool = False,
     ) -> Corpus:
         """Open and cheaply validate a corpus, or raise a one-line CorpusError.
 
         Checks the format version, every file size against the manifest and the thumbnail
-        index bounds. With `check_model` (the default) the descriptor models recorded in the
-        manifest must be the ones this appliance uses (`faces.model_checksums(face_settings)`),
-        or the given {file: sha256} mapping; synthetic corpora are not tied to a model.
+        index bounds (with `index_later`, by `check_in_background` or `warm` instead: a pass
+        over 16 bytes a face; each thumbnail read checks its own row's bounds anyway). With
+        `check_model` (the default) the descriptor models recorded in the manifest must be the
+        ones this appliance uses (`faces.model_checksums(face_settings)`), or the given
+        {file: sha256} mapping; synthetic corpora are not tied to a model.
         """
         path = Path(path)
         manifest = fmt.read_manifest(path)
@@ -83,11 +95,12 @@ class Corpus:
             expected = check_model if isinstance(check_model, Mapping) else None
             check_models(path, manifest, expected, face_settings)
         corpus = cls(path, manifest)
-        try:
-            corpus._thumbs.check()
-        except CorpusError:
-            corpus.close()
-            raise
+        if not index_later:
+            try:
+                corpus._check_index()
+            except CorpusError:
+                corpus.close()
+                raise
         return corpus
 
     # -----------------------------------------------------------------------------------------
@@ -113,35 +126,76 @@ class Corpus:
 
     def check_rows(self) -> None:
         """Refuse descriptors holding NaN or infinity (a CorpusError), counted once: a pass over
-        every row, from the page cache after `warm`."""
+        every row, from the page cache after `warm`. While `check_in_background` runs, waits
+        for it and raises what it found (a damaged thumbnail index too)."""
+        thread = self._checking
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+        if self._check_error is not None:
+            raise self._check_error
         if self._rows_finite or not self.count:
             self._rows_finite = True
             return
         from appliance import _scan
 
-        bad = _scan.count_nonfinite(self.vectors)
+        bad = _scan.count_nonfinite(self.vectors)  # without the GIL
         if bad:
             raise CorpusError(f"{self.path / fmt.DESCRIPTORS}: {bad} row(s) hold NaN or infinity")
         self._rows_finite = True
 
     def warm(self) -> None:
-        """Touch every page of the descriptors, the sketch's scan layout (else its codes) and the
-        thumbnail index (cold SD cards); then check the rows (`check_rows`)."""
+        """Read the descriptors, the sketch's scan layout (else its codes) and the thumbnail
+        index into the page cache (cold SD cards), then check the index (if `open` left it) and
+        the rows (`check_rows`)."""
+        self._read_ahead()
+        self._check_index()
+        self.check_rows()
+
+    def check_in_background(self) -> None:
+        """Run `warm` on a thread: this returns at once, whatever the corpus's size. The first
+        search waits for it through `check_rows` (`scanner(wait=False)`'s callers call it), and
+        a problem it finds (a NaN row, an index past the pack, an unreadable file) is raised
+        there as a CorpusError."""
+        if self._checking is not None or self._rows_finite:
+            return
+        self.scan_layout()  # the sketch's and the layout's own checks, here, before the thread
+
+        def run() -> None:
+            try:
+                self.warm()
+            except CorpusError as exc:
+                self._check_error = exc
+            except OSError as exc:
+                self._check_error = CorpusError(
+                    f"{exc.filename or self.path}: unreadable ({exc.strerror or exc})")
+            except Exception as exc:  # any failure is the corpus's, raised by check_rows
+                self._check_error = CorpusError(f"{self.path}: {type(exc).__name__}: {exc}")
+
+        self._checking = threading.Thread(target=run, name="corpus-check", daemon=True)
+        self._checking.start()
+
+    def _check_index(self) -> None:
+        if not self._index_checked:
+            self._thumbs.check()
+            self._index_checked = True
+
+    def _read_ahead(self) -> None:
+        """Read the files every search touches into the page cache with plain reads (the GIL
+        released while the disk works, unlike faults on a memory map)."""
         sketch = self.sketch()
         layout = self.scan_layout()
-        read: tuple[np.ndarray, ...] = ()
+        names = [fmt.DESCRIPTORS, fmt.THUMBS_INDEX]
         if layout is not None:
-            read = (layout.blocks, layout.records)
+            names += list(fmt.LAYOUT_FILES)
         elif sketch is not None:
-            read = (sketch.codes,)
-        for array in (self.vectors, self._thumbs.index, *read):
-            if array.size:
-                raw = np.asarray(array).reshape(-1).view(np.uint8)
-                mm = getattr(array, "_mmap", None)
-                if isinstance(mm, mmap.mmap) and hasattr(mmap, "MADV_WILLNEED"):
-                    mm.madvise(mmap.MADV_WILLNEED)
-                int(raw[:: mmap.PAGESIZE].sum())
-        self.check_rows()
+            names.append(fmt.SKETCH_FILES[0])
+        buffer = bytearray(1 << 20)
+        for name in names if self.count else ():
+            with open(self.path / name, "rb", buffering=0) as file:
+                if hasattr(os, "posix_fadvise"):
+                    os.posix_fadvise(file.fileno(), 0, 0, os.POSIX_FADV_WILLNEED)
+                while file.readinto(buffer):
+                    pass
 
     def sketch(self) -> Sketch | None:
         """The int8 sketch searches read first (`appliance.corpus.sketch`), read and checked
@@ -169,7 +223,8 @@ class Corpus:
                 self.path, sketch, fmt.scan_layout_entry(self.manifest), fmt.LAYOUT_FILES)
         return self._layout
 
-    def scanner(self, threads: int = 1, kernel: str | None = None) -> Scanner:
+    def scanner(self, threads: int = 1, kernel: str | None = None, *,
+                wait: bool = True) -> Scanner:
         """A nearest-neighbour `Scanner` over this corpus (appliance.search), reading the
         sketch first: exact top-k from a fraction of the float16 rows. `kernel`: None or
         "auto" for the best (or ``SOSIE_KERNEL``), else serial, avx2, avx512 or neon.
@@ -177,11 +232,13 @@ class Corpus:
         Opening it reads neither the rows nor the codes again: the rows are checked once
         (`check_rows`, done by `warm`), the sketch's scan layout is the build's files (memory-
         mapped), and the stored norms, which a scan does not use, are checked against the rows
-        by `sosie corpus verify`."""
+        by `sosie corpus verify`. `wait=False` (with `check_in_background` running) returns
+        before the rows are checked: the caller then calls `check_rows` before each search."""
         from appliance.search import Scanner
 
         kernel = None if kernel in (None, "", "auto") else kernel
-        self.check_rows()
+        if wait or self._checking is None:
+            self.check_rows()
         return Scanner(self.vectors, threads=threads, kernel=kernel, sketch=self.sketch(),
                        layout=self.scan_layout(), finite=True)
 

@@ -119,17 +119,20 @@ class PackReader:
         outside = (lengths > pack) | (offsets > pack - np.minimum(lengths, pack))
         if outside.any():
             worst = int(np.argmax(outside))
-            raise CorpusError(
-                f"{self.index_path}: row {worst} points past the end of {self.pack_path.name} "
-                f"(offset {int(offsets[worst])} + {int(lengths[worst])} bytes > "
-                f"{self._pack_bytes} bytes)"
-            )
+            raise self._past_end(worst, int(offsets[worst]), int(lengths[worst]))
+
+    def _past_end(self, row: int, offset: int, length: int) -> CorpusError:
+        return CorpusError(f"{self.index_path}: row {row} points past the end of "
+                           f"{self.pack_path.name} (offset {offset} + {length} bytes > "
+                           f"{self._pack_bytes} bytes)")
 
     def blob(self, row: int) -> bytes:
         """The encoded bytes of `row`."""
         if not 0 <= row < self.count:
             raise IndexError(f"thumbnail row {row} out of range (corpus has {self.count} rows)")
         offset, length = (int(v) for v in self.index[row])
+        if length > self._pack_bytes or offset > self._pack_bytes - length:  # `check` may be
+            raise self._past_end(row, offset, length)  # still to come (`Corpus.open`)
         data = os.pread(self._fd, length, offset)
         if len(data) != length:
             raise CorpusError(f"{self.pack_path}: row {row} is truncated")

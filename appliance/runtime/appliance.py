@@ -140,7 +140,7 @@ class Appliance:
         except Exception as exc:
             raise PartFault(Fault.CORPUS, f"corpus: {one_line(exc)}") from None
         try:
-            corpus.warm()
+            corpus.check_in_background()  # the first search waits for it (Lookup._search)
             scanner = make_scanner(corpus, self.settings.search)
             lookup = Lookup(self.analyzer, corpus, scanner, self.settings.ticket,
                             installation=self.settings.installation, width=self.paper.width,
@@ -361,15 +361,17 @@ def keep_capture(frame: Frame, folder: Path) -> None:
 
 def make_scanner(corpus: Corpus, search: SearchSettings) -> Scanner:
     """The corpus's Scanner (its sketch first, then the float16 rows that can still rank) with
-    the `search` section's threads and kernel."""
-    return corpus.scanner(threads=search.threads, kernel=search.kernel)
+    the `search` section's threads and kernel, made without waiting for the corpus's background
+    checks (each search through `Lookup` waits for them)."""
+    return corpus.scanner(threads=search.threads, kernel=search.kernel, wait=False)
 
 
 def open_corpus(path: Path, face_settings: FaceSettings) -> Corpus:
-    """`Corpus.open` (appliance.corpus), checked against the face models in use."""
+    """`Corpus.open` (appliance.corpus), checked against the face models in use; the thumbnail
+    index's pass is left to `Corpus.check_in_background` or `warm`."""
     from appliance.corpus import Corpus
 
-    return Corpus.open(path, face_settings=face_settings)
+    return Corpus.open(path, face_settings=face_settings, index_later=True)
 
 
 def print_stages(ticket: Ticket | Image.Image, receipt: PrintReceipt) -> dict[str, float]:

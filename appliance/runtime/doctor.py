@@ -191,6 +191,11 @@ def check_corpus(doc: Doctor, settings: Any, path: Path | None = None) -> None:
         from appliance.runtime.appliance import make_scanner, open_corpus
 
         corpus = open_corpus(Path(path), settings.faces)
+        try:
+            corpus.warm()  # every row and the thumbnail index, as the first search would
+        except Exception:
+            corpus.close()
+            raise
     except Exception as exc:
         doc.report("corpus", PROBLEM, one_line(exc))
         return

@@ -209,6 +209,9 @@ class Lookup:
             raise PartFault(Fault.CORPUS, "the corpus is empty: nothing to compare the visitor "
                             "with")
         try:
+            check_rows = getattr(self.corpus, "check_rows", None)
+            if check_rows is not None:  # waits for the checks start-up left to a thread, once
+                check_rows()
             return self.scanner.topk(descriptor, k)
         except Exception as exc:
             raise PartFault(Fault.CORPUS, f"search: {one_line(exc)}") from None

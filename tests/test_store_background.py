@@ -1,0 +1,126 @@
+"""Start-up leaves the passes over every row to a thread (`Corpus.check_in_background`): the
+service is ready without reading the corpus, and the first search waits for the checks and
+refuses a damaged corpus (a NaN row, a thumbnail index past its pack)."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import threading
+
+import numpy as np
+import pytest
+from test_visit import FakeAnalyzer, FakeFace
+
+from appliance.corpus import Corpus, CorpusError, synth
+from appliance.corpus import format as fmt
+from appliance.faults import Fault, PartFault
+from appliance.runtime.lookup import Lookup
+from appliance.ticket import TicketLayout
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    """A synthetic corpus of 300 rows (read-only; copy it before damaging it)."""
+    return synth(tmp_path_factory.mktemp("synth") / "c", 300, seed=5)
+
+
+@pytest.fixture
+def copy(small, tmp_path):
+    return shutil.copytree(small, tmp_path / "c")
+
+
+@pytest.fixture
+def held_check(monkeypatch):
+    """The background check's reads wait for the returned event."""
+    gate, started = threading.Event(), threading.Event()
+    real = Corpus._read_ahead
+
+    def held(self):
+        started.set()
+        assert gate.wait(30)
+        real(self)
+
+    monkeypatch.setattr(Corpus, "_read_ahead", held)
+    yield gate, started
+    gate.set()
+
+
+def put_nan(path, row: int) -> None:
+    vectors = np.memmap(path / fmt.DESCRIPTORS, "<f2", mode="r+").reshape(-1, 128)
+    vectors[row, 17] = np.nan
+    vectors.flush()
+
+
+def lookup_of(corpus: Corpus, row: int, scanner=None) -> Lookup:
+    face = FakeFace(np.asarray(corpus.vectors[row], np.float32))
+    return Lookup(FakeAnalyzer(face), corpus, scanner, TicketLayout(lookalikes=3), width=384)
+
+
+def test_the_first_search_waits_for_the_background_check(copy, held_check):
+    gate, started = held_check
+    corpus = Corpus.open(copy, index_later=True)
+    corpus.check_in_background()  # returns with its reads held
+    scanner = corpus.scanner(wait=False)
+    assert started.wait(10)
+    lookup = lookup_of(corpus, 42, scanner)
+    results: list = []
+    visit = threading.Thread(target=lambda: results.append(lookup.look_up(None)))
+    visit.start()
+    visit.join(0.5)
+    assert visit.is_alive() and not results  # the search waits for the rows' check
+    gate.set()
+    visit.join(30)
+    assert results[0].matches[0].index == 42 and results[0].matches[0].distance < 1e-3
+    corpus.close()
+
+
+def test_a_nan_row_found_in_the_background_is_a_corpus_fault_at_the_first_search(copy):
+    put_nan(copy, 123)
+    corpus = Corpus.open(copy, index_later=True)  # opening reads no row
+    corpus.check_in_background()
+    lookup = lookup_of(corpus, 7, corpus.scanner(wait=False))
+    with pytest.raises(PartFault) as caught:
+        lookup.look_up(None)
+    assert caught.value.fault is Fault.CORPUS
+    assert "descriptors.f16: 1 row(s) hold NaN or infinity" in str(caught.value)
+    with pytest.raises(CorpusError, match="hold NaN"):  # every later search too
+        corpus.check_rows()
+    with pytest.raises(CorpusError, match="hold NaN"):  # and a scanner made afterwards
+        corpus.scanner()
+    corpus.close()
+
+
+def test_a_thumbnail_row_past_the_pack_is_refused_on_read_and_by_the_check(copy):
+    index = np.fromfile(copy / fmt.THUMBS_INDEX, "<u8").reshape(-1, 2)
+    pack_bytes = (copy / fmt.THUMBS_PACK).stat().st_size
+    index[9] = (pack_bytes - 10, 11)  # one byte past the end
+    index.tofile(copy / fmt.THUMBS_INDEX)
+    with pytest.raises(CorpusError, match=r"thumbs\.idx: row 9 points past the end"):
+        Corpus.open(copy)  # the default: checked on open
+    corpus = Corpus.open(copy, index_later=True)
+    assert corpus.thumbnail(8).shape == (256, 256)
+    with pytest.raises(CorpusError, match=r"thumbs\.idx: row 9 points past the end"):
+        corpus.thumbnail(9)  # the row's own bounds, whatever the check has done yet
+    corpus.check_in_background()
+    with pytest.raises(CorpusError, match=r"thumbs\.idx: row 9 points past the end"):
+        corpus.check_rows()
+    corpus.close()
+
+
+def test_the_appliance_is_ready_before_the_corpus_is_read(copy, held_check, tmp_path):
+    from appliance.parts.printer import VirtualPrinter
+    from appliance.runtime.appliance import Appliance
+    from appliance.runtime.counter import FixedCounter
+    from appliance.settings import load_settings
+
+    gate, started = held_check
+    settings = load_settings(search=False)
+    settings = settings.replace(ticket=dataclasses.replace(settings.ticket, lookalikes=3))
+    parts = Appliance(settings, corpus_path=copy, counter=FixedCounter(1),
+                      printer=VirtualPrinter(tmp_path / "tickets", settings.printer))
+    parts.start_search()  # models and corpus: returns while the corpus's reads are held
+    assert started.wait(10) and not gate.is_set() and parts.lookup is not None
+    gate.set()
+    parts.corpus.check_rows()
+    parts.corpus.close()
