@@ -100,7 +100,11 @@ def _parse(data: bytes) -> tuple[tuple[float, float, float], list[tuple[str, obj
     """The input layer's channel means and the layer list [(kind, params)] of a dlib net file."""
     layers: list[tuple[str, object]] = []
     means: tuple[float, float, float] | None = None
-    for match in _LAYER.finditer(data):
+    position = 0
+    # layer by layer, each search starting past the last layer's parameters (a scan of the
+    # whole file tried the names at every byte of 22 MB of floats: 0.25 s per process)
+    while (match := _LAYER.search(data, position)) is not None:
+        position = match.end()
         name = match.group().decode()
         if data[match.start() - 1] != len(name):  # a string's length byte precedes it
             continue
@@ -139,6 +143,7 @@ def _parse(data: bytes) -> tuple[tuple[float, float, float], list[tuple[str, obj
             layers.append(("pool", _Pool(kind, nr, sy)))
         else:
             layers.append((name.rstrip("_"), None))
+        position = reader.pos
     if means is None:
         raise NetworkFormatError("no input_rgb_image_sized layer (not a dlib face ResNet file)")
     return means, layers
