@@ -5,8 +5,9 @@ laying the sketch out in memory as every start did before the files (the anchor)
 
 The corpus (`sosie corpus synth`, cached under <cache>/bench-open-N unless `--corpus`) is opened
 `--reps` times per method, methods interleaved. Each repetition times `Corpus.open`, the rows'
-finiteness pass (`check_rows`, which `warm` runs at start: once per opened corpus, the same pass
-the scanner used to make) and the scanner:
+finiteness pass (`check_rows`, which `warm` runs, on a thread at `sosie run`'s start since
+`Corpus.check_in_background`: once per opened corpus, the same pass the scanner used to make)
+and the scanner (`bench/startup.py` measures the whole corpus start-up on a cold card):
 
   mapped     `Corpus.scanner()`: the layout files memory-mapped, nothing read again
   in memory  the scanner as opening made it before the files: `Scanner(vectors, norms,
