@@ -1,6 +1,6 @@
 """The whole configuration of the appliance, validated at start: one typed `AppSettings`.
 
-Each part owns its section's dataclass (`FaceSettings` in faces/analyzer.py, `PrinterSettings`
+Each part owns its section's dataclass (`FaceSettings` in faces/settings.py, `PrinterSettings`
 in parts/printer/settings.py, ...); this module composes them, read by `appliance.config`, so a
 typo or a wrong value anywhere in the file is reported before anything starts, on one line
 naming the key, the value and what is expected.
@@ -21,7 +21,7 @@ from typing import Any
 from appliance import config
 from appliance.config import ConfigError
 from appliance.corpus.settings import CorpusSettings
-from appliance.faces.analyzer import FaceSettings
+from appliance.faces.settings import FaceSettings
 from appliance.generator.settings import GeneratorSettings
 from appliance.parts.camera import CameraSettings
 from appliance.parts.controls import ControlSettings

@@ -176,16 +176,16 @@ def stage_profile(spec: str, draws: int) -> dict[str, dict[str, float]]:
                 hashlib.sha256(face.tobytes()).hexdigest()
                 spent["hash"] += clock() - t
                 t = clock()  # FaceAnalyzer.locate, step by step
-                usable = analyzer._usable(analyzer._detect(face, {}, one=True))
+                usable = analyzer.detector.usable(analyzer.detector.detect(face, {}, one=True))
                 spent["detect"] += clock() - t
                 if usable:
                     t = clock()
-                    found.append(analyzer._face(face, usable[0], {}))
+                    found.append(analyzer.face_at(face, usable[0], {}))
                     spent["landmarks+chip"] += clock() - t
             if found:
                 t = clock()
                 if len(found) > 1:
-                    analyzer._models.describe_many(np.stack([f.chip for f in found]))
+                    analyzer.models.describe_many(np.stack([f.chip for f in found]))
                 else:
                     analyzer.describe(found[0].chip)
                 spent["descriptor"] += clock() - t

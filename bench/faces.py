@@ -46,7 +46,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from figures import median_ms, write_json
 
-from appliance.faces.analyzer import Detection, Face, FaceAnalyzer, FaceSettings
+from appliance.faces.analyzer import FaceAnalyzer
+from appliance.faces.face import Detection, Face
+from appliance.faces.settings import FaceSettings
 from appliance.images import load_image
 
 SIZES = {"640x480": (640, 480), "640x480 close": (640, 480), "12MP": (4056, 3040)}
@@ -105,7 +107,7 @@ def measure(name: str, repeat: int, analyzer: FaceAnalyzer) -> dict[str, float]:
 def anchors(repeat: int, face: Face) -> dict[str, float]:
     import dlib
 
-    from appliance.faces.analyzer import model_paths
+    from appliance.faces.model_files import model_paths
 
     detector = dlib.get_frontal_face_detector()
     small, big = frame(SIZES["640x480 close"], close=True), frame(SIZES["12MP"])
@@ -215,11 +217,12 @@ def _rules() -> dict[str, Callable[[int, int], list[float]]]:
     look is taken only when the ones before show no confident face)."""
     old = FaceAnalyzer(FaceSettings(small_face_zoom=1.0))
     return {
-        "old: 320, then 640": old.looks,
-        "2x always (face_recognition)": lambda h, w: [2 * old.detection_scale(h, w)],
-        "320, 640, then 1.5x": FaceAnalyzer(FaceSettings(small_face_zoom=1.5)).looks,
-        "320, 640, then 2x": FaceAnalyzer(FaceSettings(small_face_zoom=2.0)).looks,
-        "320, then 2x": lambda h, w: [*old.looks(h, w)[:-1], 2 * old.detection_scale(h, w)],
+        "old: 320, then 640": old.detector.looks,
+        "2x always (face_recognition)": lambda h, w: [2 * old.detector.detection_scale(h, w)],
+        "320, 640, then 1.5x": FaceAnalyzer(FaceSettings(small_face_zoom=1.5)).detector.looks,
+        "320, 640, then 2x": FaceAnalyzer(FaceSettings(small_face_zoom=2.0)).detector.looks,
+        "320, then 2x": lambda h, w: [*old.detector.looks(h, w)[:-1],
+                                      2 * old.detector.detection_scale(h, w)],
     }
 
 
@@ -325,7 +328,7 @@ class LookCosts:
             times = []
             for _ in range(self.repeat):
                 timings: dict[str, float] = {}
-                self.analyzer._detect_at(rgb, scale, timings)
+                self.analyzer.detector.detect_at(rgb, scale, timings)
                 times.append(timings["downscale"] + timings["detect"])
             self.costs[key] = median_ms(times)
         return self.costs[key]
@@ -334,16 +337,16 @@ class LookCosts:
 def _looks_taken(analyzer: FaceAnalyzer, rgb: np.ndarray, scales: list[float],
                  cache: dict[float, list[Detection]], costs: LookCosts
                  ) -> tuple[list[Detection], float]:
-    """What `FaceAnalyzer._detect` returns for these looks (each look run once per photo and
+    """What `MultiScaleDetector.detect` returns for these looks (each look run once per photo and
     shared by every rule that takes it), and what they cost in ms."""
     found: list[Detection] = []
     total = 0.0
     for scale in scales:
         if scale not in cache:
-            cache[scale] = analyzer._detect_at(rgb, scale, {})
+            cache[scale] = analyzer.detector.detect_at(rgb, scale, {})
         seen = cache[scale]
         total += costs(rgb, scale)
-        usable = analyzer._usable(seen)
+        usable = analyzer.detector.usable(seen)
         if usable and usable[0].score >= analyzer.settings.weak_score:
             return seen, total
         found = seen or found
@@ -370,7 +373,7 @@ def small_faces(count: int, repeat: int, seed: int = 0) -> dict[str, object]:
             cache: dict[float, list[Detection]] = {}
             for name, looks in rules.items():
                 seen, ms = _looks_taken(analyzer, photo, looks(*photo.shape[:2]), cache, costs)
-                hits[name] += is_hit(i, analyzer._usable(seen))
+                hits[name] += is_hit(i, analyzer.detector.usable(seen))
                 times[name].append(ms / 1000)
         return {name: {"found": hits[name] / len(photos), "ms": median_ms(times[name])}
                 for name in rules}

@@ -187,7 +187,7 @@ def measure_anchors(frame: np.ndarray, corpus_path: Path, repeats: int) -> dict[
     import dlib
 
     from appliance.corpus.store import Corpus
-    from appliance.faces.analyzer import default_models_dir
+    from appliance.faces.model_files import default_models_dir
 
     models = default_models_dir()
     detector = dlib.get_frontal_face_detector()

@@ -118,7 +118,8 @@ def photo_descriptors(folder: Path) -> np.ndarray:
     from PIL import Image
     from skimage import data
 
-    from appliance.faces.analyzer import FaceAnalyzer, NoFaceFound
+    from appliance.faces.analyzer import FaceAnalyzer
+    from appliance.faces.face import NoFaceFound
 
     analyzer = FaceAnalyzer()
     photos = [data.astronaut()]

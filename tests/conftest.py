@@ -53,7 +53,7 @@ def analyzer():
 @pytest.fixture(scope="session")
 def astronaut_face(analyzer, astronaut):
     """The astronaut's Face, descriptor computed (shared: do not mutate)."""
-    from appliance.faces.analyzer import Face
+    from appliance.faces.face import Face
 
     face = analyzer.analyze(astronaut)
     assert isinstance(face, Face), face

@@ -16,7 +16,8 @@ import pytest
 
 from appliance.corpus import Corpus, demo
 from appliance.corpus import format as fmt
-from appliance.faces.analyzer import Face, FaceAnalyzer, descriptor_distance
+from appliance.faces.analyzer import FaceAnalyzer
+from appliance.faces.face import Face, descriptor_distance
 from appliance.images import load_image
 
 pytestmark = pytest.mark.slow

@@ -160,7 +160,7 @@ def model_bound(path, checksums):
 
 
 def test_wrong_model_checksum_is_refused(copy):
-    from appliance.faces.analyzer import model_checksums
+    from appliance.faces.model_files import model_checksums
 
     ours = model_checksums()
     model_bound(copy, ours)

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from appliance.cli import main
-from appliance.faces.analyzer import Face
+from appliance.faces.face import Face
 
 pytestmark = pytest.mark.slow
 

@@ -1,4 +1,4 @@
-"""appliance.faces.analyzer on real photos, with the real dlib models.
+"""appliance.faces (the analyzer and its pieces) on real photos, with the real dlib models.
 
 Thresholds below come from `bench/faces.py --variants` (descriptor distance between a photo and
 a variant of it, over the astronaut and the 93 LFW crops dlib finds at 200 px; maximum seen):
@@ -23,17 +23,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from appliance.faces.analyzer import (
-    DESCRIPTOR_CHIP_SIZE,
-    Face,
-    FaceAnalyzer,
-    FaceSettings,
-    ModelError,
-    NoFaceFound,
-    descriptor_distance,
-    model_checksums,
-    model_paths,
-)
+from appliance.faces.analyzer import FaceAnalyzer
+from appliance.faces.face import DESCRIPTOR_CHIP_SIZE, Face, NoFaceFound, descriptor_distance
+from appliance.faces.model_files import ModelError, model_checksums, model_paths
+from appliance.faces.settings import FaceSettings
 from appliance.images import ImageError, load_image
 
 pytestmark = pytest.mark.slow
@@ -358,7 +351,7 @@ def test_missing_or_corrupt_model_is_named_on_one_line(tmp_path, content):
 
 def test_analyzers_share_their_models():
     a, b = FaceAnalyzer(), FaceAnalyzer(replace(FaceSettings(), upsample=1))
-    assert a._models is b._models
+    assert a.models is b.models
 
 
 def test_bad_photo_file_raises_image_error(analyzer, tmp_path: Path):
@@ -372,7 +365,7 @@ def test_bad_photo_file_raises_image_error(analyzer, tmp_path: Path):
 @given(st.integers(1, 20000), st.integers(1, 20000))
 def test_detection_copy_size(analyzer, height, width):
     s = analyzer.settings
-    scale = analyzer.detection_scale(height, width)
+    scale = analyzer.detector.detection_scale(height, width)
     long_side, short_side = max(height, width) * scale, min(height, width) * scale
     ceiling = 4 * max(s.detect_max_side, s.detect_min_side)
     plain = min(1.0, s.detect_max_side / max(height, width))
@@ -409,13 +402,13 @@ def test_aligned_crop_of_a_tight_photo_has_no_black_wedges(analyzer, astronaut, 
 
 def count_looks(analyzer: FaceAnalyzer) -> list[float]:
     scales: list[float] = []
-    look = analyzer._detect_at
+    look = analyzer.detector.detect_at
 
     def counted(rgb, scale, timings):
         scales.append(scale)
         return look(rgb, scale, timings)
 
-    analyzer._detect_at = counted  # type: ignore[method-assign]
+    analyzer.detector.detect_at = counted  # type: ignore[method-assign]
     return scales
 
 
@@ -458,7 +451,7 @@ def test_descriptor_engines_agree(astronaut_face):
     dlib_engine = FaceAnalyzer(FaceSettings(descriptor_engine="dlib"))
     assert dlib_engine.descriptor_engine == "dlib"
     assert FaceAnalyzer().descriptor_engine == "numpy"
-    theirs = dlib_engine._models.describe(astronaut_face.chip)
+    theirs = dlib_engine.describe(astronaut_face.chip)
     assert np.abs(theirs - astronaut_face.descriptor).max() < 2e-5
 
 
@@ -540,8 +533,8 @@ def test_the_small_face_look_is_only_taken_when_nothing_was_found(analyzer, no_f
     # a face the second look finds ends the search there (see test_a_small_face_gets_a_closer_look)
     # a minimum face size beyond what the last look could add skips it
     big_only = FaceAnalyzer(replace(analyzer.settings, min_face_side=80))
-    assert big_only.looks(height, width) == [pytest.approx(320 / 600), 1.0]
-    assert FaceAnalyzer(replace(analyzer.settings, small_face_zoom=1.0)).looks(
+    assert big_only.detector.looks(height, width) == [pytest.approx(320 / 600), 1.0]
+    assert FaceAnalyzer(replace(analyzer.settings, small_face_zoom=1.0)).detector.looks(
         height, width, one=False) == [1.0]
 
 
@@ -555,18 +548,19 @@ def test_every_face_listing_also_looks_closer_when_it_finds_none(analyzer, astro
 
 def test_tiny_photos_already_enlarged_get_no_small_face_look(analyzer):
     # a 64x64 generated face is enlarged 3.1x to detect_min_side: more than the zoom would add
-    assert analyzer.looks(64, 64) == [pytest.approx(200 / 64)]
+    assert analyzer.detector.looks(64, 64) == [pytest.approx(200 / 64)]
     # a 160-px photo is enlarged 1.25x: the last look still enlarges it 2x
-    assert analyzer.looks(160, 160) == [1.25, analyzer.settings.small_face_zoom]
+    assert analyzer.detector.looks(160, 160) == [1.25, analyzer.settings.small_face_zoom]
     # a 12 MP photo: 320 and 640 px copies, then the 640 px copy enlarged 2x
-    assert analyzer.looks(3040, 4056) == pytest.approx([320 / 4056, 640 / 4056, 1280 / 4056])
+    assert analyzer.detector.looks(3040, 4056) == pytest.approx(
+        [320 / 4056, 640 / 4056, 1280 / 4056])
 
 
 def test_the_cached_face_detector_is_dlibs_and_a_damaged_copy_is_decoded_again(
         tmp_path, monkeypatch):
     import dlib
 
-    from appliance.faces.analyzer import _frontal_detector
+    from appliance.faces.models import frontal_detector
 
     monkeypatch.setenv("SOSIE_CACHE", str(tmp_path))
     image = photos.astronaut()
@@ -577,15 +571,15 @@ def test_the_cached_face_detector_is_dlibs_and_a_damaged_copy_is_decoded_again(
 
     reference = detections(dlib.get_frontal_face_detector())
     assert len(reference[0]) >= 2
-    assert detections(_frontal_detector()) == reference  # decoded, then kept in the cache
+    assert detections(frontal_detector()) == reference  # decoded, then kept in the cache
     kept = list(tmp_path.glob("dlib-*-frontal-face-detector-*.svm"))
     assert len(kept) == 1
     decode = dlib.get_frontal_face_detector
     with monkeypatch.context() as patch:
         patch.setattr(dlib, "get_frontal_face_detector", lambda: pytest.fail("decoded again"))
-        assert detections(_frontal_detector()) == reference  # read from the file
+        assert detections(frontal_detector()) == reference  # read from the file
     assert dlib.get_frontal_face_detector is decode
     kept[0].write_bytes(kept[0].read_bytes()[:1000])  # damaged on the card
-    assert detections(_frontal_detector()) == reference
+    assert detections(frontal_detector()) == reference
     again = list(tmp_path.glob("dlib-*-frontal-face-detector-*.svm"))
     assert len(again) == 1 and again[0].stat().st_size > 1000

@@ -12,8 +12,9 @@ import pytest
 
 from appliance.corpus import CorpusSettings, DlibEngine, build
 from appliance.corpus import format as fmt
-from appliance.faces.analyzer import FaceAnalyzer, FaceSettings
+from appliance.faces.detection import MultiScaleDetector
 from appliance.faces.resnet import FaceNet
+from appliance.faces.settings import FaceSettings
 from appliance.generator.analyses import recalled, recorded
 from appliance.generator.draws import DcganDrawer, DcganJob
 from appliance.generator.job import generate
@@ -50,17 +51,17 @@ class Counting:
 
     def __init__(self, monkeypatch) -> None:
         self.looks = self.described = 0
-        detect_at, forward = FaceAnalyzer._detect_at, FaceNet._forward
+        detect_at, forward = MultiScaleDetector.detect_at, FaceNet._forward
 
-        def counted_detect(analyzer, *args, **kwargs):
+        def counted_detect(detector, *args, **kwargs):
             self.looks += 1
-            return detect_at(analyzer, *args, **kwargs)
+            return detect_at(detector, *args, **kwargs)
 
         def counted_forward(net, chips):
             self.described += len(chips)
             return forward(net, chips)
 
-        monkeypatch.setattr(FaceAnalyzer, "_detect_at", counted_detect)
+        monkeypatch.setattr(MultiScaleDetector, "detect_at", counted_detect)
         monkeypatch.setattr(FaceNet, "_forward", counted_forward)
 
 

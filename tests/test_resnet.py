@@ -12,8 +12,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from appliance.faces import resnet
-from appliance.faces.analyzer import DESCRIPTOR_FILE, Face, FaceAnalyzer, FaceSettings
+from appliance.faces.analyzer import FaceAnalyzer
+from appliance.faces.face import Face
+from appliance.faces.model_files import DESCRIPTOR_FILE
 from appliance.faces.resnet import FaceNet, NetworkFormatError
+from appliance.faces.settings import FaceSettings
 
 #: Largest per-component difference allowed between dlib's descriptor and ours: float32 sums in
 #: another order (measured ~4e-7 on the astronaut; descriptors are ~0.13 per component).
@@ -218,17 +221,13 @@ def test_unusable_model_file_is_refused_on_one_line(tmp_path, damage):
 
 def test_analyzer_falls_back_to_dlib_when_the_numpy_engine_refuses(monkeypatch, real_chips,
                                                                    dlib_net):
-    import appliance.faces.analyzer as faces
+    from appliance.faces.models import ProcessModels
 
     def refuse(path, threads=1):
         raise NetworkFormatError(f"{path}: refused for the test")
 
     monkeypatch.setattr(FaceNet, "load", staticmethod(refuse))
-    monkeypatch.setattr(faces, "_models_cache", {})
-    monkeypatch.setattr(faces, "_loaded", dict(faces._loaded))
-    for key in [k for k in faces._loaded if str(k[0]).startswith("descriptor-numpy")]:
-        faces._loaded.pop(key)
-    models = faces._models_for(FaceSettings(descriptor_model=MODEL))
+    models = ProcessModels().for_settings(FaceSettings(descriptor_model=MODEL))  # loads afresh
     assert models.engine == "dlib"
     chip = real_chips[0]
     assert np.array_equal(models.describe(chip), dlib_descriptor(dlib_net, chip))

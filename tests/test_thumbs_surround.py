@@ -16,7 +16,7 @@ import pytest
 
 from appliance.corpus.analysis import analyze_drawn
 from appliance.corpus.thumbs import decode
-from appliance.faces.analyzer import to_gray
+from appliance.faces.crops import to_gray
 
 SIZE, PADDING = 256, 0.4
 
@@ -25,7 +25,7 @@ def outside_distance(face, size: int = SIZE, padding: float = PADDING) -> np.nda
     """(size, size): how far (source pixels) each thumbnail pixel lies outside the source."""
     import dlib
 
-    details = dlib.get_face_chip_details(face._shape, size=size, padding=padding)
+    details = dlib.get_face_chip_details(face.shape, size=size, padding=padding)
     rect, angle = details.rect, details.angle
     centre = np.array([(rect.left() + rect.right()) / 2, (rect.top() + rect.bottom()) / 2])
     half = np.array([rect.width() / 2, rect.height() / 2])
@@ -33,7 +33,7 @@ def outside_distance(face, size: int = SIZE, padding: float = PADDING) -> np.nda
     unit = np.stack([(u + 0.5) / size * 2 - 1, (v + 0.5) / size * 2 - 1], axis=-1)
     rotation = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
     source = centre + (unit * half) @ rotation.T
-    h, w = face._pixels.shape[:2]
+    h, w = face.pixels.shape[:2]
     x, y = source[..., 0], source[..., 1]
     return np.maximum.reduce([-x, -y, x - (w - 1), y - (h - 1)])
 

@@ -119,7 +119,7 @@ def test_diff_augment_is_differentiable_and_moves_and_cuts_as_said():
 
 def test_faces_aligned_at_the_generators_framing_come_back_in_place(shipped, analyzer):
     """Generated faces, enlarged and aligned by `frame`, land where the generator drew them."""
-    from appliance.faces.analyzer import Face
+    from appliance.faces.face import Face
 
     ours, chips = [], []
     for i in range(24):

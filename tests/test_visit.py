@@ -8,7 +8,7 @@ from datetime import datetime
 import numpy as np
 import pytest
 
-from appliance.faces.analyzer import NoFaceFound
+from appliance.faces.face import NoFaceFound
 from appliance.likeness import likeness
 from appliance.runtime.counter import FixedCounter
 from appliance.runtime.lookup import STAGES, Lookup, VisitResult

@@ -95,7 +95,7 @@ def face_and_corpus_settings(config: Path | None) -> tuple[Any, Any]:
     """(FaceSettings, CorpusSettings) from the packaged defaults and `config`."""
     from appliance.config import ConfigError, load, section
     from appliance.corpus import CorpusSettings
-    from appliance.faces.analyzer import FaceSettings
+    from appliance.faces.settings import FaceSettings
 
     try:
         merged = load(config)
@@ -123,7 +123,7 @@ def marked_face(number: int, photo: Path, descriptor: Any, thumb: Any, include: 
 def describe_photo(analyzer: Any, photo: Path, size: int) -> Any:
     """(descriptor, aligned colour thumbnail) of the face in `photo`, or a one-line UsageError
     (the map shows it in gray when the corpus is gray)."""
-    from appliance.faces.analyzer import NoFaceFound
+    from appliance.faces.face import NoFaceFound
     from appliance.images import ImageError
 
     if not photo.is_file():

@@ -130,7 +130,10 @@ def run_conjure(args: argparse.Namespace) -> int:
     from appliance.conjure.objective import FACE_SIZE
     from appliance.conjure.search import MissingOptimiser, require_cma
     from appliance.corpus import Corpus, CorpusError, CorpusSettings, demo_corpus
-    from appliance.faces.analyzer import FaceAnalyzer, FaceSettings, ModelError, NoFaceFound
+    from appliance.faces.analyzer import FaceAnalyzer
+    from appliance.faces.face import NoFaceFound
+    from appliance.faces.model_files import ModelError
+    from appliance.faces.settings import FaceSettings
     from appliance.generator.dcgan import DCGAN, WeightsNotFound
     from appliance.generator.settings import GeneratorSettings
     from appliance.generator.torch_zip import WeightsFormatError

@@ -88,7 +88,7 @@ def _settings(config: Path | None) -> tuple[Any, Any]:
         corpus = cfg.section(data, "corpus", CorpusSettings)
         faces = None
         if "faces" in data:
-            from appliance.faces.analyzer import FaceSettings
+            from appliance.faces.settings import FaceSettings
 
             faces = cfg.section(data, "faces", FaceSettings)
     except cfg.ConfigError as exc:

@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 from appliance.cli import UsageError
 
 if TYPE_CHECKING:
-    from appliance.faces.analyzer import Face, FaceAnalyzer
+    from appliance.faces.analyzer import FaceAnalyzer
+    from appliance.faces.face import Face
 
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm",
@@ -208,7 +209,9 @@ def run_align(args: argparse.Namespace) -> int:
 def make_analyzer(config_file: Path | None) -> FaceAnalyzer:
     """A FaceAnalyzer from the packaged defaults plus `config_file`; bad config/models exit 2."""
     from appliance import config
-    from appliance.faces.analyzer import FaceAnalyzer, FaceSettings, ModelError
+    from appliance.faces.analyzer import FaceAnalyzer
+    from appliance.faces.model_files import ModelError
+    from appliance.faces.settings import FaceSettings
 
     try:
         settings = config.section(config.load(config_file), "faces", FaceSettings)

@@ -69,7 +69,7 @@ def _analyzer(args: argparse.Namespace) -> Any:
     if args.analyzer == "mock":
         return MockEngine()
     from appliance import config as cfg
-    from appliance.faces.analyzer import FaceSettings
+    from appliance.faces.settings import FaceSettings
 
     try:
         return DlibEngine(cfg.section(cfg.load(args.config), "faces", FaceSettings))

@@ -146,7 +146,7 @@ def run_study_command(args: argparse.Namespace) -> int:
                      f"unreadable), e.g. {first}: {why}")
         photo_model = None
         if any(r.described for r in references):
-            from appliance.faces.analyzer import model_checksums
+            from appliance.faces.model_files import model_checksums
 
             photo_model = model_checksums(face_settings)
         notes = inputs.check_models(sets, photo_model)

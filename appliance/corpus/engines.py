@@ -34,12 +34,12 @@ class DlibEngine:
     face_settings: Any = None
 
     def _settings(self) -> Any:
-        from appliance.faces.analyzer import FaceSettings
+        from appliance.faces.settings import FaceSettings
 
         return self.face_settings if self.face_settings is not None else FaceSettings()
 
     def checksums(self) -> dict[str, str]:
-        from appliance.faces.analyzer import model_checksums
+        from appliance.faces.model_files import model_checksums
 
         return model_checksums(self._settings())
 
@@ -88,7 +88,7 @@ class MockAnalyzer:
     def analyze(self, image: np.ndarray) -> Any:
         from PIL import Image
 
-        from appliance.faces.analyzer import NoFaceFound
+        from appliance.faces.face import NoFaceFound
 
         gray = np.asarray(Image.fromarray(image).convert("L"))
         if float(gray.std()) < 2.0:

@@ -94,7 +94,8 @@ def fit(descriptors: np.ndarray) -> dict[str, Any]:
 
 def describe_generated(count: int, seed: int = 0, batch: int = 64) -> tuple[np.ndarray, int]:
     """(descriptors of up to `count` generated faces, faces drawn): misses are skipped."""
-    from appliance.faces.analyzer import FaceAnalyzer, NoFaceFound
+    from appliance.faces.analyzer import FaceAnalyzer
+    from appliance.faces.face import NoFaceFound
     from appliance.generator.dcgan import DCGAN
 
     net, analyzer = DCGAN.load(), FaceAnalyzer()

@@ -269,9 +269,9 @@ def check_models(
     """Refuse a corpus whose descriptor models differ from the appliance's (one line)."""
     recorded = (manifest.get("model") or {}).get("files") or {}
     if expected is None:
-        from appliance.faces import analyzer as faces
+        from appliance.faces.model_files import model_checksums
 
-        expected = faces.model_checksums(face_settings)
+        expected = model_checksums(face_settings)
     where = Path(path) / fmt.MANIFEST
     if not recorded:
         raise CorpusError(f"{where}: records no model checksums; cannot tell which model made it")

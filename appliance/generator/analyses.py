@@ -105,7 +105,7 @@ def recalled(where: Where) -> tuple[str, str, dict[str, Any]] | None:
 def reuse(analysis: dict[str, Any], rgb: np.ndarray, analyzer: Any) -> Any:
     """The `Face` of `analysis` in the decoded image `rgb` (its descriptor the recorded one), or
     None when `rgb` is not the analysed image or the chip comes out different."""
-    from appliance.faces.analyzer import Detection
+    from appliance.faces.face import Detection
 
     if _sha256(rgb) != analysis["pixels"] or not hasattr(analyzer, "face_from"):
         return None

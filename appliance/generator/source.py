@@ -99,7 +99,7 @@ class GeneratorSource:
     def face_settings(settings: Any = None) -> Any:
         """`settings` (a FaceSettings, default the defaults) with the detection of drawn faces:
         one look at a DETECT_SIDE copy, whatever `size` (up- or down-scaled to it)."""
-        from appliance.faces.analyzer import FaceSettings
+        from appliance.faces.settings import FaceSettings
 
         return replace(settings or FaceSettings(), detect_max_side=DETECT_SIDE,
                        detect_min_side=DETECT_SIDE, detect_first_side=0, small_face_zoom=1.0)

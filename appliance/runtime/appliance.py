@@ -43,7 +43,8 @@ if TYPE_CHECKING:  # imported when first used: the models and the corpus load at
 
     from appliance.conjure.double import Conjurer
     from appliance.corpus import Corpus
-    from appliance.faces.analyzer import FaceAnalyzer, FaceSettings
+    from appliance.faces.analyzer import FaceAnalyzer
+    from appliance.faces.settings import FaceSettings
     from appliance.parts.printer import Printable, PrintReceipt
     from appliance.search import Scanner, SearchSettings
     from appliance.ticket import Ticket

@@ -120,7 +120,8 @@ def check_service(doc: Doctor, settings: Any, socket: Path | None) -> bool:
 
 def check_models(doc: Doctor, settings: Any) -> Any:
     try:
-        from appliance.faces.analyzer import FaceAnalyzer, model_paths
+        from appliance.faces.analyzer import FaceAnalyzer
+        from appliance.faces.model_files import model_paths
 
         paths = model_paths(settings.faces)
         analyzer = FaceAnalyzer(settings.faces)

@@ -30,7 +30,7 @@ import numpy as np
 from PIL import Image
 
 from appliance.errors import one_line
-from appliance.faces.analyzer import NoFaceFound
+from appliance.faces.face import NoFaceFound
 from appliance.faults import Fault, PartFault
 from appliance.fonts import font
 from appliance.images import ImageError

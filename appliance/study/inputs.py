@@ -165,7 +165,7 @@ def load_npy_references(path: Path) -> list[Reference]:
 
 def load_photo_reference(path: Path, analyzer: Any, size: int = 160) -> Reference:
     """A reference photo's face: descriptor and aligned colour face, or a one-line StudyError."""
-    from appliance.faces.analyzer import NoFaceFound
+    from appliance.faces.face import NoFaceFound
     from appliance.images import ImageError
 
     try:
