@@ -55,6 +55,16 @@ def test_user_file_overrides_defaults_and_rejects_typos(tmp_path):
         config.load(bad)
 
 
+def test_defaults_parsed_once_are_a_fresh_copy_each_time(tmp_path, monkeypatch):
+    first = config.load()
+    first["installation"]["title"] = "changed by a caller"
+    assert config.load()["installation"]["title"] == "Sosie"
+    copy = tmp_path / "defaults.yaml"  # a changed file is read again (mtime, size)
+    copy.write_text(config.DEFAULTS_FILE.read_text().replace('title: "Sosie"', 'title: "Other"', 1))
+    monkeypatch.setattr(config, "DEFAULTS_FILE", copy)
+    assert config.load()["installation"]["title"] == "Other"
+
+
 def test_invalid_yaml_names_file_and_line(tmp_path):
     bad = tmp_path / "broken.yaml"
     bad.write_text("installation:\n  title: [unclosed\n")
