@@ -24,7 +24,6 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +65,7 @@ class GeneratorSource:
             raise ValueError(f"{text!r}: expected dcgan:COUNT[:SEED] (COUNT >= 1 draws, SEED >= 0)")
         net = DCGAN.load(weights)
         assert net.path is not None
+        _networks.setdefault(net.path, net)  # this process's draws use it (no second load)
         return cls(int(match.group(1)), int(match.group(2) or 0), net.path, net.checksum)
 
     def __str__(self) -> str:
@@ -118,8 +118,13 @@ def describe_groups(indices: Sequence[int]) -> list[list[int]]:
     return groups
 
 
-@cache
-def _network(path: Path) -> Any:
-    from appliance.generator.dcgan import DCGAN
+_networks: dict[Path, Any] = {}
 
-    return DCGAN.load(path)
+
+def _network(path: Path) -> Any:
+    """The DCGAN of `path`, loaded once per process."""
+    if path not in _networks:
+        from appliance.generator.dcgan import DCGAN
+
+        _networks[path] = DCGAN.load(path)
+    return _networks[path]
