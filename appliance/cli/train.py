@@ -1,7 +1,8 @@
 """`sosie train`: a generator of your own faces, fine-tuned on a folder of photos (workstation).
 
     sosie train PHOTOS_DIR --out RUN_DIR [--steps N] [--from shipped|scratch|WEIGHTS]
-                [--seed S] [--batch B]
+                [--seed S] [--batch B] [--lr R] [--r1 G] [--augment P|ada] [--ema DECAY]
+                [--d-width C] [--track N [--track-photo PHOTO]]
 
 JAX, optax and safetensors (the `train` extra) are imported inside the handler only: the
 appliance itself never loads them, and runs the result with numpy
@@ -51,6 +52,26 @@ def register(sub: Any) -> None:
     p.add_argument("--r1", type=float, default=0.0, metavar="GAMMA",
                    help="R1 gradient penalty on the discriminator at the real images (default 0: "
                    "none; ~0.1 at 64 px and batch 8)")
+    p.add_argument("--augment", default="1", metavar="P|ada",
+                   help="DiffAugment's probability per image and operation: a number from 0 to "
+                   "1 (default 1: always, DiffAugment's way), or ada: adapted to the "
+                   "discriminator's overfitting as ADA does, from 0 (see --ada-target)")
+    p.add_argument("--ada-target", type=float, default=0.6, metavar="R",
+                   help="with --augment ada: the overfitting E[sign(D(real))] p is held at "
+                   "(default 0.6)")
+    p.add_argument("--ema", type=float, default=0.99, metavar="DECAY",
+                   help="the written generator is a moving average of the trained one with this "
+                   "decay, ramped up as min(DECAY, (1+k)/(10+k)) at step k (default 0.99)")
+    p.add_argument("--d-width", type=int, default=64, metavar="C",
+                   help="the discriminator's first layer's channels, doubling thrice (default 64, "
+                   "DCGAN's; 32: a quarter of the weights, less to memorise a few photos with)")
+    p.add_argument("--track", type=int, default=0, metavar="N",
+                   help="every N steps, describe 100 faces of the moving average with dlib and "
+                   "append the share with a face, their median distance to --track-photo (or "
+                   "to the nearest training face) and their diversity to RUN_DIR/track.jsonl "
+                   "(default 0: never)")
+    p.add_argument("--track-photo", type=Path, metavar="PHOTO",
+                   help="with --track: the photo of the person the faces should come close to")
     p.add_argument("--checkpoint-every", type=int, default=25, metavar="N",
                    help="steps between checkpoints (default 25)")
     p.add_argument("--sample-every", type=int, default=100, metavar="K",
@@ -71,6 +92,26 @@ def _check(args: argparse.Namespace) -> None:
         raise UsageError(f"--r1 {args.r1}: expected a weight from 0 to 1000")
     if args.lr is not None and not 0 < args.lr <= 0.1:
         raise UsageError(f"--lr {args.lr}: expected a rate above 0 and at most 0.1")
+    if args.augment != "ada":
+        try:
+            args.augment_p = float(args.augment)
+        except ValueError:
+            args.augment_p = -1.0
+        if not 0 <= args.augment_p <= 1:
+            raise UsageError(f"--augment {args.augment}: expected a probability from 0 to 1, "
+                             f"or ada")
+    else:
+        args.augment_p = None
+    if not 0 <= args.ada_target <= 1:
+        raise UsageError(f"--ada-target {args.ada_target}: expected 0 to 1")
+    if not 0 <= args.ema < 1:
+        raise UsageError(f"--ema {args.ema}: expected a decay from 0 to below 1")
+    if not 4 <= args.d_width <= 256:
+        raise UsageError(f"--d-width {args.d_width}: expected 4 to 256 channels")
+    if args.track < 0:
+        raise UsageError(f"--track {args.track}: expected 0 (never) or more steps")
+    if args.track_photo is not None and not args.track_photo.is_file():
+        raise UsageError(f"--track-photo {args.track_photo}: no such file")
     for option, value in (("--checkpoint-every", args.checkpoint_every),
                           ("--sample-every", args.sample_every)):
         if value < 1:
@@ -100,6 +141,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from appliance.cli.describe import make_analyzer
     from appliance.generator.dcgan import WeightsNotFound
     from appliance.generator.torch_zip import WeightsFormatError
+    from appliance.images import ImageError
     from appliance.train.checkpoint import CheckpointError
     from appliance.train.dataset import DatasetError, load_dataset
     from appliance.train.loop import TrainError, TrainOptions, train
@@ -107,7 +149,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     options = TrainOptions(steps=args.steps, start=args.start, seed=args.seed, batch=args.batch,
                            checkpoint_every=args.checkpoint_every,
                            sample_every=args.sample_every, learning_rate=args.lr,
-                           r1_gamma=args.r1)
+                           r1_gamma=args.r1, augment_p=args.augment_p,
+                           ada_target=args.ada_target, ema_decay=args.ema,
+                           d_width=args.d_width, track_every=args.track)
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` checkpoints as Ctrl-C does
     try:
         if args.start != "scratch":  # a bad --from file: one line before minutes of aligning
@@ -116,9 +160,16 @@ def cmd_train(args: argparse.Namespace) -> int:
             starting_generator(args.start, jax.random.PRNGKey(0))
         analyzer = make_analyzer(args.config)
         dataset = load_dataset(args.photos_dir, args.out, analyzer, not args.quiet)
-        summary = train(dataset, args.out, options, progress=not args.quiet)
+        tracker = None
+        if args.track:
+            from appliance.train import track
+
+            reference = (track.photo_reference(analyzer, args.track_photo) if args.track_photo
+                         else track.faces_reference(analyzer, dataset.faces))
+            tracker = track.Tracker(analyzer, reference)
+        summary = train(dataset, args.out, options, progress=not args.quiet, tracker=tracker)
     except (DatasetError, TrainError, CheckpointError, WeightsNotFound, WeightsFormatError,
-            OSError) as exc:
+            ImageError, OSError) as exc:
         print(f"sosie train: {one_line(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -7,9 +7,13 @@ teach the generator to draw the augmentations (shifted, cut-out faces); DiffAugm
 both sides, and because every operation is differentiable the generator learns through them.
 The three policies are the paper's for few-image training: brightness, saturation and contrast
 jitter; a shift of up to 1/8 of the side (zero = mid-grey fill); a square of half the side
-blanked out. Each image gets its own draw. (ADA, the other known remedy, adapts a larger set of
-augmentations to the discriminator's overfitting; at this step count a fixed DiffAugment is
-simpler and is what the paper recommends for ~100 images.)
+blanked out. Each image gets its own draw.
+
+Applied to every image (p = 1, the paper's way) the non-invertible operations can leak: the
+generator may learn to draw what the discriminator only ever sees augmented. ADA (Karras et al.
+2020) applies each operation to an image with probability p, and adapts p to the
+discriminator's overfitting (`loop.py`): below p ~ 0.8 the augmentations cannot leak, because
+the clean images still dominate what the discriminator sees.
 """
 
 from __future__ import annotations
@@ -21,10 +25,16 @@ TRANSLATION = 0.125
 CUTOUT = 0.5
 
 
-def diff_augment(key: jax.Array, images: jax.Array) -> jax.Array:
-    """Colour, translation and cutout of (n, h, w, c) images in [-1, 1], each its own draw."""
+def diff_augment(key: jax.Array, images: jax.Array, p: jax.Array | float = 1.0) -> jax.Array:
+    """Colour, translation and cutout of (n, h, w, c) images in [-1, 1], each its own draw;
+    with `p` < 1 each of the three applied to an image with probability p (p = 1: always)."""
     kb, ks, kc, kt, kx = jax.random.split(key, 5)
-    return cutout(kx, translate(kt, colour(jnp.stack([kb, ks, kc]), images)))
+    if isinstance(p, float) and p == 1.0:
+        return cutout(kx, translate(kt, colour(jnp.stack([kb, ks, kc]), images)))
+    chosen = jax.random.uniform(jax.random.fold_in(key, 1), (3, images.shape[0], 1, 1, 1)) < p
+    images = jnp.where(chosen[0], colour(jnp.stack([kb, ks, kc]), images), images)
+    images = jnp.where(chosen[1], translate(kt, images), images)
+    return jnp.where(chosen[2], cutout(kx, images), images)
 
 
 def colour(keys: jax.Array, x: jax.Array) -> jax.Array:

@@ -54,7 +54,8 @@ def load_checkpoint(run_dir: Path, template: Any,
                               f"start again") from None
     run = run if isinstance(run, dict) else {}
     saved = run.get("identity") if isinstance(run.get("identity"), dict) else {}
-    for key, value in identity.items():
+    for key in sorted(set(identity) | set(saved)):  # an option either run lacks differs too
+        value = identity.get(key)
         if saved.get(key) != value:
             raise CheckpointError(f"{run_dir} holds a run with another {key} "
                                   f"({str(saved.get(key))[:40]}, not {str(value)[:40]}): use the "
