@@ -141,8 +141,9 @@ def cli_build(tree: Path, spec: str, workers: int) -> tuple[float, float, int]:
 
 def stage_profile(spec: str, draws: int) -> dict[str, dict[str, float]]:
     """CPU ms per face of each stage, for analysis version 1 (256 px then 512 px looks, one
-    descriptor at a time) and this tree's (`GeneratorSource.face_settings`, batches), in this
-    process. The chunk files and the assembly are left out (see the build's total)."""
+    draw and one descriptor at a time) and this tree's (`GeneratorSource.face_settings`, draws
+    and descriptors by groups), in this process. The chunk files and the assembly are left out
+    (see the build's total)."""
     from PIL import Image
     from threadpoolctl import threadpool_limits
 
@@ -164,10 +165,10 @@ def stage_profile(spec: str, draws: int) -> dict[str, dict[str, float]]:
         faces = 0
         for group in groups:
             found = []
-            for index in group:
-                t = clock()
-                small = net.render(net.latent(source.seed, index)[None])[0]
-                spent["draw"] += clock() - t
+            t = clock()  # a group's draws rendered together, as the build does
+            smalls = net.render(np.stack([net.latent(source.seed, i) for i in group]))
+            spent["draw"] += clock() - t
+            for small in smalls:
                 t = clock()
                 face = np.asarray(Image.fromarray(small).resize(
                     (source.size, source.size), Image.Resampling.LANCZOS))
