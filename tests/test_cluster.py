@@ -274,7 +274,7 @@ def test_a_chunk_that_kills_workers_is_split_and_the_killer_image_rejected(folde
     from distributed.scheduler import KilledWorker
 
     from appliance.compute.dask_session import Task
-    from appliance.corpus.cluster import ClusterRun, _Batch
+    from appliance.corpus.cluster import ChunkBatch, ClusterBuild
 
     files = tuple(SourceFile(f"f{i}.png", 1, 0) for i in range(3))
     job = ChunkJob("k", MockEngine(), {}, (48, "jpeg", 92), None, str(folder))
@@ -293,19 +293,19 @@ def test_a_chunk_that_kills_workers_is_split_and_the_killer_image_rejected(folde
         def add(self, k, j, result):
             self.added.append((k, j, result.reason))
 
-    run, window, collector = ClusterRun("tcp://127.0.0.1:1", "shared"), Window(), Collector()
+    run, window, collector = ClusterBuild("tcp://127.0.0.1:1", "shared"), Window(), Collector()
     killed = KilledWorker("sosie-chunk-000007-0", None, 3)
-    chunk = Task(run_shared, (job, files), "chunk-000007-0", tag=_Batch(7, 0, files, True))
-    run._finish(window, job, chunk, None, killed, collector)
+    chunk = Task(run_shared, (job, files), "chunk-000007-0", tag=ChunkBatch(7, 0, files, True))
+    run.handle_outcome(window, job, chunk, None, killed, collector)
     assert [(t.tag.chunk, t.tag.first, t.tag.files, t.tag.whole) for t in window.tasks] == [
         (7, j, (f,), False) for j, f in enumerate(files)]
     assert all(t.function is run_shared for t in window.tasks) and not collector.added
-    run._finish(window, job, window.tasks[1], None, killed, collector)
+    run.handle_outcome(window, job, window.tasks[1], None, killed, collector)
     assert collector.added == [(7, 1, "analyzer crashed on this file (it killed the "
                                       "cluster's workers)")]
     with pytest.raises(ClusterError, match="chunk-000007-0 failed on the cluster: "
                        "RuntimeError: model broken"):
-        run._finish(window, job, chunk, None, RuntimeError("model broken\nmore"), collector)
+        run.handle_outcome(window, job, chunk, None, RuntimeError("model broken\nmore"), collector)
 
 
 def test_files_a_worker_does_not_see_as_listed_are_streamed_instead(cluster, folder, tmp_path,
@@ -327,8 +327,8 @@ def test_files_a_worker_does_not_see_as_listed_are_streamed_instead(cluster, fol
     build(folder, tmp_path / "local", workers=1, settings=SMALL, engine=MockEngine(),
           progress=False)
     streamed = []
-    original = cluster_module._streamed
-    monkeypatch.setattr(cluster_module, "_streamed",
+    original = cluster_module.streamed_tasks
+    monkeypatch.setattr(cluster_module, "streamed_tasks",
                         lambda job, batch: streamed.append(batch.chunk) or original(job, batch))
     report = build(folder, tmp_path / "c", settings=SMALL, engine=MockEngine(), progress=False,
                    scheduler=cluster.address, cluster_files="shared")

@@ -14,7 +14,7 @@ import math
 import numpy as np
 import pytest
 
-from appliance.corpus.analysis import analyze_drawn
+from appliance.corpus.analysis import item_of_drawn_face
 from appliance.corpus.thumbs import decode
 from appliance.faces.crops import to_gray
 
@@ -83,9 +83,9 @@ def test_the_surround_is_neutral_far_from_the_source(overshooting):
 
 
 def test_the_build_stores_such_thumbnails(overshooting, analyzer):
-    """What a corpus build stores (`analyze_drawn`, as `sosie build dcgan:` and the demo
+    """What a corpus build stores (`item_of_drawn_face`, as `sosie build dcgan:` and the demo
     corpus do): the same crop, without bands."""
     face, rgb = overshooting[0]
-    result = analyze_drawn(rgb, analyzer, SIZE, "png", 92)
+    result = item_of_drawn_face(rgb, analyzer, SIZE, "png", 92)
     thumb = decode(result.thumbnail, "png", SIZE)
     assert banding(thumb, outside_distance(face)) < 1.0

@@ -185,7 +185,7 @@ class Session:
             raise ClusterError(f"{self.address}: lost the Dask scheduler ({status})")
         return lost_since
 
-    def run(self, tasks: Iterable[Task], on_threads: Callable[[int], None] | None = None,
+    def as_completed(self, tasks: Iterable[Task], on_threads: Callable[[int], None] | None = None,
             threads: int = 1) -> TaskWindow:
         """Submit `tasks` (at most twice the cluster's threads, and `STREAM_BUDGET_BYTES` of
         payload, at a time) and yield (task, result, None) or (task, None, error) as they end.
@@ -205,7 +205,7 @@ class Task:
 
 
 class TaskWindow:
-    """The iterator `Session.run` returns."""
+    """The iterator `Session.as_completed` returns."""
 
     def __init__(self, session: Session, tasks: Iterable[Task],
                  on_threads: Callable[[int], None] | None, threads: int) -> None:

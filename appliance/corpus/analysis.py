@@ -16,7 +16,7 @@ from appliance.corpus.chunks import DIM, ItemResult
 from appliance.corpus.thumbs import encode
 
 
-def analyze_file(
+def item_of_file(
     path: str, rel: str, analyzer: Any, size: int, encoding: str, quality: int,
     known: tuple[str, int, int] | None = None,
 ) -> ItemResult:
@@ -27,7 +27,7 @@ def analyze_file(
     data = read_source(path)
     if isinstance(data, ItemResult):
         return data
-    return analyze_data(data, rel, analyzer, size, encoding, quality, known)
+    return item_of_bytes(data, rel, analyzer, size, encoding, quality, known)
 
 
 def read_source(path: str) -> bytes | ItemResult:
@@ -42,7 +42,7 @@ def read_source(path: str) -> bytes | ItemResult:
     return data
 
 
-def analyze_data(
+def item_of_bytes(
     data: bytes, rel: str, analyzer: Any, size: int, encoding: str, quality: int,
     known: tuple[str, int, int] | None = None,
 ) -> ItemResult:
@@ -59,7 +59,7 @@ def analyze_data(
     face = _recorded_face(known, rel, digest, rgb, analyzer) if known is not None else None
     if face is not None:
         return _result(face, digest, size, encoding, quality)
-    return analyze_image(rgb, digest, analyzer, size, encoding, quality)
+    return item_of_image(rgb, digest, analyzer, size, encoding, quality)
 
 
 def _recorded_face(known: tuple[str, int, int], rel: str, digest: str, rgb: np.ndarray,
@@ -80,14 +80,14 @@ def _recorded_face(known: tuple[str, int, int], rel: str, digest: str, rgb: np.n
         return None
 
 
-def analyze_drawn(
+def item_of_drawn_face(
     face: np.ndarray, analyzer: Any, size: int, encoding: str, quality: int
 ) -> ItemResult:
     """A face drawn by the generator -> ItemResult (its digest: sha256 of its pixels)."""
-    return analyze_drawn_group(face[None], analyzer, size, encoding, quality)[0]
+    return items_of_drawn_faces(face[None], analyzer, size, encoding, quality)[0]
 
 
-def analyze_drawn_group(
+def items_of_drawn_faces(
     faces: np.ndarray, analyzer: Any, size: int, encoding: str, quality: int
 ) -> list[ItemResult]:
     """Faces drawn by the generator -> ItemResults, their descriptors computed as one batch
@@ -103,11 +103,11 @@ def analyze_drawn_group(
         else:
             return [_result(o, d, size, encoding, quality)
                     for o, d in zip(outcomes, digests, strict=True)]
-    return [analyze_image(face, digest, analyzer, size, encoding, quality)
+    return [item_of_image(face, digest, analyzer, size, encoding, quality)
             for face, digest in zip(faces, digests, strict=True)]
 
 
-def analyze_image(
+def item_of_image(
     rgb: np.ndarray, digest: str, analyzer: Any, size: int, encoding: str, quality: int
 ) -> ItemResult:
     """One decoded image -> ItemResult (`digest` identifies its source for duplicates)."""

@@ -28,7 +28,7 @@ import numpy as np
 
 from appliance.compute.pool import guard_orphan, run_tasks
 from appliance.corpus import format as fmt
-from appliance.corpus.analysis import analyze_drawn_group, analyze_file
+from appliance.corpus.analysis import item_of_file, items_of_drawn_faces
 from appliance.corpus.chunks import (
     DIM,
     ItemResult,
@@ -103,9 +103,9 @@ def build(
     scheduler = scheduler or settings.scheduler
     cluster = None
     if scheduler:
-        from appliance.corpus.cluster import ClusterRun
+        from appliance.corpus.cluster import ClusterBuild
 
-        cluster = ClusterRun(scheduler, cluster_files)  # checks the address before any write
+        cluster = ClusterBuild(scheduler, cluster_files)  # checks the address before any write
     if not isinstance(images_dir, GeneratorSource):
         images_dir = Path(images_dir)
         if not images_dir.is_dir():
@@ -156,8 +156,8 @@ def _build(
             from appliance.corpus.cluster import ClusterBuildError
 
             try:
-                cluster.run(images_dir, Collector(work, key, chunks, pending, bar, done), engine,
-                            settings, progress)
+                cluster.build_chunks(images_dir, Collector(work, key, chunks, pending, bar, done),
+                                     engine, settings, progress)
             except ClusterError as exc:
                 kept = sum(1 for k in range(len(chunks)) if chunk_path(work, k).exists())
                 raise ClusterBuildError(f"{exc}; {kept} of {len(chunks)} chunks are kept in "
@@ -196,7 +196,7 @@ def _build(
     remove_tree(work, ignore_errors=True)
     return BuildReport(
         corpus_dir, len(files) + len(walk_problems), faces, rejected, len(current), len(chunks),
-        time.monotonic() - started, cluster.describe() if cluster is not None else "",
+        time.monotonic() - started, cluster.where() if cluster is not None else "",
     )
 
 
@@ -399,9 +399,9 @@ def _process(task: Task) -> list[Item]:
     k, js, paths, names, known = task
     if _generator is not None:
         faces = _generator.faces([_generator.index(name) for name in names])
-        return list(zip([k] * len(js), js, analyze_drawn_group(faces, _analyzer, *_thumbs),
+        return list(zip([k] * len(js), js, items_of_drawn_faces(faces, _analyzer, *_thumbs),
                         strict=True))
-    return [(k, js[0], analyze_file(paths[0], names[0], _analyzer, *_thumbs, known))]
+    return [(k, js[0], item_of_file(paths[0], names[0], _analyzer, *_thumbs, known))]
 
 
 # ---------------------------------------------------------------------------------------------

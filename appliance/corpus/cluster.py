@@ -78,14 +78,16 @@ class ClusterBuildError(CorpusError, ClusterError):
 
 
 @dataclass(frozen=True)
-class _Batch:
+class ChunkBatch:
+    """What one task carries: files `first`.. of chunk `chunk` (`whole`: all of it)."""
+
     chunk: int
     first: int  # index of its first image in the chunk
     files: tuple[SourceFile, ...]
     whole: bool
 
 
-class ClusterRun:
+class ClusterBuild:
     """A build's processing step on the cluster at `address` (see the module)."""
 
     def __init__(self, address: str, files: str = "auto") -> None:
@@ -96,40 +98,43 @@ class ClusterRun:
         self.mode = ""  # what was used: generator, shared or stream
         self.threads = 0  # worker threads when the build started
 
-    def describe(self) -> str:
+    def where(self) -> str:
+        """Where and how the chunks ran, for the build's report and first line."""
         how = {"generator": "faces drawn on the workers",
                "shared": "workers read the files at the same path (shared file system)",
                "stream": "files streamed from this machine in batches"}.get(self.mode, "")
         return f"on {self.address}: {how}" if how else f"on {self.address}"
 
-    def run(self, source: Any, collector: Any, engine: Any, settings: Any,
-            progress: bool = True) -> None:
+    def build_chunks(self, source: Any, collector: Any, engine: Any, settings: Any,
+                     progress: bool = True) -> None:
+        """Run the collector's unfinished chunks as tasks on the cluster; each finished chunk
+        goes to the collector as a local build's would."""
         from appliance.generator.source import GeneratorSource
 
         generator = source if isinstance(source, GeneratorSource) else None
         thumbs = (settings.thumbnail_size, settings.thumbnail_encoding, settings.jpeg_quality)
         job = ChunkJob(collector.key, engine, engine.checksums(), thumbs, generator,
                        "" if generator else str(Path(source).resolve()))
-        batches = [_Batch(k, 0, tuple(collector.chunks[k]), True)
+        batches = [ChunkBatch(k, 0, tuple(collector.chunks[k]), True)
                    for k in sorted(collector.remaining)]
         with Session(self.address) as session:
             self.threads = session.wait_for_workers()
             self.mode = "generator" if generator else self._choose(session, job, batches)
             if progress:
-                collector.bar.write(f"sosie build {self.describe()}", file=sys.stderr)
+                collector.bar.write(f"sosie build {self.where()}", file=sys.stderr)
             def show(threads: int) -> None:
                 collector.bar.set_description(f"sosie build ({threads} cluster threads)",
                                               refresh=False)
 
             show(self.threads)
-            window = session.run(self._tasks(job, batches, self.mode), show, self.threads)
+            window = session.as_completed(self._tasks(job, batches, self.mode), show, self.threads)
             try:
                 for task, result, error in window:
-                    self._finish(window, job, task, result, error, collector)
+                    self.handle_outcome(window, job, task, result, error, collector)
             finally:
                 window.close()
 
-    def _choose(self, session: Session, job: ChunkJob, batches: list[_Batch]) -> str:
+    def _choose(self, session: Session, job: ChunkJob, batches: list[ChunkBatch]) -> str:
         if self.files != "auto":
             return self.files
         files = [f for b in batches for f in b.files]
@@ -146,10 +151,10 @@ class ClusterRun:
             with contextlib.suppress(Exception):
                 future.release()
 
-    def _tasks(self, job: ChunkJob, batches: Iterable[_Batch], mode: str) -> Iterator[Task]:
+    def _tasks(self, job: ChunkJob, batches: Iterable[ChunkBatch], mode: str) -> Iterator[Task]:
         for batch in batches:
             if mode == "stream":
-                yield from _streamed(job, batch)
+                yield from streamed_tasks(job, batch)
             elif mode == "generator":
                 first = job.generator.index(batch.files[0].rel)
                 yield Task(run_generated, (job, first, len(batch.files)),
@@ -158,11 +163,14 @@ class ClusterRun:
                 yield Task(run_shared, (job, batch.files),
                            f"chunk-{batch.chunk:06d}-{batch.first}", tag=batch)
 
-    def _finish(self, window: TaskWindow, job: ChunkJob, task: Task, result: Any,
+    def handle_outcome(self, window: TaskWindow, job: ChunkJob, task: Task, result: Any,
                 error: BaseException | None, collector: Any) -> None:
-        batch: _Batch = task.tag
+        """What the client does with one ended task: its chunk to the collector, or its
+        files streamed (a worker that does not see them), split into single images (it killed
+        workers), rejected (a single image that did), or the build stopped (ClusterError)."""
+        batch: ChunkBatch = task.tag
         if error is None:
-            results = _checked(result, job, batch)
+            results = checked_results(result, job, batch)
             if batch.whole:
                 collector.add_chunk(batch.chunk, results, result)
             else:
@@ -170,11 +178,11 @@ class ClusterRun:
                     collector.add(batch.chunk, batch.first + j, item)
             return
         if isinstance(error, NotShared):  # this worker cannot see the files: send them
-            window.first(_streamed(job, batch))
+            window.first(streamed_tasks(job, batch))
             return
         if type(error).__name__ == "KilledWorker":
             if len(batch.files) > 1:  # find the image that kills workers: one task each
-                singles = [_Batch(batch.chunk, batch.first + j, (f,), False)
+                singles = [ChunkBatch(batch.chunk, batch.first + j, (f,), False)
                            for j, f in enumerate(batch.files)]
                 window.first(self._tasks(job, singles, task_mode(task)))
                 return
@@ -191,7 +199,7 @@ def task_mode(task: Task) -> str:
     return {run_generated: "generator", run_shared: "shared"}.get(task.function, "stream")
 
 
-def _streamed(job: ChunkJob, batch: _Batch) -> Iterator[Task]:
+def streamed_tasks(job: ChunkJob, batch: ChunkBatch) -> Iterator[Task]:
     """The batch's files read here, cut into tasks of at most `STREAM_BATCH_BYTES`."""
 
     files: list[SourceFile] = []
@@ -204,24 +212,24 @@ def _streamed(job: ChunkJob, batch: _Batch) -> Iterator[Task]:
         length = len(data) if isinstance(data, bytes) else 0
         if files and size + length > STREAM_BATCH_BYTES:
             whole = False
-            yield _stream_task(job, batch, first, files, payload, size, whole)
+            yield stream_task(job, batch, first, files, payload, size, whole)
             files, payload, size, first = [], [], 0, batch.first + j
         files.append(source)
         payload.append(item)
         size += length
     if files:
-        yield _stream_task(job, batch, first, files, payload, size,
+        yield stream_task(job, batch, first, files, payload, size,
                            whole and first == batch.first)
 
 
-def _stream_task(job: ChunkJob, batch: _Batch, first: int, files: list[SourceFile],
+def stream_task(job: ChunkJob, batch: ChunkBatch, first: int, files: list[SourceFile],
                  payload: list[bytes | str], size: int, whole: bool) -> Task:
-    part = _Batch(batch.chunk, first, tuple(files), whole)
+    part = ChunkBatch(batch.chunk, first, tuple(files), whole)
     return Task(run_streamed, (job, part.files, tuple(payload)),
                 f"chunk-{batch.chunk:06d}-{first}", payload=size, tag=part)
 
 
-def _checked(data: Any, job: ChunkJob, batch: _Batch) -> list[ItemResult]:
+def checked_results(data: Any, job: ChunkJob, batch: ChunkBatch) -> list[ItemResult]:
     """The results in a worker's chunk bytes, which must be of this build and these files."""
     try:
         if not isinstance(data, bytes):

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from appliance.compute.worker_cache import worker_analyzer
-from appliance.corpus.analysis import analyze_data, analyze_drawn_group
+from appliance.corpus.analysis import item_of_bytes, items_of_drawn_faces
 from appliance.corpus.chunks import ItemResult, SourceFile, chunk_bytes
 from appliance.generator.source import describe_groups
 from appliance.generator.worker_network import generator_network
@@ -43,7 +43,7 @@ def run_generated(job: ChunkJob, first: int, count: int) -> bytes:
     files, results = [], []
     for group in describe_groups(range(first, first + count)):  # as a local build's tasks
         files += [SourceFile(source.name(index), source.size, 0) for index in group]
-        results += analyze_drawn_group(source.faces(group, net), analyzer, *job.thumbs)
+        results += items_of_drawn_faces(source.faces(group, net), analyzer, *job.thumbs)
     return chunk_bytes(job.key, files, results)
 
 
@@ -64,7 +64,7 @@ def run_shared(job: ChunkJob, files: tuple[SourceFile, ...]) -> bytes:
             raise NotShared(source.rel) from None
         if len(data) != source.size:
             raise NotShared(source.rel)
-        results.append(analyze_data(data, source.rel, analyzer, *job.thumbs) if data
+        results.append(item_of_bytes(data, source.rel, analyzer, *job.thumbs) if data
                        else ItemResult("empty file"))
     return chunk_bytes(job.key, list(files), results)
 
@@ -74,7 +74,7 @@ def run_streamed(job: ChunkJob, files: tuple[SourceFile, ...],
     """Files sent by the client (bytes, or the reason it could not read one) -> chunk bytes."""
 
     analyzer = worker_analyzer(job.engine, job.checksums)
-    results = [analyze_data(item, source.rel, analyzer, *job.thumbs)
+    results = [item_of_bytes(item, source.rel, analyzer, *job.thumbs)
                if isinstance(item, bytes) else ItemResult(item)
                for source, item in zip(files, payload, strict=True)]
     return chunk_bytes(job.key, list(files), results)

@@ -74,16 +74,16 @@ class ClusterDrawer:
         if session is not None:
             session.__exit__()
 
-    def run(self, indices: list[int], seen: dict[str, str]) -> Iterator[Draw]:
+    def draws(self, indices: list[int], seen: dict[str, str]) -> Iterator[Draw]:
         """The draws `indices`, in any order, from the cluster's workers."""
         from appliance.generator.job import GenerateError
 
         if self._session is None or self._work is None:
-            raise RuntimeError("ClusterDrawer.run outside `with drawer:`")
+            raise RuntimeError("ClusterDrawer.draws outside `with drawer:`")
         blocks = [tuple(indices[i:i + self.block]) for i in range(0, len(indices), self.block)]
         tasks = (Task(draw_on_worker, (self._work, block), f"draws-{block[0]}", tag=block)
                  for block in blocks)
-        window = self._session.run(tasks, threads=self._threads)
+        window = self._session.as_completed(tasks, threads=self._threads)
         try:
             for task, draws, error in window:
                 if error is not None:

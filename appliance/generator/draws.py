@@ -141,7 +141,7 @@ class DcganDrawer:
                 "analyzer": {"models": self.engine.checksums(),
                              "settings": self.engine.settings()}}
 
-    def run(self, indices: list[int], seen: dict[str, str]) -> Iterator[Draw]:
+    def draws(self, indices: list[int], seen: dict[str, str]) -> Iterator[Draw]:
         """The draws `indices`, in any order (`seen`: only the url engine drops repeats)."""
         from appliance.compute.pool import run_tasks
 

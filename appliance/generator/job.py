@@ -48,7 +48,7 @@ class GenerateError(RuntimeError):
 class Drawer(Protocol):
     def identity(self) -> dict[str, Any]: ...
 
-    def run(self, indices: list[int], seen: dict[str, str]) -> Iterator[Draw]: ...
+    def draws(self, indices: list[int], seen: dict[str, str]) -> Iterator[Draw]: ...
 
 
 @dataclass(frozen=True)
@@ -150,7 +150,7 @@ def _draw(out_dir: Path, work: Path, tally: _Tally, drawer: Drawer, slack: int,
     try:
         while tally.last is None:
             indices = tally.next_indices(slack)
-            with contextlib.closing(drawer.run(indices, tally.seen)) as draws:
+            with contextlib.closing(drawer.draws(indices, tally.seen)) as draws:
                 for draw in draws:
                     record = _keep(out_dir, draw)
                     appender.add(record)

@@ -314,7 +314,7 @@ class UrlDrawer:
                 "analyzer": {"models": self.engine.checksums(),
                              "settings": self.engine.settings()}}
 
-    def run(self, indices: list[int], seen: dict[str, str]) -> Iterator[Draw]:
+    def draws(self, indices: list[int], seen: dict[str, str]) -> Iterator[Draw]:
         """Fetch and judge draws `indices`; `seen`: sha256 -> file of every face kept so far."""
         if self._fetcher is None:
             self._fetcher = Fetcher(self.settings, self.clock, self.sleep, self.report)
