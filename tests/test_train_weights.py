@@ -237,10 +237,38 @@ def test_corpus_info_and_doctor_say_which_generator_drew_a_corpus(tmp_path):
     config.write_text(f"generator:\n  weights: {weights}\n")
     doctor = sosie("doctor", "--corpus", str(corpus), "--config", str(config))
     assert f"   note  corpus     faces drawn with {phrase}" in doctor.stdout.splitlines()
-    unknown = sosie("corpus", "info", str(corpus))
-    assert (f"generator weights:      other weights (sha256 {short}: not the shipped ones nor "
-            f"generator.weights)") in unknown.stdout.splitlines()
+    unknown = sosie("corpus", "info", str(corpus))  # not given the file: the build's record
+    assert (f"generator weights:      weights trained by sosie train (12 steps from scratch, "
+            f"seed 3, batch 4) (sha256 {short}; as its build recorded)"
+            ) in unknown.stdout.splitlines()
     missing = sosie("corpus", "info", str(corpus), "--weights", str(tmp_path / "absent.st"))
     assert missing.returncode == 2 and missing.stdout == ""
     absent = tmp_path / "absent.st"
     assert missing.stderr.strip() == f"sosie corpus: --weights {absent}: no such weights file"
+
+
+def test_a_corpus_keeps_how_its_trained_generator_was_made_without_the_weights_file(tmp_path):
+    from appliance.generator.dcgan import default_weights_path, read_state
+
+    try:
+        state = read_state(default_weights_path())
+    except LookupError as exc:
+        pytest.skip(str(exc))
+    state = {**state, "main.12.weight": state["main.12.weight"] * np.float32(0.97)}
+    made = {"steps": "40", "start": "scratch", "seed": "2", "batch": "8",
+            "data": "/home/artist/photos of me"}  # a path where a name belongs: cut to a name
+    weights = write(tmp_path / "mine.safetensors",
+                    safetensors_bytes(state, {"sosie": json.dumps(made)}))
+    short = sha256_file(weights)[:12]
+    corpus = tmp_path / "corpus"
+    done = sosie("build", "dcgan:8:5", str(corpus), "--weights", str(weights), "--quiet")
+    assert done.returncode == 0, done.stderr
+    manifest = (corpus / "manifest.yaml").read_text()
+    assert "photos of me" in manifest and "/home/artist" not in manifest
+    weights.unlink()  # the corpus travels; the weights stay on the workstation
+    phrase = ("weights trained by sosie train (40 steps from scratch, seed 2, batch 8, photos "
+              f"'photos of me') (sha256 {short}; as its build recorded)")
+    info = sosie("corpus", "info", str(corpus))
+    assert f"generator weights:      {phrase}" in info.stdout.splitlines(), info.stdout
+    doctor = sosie("doctor", "--corpus", str(corpus))
+    assert f"   note  corpus     faces drawn with {phrase}" in doctor.stdout.splitlines()

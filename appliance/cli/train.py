@@ -167,7 +167,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             reference = (track.photo_reference(analyzer, args.track_photo) if args.track_photo
                          else track.faces_reference(analyzer, dataset.faces))
             tracker = track.Tracker(analyzer, reference)
-        summary = train(dataset, args.out, options, progress=not args.quiet, tracker=tracker)
+        summary = train(dataset, args.out, options, progress=not args.quiet, tracker=tracker,
+                        data_name=args.photos_dir.resolve().name)
     except (DatasetError, TrainError, CheckpointError, WeightsNotFound, WeightsFormatError,
             ImageError, OSError) as exc:
         print(f"sosie train: {one_line(exc)}", file=sys.stderr)

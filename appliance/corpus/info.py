@@ -37,7 +37,8 @@ def summary(corpus: Corpus, weights: Iterable[Path | None] = ()) -> dict[str, An
             out["source generator"] = (f"{source['generator']}:{source.get('files')}:"
                                        f"{source.get('seed')} (weights "
                                        f"{str(source.get('weights'))[:12]})")
-            out["generator weights"] = describe_weights(str(source.get("weights")), weights)
+            out["generator weights"] = describe_weights(str(source.get("weights")), weights,
+                                                        source.get("trained"))
         else:
             out["source folder"] = source.get("folder")
         out["source draws" if source.get("generator") else "source files"] = source.get("files")

@@ -81,11 +81,16 @@ class GeneratorSource:
         return int(name[len(prefix):])
 
     def key(self) -> dict[str, Any]:
-        """What changes the faces: network and its code, seed, size (build key, manifest)."""
+        """What changes the faces: network and its code, seed, size (build key, manifest); for
+        weights `sosie train` wrote, how they were made too ("trained": a function of the
+        weights' bytes, so it changes no key their digest does not)."""
         from appliance.generator.dcgan import RENDERER
+        from appliance.generator.provenance import training_record
 
+        trained = training_record(self.weights)
         return {"generator": "dcgan", "weights": self.weights_sha256, "renderer": RENDERER,
-                "seed": self.seed, "size": self.size, "analysis": ANALYSIS}
+                "seed": self.seed, "size": self.size, "analysis": ANALYSIS,
+                **({"trained": trained} if trained else {})}
 
     def face(self, name: str) -> np.ndarray:
         """The (size, size, 3) uint8 face of draw `name`."""

@@ -219,7 +219,7 @@ def check_corpus(doc: Doctor, settings: Any, path: Path | None = None) -> None:
             from appliance.generator.provenance import describe_weights
 
             doc.report("corpus", NOTE, "faces drawn with " + describe_weights(
-                str(source.get("weights")), [settings.generator.weights]))
+                str(source.get("weights")), [settings.generator.weights], source.get("trained")))
     finally:
         corpus.close()
 

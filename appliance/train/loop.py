@@ -210,13 +210,15 @@ def _latents(key: jax.Array, batch: int) -> jax.Array:
 
 def train(dataset: Dataset, run_dir: Path, options: TrainOptions, *, progress: bool = True,
           interrupt_after: int | None = None,
-          tracker: Callable[[np.ndarray], dict[str, Any]] | None = None) -> dict[str, Any]:
+          tracker: Callable[[np.ndarray], dict[str, Any]] | None = None,
+          data_name: str | None = None) -> dict[str, Any]:
     """Train (or resume) in `run_dir`; returns the summary also written to summary.json.
 
     `interrupt_after` (tests) raises KeyboardInterrupt once that many steps are done, as
     Ctrl-C would between two steps. `tracker` (with `options.track_every`) measures the
     moving average's faces of TRACK_LATENTS every that many steps, each line appended to
-    RUN_DIR/track.jsonl (it reads the state, never changes it).
+    RUN_DIR/track.jsonl (it reads the state, never changes it). `data_name`, the photos'
+    folder's name (never a path), goes into the weights' metadata and the summary.
     """
     root = jax.random.PRNGKey(options.seed)
     k_start, k_d = jax.random.split(jax.random.fold_in(root, 2**31 - 1))
@@ -308,7 +310,8 @@ def train(dataset: Dataset, run_dir: Path, options: TrainOptions, *, progress: b
     seconds = time.perf_counter() - started
     losses = np.concatenate(history)
     made = {"steps": str(done), "start": start_label, "seed": str(options.seed),
-            "batch": str(options.batch), "faces": dataset.digest()}
+            "batch": str(options.batch), "faces": dataset.digest(),
+            **({"data": data_name} if data_name else {})}
     weights = run_dir / GENERATOR
     write_generator(weights, networks.join_state(state["ema"], state["stats"]), made)
     if done == 0 or not (run_dir / LOSS_CURVES).exists():
@@ -320,6 +323,7 @@ def train(dataset: Dataset, run_dir: Path, options: TrainOptions, *, progress: b
     summary = {
         "generator": {"path": GENERATOR, "sha256": sha256_file(weights)},
         "start": start_label, "steps": done, "seed": options.seed, "batch": options.batch,
+        "data": data_name,
         "faces": len(dataset.faces), "rejected": len(dataset.rejected),
         "augment_p": (round(float(state["augment_p"]), 4) if "augment_p" in state
                       else options.augment_p),
