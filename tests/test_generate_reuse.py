@@ -51,7 +51,7 @@ class Counting:
 
     def __init__(self, monkeypatch) -> None:
         self.looks = self.described = 0
-        detect_at, forward = MultiScaleDetector.detect_at, FaceNet._forward
+        detect_at, forward = MultiScaleDetector.detect_at, FaceNet.forward
 
         def counted_detect(detector, *args, **kwargs):
             self.looks += 1
@@ -62,7 +62,7 @@ class Counting:
             return forward(net, chips)
 
         monkeypatch.setattr(MultiScaleDetector, "detect_at", counted_detect)
-        monkeypatch.setattr(FaceNet, "_forward", counted_forward)
+        monkeypatch.setattr(FaceNet, "forward", counted_forward)
 
 
 def test_a_generated_folder_builds_from_its_records_to_the_same_corpus(

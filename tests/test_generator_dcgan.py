@@ -220,7 +220,7 @@ def test_render_runs_on_one_blas_thread(weights, monkeypatch):
 
     net = DCGAN.load(weights)
     seen = []
-    forward = DCGAN._forward
+    forward = DCGAN.forward
 
     def numpy_blas() -> list[int]:  # other libraries' BLAS (scipy, faiss) do not run our GEMMs
         return [p["num_threads"] for p in threadpool_info()
@@ -233,7 +233,7 @@ def test_render_runs_on_one_blas_thread(weights, monkeypatch):
         seen.extend(numpy_blas())
         return forward(self, latents)
 
-    monkeypatch.setattr(DCGAN, "_forward", spy)
+    monkeypatch.setattr(DCGAN, "forward", spy)
     net.render(np.zeros((dcgan.RENDER_BATCH + 1, 100), np.float32))  # two batches
     assert seen == [1, 1]
 

@@ -111,8 +111,8 @@ def test_blas_threads_are_limited_only_during_a_descriptor(real_chips):
     assert before, "numpy has no BLAS threadpoolctl can see"
     seen: list[list[int]] = []
     net = FaceNet.load(MODEL, threads=1)
-    forward = net._forward
-    net._forward = lambda chip: (seen.append(blas_threads()), forward(chip))[1]
+    forward = net.forward
+    net.forward = lambda chip: (seen.append(blas_threads()), forward(chip))[1]
     one = net.descriptor(real_chips[0])
     assert seen == [[1] * len(before)] and blas_threads() == before
     free = FaceNet.load(MODEL, threads=0)
@@ -155,11 +155,11 @@ def test_convolution_matches_a_direct_loop(data, k, stride, padding, cin, cout):
     filters = rng.normal(size=(cout, cin, k, k)).astype(np.float32)
     bias = rng.normal(size=cout).astype(np.float32)
     gamma, beta = rng.normal(size=cout).astype(np.float32), rng.normal(size=cout).astype(np.float32)
-    (_, conv), = resnet._fold([("con", (filters, bias, k, stride, padding)),
+    (_, conv), = resnet.fold_layers([("con", (filters, bias, k, stride, padding)),
                                ("affine", (gamma, beta))])
     expected = np.stack([reference_conv(image, filters, bias, stride, padding) * gamma + beta
                          for image in x])
-    got = resnet._conv(x, conv)
+    got = resnet.conv_layer(x, conv)
     assert got.shape == expected.shape
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
 
@@ -171,7 +171,7 @@ def test_convolution_matches_a_direct_loop(data, k, stride, padding, cin, cout):
 def test_residual_add_is_top_left_aligned_and_zero_padded(a, b, seed):
     rng = np.random.default_rng(seed)
     x, y = rng.normal(size=a).astype(np.float32), rng.normal(size=b).astype(np.float32)
-    out = resnet._add(x[None], y[None])[0]
+    out = resnet.add_residual(x[None], y[None])[0]
     assert out.shape == tuple(max(p, q) for p, q in zip(a, b, strict=True))
     for index in np.ndindex(out.shape):
         inside = [t[index] if all(i < s for i, s in zip(index, t.shape, strict=True)) else 0.0
@@ -184,7 +184,7 @@ def test_residual_add_is_top_left_aligned_and_zero_padded(a, b, seed):
        size=st.integers(2, 3), stride=st.integers(1, 2), seed=st.integers(0, 99))
 def test_pooling_matches_a_loop(h, w, kind, size, stride, seed):
     x = np.random.default_rng(seed).normal(size=(h, w, 2)).astype(np.float32)
-    got = resnet._pool(x[None], resnet._Pool(kind, size, stride))[0]
+    got = resnet.pool_layer(x[None], resnet.Pool(kind, size, stride))[0]
     reduce = np.max if kind == "max" else np.mean
     oh, ow = 1 + (h - size) // stride, 1 + (w - size) // stride
     expected = np.array([[reduce(x[r * stride:r * stride + size, c * stride:c * stride + size],

@@ -81,7 +81,7 @@ _LAYER = re.compile(
 
 
 @dataclass(frozen=True)
-class _Conv:
+class Conv:
     weights: np.ndarray  # (kh * kw * cin, cout), batch norm folded in
     bias: np.ndarray  # (cout,)
     size: int
@@ -90,7 +90,7 @@ class _Conv:
 
 
 @dataclass(frozen=True)
-class _Pool:
+class Pool:
     kind: str  # "max" | "avg" | "mean" (average over everything)
     size: int
     stride: int
@@ -140,7 +140,7 @@ def _parse(data: bytes) -> tuple[tuple[float, float, float], list[tuple[str, obj
             if py or px or nr != nc or sy != sx:
                 raise NetworkFormatError(f"unexpected pooling {nr}x{nc}/{sy} pad {py}")
             kind = "max" if name == "max_pool_2" else ("mean" if nr == 0 else "avg")
-            layers.append(("pool", _Pool(kind, nr, sy)))
+            layers.append(("pool", Pool(kind, nr, sy)))
         else:
             layers.append((name.rstrip("_"), None))
         position = reader.pos
@@ -149,7 +149,7 @@ def _parse(data: bytes) -> tuple[tuple[float, float, float], list[tuple[str, obj
     return means, layers
 
 
-def _fold(layers: list[tuple[str, object]]) -> list[tuple[str, object]]:
+def fold_layers(layers: list[tuple[str, object]]) -> list[tuple[str, object]]:
     """Fold every affine (inference-mode batch norm) into the convolution before it."""
     folded: list[tuple[str, object]] = []
     for kind, params in layers:
@@ -172,7 +172,7 @@ def _fold(layers: list[tuple[str, object]]) -> list[tuple[str, object]]:
             # rows ordered (kh, kw, cin) to match the im2col windows of an HWC image
             weights = np.ascontiguousarray(
                 filters.transpose(2, 3, 1, 0).reshape(-1, filters.shape[0]), dtype=np.float32)
-            params = _Conv(weights, bias.astype(np.float32), size, stride, padding)
+            params = Conv(weights, bias.astype(np.float32), size, stride, padding)
         out.append((kind, params))
     return out
 
@@ -181,7 +181,7 @@ def _fold(layers: list[tuple[str, object]]) -> list[tuple[str, object]]:
 # Running it
 
 
-def _conv(x: np.ndarray, conv: _Conv) -> np.ndarray:
+def conv_layer(x: np.ndarray, conv: Conv) -> np.ndarray:
     """Convolution of an NHWC batch: im2col, then one matrix product for the whole batch, or
     per tile of `TILE_ROWS` im2col rows for the large early layers (1.25x faster here)."""
     if conv.padding:
@@ -218,7 +218,8 @@ def _conv(x: np.ndarray, conv: _Conv) -> np.ndarray:
     return out.reshape(n, oh, ow, -1)
 
 
-def _pool(x: np.ndarray, pool: _Pool) -> np.ndarray:
+def pool_layer(x: np.ndarray, pool: Pool) -> np.ndarray:
+    """Max, average or global-mean pooling of an NHWC batch."""
     if pool.kind == "mean":
         return x.mean(axis=(1, 2), dtype=np.float32)
     if pool.kind == "max":  # the maximum of the window's shifted grids (4x a window reduce)
@@ -235,7 +236,7 @@ def _pool(x: np.ndarray, pool: _Pool) -> np.ndarray:
     return windows.mean(axis=(4, 5), dtype=np.float32)
 
 
-def _add(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def add_residual(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """dlib's add_prev: tensors of different sizes are added top-left aligned, zero-padded."""
     if a.shape == b.shape:
         return a + b
@@ -264,7 +265,7 @@ class FaceNet:
             if not data.startswith(b"\x01\x01\x01\x0dloss_metric_"):
                 raise NetworkFormatError("not a dlib loss_metric network file")
             means, layers = _parse(data)
-            return cls(means, _fold(layers), threads)
+            return cls(means, fold_layers(layers), threads)
         except (NetworkFormatError, ValueError, IndexError, OSError) as exc:
             raise NetworkFormatError(f"{path}: {exc}".splitlines()[0]) from None
 
@@ -284,30 +285,32 @@ class FaceNet:
         if not len(chips):
             return np.zeros((0, 128), dtype=np.float32)
         if not self.threads:
-            return self._forward(chips)
+            return self.forward(chips)
         with _blas_controller().limit(limits=self.threads, user_api="blas"):
-            return self._forward(chips)
+            return self.forward(chips)
 
-    def _forward(self, chips: np.ndarray) -> np.ndarray:
+    def forward(self, chips: np.ndarray) -> np.ndarray:
+        """(n, 128) descriptors of (n, 150, 150, 3) chips, layer by layer, on the threads BLAS
+        has (`descriptors` runs this within its thread limit)."""
         x = (chips.astype(np.float32) - self.means) / np.float32(256)
         block_input, previous = x, ""
         for kind, params in self.layers:
             if kind == "con":
-                x = _conv(x, params)  # type: ignore[arg-type]
+                x = conv_layer(x, params)  # type: ignore[arg-type]
             elif kind == "relu":
                 x = np.maximum(x, 0, out=x)
                 if previous == "add_prev":  # a residual block ends: the next one starts here
                     block_input = x
             elif kind == "pool":
-                pool: _Pool = params  # type: ignore[assignment]
+                pool: Pool = params  # type: ignore[assignment]
                 if pool.kind == "avg":  # the shortcut of a downsampling block
-                    block_input = _pool(block_input, pool)
+                    block_input = pool_layer(block_input, pool)
                 else:
-                    x = _pool(x, pool)
+                    x = pool_layer(x, pool)
                     block_input = x
             elif kind == "add_prev":  # x, a convolution's fresh output, takes the sum
                 x = np.add(x, block_input, out=x) if x.shape == block_input.shape else (
-                    _add(x, block_input))
+                    add_residual(x, block_input))
             elif kind == "fc":
                 x = x.reshape(len(x), -1) @ params
             previous = kind

@@ -227,7 +227,7 @@ class DCGAN:
         out = np.empty((len(latents), SIDE, SIDE, 3), dtype=np.uint8)
         with _blas_controller().limit(limits=1, user_api="blas"):
             for start in range(0, len(latents), RENDER_BATCH):
-                out[start:start + RENDER_BATCH] = self._forward(
+                out[start:start + RENDER_BATCH] = self.forward(
                     latents[start:start + RENDER_BATCH])
         return out
 
@@ -248,8 +248,9 @@ class DCGAN:
             out[row] = np.asarray(big)
         return out
 
-    def _forward(self, latents: np.ndarray) -> np.ndarray:
-        """(n, 64, 64, 3) uint8 faces of (n, 100) float32 latents."""
+    def forward(self, latents: np.ndarray) -> np.ndarray:
+        """(n, 64, 64, 3) uint8 faces of (n, 100) float32 latents, on the threads BLAS has
+        (`render` runs this on one)."""
         first = self.layers[0]
         # the first layer face by face: one row is BLAS's matrix-vector product, whose sums a
         # matrix of several rows would order otherwise (and move pixels)
