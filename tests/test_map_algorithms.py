@@ -53,7 +53,7 @@ def test_tiles_match_a_painted_canvas_and_halve_upwards(tmp_path_factory, n, lev
             key = (levels, tx, ty)
             if key in got:
                 np.testing.assert_array_equal(got[key], want)
-                assert (out / str(levels) / str(tx) / f"{ty}.jpg").is_file()
+                assert (out / str(levels) / str(tx) / f"{ty}.webp").is_file()
             else:
                 assert (want == BACKGROUND).all()
             assert bool(pyramid.present[levels][ty, tx]) == (key in got)

@@ -95,13 +95,13 @@ def test_site_files_and_data_describe_the_corpus(site):
     points = _read_js(out / "data" / "points.js", "SOSIE_POINTS")
     assert meta["count"] == corpus.count == summary.count
     # exactly the tiles marked present exist on disk (the page asks for nothing else)
-    on_disk = {p.relative_to(out / "tiles").as_posix() for p in (out / "tiles").rglob("*.jpg")}
+    on_disk = {p.relative_to(out / "tiles").as_posix() for p in (out / "tiles").rglob("*.webp")}
     marked = set()
     for z, bits in enumerate(meta["tiles"]["present"]):
         n = 1 << z
         flags = np.unpackbits(np.frombuffer(base64.b64decode(bits), np.uint8), bitorder="little")
         for cell in np.flatnonzero(flags[: n * n]):
-            marked.add(f"{z}/{cell % n}/{cell // n}.jpg")
+            marked.add(f"{z}/{cell % n}/{cell // n}.webp")
     assert marked == on_disk and len(on_disk) == summary.tiles
     # positions: 2-D keeps the PCA geometry (x right, y up on screen), 3-D too
     xy = np.frombuffer(base64.b64decode(points["xy"]), "<u2").reshape(-1, 2) / 65535
@@ -130,7 +130,7 @@ def test_site_files_and_data_describe_the_corpus(site):
     assert meta["marks"][0]["neighbours"][0] == 7 and meta["marks"][0]["likeness"][0] > 99
     assert meta["marks"][0]["image"].startswith("data:image/jpeg;base64,")
     # sheets hold every face; web assets copied; nothing refers to the internet
-    assert len(list((out / "sheets").glob("*.jpg"))) == -(-corpus.count // 256)
+    assert len(list((out / "sheets").glob("*.webp"))) == -(-corpus.count // 256)
     for name in ("index.html", "vr.html"):  # every script a page loads is in the site
         scripts = re.findall(r"<script src=\"([^\"]+)\"", (out / name).read_text())
         assert "assets/common.js" in scripts and all((out / s).is_file() for s in scripts), name
@@ -292,26 +292,31 @@ def test_tiny_corpora_still_make_a_site(tmp_path, n):
     assert meta["count"] == n and summary.tiles >= 1
     assert meta["neighbours"]["k"] == n - 1
     assert len(meta["clusters"]) == n
-    assert (tmp_path / "tiles" / "0" / "0" / "0.jpg").is_file()
+    assert (tmp_path / "tiles" / "0" / "0" / "0.webp").is_file()
 
 
 # ---------------------------------------------------------------------------------------------
 # Colour (the VR session itself is tested on an emulated Quest 2 in test_vr.py)
 
 
-def _modes(directory: Path) -> set[str]:
-    modes = set()
-    for path in sorted(directory.rglob("*.jpg"))[:40]:
-        with Image.open(path) as image:
-            modes.add(image.mode)
-    return modes
+def _kinds(directory: Path) -> set[tuple[str, str]]:
+    """(format, 'colour' or 'gray') of the images in `directory` (WebP decodes to RGB: gray is
+    three equal channels)."""
+    kinds = set()
+    for path in sorted(directory.rglob("*"))[:60]:
+        if path.is_file():
+            with Image.open(path) as image:
+                pixels = np.asarray(image.convert("RGB"), np.int16)
+                spread = int(np.ptp(pixels, axis=2).max())
+                kinds.add((image.format, "gray" if spread <= 1 else "colour"))
+    return kinds
 
 
 def test_colour_corpora_map_in_colour_and_print_in_gray(site):
     corpus, out, _ = site
     meta = _read_js(out / "data" / "meta.js", "SOSIE_META")
     assert meta["colour"] is True
-    assert _modes(out / "tiles") == {"RGB"} and _modes(out / "sheets") == {"RGB"}
+    assert _kinds(out / "tiles") == _kinds(out / "sheets") == {("WEBP", "colour")}
     # the sheet cell of a face is that face, in its colours
     points = _read_js(out / "data" / "points.js", "SOSIE_POINTS")
     place = np.frombuffer(base64.b64decode(points["place"]), "<u4")
@@ -319,7 +324,7 @@ def test_colour_corpora_map_in_colour_and_print_in_gray(site):
     i = 123
     sheet, j = divmod(int(place[i]), 256)
     px = meta["sheets"]["face"]
-    with Image.open(out / "sheets" / f"{sheet}.jpg") as image:
+    with Image.open(out / "sheets" / f"{sheet}.webp") as image:
         cell = np.asarray(image.convert("RGB"), np.float64)[
             j // 16 * px : (j // 16 + 1) * px, j % 16 * px : (j % 16 + 1) * px]
     from appliance.corpus.thumbs import decode
@@ -343,7 +348,7 @@ def test_gray_corpora_still_map_in_gray(tmp_path):
     build_site(corpus, tmp_path, options=MapOptions(neighbours=3))
     meta = _read_js(tmp_path / "data" / "meta.js", "SOSIE_META")
     assert meta["colour"] is False
-    assert _modes(tmp_path / "tiles") == {"L"} and _modes(tmp_path / "sheets") == {"L"}
+    assert _kinds(tmp_path / "tiles") == _kinds(tmp_path / "sheets") == {("WEBP", "gray")}
     points = _read_js(tmp_path / "data" / "points.js", "SOSIE_POINTS")
     rgb = np.frombuffer(base64.b64decode(points["rgb"]), np.uint8).reshape(-1, 3)
     assert (rgb == rgb[:, :1]).all()

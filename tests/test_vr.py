@@ -125,7 +125,7 @@ def _canvas_crop(browser, half: float) -> np.ndarray:
 
 def _sheet_face(out: Path, place: int, px: int) -> np.ndarray:
     sheet, j = divmod(place, 256)
-    with Image.open(out / "sheets" / f"{sheet}.jpg") as image:
+    with Image.open(out / "sheets" / f"{sheet}.webp") as image:
         pixels = np.asarray(image.convert("RGB"))
     r, c = divmod(j, 16)
     return pixels[r * px : (r + 1) * px, c * px : (c + 1) * px]

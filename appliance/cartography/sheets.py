@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from appliance.cartography.tiles import encode_jpeg
+from appliance.cartography.encoding import SHEET_QUALITY, SUFFIX, encode_webp
 from appliance.files import atomic_write_bytes
 
 SHEET_COLUMNS = 16  # faces per sheet row; a sheet holds SHEET_COLUMNS^2 faces
@@ -136,13 +136,13 @@ def write_sheets(
     map_px: int,
     out_dir: Path,
     *,
-    quality: int = 82,
+    quality: int = SHEET_QUALITY,
     workers: int = 1,
     order: np.ndarray | None = None,
     colour: bool = False,
     small: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Write `out_dir/{s}.jpg` sheets of faces at `sheet_px`, rows `order[s*256:(s+1)*256]` in
+    """Write `out_dir/{s}.webp` sheets of faces at `sheet_px`, rows `order[s*256:(s+1)*256]` in
     sheet s (default: index order); return the faces at `map_px` in index order,
     (n, map_px, map_px[, 3]), for the tiles and the atlas, in `small` if given (e.g. a memmap).
     sheet_px must be a multiple of map_px. With `workers` > 1, sheets are made by forked
@@ -187,7 +187,7 @@ def _write_sheet(sheet: int) -> tuple[int, np.ndarray]:
     for j, face in enumerate(faces):
         r, c = divmod(j, SHEET_COLUMNS)
         canvas[r * sheet_px : (r + 1) * sheet_px, c * sheet_px : (c + 1) * sheet_px] = face
-    atomic_write_bytes(out_dir / f"{sheet}.jpg", encode_jpeg(canvas, quality), fsync=False)
+    atomic_write_bytes(out_dir / f"{sheet}{SUFFIX}", encode_webp(canvas, quality), fsync=False)
     return sheet, pool(faces, sheet_px // map_px)
 
 
@@ -217,8 +217,3 @@ def atlas(
     grid = cells.reshape(rows, columns, cell, cell, *extra).transpose(order)
     image[: rows * cell, : columns * cell] = grid.reshape(rows * cell, columns * cell, *extra)
     return image, cell, columns
-
-
-def jpeg_bytes(image: np.ndarray, quality: int = 85) -> bytes:
-    """JPEG encoding of a uint8 gray (h, w) or RGB (h, w, 3) image."""
-    return encode_jpeg(np.ascontiguousarray(image), quality)

@@ -9,10 +9,12 @@ Layout of the output directory::
     data/atlas3d.js                  every face in one small texture for the 3-D view (data: URL)
     data/faces/{c}.js                names and nearest neighbours, in chunks loaded on demand
     data/descriptors.js              8-bit descriptors (large corpora: neighbours found on click)
-    tiles/{z}/{x}/{y}.jpg            the 2-D map's level-of-detail quadtree
-    sheets/{s}.jpg                   16x16 faces at 64-128 px (the panel's large view, and the
+    tiles/{z}/{x}/{y}.webp           the 2-D map's level-of-detail quadtree
+    sheets/{s}.webp                  16x16 faces at 64-128 px (the panel's large view, and the
                                      3-D view's detail near the viewer), each sheet a compact
                                      cluster in 3-D (`sheets.spatial_order`)
+
+Tiles, sheets and the atlas are lossy WebP (`encoding`); a marked face's crop is a JPEG.
 
 Faces are in colour when the corpus thumbnails are (gray corpora map in gray).
 
@@ -40,6 +42,14 @@ import numpy as np
 
 from appliance import likeness as likeness_module
 from appliance.cartography import sheets as face_images
+from appliance.cartography.encoding import (
+    ATLAS_QUALITY,
+    SHEET_QUALITY,
+    TILE_QUALITY,
+    data_url,
+    encode_jpeg,
+    encode_webp,
+)
 from appliance.cartography.kmeans import kmeans
 from appliance.cartography.knn import EXACT_LIMIT, neighbours, quantize
 from appliance.cartography.tiles import choose_levels, render_pyramid
@@ -63,7 +73,8 @@ class MapOptions:
     sheet_face_px: int | None = None  # face size of the large view (None: by corpus size)
     atlas_face_px: int = 64  # largest face size in the 3-D view's atlas (smaller above 4096 px)
     tile_px: int = 256
-    jpeg_quality: int = 80
+    tile_quality: int = TILE_QUALITY  # WebP quality of the tiles, 0-100
+    sheet_quality: int = SHEET_QUALITY  # and of the sheets
     seed: int = 0
     exact_limit: int = EXACT_LIMIT  # above this many faces the page finds neighbours on click
     workers: int = field(default_factory=lambda: min(4, os.cpu_count() or 1))
@@ -143,7 +154,7 @@ def build_site(
     stack = _face_stack(out, n + len(marked), map_px, colour)  # the last rows: marked faces
     small = stack[:n]
     face_images.write_sheets(
-        corpus, n, sheet_px, map_px, out / "sheets", quality=options.jpeg_quality + 2,
+        corpus, n, sheet_px, map_px, out / "sheets", quality=options.sheet_quality,
         workers=options.workers, order=order, colour=colour, small=small,
     )
     lap("thumbnails")
@@ -151,7 +162,7 @@ def build_site(
     say(f"tiles: {levels + 1} levels, deepest {world} px square")
     pyramid = render_pyramid(
         centres, small, out / "tiles", levels=levels, tile_px=options.tile_px,
-        quality=options.jpeg_quality, workers=options.workers,
+        quality=options.tile_quality, workers=options.workers,
     )
     lap("tiles")
 
@@ -194,7 +205,7 @@ def build_site(
     say("data files")
     _write_js(out / "data" / "atlas3d.js", "SOSIE_ATLAS", {
         "cell": cell, "columns": columns, "size": int(atlas.shape[0]),
-        "src": _data_url(face_images.jpeg_bytes(atlas, 88)),
+        "src": data_url(encode_webp(atlas, ATLAS_QUALITY), "webp"),
     })
     _write_points(out / "data" / "points.js", centres, coords3 * scale3, clusters,
                   means, order)
@@ -349,7 +360,7 @@ def _meta(corpus, options, n, pyramid, centres, coords2, coords3, scale3, sheet_
             "neighbours": [int(i) for i in info["indices"]],
             "distances": [round(float(d), 5) for d in info["distances"]],
             "likeness": [round(likeness_module.likeness(float(d)), 2) for d in info["distances"]],
-            "image": None if face is None else _data_url(face_images.jpeg_bytes(face, 90)),
+            "image": None if face is None else data_url(encode_jpeg(face, 90), "jpeg"),
         })
     return meta
 
@@ -419,10 +430,6 @@ def _write_js(path: Path, name: str, value: Any) -> None:
 
 def _b64(array: np.ndarray) -> str:
     return base64.b64encode(np.ascontiguousarray(array).tobytes()).decode("ascii")
-
-
-def _data_url(jpeg: bytes) -> str:
-    return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
 
 
 def _prepare(out: Path) -> None:

@@ -1,4 +1,4 @@
-"""Level-of-detail tiles of the 2-D map: a quadtree of pre-rendered JPEG tiles.
+"""Level-of-detail tiles of the 2-D map: a quadtree of pre-rendered WebP tiles.
 
 The deepest level shows every face at `face_px` pixels at its PCA position; each level above is
 the 2x2 box-filtered image of the one below, so zooming out shows what the faces add up to. Only
@@ -17,6 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from appliance.cartography.encoding import SUFFIX, TILE_QUALITY, encode_webp
 from appliance.files import atomic_write_bytes
 
 BACKGROUND = 17
@@ -54,11 +55,11 @@ def render_pyramid(
     *,
     levels: int,
     tile_px: int = 256,
-    quality: int = 80,
+    quality: int = TILE_QUALITY,
     workers: int = 1,
     sink: Callable[[int, int, int, np.ndarray], None] | None = None,
 ) -> TilePyramid:
-    """Write `out_dir/{z}/{x}/{y}.jpg` for faces (n, p, p[, 3]) uint8 centred at `centres`
+    """Write `out_dir/{z}/{x}/{y}.webp` for faces (n, p, p[, 3]) uint8 centred at `centres`
     (n, 2): gray or colour tiles as the faces are.
 
     `centres` are in world units [0, 1] (x right, y down). Faces are drawn in index order, so a
@@ -171,17 +172,6 @@ class _Renderer:
         return tile
 
 
-def encode_jpeg(image: np.ndarray, quality: int) -> bytes:
-    """Baseline JPEG of a uint8 gray (h, w) or RGB (h, w, 3) image (colour: 4:2:0 chroma;
-    OpenCV: ~2.5x faster than Pillow here)."""
-    if image.ndim == 3:
-        image = np.ascontiguousarray(image[:, :, ::-1])  # OpenCV writes BGR
-    ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
-    if not ok:
-        raise OSError("JPEG encoding failed")
-    return data.tobytes()
-
-
 def _paste(tile: np.ndarray, face: np.ndarray, x: int, y: int) -> None:
     """Copy `face` into `tile` with its top-left corner at (x, y), clipped to the tile."""
     h, w = tile.shape[:2]
@@ -207,7 +197,7 @@ class _TileWriter:
         if (z, x) not in self._dirs:
             (self.root / str(z) / str(x)).mkdir(parents=True, exist_ok=True)
             self._dirs.add((z, x))
-        data = encode_jpeg(tile, self.quality)
-        atomic_write_bytes(self.root / str(z) / str(x) / f"{y}.jpg", data, fsync=False)
+        data = encode_webp(tile, self.quality)
+        atomic_write_bytes(self.root / str(z) / str(x) / f"{y}{SUFFIX}", data, fsync=False)
         self.pyramid.present[z][y, x] = True
         self.pyramid.bytes_written += len(data)

@@ -162,7 +162,7 @@
     const inSheet = Math.min(per, META.count - sheet * per);
     const lines = Math.ceil(inSheet / cols);
     el.style.width = el.style.height = size + 'px';
-    el.style.backgroundImage = 'url("sheets/' + sheet + '.jpg")';
+    el.style.backgroundImage = 'url("sheets/' + sheet + '.webp")';
     el.style.backgroundSize = cols * size + 'px ' + lines * size + 'px';
     el.style.backgroundPosition = -(j % cols) * size + 'px ' + -Math.floor(j / cols) * size + 'px';
     el.dataset.index = i;

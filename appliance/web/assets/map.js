@@ -43,7 +43,7 @@
     img.decoding = 'async';
     img.onload = () => { entry.ready = true; stats.loaded++; stats.pending--; redraw(); };
     img.onerror = () => { entry.failed = true; stats.failed++; stats.pending--; };
-    img.src = 'tiles/' + key + '.jpg';
+    img.src = 'tiles/' + key + '.webp';
     stats.requested++;
     stats.pending++;
     cache.set(key, entry);

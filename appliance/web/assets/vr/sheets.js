@@ -52,7 +52,7 @@
     function loadSheet(s, b) {
       detail.owner[b] = s; detail.slotOf[s] = b; detail.pending[b] = 1; detail.loading++;
       const img = new Image();
-      img.src = 'sheets/' + s + '.jpg';
+      img.src = 'sheets/' + s + '.webp';
       img.decode().then(() => {
         if (detail.owner[b] !== s) return;
         gl.bindTexture(gl.TEXTURE_2D, detailTexture);
