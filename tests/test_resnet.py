@@ -165,6 +165,36 @@ def test_convolution_matches_a_direct_loop(data, k, stride, padding, cin, cout):
 
 
 @settings(max_examples=40, deadline=None)
+@given(data=st.data(), k=st.sampled_from([1, 3, 7]), stride=st.integers(1, 2),
+       padding=st.integers(0, 3), tile=st.integers(1, 40))
+def test_a_convolution_by_tiles_matches_a_direct_loop(data, k, stride, padding, tile):
+    h = data.draw(st.integers(max(1, k - 2 * padding), 14))
+    w = data.draw(st.integers(max(1, k - 2 * padding), 14))
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    x = rng.normal(size=(data.draw(st.integers(1, 3)), h, w, 3)).astype(np.float32)
+    filters = rng.normal(size=(5, 3, k, k)).astype(np.float32)
+    bias = rng.normal(size=5).astype(np.float32)
+    conv = resnet.Conv(np.ascontiguousarray(filters.transpose(2, 3, 1, 0).reshape(-1, 5)), bias,
+                       k, stride, padding)
+    original, resnet.TILE_ROWS = resnet.TILE_ROWS, tile  # tiles of a few output rows per chip
+    try:
+        got = resnet.conv_layer(x, conv)
+    finally:
+        resnet.TILE_ROWS = original
+    expected = np.stack([reference_conv(image, filters, bias, stride, padding) for image in x])
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_tiles_give_the_descriptor_of_one_product_per_layer(net, real_chips, monkeypatch):
+    batch = np.stack(real_chips[:5])
+    tiled = net.descriptors(batch)
+    monkeypatch.setattr(resnet, "TILE_ROWS", 10**9)
+    # a row of a matrix product is the same bits whatever rows surround it (at these sizes)
+    assert net.descriptors(batch).tobytes() == tiled.tobytes()
+
+
+@settings(max_examples=40, deadline=None)
 @given(a=st.tuples(st.integers(1, 5), st.integers(1, 5), st.integers(1, 4)),
        b=st.tuples(st.integers(1, 5), st.integers(1, 5), st.integers(1, 4)),
        seed=st.integers(0, 99))
