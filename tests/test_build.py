@@ -18,7 +18,7 @@ from PIL import Image
 
 from appliance.corpus import Corpus, CorpusError, CorpusSettings, MockEngine, build
 from appliance.corpus import format as fmt
-from appliance.corpus.build import KILL_AFTER_ENV, WORK_DIR
+from appliance.corpus.build import WORK_DIR
 from appliance.corpus.chunks import (
     ItemResult,
     SourceFile,
@@ -27,6 +27,7 @@ from appliance.corpus.chunks import (
     read_chunk,
     write_chunk,
 )
+from appliance.corpus.collector import KILL_AFTER_ENV
 from appliance.corpus.engines import MockAnalyzer
 from appliance.corpus.thumbs import decode
 

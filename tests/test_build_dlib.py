@@ -13,7 +13,8 @@ from photos import write_lfw_images
 
 from appliance.corpus import Corpus, CorpusSettings, build
 from appliance.corpus import format as fmt
-from appliance.corpus.build import KILL_AFTER_ENV, WORK_DIR
+from appliance.corpus.build import WORK_DIR
+from appliance.corpus.collector import KILL_AFTER_ENV
 from appliance.corpus.thumbs import decode
 
 pytestmark = pytest.mark.slow

@@ -18,7 +18,8 @@ from torch_zip_writer import dcgan_state, write_dcgan
 
 from appliance.corpus import Corpus, CorpusSettings, MockEngine, build
 from appliance.corpus import format as fmt
-from appliance.corpus.build import KILL_AFTER_ENV, WORK_DIR
+from appliance.corpus.build import WORK_DIR
+from appliance.corpus.collector import KILL_AFTER_ENV
 from appliance.corpus.info import summary
 from appliance.generator.dcgan import RENDERER
 from appliance.generator.draws import DcganJob, encode

@@ -124,7 +124,8 @@ def _interrupted(command: list[str], kill_env: str, after: int) -> subprocess.Co
 def test_an_interrupted_build_says_what_it_keeps_and_a_resumed_bar_counts_it(tmp_path,
                                                                              generated_faces):
     from appliance.cli.corpus import interrupted_build
-    from appliance.corpus.build import KILL_AFTER_ENV, kept
+    from appliance.corpus.build import kept
+    from appliance.corpus.collector import KILL_AFTER_ENV
 
     folder = tmp_path / "faces"
     folder.mkdir()

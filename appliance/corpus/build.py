@@ -17,41 +17,34 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import signal
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from appliance.compute.pool import guard_orphan, run_tasks
 from appliance.corpus import format as fmt
-from appliance.corpus.analysis import item_of_file, items_of_drawn_faces
 from appliance.corpus.chunks import (
     DIM,
-    ItemResult,
     SourceFile,
-    chunk_bytes,
     chunk_is_current,
     chunk_path,
     read_chunk,
 )
+from appliance.corpus.collector import Collector, counted
 from appliance.corpus.engines import DlibEngine, Engine
-from appliance.corpus.format import CorpusError, atomic_write_bytes
+from appliance.corpus.format import CorpusError
+from appliance.corpus.local_run import run_locally
 from appliance.corpus.settings import CorpusSettings
 from appliance.corpus.thumbs import PackWriter
 from appliance.corpus.walk import list_sources
 from appliance.corpus.writer import clear_manifest, finalize
 from appliance.files import exclusive, refuse_links, remove_tree
-from appliance.generator.analyses import recorded
-from appliance.generator.source import GeneratorSource, describe_groups
+from appliance.generator.source import GeneratorSource
 from appliance.progress import progress_bar
 
 WORK_DIR = ".build"
-#: Testing hook: SIGKILL the build itself after writing this many chunks in this run.
-KILL_AFTER_ENV = "SOSIE_BUILD_KILL_AFTER_CHUNKS"
 
 
 @dataclass(frozen=True)
@@ -163,7 +156,7 @@ def _build(
                 raise ClusterBuildError(f"{exc}; {kept} of {len(chunks)} chunks are kept in "
                                         f"{work}: run the same command again to resume") from None
         else:
-            _run(images_dir, work, key, chunks, pending, engine, settings, count, bar, done)
+            run_locally(images_dir, work, key, chunks, pending, engine, settings, count, bar, done)
     finally:
         bar.close()
 
@@ -258,150 +251,12 @@ def _remove_stale(work: Path, chunks: int, current: set[int]) -> None:
             path.unlink(missing_ok=True)
 
 
-# ---------------------------------------------------------------------------------------------
-# Processing
-
-
-#: One task of a local build: (chunk, indices in the chunk, file paths, names, what
-#: `sosie generate` recorded of the file); a folder's tasks hold one file each, a generator's
-#: the draws described as one batch.
-Task = tuple[int, tuple[int, ...], tuple[str, ...], tuple[str, ...], Any]
-Item = tuple[int, int, ItemResult]
-
-
-def _run(
-    images_dir: Path | GeneratorSource,
-    work: Path,
-    key: str,
-    chunks: list[list[SourceFile]],
-    pending: list[int],
-    engine: Engine,
-    settings: CorpusSettings,
-    workers: int,
-    bar: Any,
-    done: tuple[int, int] = (0, 0),
-) -> None:
-    generator = images_dir if isinstance(images_dir, GeneratorSource) else None
-    known = {} if generator is not None else recorded(Path(images_dir), engine)
-    tasks: list[Task] = []
-    for k in pending:
-        if generator is not None:  # the draws described as one batch make one task
-            first = generator.index(chunks[k][0].rel)
-            indices = [generator.index(f.rel) for f in chunks[k]]
-            tasks += [(k, tuple(i - first for i in group), (), tuple(generator.name(i)
-                       for i in group), None) for group in describe_groups(indices)]
-        else:  # a folder `sosie generate` made: what it learned of each face goes along
-            tasks += [(k, (j,), (str(Path(images_dir) / f.rel),), (f.rel,), known.get(f.rel))
-                      for j, f in enumerate(chunks[k])]
-    if not tasks:
-        return
-    collect = Collector(work, key, chunks, pending, bar, done).add
-    thumbs = (settings.thumbnail_size, settings.thumbnail_encoding, settings.jpeg_quality)
-    if workers <= 1 or len(tasks) == 1:
-        _init_worker(engine, thumbs, watch_parent=False, generator=generator)
-        for task in tasks:
-            for item in _process(task):
-                collect(*item)
-        return
-    for items in run_tasks(tasks, workers, _init_worker, (engine, thumbs, True, generator),
-                           _process, _crashed):
-        for item in items:
-            collect(*item)
-
-
-def counted(paths: Iterable[Path]) -> tuple[int, int]:
-    """(faces, rejections) in the finished chunk files among `paths` (unreadable ones: none)."""
-    faces = rejected = 0
-    for path in paths:
-        try:
-            _, results = read_chunk(path)
-        except (OSError, ValueError, CorpusError):
-            continue
-        accepted = sum(r.accepted for r in results)
-        faces, rejected = faces + accepted, rejected + len(results) - accepted
-    return faces, rejected
-
-
 def kept(corpus_dir: Path) -> tuple[int, int]:
     """(finished chunks, faces in them) that an interrupted build of `corpus_dir` keeps."""
     paths = sorted((Path(corpus_dir) / WORK_DIR).glob("chunk-*.bin"))
     return len(paths), counted(paths)[0]
 
 
-class Collector:
-    """Gathers results as they come, in any order, and writes each chunk (atomically) once its
-    last image is in; counts faces and rejections on the progress bar."""
-
-    def __init__(self, work: Path, key: str, chunks: list[list[SourceFile]], pending: list[int],
-                 bar: Any, done: tuple[int, int] = (0, 0)) -> None:
-        self.work, self.key, self.chunks, self.bar = work, key, chunks, bar
-        self.buffers: dict[int, list[ItemResult | None]] = {
-            k: [None] * len(chunks[k]) for k in pending}
-        self.remaining = {k: len(chunks[k]) for k in pending}
-        self.kill_after = int(os.environ.get(KILL_AFTER_ENV, "0") or 0)
-        self.written = 0
-        self.faces, self.rejected = done  # in the chunks a resumed build keeps
-        if any(done):
-            self.bar.set_postfix(faces=self.faces, rejected=self.rejected, refresh=False)
-
-    def add(self, k: int, j: int, result: ItemResult) -> None:
-        """The result of image j of chunk k."""
-        self.buffers[k][j] = result
-        self.remaining[k] -= 1
-        self._count([result])
-        if self.remaining[k] == 0:
-            results = self.buffers.pop(k)
-            self._write(k, chunk_bytes(self.key, self.chunks[k], results))  # type: ignore[arg-type]
-
-    def add_chunk(self, k: int, results: list[ItemResult], data: bytes) -> None:
-        """A whole chunk at once, with its file's bytes (`chunk_bytes` of the same results)."""
-        del self.buffers[k], self.remaining[k]
-        self._count(results)
-        self._write(k, data)
-
-    def _count(self, results: list[ItemResult]) -> None:
-        accepted = sum(r.accepted for r in results)
-        self.faces += accepted
-        self.rejected += len(results) - accepted
-        self.bar.update(len(results))
-        self.bar.set_postfix(faces=self.faces, rejected=self.rejected, refresh=False)
-
-    def _write(self, k: int, data: bytes) -> None:
-        atomic_write_bytes(chunk_path(self.work, k), data)
-        self.written += 1
-        if self.kill_after and self.written >= self.kill_after:
-            os.kill(os.getpid(), signal.SIGKILL)
-
-
-def _crashed(task: Task, exitcode: int | None) -> list[Item]:
-    how = f"signal {-exitcode}" if exitcode is not None and exitcode < 0 else f"exit {exitcode}"
-    return [(task[0], j, ItemResult(f"analyzer crashed on this file twice ({how})"))
-            for j in task[1]]
-
-
-_analyzer: Any = None
-_thumbs: tuple[int, str, int] = (256, "jpeg", 92)
-_generator: GeneratorSource | None = None
-
-
-def _init_worker(engine: Engine, thumbs: tuple[int, str, int], watch_parent: bool = True,
-                 generator: GeneratorSource | None = None) -> None:
-    """Per worker process: load the models once; exit if the parent dies (e.g. SIGKILL)."""
-    global _analyzer, _thumbs, _generator
-    if watch_parent:
-        guard_orphan()
-    _analyzer = engine.create()
-    _thumbs = thumbs
-    _generator = generator
-
-
-def _process(task: Task) -> list[Item]:
-    k, js, paths, names, known = task
-    if _generator is not None:
-        faces = _generator.faces([_generator.index(name) for name in names])
-        return list(zip([k] * len(js), js, items_of_drawn_faces(faces, _analyzer, *_thumbs),
-                        strict=True))
-    return [(k, js[0], item_of_file(paths[0], names[0], _analyzer, *_thumbs, known))]
 
 
 # ---------------------------------------------------------------------------------------------
