@@ -7,10 +7,12 @@ import multiprocessing
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 from PIL import Image
 
 from appliance.cartography.encoding import SHEET_QUALITY, SUFFIX, encode_webp
+from appliance.corpus.thumbs import MAX_THUMBNAIL_PIXELS
 from appliance.files import atomic_write_bytes
 
 SHEET_COLUMNS = 16  # faces per sheet row; a sheet holds SHEET_COLUMNS^2 faces
@@ -45,16 +47,70 @@ def decode_thumbnail(
     hit = cache.get(blob) if shared else None
     if hit is not None:
         return hit
-    try:
-        with Image.open(io.BytesIO(blob)) as image:
-            image.draft(mode, (size, size))  # JPEG: DCT-domain downscale, several times faster
-            pixels = np.asarray(image.convert(mode))
-    except (OSError, ValueError):  # raw pixels, or a format PIL cannot sniff
-        pixels = as_mode(np.asarray(corpus.thumbnail(i), dtype=np.uint8), colour)
+    pixels = _reduced_jpeg(blob, size, colour)
+    if pixels is None:
+        try:
+            with Image.open(io.BytesIO(blob)) as image:
+                image.draft(mode, (size, size))  # JPEG: DCT-domain downscale
+                pixels = np.asarray(image.convert(mode))
+        except (OSError, ValueError):  # raw pixels, or a format PIL cannot sniff
+            pixels = as_mode(np.asarray(corpus.thumbnail(i), dtype=np.uint8), colour)
     face = resize(pixels, size)
     if shared and len(cache) < 4096:
         cache[blob] = face
     return face
+
+
+_REDUCED = {  # (colour, factor): OpenCV's flag for a JPEG decoded at 1/factor scale
+    (True, 1): cv2.IMREAD_COLOR, (True, 2): cv2.IMREAD_REDUCED_COLOR_2,
+    (True, 4): cv2.IMREAD_REDUCED_COLOR_4, (True, 8): cv2.IMREAD_REDUCED_COLOR_8,
+    (False, 1): cv2.IMREAD_GRAYSCALE, (False, 2): cv2.IMREAD_REDUCED_GRAYSCALE_2,
+    (False, 4): cv2.IMREAD_REDUCED_GRAYSCALE_4, (False, 8): cv2.IMREAD_REDUCED_GRAYSCALE_8,
+}
+
+
+def _reduced_jpeg(blob: bytes, size: int, colour: bool) -> np.ndarray | None:
+    """A JPEG decoded in the DCT domain at the smallest 1/2^k scale still >= `size` (the pixels
+    of PIL's draft mode, in half its time: 0.17 against 0.35 ms for a 256 px face at 64 px), RGB
+    or gray (the JPEG's luminance); None if `blob` is no JPEG of at most MAX_THUMBNAIL_PIXELS."""
+    frame = jpeg_frame_size(blob)
+    if frame is None or frame[0] * frame[1] > MAX_THUMBNAIL_PIXELS:
+        return None
+    factor, side = 1, min(frame)
+    while factor < 8 and side // (2 * factor) >= size:
+        factor *= 2
+    flags = _REDUCED[(colour, factor)] | cv2.IMREAD_IGNORE_ORIENTATION
+    pixels = cv2.imdecode(np.frombuffer(blob, np.uint8), flags)
+    if pixels is None:
+        return None
+    return np.ascontiguousarray(pixels[:, :, ::-1]) if colour else pixels
+
+
+_FRAMES = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def jpeg_frame_size(blob: bytes) -> tuple[int, int] | None:
+    """(width, height) from a JPEG's frame header, read without decoding; None if `blob` is not
+    a JPEG or has no frame header before its data."""
+    if blob[:2] != b"\xff\xd8":
+        return None
+    at = 2
+    while at + 4 <= len(blob):
+        if blob[at] != 0xFF:
+            return None
+        marker = blob[at + 1]
+        if marker == 0xFF:  # fill byte
+            at += 1
+            continue
+        if marker in _FRAMES:
+            if at + 9 > len(blob):
+                return None
+            return (int.from_bytes(blob[at + 7 : at + 9], "big"),
+                    int.from_bytes(blob[at + 5 : at + 7], "big"))
+        if marker == 0xDA:  # the scan starts: no frame header came first
+            return None
+        at += 2 + int.from_bytes(blob[at + 2 : at + 4], "big")
+    return None
 
 
 def as_mode(pixels: np.ndarray, colour: bool) -> np.ndarray:
@@ -109,9 +165,7 @@ def pool(stack: np.ndarray, factor: int) -> np.ndarray:
         return stack
     n, s = stack.shape[:2]
     extra = stack.shape[3:]
-    if s % factor == 0 and n * s < 2**31:
-        import cv2  # area filter at an integer factor = exact box mean, and it is fast
-
+    if s % factor == 0 and n * s < 2**31:  # area filter at an integer factor: exact box mean
         flat = np.ascontiguousarray(stack).reshape(n * s, s, *extra)
         t = s // factor
         small = cv2.resize(flat, (t, n * t), interpolation=cv2.INTER_AREA)
