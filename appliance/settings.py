@@ -27,7 +27,7 @@ from appliance.parts.camera import CameraSettings
 from appliance.parts.controls import ControlSettings
 from appliance.parts.printer.settings import PrinterSettings
 from appliance.runtime.settings import MachineSettings, ServiceSettings
-from appliance.search import SearchSettings
+from appliance.search.settings import SearchSettings
 from appliance.ticket.content import Installation, TicketLayout, privacy_line
 
 CONFIG_LOCATIONS = (Path("/boot/firmware/sosie.yaml"), Path("/etc/sosie/sosie.yaml"))
