@@ -113,8 +113,8 @@ def reuse(analysis: dict[str, Any], rgb: np.ndarray, analyzer: Any) -> Any:
     face = analyzer.face_from(rgb, detection)
     if _sha256(face.chip) != analysis["chip"]:
         return None
-    face._descriptor = np.frombuffer(base64.b64decode(analysis["descriptor"]), "<f4").astype(
-        np.float32)
+    recorded = np.frombuffer(base64.b64decode(analysis["descriptor"]), "<f4")
+    face.attach_descriptor(recorded.astype(np.float32), 0.0)  # read back, not computed
     return face
 
 
