@@ -23,9 +23,8 @@ from appliance.config import ConfigError
 from appliance.corpus.settings import CorpusSettings
 from appliance.faces.settings import FaceSettings
 from appliance.generator.settings import GeneratorSettings
-from appliance.parts.camera import CameraSettings
-from appliance.parts.controls import ControlSettings
 from appliance.parts.printer.settings import PrinterSettings
+from appliance.parts.settings import CameraSettings, ControlSettings
 from appliance.runtime.settings import MachineSettings, ServiceSettings
 from appliance.search.settings import SearchSettings
 from appliance.ticket.content import Installation, TicketLayout, privacy_line

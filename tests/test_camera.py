@@ -13,13 +13,13 @@ from appliance.config import ConfigError, parse
 from appliance.parts.camera import (
     Camera,
     CameraError,
-    CameraSettings,
     FileCamera,
     OpenCVCamera,
     Picamera2Camera,
     fit_inside,
     make_camera,
 )
+from appliance.parts.settings import CameraSettings
 
 
 def pattern(h=48, w=64, seed=0):

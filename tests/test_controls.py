@@ -14,12 +14,11 @@ from appliance.faults import Fault
 from appliance.parts.controls import (
     OFF,
     ControlsError,
-    ControlSettings,
     GpioControls,
-    PresenceSettings,
     VirtualControls,
     make_controls,
 )
+from appliance.parts.settings import ControlSettings, PresenceSettings
 from appliance.runtime.patterns import PATTERNS, SIGNALS, pattern_for
 from appliance.runtime.presence import PresenceSensor, PresenceTrigger, face_seen
 from appliance.runtime.states import State

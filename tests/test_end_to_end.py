@@ -16,7 +16,8 @@ from gpiozero.pins.mock import MockFactory, MockPWMPin
 from PIL import Image
 
 from appliance.parts.camera import FileCamera, fit_inside
-from appliance.parts.controls import ControlSettings, GpioControls
+from appliance.parts.controls import GpioControls
+from appliance.parts.settings import ControlSettings
 from appliance.runtime.appliance import Appliance
 from appliance.runtime.machine import Machine
 from appliance.runtime.service import Service

@@ -32,8 +32,8 @@ LAYERS: tuple[frozenset[str], ...] = tuple(frozenset(names.split()) for names in
 #: import only the base layer (so `appliance.settings` composes them without the running parts).
 LEAVES = frozenset({
     "appliance.corpus.settings", "appliance.faces.settings", "appliance.generator.settings",
-    "appliance.parts.printer.settings", "appliance.runtime.settings", "appliance.runtime.states",
-    "appliance.search.settings",
+    "appliance.parts.printer.settings", "appliance.parts.settings", "appliance.runtime.settings",
+    "appliance.runtime.states", "appliance.search.settings",
 })
 
 #: Compiled extensions (setup.py): modules whose names start with "_", not private names.

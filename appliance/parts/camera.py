@@ -14,15 +14,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
-from appliance.config import setting
 from appliance.errors import one_line
 from appliance.parts.diagnosis import Finding, note, ok, problem
+from appliance.parts.settings import CameraSettings
 
 log = logging.getLogger(__name__)
 
@@ -32,20 +31,6 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".g
 
 Frame = np.ndarray  # (height, width, 3) uint8 RGB: one photo, held only during the visit
 
-
-@dataclass(frozen=True)
-class CameraSettings:
-    """Config section `camera`."""
-
-    backend: Literal["auto", "picamera2", "opencv", "file"] = "auto"
-    device: int | str = 0  # OpenCV: camera index or /dev/videoN path
-    source: Path | None = None  # file backend: an image file or a folder of images
-    width: int = setting(640, min=64, max=8192)
-    height: int = setting(480, min=48, max=8192)
-    warmup_frames: int = setting(5, min=0, max=200)
-    settle_seconds: float = setting(1.0, min=0, max=30)  # auto-exposure settle after opening
-    rotate: Literal[0, 90, 180, 270] = 0  # clockwise, for a camera mounted sideways
-    mirror: bool = False
 
 
 class CameraError(RuntimeError):

@@ -11,44 +11,15 @@ import logging
 import threading
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
-from appliance.config import setting
 from appliance.errors import one_line
+from appliance.parts.settings import ControlSettings
 
 log = logging.getLogger(__name__)
 
-Pin = int | str
 Color = tuple[float, float, float]
-
-
-@dataclass(frozen=True)
-class PresenceSettings:
-    """Config `controls.presence`."""
-
-    enabled: bool = False
-    fps: float = setting(2.0, min=0.1, max=30)
-    steady_seconds: float = setting(1.5, min=0, max=60)
-    cooldown_seconds: float = setting(20.0, min=0, max=3600)
-    min_face_fraction: float = setting(0.12, min=0, max=1)  # face width / frame width
-
-
-@dataclass(frozen=True)
-class ControlSettings:
-    """Button, LED and presence trigger (config section `controls`)."""
-
-    backend: Literal["auto", "gpio", "virtual"] = "auto"
-    button_pin: Pin = 17
-    pull_up: bool = True
-    bounce_seconds: float = setting(0.05, min=0, max=2)
-    shutdown_pin: Pin | None = None
-    shutdown_hold_seconds: float = setting(5.0, min=0.5, max=60)
-    led: Literal["none", "single", "pwm", "rgb"] = "pwm"
-    led_pin: Pin = 18
-    rgb_pins: tuple[Pin, Pin, Pin] = (22, 23, 24)
-    led_active_high: bool = True
-    presence: PresenceSettings = field(default_factory=PresenceSettings)
 
 
 @dataclass(frozen=True)

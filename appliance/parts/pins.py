@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from appliance.errors import one_line
-from appliance.parts.controls import ControlSettings, GpioControls
+from appliance.parts.controls import GpioControls
 from appliance.parts.diagnosis import Finding, Level, note, ok, problem
+from appliance.parts.settings import ControlSettings
 
 
 def diagnose_pins(c: ControlSettings, pin_factory: Any = None) -> list[Finding]:

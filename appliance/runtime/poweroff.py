@@ -10,8 +10,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from appliance.errors import one_line
-from appliance.parts.controls import ControlSettings
 from appliance.parts.diagnosis import Finding, Level
+from appliance.parts.settings import ControlSettings
 from appliance.runtime.settings import ServiceSettings
 
 # What `systemctl VERB` asks logind, which answers yes / no / challenge (password) / na.

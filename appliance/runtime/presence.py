@@ -17,7 +17,7 @@ from typing import Any
 
 from gpiozero import PolledInternalDevice
 
-from appliance.parts.controls import PresenceSettings
+from appliance.parts.settings import PresenceSettings
 
 log = logging.getLogger(__name__)
 
