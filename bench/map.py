@@ -1,8 +1,15 @@
-"""`sosie map` at scale: build time on a synthetic corpus, and the pages in headless Chromium.
+"""`sosie map` at scale: build time and bytes on a corpus, and the pages in headless Chromium.
 
-    .venv/bin/python bench/map.py [--count 200000] [--corpus DIR] [--out DIR] [--json out.json]
+    .venv/bin/python bench/map.py [--count 200000 | --corpus DIR] [--out DIR] [--json out.json]
+                                  [--anchor-build COMMIT]
 
-Measures (same run): the wall time of `sosie map` (and its stages); the 2-D page's load time
+Measures (same run): the wall and CPU time of `sosie map` (and its stages) and the peak RSS of
+its largest process; the site's bytes, per face and per kind (sheets, tiles, atlas, 8-bit
+descriptors, the rest); with `--anchor-build COMMIT`, the same for `sosie map` as it was at
+that commit (its `appliance` package exported from git, run on the same corpus just before
+ours: the anchor of the build figures, e.g. the JPEG site before WebP). A synthetic corpus
+(`--count`, placeholder thumbnails shared by many rows) says nothing about image bytes: give
+a real one with `--corpus`. The 2-D page's load time
 (navigation to load event, and to every visible tile drawn); its frame times while it is panned
 and zoomed programmatically from the whole cloud down to single faces and back
 (requestAnimationFrame intervals and the draw cost per frame); click-to-neighbours latency.
@@ -21,19 +28,22 @@ before colour and detail (point sprites, commit 79239ad), in the same browser.
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import re
-import resource
+import shutil
 import statistics
 import subprocess
 import sys
+import tarfile
+import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from figures import write_json  # noqa: E402 - bench/ is the script's folder
+from figures import cpu_name, write_json  # noqa: E402 - bench/ is the script's folder
 
 from appliance.paths import cache_dir  # noqa: E402
 from tests.support.headless import (  # noqa: E402 - the tests' headless Chromium driver
@@ -70,7 +80,7 @@ PAN_ZOOM_JS = """(async () => {
 
 NAIVE_JS = """(async () => {
   const img = new Image();
-  img.src = 'sheets/0.jpg';
+  img.src = 'sheets/0.webp';
   await img.decode();
   const ctx = document.getElementById('map').getContext('2d');
   const n = Sosie.meta.count, xy = Sosie.points.xy, cols = Sosie.meta.sheets.columns;
@@ -117,9 +127,104 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
-def _children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
+SITE_KINDS = (("sheets", "sheets/"), ("tiles", "tiles/"), ("atlas", "data/atlas3d.js"),
+              ("descriptors", "data/descriptors.js"), ("points", "data/points.js"),
+              ("names_neighbours", "data/faces/"))
+
+
+def site_bytes(out: Path, count: int) -> dict:
+    """The site's bytes: total, per face, and per kind (SITE_KINDS; 'rest': pages, meta)."""
+    kinds = dict.fromkeys([k for k, _ in SITE_KINDS] + ["rest"], 0)
+    for path in out.rglob("*"):
+        if not path.is_file() or path.name.startswith("."):
+            continue
+        name = path.relative_to(out).as_posix()
+        if name.startswith("assets/vr-anchor") or name == "vr-anchor.html":
+            continue  # the anchor page this bench adds
+        kind = next((k for k, prefix in SITE_KINDS if name.startswith(prefix)), "rest")
+        kinds[kind] += path.stat().st_size
+    total = sum(kinds.values())
+    return {"bytes": total, "bytes_per_face": round(total / count), "per_face": {
+        k: round(v / count) for k, v in kinds.items()}, "mb": {
+        k: round(v / 1e6, 1) for k, v in kinds.items()}}
+
+
+def run_map(corpus: Path, out: Path, *, source: Path | None = None) -> dict:
+    """`sosie map CORPUS --out OUT` in a process of its own (the package in `source` if given):
+    wall and CPU seconds, peak RSS of its largest process, its stages; {} if it failed."""
+    command = [sys.executable, "-m", "appliance", "map", str(corpus.resolve()), "--out",
+               str(out.resolve())]
+    say(" ".join(command) + (f"  (package from {source})" if source else ""))
+    started = time.perf_counter()
+    with tempfile.TemporaryFile("w+") as log, subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=log, text=True,
+            cwd=source or None) as run:  # -m finds `appliance` in the cwd first
+        peak = {"anon_mb": 0.0, "file_mb": 0.0}
+        while True:  # the process tree's resident memory, twice a second, until it ends
+            anon, file = _tree_rss(run.pid)
+            peak = {"anon_mb": max(peak["anon_mb"], anon), "file_mb": max(peak["file_mb"], file)}
+            pid, status, usage = os.wait4(run.pid, os.WNOHANG)  # its own rusage: its workers'
+            if pid:
+                run.returncode = os.waitstatus_to_exitcode(status)
+                break
+            time.sleep(0.5)
+        log.seek(0)
+        stderr = log.read()
+    figures: dict = {"map_seconds": round(time.perf_counter() - started, 2),
+                     "map_cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2),
+                     # its largest process (itself or a worker it waited for), in MB
+                     "map_peak_rss_mb": round(usage.ru_maxrss / 1024),
+                     # summed over the process tree, sampled: anonymous memory, and the
+                     # file-backed pages (the map-size faces' memory-mapped file) resident
+                     "map_tree_rss_mb": {k: round(v) for k, v in peak.items()},
+                     "load_average": round(os.getloadavg()[0], 1)}
+    if run.returncode:
+        print(stderr, file=sys.stderr)
+        return {}
+    stages = re.search(r"neighbours [^;]*; (.*)$", stderr, re.M)
+    figures["map_stages"] = stages.group(1) if stages else ""
+    summary = re.search(r"map: (.*?);", stderr)
+    figures["map_summary"] = summary.group(1) if summary else ""
+    return figures
+
+
+def _tree_rss(pid: int) -> tuple[float, float]:
+    """(anonymous, file-backed) resident MB of process `pid` and its descendants (Linux)."""
+    anon = file = 0.0
+    pending = [pid]
+    while pending:
+        p = pending.pop()
+        try:
+            status = Path(f"/proc/{p}/status").read_text()
+            children = Path(f"/proc/{p}/task/{p}/children").read_text().split()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith(("RssAnon:", "RssFile:", "RssShmem:")):
+                kb = float(line.split()[1]) / 1024
+                if line.startswith("RssAnon:"):
+                    anon += kb
+                else:
+                    file += kb
+        pending += [int(c) for c in children]
+    return anon, file
+
+
+def anchor_build(commit: str, corpus: Path, out: Path) -> dict:
+    """`sosie map` as it was at `commit`, on the same corpus: its build figures and bytes."""
+    source = cache_dir() / f"bench-map-package-{commit}"
+    if not (source / "appliance").is_dir():
+        archive = subprocess.run(["git", "archive", commit, "appliance"], cwd=ROOT,
+                                 capture_output=True, check=True).stdout
+        source.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            tar.extractall(source, filter="data")
+        for built in (ROOT / "appliance").glob("*.so"):  # the compiled kernels, as built here
+            shutil.copy2(built, source / "appliance" / built.name)
+    figures = run_map(corpus, out, source=source)
+    if figures:
+        figures["site"] = site_bytes(out, int(re.match(r"\d+", figures["map_summary"]).group()))
+    return figures
 
 
 def ensure_corpus(count: int, path: Path | None) -> Path:
@@ -143,6 +248,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=240, help="frames of pan/zoom to time")
     parser.add_argument("--frames-3d", type=int, default=40, help="3-D frames to time per case")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--anchor-build", metavar="COMMIT",
+                        help="also build the site with `sosie map` of COMMIT (its bytes and "
+                        "build time are the anchor of ours), into OUT-anchor")
     args = parser.parse_args(argv)
     if args.count < 1 and args.corpus is None:
         parser.error(f"--count {args.count}: expected 1 or more")
@@ -151,25 +259,16 @@ def main(argv: list[str] | None = None) -> int:
 
     corpus = ensure_corpus(args.count, args.corpus)
     out = args.out or cache_dir() / f"bench-map-{args.count}"
-    figures: dict = {"corpus": str(corpus)}
+    figures: dict = {"corpus": str(corpus), "cpu": cpu_name(), "cores": os.cpu_count()}
+    if args.anchor_build:
+        figures["anchor_build"] = anchor_build(args.anchor_build, corpus,
+                                               out.with_name(out.name + "-anchor"))
+        figures["anchor_build"]["commit"] = args.anchor_build
     if not (args.reuse and (out / "data" / "meta.js").exists()):
-        command = [sys.executable, "-m", "appliance", "map", str(corpus), "--out", str(out)]
-        print("[bench] " + " ".join(command), file=sys.stderr)
-        started = time.perf_counter()
-        cpu_before = _children_cpu()
-        run = subprocess.run(command, capture_output=True, text=True, check=False)
-        figures["map_seconds"] = round(time.perf_counter() - started, 2)
-        figures["map_cpu_seconds"] = round(_children_cpu() - cpu_before, 2)
-        figures["load_average"] = round(os.getloadavg()[0], 1)
-        if run.returncode:
-            print(run.stderr, file=sys.stderr)
-            return run.returncode
-        stages = re.search(r"neighbours [^;]*; (.*)$", run.stderr, re.M)
-        figures["map_stages"] = stages.group(1) if stages else ""
-        summary = re.search(r"map: (.*?);", run.stderr)
-        figures["map_summary"] = summary.group(1) if summary else ""
-    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
-    figures["site_mb"] = round(size / 1e6, 1)
+        ours = run_map(corpus, out)
+        if not ours:
+            return 1
+        figures.update(ours)
 
     with Browser(width=1280, height=800, timeout=300) as browser:
         load = browser.open((out / "index.html").as_uri())
@@ -178,6 +277,8 @@ def main(argv: list[str] | None = None) -> int:
         figures["load_2d_s"] = round(load, 3)
         figures["first_view_2d_s"] = round(load + time.perf_counter() - started, 3)
         figures["count"] = browser.evaluate("Sosie.meta.count")
+        figures["site"] = site_bytes(out, figures["count"])
+        figures["site_mb"] = round(figures["site"]["bytes"] / 1e6, 1)
         pan = browser.evaluate(PAN_ZOOM_JS % {"frames": args.frames})
         naive = browser.evaluate(NAIVE_JS % {"repeat": 3})
         clicks = []
@@ -200,10 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     })
     anchor = figures["naive_draw_all_faces_ms"]
     rows = [
-        ("sosie map (wall)", f"{figures.get('map_seconds', float('nan')):.1f} s "
-         f"(CPU {figures.get('map_cpu_seconds', float('nan')):.0f} s, "
-         f"load {figures.get('load_average', float('nan'))})", ""),
-        ("site size", f"{figures['site_mb']:.0f} MB", ""),
+        *build_rows(figures),
         ("2-D load (to load event)", f"{figures['load_2d_s'] * 1000:.0f} ms", ""),
         ("2-D first view (tiles drawn)", f"{figures['first_view_2d_s'] * 1000:.0f} ms", ""),
         ("2-D frame interval, pan+zoom", f"{figures['frame_interval_ms_median']:.1f} ms "
@@ -217,8 +315,8 @@ def main(argv: list[str] | None = None) -> int:
         ("click -> neighbours (next)", f"{figures['click_next_ms']:.0f} ms", ""),
     ]
     rows += rows_3d(figures)
-    print(f"sosie map bench: {figures['count']} faces, headless Chromium 1280x800, "
-          "--disable-gpu (SwiftShader WebGL)")
+    print(f"sosie map bench: {figures['count']} faces, {figures['cpu']} ({figures['cores']} "
+          "cores), headless Chromium 1280x800, --disable-gpu (SwiftShader WebGL)")
     if figures.get("map_stages"):
         print(f"stages: {figures['map_stages']}")
     width = max(len(r[0]) for r in rows)
@@ -230,6 +328,39 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         write_json(args.json, figures)
     return 1 if errors else 0
+
+
+def build_rows(figures: dict) -> list[tuple[str, str, str]]:
+    """The build's rows: ours, and the anchor build's where it ran (ratio: ours / anchor)."""
+    nan = float("nan")
+    old = figures.get("anchor_build") or {}
+    tag = f" (anchor {old['commit']})" if old else ""
+
+    def ratio(key: str, a: float) -> str:
+        b = old.get(key) if key != "bytes_per_face" else old.get("site", {}).get(key)
+        return f"{a / b:.2f}" if b else ""
+
+    def build(f: dict) -> str:
+        tree = f.get("map_tree_rss_mb", {})
+        return (f"{f.get('map_seconds', nan):.0f} s, CPU {f.get('map_cpu_seconds', nan):.0f} s, "
+                f"peak RSS {f.get('map_peak_rss_mb', nan)} MB (tree: anon "
+                f"{tree.get('anon_mb')} + file {tree.get('file_mb')} MB; load "
+                f"{f.get('load_average')})")
+
+    site = figures["site"]
+    rows = [("sosie map: wall, CPU, peak RSS", build(figures),
+             ratio("map_cpu_seconds", figures.get("map_cpu_seconds", nan)))]
+    if old:
+        rows.append(("  anchor" + tag, build(old), "1"))
+    kinds = ", ".join(f"{k} {v}" for k, v in site["per_face"].items())
+    rows.append(("site bytes a face", f"{site['bytes_per_face']} B ({site['bytes'] / 1e6:.0f} "
+                 f"MB; {kinds})", ratio("bytes_per_face", site["bytes_per_face"])))
+    if old:
+        o = old["site"]
+        kinds = ", ".join(f"{k} {v}" for k, v in o["per_face"].items())
+        rows.append(("  anchor" + tag, f"{o['bytes_per_face']} B ({o['bytes'] / 1e6:.0f} MB; "
+                     f"{kinds})", "1"))
+    return rows
 
 
 def say(message: str) -> None:

@@ -197,8 +197,9 @@ def build_site(
     atlas_faces = stack[: n + len(marked)]
     atlas, cell, columns = face_images.atlas(atlas_faces, max_cell=options.atlas_face_px)
     channels = 3 if colour else 1
-    means = np.concatenate([  # in blocks: a memmap of 200k faces is not read at once
-        np.asarray(atlas_faces[a : a + 16384]).mean(axis=(1, 2)).reshape(-1, channels)
+    means = np.concatenate([  # in blocks: a memmap of 200k faces is not read at once; each
+        # face's rounded mean by OpenCV's area filter (numpy's mean: 20x the time, 80 s at 200k)
+        face_images.pool(np.asarray(atlas_faces[a : a + 16384]), map_px).reshape(-1, channels)
         for a in range(0, len(atlas_faces), 16384)])
     del atlas_faces, small, stack
     _release_face_stack(out)
