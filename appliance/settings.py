@@ -27,7 +27,7 @@ from appliance.parts.printer.settings import PrinterSettings
 from appliance.parts.settings import CameraSettings, ControlSettings
 from appliance.runtime.settings import MachineSettings, ServiceSettings
 from appliance.search.settings import SearchSettings
-from appliance.ticket.content import Installation, TicketLayout, privacy_line
+from appliance.ticket.settings import Installation, TicketLayout, privacy_line
 
 CONFIG_LOCATIONS = (Path("/boot/firmware/sosie.yaml"), Path("/etc/sosie/sosie.yaml"))
 

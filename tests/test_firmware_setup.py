@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from appliance.ticket.content import NOTHING_KEPT, PHOTO_KEPT, privacy_line
+from appliance.ticket.settings import NOTHING_KEPT, PHOTO_KEPT, privacy_line
 
 REPO = Path(__file__).resolve().parents[1]
 SETUP = REPO / "firmware" / "rootfs" / "usr" / "local" / "lib" / "sosie" / "sosie-setup"

@@ -12,8 +12,9 @@ import pytest
 from appliance.config import ConfigError
 from appliance.settings import load_settings
 from appliance.ticket import compose_no_face, compose_ticket
-from appliance.ticket.content import Installation, Lookalike, TicketContent, TicketLayout
+from appliance.ticket.content import Lookalike, TicketContent
 from appliance.ticket.page import DOTS_PER_MM, MAX_TICKET_MM, Page
+from appliance.ticket.settings import Installation, TicketLayout
 from appliance.ticket.text import wrap
 
 LONG = "Doppelgänger " * 150 + "X" * 50  # 2,000 characters

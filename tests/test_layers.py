@@ -33,7 +33,7 @@ LAYERS: tuple[frozenset[str], ...] = tuple(frozenset(names.split()) for names in
 LEAVES = frozenset({
     "appliance.corpus.settings", "appliance.faces.settings", "appliance.generator.settings",
     "appliance.parts.printer.settings", "appliance.parts.settings", "appliance.runtime.settings",
-    "appliance.runtime.states", "appliance.search.settings",
+    "appliance.runtime.states", "appliance.search.settings", "appliance.ticket.settings",
 })
 
 #: Compiled extensions (setup.py): modules whose names start with "_", not private names.

@@ -131,7 +131,7 @@ def test_keep_captures_without_a_folder_is_refused(tmp_path):
 
 
 def test_the_ticket_says_photos_are_kept_when_they_are(tmp_path):
-    from appliance.ticket.content import NOTHING_KEPT, PHOTO_KEPT
+    from appliance.ticket.settings import NOTHING_KEPT, PHOTO_KEPT
 
     cfg = tmp_path / "sosie.yaml"
     cfg.write_text(f"service:\n  keep_captures: true\n  captures_dir: {tmp_path / 'kept'}\n")

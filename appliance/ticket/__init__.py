@@ -24,10 +24,11 @@ else the paper's, else 576: the one width rule): the visitor's (`visitor_ticket`
 `compose_ticket`), the no-face one (`compose_no_face`), the conjured double's
 (`compose_conjured`) and the plain fallback (`simple_text_ticket`).
 
-One module per concern: `content` (the settings and what is printed), `canvas` (ink, paper,
-pieces drawn once), `text` (typesetting), `page` (the page being composed), the parts
-(`header_footer`, `classic`, `corpus_map`, `mugshot`), `stream` (bands, `Ticket`, the width
-rule, the entry points), `conjured` (the double's short ticket) and `plain` (the fallback).
+One module per concern: `settings` (the config sections), `content` (what is printed),
+`canvas` (ink, paper, pieces drawn once), `text` (typesetting), `page` (the page being
+composed), the parts (`header_footer`, `classic`, `corpus_map`, `mugshot`), `stream` (bands,
+`Ticket`, the width rule, the entry points), `conjured` (the double's short ticket) and `plain`
+(the fallback).
 Everything public is importable from here.
 """
 
@@ -42,18 +43,12 @@ from appliance.ticket.canvas import (
     static_piece,
 )
 from appliance.ticket.conjured import compose_conjured, face_side
-from appliance.ticket.content import (
-    CorpusMap,
-    Fonts,
-    Installation,
-    Lookalike,
-    TicketContent,
-    TicketLayout,
-)
+from appliance.ticket.content import CorpusMap, Lookalike, TicketContent
 from appliance.ticket.corpus_map import MapFrame
 from appliance.ticket.mugshot import height_chart
 from appliance.ticket.page import Page, crop_to_aspect
 from appliance.ticket.plain import NO_FACE_TEXT, simple_text_ticket
+from appliance.ticket.settings import Fonts, Installation, TicketLayout
 from appliance.ticket.stream import (
     ContentSource,
     Ticket,

@@ -12,8 +12,8 @@ import numpy as np
 from PIL import Image
 
 from appliance.likeness import likeness
-from appliance.ticket.content import TicketLayout
 from appliance.ticket.page import Page
+from appliance.ticket.settings import TicketLayout
 from appliance.ticket.stream import ticket_width
 
 FACE_SIDE = 400  # dots at 576 wide, scales with the width (never wider than the margins allow)

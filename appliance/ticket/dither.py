@@ -12,46 +12,13 @@ dithering kernels themselves are C loops in `appliance._dither` (ext/dither.pyx)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import cache
-from typing import Literal
 
 import numpy as np
 from PIL import Image, ImageOps
 
 from appliance import _dither
-from appliance.config import ConfigError, setting
-
-Method = Literal["floyd-steinberg", "atkinson", "bayer", "threshold"]
-METHODS: tuple[str, ...] = ("floyd-steinberg", "atkinson", "bayer", "threshold")
-
-
-@dataclass(frozen=True)
-class Tone:
-    """How a photo is prepared and dithered (config `ticket.tone`)."""
-
-    method: Method = "atkinson"  # floyd-steinberg | atkinson | bayer | threshold
-    serpentine: bool = True  # error diffusion alternates direction per row (fewer worms)
-    bayer_size: int = setting(8, min=2, max=16)  # ordered-dither matrix side (power of two)
-    autocontrast: float = setting(1.0, min=0.0, max=20.0)  # % of darkest/lightest clipped
-    #: The mean level (0 ink .. 1 paper), once prepared, of the face region and the whole
-    #: photo (their average): each face's tone is normalised to it; 0: no face normalisation
-    #: (autocontrast on the whole photo instead).
-    face_level: float = setting(0.5, min=0.0, max=0.95)
-    black: int = setting(0, min=0, max=254)  # input level printed as full black
-    white: int = setting(255, min=1, max=255)  # input level printed as bare paper
-    gamma: float = setting(1.25, min=0.2, max=5.0)  # > 1 lifts midtones against dot gain
-    contrast: float = setting(1.1, min=0.0, max=4.0)  # around mid-grey, 1 = unchanged
-    sharpen: float = setting(80.0, min=0.0, max=500.0)  # unsharp-mask strength %, 0 = off
-    sharpen_radius: float = setting(1.2, min=0.1, max=10.0)  # unsharp-mask radius in dots
-
-    def __post_init__(self) -> None:
-        if self.bayer_size & (self.bayer_size - 1):
-            raise ConfigError(f"config key 'ticket.tone.bayer_size' = {self.bayer_size}: "
-                              "expected a power of two (2, 4, 8, 16)")
-        if self.white <= self.black:
-            raise ConfigError(f"config key 'ticket.tone.white' = {self.white}: expected more "
-                              f"than ticket.tone.black ({self.black})")
+from appliance.ticket.settings import METHODS, Tone
 
 
 def bayer_matrix(size: int) -> np.ndarray:

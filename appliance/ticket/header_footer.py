@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from appliance.ticket.canvas import INK
-from appliance.ticket.content import Installation, TicketLayout, text_lines
 from appliance.ticket.page import Page
+from appliance.ticket.settings import Installation, TicketLayout, text_lines
 from appliance.ticket.text import fit_size, text_width
 
 TITLE_LINES = text_lines(Installation, "title")

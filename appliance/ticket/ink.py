@@ -14,7 +14,8 @@ from functools import cache
 
 import numpy as np
 
-from appliance.ticket.content import Installation, Lookalike, TicketContent, TicketLayout
+from appliance.ticket.content import Lookalike, TicketContent
+from appliance.ticket.settings import Installation, TicketLayout
 from appliance.ticket.stream import compose_ticket
 
 

@@ -8,9 +8,10 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from appliance.ticket.canvas import INK, PAPER
-from appliance.ticket.content import Installation, TicketContent
+from appliance.ticket.content import TicketContent
 from appliance.ticket.dither import prepare
 from appliance.ticket.page import Page, likeness_note
+from appliance.ticket.settings import Installation
 from appliance.ticket.text import text_width, wrap
 
 

@@ -10,8 +10,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 from appliance.fonts import font
 from appliance.ticket.canvas import BASE_WIDTH, INK, MIN_TEXT, PAPER, stack, static_piece
-from appliance.ticket.content import TicketLayout
 from appliance.ticket.dither import dither, render
+from appliance.ticket.settings import TicketLayout
 from appliance.ticket.text import draw_text, text_width, wrap
 
 _BITS = [PAPER if v >= 128 else INK for v in range(256)]  # 8-bit block -> 1-bit band

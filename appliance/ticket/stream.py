@@ -14,10 +14,11 @@ from appliance.faults import TicketError
 from appliance.replay import Replay
 from appliance.ticket.canvas import BASE_WIDTH, stack
 from appliance.ticket.classic import classic_parts
-from appliance.ticket.content import Installation, TicketContent, TicketLayout, text_lines
+from appliance.ticket.content import TicketContent
 from appliance.ticket.header_footer import footer, header, number_and_date
 from appliance.ticket.mugshot import mugshot_part
 from appliance.ticket.page import Page
+from appliance.ticket.settings import Installation, TicketLayout, text_lines
 
 
 class Ticket(Replay[Image.Image]):
