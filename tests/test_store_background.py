@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -69,16 +70,27 @@ def test_the_first_search_waits_for_the_background_check(copy, held_check):
     visit.start()
     visit.join(0.5)
     assert visit.is_alive() and not results  # the search waits for the rows' check
+    assert corpus.check_state() == "checking" and corpus.check_seconds is None
     gate.set()
     visit.join(30)
     assert results[0].matches[0].index == 42 and results[0].matches[0].distance < 1e-3
+    assert corpus.check_state() == "ok" and corpus.check_seconds > 0
     corpus.close()
 
 
-def test_a_nan_row_found_in_the_background_is_a_corpus_fault_at_the_first_search(copy):
+def test_a_nan_row_found_in_the_background_is_a_corpus_fault_at_the_first_search(copy,
+                                                                                  caplog):
     put_nan(copy, 123)
     corpus = Corpus.open(copy, index_later=True)  # opening reads no row
+    assert corpus.check_state() == "not started"
     corpus.check_in_background()
+    for _ in range(3000):  # the thread's end, within 30 s
+        if corpus.check_seconds is not None:
+            break
+        time.sleep(0.01)
+    # in the log and `sosie status` at once, before any visitor
+    assert "corpus check failed" in caplog.text and "hold NaN" in caplog.text
+    assert "descriptors.f16: 1 row(s) hold NaN" in corpus.check_state()
     lookup = lookup_of(corpus, 7, corpus.scanner(wait=False))
     with pytest.raises(PartFault) as caught:
         lookup.look_up(None)
@@ -109,6 +121,7 @@ def test_a_thumbnail_row_past_the_pack_is_refused_on_read_and_by_the_check(copy)
 
 
 def test_the_appliance_is_ready_before_the_corpus_is_read(copy, held_check, tmp_path):
+    from appliance.cli.service import format_status
     from appliance.parts.printer import VirtualPrinter
     from appliance.runtime.appliance import Appliance
     from appliance.runtime.counter import FixedCounter
@@ -121,6 +134,11 @@ def test_the_appliance_is_ready_before_the_corpus_is_read(copy, held_check, tmp_
                       printer=VirtualPrinter(tmp_path / "tickets", settings.printer))
     parts.start_search()  # models and corpus: returns while the corpus's reads are held
     assert started.wait(10) and not gate.is_set() and parts.lookup is not None
+    facts = parts.facts()
+    assert facts["corpus_check"] == "checking" and facts["corpus_check_seconds"] is None
+    assert "corpus check:     checking" in format_status({"state": "ready", **facts})
     gate.set()
     parts.corpus.check_rows()
+    assert parts.facts()["corpus_check"] == "ok"
+    assert "corpus check" not in format_status({"state": "ready", **parts.facts()})
     parts.corpus.close()

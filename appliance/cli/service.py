@@ -227,6 +227,8 @@ def format_status(s: dict[str, Any]) -> str:
     if s.get("corpus_faces") is not None:
         lines.append(f"corpus:           {s['corpus_faces']} faces ({s.get('corpus', '')}), "
                      f"{s.get('kernel')} kernel")
+    if s.get("corpus_check") not in (None, "ok"):  # checking, or what the check found
+        lines.append(f"corpus check:     {s['corpus_check']}")
     visit = s.get("last_visit")
     if visit:
         ms = visit.get("ms", {})

@@ -8,8 +8,10 @@ which `check_rows` waits for, so no search answers from unchecked rows."""
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,6 +22,8 @@ from appliance.corpus import format as fmt
 from appliance.corpus.format import CorpusError
 from appliance.corpus.pca import PCAModel
 from appliance.corpus.thumbs import PackReader
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from appliance.corpus.sketch import Sketch
@@ -68,6 +72,8 @@ class Corpus:
         self._index_checked = False
         self._checking: threading.Thread | None = None
         self._check_error: CorpusError | None = None
+        #: Seconds `check_in_background`'s thread took, once it is over.
+        self.check_seconds: float | None = None
 
     # -----------------------------------------------------------------------------------------
     @classmethod
@@ -161,6 +167,7 @@ class Corpus:
         self.scan_layout()  # the sketch's and the layout's own checks, here, before the thread
 
         def run() -> None:
+            start = time.perf_counter()
             try:
                 self.warm()
             except CorpusError as exc:
@@ -170,9 +177,21 @@ class Corpus:
                     f"{exc.filename or self.path}: unreadable ({exc.strerror or exc})")
             except Exception as exc:  # any failure is the corpus's, raised by check_rows
                 self._check_error = CorpusError(f"{self.path}: {type(exc).__name__}: {exc}")
+            if self._check_error is not None:  # in the journal at once, not at the first press
+                log.error("corpus check failed: %s", self._check_error)
+            self.check_seconds = time.perf_counter() - start  # last: the thread's work is over
 
         self._checking = threading.Thread(target=run, name="corpus-check", daemon=True)
         self._checking.start()
+
+    def check_state(self) -> str:
+        """How `check_in_background` is doing: "checking", "ok", "not started", or the problem
+        it found (one line), for `sosie status`."""
+        if self._check_error is not None:
+            return str(self._check_error)
+        if self._rows_finite and self._index_checked:
+            return "ok"
+        return "checking" if self._checking is not None else "not started"
 
     def _check_index(self) -> None:
         if not self._index_checked:

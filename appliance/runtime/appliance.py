@@ -304,6 +304,11 @@ class Appliance:
         if self.corpus is not None:
             info["corpus"] = str(getattr(self.corpus, "path", ""))
             info["corpus_faces"] = int(self.corpus.count)
+            check_state = getattr(self.corpus, "check_state", None)
+            if check_state is not None:  # the passes over every row, on a thread after start
+                info["corpus_check"] = check_state()
+                seconds = self.corpus.check_seconds
+                info["corpus_check_seconds"] = None if seconds is None else round(seconds, 2)
         if self.scanner is not None:
             info["kernel"] = getattr(self.scanner, "kernel", None)
         if self.camera is not None:
