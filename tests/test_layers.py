@@ -175,11 +175,12 @@ def test_no_module_imports_another_modules_private_name():
 
 
 def test_settings_dataclasses_are_leaves():
-    """A settings module (and the states) imports only the base layer, and `appliance.settings`
-    reaches no part of the runtime but its settings."""
+    """A settings module (and the states) imports only the base layer; `appliance.settings`
+    composes only such leaves and reaches no part of the runtime but its settings."""
     for leaf in LEAVES:
         assert {b for b in GRAPH[leaf] if layer(b) > 0} == set(), leaf
     assert "appliance.settings" not in GRAPH["appliance.runtime.settings"]
+    assert {b for b in GRAPH["appliance.settings"] if layer(b) > 0} <= LEAVES  # only leaves
     reached, todo = set(), ["appliance.settings"]
     while todo:
         for b in GRAPH[todo.pop()] - reached:
