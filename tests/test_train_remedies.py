@@ -137,3 +137,19 @@ def test_the_tracker_finds_the_training_faces_at_distance_zero_from_themselves(a
     noise = np.random.default_rng(0).integers(0, 256, (3, 64, 64, 3), dtype=np.uint8)
     blank = track.Tracker(analyzer, reference)(noise)
     assert blank["detected_share"] == 0 and "median_distance" not in blank
+
+
+def test_only_the_first_layers_learn_when_asked(shipped, tmp_path):
+    assert shipped.path is not None
+    start = read_state(shipped.path)
+    train(tiny_dataset(shipped), tmp_path / "run", TrainOptions(
+        steps=2, batch=2, sample_every=5, train_layers=2, ema_decay=0.0), progress=False)
+    trained = read_state(tmp_path / "run" / "generator.safetensors")
+    for name in ("main.0.weight", "main.1.weight", "main.1.bias", "main.3.weight",
+                 "main.4.bias"):
+        assert not np.array_equal(trained[name], start[name]), name
+    for name in ("main.6.weight", "main.7.weight", "main.7.bias", "main.9.weight",
+                 "main.10.weight", "main.10.bias", "main.12.weight"):
+        assert np.array_equal(trained[name], start[name]), name
+    # the running statistics of every batch norm still follow the batches they see
+    assert not np.array_equal(trained["main.10.running_mean"], start["main.10.running_mean"])

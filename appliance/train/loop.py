@@ -89,6 +89,7 @@ class TrainOptions:
     augment_p: float | None = 1.0  # DiffAugment's probability; None: adaptive (ADA)
     ada_target: float = ADA_TARGET
     d_width: int = networks.D_WIDTH  # the discriminator's first layer's channels
+    train_layers: int = networks.LAYERS  # the generator's first layers that learn
     track_every: int = 0  # steps between measurements of what the generator draws (0: none)
 
     def identity(self) -> dict[str, Any]:
@@ -101,6 +102,8 @@ class TrainOptions:
                 out["ada_target"] = self.ada_target
         if self.d_width != networks.D_WIDTH:
             out["d_width"] = self.d_width
+        if self.train_layers != networks.LAYERS:
+            out["train_layers"] = self.train_layers
         return out
 
     def generator_rate(self) -> float:
@@ -141,10 +144,13 @@ def ada_adjust(p: jax.Array, real_logits: jax.Array, batch: int, target: float) 
 @cache
 def make_step(batch: int, g_rate: float, beta1: float, ema_decay: float,
               r1_gamma: float, augment_p: float | None = 1.0,
-              ada_target: float = ADA_TARGET) -> tuple[Any, Any, Any]:
+              ada_target: float = ADA_TARGET,
+              train_layers: int = networks.LAYERS) -> tuple[Any, Any, Any]:
     """(generator's optimiser, discriminator's, the jitted step (state, faces, step) ->
     (state, [d_loss, g_loss, p])), made once per process for a setting (runs in one process
-    share the compiled step). With `augment_p` None the state carries ADA's p ("augment_p")."""
+    share the compiled step). With `augment_p` None the state carries ADA's p ("augment_p").
+    Only the generator's first `train_layers` layers learn (their gradient alone is taken, so
+    Adam leaves the others exactly as they were)."""
     g_optimiser = optax.adam(g_rate, b1=beta1)
     d_optimiser = optax.adam(SCRATCH_LR, b1=beta1)
 
@@ -171,6 +177,9 @@ def make_step(batch: int, g_rate: float, beta1: float, ema_decay: float,
     def g_loss(g: dict, d: dict, stats: dict, key: jax.Array,
                p: jax.Array | float) -> tuple[jax.Array, dict]:
         k_z, k_aug = jax.random.split(key)
+        if train_layers < networks.LAYERS:  # the later layers kept as they are
+            g = {name: value if networks.layer_of(name) < train_layers
+                 else jax.lax.stop_gradient(value) for name, value in g.items()}
         fake, moved = networks.generate_training(g, stats, _latents(k_z, batch))
         loss = jax.nn.softplus(-networks.discriminate(d, diff_augment(k_aug, fake, p))).mean()
         return loss, moved
@@ -225,7 +234,8 @@ def train(dataset: Dataset, run_dir: Path, options: TrainOptions, *, progress: b
     params, stats, start_label = starting_generator(options.start, k_start)
     g_optimiser, d_optimiser, step = make_step(options.batch, options.generator_rate(),
                                                options.beta1, options.ema_decay, options.r1_gamma,
-                                               options.augment_p, options.ada_target)
+                                               options.augment_p, options.ada_target,
+                                               options.train_layers)
     discriminator = networks.new_discriminator(k_d, options.d_width)
     state: dict[str, Any] = {"key": root, "g": params, "ema": params, "stats": stats,
                              "d": discriminator,
@@ -327,7 +337,7 @@ def train(dataset: Dataset, run_dir: Path, options: TrainOptions, *, progress: b
         "faces": len(dataset.faces), "rejected": len(dataset.rejected),
         "augment_p": (round(float(state["augment_p"]), 4) if "augment_p" in state
                       else options.augment_p),
-        "d_width": options.d_width,
+        "d_width": options.d_width, "train_layers": options.train_layers,
         "losses_last_50": {"discriminator": round(float(tail[:, 0].mean()), 4),
                            "generator": round(float(tail[:, 1].mean()), 4)},
         "this_session": {"steps": trained, "seconds": round(seconds, 1),

@@ -64,6 +64,12 @@ def join_state(params: Params, stats: Params) -> dict[str, np.ndarray]:
     return out
 
 
+def layer_of(name: str) -> int:
+    """The layer (0-4) a generator tensor belongs to: main.{3i} is its convolution,
+    main.{3i+1} the batch norm after it."""
+    return int(name.split(".")[1]) // 3
+
+
 def conv_transpose(x: jax.Array, weight: jax.Array, stride: int, padding: int) -> jax.Array:
     """PyTorch's ConvTranspose2d (weight (cin, cout, k, k)) on NHWC: the equivalent convolution
     of the input dilated by `stride`, with the kernel flipped."""
