@@ -60,7 +60,7 @@ def lookup_of(corpus: Corpus, row: int, scanner=None) -> Lookup:
 
 def test_the_first_search_waits_for_the_background_check(copy, held_check):
     gate, started = held_check
-    corpus = Corpus.open(copy, index_later=True)
+    corpus = Corpus.open(copy, defer_checks=True)
     corpus.check_in_background()  # returns with its reads held
     scanner = corpus.scanner(wait=False)
     assert started.wait(10)
@@ -81,7 +81,7 @@ def test_the_first_search_waits_for_the_background_check(copy, held_check):
 def test_a_nan_row_found_in_the_background_is_a_corpus_fault_at_the_first_search(copy,
                                                                                   caplog):
     put_nan(copy, 123)
-    corpus = Corpus.open(copy, index_later=True)  # opening reads no row
+    corpus = Corpus.open(copy, defer_checks=True)  # opening reads no row
     assert corpus.check_state() == "not started"
     corpus.check_in_background()
     for _ in range(3000):  # the thread's end, within 30 s
@@ -110,7 +110,7 @@ def test_a_thumbnail_row_past_the_pack_is_refused_on_read_and_by_the_check(copy)
     index.tofile(copy / fmt.THUMBS_INDEX)
     with pytest.raises(CorpusError, match=r"thumbs\.idx: row 9 points past the end"):
         Corpus.open(copy)  # the default: checked on open
-    corpus = Corpus.open(copy, index_later=True)
+    corpus = Corpus.open(copy, defer_checks=True)
     assert corpus.thumbnail(8).shape == (256, 256)
     with pytest.raises(CorpusError, match=r"thumbs\.idx: row 9 points past the end"):
         corpus.thumbnail(9)  # the row's own bounds, whatever the check has done yet
@@ -142,3 +142,47 @@ def test_the_appliance_is_ready_before_the_corpus_is_read(copy, held_check, tmp_
     assert parts.facts()["corpus_check"] == "ok"
     assert "corpus check" not in format_status({"state": "ready", **parts.facts()})
     parts.corpus.close()
+
+
+def test_sketch_tails_are_checked_in_the_background_when_deferred(copy):
+    tails = np.fromfile(copy / fmt.SKETCH_TAILS, "<f4")
+    tails[11] = -1.0
+    tails.tofile(copy / fmt.SKETCH_TAILS)
+    with Corpus.open(copy) as corpus, pytest.raises(CorpusError, match="finite norms"):
+        corpus.sketch()  # the default: checked when the sketch is read
+    corpus = Corpus.open(copy, defer_checks=True)
+    scanner = corpus.scanner(wait=False)  # reads no tail
+    assert scanner is not None
+    corpus.check_in_background()
+    with pytest.raises(CorpusError, match=r"sketch_tails\.f32: expected 300 finite norms >= 0"):
+        corpus.check_rows()
+    assert "finite norms" in corpus.check_state()
+    corpus.close()
+
+
+class Watched:
+    """A corpus that counts the reads of its 2-D coordinates."""
+
+    def __init__(self, corpus: Corpus) -> None:
+        self.corpus, self.reads = corpus, 0
+
+    def __getattr__(self, name: str):
+        return getattr(self.corpus, name)
+
+    @property
+    def coords2d(self) -> np.ndarray:
+        self.reads += 1
+        return self.corpus.coords2d
+
+
+def test_the_map_sample_is_read_for_the_first_map_not_at_start(copy):
+    corpus = Corpus.open(copy, defer_checks=True)
+    corpus.check_in_background()
+    watched = Watched(corpus)
+    layout = TicketLayout(lookalikes=3, show_map=True, map_points=50)
+    lookup = Lookup(FakeAnalyzer(FakeFace(np.asarray(corpus.vectors[3], np.float32))), watched,
+                    corpus.scanner(wait=False), layout, width=384)
+    assert watched.reads == 0  # making the visit pipeline reads no coordinate
+    result = lookup.look_up(None)
+    assert result.matches[0].index == 3 and watched.reads > 0
+    corpus.close()

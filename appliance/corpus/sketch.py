@@ -166,8 +166,10 @@ def write_sketch(directory: Path, sketch: Sketch, names: tuple[str, str, str]) -
 
 
 def read_sketch(directory: Path, count: int, dim: int, axes: int,
-                names: tuple[str, str, str]) -> Sketch:
-    """The sketch files of a corpus, every number checked, or a one-line CorpusError."""
+                names: tuple[str, str, str], *, check_tails: bool = True) -> Sketch:
+    """The sketch files of a corpus, every number checked, or a one-line CorpusError; the
+    codes and tails memory-mapped (`check_tails=False`: the tails are checked later, by
+    `check_sketch_tails`, a pass over 4 bytes a row)."""
     codes_name, tails_name, header_name = names
     directory = Path(directory)
     where = directory / header_name
@@ -192,16 +194,28 @@ def read_sketch(directory: Path, count: int, dim: int, axes: int,
     error, radius, code_norm = (float(v) for v in header[dim + 2, 1:4])
     if min(error, radius, code_norm) < 0 or max(error, radius, code_norm) > 1e30:
         raise CorpusError(f"{where}: error, radius and code norm must be in [0, 1e30]")
+    tails_path = directory / tails_name
+    if tails_path.stat().st_size != 4 * count:
+        raise CorpusError(f"{tails_path}: expected {count} finite norms >= 0")
     if count:
         codes = np.memmap(directory / codes_name, dtype=np.int8, mode="r", shape=(count, axes))
+        tails = np.memmap(tails_path, dtype="<f4", mode="r", shape=(count,))
+        if not tails.dtype.isnative:
+            tails = tails.astype(np.float32)
     else:
         codes = np.zeros((0, axes), dtype=np.int8)
-    tails = np.fromfile(directory / tails_name, dtype="<f4").astype(np.float32)
-    if tails.shape != (count,) or not np.all(np.isfinite(tails)) or np.any(tails < 0):
-        raise CorpusError(f"{directory / tails_name}: expected {count} finite norms >= 0")
+        tails = np.zeros(0, dtype=np.float32)
+    if check_tails:
+        check_sketch_tails(tails_path, tails)
     return Sketch(header[0].copy(), rotation.copy(), scale, codes, tails, error, radius,
                   code_norm)
 
+
+
+def check_sketch_tails(path: Path, tails: np.ndarray) -> None:
+    """Refuse tails that are not all finite norms >= 0 (a one-line CorpusError)."""
+    if not np.all(np.isfinite(tails)) or np.any(tails < 0):
+        raise CorpusError(f"{path}: expected {len(tails)} finite norms >= 0")
 
 
 def write_scan_layout(directory: Path, sketch: Sketch, names: tuple[str, str]) -> dict[str, Any]:

@@ -33,7 +33,8 @@ if TYPE_CHECKING:
 class Corpus:
     """An opened corpus directory. Use `Corpus.open(path)`; close it (or use `with`) when done."""
 
-    def __init__(self, path: Path, manifest: dict[str, Any]) -> None:
+    def __init__(self, path: Path, manifest: dict[str, Any], *,
+                 defer_checks: bool = False) -> None:
         self.path = Path(path)
         self.manifest = manifest
         self.count: int = manifest["count"]
@@ -70,6 +71,8 @@ class Corpus:
         self._layout: ScanLayout | None = None
         self._rows_finite = False
         self._index_checked = False
+        self._defer_checks = defer_checks
+        self._tails_checked = not defer_checks
         self._checking: threading.Thread | None = None
         self._check_error: CorpusError | None = None
         #: Seconds `check_in_background`'s thread took, once it is over.
@@ -83,13 +86,14 @@ class Corpus:
         *,
         check_model: bool | Mapping[str, str] = True,
         face_settings: Any = None,
-        index_later: bool = False,
+        defer_checks: bool = False,
     ) -> Corpus:
         """Open and cheaply validate a corpus, or raise a one-line CorpusError.
 
-        Checks the format version, every file size against the manifest and the thumbnail
-        index bounds (with `index_later`, by `check_in_background` or `warm` instead: a pass
-        over 16 bytes a face; each thumbnail read checks its own row's bounds anyway). With
+        Checks the format version, every file size against the manifest, the thumbnail
+        index bounds and, when the sketch is read, its tails (with `defer_checks`, by
+        `check_in_background` or `warm` instead: passes over 20 bytes a face; each thumbnail
+        read checks its own row's bounds anyway). With
         `check_model` (the default) the descriptor models recorded in the manifest must be the
         ones this appliance uses (`faces.model_checksums(face_settings)`), or the given
         {file: sha256} mapping; synthetic corpora are not tied to a model.
@@ -100,8 +104,8 @@ class Corpus:
         if check_model and not manifest.get("synthetic"):
             expected = check_model if isinstance(check_model, Mapping) else None
             check_models(path, manifest, expected, face_settings)
-        corpus = cls(path, manifest)
-        if not index_later:
+        corpus = cls(path, manifest, defer_checks=defer_checks)
+        if not defer_checks:
             try:
                 corpus._check_index()
             except CorpusError:
@@ -156,13 +160,14 @@ class Corpus:
         self._read_ahead()
         self._check_index()
         self.check_rows()
+        self._check_tails()
 
     def check_in_background(self) -> None:
         """Run `warm` on a thread: this returns at once, whatever the corpus's size. The first
         search waits for it through `check_rows` (`scanner(wait=False)`'s callers call it), and
         a problem it finds (a NaN row, an index past the pack, an unreadable file) is raised
         there as a CorpusError."""
-        if self._checking is not None or self._rows_finite:
+        if self._checking is not None or self._all_checked():
             return
         self.scan_layout()  # the sketch's and the layout's own checks, here, before the thread
 
@@ -189,21 +194,35 @@ class Corpus:
         it found (one line), for `sosie status`."""
         if self._check_error is not None:
             return str(self._check_error)
-        if self._rows_finite and self._index_checked:
+        if self._all_checked():
             return "ok"
         return "checking" if self._checking is not None else "not started"
+
+    def _all_checked(self) -> bool:
+        return self._rows_finite and self._index_checked and self._tails_checked
 
     def _check_index(self) -> None:
         if not self._index_checked:
             self._thumbs.check()
             self._index_checked = True
 
+    def _check_tails(self) -> None:
+        """The stored sketch's tails (a sketch computed in memory has no file to blame)."""
+        sketch = self.sketch()
+        if not self._tails_checked and sketch is not None and fmt.sketch_axes(self.manifest):
+            from appliance.corpus.sketch import check_sketch_tails
+
+            check_sketch_tails(self.path / fmt.SKETCH_TAILS, sketch.tails)
+        self._tails_checked = True
+
     def _read_ahead(self) -> None:
         """Read the files every search touches into the page cache with plain reads (the GIL
         released while the disk works, unlike faults on a memory map)."""
         sketch = self.sketch()
         layout = self.scan_layout()
-        names = [fmt.DESCRIPTORS, fmt.THUMBS_INDEX]
+        names = [fmt.DESCRIPTORS, fmt.THUMBS_INDEX, fmt.COORDS2D]  # coords2d: the ticket's map
+        if fmt.sketch_axes(self.manifest) is not None:
+            names.append(fmt.SKETCH_TAILS)
         if layout is not None:
             names += list(fmt.LAYOUT_FILES)
         elif sketch is not None:
@@ -225,7 +244,8 @@ class Corpus:
         axes = fmt.sketch_axes(self.manifest)
         if self._sketch is None and axes is not None:
             self._sketch = sketches.read_sketch(self.path, self.count, self.dim, axes,
-                                                fmt.SKETCH_FILES)
+                                                fmt.SKETCH_FILES,
+                                                check_tails=not self._defer_checks)
         elif self._sketch is None and self.manifest["format_version"] == 1 and self.dim % 8 == 0:
             self._sketch = sketches.build_sketch(self.vectors, min(sketches.SKETCH_AXES, self.dim))
         return self._sketch

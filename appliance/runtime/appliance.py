@@ -373,11 +373,11 @@ def make_scanner(corpus: Corpus, search: SearchSettings) -> Scanner:
 
 
 def open_corpus(path: Path, face_settings: FaceSettings) -> Corpus:
-    """`Corpus.open` (appliance.corpus), checked against the face models in use; the thumbnail
-    index's pass is left to `Corpus.check_in_background` or `warm`."""
+    """`Corpus.open` (appliance.corpus), checked against the face models in use; the passes
+    over every row are left to `Corpus.check_in_background` or `warm`."""
     from appliance.corpus import Corpus
 
-    return Corpus.open(path, face_settings=face_settings, index_later=True)
+    return Corpus.open(path, face_settings=face_settings, defer_checks=True)
 
 
 def print_stages(ticket: Ticket | Image.Image, receipt: PrintReceipt) -> dict[str, float]:

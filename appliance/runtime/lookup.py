@@ -132,7 +132,7 @@ class Lookup:
         self.installation = installation or Installation()
         self.width = width
         self.numbers = numbers if numbers is not None else itertools.count(1).__next__
-        self._map_points = _sample_map(corpus, self.layout.map_points)
+        self._map_points: np.ndarray | None = None  # sampled for the first map, not at start
 
     def _number(self, number: int | None) -> int:
         """`number`, else the next one from the visit counter (`numbers`, its one owner)."""
@@ -257,6 +257,8 @@ class Lookup:
         if not np.all(np.isfinite(visitor)):
             return None
         doubles = tuple((float(coords[m.index][0]), float(coords[m.index][1])) for m in matches)
+        if self._map_points is None:
+            self._map_points = _sample_map(self.corpus, self.layout.map_points)
         return CorpusMap(self._map_points, int(self.corpus.count),
                          (float(visitor[0]), float(visitor[1])), doubles)
 
