@@ -1,11 +1,12 @@
 """How the map's images are stored: lossy WebP (Chromium and the Meta Quest browser show it).
 
-Qualities chosen on the 200k generated corpus against the thumbnail area-filtered to the same
-size (bench/README.md, "map.py"): the lowest WebP quality that is as close to it as the JPEG it
-replaces (SSIM and mean absolute difference). Sheets at 64 px a face: WebP 85 (effort 2), 670
-bytes a face (SSIM 0.966, 2.6 levels off) where JPEG 82 took 777 (0.965, 2.6); tiles: WebP 75,
-SSIM at least JPEG 80's in ~60 % of its bytes. A gray image is one luminance plane (flat
-chroma: a few bytes).
+Qualities chosen on the 200k generated corpus (`bench/map_quality.py`, against each thumbnail
+area-filtered to the sheet size): sheets at WebP 85 are as close to it at 64 px as the JPEG 82
+they replace (670 bytes a face, SSIM 0.966, 2.6 levels off; JPEG: 777, 0.965, 2.6) and at 128 px
+(corpora up to 30,000 faces) a little less sharp in 71 % of its bytes (1,454, 0.968, 2.0;
+JPEG: 2,054, 0.975, 1.6; WebP 90 would match it in 1,942); tiles at WebP 75 take 45 % of JPEG
+80's bytes (768 against 1,718 a face, SSIM 0.983 against 0.985). WebP costs ~5x the encoding
+CPU. A gray image is one luminance plane (flat chroma: a few bytes).
 """
 
 from __future__ import annotations
