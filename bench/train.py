@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/train.py proxy OUT_DIR [--count 240]     # one person, from visitor.jpg
     .venv/bin/python bench/train.py generated OUT_DIR [--count 300 --seed 7]
-    .venv/bin/python bench/train.py speed [--batch 16 --steps 6]    # steps/s, images/s
+    .venv/bin/python bench/train.py speed [--batch 16 --steps 6 --d-width 64 --train-layers 5
+                                          --from shipped]         # steps/s, images/s
     .venv/bin/python bench/train.py measure --person PHOTO [--weights W] [--faces 500]
     .venv/bin/python bench/train.py framing [--faces 150]           # the generator's framing
     .venv/bin/python bench/train.py before-after RUN_DIR OUT.png    # README figure
@@ -115,19 +116,15 @@ def make_generated(out_dir: Path, count: int, seed: int) -> None:
 def measure(person: Path, weights: Path | None, faces: int, seed: int = 1000) -> dict[str, Any]:
     from appliance.faces.analyzer import FaceAnalyzer
     from appliance.generator.dcgan import DCGAN
+    from appliance.train.track import descriptors
 
     analyzer = FaceAnalyzer()
     target = analyzer.analyze(person)
     if not hasattr(target, "descriptor"):
         raise SystemExit(f"{person}: no face ({target.reason})")
     net = DCGAN.load(weights)
-    descriptors = []
-    for start in range(0, faces, 50):
-        for image in net.faces(seed, list(range(start, min(faces, start + 50))), 256):
-            found = analyzer.analyze(image)
-            if hasattr(found, "descriptor"):
-                descriptors.append(found.descriptor)
-    d = np.array(descriptors, dtype=np.float64)
+    d = np.concatenate([descriptors(analyzer, list(net.faces(
+        seed, list(range(start, min(faces, start + 50))), 256))) for start in range(0, faces, 50)])
     to_person = np.linalg.norm(d - target.descriptor, axis=1) if len(d) else np.array([np.nan])
     pairs = (np.linalg.norm(d[:, None] - d[None], axis=2)[np.triu_indices(len(d), 1)]
              if len(d) > 1 else np.array([np.nan]))
@@ -141,9 +138,11 @@ def measure(person: Path, weights: Path | None, faces: int, seed: int = 1000) ->
 # -- speed -----------------------------------------------------------------------------------
 
 
-def speed(batch: int, steps: int) -> dict[str, Any]:
+def speed(batch: int, steps: int, d_width: int = 64, train_layers: int = 5,
+          start: str = "shipped") -> dict[str, Any]:
     """Training steps (wall and CPU time, the compiling first step left out) against the numpy
-    forward pass of the appliance, measured in the same run."""
+    forward pass of the appliance, measured in the same run; with the discriminator's width,
+    the generator's learning layers and the starting point of `sosie train`'s options."""
     import jax
 
     from appliance.generator.dcgan import DCGAN
@@ -162,19 +161,20 @@ def speed(batch: int, steps: int) -> dict[str, Any]:
     forward = [numpy_forward() for _ in range(3)]
     with tempfile.TemporaryDirectory() as tmp:
         every = 10**6
-        train(dataset, Path(tmp), TrainOptions(steps=1, batch=batch, checkpoint_every=every,
-                                                sample_every=every), progress=False)
+        options = {"batch": batch, "checkpoint_every": every, "sample_every": every,
+                   "d_width": d_width, "train_layers": train_layers, "start": start}
+        train(dataset, Path(tmp), TrainOptions(steps=1, **options), progress=False)
         cpu = time.process_time()
-        session = train(dataset, Path(tmp), TrainOptions(
-            steps=steps + 1, batch=batch, checkpoint_every=every, sample_every=every),
-            progress=False)["this_session"]
+        session = train(dataset, Path(tmp), TrainOptions(steps=steps + 1, **options),
+                        progress=False)["this_session"]
         cpu_step = (time.process_time() - cpu) / steps
     forward += [numpy_forward() for _ in range(3)]
     step = session["median_step_seconds"]
     face_wall = statistics.median(w for w, _ in forward)
     face_cpu = statistics.median(c for _, c in forward)
     return {"cpu": cpu_name(), "cores": os.cpu_count(), "load_average": os.getloadavg()[0],
-            "device": jax.devices()[0].device_kind, "batch": batch, "steps_timed": steps,
+            "device": jax.devices()[0].device_kind, "batch": batch, "d_width": d_width,
+            "train_layers": train_layers, "start": start, "steps_timed": steps,
             "median_step_s": step, "steps_per_s": round(1 / step, 4),
             "images_per_s": round(batch / step, 2), "cpu_s_per_step": round(cpu_step, 3),
             "cpu_s_per_image": round(cpu_step / batch, 3),
@@ -246,6 +246,9 @@ def main() -> int:
     p = sub.add_parser("speed")
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--steps", type=int, default=6)
+    p.add_argument("--d-width", type=int, default=64)
+    p.add_argument("--train-layers", type=int, default=5)
+    p.add_argument("--from", dest="start", default="shipped")
     p = sub.add_parser("measure")
     p.add_argument("--person", type=Path, default=visitor_photo())
     p.add_argument("--weights", type=Path)
@@ -268,7 +271,7 @@ def main() -> int:
         make_generated(args.out_dir, args.count, args.seed)
         return 0
     if args.what == "speed":
-        figures = speed(args.batch, args.steps)
+        figures = speed(args.batch, args.steps, args.d_width, args.train_layers, args.start)
     elif args.what == "measure":
         figures = measure(args.person, args.weights, args.faces)
     else:
