@@ -65,7 +65,7 @@ def verify(path: str | Path, *, check_model: bool = True) -> list[str]:
                     problems += [f"{path / fmt.SKETCH_CODES}: {problem}"
                                  for problem in sketch_problems(sketch, corpus.vectors)]
         try:
-            corpus.source(corpus.count - 1) if corpus.count else None
+            corpus.check_sources()
         except CorpusError as exc:
             problems.append(str(exc))
     return problems

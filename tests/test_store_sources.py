@@ -1,0 +1,64 @@
+"""`Corpus.source` reads sources.tsv a line at a time (its offsets, not a list of every source):
+the same names as the whole file parsed, escapes undone, a bad line refused when it is read, and
+every line checked by `check_sources` (`sosie corpus verify`)."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from appliance.corpus import Corpus, CorpusError, synth, verify
+from appliance.corpus import format as fmt
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    return synth(tmp_path_factory.mktemp("synth") / "c", 120, seed=2)
+
+
+@pytest.fixture
+def copy(small, tmp_path):
+    return shutil.copytree(small, tmp_path / "c")
+
+
+def rewrite(path, old: str, new: str) -> None:
+    """Replace one line of sources.tsv by another of the same length (the manifest's size)."""
+    assert len(old) == len(new)
+    text = (path / fmt.SOURCES).read_text()
+    assert text.count(old + "\n") == 1
+    (path / fmt.SOURCES).write_text(text.replace(old + "\n", new + "\n"))
+
+
+def test_sources_row_by_row_are_the_files_rows(small):
+    rows = fmt.read_tsv(small / fmt.SOURCES, 2)
+    with Corpus.open(small) as corpus:
+        assert [corpus.source(i) for i in range(corpus.count)] == [s for _, s in rows]
+        assert corpus.source(119) == "synthetic/0000119"
+        with pytest.raises(IndexError):
+            corpus.source(120)
+
+
+def test_an_escaped_name_is_unescaped(copy):
+    rewrite(copy, "7\tsynthetic/0000007", "7\tsynthetic\\t000007")
+    with Corpus.open(copy) as corpus:
+        assert corpus.source(7) == "synthetic\t000007"
+        corpus.check_sources()
+
+
+def test_a_misnumbered_line_is_refused_when_read_and_by_verify(copy):
+    rewrite(copy, "50\tsynthetic/0000050", "51\tsynthetic/0000050")
+    with Corpus.open(copy) as corpus:
+        assert corpus.source(49) == "synthetic/0000049"  # the other lines still read
+        with pytest.raises(CorpusError, match=r"sources\.tsv: line 52 is row '51', expected 50"):
+            corpus.source(50)
+        with pytest.raises(CorpusError, match="line 52 is row '51', expected 50"):
+            corpus.check_sources()
+    assert any("line 52 is row '51', expected 50" in p for p in verify(copy, check_model=False))
+
+
+def test_a_line_with_a_third_field_is_refused(copy):
+    rewrite(copy, "9\tsynthetic/0000009", "9\tsynthetic\t0000009")
+    with Corpus.open(copy) as corpus, pytest.raises(CorpusError,
+                                                     match="line 11 has 3 fields, expected 2"):
+        corpus.source(9)
