@@ -1,10 +1,11 @@
 """Reading a corpus: `Corpus.open` validates cheaply, then memory-maps the descriptors, the
 coordinates, the sketch and its scan layout (shared with every other process that maps them).
 
-What reads every row (the descriptors' finiteness, the thumbnail index's bounds, bringing the
-files a search reads into the page cache) runs once: in `warm`, or on a thread started by
-`check_in_background` (`sosie run`: start-up then reads nothing that grows with the corpus),
-which `check_rows` waits for, so no search answers from unchecked rows."""
+What reads every row (the descriptors' finiteness, the thumbnail index's bounds, the sketch's
+tails, bringing the files a search and a ticket read into the page cache) runs once: in `warm`,
+or on a thread started by `check_in_background` (`sosie run`: start-up then reads nothing that
+grows with the corpus), which `check_rows` waits for, so no search answers from unchecked rows.
+`source` reads sources.tsv a line at a time."""
 
 from __future__ import annotations
 
@@ -142,7 +143,7 @@ class Corpus:
     def check_rows(self) -> None:
         """Refuse descriptors holding NaN or infinity (a CorpusError), counted once: a pass over
         every row, from the page cache after `warm`. While `check_in_background` runs, waits
-        for it and raises what it found (a damaged thumbnail index too)."""
+        for it and raises what it found (a damaged thumbnail index or sketch tails too)."""
         thread = self._checking
         if thread is not None and thread is not threading.current_thread():
             thread.join()
@@ -159,9 +160,9 @@ class Corpus:
         self._rows_finite = True
 
     def warm(self) -> None:
-        """Read the descriptors, the sketch's scan layout (else its codes) and the thumbnail
-        index into the page cache (cold SD cards), then check the index (if `open` left it) and
-        the rows (`check_rows`)."""
+        """Read the descriptors, the sketch's scan layout (else its codes) and tails, the
+        thumbnail index and the 2-D coordinates into the page cache (cold SD cards), then check
+        the index and the tails (if `open` left them) and the rows (`check_rows`)."""
         self._read_ahead()
         self._check_index()
         self.check_rows()
