@@ -260,9 +260,9 @@ def main(argv: list[str] | None = None) -> int:
     corpus = ensure_corpus(args.count, args.corpus)
     out = args.out or cache_dir() / f"bench-map-{args.count}"
     figures: dict = {"corpus": str(corpus), "cpu": cpu_name(), "cores": os.cpu_count()}
-    if args.anchor_build:
-        figures["anchor_build"] = anchor_build(args.anchor_build, corpus,
-                                               out.with_name(out.name + "-anchor"))
+    anchor_out = out.with_name(out.name + "-anchor")
+    if args.anchor_build and not (args.reuse and (anchor_out / "data" / "meta.js").exists()):
+        figures["anchor_build"] = anchor_build(args.anchor_build, corpus, anchor_out)
         figures["anchor_build"]["commit"] = args.anchor_build
     if not (args.reuse and (out / "data" / "meta.js").exists()):
         ours = run_map(corpus, out)
@@ -287,6 +287,9 @@ def main(argv: list[str] | None = None) -> int:
             browser.evaluate(f"Sosie.face({i})")
             clicks.append((time.perf_counter() - t0) * 1000)
         errors = browser.log.errors + browser.log.failed_requests
+    if args.anchor_build and (anchor_out / "data" / "meta.js").exists():
+        say("first views of our site and the anchor build's, alternately")
+        figures["first_views"] = first_views({"ours": out, "anchor": anchor_out})
     errors += bench_3d(out, figures, args.frames_3d)
     figures.update({
         "frame_interval_ms_median": round(statistics.median(pan["intervals"]), 2),
@@ -314,6 +317,14 @@ def main(argv: list[str] | None = None) -> int:
         ("click -> neighbours (first)", f"{figures['click_first_ms']:.0f} ms", ""),
         ("click -> neighbours (next)", f"{figures['click_next_ms']:.0f} ms", ""),
     ]
+    views = figures.get("first_views")
+    if views:
+        rows.append(("first view 2-D, ours (anchor build)", f"{views['ours']['2d']} ms "
+                     f"({views['anchor']['2d']} ms)",
+                     f"{views['ours']['2d'] / views['anchor']['2d']:.2f}"))
+        rows.append(("first frame 3-D, ours (anchor build)", f"{views['ours']['3d']} ms "
+                     f"({views['anchor']['3d']} ms)",
+                     f"{views['ours']['3d'] / views['anchor']['3d']:.2f}"))
     rows += rows_3d(figures)
     print(f"sosie map bench: {figures['count']} faces, {figures['cpu']} ({figures['cores']} "
           "cores), headless Chromium 1280x800, --disable-gpu (SwiftShader WebGL)")
@@ -361,6 +372,26 @@ def build_rows(figures: dict) -> list[tuple[str, str, str]]:
         rows.append(("  anchor" + tag, f"{o['bytes_per_face']} B ({o['bytes'] / 1e6:.0f} MB; "
                      f"{kinds})", "1"))
     return rows
+
+
+def first_views(sites: dict[str, Path], rounds: int = 3) -> dict:
+    """Medians over `rounds` alternating opens of each site: the 2-D page to every visible tile
+    drawn (from file://), and the 3-D page to its first frame (served): each site with its own
+    pages and images, in one browser, so the cache and the machine's load are shared."""
+    times: dict[str, dict[str, list[float]]] = {k: {"2d": [], "3d": []} for k in sites}
+    with Browser(width=1280, height=800, timeout=300) as browser:
+        for _ in range(rounds):
+            for key, site in sites.items():
+                load = browser.open((site / "index.html").as_uri())
+                started = time.perf_counter()
+                browser.wait_for("window.sosieMap && sosieMap.idle()", timeout=120)
+                times[key]["2d"].append(1000 * (load + time.perf_counter() - started))
+                with serve(site) as url:
+                    browser.open(f"{url}/vr.html")
+                    browser.wait_for("window.sosie3d && sosie3d.timings.firstFrame", timeout=300)
+                    times[key]["3d"].append(browser.evaluate("sosie3d.timings.firstFrame"))
+    return {key: {kind: round(statistics.median(v)) for kind, v in kinds.items()}
+            for key, kinds in times.items()}
 
 
 def say(message: str) -> None:
