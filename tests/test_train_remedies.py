@@ -153,3 +153,25 @@ def test_only_the_first_layers_learn_when_asked(shipped, tmp_path):
         assert np.array_equal(trained[name], start[name]), name
     # the running statistics of every batch norm still follow the batches they see
     assert not np.array_equal(trained["main.10.running_mean"], start["main.10.running_mean"])
+
+
+def test_with_frozen_batch_norm_the_generator_trains_the_function_numpy_runs(shipped, tmp_path):
+    from test_train import numpy_float_forward
+
+    assert shipped.path is not None
+    start = read_state(shipped.path)
+    train(tiny_dataset(shipped), tmp_path / "run", TrainOptions(
+        steps=2, batch=2, sample_every=5, frozen_bn=True, ema_decay=0.0), progress=False)
+    weights = tmp_path / "run" / "generator.safetensors"
+    trained = read_state(weights)
+    for name in start:  # the statistics are kept, the weights learn
+        kept = name.rsplit(".", 1)[1] in networks.STAT_NAMES
+        assert np.array_equal(trained[name], start[name]) == kept, name
+    params, stats = networks.split_state(trained)
+    latents = np.stack([DCGAN.latent(4, i) for i in range(6)])
+    # what the generator's step differentiated (networks.generate with the kept statistics) ...
+    ours = np.asarray(networks.generate(params, stats, jnp.asarray(latents)))
+    # ... is what the appliance's numpy forward draws with the written weights
+    net = DCGAN.load(weights)
+    reference = np.stack([numpy_float_forward(net, z) for z in latents])
+    assert np.abs(ours - reference).max() < 1e-5

@@ -2,7 +2,8 @@
 
     sosie train PHOTOS_DIR --out RUN_DIR [--steps N] [--from shipped|scratch|WEIGHTS]
                 [--seed S] [--batch B] [--lr R] [--r1 G] [--augment P|ada] [--ema DECAY]
-                [--d-width C] [--train-layers K] [--track N [--track-photo PHOTO]]
+                [--d-width C] [--train-layers K] [--batch-norm batch|running]
+                [--track N [--track-photo PHOTO]]
 
 JAX, optax and safetensors (the `train` extra) are imported inside the handler only: the
 appliance itself never loads them, and runs the result with numpy
@@ -69,6 +70,11 @@ def register(sub: Any) -> None:
                    help="only the generator's first K of its 5 layers learn (default 5: all); "
                    "3 keeps the two that draw the 32- and 64-pixel detail as shipped, where a new "
                    "discriminator's gradients leave a checkerboard")
+    p.add_argument("--batch-norm", choices=("batch", "running"), default="batch",
+                   help="the generator's batch norm while it trains: on each batch's statistics, "
+                   "the running ones following (default, as DCGAN trains), or on the running "
+                   "statistics, frozen (it then trains exactly the function the appliance runs, "
+                   "and may draw one person for every latent)")
     p.add_argument("--track", type=int, default=0, metavar="N",
                    help="every N steps, describe 100 faces of the moving average with dlib and "
                    "append the share with a face, their median distance to --track-photo (or "
@@ -158,7 +164,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                            r1_gamma=args.r1, augment_p=args.augment_p,
                            ada_target=args.ada_target, ema_decay=args.ema,
                            d_width=args.d_width, track_every=args.track,
-                           train_layers=args.train_layers)
+                           train_layers=args.train_layers,
+                           frozen_bn=args.batch_norm == "running")
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` checkpoints as Ctrl-C does
     try:
         if args.start != "scratch":  # a bad --from file: one line before minutes of aligning

@@ -90,6 +90,7 @@ class TrainOptions:
     ada_target: float = ADA_TARGET
     d_width: int = networks.D_WIDTH  # the discriminator's first layer's channels
     train_layers: int = networks.LAYERS  # the generator's first layers that learn
+    frozen_bn: bool = False  # the generator's batch norm on its running statistics, kept
     track_every: int = 0  # steps between measurements of what the generator draws (0: none)
 
     def identity(self) -> dict[str, Any]:
@@ -145,12 +146,20 @@ def ada_adjust(p: jax.Array, real_logits: jax.Array, batch: int, target: float) 
 def make_step(batch: int, g_rate: float, beta1: float, ema_decay: float,
               r1_gamma: float, augment_p: float | None = 1.0,
               ada_target: float = ADA_TARGET,
-              train_layers: int = networks.LAYERS) -> tuple[Any, Any, Any]:
+              train_layers: int = networks.LAYERS,
+              frozen_bn: bool = False) -> tuple[Any, Any, Any]:
     """(generator's optimiser, discriminator's, the jitted step (state, faces, step) ->
     (state, [d_loss, g_loss, p])), made once per process for a setting (runs in one process
     share the compiled step). With `augment_p` None the state carries ADA's p ("augment_p").
     Only the generator's first `train_layers` layers learn (their gradient alone is taken, so
-    Adam leaves the others exactly as they were)."""
+    Adam leaves the others exactly as they were). With `frozen_bn` the generator trains as it
+    runs (`networks.generate`: batch norm on the running statistics, which stay as they are)."""
+
+    def draw(g: dict, stats: dict, z: jax.Array) -> tuple[jax.Array, dict]:
+        if frozen_bn:
+            return networks.generate(g, stats, z), stats
+        return networks.generate_training(g, stats, z)
+
     g_optimiser = optax.adam(g_rate, b1=beta1)
     d_optimiser = optax.adam(SCRATCH_LR, b1=beta1)
 
@@ -163,8 +172,7 @@ def make_step(batch: int, g_rate: float, beta1: float, ema_decay: float,
         real = faces[jax.random.randint(k_pick, (batch,), 0, faces.shape[0])]
         flip = jax.random.bernoulli(k_flip, 0.5, (batch, 1, 1, 1))
         real = jnp.where(flip, real[:, :, ::-1], real)
-        fake = jax.lax.stop_gradient(networks.generate_training(g, stats,
-                                                                _latents(k_z, batch))[0])
+        fake = jax.lax.stop_gradient(draw(g, stats, _latents(k_z, batch))[0])
         real = diff_augment(k_real, real, p)
         real_logits = networks.discriminate(d, real)
         fake_logits = networks.discriminate(d, diff_augment(k_fake, fake, p))
@@ -180,7 +188,7 @@ def make_step(batch: int, g_rate: float, beta1: float, ema_decay: float,
         if train_layers < networks.LAYERS:  # the later layers kept as they are
             g = {name: value if networks.layer_of(name) < train_layers
                  else jax.lax.stop_gradient(value) for name, value in g.items()}
-        fake, moved = networks.generate_training(g, stats, _latents(k_z, batch))
+        fake, moved = draw(g, stats, _latents(k_z, batch))
         loss = jax.nn.softplus(-networks.discriminate(d, diff_augment(k_aug, fake, p))).mean()
         return loss, moved
 
@@ -235,7 +243,7 @@ def train(dataset: Dataset, run_dir: Path, options: TrainOptions, *, progress: b
     g_optimiser, d_optimiser, step = make_step(options.batch, options.generator_rate(),
                                                options.beta1, options.ema_decay, options.r1_gamma,
                                                options.augment_p, options.ada_target,
-                                               options.train_layers)
+                                               options.train_layers, options.frozen_bn)
     discriminator = networks.new_discriminator(k_d, options.d_width)
     state: dict[str, Any] = {"key": root, "g": params, "ema": params, "stats": stats,
                              "d": discriminator,
@@ -246,7 +254,8 @@ def train(dataset: Dataset, run_dir: Path, options: TrainOptions, *, progress: b
     identity = {"start": start_label, "seed": options.seed, "batch": options.batch,
                 "faces": dataset.digest(), "learning_rate": options.generator_rate(),
                 "beta1": options.beta1, "ema_decay": options.ema_decay,
-                "batch_norm": "batch statistics", "r1_gamma": options.r1_gamma,
+                "batch_norm": "running statistics" if options.frozen_bn else "batch statistics",
+                "r1_gamma": options.r1_gamma,
                 **options.identity()}
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / SAMPLES).mkdir(exist_ok=True)
