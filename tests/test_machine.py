@@ -17,6 +17,7 @@ from appliance.runtime.machine import (
     Captured,
     CaptureFailed,
     Conjuring,
+    CorpusCheckFailed,
     EndVisit,
     Found,
     Machine,
@@ -409,6 +410,71 @@ def test_shutting_down_is_terminal(m):
 
 
 # ---------------------------------------------------------------------------------------------
+# The corpus's background check finding a problem: a corpus fault at once, no press needed.
+
+BAD_ROWS = "corpus check: /c/descriptors.f16: 1 row(s) hold NaN or infinity"
+
+
+def test_ready_corpus_check_failed_to_corpus_fault_and_its_recovery(m):
+    to_ready(m)
+    acts = m.handle(CorpusCheckFailed(BAD_ROWS))
+    assert m.state is State.FAULT and m.fault is Fault.CORPUS
+    assert Show(State.FAULT, Fault.CORPUS) in acts  # the LED's corpus fault pattern
+    assert not any(isinstance(a, EndVisit) for a in acts)  # no visit to end
+    assert m.last_fault == (Fault.CORPUS, BAD_ROWS) and m.counters.faults == 1
+    assert m.counters.presses == 0 and m.counters.visits == 0
+    assert m.handle(Press()) == [] and m.state is State.FAULT  # refused while at fault
+    assert expire(m, acts, RETRY_TIMER) == [Probe(Fault.CORPUS)]  # the corpus fault's path
+    assert m.handle(ProbeOk(Fault.CORPUS)) == [Show(State.READY)]
+
+
+@pytest.mark.parametrize("busy", ["capturing", "searching", "printing", "conjuring"])
+def test_a_busy_visit_ends_as_a_corpus_fault_without_a_ticket(m, busy):
+    {"capturing": to_capturing, "searching": to_searching, "printing": to_printing,
+     "conjuring": to_conjuring}[busy](m)
+    visit = m.visit
+    acts = m.handle(CorpusCheckFailed(BAD_ROWS))
+    assert m.state is State.FAULT and m.fault is Fault.CORPUS
+    assert EndVisit(visit, "fault: corpus") in acts and CancelTimer(STAGE_TIMER) in acts
+    assert STAGE_TIMER not in m.timers and RETRY_TIMER in m.timers
+    # the visit's late answers change nothing: no search, no ticket, no second fault
+    for late in (Captured(visit, "frame"), Found(visit, "garbage ticket"), NoFace(visit),
+                 SearchFailed(visit, "search: rows hold NaN"), Printed(visit)):
+        assert m.handle(late) == []
+    assert m.state is State.FAULT and m.counters.faults == 1
+    assert m.counters.tickets_printed == 0 and m.last_fault == (Fault.CORPUS, BAD_ROWS)
+
+
+def test_corpus_check_failed_while_starting_or_cooling_down(m):
+    acts = m.handle(CorpusCheckFailed(BAD_ROWS))  # the check can end before start-up does
+    assert m.state is State.FAULT and Show(State.FAULT, Fault.CORPUS) in acts
+    assert m.handle(Started()) == [] and m.state is State.FAULT  # not ready over a bad corpus
+    other = Machine(m.settings)
+    to_cooldown(other)
+    acts = other.handle(CorpusCheckFailed(BAD_ROWS))
+    assert CancelTimer(COOLDOWN_TIMER) in acts and other.fault is Fault.CORPUS
+    assert not any(isinstance(a, EndVisit) for a in acts)  # the visit had ended (printed)
+
+
+def test_corpus_check_failed_during_a_fault(m):
+    acts = m.handle(StartFailed(Fault.CORPUS, "search: rows hold NaN"))
+    assert m.handle(CorpusCheckFailed(BAD_ROWS)) == []  # already shown, the retry kept
+    assert m.last_fault == (Fault.CORPUS, BAD_ROWS) and m.counters.faults == 1
+    assert expire(m, acts, RETRY_TIMER) == [Probe(Fault.CORPUS)]
+    camera = Machine(m.settings)
+    camera.handle(StartFailed(Fault.CAMERA, "no camera"))
+    acts = camera.handle(CorpusCheckFailed(BAD_ROWS))  # not lost behind the camera's fault
+    assert camera.fault is Fault.CORPUS and Show(State.FAULT, Fault.CORPUS) in acts
+    assert expire(camera, acts, RETRY_TIMER) == [Probe(Fault.CORPUS)]
+
+
+def test_corpus_check_failed_after_shutdown_is_ignored(m):
+    to_ready(m)
+    m.handle(Shutdown())
+    assert m.handle(CorpusCheckFailed(BAD_ROWS)) == [] and m.state is State.SHUTTING_DOWN
+
+
+# ---------------------------------------------------------------------------------------------
 # Random event streams: the machine never crashes and its bookkeeping stays consistent.
 
 events = st.one_of(
@@ -426,6 +492,7 @@ events = st.one_of(
     st.sampled_from([("timer", STAGE_TIMER), ("timer", COOLDOWN_TIMER), ("timer", RETRY_TIMER)]),
     st.builds(ProbeOk, st.sampled_from(Fault)),
     st.builds(ProbeFailed, st.sampled_from(Fault), st.just("x")),
+    st.just(CorpusCheckFailed("x")),
 )
 
 

@@ -13,7 +13,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -168,11 +168,14 @@ class Corpus:
         self.check_rows()
         self._check_tails()
 
-    def check_in_background(self) -> None:
+    def check_in_background(
+            self, on_problem: Callable[[CorpusError], None] | None = None) -> None:
         """Run `warm` on a thread: this returns at once, whatever the corpus's size. The first
         search waits for it through `check_rows` (`scanner(wait=False)`'s callers call it), and
         a problem it finds (a NaN row, an index past the pack, an unreadable file) is raised
-        there as a CorpusError."""
+        there as a CorpusError, passed to `on_problem` (on the thread, as soon as it is found:
+        `sosie run` posts it to the state machine) and logged. A check that passes calls
+        nothing."""
         if self._checking is not None or self._all_checked():
             return
         self.scan_layout()  # the sketch's and the layout's own checks, here, before the thread
@@ -190,6 +193,11 @@ class Corpus:
                 self._check_error = CorpusError(f"{self.path}: {type(exc).__name__}: {exc}")
             if self._check_error is not None:  # in the journal at once, not at the first press
                 log.error("corpus check failed: %s", self._check_error)
+                if on_problem is not None:
+                    try:
+                        on_problem(self._check_error)
+                    except Exception as exc:  # what check_rows raises stands regardless
+                        log.error("reporting the corpus check's problem failed: %s", exc)
             self.check_seconds = time.perf_counter() - start  # last: the thread's work is over
 
         self._checking = threading.Thread(target=run, name="corpus-check", daemon=True)

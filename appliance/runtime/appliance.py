@@ -2,9 +2,10 @@
 ticket and the printer; `make_appliance` builds them from the settings (for the whole
 installation around them: `appliance.runtime.installation.assemble`).
 
-`Appliance.start()` loads the dlib models, opens the corpus and touches every page of it (so the
-first visitor does not pay for SD-card reads), opens the camera and asks the printer's own
-`diagnose()` whether it can print. Each failure is a `PartFault` naming the part, so the
+`Appliance.start()` loads the dlib models, opens the corpus (its passes over every row and the
+SD-card reads run on a thread the first search waits for; a problem they find is reported at
+once through `watch_corpus_check`), opens the camera and asks the printer's own `diagnose()`
+whether it can print. Each failure is a `PartFault` naming the part, so the
 machine shows the right fault and retries. The visitor's frame and descriptor only ever live in
 local variables here, unless the installer opted in to `service.keep_captures`.
 
@@ -80,14 +81,20 @@ class Appliance:
         self.startup_seconds: dict[str, float] = {}
         self.last_receipt: PrintReceipt | None = None  # the printer's, of the last ticket
         self.conjurer: Conjurer | None = None  # with ticket.conjure: after
+        self._corpus_report: Callable[[str], None] | None = None  # watch_corpus_check's
+        self._corpus_opening = 0  # which opening of the corpus a check's late report is about
 
     # -- start-up and recovery -----------------------------------------------------------------
 
-    def start(self) -> None:
+    def start(self, *, check_corpus: bool = False) -> None:
         """Load or open every part not ready yet (again after a fault: `probe`); the seconds
-        each took stay those of the last time it really loaded."""
+        each took stay those of the last time it really loaded. The corpus's passes over
+        every row run on a thread (`watch_corpus_check`), unless `check_corpus` (a corpus
+        fault's recovery) waits for them."""
         self._timed(Fault.MODELS, self._load_models, again=self.analyzer is None)
         self._timed(Fault.CORPUS, self._open_corpus, again=self.lookup is None)
+        if check_corpus:
+            self._check_corpus()
         self._timed(Fault.CAMERA, self._open_camera)
         self._timed(Fault.PRINTER, self._check_printer)
 
@@ -140,8 +147,10 @@ class Appliance:
             corpus = open_corpus(path, self.settings.faces)
         except Exception as exc:
             raise PartFault(Fault.CORPUS, f"corpus: {one_line(exc)}") from None
-        try:
-            corpus.check_in_background()  # the first search waits for it (Lookup._search)
+        self._corpus_opening += 1
+        opening = self._corpus_opening
+        try:  # the first search waits for the check (Lookup._search); a problem is reported
+            corpus.check_in_background(lambda problem: self._corpus_problem(opening, problem))
             scanner = make_scanner(corpus, self.settings.search)
             lookup = Lookup(self.analyzer, corpus, scanner, self.settings.ticket,
                             installation=self.settings.installation, width=self.paper.width,
@@ -153,6 +162,35 @@ class Appliance:
         log.info("corpus %s: %d faces, %s kernel", path, corpus.count,
                  getattr(scanner, "kernel", "?"))
         self._load_conjurer()
+
+    def watch_corpus_check(self, report: Callable[[str], None]) -> None:
+        """Pass each problem the corpus's background check finds to `report` (one line, from
+        the checking thread, as soon as it is found): the service posts it to the machine as
+        `CorpusCheckFailed`, so the fault shows before any visitor presses."""
+        self._corpus_report = report
+
+    def _corpus_problem(self, opening: int, problem: Exception) -> None:
+        report = self._corpus_report
+        if report is not None and opening == self._corpus_opening:  # not a closed corpus's
+            report(f"corpus check: {one_line(problem)}")
+
+    def _check_corpus(self) -> None:
+        """Wait for the corpus's background check: a corpus still damaged stays a corpus fault
+        (and is closed, so the next start reopens it) instead of turning ready, then failing."""
+        if self.corpus is None:
+            return
+        try:
+            self.corpus.check_rows()
+        except Exception as exc:
+            self._drop_corpus()
+            raise PartFault(Fault.CORPUS, f"corpus check: {one_line(exc)}") from None
+
+    def _drop_corpus(self) -> None:
+        if self.corpus is not None:
+            with contextlib.suppress(Exception):
+                self.corpus.close()
+        self.corpus = self.scanner = self.lookup = None
+        self._corpus_opening += 1  # a report still on its way is about a corpus gone
 
     def _load_conjurer(self) -> None:
         """The generator for `ticket.conjure: after` (an optional extra: missing, it is off)."""
@@ -192,16 +230,14 @@ class Appliance:
         elif fault is Fault.PRINTER:
             with contextlib.suppress(Exception):
                 self.printer.close()
-        elif fault is Fault.CORPUS and self.corpus is not None:  # reopen from the files
-            with contextlib.suppress(Exception):
-                self.corpus.close()
-            self.corpus = self.scanner = self.lookup = None
+        elif fault is Fault.CORPUS:  # reopen from the files, checked before it is ready
+            self._drop_corpus()
         elif fault is Fault.TICKET:  # a font file replaced, a thumbnail restored...
             try:
                 check_fonts(self.settings.ticket)
             except Exception as exc:
                 raise PartFault(Fault.TICKET, one_line(exc)) from None
-        self.start()
+        self.start(check_corpus=fault is Fault.CORPUS)
 
     # -- a visit ---------------------------------------------------------------------------------
 

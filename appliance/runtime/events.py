@@ -23,7 +23,8 @@ if TYPE_CHECKING:  # the machine only carries them: it never looks inside
 
 @dataclass(frozen=True)
 class Started:
-    """Models loaded, corpus mapped and warm, camera and printer open."""
+    """Models loaded, corpus opened (its rows checked on a thread: `CorpusCheckFailed`),
+    camera and printer open."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,15 @@ class SearchFailed:
 
 
 @dataclass(frozen=True)
+class CorpusCheckFailed:
+    """The corpus's background check (its passes over every row, left by start-up to a
+    thread) found a problem: a fault at once, whatever the machine is doing."""
+
+    reason: str
+    part: Fault = Fault.CORPUS
+
+
+@dataclass(frozen=True)
 class Printed:
     visit: int
 
@@ -116,7 +126,8 @@ class Shutdown:
 
 Event = (
     Started | StartFailed | Press | Captured | CaptureFailed | Found | NoFace | SearchFailed
-    | Printed | Conjuring | PrintFailed | TimerExpired | ProbeOk | ProbeFailed | Shutdown
+    | CorpusCheckFailed | Printed | Conjuring | PrintFailed | TimerExpired | ProbeOk
+    | ProbeFailed | Shutdown
 )
 
 # ---------------------------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 Each job calls one method of the `Parts` (the appliance's camera, models, corpus, ticket and
 printer) and posts the machine event that says how it went: `Captured` or `CaptureFailed`,
-`Found` / `NoFace` or `SearchFailed`, (`Conjuring`, then) `Printed` or `PrintFailed`, ...
+`Found` / `NoFace` or `SearchFailed`, (`Conjuring`, then) `Printed` or `PrintFailed`, ...;
+and what the corpus's background check finds, whenever it does (`CorpusCheckFailed`).
 Every failure event names the part at fault: the `PartFault` each part raises at its own
 boundary (`appliance.faults`), else the stage's own part (capture: camera, search: corpus,
 print: printer), in one line.
@@ -21,6 +22,7 @@ from appliance.runtime.events import (
     Captured,
     CaptureFailed,
     Conjuring,
+    CorpusCheckFailed,
     Event,
     Found,
     NoFace,
@@ -52,6 +54,8 @@ class Parts(Protocol):
     def print_double(self, result: VisitResult, spent: float) -> None: ...
     def print_no_face(self, reason: str) -> None: ...
     def probe(self, fault: Fault) -> None: ...  # recover the part or raise
+    # optional: each problem the corpus's background check finds, to `report` (any thread)
+    def watch_corpus_check(self, report: Callable[[str], None]) -> None: ...
     def facts(self) -> dict[str, Any]: ...  # what the parts say about themselves (status)
     def close(self) -> None: ...
 
@@ -77,6 +81,9 @@ class DeviceJobs:
         self.clock = clock
         self.timing = timing  # (visit, {stage: seconds}) for the visit's record
         self.found = found  # (visit, result): the visit's record keeps the matches
+        watch = getattr(parts, "watch_corpus_check", None)
+        if watch is not None:  # the corpus found bad after start-up: a fault before any press
+            watch(lambda why: post(CorpusCheckFailed(why)))
 
     def start(self) -> None:
         try:

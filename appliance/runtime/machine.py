@@ -17,6 +17,10 @@ device can never push the machine into the wrong state.
 `conjuring` (`ticket.conjure: after`): the visitor's ticket is out and their conjured double
 is being searched for, then printed, still within the print stage's timer.
 
+CorpusCheckFailed (the corpus's background check found a bad row): from any state but a
+corpus fault, straight to fault(corpus), a visit in progress ended without its ticket; the
+recovery is the corpus fault's (Probe reopens and checks the corpus).
+
 Any state --Shutdown--> shutting_down (terminal).
 """
 
@@ -39,6 +43,7 @@ from appliance.runtime.events import (
     Captured,
     CaptureFailed,
     Conjuring,
+    CorpusCheckFailed,
     EndVisit,
     Event,
     Found,
@@ -153,6 +158,8 @@ class Machine:
             return [*actions, self._enter(State.SHUTTING_DOWN), Stop(event.poweroff)]
         if isinstance(event, Press):
             return self._press(event)
+        if isinstance(event, CorpusCheckFailed):
+            return self._corpus_check_failed(event)
         if isinstance(event, TimerExpired):
             if self._timers.get(event.name) != event.token:
                 return []  # cancelled or superseded
@@ -169,6 +176,16 @@ class Machine:
         self.visit += 1
         self.counters.visits += 1
         return self._stage(State.CAPTURING, self.settings.capture_timeout, Capture(self.visit))
+
+    def _corpus_check_failed(self, event: CorpusCheckFailed) -> list[Action]:
+        """A fault at once, whatever the state (starting: the start job's late Started is then
+        ignored; busy: the visit ends here and its search's late answer is ignored, so no ticket
+        comes from unchecked rows). Already in that part's fault: only the reason is newer (the
+        probe's answer decides the recovery)."""
+        if self.state is State.FAULT and self.fault is event.part:
+            self.last_fault = (event.part, event.reason)
+            return []
+        return self._to_fault(event.part, event.reason)
 
     def _timer_expired(self, name: str) -> list[Action]:
         if name == COOLDOWN_TIMER and self.state is State.COOLDOWN:
