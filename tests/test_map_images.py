@@ -157,3 +157,17 @@ def test_every_face_is_in_its_sheet_cell_and_the_sheets_are_webp(tmp_path):
     for path in (tmp_path / "tiles").rglob("*"):
         if path.is_file():
             assert path.suffix == SUFFIX and Image.open(path).format == "WEBP"
+    # the 3-D atlas is a JPEG (the first frame waits for its decoding): cell i is face i
+    text = (tmp_path / "data" / "atlas3d.js").read_text()
+    atlas = json.loads(text[len("window.SOSIE_ATLAS = "):].rstrip().rstrip(";"))
+    head, data = atlas["src"].split(",", 1)
+    assert head == "data:image/jpeg;base64"
+    with Image.open(io.BytesIO(base64.b64decode(data))) as image:
+        assert image.format == "JPEG"
+        pixels = np.asarray(image.convert("RGB"), np.int16)
+    cell, columns = atlas["cell"], atlas["columns"]
+    for i in (0, 137, corpus.count - 1):
+        r, c = divmod(i, columns)
+        got = pixels[r * cell : (r + 1) * cell, c * cell : (c + 1) * cell]
+        face = face_images.decode_thumbnail(corpus, i, cell, {}, colour=True)
+        assert np.abs(got - face).mean() < 8

@@ -6,7 +6,8 @@ they replace (670 bytes a face, SSIM 0.966, 2.6 levels off; JPEG: 777, 0.965, 2.
 (corpora up to 30,000 faces) a little less sharp in 71 % of its bytes (1,454, 0.968, 2.0;
 JPEG: 2,054, 0.975, 1.6; WebP 90 would match it in 1,942); tiles at WebP 75 take 45 % of JPEG
 80's bytes (768 against 1,718 a face, SSIM 0.983 against 0.985). WebP costs ~5x the encoding
-CPU. A gray image is one luminance plane (flat chroma: a few bytes).
+CPU. A gray image is one luminance plane (flat chroma: a few bytes). The 3-D atlas and a
+marked face's crop stay JPEG (below).
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from PIL import Image
 SUFFIX = ".webp"  # of every tile and sheet (the pages ask for this suffix)
 SHEET_QUALITY = 85  # libwebp quality of the sheets (the faces the panel and the 3-D view show)
 TILE_QUALITY = 75  # of the 2-D map's tiles
-ATLAS_QUALITY = 85  # of the 3-D view's atlas (every face at a few pixels: detail matters)
+ATLAS_JPEG_QUALITY = 88  # the 3-D view's atlas stays JPEG: one 3584² image at 200k that the
+# first frame waits for, decoded by Chromium in 431 ms where its WebP took 650-859 ms (WebP
+# would save 0.9 MB of 8.9)
 METHOD = 2  # libwebp's effort, 0-6: 2 writes 4-7 % more bytes than its default 4 in under half
 # the time (tiles: 0.50 against 1.20 ms of CPU a face); 0 writes 30 % more
 

@@ -14,7 +14,7 @@ Layout of the output directory::
                                      3-D view's detail near the viewer), each sheet a compact
                                      cluster in 3-D (`sheets.spatial_order`)
 
-Tiles, sheets and the atlas are lossy WebP (`encoding`); a marked face's crop is a JPEG.
+Tiles and sheets are lossy WebP; the 3-D atlas and a marked face's crop are JPEG (`encoding`).
 
 Faces are in colour when the corpus thumbnails are (gray corpora map in gray).
 
@@ -43,12 +43,11 @@ import numpy as np
 from appliance import likeness as likeness_module
 from appliance.cartography import sheets as face_images
 from appliance.cartography.encoding import (
-    ATLAS_QUALITY,
+    ATLAS_JPEG_QUALITY,
     SHEET_QUALITY,
     TILE_QUALITY,
     data_url,
     encode_jpeg,
-    encode_webp,
 )
 from appliance.cartography.kmeans import kmeans
 from appliance.cartography.knn import EXACT_LIMIT, neighbours, quantize
@@ -206,7 +205,7 @@ def build_site(
     say("data files")
     _write_js(out / "data" / "atlas3d.js", "SOSIE_ATLAS", {
         "cell": cell, "columns": columns, "size": int(atlas.shape[0]),
-        "src": data_url(encode_webp(atlas, ATLAS_QUALITY), "webp"),
+        "src": data_url(encode_jpeg(atlas, ATLAS_JPEG_QUALITY), "jpeg"),
     })
     _write_points(out / "data" / "points.js", centres, coords3 * scale3, clusters,
                   means, order)
