@@ -1,10 +1,12 @@
 """Start-up leaves the passes over every row to a thread (`Corpus.check_in_background`): the
 service is ready without reading the corpus, and the first search waits for the checks and
-refuses a damaged corpus (a NaN row, a thumbnail index past its pack)."""
+refuses a damaged corpus (a NaN row, a thumbnail index past its pack); the service shows such
+a corpus as a corpus fault as soon as the check finds it, before any press."""
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
 import threading
 import time
@@ -33,16 +35,17 @@ def copy(small, tmp_path):
 
 @pytest.fixture
 def held_check(monkeypatch):
-    """The background check's reads wait for the returned event."""
+    """The background check (`check_in_background` runs the public `warm` on its thread:
+    every read and every check) waits for the returned event before it reads anything."""
     gate, started = threading.Event(), threading.Event()
-    real = Corpus._read_ahead
+    real = Corpus.warm
 
     def held(self):
         started.set()
         assert gate.wait(30)
         real(self)
 
-    monkeypatch.setattr(Corpus, "_read_ahead", held)
+    monkeypatch.setattr(Corpus, "warm", held)
     yield gate, started
     gate.set()
 
@@ -186,3 +189,65 @@ def test_the_map_sample_is_read_for_the_first_map_not_at_start(copy):
     result = lookup.look_up(None)
     assert result.matches[0].index == 3 and watched.reads > 0
     corpus.close()
+
+
+def test_a_damaged_corpus_is_a_corpus_fault_before_any_press(copy, small, tmp_path,
+                                                              monkeypatch):
+    """`sosie run` over a corpus with a NaN row: the service shows the corpus fault (LED,
+    status) as soon as the background check finds it, without a press; the retries reopen
+    the corpus and keep the fault (never ready over it) until the row is repaired."""
+    from skimage import data
+
+    from appliance.cli.service import format_status
+    from appliance.parts.camera import FileCamera, fit_inside
+    from appliance.parts.controls import VirtualControls
+    from appliance.parts.printer import VirtualPrinter
+    from appliance.runtime import appliance as appliance_module
+    from appliance.runtime.appliance import Appliance
+    from appliance.runtime.counter import FixedCounter
+    from appliance.runtime.machine import Machine, MachineSettings
+    from appliance.runtime.patterns import pattern_for
+    from appliance.runtime.service import Service
+    from appliance.runtime.states import State
+    from appliance.settings import load_settings
+
+    opened = []
+    real_open = appliance_module.open_corpus
+    monkeypatch.setattr(appliance_module, "open_corpus",
+                        lambda path, faces: (opened.append(path), real_open(path, faces))[1])
+    put_nan(copy, 123)
+    settings = load_settings(search=False)
+    settings = settings.replace(
+        ticket=dataclasses.replace(settings.ticket, lookalikes=3),
+        machine=MachineSettings(cooldown_seconds=0, retry_seconds=0.1, retry_max_seconds=0.2))
+    parts = Appliance(settings, camera=FileCamera(fit_inside(data.astronaut(), 640, 480)),
+                      corpus_path=copy, counter=FixedCounter(1),
+                      printer=VirtualPrinter(tmp_path / "tickets", settings.printer))
+    controls, states = VirtualControls(), []
+    service = Service(Machine(settings.machine), parts, controls, settings.service,
+                      on_state=lambda state, fault: states.append((state, fault)))
+    thread = threading.Thread(target=service.run, kwargs={"install_signals": False})
+    thread.start()
+    try:
+        assert service.wait_for(lambda s: s.state is State.FAULT, 300), service.status()
+        status = service.status()
+        assert status["fault"] == "corpus" and status["presses"] == status["visits"] == 0
+        reason = status["last_fault"]["reason"]
+        assert reason.startswith("corpus check: ")
+        assert "descriptors.f16: 1 row(s) hold NaN" in reason
+        assert pattern_for(State.FAULT, Fault.CORPUS) in controls.shown
+        assert "state:            fault (corpus)" in format_status(status)
+        # each retry reopens the corpus and waits for its check: still a fault, never ready
+        assert service.wait_for(lambda s: len(opened) >= 3, 60), service.status()
+        assert service.state is State.FAULT and service.machine.counters.faults == 1
+        assert all(state is not State.READY for state, _ in states)
+        repaired = shutil.copyfile(small / fmt.DESCRIPTORS, tmp_path / fmt.DESCRIPTORS)
+        os.replace(repaired, copy / fmt.DESCRIPTORS)  # a new file: the maps keep the old one
+        assert service.wait_for(lambda s: s.state is State.READY, 60), service.status()
+        assert service.status()["corpus_check"] == "ok"
+        controls.press("test")  # and the next visitor gets their ticket
+        assert service.wait_for(lambda s: s.machine.counters.tickets_printed == 1, 120)
+    finally:
+        service.shutdown()
+        thread.join(30)
+    assert not thread.is_alive()
