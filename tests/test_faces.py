@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from appliance.faces.analyzer import FaceAnalyzer
+from appliance.faces.crops import feather_frame
 from appliance.faces.face import DESCRIPTOR_CHIP_SIZE, Face, NoFaceFound, descriptor_distance
 from appliance.faces.model_files import ModelError, model_checksums, model_paths
 from appliance.faces.settings import FaceSettings
@@ -394,6 +395,25 @@ def test_aligned_crop_of_a_tight_photo_has_no_black_wedges(analyzer, astronaut, 
     crop = face.aligned(256, gray=True)
     darkest_tight = int(tight.min(axis=2).min())
     assert (crop < max(8, darkest_tight)).mean() < 0.01
+
+
+@settings(max_examples=80, deadline=None)
+@given(height=st.integers(1, 300), width=st.integers(1, 300))
+def test_the_kept_feather_frame_is_the_whole_weight_map_where_it_blends(height, width):
+    # the photo's weight in the surround's blend, as a map of the whole photo (numpy reference)
+    feather = max(2.0, min(height, width) / 16)
+    rows = np.minimum(np.arange(height), np.arange(height)[::-1])[:, None]
+    cols = np.minimum(np.arange(width), np.arange(width)[::-1])[None, :]
+    whole = np.clip((np.minimum(rows, cols) + 1) / feather, 0.0, 1.0)
+    _, strips = feather_frame(height, width)
+    covered = np.zeros((height, width), dtype=bool)
+    for frame, weight, rest in strips:  # the same float64 bits, so the same blended bytes
+        assert weight.tobytes() == whole[frame].tobytes()
+        assert rest.tobytes() == (1.0 - whole[frame]).tobytes()
+        assert not weight.flags.writeable and not rest.flags.writeable  # kept: never changed
+        covered[frame] = True
+    assert (whole[~covered] == 1.0).all()  # outside the frame: the photo's own pixels
+    assert feather_frame(height, width) is feather_frame(height, width)
 
 
 # ---------------------------------------------------------------------------------------------
