@@ -24,7 +24,8 @@ def register(subparsers: Any) -> None:
     run = subparsers.add_parser(
         "run", help="run the appliance (the service started by systemd)",
         description="Run the appliance: tell systemd it is running (READY=1), load the face "
-        "models, open and warm the corpus, open the camera and printer, then serve button "
+        "models, open the corpus (its rows checked on a thread), open the camera and printer, "
+        "then serve button "
         "presses until stopped (SIGTERM). Faults are shown on the LED and in systemd's status "
         "line, and retried; it never exits on its own.",
     )
