@@ -112,8 +112,6 @@ def build(
                       cluster)
 
 
-
-
 def _build(
     images_dir: Path | GeneratorSource,
     corpus_dir: Path,
@@ -144,19 +142,19 @@ def _build(
                        unit="img", desc="sosie build")
     done = counted(chunk_path(work, k) for k in current)  # a resumed bar counts them too
     try:
-        if cluster is not None and pending:
+        collector = Collector(work, key, chunks, pending, bar, done) if pending else None
+        if cluster is not None and collector is not None:
             from appliance.compute.dask_session import ClusterError
             from appliance.corpus.cluster import ClusterBuildError
 
             try:
-                cluster.build_chunks(images_dir, Collector(work, key, chunks, pending, bar, done),
-                                     engine, settings, progress)
+                cluster.build_chunks(images_dir, collector, engine, settings, progress)
             except ClusterError as exc:
                 kept = sum(1 for k in range(len(chunks)) if chunk_path(work, k).exists())
                 raise ClusterBuildError(f"{exc}; {kept} of {len(chunks)} chunks are kept in "
                                         f"{work}: run the same command again to resume") from None
-        else:
-            run_locally(images_dir, work, key, chunks, pending, engine, settings, count, bar, done)
+        elif collector is not None:
+            run_locally(images_dir, collector, engine, settings, count)
     finally:
         bar.close()
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from appliance.compute.pool import guard_orphan, run_tasks
 from appliance.corpus.analysis import item_of_file, items_of_drawn_faces
-from appliance.corpus.chunks import ItemResult, SourceFile
+from appliance.corpus.chunks import ItemResult
 from appliance.corpus.collector import Collector
 from appliance.corpus.engines import Engine
 from appliance.corpus.settings import CorpusSettings
@@ -25,22 +25,18 @@ Item = tuple[int, int, ItemResult]
 
 def run_locally(
     images_dir: Path | GeneratorSource,
-    work: Path,
-    key: str,
-    chunks: list[list[SourceFile]],
-    pending: list[int],
+    collector: Collector,
     engine: Engine,
     settings: CorpusSettings,
     workers: int,
-    bar: Any,
-    done: tuple[int, int] = (0, 0),
 ) -> None:
-    """Run the tasks of the `pending` chunks in `workers` processes (here, for one worker or one
-    task), each result to a `Collector` that writes the chunk files into `work`."""
+    """Run the tasks of the collector's unfinished chunks in `workers` processes (here, for one
+    worker or one task), each result to the collector, which writes the chunk files."""
     generator = images_dir if isinstance(images_dir, GeneratorSource) else None
     known = {} if generator is not None else recorded(Path(images_dir), engine)
+    chunks = collector.chunks
     tasks: list[Task] = []
-    for k in pending:
+    for k in collector.remaining:
         if generator is not None:  # the draws described as one batch make one task
             first = generator.index(chunks[k][0].rel)
             indices = [generator.index(f.rel) for f in chunks[k]]
@@ -49,9 +45,7 @@ def run_locally(
         else:  # a folder `sosie generate` made: what it learned of each face goes along
             tasks += [(k, (j,), (str(Path(images_dir) / f.rel),), (f.rel,), known.get(f.rel))
                       for j, f in enumerate(chunks[k])]
-    if not tasks:
-        return
-    collect = Collector(work, key, chunks, pending, bar, done).add
+    collect = collector.add
     thumbs = (settings.thumbnail_size, settings.thumbnail_encoding, settings.jpeg_quality)
     if workers <= 1 or len(tasks) == 1:
         init_worker(engine, thumbs, watch_parent=False, generator=generator)
