@@ -404,3 +404,33 @@ def test_a_press_while_the_double_is_conjured_is_answered_busy(net, corpus_dir, 
     counters = demo.service.machine.counters
     assert counters.visits == 1 and counters.presses_ignored == 1
     assert len(list((tmp_path / "tickets").glob("*.png"))) == 2
+
+
+def test_a_reopened_corpus_is_the_one_the_double_starts_from(net, corpus_dir, astronaut, tmp_path,
+                                                             monkeypatch):
+    """A corpus fault's recovery closes the corpus and opens it again: the conjurer must start
+    its searches from the new one, not from the closed one it was given at start-up."""
+    import dataclasses
+
+    from appliance.faults import Fault
+    from appliance.parts.camera import FileCamera, fit_inside
+    from appliance.parts.printer import VirtualPrinter
+    from appliance.runtime.appliance import Appliance
+    from appliance.settings import load_settings
+
+    sandbox_dirs(tmp_path, monkeypatch)
+    settings = load_settings(search=False)
+    settings = settings.replace(ticket=dataclasses.replace(settings.ticket, conjure="after",
+                                                           conjure_seconds=1.0))
+    parts = Appliance(settings, camera=FileCamera(fit_inside(astronaut, 640, 480)),
+                      printer=VirtualPrinter(tmp_path / "tickets", settings.printer),
+                      corpus_path=corpus_dir)
+    parts.start()
+    first, conjurer = parts.corpus, parts.conjurer
+    assert conjurer is not None and conjurer.corpus is first
+    parts.probe(Fault.CORPUS)
+    assert parts.corpus is not first and parts.conjurer is conjurer  # the generator kept
+    assert conjurer.corpus is parts.corpus
+    descriptor = parts.analyzer.analyze(fit_inside(astronaut, 640, 480)).descriptor
+    double = conjurer.conjure(descriptor, Budget(seconds=None, evaluations=4))
+    assert double.corpus_count == parts.corpus.count  # searched from the open corpus

@@ -193,8 +193,12 @@ class Appliance:
         self._corpus_opening += 1  # a report still on its way is about a corpus gone
 
     def _load_conjurer(self) -> None:
-        """The generator for `ticket.conjure: after` (an optional extra: missing, it is off)."""
-        if self.settings.ticket.conjure != "after" or self.conjurer is not None:
+        """The generator for `ticket.conjure: after` (an optional extra: missing, it is off),
+        loaded once; a reopened corpus replaces the closed one it starts its searches from."""
+        if self.conjurer is not None:
+            self.conjurer.corpus = self.corpus
+            return
+        if self.settings.ticket.conjure != "after":
             return
         try:
             from appliance.conjure.double import Conjurer
