@@ -123,7 +123,7 @@ class Session:
             import dask
             from distributed import Client
         except ImportError:
-            raise ClusterError(f"{self.address}: building on a cluster needs Dask: "
+            raise ClusterError(f"{self.address}: --scheduler (work on a Dask cluster) needs Dask: "
                                "pip install 'sosie[cluster]'") from None
         self._stack.enter_context(dask.config.set({
             "distributed.comm.timeouts.connect": f"{CONNECT_TIMEOUT}s",
