@@ -8,6 +8,8 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+import subprocess
+import sys
 import threading
 import time
 
@@ -251,3 +253,79 @@ def test_a_damaged_corpus_is_a_corpus_fault_before_any_press(copy, small, tmp_pa
         service.shutdown()
         thread.join(30)
     assert not thread.is_alive()
+
+
+CLOSE_DURING_CHECK = """
+import sys, threading, time
+from appliance import _scan
+from appliance.corpus import Corpus
+
+in_pass, real = threading.Event(), _scan.count_nonfinite
+
+def slow_pass(vectors):  # the row pass, on the corpus's own map, held while close() runs
+    in_pass.set()
+    time.sleep(0.5)
+    return real(vectors)
+
+_scan.count_nonfinite = slow_pass
+corpus = Corpus.open(sys.argv[1], defer_checks=True)
+corpus.check_in_background()
+assert in_pass.wait(30)
+corpus.close()
+alive = [t.name for t in threading.enumerate() if t.name == "corpus-check"]
+assert not alive, "close() returned with the check still reading"
+print("state:", corpus.check_state())
+del corpus
+"""
+
+
+def test_closing_a_corpus_stops_and_joins_its_check(copy):
+    """A corpus closed (a corpus fault's reopen, shutdown) while its check reads its maps: close
+    waits for the thread, so nothing reads a closed corpus (in a child: a crash is an exit)."""
+    done = subprocess.run([sys.executable, "-c", CLOSE_DURING_CHECK, str(copy)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "state: ok" in done.stdout  # the pass in progress finished; nothing was logged
+    assert "Traceback" not in done.stderr
+
+
+def test_a_search_waits_for_the_check_no_longer_than_its_deadline(copy, held_check,
+                                                                   monkeypatch):
+    from appliance.runtime import lookup as lookup_module
+
+    gate, started = held_check
+    corpus = Corpus.open(copy, defer_checks=True)
+    corpus.check_in_background()
+    assert started.wait(10)
+    with pytest.raises(CorpusError, match=r"its check has not finished after 0\.2 s"):
+        corpus.check_rows(timeout=0.2)
+    monkeypatch.setattr(lookup_module, "CHECK_WAIT_SECONDS", 0.2)
+    with pytest.raises(PartFault) as caught:  # a visitor's search: a corpus fault, not a hang
+        lookup_of(corpus, 5, corpus.scanner(wait=False)).look_up(None)
+    assert caught.value.fault is Fault.CORPUS and "has not finished" in str(caught.value)
+    gate.set()
+    corpus.check_rows(timeout=30)  # the check over: the deadline no longer matters
+    assert corpus.check_state() == "ok"
+    corpus.close()
+
+
+def test_a_failure_inside_the_check_is_one_line_not_a_traceback(copy, caplog, monkeypatch):
+    """An unexpected error in the checking thread and one in the report it makes are logged on
+    one line each and raised by the next search; none reaches threading's excepthook."""
+    hooked: list = []
+    monkeypatch.setattr(threading, "excepthook", hooked.append)
+
+    def broken(self):
+        raise RuntimeError("a bug in the check")
+
+    def report(problem):
+        raise KeyError("a bug in the report")
+
+    monkeypatch.setattr(Corpus, "warm", broken)
+    corpus = Corpus.open(copy, defer_checks=True)
+    corpus.check_in_background(report)
+    with pytest.raises(CorpusError, match="RuntimeError: a bug in the check"):
+        corpus.check_rows(timeout=30)
+    assert "corpus check failed" in caplog.text and "a bug in the report" in caplog.text
+    assert not hooked
+    corpus.close()

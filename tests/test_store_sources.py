@@ -5,6 +5,8 @@ every line checked by `check_sources` (`sosie corpus verify`)."""
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -62,3 +64,52 @@ def test_a_line_with_a_third_field_is_refused(copy):
     with Corpus.open(copy) as corpus, pytest.raises(CorpusError,
                                                      match="line 11 has 3 fields, expected 2"):
         corpus.source(9)
+
+
+CHANGED_UNDER_IT = """
+import sys
+from pathlib import Path
+from appliance.corpus import Corpus, CorpusError
+from appliance.corpus import format as fmt
+
+corpus = Corpus.open(sys.argv[1])
+assert corpus.source(3) == "synthetic/0000003"  # its lines' offsets taken
+path = Path(sys.argv[1]) / fmt.SOURCES
+with open(path, "r+b") as file:  # cut in place, the same file
+    file.truncate(1000)  # past the first page of a memory map: its pages would be gone
+for row in (3, 390):
+    try:
+        print(row, corpus.source(row))
+    except CorpusError as exc:
+        print(row, "refused:", exc)
+corpus.close()
+"""
+
+
+def test_a_file_cut_under_it_is_refused_a_line_at_a_time(tmp_path):
+    """sources.tsv (9 KB) truncated after its offsets were taken: the lines still there read,
+    those gone are a one-line CorpusError (a child process: a memory map read past the end of
+    its file is a SIGBUS)."""
+    corpus = synth(tmp_path / "c", 400, seed=3)
+    assert (corpus / fmt.SOURCES).stat().st_size > 8192
+    done = subprocess.run([sys.executable, "-c", CHANGED_UNDER_IT, str(corpus)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "3 synthetic/0000003\n" in done.stdout
+    assert "390 refused: " in done.stdout and "line 392 is no longer where it was" in done.stdout
+
+
+def test_a_line_moved_or_grown_under_it_is_refused(copy):
+    path = copy / fmt.SOURCES
+    with Corpus.open(copy) as corpus:
+        assert corpus.source(60) == "synthetic/0000060"
+        text = path.read_text()
+        path.write_text("x" + text[:-1])  # every line one byte further on, the same size
+        with pytest.raises(CorpusError, match=r"line 62 is no longer where it was"):
+            corpus.source(60)
+    long = "7\t" + "a/" * 5000
+    with Corpus.open(copy) as corpus:  # sizes checked on open; the file changes afterwards
+        path.write_text(text.replace("7\tsynthetic/0000007", long))
+        with pytest.raises(CorpusError, match=r"line 9 has 10002 bytes, more than a source's"):
+            corpus.source(7)
+        assert corpus.source(6) == "synthetic/0000006"

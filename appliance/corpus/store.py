@@ -4,8 +4,8 @@ coordinates, the sketch and its scan layout (shared with every other process tha
 What reads every row (the descriptors' finiteness, the thumbnail index's bounds, the sketch's
 tails, bringing the files a search and a ticket read into the page cache) runs once: in `warm`,
 or on a thread started by `check_in_background` (`sosie run`: start-up then reads nothing that
-grows with the corpus), which `check_rows` waits for, so no search answers from unchecked rows.
-`source` reads sources.tsv a line at a time."""
+grows with the corpus), which `check_rows` waits for, so no search answers from unchecked rows;
+`close` stops that thread and waits for it. `source` reads sources.tsv a line at a time."""
 
 from __future__ import annotations
 
@@ -23,8 +23,13 @@ from appliance.corpus import format as fmt
 from appliance.corpus.format import CorpusError
 from appliance.corpus.pca import PCAModel
 from appliance.corpus.thumbs import PackReader
+from appliance.files import open_regular
 
 log = logging.getLogger(__name__)
+
+#: How long `close` waits for `check_in_background`'s thread, which stops at its next 1 MB read
+#: (a stuck card: the thread then ends on its own, holding its own references to the maps).
+CLOSE_WAIT_SECONDS = 10.0
 
 if TYPE_CHECKING:
     from appliance.corpus.sketch import Sketch
@@ -76,6 +81,7 @@ class Corpus:
         self._tails_checked = not defer_checks
         self._checking: threading.Thread | None = None
         self._check_error: CorpusError | None = None
+        self._closing = threading.Event()  # set by `close`: the check stops reading
         #: Seconds `check_in_background`'s thread took, once it is over.
         self.check_seconds: float | None = None
 
@@ -140,13 +146,16 @@ class Corpus:
         """(path, reason) of every file the build left out."""
         return [(p, r) for p, r in fmt.read_tsv(self.path / fmt.REJECTED, 2)]
 
-    def check_rows(self) -> None:
+    def check_rows(self, timeout: float | None = None) -> None:
         """Refuse descriptors holding NaN or infinity (a CorpusError), counted once: a pass over
         every row, from the page cache after `warm`. While `check_in_background` runs, waits
-        for it and raises what it found (a damaged thumbnail index or sketch tails too)."""
+        for it (at most `timeout` seconds, else a CorpusError) and raises what it found (a
+        damaged thumbnail index or sketch tails too)."""
         thread = self._checking
         if thread is not None and thread is not threading.current_thread():
-            thread.join()
+            thread.join(timeout)
+            if thread.is_alive():
+                raise CorpusError(f"{self.path}: its check has not finished after {timeout:g} s")
         if self._check_error is not None:
             raise self._check_error
         if self._rows_finite or not self.count:
@@ -191,7 +200,7 @@ class Corpus:
                     f"{exc.filename or self.path}: unreadable ({exc.strerror or exc})")
             except Exception as exc:  # any failure is the corpus's, raised by check_rows
                 self._check_error = CorpusError(f"{self.path}: {type(exc).__name__}: {exc}")
-            if self._check_error is not None:  # in the journal at once, not at the first press
+            if self._check_error is not None and not self._closing.is_set():  # in the journal
                 log.error("corpus check failed: %s", self._check_error)
                 if on_problem is not None:
                     try:
@@ -200,8 +209,9 @@ class Corpus:
                         log.error("reporting the corpus check's problem failed: %s", exc)
             self.check_seconds = time.perf_counter() - start  # last: the thread's work is over
 
-        self._checking = threading.Thread(target=run, name="corpus-check", daemon=True)
-        self._checking.start()
+        thread = threading.Thread(target=run, name="corpus-check", daemon=True)
+        thread.start()  # before a `check_rows` on another thread can join it
+        self._checking = thread
 
     def check_state(self) -> str:
         """How `check_in_background` is doing: "checking", "ok", "not started", or the problem
@@ -247,7 +257,8 @@ class Corpus:
                 if hasattr(os, "posix_fadvise"):
                     os.posix_fadvise(file.fileno(), 0, 0, os.POSIX_FADV_WILLNEED)
                 while file.readinto(buffer):
-                    pass
+                    if self._closing.is_set():  # `close`: the rest of the check is nobody's
+                        raise CorpusError(f"{self.path}: closed during its check")
 
     def sketch(self) -> Sketch | None:
         """The int8 sketch searches read first (`appliance.corpus.sketch`), read and checked
@@ -296,8 +307,20 @@ class Corpus:
                        layout=self.scan_layout(), finite=True)
 
     def close(self) -> None:
-        """Release the file handles (the memory maps go when no array refers to them)."""
+        """Stop `check_in_background`'s thread and wait for it (`CLOSE_WAIT_SECONDS` at most),
+        so no check still reads a closed corpus; release the file handles (the memory maps go
+        when no array refers to them, the thread's included)."""
+        self._closing.set()
+        thread = self._checking
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(CLOSE_WAIT_SECONDS)
+            if thread.is_alive():
+                log.warning("%s: closed while its check still reads; it ends on its own",
+                            self.path)
         self._thumbs.close()
+        if self._sources is not None:
+            self._sources.close()
+            self._sources = None
 
     def __enter__(self) -> Corpus:
         return self
@@ -361,32 +384,62 @@ def _map(path: Path, dtype: str, shape: tuple[int, ...]) -> np.ndarray:
 
 
 class SourceLines:
-    """sources.tsv a line at a time: the offsets of its lines (8 bytes a row) instead of every
-    source as a Python string (~260 bytes a row: 53 MB at 200k faces, for the 8 rows a
-    conjured double starts from)."""
+    """sources.tsv a line at a time: the offsets of its lines (8 bytes a row, found in one pass
+    of 1 MB reads) and one `pread` a line, instead of every source as a Python string (~260
+    bytes a row: 53 MB at 200k faces, for the 8 rows a conjured double starts from). A line is
+    read only if it is no longer than any source's and found where its offsets say (the file
+    may change under it): else a one-line CorpusError."""
+
+    MAX_LINE = 24 + 2 * fmt.MAX_PATH_BYTES  # a row number, a tab, an escaped path
 
     def __init__(self, path: Path, count: int) -> None:
         self.path = path
-        size = path.stat().st_size
-        self._data = np.memmap(path, np.uint8, mode="r") if size else np.zeros(0, np.uint8)
-        ends = np.flatnonzero(self._data == ord("\n"))
-        if size and self._data[-1] != ord("\n"):  # a last line without its newline
-            ends = np.append(ends, size)
-        self._ends = ends  # line k ends at _ends[k]; line 0 is the header
-        rows = max(len(ends) - 1, 0)
+        self._file = open_regular(path)
+        try:
+            self._ends, self._size = self._line_ends(count)
+        except BaseException:
+            self._file.close()
+            raise
+
+    def _line_ends(self, count: int) -> tuple[np.ndarray, int]:
+        """Where each line ends (line 0 is the header), for a file of `count` rows, and the
+        file's size; no more than count + 2 ends are ever kept."""
+        ends = np.empty(count + 2, np.int64)
+        found = size = 0
+        while found < len(ends) and (chunk := self._file.read(1 << 20)):
+            at = np.flatnonzero(np.frombuffer(chunk, np.uint8) == ord("\n"))[:len(ends) - found]
+            ends[found:found + len(at)] = at + size
+            found, size = found + len(at), size + len(chunk)
+        if found == len(ends):
+            raise CorpusError(f"{self.path}: more than {count} rows, expected {count}")
+        if size and (not found or ends[found - 1] != size - 1):  # a last line without newline
+            ends[found], found = size, found + 1
+        rows = max(found - 1, 0)
         if rows != count:
-            raise CorpusError(f"{path}: {rows} rows, expected {count}")
+            raise CorpusError(f"{self.path}: {rows} rows, expected {count}")
+        return ends[:found], size
 
     def source(self, i: int) -> str:
         start, end = int(self._ends[i]) + 1, int(self._ends[i + 1])
-        line = bytes(self._data[start:end]).decode("utf-8", "surrogateescape")
-        fields = line.split("\t")
+        where = f"{self.path}: line {i + 2}"
+        if end - start > self.MAX_LINE:
+            raise CorpusError(f"{where} has {end - start} bytes, more than a source's line "
+                              f"({self.MAX_LINE})")
+        data = os.pread(self._file.fileno(), end - start + 2, start - 1)  # and both newlines
+        line, after = data[1:end - start + 1], data[end - start + 1:]
+        if (data[:1] != b"\n" or len(line) != end - start or b"\n" in line
+                or after != (b"\n" if end < self._size else b"")):
+            raise CorpusError(f"{where} is no longer where it was: the file changed")
+        fields = line.decode("utf-8", "surrogateescape").split("\t")
         if len(fields) != 2:
-            raise CorpusError(f"{self.path}: line {i + 2} has {len(fields)} fields, expected 2")
+            raise CorpusError(f"{where} has {len(fields)} fields, expected 2")
         row, source = (fmt.unescape_field(field) for field in fields)
         if row != str(i):
-            raise CorpusError(f"{self.path}: line {i + 2} is row {row!r}, expected {i}")
+            raise CorpusError(f"{where} is row {row!r}, expected {i}")
         return source
+
+    def close(self) -> None:
+        self._file.close()
 
 
 def _read_sources(path: Path, count: int) -> list[str]:

@@ -54,6 +54,9 @@ log = logging.getLogger(__name__)
 
 #: Seconds of the print stage kept free after the conjured double's search.
 DOUBLE_MARGIN_SECONDS = 5.0
+#: The longest a corpus fault's recovery waits for the reopened corpus's check (every row read
+#: from a cold card: a minute for millions of faces on a Pi) before it stays a fault and retries.
+RECOVERY_CHECK_SECONDS = 300.0
 
 
 class Appliance:
@@ -180,7 +183,7 @@ class Appliance:
         if self.corpus is None:
             return
         try:
-            self.corpus.check_rows()
+            self.corpus.check_rows(timeout=RECOVERY_CHECK_SECONDS)
         except Exception as exc:
             self._drop_corpus()
             raise PartFault(Fault.CORPUS, f"corpus check: {one_line(exc)}") from None

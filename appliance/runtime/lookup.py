@@ -57,6 +57,10 @@ log = logging.getLogger(__name__)
 
 STAGES = ("detect", "landmarks", "descriptor", "search", "prepare")  # before the ticket
 VISITOR_FACE_SIZE = 400  # dots of the aligned visitor crop (mugshot, show_visitor)
+#: The longest a search waits for the corpus's background check (start-up's passes over every
+#: row: seconds, even on a Pi's card) before it is a corpus fault; under the machine's search
+#: timeout (30 s by default), so the fault says why.
+CHECK_WAIT_SECONDS = 20.0
 
 
 @dataclass(frozen=True)
@@ -211,7 +215,7 @@ class Lookup:
         try:
             check_rows = getattr(self.corpus, "check_rows", None)
             if check_rows is not None:  # waits for the checks start-up left to a thread, once
-                check_rows()
+                check_rows(timeout=CHECK_WAIT_SECONDS)
             return self.scanner.topk(descriptor, k)
         except Exception as exc:
             raise PartFault(Fault.CORPUS, f"search: {one_line(exc)}") from None
