@@ -133,14 +133,19 @@ class Corpus:
         """The source image of row `i`, relative to the folder the corpus was built from."""
         if not 0 <= i < self.count:
             raise IndexError(f"row {i} out of range (corpus has {self.count} rows)")
-        if self._sources is None:
-            self._sources = SourceLines(self.path / fmt.SOURCES, self.count)
-        return self._sources.source(i)
+        return self._source_lines().source(i)
 
     def check_sources(self) -> None:
         """Every line of sources.tsv well formed and numbered in order (a CorpusError if not);
         `source` reads and checks only the line it returns."""
-        _read_sources(self.path / fmt.SOURCES, self.count)
+        lines = self._source_lines()
+        for i in range(self.count):
+            lines.source(i)
+
+    def _source_lines(self) -> SourceLines:
+        if self._sources is None:
+            self._sources = SourceLines(self.path / fmt.SOURCES, self.count)
+        return self._sources
 
     def rejected(self) -> list[tuple[str, str]]:
         """(path, reason) of every file the build left out."""
@@ -441,14 +446,3 @@ class SourceLines:
     def close(self) -> None:
         self._file.close()
 
-
-def _read_sources(path: Path, count: int) -> list[str]:
-    rows = fmt.read_tsv(path, 2)
-    if len(rows) != count:
-        raise CorpusError(f"{path}: {len(rows)} rows, expected {count}")
-    out = []
-    for i, (row, source) in enumerate(rows):
-        if row != str(i):
-            raise CorpusError(f"{path}: line {i + 2} is row {row!r}, expected {i}")
-        out.append(source)
-    return out
