@@ -212,16 +212,22 @@ def framing(count: int) -> dict[str, Any]:
 
 
 def before_after(run_dir: Path, out: Path, columns: int = 8) -> None:
-    """Three rows of `columns` 64-px faces: training photos (aligned), the starting generator
-    (samples/step-000000.png), the last sample grid (same latents)."""
+    """Three rows of `columns` 64-px faces: training photos (aligned), the shipped generator's
+    faces of the run's fixed latents (its step 0 when fine-tuning; a scratch run starts from
+    noise), the last sample grid (same latents)."""
     from PIL import Image, ImageDraw
 
-    def row(path: Path) -> Image.Image:
-        return Image.open(path).convert("RGB").crop((0, 0, 2 + columns * 66, 68))
+    from appliance.generator.dcgan import DCGAN
+    from appliance.train.pictures import grid
 
+    def row(image: Image.Image) -> Image.Image:
+        return image.convert("RGB").crop((0, 0, 2 + columns * 66, 68))
+
+    seed = json.loads((run_dir / "summary.json").read_text())["seed"]
+    shipped = grid(DCGAN.load().faces(seed, list(range(columns)), 64), columns)
     samples = sorted((run_dir / "samples").glob("step-*.png"))
-    rows = [("photos", row(run_dir / "faces.png")), ("step 0", row(samples[0])),
-            (f"step {int(samples[-1].stem[5:])}", row(samples[-1]))]
+    rows = [("photos", row(Image.open(run_dir / "faces.png"))), ("shipped", row(shipped)),
+            (f"step {int(samples[-1].stem[5:])}", row(Image.open(samples[-1])))]
     label = 64
     canvas = Image.new("RGB", (label + rows[0][1].width, 68 * len(rows)), "white")
     draw = ImageDraw.Draw(canvas)
