@@ -74,11 +74,16 @@ def resident(files: list[Path]) -> dict[str, int]:
     return sizes
 
 
-def proc_io(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+def read_bytes(io: Path) -> int:
+    """The bytes a process or a thread read from the disk, from its /proc `io` file."""
+    for line in io.read_text().splitlines():
         if line.startswith("read_bytes:"):
             return int(line.split()[1])
-    raise RuntimeError(f"/proc/{pid}/io has no read_bytes")
+    raise RuntimeError(f"{io} has no read_bytes")
+
+
+def proc_io(pid: int) -> int:
+    return read_bytes(Path(f"/proc/{pid}/io"))
 
 
 def vm_rss_mb(pid: int) -> float:
@@ -170,12 +175,8 @@ def start_once(config: Path, work: Path, files: list[Path], cold: bool,
 
 
 def thread_read_bytes() -> int:
-    """Bytes this thread read from the disk (/proc/self/task/TID/io)."""
-    path = Path(f"/proc/self/task/{threading.get_native_id()}/io")
-    for line in path.read_text().splitlines():
-        if line.startswith("read_bytes:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"{path} has no read_bytes")
+    """Bytes this thread read from the disk."""
+    return read_bytes(Path(f"/proc/self/task/{threading.get_native_id()}/io"))
 
 
 def open_path(corpus_dir: Path, files: list[Path], design: str) -> dict[str, float]:
@@ -202,7 +203,7 @@ def open_path(corpus_dir: Path, files: list[Path], design: str) -> dict[str, flo
         corpus = open_corpus(corpus_dir, None)
         corpus.check_in_background()
         scanner = make_scanner(corpus, SearchSettings())
-    Lookup(None, corpus, scanner, TicketLayout())  # its map sample reads coords2d
+    Lookup(None, corpus, scanner, TicketLayout())  # the map's sample: at the first map now
     opened = time.perf_counter() - start
     path_bytes = thread_read_bytes() - own
     corpus.check_rows()  # waits for the thread
