@@ -100,14 +100,16 @@ def _open_3d(browser, server: str) -> None:
 
 
 def _settle(browser, timeout: float = 60.0) -> None:
-    """Draw until no sheet is loading and the plan wants nothing new."""
+    """Draw until the detail texture exists, no sheet is loading or waiting to be retried after
+    a failed load, and the plan wants nothing new."""
     deadline = time.monotonic() + timeout
     while True:
         loads = browser.evaluate("sosie3d.detail.loads")
         browser.evaluate("new Promise((r) => { sosie3d.draw(); requestAnimationFrame(() => "
                          "requestAnimationFrame(r)); })")
-        if not browser.evaluate("sosie3d.detail.loading") and loads == browser.evaluate(
-                "sosie3d.detail.loads"):
+        if browser.evaluate("(({enabled, loading, retrying, textureMade, loads}) => !loading"
+                            f" && !retrying && (textureMade || !enabled) && loads === {loads})"
+                            "(sosie3d.detail)"):
             return
         assert time.monotonic() < deadline, "sheets kept loading"
         time.sleep(0.05)
@@ -175,6 +177,7 @@ def test_moving_through_the_whole_cloud_stays_within_the_texture_budget(site, se
     slots = desktop.evaluate("sosie3d.detail.slots")
     sheets = -(-COUNT // 256)
     assert slots < sheets  # so that moving around must evict
+    _settle(desktop)  # the detail texture is made at the first frame after the first view
     allocated = desktop.evaluate("textureLog.bytes")
     assert 0 < allocated <= budget
     # fly through the cloud along its three axes and a diagonal, close to the faces
@@ -190,12 +193,91 @@ def test_moving_through_the_whole_cloud_stays_within_the_texture_budget(site, se
             assert resident <= slots
             assert desktop.evaluate("textureLog.bytes") <= budget
     log = desktop.evaluate("({loads: sosie3d.detail.loads, evictions: sosie3d.detail.evictions,"
-                           " peak: textureLog.peak, allocations: textureLog.allocations})")
+                           " peak: textureLog.peak, allocations: textureLog.allocations,"
+                           " failed: sosie3d.detail.failed(), failures: sosie3d.detail.failures,"
+                           " decodeRejections: sosie3d.detail.decodeRejections})")
     assert log["loads"] > slots and log["evictions"] > 0, log  # it did stream
     assert log["peak"] == allocated <= budget, (log, allocated, budget)
     assert log["allocations"] == 2  # the atlas and the detail texture, once each
-    assert resident_max == slots
+    assert resident_max == slots, log
+    assert not [f for f in log["failed"] if f["givenUp"]], log  # no sheet left to the atlas
     _clean(desktop.log)
+
+
+class _Refusing:
+    """Answers 503 Service Unavailable to the first REFUSALS requests for each sheet (a busy
+    server, a headset's Wi-Fi): the page asks for a sheet once for its cluster legend (CSS) and
+    once for the detail texture, in either order; `refused` counts them by path."""
+
+    REFUSALS = 2
+
+    def __init__(self) -> None:
+        import threading
+
+        self.refused: dict[str, int] = {}
+        self.lock = threading.Lock()
+
+    def refuse(self, path: str) -> bool:
+        with self.lock:
+            if not path.startswith("/sheets/") or self.refused.get(path, 0) >= self.REFUSALS:
+                return False
+            self.refused[path] = self.refused.get(path, 0) + 1
+            return True
+
+
+@pytest.fixture(scope="module")
+def flaky_server(site):
+    """The site served by a server that can refuse each sheet once; yields (url, _Refusing)."""
+    import functools
+    import http.server
+    import threading
+
+    refusing = _Refusing()
+
+    class Flaky(http.server.SimpleHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if refusing.refuse(self.path):
+                self.send_error(503)
+            else:
+                super().do_GET()
+
+        def end_headers(self) -> None:
+            self.send_header("Cache-Control", "no-store")  # every load of a sheet asks
+            super().end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(Flaky, directory=str(site[1])))
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_port}", refusing
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join()
+
+
+def test_a_sheet_that_failed_to_load_is_shown_later(flaky_server, desktop):
+    """Every sheet's first requests are refused: each is tried again after a short wait and
+    shown, and sosie3d.detail counts the failures."""
+    url, refusing = flaky_server
+    _open_3d(desktop, url)
+    _settle(desktop)
+    detail = desktop.evaluate("(({resident, slots, failures, recovered}) => ({resident, slots,"
+                              " failures, recovered, failed: sosie3d.detail.failed(),"
+                              " sheets: sosie3d.detail.sheets()}))(sosie3d.detail)")
+    assert detail["resident"] == detail["slots"], detail
+    assert not [f for f in detail["failed"] if f["givenUp"]], detail  # others wait to be wanted
+    shown = {f"/sheets/{s}.webp" for s in detail["sheets"]}
+    assert all(refusing.refused.get(p) == refusing.REFUSALS for p in shown), refusing.refused
+    # each sheet shown failed at least once (its first or second request), then loaded
+    assert detail["recovered"] >= len(shown) and detail["failures"] >= detail["recovered"], detail
+    # what the page reported: the refused requests only
+    assert all("503" in e for e in desktop.log.errors), desktop.log.errors
+    assert desktop.log.failed_requests == []
 
 
 def _model_point(xyz: np.ndarray, yaw: float, scale: float, centre: np.ndarray) -> np.ndarray:

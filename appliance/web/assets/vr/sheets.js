@@ -16,13 +16,16 @@
     const detailSide = Math.min(4096, gl.getParameter(gl.MAX_TEXTURE_SIZE));
     const slotCols = Math.max(0, Math.floor(detailSide / sheetSide));
     const DETAIL_MIN_PX = 2 * ATLAS.cell; // below this the atlas cell is sharp enough
+    const RETRY_MS = 500, MAX_ATTEMPTS = 5; // a failed sheet: 0.5, 1, 2, 4 s later, then never
     const detail = {
       enabled: location.protocol !== 'file:' && slotCols > 0,
       side: detailSide, slots: slotCols * slotCols, slotCols,
       owner: new Int32Array(slotCols * slotCols).fill(-1), // sheet held by each slot
       pending: new Uint8Array(slotCols * slotCols),
       slotOf: new Int32Array(SHEETS).fill(-1), // slot of each sheet (loading or resident)
-      score: new Float32Array(SHEETS), failed: new Set(),
+      score: new Float32Array(SHEETS),
+      failed: new Map(), // sheet -> { attempts, retryAt, reason } until it loads
+      failures: 0, retrying: 0, recovered: 0, decodeRejections: 0,
       loading: 0, loads: 0, evictions: 0, peak: 0,
     };
     let detailTexture = null; // allocated once, after the first frame (the first view comes sooner)
@@ -43,29 +46,56 @@
       get loads() { return detail.loads; },
       get evictions() { return detail.evictions; },
       get peak() { return detail.peak; },
+      get textureMade() { return detailTexture !== null; },
+      /* failed loads, retries waiting, sheets loaded after failing, decode() rejections of
+         loaded images (uploaded anyway); failed(): sheets not loaded yet after failing */
+      get failures() { return detail.failures; },
+      get retrying() { return detail.retrying; },
+      get recovered() { return detail.recovered; },
+      get decodeRejections() { return detail.decodeRejections; },
+      failed: () => Array.from(detail.failed, ([sheet, f]) => ({ sheet, attempts: f.attempts, reason: f.reason, givenUp: f.retryAt === Infinity })),
       sheets: () => Array.from(detail.owner).filter((s, k) => s >= 0 && !detail.pending[k]),
       /* 'detail' when face i is drawn from its sheet (if large enough on screen), else 'atlas'. */
       source(i) { return slotOfFace(i) >= 0 ? 'detail' : 'atlas'; },
     };
     if (!detail.enabled) state.detail.reason = slotCols ? 'opened from files: WebGL cannot read the sheets' : 'sheets larger than the texture';
 
+    /* A sheet whose load failed (a 503, a file briefly missing, a dropped Wi-Fi packet) is tried
+       again after RETRY_MS, doubling, MAX_ATTEMPTS times in all, then left to the atlas. */
+    function failSheet(s, b, err) {
+      const f = detail.failed.get(s) || { attempts: 0, retryAt: 0, reason: '' };
+      f.attempts++;
+      f.reason = String((err && err.message) || err);
+      detail.failures++;
+      if (f.attempts < MAX_ATTEMPTS) {
+        const wait = RETRY_MS * 2 ** (f.attempts - 1);
+        f.retryAt = performance.now() + wait;
+        detail.retrying++;
+        setTimeout(() => { detail.retrying--; view.requestDraw(); }, wait);
+      } else f.retryAt = Infinity;
+      detail.failed.set(s, f);
+      if (detail.owner[b] === s) { detail.owner[b] = -1; detail.slotOf[s] = -1; detail.pending[b] = 0; }
+    }
     function loadSheet(s, b) {
       detail.owner[b] = s; detail.slotOf[s] = b; detail.pending[b] = 1; detail.loading++;
       const img = new Image();
       img.src = 'sheets/' + s + '.webp';
-      img.decode().then(() => {
+      img.decode().catch((err) => {
+        // Chromium rejects decode() when it runs short of decode memory (several large decodes
+        // at once, a loaded machine) although the image loaded: upload it as it is then
+        if (!img.complete || !img.naturalWidth) throw err;
+        detail.decodeRejections++;
+      }).then(() => {
         if (detail.owner[b] !== s) return;
         gl.bindTexture(gl.TEXTURE_2D, detailTexture);
         gl.texSubImage2D(gl.TEXTURE_2D, 0, (b % slotCols) * sheetSide, Math.floor(b / slotCols) * sheetSide,
           gl.RGB, gl.UNSIGNED_BYTE, img);
         detail.pending[b] = 0;
         detail.loads++;
+        if (detail.failed.delete(s)) detail.recovered++;
         detail.peak = Math.max(detail.peak, state.detail.resident);
         view.scene.setSheetSlot(s, b);
-      }).catch(() => {
-        detail.failed.add(s);
-        if (detail.owner[b] === s) { detail.owner[b] = -1; detail.slotOf[s] = -1; detail.pending[b] = 0; }
-      }).finally(() => {
+      }, (err) => failSheet(s, b, err)).finally(() => {
         detail.loading--;
         if (lastPlan) plan(...lastPlan); // the next sheet now, not a (slow) frame later
         view.requestDraw();
@@ -84,7 +114,7 @@
       lastPlan = [eye, forward, fpx, rays];
       if (!detailTexture) detailTexture = view.kit.makeTexture(detailSide, detailSide);
       const B = P.bricks, score = detail.score, size = view.scene.faceSize * view.options.grow;
-      const wanted = [];
+      const wanted = [], now = performance.now();
       for (let s = 0; s < SHEETS; s++) {
         const cx = B[4 * s], cy = B[4 * s + 1], cz = B[4 * s + 2], r = B[4 * s + 3];
         const vx = cx - eye[0], vy = cy - eye[1], vz = cz - eye[2];
@@ -99,7 +129,7 @@
           if (t > -r && wx * wx + wy * wy + wz * wz - t * t < (r + 2 * size) * (r + 2 * size)) { px *= 2; break; }
         }
         score[s] = px;
-        if (px >= DETAIL_MIN_PX && !detail.failed.has(s)) wanted.push(s);
+        if (px >= DETAIL_MIN_PX && !(detail.failed.get(s)?.retryAt > now)) wanted.push(s);
       }
       wanted.sort((a, b) => score[b] - score[a]);
       if (wanted.length > detail.slots) wanted.length = detail.slots;
