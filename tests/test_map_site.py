@@ -6,6 +6,7 @@ import base64
 import functools
 import http.server
 import json
+import os
 import re
 import threading
 from dataclasses import dataclass
@@ -146,6 +147,44 @@ def test_rebuilding_into_the_same_folder_replaces_it(site, tmp_path):
     (tmp_path / "other" / "keep.txt").write_text("x")
     with pytest.raises(FileExistsError, match="not a Sosie map"):
         build_site(corpus, tmp_path / "other")
+
+
+class _FailingCorpus(StandInCorpus):
+    """A corpus whose source names fail at one row: the build stops once its sheets and tiles
+    are written, while it writes the data files."""
+
+    def __init__(self, n: int, fail_at: int, error: BaseException) -> None:
+        super().__init__(n, seed=6)
+        self.fail_at, self.error = fail_at, error
+
+    def source(self, i: int) -> str:
+        if i == self.fail_at:
+            raise self.error
+        return super().source(i)
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("error", [OSError(5, "Input/output error"), KeyboardInterrupt()])
+def test_an_interrupted_rebuild_leaves_the_previous_site_whole(tmp_path, error):
+    out = tmp_path / "m"
+    build_site(StandInCorpus(30, seed=5), out, options=MapOptions(neighbours=3))
+    (out / "notes.txt").write_text("mine")  # not the map's: kept across rebuilds
+    before = _files(out)
+    with pytest.raises(type(error)):
+        build_site(_FailingCorpus(300, 280, error), out, options=MapOptions(neighbours=3))
+    assert _files(out) == before
+    assert os.listdir(tmp_path) == ["m"]  # the new site's folder removed
+    # a build killed outright leaves its folder beside the site: the next build removes it
+    (tmp_path / ".m.building-killed" / "sheets").mkdir(parents=True)
+    summary = build_site(StandInCorpus(300, seed=6), out, options=MapOptions(neighbours=3))
+    assert summary.out_dir == out and summary.count == 300
+    assert _read_js(out / "data" / "meta.js", "SOSIE_META")["count"] == 300
+    assert (out / "notes.txt").read_text() == "mine"
+    assert os.listdir(tmp_path) == ["m"]
+    assert summary.timings["previous site removed"] >= 0
 
 
 # ---------------------------------------------------------------------------------------------
