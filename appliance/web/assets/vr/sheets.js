@@ -95,7 +95,7 @@
         if (detail.failed.delete(s)) detail.recovered++;
         detail.peak = Math.max(detail.peak, state.detail.resident);
         view.scene.setSheetSlot(s, b);
-      }, (err) => failSheet(s, b, err)).finally(() => {
+      }).catch((err) => failSheet(s, b, err)).finally(() => { // a failed upload too
         detail.loading--;
         if (lastPlan) plan(...lastPlan); // the next sheet now, not a (slow) frame later
         view.requestDraw();
