@@ -172,6 +172,7 @@ def test_an_interrupted_rebuild_leaves_the_previous_site_whole(tmp_path, error):
     out = tmp_path / "m"
     build_site(StandInCorpus(30, seed=5), out, options=MapOptions(neighbours=3))
     (out / "notes.txt").write_text("mine")  # not the map's: kept across rebuilds
+    os.chmod(out, 0o751)  # kept too (a served folder stays readable)
     before = _files(out)
     with pytest.raises(type(error)):
         build_site(_FailingCorpus(300, 280, error), out, options=MapOptions(neighbours=3))
@@ -185,6 +186,7 @@ def test_an_interrupted_rebuild_leaves_the_previous_site_whole(tmp_path, error):
     assert (out / "notes.txt").read_text() == "mine"
     assert os.listdir(tmp_path) == ["m"]
     assert summary.timings["previous site removed"] >= 0
+    assert os.stat(out).st_mode & 0o777 == 0o751
 
 
 # ---------------------------------------------------------------------------------------------

@@ -31,7 +31,9 @@ from __future__ import annotations
 import base64
 import json
 import os
+import secrets
 import shutil
+import stat
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -483,7 +485,12 @@ def _staging(out: Path) -> Path:
     for name in os.listdir(out.parent):
         if name.startswith((f".{out.name}{_BUILDING}", f".{out.name}{_OLD}")):
             remove_tree(out.parent / name, ignore_errors=True)
-    return Path(tempfile.mkdtemp(prefix=f".{out.name}{_BUILDING}", dir=out.parent))
+    # mkdir, not mkdtemp (0700): the site is served as OUT was, or by the umask
+    staging = out.parent / f".{out.name}{_BUILDING}{os.getpid()}-{secrets.token_hex(4)}"
+    staging.mkdir()
+    if out.is_dir():
+        os.chmod(staging, stat.S_IMODE(os.stat(out).st_mode))
+    return staging
 
 
 def _swap_in(staging: Path, out: Path) -> Path | None:
