@@ -189,6 +189,21 @@ def test_an_interrupted_rebuild_leaves_the_previous_site_whole(tmp_path, error):
     assert os.stat(out).st_mode & 0o777 == 0o751
 
 
+def test_a_site_folder_given_as_a_link_stays_a_link(tmp_path):
+    """An installer links OUT into a web server's folder: a rebuild replaces the site the link
+    points to and keeps the link (a real folder in its place would leave the server showing
+    the old site)."""
+    served = tmp_path / "www" / "sosie"
+    build_site(StandInCorpus(30, seed=5), served, options=MapOptions(neighbours=3))
+    link = tmp_path / "map"
+    link.symlink_to(served, target_is_directory=True)
+    summary = build_site(StandInCorpus(40, seed=6), link, options=MapOptions(neighbours=3))
+    assert summary.out_dir == link and link.is_symlink()
+    assert os.readlink(link) == str(served)
+    assert _read_js(served / "data" / "meta.js", "SOSIE_META")["count"] == 40
+    assert sorted(os.listdir(tmp_path)) == ["map", "www"] and os.listdir(served.parent) == ["sosie"]
+
+
 # ---------------------------------------------------------------------------------------------
 # In headless Chromium
 

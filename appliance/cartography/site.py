@@ -125,11 +125,13 @@ def build_site(
     The site is built in a new folder beside `out_dir` that takes its place once complete (the
     files of `out_dir` that are not a map's own are moved into it first); the previous site is
     removed after. An interrupted build leaves the previous site whole (and its own folder
-    removed, or removed by the next build)."""
+    removed, or removed by the next build). An `out_dir` that is a link (say, into a web
+    server's folder) stays a link: the site it points to is the one replaced."""
     n = int(corpus.count)
     if n < 1:
         raise ValueError(f"{getattr(corpus, 'path', 'corpus')}: has no faces to map")
-    target = Path(out_dir)
+    given = Path(out_dir)
+    target = given.resolve() if given.is_symlink() else given
     staging = _staging(target)
     try:
         summary = _build(corpus, staging, mark, marks, options, progress)
@@ -144,7 +146,7 @@ def build_site(
         (progress or (lambda _msg: None))("removing the previous site")
         remove_tree(old)
         summary.timings["previous site removed"] = round(time.perf_counter() - swapped, 3)
-    summary.out_dir = target
+    summary.out_dir = given
     return summary
 
 
