@@ -189,6 +189,23 @@ def test_an_interrupted_rebuild_leaves_the_previous_site_whole(tmp_path, error):
     assert os.stat(out).st_mode & 0o777 == 0o751
 
 
+def test_a_build_killed_between_its_renames_gets_the_previous_site_back(tmp_path):
+    """Killed after moving the old site aside and before moving the new one in: OUT is
+    missing; the next build puts the previous site back (not deleted with the leftovers),
+    so a failing build then still leaves it whole."""
+    out = tmp_path / "m"
+    build_site(StandInCorpus(30, seed=5), out, options=MapOptions(neighbours=3))
+    before = _files(out)
+    aside = tmp_path / ".m.old-killed"
+    aside.mkdir()
+    os.rename(out, aside / "site")
+    with pytest.raises(OSError):
+        build_site(_FailingCorpus(300, 280, OSError(5, "Input/output error")), out,
+                   options=MapOptions(neighbours=3))
+    assert _files(out) == before
+    assert os.listdir(tmp_path) == ["m"]
+
+
 def test_a_site_folder_given_as_a_link_stays_a_link(tmp_path):
     """An installer links OUT into a web server's folder: a rebuild replaces the site the link
     points to and keeps the link (a real folder in its place would leave the server showing

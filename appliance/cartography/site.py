@@ -477,7 +477,14 @@ def _b64(array: np.ndarray) -> str:
 def _staging(out: Path) -> Path:
     """A new empty folder beside `out` for the site (refusing a non-empty `out` that is not a
     map, or that holds a link where the site has a file); folders that interrupted builds
-    left there are removed."""
+    left there are removed, after putting back a previous site that a build killed between
+    its two renames left aside."""
+    if not os.path.lexists(out) and out.parent.is_dir():
+        for name in sorted(os.listdir(out.parent)):
+            aside = out.parent / name / "site"
+            if name.startswith(f".{out.name}{_OLD}") and aside.is_dir() and not aside.is_symlink():
+                os.rename(aside, out)
+                break
     if out.exists() and any(out.iterdir()):
         if not (out / "data" / "meta.js").exists() and not (out / MARKER).exists():
             raise FileExistsError(f"{out}: not empty and not a Sosie map; refusing to overwrite")
