@@ -55,7 +55,7 @@ from appliance.cartography.encoding import (
 from appliance.cartography.kmeans import kmeans
 from appliance.cartography.knn import EXACT_LIMIT, neighbours, quantize
 from appliance.cartography.tiles import choose_levels, render_pyramid
-from appliance.files import atomic_write_bytes, refuse_links, remove_tree
+from appliance.files import WriteError, atomic_write_bytes, refuse_links, remove_tree
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 CHUNK = 4096  # faces per data/faces/{c}.js file
@@ -137,6 +137,9 @@ def build_site(
         summary = _build(corpus, staging, mark, marks, options, progress)
         clock = time.perf_counter()
         old = _swap_in(staging, target)
+    except WriteError as exc:  # named as the file of OUT it was to become
+        remove_tree(staging, ignore_errors=True)
+        raise WriteError(exc.errno, str(exc).replace(str(staging), str(target), 1)) from None
     except BaseException:
         remove_tree(staging, ignore_errors=True)
         raise
