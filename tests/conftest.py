@@ -58,3 +58,19 @@ def astronaut_face(analyzer, astronaut):
     face = analyzer.analyze(astronaut)
     assert isinstance(face, Face), face
     return face
+
+
+@pytest.fixture(scope="session")
+def synthetic_corpus(tmp_path_factory):
+    """A synthetic corpus of 300 rows (read-only: damage `corpus_copy` instead)."""
+    from appliance.corpus import synth
+
+    return synth(tmp_path_factory.mktemp("synth") / "c", 300, seed=5)
+
+
+@pytest.fixture
+def corpus_copy(synthetic_corpus, tmp_path):
+    """A fresh copy of `synthetic_corpus` to damage."""
+    import shutil
+
+    return shutil.copytree(synthetic_corpus, tmp_path / "c")

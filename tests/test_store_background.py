@@ -17,22 +17,11 @@ import numpy as np
 import pytest
 from test_visit import FakeAnalyzer, FakeFace
 
-from appliance.corpus import Corpus, CorpusError, synth
+from appliance.corpus import Corpus, CorpusError
 from appliance.corpus import format as fmt
 from appliance.faults import Fault, PartFault
 from appliance.runtime.lookup import Lookup
 from appliance.ticket import TicketLayout
-
-
-@pytest.fixture(scope="module")
-def small(tmp_path_factory):
-    """A synthetic corpus of 300 rows (read-only; copy it before damaging it)."""
-    return synth(tmp_path_factory.mktemp("synth") / "c", 300, seed=5)
-
-
-@pytest.fixture
-def copy(small, tmp_path):
-    return shutil.copytree(small, tmp_path / "c")
 
 
 @pytest.fixture
@@ -63,9 +52,9 @@ def lookup_of(corpus: Corpus, row: int, scanner=None) -> Lookup:
     return Lookup(FakeAnalyzer(face), corpus, scanner, TicketLayout(lookalikes=3), width=384)
 
 
-def test_the_first_search_waits_for_the_background_check(copy, held_check):
+def test_the_first_search_waits_for_the_background_check(corpus_copy, held_check):
     gate, started = held_check
-    corpus = Corpus.open(copy, defer_checks=True)
+    corpus = Corpus.open(corpus_copy, defer_checks=True)
     corpus.check_in_background()  # returns with its reads held
     scanner = corpus.scanner(wait=False)
     assert started.wait(10)
@@ -83,10 +72,10 @@ def test_the_first_search_waits_for_the_background_check(copy, held_check):
     corpus.close()
 
 
-def test_a_nan_row_found_in_the_background_is_a_corpus_fault_at_the_first_search(copy,
+def test_a_nan_row_found_in_the_background_is_a_corpus_fault_at_the_first_search(corpus_copy,
                                                                                   caplog):
-    put_nan(copy, 123)
-    corpus = Corpus.open(copy, defer_checks=True)  # opening reads no row
+    put_nan(corpus_copy, 123)
+    corpus = Corpus.open(corpus_copy, defer_checks=True)  # opening reads no row
     assert corpus.check_state() == "not started"
     corpus.check_in_background()
     for _ in range(3000):  # the thread's end, within 30 s
@@ -108,14 +97,14 @@ def test_a_nan_row_found_in_the_background_is_a_corpus_fault_at_the_first_search
     corpus.close()
 
 
-def test_a_thumbnail_row_past_the_pack_is_refused_on_read_and_by_the_check(copy):
-    index = np.fromfile(copy / fmt.THUMBS_INDEX, "<u8").reshape(-1, 2)
-    pack_bytes = (copy / fmt.THUMBS_PACK).stat().st_size
+def test_a_thumbnail_row_past_the_pack_is_refused_on_read_and_by_the_check(corpus_copy):
+    index = np.fromfile(corpus_copy / fmt.THUMBS_INDEX, "<u8").reshape(-1, 2)
+    pack_bytes = (corpus_copy / fmt.THUMBS_PACK).stat().st_size
     index[9] = (pack_bytes - 10, 11)  # one byte past the end
-    index.tofile(copy / fmt.THUMBS_INDEX)
+    index.tofile(corpus_copy / fmt.THUMBS_INDEX)
     with pytest.raises(CorpusError, match=r"thumbs\.idx: row 9 points past the end"):
-        Corpus.open(copy)  # the default: checked on open
-    corpus = Corpus.open(copy, defer_checks=True)
+        Corpus.open(corpus_copy)  # the default: checked on open
+    corpus = Corpus.open(corpus_copy, defer_checks=True)
     assert corpus.thumbnail(8).shape == (256, 256)
     with pytest.raises(CorpusError, match=r"thumbs\.idx: row 9 points past the end"):
         corpus.thumbnail(9)  # the row's own bounds, whatever the check has done yet
@@ -125,7 +114,7 @@ def test_a_thumbnail_row_past_the_pack_is_refused_on_read_and_by_the_check(copy)
     corpus.close()
 
 
-def test_the_appliance_is_ready_before_the_corpus_is_read(copy, held_check, tmp_path):
+def test_the_appliance_is_ready_before_the_corpus_is_read(corpus_copy, held_check, tmp_path):
     from appliance.cli.service import format_status
     from appliance.parts.printer import VirtualPrinter
     from appliance.runtime.appliance import Appliance
@@ -135,7 +124,7 @@ def test_the_appliance_is_ready_before_the_corpus_is_read(copy, held_check, tmp_
     gate, started = held_check
     settings = load_settings(search=False)
     settings = settings.replace(ticket=dataclasses.replace(settings.ticket, lookalikes=3))
-    parts = Appliance(settings, corpus_path=copy, counter=FixedCounter(1),
+    parts = Appliance(settings, corpus_path=corpus_copy, counter=FixedCounter(1),
                       printer=VirtualPrinter(tmp_path / "tickets", settings.printer))
     parts.start_search()  # models and corpus: returns while the corpus's reads are held
     assert started.wait(10) and not gate.is_set() and parts.lookup is not None
@@ -149,13 +138,13 @@ def test_the_appliance_is_ready_before_the_corpus_is_read(copy, held_check, tmp_
     parts.corpus.close()
 
 
-def test_sketch_tails_are_checked_in_the_background_when_deferred(copy):
-    tails = np.fromfile(copy / fmt.SKETCH_TAILS, "<f4")
+def test_sketch_tails_are_checked_in_the_background_when_deferred(corpus_copy):
+    tails = np.fromfile(corpus_copy / fmt.SKETCH_TAILS, "<f4")
     tails[11] = -1.0
-    tails.tofile(copy / fmt.SKETCH_TAILS)
-    with Corpus.open(copy) as corpus, pytest.raises(CorpusError, match="finite norms"):
+    tails.tofile(corpus_copy / fmt.SKETCH_TAILS)
+    with Corpus.open(corpus_copy) as corpus, pytest.raises(CorpusError, match="finite norms"):
         corpus.sketch()  # the default: checked when the sketch is read
-    corpus = Corpus.open(copy, defer_checks=True)
+    corpus = Corpus.open(corpus_copy, defer_checks=True)
     scanner = corpus.scanner(wait=False)  # reads no tail
     assert scanner is not None
     corpus.check_in_background()
@@ -180,8 +169,8 @@ class Watched:
         return self.corpus.coords2d
 
 
-def test_the_map_sample_is_read_for_the_first_map_not_at_start(copy):
-    corpus = Corpus.open(copy, defer_checks=True)
+def test_the_map_sample_is_read_for_the_first_map_not_at_start(corpus_copy):
+    corpus = Corpus.open(corpus_copy, defer_checks=True)
     corpus.check_in_background()
     watched = Watched(corpus)
     layout = TicketLayout(lookalikes=3, show_map=True, map_points=50)
@@ -193,8 +182,8 @@ def test_the_map_sample_is_read_for_the_first_map_not_at_start(copy):
     corpus.close()
 
 
-def test_a_damaged_corpus_is_a_corpus_fault_before_any_press(copy, small, tmp_path,
-                                                              monkeypatch):
+def test_a_damaged_corpus_is_a_corpus_fault_before_any_press(corpus_copy, synthetic_corpus,
+                                                              tmp_path, monkeypatch):
     """`sosie run` over a corpus with a NaN row: the service shows the corpus fault (LED,
     status) as soon as the background check finds it, without a press; the retries reopen
     the corpus and keep the fault (never ready over it) until the row is repaired."""
@@ -217,13 +206,13 @@ def test_a_damaged_corpus_is_a_corpus_fault_before_any_press(copy, small, tmp_pa
     real_open = appliance_module.open_corpus
     monkeypatch.setattr(appliance_module, "open_corpus",
                         lambda path, faces: (opened.append(path), real_open(path, faces))[1])
-    put_nan(copy, 123)
+    put_nan(corpus_copy, 123)
     settings = load_settings(search=False)
     settings = settings.replace(
         ticket=dataclasses.replace(settings.ticket, lookalikes=3),
         machine=MachineSettings(cooldown_seconds=0, retry_seconds=0.1, retry_max_seconds=0.2))
     parts = Appliance(settings, camera=FileCamera(fit_inside(data.astronaut(), 640, 480)),
-                      corpus_path=copy, counter=FixedCounter(1),
+                      corpus_path=corpus_copy, counter=FixedCounter(1),
                       printer=VirtualPrinter(tmp_path / "tickets", settings.printer))
     controls, states = VirtualControls(), []
     service = Service(Machine(settings.machine), parts, controls, settings.service,
@@ -237,7 +226,8 @@ def test_a_damaged_corpus_is_a_corpus_fault_before_any_press(copy, small, tmp_pa
         reason = status["last_fault"]["reason"]
         assert reason.startswith("corpus check: ")
         assert "descriptors.f16: 1 row(s) hold NaN" in reason
-        assert pattern_for(State.FAULT, Fault.CORPUS) in controls.shown
+        fault_led = pattern_for(State.FAULT, Fault.CORPUS)  # shown just after the state
+        assert service.wait_for(lambda s: fault_led in controls.shown, 10), controls.shown
         assert "state:            fault (corpus)" in format_status(status)
         # each retry reopens the corpus and waits for its check: still a fault, never ready
         assert service.wait_for(lambda s: len(opened) >= 3, 60), service.status()
@@ -246,8 +236,8 @@ def test_a_damaged_corpus_is_a_corpus_fault_before_any_press(copy, small, tmp_pa
         # fault, never again while the row is damaged)
         first_fault = next(i for i, (state, _) in enumerate(states) if state is State.FAULT)
         assert all(state is not State.READY for state, _ in states[first_fault:])
-        repaired = shutil.copyfile(small / fmt.DESCRIPTORS, tmp_path / fmt.DESCRIPTORS)
-        os.replace(repaired, copy / fmt.DESCRIPTORS)  # a new file: the maps keep the old one
+        repaired = shutil.copyfile(synthetic_corpus / fmt.DESCRIPTORS, tmp_path / fmt.DESCRIPTORS)
+        os.replace(repaired, corpus_copy / fmt.DESCRIPTORS)  # a new file: the maps keep the old one
         assert service.wait_for(lambda s: s.state is State.READY, 60), service.status()
         assert service.status()["corpus_check"] == "ok"
         controls.press("test")  # and the next visitor gets their ticket
@@ -282,22 +272,22 @@ del corpus
 """
 
 
-def test_closing_a_corpus_stops_and_joins_its_check(copy):
+def test_closing_a_corpus_stops_and_joins_its_check(corpus_copy):
     """A corpus closed (a corpus fault's reopen, shutdown) while its check reads its maps: close
     waits for the thread, so nothing reads a closed corpus (in a child: a crash is an exit)."""
-    done = subprocess.run([sys.executable, "-c", CLOSE_DURING_CHECK, str(copy)],
+    done = subprocess.run([sys.executable, "-c", CLOSE_DURING_CHECK, str(corpus_copy)],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "state: ok" in done.stdout  # the pass in progress finished; nothing was logged
     assert "Traceback" not in done.stderr
 
 
-def test_a_search_waits_for_the_check_no_longer_than_its_deadline(copy, held_check,
+def test_a_search_waits_for_the_check_no_longer_than_its_deadline(corpus_copy, held_check,
                                                                    monkeypatch):
     from appliance.runtime import lookup as lookup_module
 
     gate, started = held_check
-    corpus = Corpus.open(copy, defer_checks=True)
+    corpus = Corpus.open(corpus_copy, defer_checks=True)
     corpus.check_in_background()
     assert started.wait(10)
     with pytest.raises(CorpusError, match=r"its check has not finished after 0\.2 s"):
@@ -312,7 +302,7 @@ def test_a_search_waits_for_the_check_no_longer_than_its_deadline(copy, held_che
     corpus.close()
 
 
-def test_a_failure_inside_the_check_is_one_line_not_a_traceback(copy, caplog, monkeypatch):
+def test_a_failure_inside_the_check_is_one_line_not_a_traceback(corpus_copy, caplog, monkeypatch):
     """An unexpected error in the checking thread and one in the report it makes are logged on
     one line each and raised by the next search; none reaches threading's excepthook."""
     hooked: list = []
@@ -325,7 +315,7 @@ def test_a_failure_inside_the_check_is_one_line_not_a_traceback(copy, caplog, mo
         raise KeyError("a bug in the report")
 
     monkeypatch.setattr(Corpus, "warm", broken)
-    corpus = Corpus.open(copy, defer_checks=True)
+    corpus = Corpus.open(corpus_copy, defer_checks=True)
     corpus.check_in_background(report)
     with pytest.raises(CorpusError, match="RuntimeError: a bug in the check"):
         corpus.check_rows(timeout=30)

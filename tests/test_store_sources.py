@@ -4,7 +4,6 @@ every line checked by `check_sources` (`sosie corpus verify`)."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 
@@ -12,16 +11,6 @@ import pytest
 
 from appliance.corpus import Corpus, CorpusError, synth, verify
 from appliance.corpus import format as fmt
-
-
-@pytest.fixture(scope="module")
-def small(tmp_path_factory):
-    return synth(tmp_path_factory.mktemp("synth") / "c", 120, seed=2)
-
-
-@pytest.fixture
-def copy(small, tmp_path):
-    return shutil.copytree(small, tmp_path / "c")
 
 
 def rewrite(path, old: str, new: str) -> None:
@@ -32,36 +21,37 @@ def rewrite(path, old: str, new: str) -> None:
     (path / fmt.SOURCES).write_text(text.replace(old + "\n", new + "\n"))
 
 
-def test_sources_row_by_row_are_the_files_rows(small):
-    rows = fmt.read_tsv(small / fmt.SOURCES, 2)
-    with Corpus.open(small) as corpus:
+def test_sources_row_by_row_are_the_files_rows(synthetic_corpus):
+    rows = fmt.read_tsv(synthetic_corpus / fmt.SOURCES, 2)
+    with Corpus.open(synthetic_corpus) as corpus:
         assert [corpus.source(i) for i in range(corpus.count)] == [s for _, s in rows]
         assert corpus.source(119) == "synthetic/0000119"
         with pytest.raises(IndexError):
-            corpus.source(120)
+            corpus.source(corpus.count)
 
 
-def test_an_escaped_name_is_unescaped(copy):
-    rewrite(copy, "7\tsynthetic/0000007", "7\tsynthetic\\t000007")
-    with Corpus.open(copy) as corpus:
+def test_an_escaped_name_is_unescaped(corpus_copy):
+    rewrite(corpus_copy, "7\tsynthetic/0000007", "7\tsynthetic\\t000007")
+    with Corpus.open(corpus_copy) as corpus:
         assert corpus.source(7) == "synthetic\t000007"
         corpus.check_sources()
 
 
-def test_a_misnumbered_line_is_refused_when_read_and_by_verify(copy):
-    rewrite(copy, "50\tsynthetic/0000050", "51\tsynthetic/0000050")
-    with Corpus.open(copy) as corpus:
+def test_a_misnumbered_line_is_refused_when_read_and_by_verify(corpus_copy):
+    rewrite(corpus_copy, "50\tsynthetic/0000050", "51\tsynthetic/0000050")
+    with Corpus.open(corpus_copy) as corpus:
         assert corpus.source(49) == "synthetic/0000049"  # the other lines still read
         with pytest.raises(CorpusError, match=r"sources\.tsv: line 52 is row '51', expected 50"):
             corpus.source(50)
         with pytest.raises(CorpusError, match="line 52 is row '51', expected 50"):
             corpus.check_sources()
-    assert any("line 52 is row '51', expected 50" in p for p in verify(copy, check_model=False))
+    problems = verify(corpus_copy, check_model=False)
+    assert any("line 52 is row '51', expected 50" in p for p in problems)
 
 
-def test_a_line_with_a_third_field_is_refused(copy):
-    rewrite(copy, "9\tsynthetic/0000009", "9\tsynthetic\t0000009")
-    with Corpus.open(copy) as corpus, pytest.raises(CorpusError,
+def test_a_line_with_a_third_field_is_refused(corpus_copy):
+    rewrite(corpus_copy, "9\tsynthetic/0000009", "9\tsynthetic\t0000009")
+    with Corpus.open(corpus_copy) as corpus, pytest.raises(CorpusError,
                                                      match="line 11 has 3 fields, expected 2"):
         corpus.source(9)
 
@@ -99,16 +89,16 @@ def test_a_file_cut_under_it_is_refused_a_line_at_a_time(tmp_path):
     assert "390 refused: " in done.stdout and "line 392 is no longer where it was" in done.stdout
 
 
-def test_a_line_moved_or_grown_under_it_is_refused(copy):
-    path = copy / fmt.SOURCES
-    with Corpus.open(copy) as corpus:
+def test_a_line_moved_or_grown_under_it_is_refused(corpus_copy):
+    path = corpus_copy / fmt.SOURCES
+    with Corpus.open(corpus_copy) as corpus:
         assert corpus.source(60) == "synthetic/0000060"
         text = path.read_text()
         path.write_text("x" + text[:-1])  # every line one byte further on, the same size
         with pytest.raises(CorpusError, match=r"line 62 is no longer where it was"):
             corpus.source(60)
     long = "7\t" + "a/" * 5000
-    with Corpus.open(copy) as corpus:  # sizes checked on open; the file changes afterwards
+    with Corpus.open(corpus_copy) as corpus:  # sizes checked on open; the file changes afterwards
         path.write_text(text.replace("7\tsynthetic/0000007", long))
         with pytest.raises(CorpusError, match=r"line 9 has 10002 bytes, more than a source's"):
             corpus.source(7)
