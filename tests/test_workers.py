@@ -6,9 +6,9 @@ import os
 
 import pytest
 
-from appliance.compute.pool import run_tasks
+from appliance.compute.pool import run_tasks, single_threaded
 
-BLAS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")
+BLAS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "OPENCV_FOR_THREADS_NUM")
 
 
 def no_setup() -> None:
@@ -34,7 +34,7 @@ def clean_blas_env(monkeypatch):
         monkeypatch.delenv(name, raising=False)
 
 
-def test_several_workers_get_one_blas_thread_each(clean_blas_env):
+def test_several_workers_get_one_library_thread_each(clean_blas_env):
     assert environment_of_workers(2) == {name: "1" for name in BLAS}
     assert not any(name in os.environ for name in BLAS)  # the parent is left as it was
 
@@ -46,5 +46,22 @@ def test_a_single_worker_keeps_every_blas_thread(clean_blas_env):
 def test_an_installers_setting_wins(clean_blas_env, monkeypatch):
     monkeypatch.setenv("OPENBLAS_NUM_THREADS", "3")
     found = environment_of_workers(2)
-    assert found == {"OPENBLAS_NUM_THREADS": "3", "OMP_NUM_THREADS": "1"}
+    assert found == {"OPENBLAS_NUM_THREADS": "3", "OMP_NUM_THREADS": "1",
+                     "OPENCV_FOR_THREADS_NUM": "1"}
     assert os.environ["OPENBLAS_NUM_THREADS"] == "3"
+
+
+def test_work_in_this_process_runs_single_threaded_then_restores():
+    import cv2
+    from threadpoolctl import threadpool_info
+
+    def blas_threads() -> set[int]:
+        return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+
+    cv2.setNumThreads(2)
+    before = blas_threads()
+    with single_threaded():
+        assert cv2.getNumThreads() == 1
+        assert blas_threads() == {1}
+    assert cv2.getNumThreads() == 2
+    assert blas_threads() == before

@@ -44,8 +44,8 @@ def run_tasks(
     `on_crash(task, exitcode)` instead.
     """
     context = multiprocessing.get_context("spawn")
-    if min(workers, len(tasks)) > 1:  # N processes x N BLAS threads would thrash the cores
-        context = _SingleThreadedBlas(context)
+    if min(workers, len(tasks)) > 1:  # N processes x N library threads would thrash the cores
+        context = _SingleThreaded(context)
     queue: deque[Task] = deque(tasks)
     crashes: dict[int, int] = {}
     pool: list[_Worker] = []
@@ -119,11 +119,28 @@ class _OrphanSilencedStream:
         return getattr(self._stream, name)
 
 
-class _SingleThreadedBlas:
-    """A spawn context whose processes start with one BLAS thread each (unless the environment
-    already says how many): the descriptor network runs on numpy's BLAS."""
+@contextlib.contextmanager
+def single_threaded() -> Iterator[None]:
+    """BLAS and OpenCV on the calling thread only, for a build's work in this process (restored
+    after): with one process per core, their thread pools only add CPU (idle threads spinning:
+    ~9 % of a generated-face build here)."""
+    import cv2
+    from threadpoolctl import threadpool_limits
 
-    VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        with threadpool_limits(limits=1, user_api="blas"):
+            yield
+    finally:
+        cv2.setNumThreads(before)
+
+
+class _SingleThreaded:
+    """A spawn context whose processes start with one BLAS and one OpenCV thread each (unless the
+    environment already says how many): see `single_threaded`."""
+
+    VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "OPENCV_FOR_THREADS_NUM")
 
     def __init__(self, context: Any) -> None:
         self._context = context

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from appliance.compute.pool import guard_orphan, run_tasks
+from appliance.compute.pool import guard_orphan, run_tasks, single_threaded
 from appliance.corpus.analysis import item_of_file, items_of_drawn_faces
 from appliance.corpus.chunks import ItemResult
 from appliance.corpus.collector import Collector
@@ -49,9 +49,10 @@ def run_locally(
     thumbs = (settings.thumbnail_size, settings.thumbnail_encoding, settings.jpeg_quality)
     if workers <= 1 or len(tasks) == 1:
         init_worker(engine, thumbs, watch_parent=False, generator=generator)
-        for task in tasks:
-            for item in process_task(task):
-                collect(*item)
+        with single_threaded():
+            for task in tasks:
+                for item in process_task(task):
+                    collect(*item)
         return
     for items in run_tasks(tasks, workers, init_worker, (engine, thumbs, True, generator),
                            process_task, crashed_task):
