@@ -18,7 +18,10 @@ Generated faces (`--generator dcgan:300:5`): `sosie build SPEC --workers W` of t
 the same command run from another checkout (`--baseline DIR`, e.g. a worktree of an older commit
 with its extensions built in place), alternating, each in a fresh folder; the table gives median
 wall seconds, median CPU seconds of the whole process tree (user + sys: what the machine's load
-barely moves), faces, and faces per CPU second with its ratio. `--stages N` first times each
+barely moves), faces, and faces per CPU second with its ratio; then the same build of one draw
+(`dcgan:1:SEED`, run after each: start-up, models, assembly) and the CPU per face past that
+fixed cost, whose ratio is the one of a large build such as 200k faces. Modules are compiled
+once into a temporary cache, as an installed package has them. `--stages N` first times each
 stage of both analysis versions over N draws in this process (CPU time):
 
     .venv/bin/python bench/build.py --generator dcgan:300:5 --baseline /tmp/sosie-baseline \\
@@ -119,10 +122,18 @@ def time_build(folder: Path, workers: int) -> tuple[float, int]:
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def cli_build(tree: Path, spec: str, workers: int) -> tuple[float, float, int]:
-    """(wall s, CPU s of the process tree, faces) of `sosie build SPEC` run from `tree`."""
+def cli_build(tree: Path, spec: str, workers: int,
+              pycache: Path | None = None) -> tuple[float, float, int]:
+    """(wall s, CPU s of the process tree, faces) of `sosie build SPEC` run from `tree`.
+
+    `pycache`: compiled modules are kept there (PYTHONPYCACHEPREFIX), as an installed package
+    has them, even where PYTHONDONTWRITEBYTECODE is set (this machine's: every process then
+    compiles ~130 modules, ~0.1 CPU-s, in both trees)."""
     out = Path(tempfile.mkdtemp(prefix="bench-build-"))
     env = {**os.environ, "PYTHONPATH": str(tree)}
+    if pycache is not None:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(pycache / tree.name)
     command = [sys.executable, "-m", "appliance", "build", spec, str(out / "c"), "--workers",
                str(workers), "--quiet"]
     try:
@@ -224,31 +235,47 @@ def compare_generated(args: argparse.Namespace) -> int:
         print_stages(figures, args.stages)
     if args.repeats < 1:
         return 0
+    # the same command for one draw: what a build costs whatever its size (start-up, models,
+    # assembly), subtracted to give the CPU per face of a large build such as 200k
+    one = re.sub(r"^dcgan:\d+", "dcgan:1", args.generator)
     runs: dict[str, list[tuple[float, float, int]]] = {name: [] for name in trees}
-    for rep in range(args.repeats):
-        for name, tree in trees.items():
-            runs[name].append(cli_build(tree, args.generator, args.workers))
-        print(f"repetition {rep + 1}/{args.repeats}: " + ", ".join(
-            f"{n} {r[-1][0]:.1f} s wall {r[-1][1]:.1f} s CPU" for n, r in runs.items()),
-            file=sys.stderr)
+    fixed: dict[str, list[float]] = {name: [] for name in trees}
+    with tempfile.TemporaryDirectory(prefix="bench-pycache-") as pycache:
+        for tree in trees.values():  # untimed: modules compiled once, files in the page cache
+            cli_build(tree, one, args.workers, Path(pycache))
+        for rep in range(args.repeats):
+            for name, tree in trees.items():
+                runs[name].append(cli_build(tree, args.generator, args.workers, Path(pycache)))
+                fixed[name].append(cli_build(tree, one, args.workers, Path(pycache))[1])
+            print(f"repetition {rep + 1}/{args.repeats}: " + ", ".join(
+                f"{n} {r[-1][0]:.1f} s wall {r[-1][1]:.1f} s CPU" for n, r in runs.items()),
+                file=sys.stderr)
     import platform
 
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text(
         ).splitlines() if line.startswith("model name")), platform.processor())
     medians = {n: (statistics.median(r[0] for r in rs), statistics.median(r[1] for r in rs),
                    rs[-1][2]) for n, rs in runs.items()}
+    start_up = {n: statistics.median(f) for n, f in fixed.items()}
+    # CPU ms per face past the fixed cost (the one-draw build keeps its one face or not: ~1)
+    per_face = {n: 1000 * (medians[n][1] - start_up[n]) / max(1, medians[n][2] - 1)
+                for n in trees}
     anchor = medians["baseline"][2] / medians["baseline"][1]
     print(f"\nsosie build {args.generator} --workers {args.workers}, median of {args.repeats} "
           f"alternating runs, {os.cpu_count()} x {cpu}; baseline: {args.baseline}")
-    print(f"| {'tree':<10} | wall s | CPU s | faces | faces/s wall | faces/CPU-s | ratio |")
-    print("|------------|--------|-------|-------|--------------|-------------|-------|")
+    print(f"| {'tree':<10} | wall s | CPU s | faces | faces/s wall | faces/CPU-s | ratio "
+          "| fixed CPU s | CPU ms a face past it | ratio at scale |")
+    print("|------------|--------|-------|-------|--------------|-------------|-------"
+          "|-------------|-----------------------|----------------|")
     for name, (wall, cpu_s, faces) in medians.items():
         rate = faces / cpu_s
         print(f"| {name:<10} | {wall:>6.1f} | {cpu_s:>5.1f} | {faces:>5} | {faces / wall:>12.1f} "
-              f"| {rate:>11.1f} | {rate / anchor:>4.2f}x |")
+              f"| {rate:>11.1f} | {rate / anchor:>4.2f}x | {start_up[name]:>11.2f} "
+              f"| {per_face[name]:>21.2f} | {per_face['baseline'] / per_face[name]:>13.2f}x |")
     if args.json:
         write_json(args.json, {"spec": args.generator, "workers": args.workers, "cpu": cpu,
-                               "runs": runs, "medians": medians,
+                               "runs": runs, "medians": medians, "fixed_cpu_s": fixed,
+                               "cpu_ms_per_face_past_fixed": per_face,
                                "stages": figures if args.stages else None})
     return 0
 
