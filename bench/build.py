@@ -155,6 +155,7 @@ def stage_profile(spec: str, draws: int) -> dict[str, dict[str, float]]:
     draw and one descriptor at a time) and this tree's (`GeneratorSource.face_settings`, draws
     and descriptors by groups), in this process. The chunk files and the assembly are left out
     (see the build's total)."""
+    import cv2
     from PIL import Image
     from threadpoolctl import threadpool_limits
 
@@ -167,6 +168,7 @@ def stage_profile(spec: str, draws: int) -> dict[str, dict[str, float]]:
     clock = time.process_time
     figures = {}
     threadpool_limits(1)
+    cv2.setNumThreads(1)  # as a build's worker runs (appliance.compute.pool.single_threaded)
     for version, analyzer, groups in (
             ("analysis 1", FaceAnalyzer(), [[i] for i in range(draws)]),
             ("this tree", FaceAnalyzer(source.face_settings()), describe_groups(range(draws)))):
