@@ -29,6 +29,15 @@ EXTENSIONS = [
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     ),
     Extension(
+        "appliance._draw",
+        sources=["ext/draw.pyx", "ext/draw_kernels/dispatch.c"],
+        include_dirs=["ext/draw_kernels", np.get_include()],
+        depends=sorted(str(p) for p in Path("ext/draw_kernels").glob("*.h")),
+        # fp-contract=off: no FMA, so the float sums are numpy's, bit for bit, on every ISA
+        extra_compile_args=[*common_c, "-ffp-contract=off"],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+    ),
+    Extension(
         "appliance._dither",
         sources=["ext/dither.pyx"],
         include_dirs=[np.get_include()],
