@@ -404,12 +404,12 @@ def test_the_kept_feather_frame_is_the_whole_weight_map_where_it_blends(height, 
     feather = max(2.0, min(height, width) / 16)
     rows = np.minimum(np.arange(height), np.arange(height)[::-1])[:, None]
     cols = np.minimum(np.arange(width), np.arange(width)[::-1])[None, :]
-    whole = np.clip((np.minimum(rows, cols) + 1) / feather, 0.0, 1.0)
+    whole = np.clip((np.minimum(rows, cols) + 1) / feather, 0.0, 1.0).astype(np.float32)
     _, strips = feather_frame(height, width)
     covered = np.zeros((height, width), dtype=bool)
-    for frame, weight, rest in strips:  # the same float64 bits, so the same blended bytes
+    for frame, weight, rest in strips:  # the same float32 bits, so the same blended bytes
         assert weight.tobytes() == whole[frame].tobytes()
-        assert rest.tobytes() == (1.0 - whole[frame]).tobytes()
+        assert rest.tobytes() == (np.float32(1.0) - whole[frame]).tobytes()
         assert not weight.flags.writeable and not rest.flags.writeable  # kept: never changed
         covered[frame] = True
     assert (whole[~covered] == 1.0).all()  # outside the frame: the photo's own pixels

@@ -1,5 +1,5 @@
-"""Aligned crops of a face beyond the photo's edge: the photo grown with a soft border
-(`edge_extended`), and luminance (`to_gray`)."""
+"""Aligned crops of a face beyond the photo's edge (`aligned_crop`: the photo grown with a soft
+border by `edge_extended` where the crop leaves it), and luminance (`to_gray`)."""
 
 from __future__ import annotations
 
@@ -9,23 +9,60 @@ from typing import Any
 
 import numpy as np
 
+#: The surround is blurred on a grid of about this many cells across the extended photo.
+SURROUND_CELLS = 48
 
-def edge_extended(
-    pixels: np.ndarray, shape: Any, size: int, padding: float
-) -> tuple[np.ndarray, Any]:
-    """`pixels` grown with a soft border where the aligned crop would leave them.
 
-    A face near the photo's edge (a tight crop, a tiny LFW photo) would otherwise print with
-    black wedges where the rotated crop leaves the photo; on thermal paper those are solid ink.
-    The border is neutral: the mean colour of the photo's edge, the photo's own colours fading
-    into it (blurred at low resolution, cheap at any size), never edge pixels repeated into
-    bands; when the crop stays inside the photo, `pixels` and `shape` come back untouched.
+def aligned_crop(pixels: np.ndarray, shape: Any, size: int, padding: float) -> np.ndarray:
+    """dlib's size x size chip of `pixels` aligned by the landmarks `shape` (eyes level, at fixed
+    places; `padding` as `dlib.get_face_chip`), with a soft surround where it leaves the photo.
+
+    A crop inside the photo is `dlib.get_face_chip`'s own. One that leaves it is cut, with the
+    same geometry, from `edge_extended`'s photo: by `cv2.warpAffine` (bilinear, as dlib) when
+    dlib would cut it straight from the image, by dlib itself when it would shrink the image
+    first (a crop much smaller than the face: dlib's image pyramid).
     """
     import cv2
     import dlib
 
-    height, width = pixels.shape[:2]
     details = dlib.get_face_chip_details(shape, size=size, padding=padding)
+    margin = surround_margin(details, *pixels.shape[:2])
+    if not margin:
+        return dlib.get_face_chip(pixels, shape, size=size, padding=padding)
+    neutral = edge_colour(pixels)
+    extended, margin = edge_extended(pixels, margin, neutral)
+    rect = details.rect
+    if (rect.width() / 2) * (rect.height() / 2) > 0.8 * details.rows * details.cols:
+        moved = dlib.full_object_detection(
+            dlib.rectangle(shape.rect.left() + margin, shape.rect.top() + margin,
+                           shape.rect.right() + margin, shape.rect.bottom() + margin),
+            [dlib.point(p.x + margin, p.y + margin) for p in shape.parts()],
+        )
+        return dlib.get_face_chip(extended, moved, size=size, padding=padding)
+    transform = chip_transform(details)
+    transform[:, 2] += margin
+    return cv2.warpAffine(extended, transform, (size, size),
+                          flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=neutral)
+
+
+def chip_transform(details: Any) -> np.ndarray:
+    """(2, 3) float64: a chip's pixel (u, v, 1) -> the photo's (x, y), as dlib's
+    `extract_image_chip` maps them (the chip's centre on the rectangle's, rotated by its angle,
+    (width - 1) / (cols - 1) photo pixels a chip pixel)."""
+    rect, angle = details.rect, details.angle
+    scale_x = (rect.width() - 1) / (details.cols - 1)
+    scale_y = (rect.height() - 1) / (details.rows - 1)
+    cos, sin = math.cos(angle), math.sin(angle)
+    linear = np.array([[cos * scale_x, -sin * scale_y], [sin * scale_x, cos * scale_y]])
+    chip_centre = np.array([(details.cols - 1) / 2, (details.rows - 1) / 2])
+    centre = np.array([(rect.left() + rect.right()) / 2, (rect.top() + rect.bottom()) / 2])
+    return np.hstack([linear, (centre - linear @ chip_centre)[:, None]])
+
+
+def surround_margin(details: Any, height: int, width: int) -> int:
+    """How many pixels the photo must grow on each side to hold the crop `details` (dlib's
+    chip details), 0 when the crop stays inside the photo."""
     rect, angle = details.rect, details.angle
     centre = np.array([(rect.left() + rect.right()) / 2, (rect.top() + rect.bottom()) / 2])
     half = np.array([rect.width() / 2, rect.height() / 2])
@@ -37,35 +74,62 @@ def edge_extended(
         (corners[:, 0] - (width - 1)).max(),
         (corners[:, 1] - (height - 1)).max(),
     )
-    if overshoot <= 0.0:
-        return pixels, shape
-    margin = math.ceil(overshoot) + 2
-    # Not the edge pixels repeated outwards (they smear into bands): the edge's mean colour,
-    # with the photo's own colours fading into it (a blur of both at low resolution).
+    return math.ceil(overshoot) + 2 if overshoot > 0.0 else 0
+
+
+def edge_colour(pixels: np.ndarray) -> list[float]:
+    """The mean colour of the photo's outermost pixels (one value per channel)."""
     edges = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
-    neutral = edges.reshape(-1, edges.shape[-1] if pixels.ndim == 3 else 1).mean(axis=0)
-    extended = cv2.copyMakeBorder(pixels, margin, margin, margin, margin, cv2.BORDER_CONSTANT,
-                                  value=[float(v) for v in neutral])
-    full = (extended.shape[1], extended.shape[0])
-    factor = min(1.0, 96 / max(full))
-    small = cv2.resize(extended, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
-    small = cv2.GaussianBlur(small, (0, 0), sigmaX=max(2.0, margin * factor / 2))
-    extended = cv2.resize(small, full, interpolation=cv2.INTER_LINEAR)
-    # the photo's last few pixels fade into the surround: no hard line where the photo ends;
-    # blended only in the frame where the photo's weight < 1 (inside it, its own pixels exactly)
+    channels = edges.shape[-1] if pixels.ndim == 3 else 1
+    return [float(v) for v in edges.reshape(-1, channels).mean(axis=0)]
+
+
+def edge_extended(
+    pixels: np.ndarray, margin: int, neutral: list[float]
+) -> tuple[np.ndarray, int]:
+    """`pixels` grown by at least `margin` on each side with a soft border, and the margin
+    used (`margin` rounded up to whole cells of the surround's grid).
+
+    A face near the photo's edge (a tight crop, a tiny LFW photo, a generated face filling its
+    frame) would otherwise print with black wedges where the rotated crop leaves the photo; on
+    thermal paper those are solid ink. The border is neutral: `neutral` (the mean colour of the
+    photo's edge), the photo's own colours fading into it, never edge pixels repeated into
+    bands. It is made at low resolution, cheap at any size: the photo shrunk to cells
+    (`SURROUND_CELLS` across the extended photo), bordered by `neutral`, blurred, and brought
+    back up in one resize. Inside it the photo's own pixels, exactly, but for a thin frame
+    (`feather_frame`) where they fade into the border: no hard line where the photo ends.
+    """
+    import cv2
+
+    height, width = pixels.shape[:2]
+    # the blur of the surround, in photo pixels: half the margin, at least 2 and 1/48 of the
+    # extended photo (what blurring a 96-px copy of it by 2 pixels spreads)
+    sigma = max(2.0, (max(height, width) + 2 * margin) / 48, margin / 2)
+    cell = max(1, (max(height, width) + 2 * margin) // SURROUND_CELLS)
+    border = math.ceil(margin / cell)
+    margin = border * cell
+    small = cv2.resize(pixels, (max(1, round(width / cell)), max(1, round(height / cell))),
+                       interpolation=cv2.INTER_AREA)
+    small = cv2.copyMakeBorder(small, border, border, border, border, cv2.BORDER_CONSTANT,
+                               value=neutral)
+    kernel = gaussian_kernel(round(sigma / cell, 1))
+    small = cv2.sepFilter2D(small, -1, kernel, kernel)
+    extended = cv2.resize(small, (width + 2 * margin, height + 2 * margin),
+                          interpolation=cv2.INTER_LINEAR)
     inner = extended[margin:margin + height, margin:margin + width]
     band, strips = feather_frame(height, width)
     inner[band:height - band, band:width - band] = pixels[band:height - band, band:width - band]
     for frame, weight, rest in strips:
-        if pixels.ndim == 3:
-            weight, rest = weight[:, :, None], rest[:, :, None]
-        inner[frame] = np.rint(pixels[frame] * weight + inner[frame] * rest).astype(pixels.dtype)
-    moved = dlib.full_object_detection(
-        dlib.rectangle(shape.rect.left() + margin, shape.rect.top() + margin,
-                       shape.rect.right() + margin, shape.rect.bottom() + margin),
-        [dlib.point(p.x + margin, p.y + margin) for p in shape.parts()],
-    )
-    return extended, moved
+        inner[frame] = cv2.blendLinear(pixels[frame], inner[frame], weight, rest)
+    return extended, margin
+
+
+@functools.lru_cache(maxsize=16)
+def gaussian_kernel(sigma: float) -> np.ndarray:
+    """A Gaussian's taps (a column, float64, +-3 sigma), for `cv2.sepFilter2D`."""
+    import cv2
+
+    return cv2.getGaussianKernel(2 * math.ceil(3 * sigma) + 1, sigma)
 
 
 #: One strip of the frame `edge_extended` blends: (slice, the photo's weight there, 1 - weight).
@@ -75,18 +139,19 @@ Strip = tuple[Any, np.ndarray, np.ndarray]
 @functools.lru_cache(maxsize=4)
 def feather_frame(height: int, width: int) -> tuple[int, tuple[Strip, ...]]:
     """The frame of a height x width photo where `edge_extended` fades it into its surround: the
-    frame's width and its four strips, the weights float64 and read-only. Made once per photo
-    size (a build's faces all have one): 16 bytes a pixel of the frame, 0.25 MB at 256 px."""
+    frame's width and its four strips, the weights float32 (as `cv2.blendLinear` takes them),
+    contiguous and read-only. Made once per photo size (a build's faces all have one): 8 bytes
+    a pixel of the frame, 0.12 MB at 256 px."""
     feather = max(2.0, min(height, width) / 16)
     rows = np.minimum(np.arange(height), np.arange(height)[::-1])[:, None]
     cols = np.minimum(np.arange(width), np.arange(width)[::-1])[None, :]
-    weight = np.clip((np.minimum(rows, cols) + 1) / feather, 0.0, 1.0)
+    weight = np.clip((np.minimum(rows, cols) + 1) / feather, 0.0, 1.0).astype(np.float32)
     band = min(math.ceil(feather), (min(height, width) + 1) // 2)
     strips = []
     for frame in (np.s_[:band], np.s_[height - band:], np.s_[band:height - band, :band],
                   np.s_[band:height - band, width - band:]):
-        part = weight[frame].copy()
-        rest = 1.0 - part
+        part = np.ascontiguousarray(weight[frame])
+        rest = np.float32(1.0) - part
         part.flags.writeable = rest.flags.writeable = False
         strips.append((frame, part, rest))
     return band, tuple(strips)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from appliance.faces.crops import edge_extended, to_gray
+from appliance.faces.crops import aligned_crop, to_gray
 
 if TYPE_CHECKING:
     from appliance.faces.models import Models
@@ -92,17 +92,15 @@ class Face:
 
         `padding` defaults to `faces.aligned_padding`; gray gives (size, size) uint8 luminance.
         The Face keeps only the pixels within `faces.aligned_padding` + 0.6 face widths around
-        the box: a larger padding shows black where those pixels end (as at a photo's edge).
+        the box: a larger padding shows the soft surround where those pixels end (as at a
+        photo's edge: `crops.aligned_crop`).
         """
-        import dlib
-
         if size < 8:
             raise ValueError(f"aligned crop size must be >= 8, got {size}")
         if self.pixels is None or self.shape is None:
             raise ValueError("this Face has no pixels attached")
         pad = self.aligned_padding if padding is None else padding
-        pixels, shape = edge_extended(self.pixels, self.shape, int(size), float(pad))
-        crop = dlib.get_face_chip(pixels, shape, size=int(size), padding=float(pad))
+        crop = aligned_crop(self.pixels, self.shape, int(size), float(pad))
         return to_gray(crop) if gray else crop
 
 
