@@ -5,7 +5,11 @@ The network is the PyTorch-tutorial DCGAN generator whose trained weights ship i
 five 4x4 transposed convolutions, 100 -> 512 -> 256 -> 128 -> 64 -> 3 channels, batch norm and
 ReLU between them, tanh out. Batch norm is folded into the convolutions at load time; each
 transposed convolution is one float32 matrix product (every input pixel times every kernel
-tap) and a col2im that adds the taps into place. BLAS runs one thread per process.
+tap) and a col2im that adds the taps into place, fused with the bias and ReLU in one C pass
+(`appliance._draw`, ext/draw_kernels) that adds them in the order of `col2im_numpy`'s strided
+adds, so every bit is theirs (tests/test_draw_kernels.py). BLAS runs one thread per process.
+The upscale is Pillow's LANCZOS, in C for an enlargement (the same integer arithmetic, 6x less
+CPU; Pillow itself for a reduction).
 
 Faces are rendered `RENDER_BATCH` at a time past the first layer (its matrix product is a
 matrix-vector one per face, which BLAS sums in another order for a taller matrix): a row of a
