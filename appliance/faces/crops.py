@@ -108,7 +108,11 @@ def edge_extended(
     cell = max(1, (max(height, width) + 2 * margin) // SURROUND_CELLS)
     border = math.ceil(margin / cell)
     margin = border * cell
-    small = cv2.resize(pixels, (max(1, round(width / cell)), max(1, round(height / cell))),
+    # whole cells (OpenCV's fast integer shrink): the width % cell columns (and rows) left over
+    # are left out, half on each side, a shift of under half a cell in a blur of several
+    across, down = max(1, width // cell), max(1, height // cell)
+    left, top = max(0, width - across * cell) // 2, max(0, height - down * cell) // 2
+    small = cv2.resize(pixels[top:top + down * cell, left:left + across * cell], (across, down),
                        interpolation=cv2.INTER_AREA)
     small = cv2.copyMakeBorder(small, border, border, border, border, cv2.BORDER_CONSTANT,
                                value=neutral)
