@@ -250,22 +250,11 @@ class DCGAN:
 
     def faces(self, seed: int, indices: Sequence[int], size: int = 256) -> np.ndarray:
         """(n, size, size, 3) uint8 RGB faces `indices` of `seed`, upscaled with Lanczos."""
-        from PIL import Image
-
         if not 16 <= size <= 4096:
             raise ValueError(f"face size {size}: expected 16 to 4096 pixels")
         latents = np.stack([self.latent(seed, i) for i in indices]) if len(indices) else (
             np.zeros((0, LATENT), np.float32))
-        small = self.render(latents)
-        if size == SIDE:
-            return small
-        if size > SIDE:  # Pillow's LANCZOS enlargement, bit for bit, in C (6x less CPU)
-            return _draw.lanczos_enlarge(small, size, size)
-        out = np.empty((len(small), size, size, 3), dtype=np.uint8)
-        for row, face in enumerate(small):
-            big = Image.fromarray(face).resize((size, size), Image.Resampling.LANCZOS)
-            out[row] = np.asarray(big)
-        return out
+        return enlarge(self.render(latents), size)
 
     def forward(self, latents: np.ndarray) -> np.ndarray:
         """(n, 64, 64, 3) uint8 faces of (n, 100) float32 latents, on the threads BLAS has
@@ -288,6 +277,21 @@ class DCGAN:
             raise ValueError(f"the network makes {pixels.shape[1:]} images, not {SIDE}x{SIDE} "
                              "RGB")
         return np.clip(np.rint(pixels), 0, 255).astype(np.uint8)
+
+
+def enlarge(small: np.ndarray, size: int) -> np.ndarray:
+    """(n, size, size, 3) uint8: (n, 64, 64, 3) faces resized with Pillow's LANCZOS, bit for bit
+    (enlargements in C, 6x less CPU; smaller sizes by Pillow itself)."""
+    if size == SIDE:
+        return small
+    if size > SIDE:
+        return _draw.lanczos_enlarge(small, size, size)
+    from PIL import Image
+
+    out = np.empty((len(small), size, size, 3), dtype=np.uint8)
+    for row, face in enumerate(small):
+        out[row] = np.asarray(Image.fromarray(face).resize((size, size), Image.Resampling.LANCZOS))
+    return out
 
 
 @cache
