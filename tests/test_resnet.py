@@ -194,6 +194,76 @@ def test_tiles_give_the_descriptor_of_one_product_per_layer(net, real_chips, mon
     assert net.descriptors(batch).tobytes() == tiled.tobytes()
 
 
+@settings(max_examples=60, deadline=None)
+@given(data=st.data(), h=st.integers(1, 9), w=st.integers(1, 9), cin=st.integers(1, 5),
+       cout=st.integers(1, 5), batch=st.integers(1, 3), tiles=st.sampled_from([1, 5, 400]),
+       scale=st.sampled_from([1e-3, 1.0, 300.0]))
+def test_winograd_convolution_matches_a_direct_loop(data, h, w, cin, cout, batch, tiles, scale):
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    x = (rng.normal(size=(batch, h, w, cin)) * scale).astype(np.float32)
+    filters = rng.normal(size=(cout, cin, 3, 3)).astype(np.float32)
+    bias = rng.normal(size=cout).astype(np.float32)
+    conv = resnet.Conv(np.ascontiguousarray(filters.transpose(2, 3, 1, 0).reshape(-1, cout)),
+                       bias, 3, 1, 1)
+    work = resnet.Workspace()
+    grid = resnet.Grid.of(x, work)
+    out = work.grid(batch, h, w, cout, grid)
+    out.data.fill(np.nan)  # a reused buffer's leftovers must not survive
+    original, resnet.WINOGRAD_TILES = resnet.WINOGRAD_TILES, tiles  # chunks of chips
+    try:
+        assert resnet.winograd_conv(grid, conv, out, work) is out
+    finally:
+        resnet.WINOGRAD_TILES = original
+    expected = np.stack([reference_conv(image, filters, bias, 1, 1) for image in x])
+    got = out.image()
+    assert got.shape == expected.shape
+    # float32 rounding: of the order of the direct convolution's (sums of 9 cin products)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * scale * (1 + 9 * cin))
+    assert np.array_equal(resnet.Grid.of(got, work, out).data, out.data)  # zero border
+
+
+@settings(max_examples=40, deadline=None)
+@given(h=st.integers(1, 9), w=st.integers(1, 9), c=st.integers(1, 4), batch=st.integers(1, 3),
+       seed=st.integers(0, 99))
+def test_grid_holds_the_image_zero_bordered_even_columns_first(h, w, c, batch, seed):
+    x = np.random.default_rng(seed).normal(size=(batch, h, w, c)).astype(np.float32) + 5
+    work = resnet.Workspace()
+    work.grid(batch, h, w, c).data.fill(np.nan)  # the buffer Grid.of will reuse
+    grid = resnet.Grid.of(x, work)
+    assert grid.data.shape == resnet.Grid.shape_for(batch, h, w, c)
+    padded = np.zeros((batch, grid.data.shape[1], 2 * grid.data.shape[3], c), np.float32)
+    padded[:, 1:h + 1, 1:w + 1] = x
+    for p in range(padded.shape[2]):
+        assert np.array_equal(grid.data[:, :, p % 2, p // 2], padded[:, :, p])
+    assert np.array_equal(grid.image(), x)
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), cout=st.integers(1, 5), size=st.sampled_from([1, 3, 7]),
+       stride=st.integers(1, 2))
+def test_stem_takes_raw_pixels_for_normalised_ones(seed, cout, size, stride):
+    rng = np.random.default_rng(seed)
+    means = rng.uniform(0, 255, 3).astype(np.float32)
+    pixels = rng.integers(0, 256, (2, 9, 9, 3)).astype(np.float32)
+    conv = resnet.Conv(rng.normal(size=(size * size * 3, cout)).astype(np.float32),
+                       rng.normal(size=cout).astype(np.float32), size, stride, 0)
+    expected = resnet.conv_layer((pixels - means) / np.float32(256), conv)
+    got = resnet.conv_layer(pixels, resnet._normalising(conv, means))
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_workspaces_leave_no_trace_between_batches_or_threads(net, real_chips):
+    from concurrent.futures import ThreadPoolExecutor
+
+    first, second = np.stack(real_chips[:3]), np.stack(real_chips[3:6])
+    expected = [net.descriptors(first), net.descriptors(second)]
+    assert net.descriptors(first).tobytes() == expected[0].tobytes()  # after another batch
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(net.descriptors, [first, second] * 3))
+    for got, want in zip(results, expected * 3, strict=True):
+        assert got.tobytes() == want.tobytes()
+
+
 @settings(max_examples=40, deadline=None)
 @given(a=st.tuples(st.integers(1, 5), st.integers(1, 5), st.integers(1, 4)),
        b=st.tuples(st.integers(1, 5), st.integers(1, 5), st.integers(1, 4)),
