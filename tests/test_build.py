@@ -219,6 +219,36 @@ def test_chunks_made_with_other_settings_are_not_reused(tmp_path):
         assert decode(c.thumbnail_bytes(0), "jpeg", 64).shape == (64, 64)
 
 
+def test_another_version_of_the_face_pipeline_is_another_build(tmp_path, monkeypatch):
+    """A chunk described or cropped by other code is never reused: the pipeline's version is in
+    the engine's settings, hence in the build key, the manifest and generate's analyzer."""
+    from appliance.corpus.demo import visitor_photo
+    from appliance.corpus.engines import DlibEngine
+    from appliance.faces import face
+
+    images = tmp_path / "images"
+    images.mkdir()
+    photo = Image.open(visitor_photo()).convert("RGB")
+    photo.save(images / "a.png")
+    photo.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(images / "b.png")
+    command = [sys.executable, "-m", "appliance", "build", str(images), str(tmp_path / "c"),
+               "--quiet", "--chunk-size", "1", "--workers", "1"]
+    killed = subprocess.run(command, capture_output=True, text=True, timeout=300,
+                            env={**os.environ, KILL_AFTER_ENV: "1"})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    shutil.copytree(tmp_path / "c", tmp_path / "other")
+    settings = CorpusSettings(chunk_size=1)
+    same = build(images, tmp_path / "c", workers=1, engine=DlibEngine(), settings=settings,
+                 progress=False)
+    assert (same.reused_chunks, same.faces) == (1, 2)
+    monkeypatch.setattr(face, "PIPELINE", face.PIPELINE + 1)
+    other = build(images, tmp_path / "other", workers=1, engine=DlibEngine(), settings=settings,
+                  progress=False)
+    assert (other.reused_chunks, other.faces) == (0, 2)
+    manifest = yaml.safe_load((tmp_path / "other" / fmt.MANIFEST).read_text())
+    assert manifest["model"]["settings"]["pipeline"] == face.PIPELINE
+
+
 def test_existing_and_foreign_folders_are_protected(tmp_path):
     images = tmp_path / "images"
     make_images(images, 3)

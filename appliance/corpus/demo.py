@@ -49,9 +49,10 @@ DEMO_FACE_SIZE = 64
 DRAWS_ENV = "SOSIE_DEMO_DRAWS"
 MAX_DRAWS = 1_000_000
 #: How the demo corpus's thumbnails are made: 2 = a neutral surround where a crop runs past
-#: the 64-px face (1 repeated the edge pixels into bands). A cached corpus of another version
-#: is drawn again.
-DEMO_VERSION = 2
+#: the 64-px face (1 repeated the edge pixels into bands); 3 = the face pipeline's version 2
+#: (`faces.face.PIPELINE`: surround on a coarse grid, Winograd descriptors). A cached corpus of
+#: another version is drawn again.
+DEMO_VERSION = 3
 #: CPU seconds a draw costs the build (render, detect at 64 px, describe, thumbnail): 600 draws
 #: took 14 s of CPU on this project's x86 build machine; a Pi 4 core is ~5x slower.
 DRAW_CPU_SECONDS = 0.025

@@ -44,8 +44,12 @@ class DlibEngine:
         return model_checksums(self._settings())
 
     def settings(self) -> dict[str, Any]:
+        """The face settings, and the version of the code that applies them (`PIPELINE`)."""
+        from appliance.faces.face import PIPELINE
+
         record = dataclasses.asdict(self._settings())
-        return {k: (str(v) if isinstance(v, Path) else v) for k, v in record.items()}
+        return {**{k: (str(v) if isinstance(v, Path) else v) for k, v in record.items()},
+                "pipeline": PIPELINE}
 
     def create(self) -> Analyzer:
         from appliance.faces.analyzer import FaceAnalyzer

@@ -17,6 +17,12 @@ if TYPE_CHECKING:
 #: The descriptor network's input: dlib's aligned chip, as `compute_face_descriptor` expects it.
 DESCRIPTOR_CHIP_SIZE = 150
 DESCRIPTOR_CHIP_PADDING = 0.25
+#: Bumped when the same photo, settings and models give another bit of a descriptor or of an
+#: aligned crop: builds record it (`DlibEngine.settings`: build key, manifest, `sosie generate`'s
+#: analyzer), so no corpus mixes two. 2: the numpy ResNet's 3x3 convolutions by Winograd
+#: (descriptors within 5e-7 of version 1's), crops' surround blurred on a coarse grid and cut by
+#: OpenCV with dlib's geometry (thumbnails within ~0.5 grey level).
+PIPELINE = 2
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,9 @@ the manifest):
 Analysis version 1 (before 2026-12-07) looked at 256 px, then at 512 px for every draw without a
 face, and described each face alone: 1.66x the CPU per kept face of version 2 end to end
 (`bench/build.py --generator`), 12x in detection; it kept 74 % of the draws, version 2 keeps
-67 % (the difference: mostly weak detections).
+67 % (the difference: mostly weak detections). How the faces pipeline itself turns a face into
+a descriptor and a thumbnail has its own version in the build key (`faces.face.PIPELINE`, in the
+engine's settings).
 """
 
 from __future__ import annotations
