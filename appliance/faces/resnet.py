@@ -432,8 +432,8 @@ class FaceNet:
         return self.descriptors(chip[None])[0]
 
     def descriptors(self, chips: np.ndarray) -> np.ndarray:
-        """(n, 128) float32 descriptors of (n, 150, 150, 3) uint8 chips, one matrix product per
-        layer for the whole batch (the small late layers gain most: their weights are read once
+        """(n, 128) float32 descriptors of (n, 150, 150, 3) uint8 chips, the matrix products of
+        each layer on the whole batch (the small late layers gain most: their weights are read once
         per batch). A chip's descriptor depends on its batch only at float32 rounding (~4e-7):
         BLAS blocks a taller matrix differently; a batch of one is `descriptor`'s."""
         if chips.ndim != 4 or chips.shape[1:] != (CHIP_SIZE, CHIP_SIZE, 3):
