@@ -33,6 +33,11 @@ def worker_analyzer(engine: Any, checksums: dict[str, str]) -> Any:
         if found != checksums:
             raise WorkerMismatch(f"worker on {host_name()} has other face models than the "
                                  f"client ({first_difference(found, checksums)})")
+        import cv2
+
+        # a worker thread per core: OpenCV's own pool would only spin (the network products
+        # already run on one BLAS thread per call); a local build's workers do the same
+        cv2.setNumThreads(1)
         return engine.create()
 
     return worker_cached("analyzers", (repr(engine), tuple(sorted(checksums.items()))), make)
