@@ -38,6 +38,15 @@ EXTENSIONS = [
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     ),
     Extension(
+        "appliance._resnet",
+        sources=["ext/resnet.pyx", "ext/resnet_kernels/dispatch.c"],
+        include_dirs=["ext/resnet_kernels", np.get_include()],
+        depends=sorted(str(p) for p in Path("ext/resnet_kernels").glob("*.h")),
+        # fp-contract=off: no FMA, so the Winograd transforms are numpy's, bit for bit
+        extra_compile_args=[*common_c, "-ffp-contract=off"],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+    ),
+    Extension(
         "appliance._dither",
         sources=["ext/dither.pyx"],
         include_dirs=[np.get_include()],

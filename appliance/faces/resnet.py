@@ -5,9 +5,12 @@ dlib's own matrix code on x86 and far more on a Pi 4. This module reads the very
 (`dlib_face_recognition_resnet_model_v1.dat`) and runs the same network with numpy: the 3x3
 stride-1 convolutions of the residual blocks (86 % of the multiplications) by Winograd
 F(2x2, 3x3), 16 float32 matrix products of 2.25x fewer multiplications in all, on a zero-bordered
-`Grid` layout that needs no padding copy; the other convolutions (the 7x7 stem, the stride-2
-ones, the smallest images) by one im2col + one float32 matrix product (OpenBLAS; the large stem
-tile by tile, each tile's im2col still in cache when the product reads it). The batch-norm
+`Grid` layout that needs no padding copy, the transforms around the products (and the relu or
+residual sum that follows) in C (`appliance._resnet`, ext/resnet_kernels: the bits of the numpy
+passes `winograd_input_numpy` / `winograd_output_numpy`, 1.3x the whole network); the other
+convolutions (the 7x7 stem, the stride-2 ones, the smallest images) by one im2col + one float32
+matrix product (OpenBLAS; the large stem tile by tile, each tile's im2col still in cache when the
+product reads it). The batch-norm
 ("affine") layers are folded into the convolutions at load time, the input normalisation into
 the stem's. Descriptors agree with dlib's to ~1e-6 (float32 rounding in another summation
 order); tests compare them on real faces.
@@ -35,6 +38,8 @@ from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided, sliding_window_view
+
+from appliance import _resnet
 
 CHIP_SIZE = 150
 #: im2col rows per tile of a large convolution (~0.3-0.6 MB of float32 here: in L2 cache).
@@ -304,66 +309,104 @@ class Grid:
         return rows.reshape(n, self.height, 2 * half, channels)[:, :, 1:self.width + 1].copy()
 
 
-def winograd_conv(grid: Grid, conv: Conv, out: Grid, work: Workspace) -> Grid:
+def winograd_conv(grid: Grid, conv: Conv, out: Grid, work: Workspace,
+                  residual: Grid | None = None, relu: bool = False,
+                  reference: bool = False) -> Grid:
     """A 3x3 stride-1 'same' convolution by Winograd F(2x2, 3x3) (Lavin & Gray 2015), `grid`
-    into `out` (same size): each 4x4 input tile goes through B^T d B (additions), the 16 tile
-    positions are 16 matrix products (tiles x cin) @ (cin x cout) of 2.25x fewer
-    multiplications than the direct convolution's, the 2x2 outputs come out of A^T m A. A chunk
-    of chips at a time (`WINOGRAD_TILES`): a chip's output is the same bits whatever its batch."""
+    into `out` (same size), then + `residual` (a grid of out's shape) and ReLU if asked: each
+    4x4 input tile goes through B^T d B (additions), the 16 tile positions are 16 matrix
+    products (tiles x cin) @ (cin x cout) of 2.25x fewer multiplications than the direct
+    convolution's, the 2x2 outputs come out of A^T m A. A chunk of chips at a time
+    (`WINOGRAD_TILES`): a chip's output is the same bits whatever its batch. The transforms are
+    the C kernels of `appliance._resnet`, or (`reference`) the numpy passes
+    `winograd_input_numpy` and `winograd_output_numpy` whose bits they give."""
     data, target = grid.data, out.data
-    n, _, _, half, cin = data.shape
-    th, tw = (grid.height + 1) // 2, (grid.width + 1) // 2
+    n, _, _, _, cin = data.shape
+    height, width = grid.height, grid.width
+    th, tw = (height + 1) // 2, (width + 1) // 2
     weights = conv.winograd_weights
     cout = weights.shape[2]
+    into_input = winograd_input_numpy if reference else _resnet.winograd_input
+    into_output = winograd_output_numpy if reference else _resnet.winograd_output
     chunk = max(1, WINOGRAD_TILES // (th * tw))
     for first in range(0, n, chunk):
         x = data[first:first + chunk]
         m = len(x)
-        # B^T d B, rows then columns: B^T = [[1,0,-1,0], [0,1,1,0], [0,-1,1,0], [0,1,0,-1]]
-        rows = work.array("rows", (4, m, th, 2, half, cin))
-        r0, r1, r2, r3 = (x[:, i:i + 2 * th:2] for i in range(4))
-        np.subtract(r0, r2, out=rows[0])
-        np.add(r1, r2, out=rows[1])
-        np.subtract(r2, r1, out=rows[2])
-        np.subtract(r1, r3, out=rows[3])
-        tiles = work.array("tiles", (4, 4, m, th, tw, cin))
-        c0, c1 = rows[:, :, :, 0, :tw], rows[:, :, :, 1, :tw]  # tile columns 0 and 1
-        c2, c3 = rows[:, :, :, 0, 1:], rows[:, :, :, 1, 1:]  # 2 and 3
-        np.subtract(c0, c2, out=tiles[:, 0])
-        np.add(c1, c2, out=tiles[:, 1])
-        np.subtract(c2, c1, out=tiles[:, 2])
-        np.subtract(c1, c3, out=tiles[:, 3])
+        tiles = work.array("tiles", (16, m * th * tw, cin))
+        into_input(x, height, width, tiles)
         products = work.array("products", (16, m * th * tw, cout))
-        np.matmul(tiles.reshape(16, -1, cin), weights, out=products)
-        products[5] += conv.bias  # position (1, 1) reaches all four outputs with weight 1
-        # A^T m A, columns then rows: A^T = [[1, 1, 1, 0], [0, 1, -1, -1]]
-        m6 = products.reshape(4, 4, m, th, tw, cout)
-        cols = work.array("cols", (4, 2, m, th, tw, cout))
-        np.add(m6[:, 0], m6[:, 1], out=cols[:, 0])
-        cols[:, 0] += m6[:, 2]
-        np.subtract(m6[:, 1], m6[:, 2], out=cols[:, 1])
-        cols[:, 1] -= m6[:, 3]
-        result = work.array("result", (2, m, th, tw, cout))
-        y = target[first:first + m]
-        for a in range(2):  # output row 2 ty + a, column 2 tx + b: grid column 2 tx + b + 1
-            if a == 0:
-                np.add(cols[0], cols[1], out=result)
-                result += cols[2]
-            else:
-                np.subtract(cols[1], cols[2], out=result)
-                result -= cols[3]
-            y[:, 1 + a:1 + a + 2 * th:2, 1, :tw] = result[0]
-            y[:, 1 + a:1 + a + 2 * th:2, 0, 1:] = result[1]
-    # the border, and the row / column past an odd size the last tiles computed
-    target[:, 0] = 0
-    target[:, 2 * th + 1] = 0
-    target[:, :, 0, 0] = 0
-    target[:, :, 1, tw] = 0
-    if grid.height % 2:
-        target[:, grid.height + 1] = 0
-    if grid.width % 2:
-        target[:, :, 0, tw] = 0
+        np.matmul(tiles, weights, out=products)
+        into_output(products, conv.bias, target[first:first + m], height, width,
+                    None if residual is None else residual.data[first:first + m], relu)
     return out
+
+
+def winograd_input_numpy(x: np.ndarray, height: int, width: int, tiles: np.ndarray
+                         ) -> np.ndarray:
+    """B^T d B of every 4x4 tile of the grid data `x` (m, 2 th + 2, 2, tw + 1, cin) holding
+    images of height x width, rows then columns, into `tiles` (16, m * th * tw, cin): the numpy
+    reference of `_resnet.winograd_input`."""
+    m, _, _, half, cin = x.shape
+    th, tw = (height + 1) // 2, (width + 1) // 2
+    # B^T = [[1,0,-1,0], [0,1,1,0], [0,-1,1,0], [0,1,0,-1]]
+    rows = np.empty((4, m, th, 2, half, cin), dtype=np.float32)
+    r0, r1, r2, r3 = (x[:, i:i + 2 * th:2] for i in range(4))
+    np.subtract(r0, r2, out=rows[0])
+    np.add(r1, r2, out=rows[1])
+    np.subtract(r2, r1, out=rows[2])
+    np.subtract(r1, r3, out=rows[3])
+    out = tiles.reshape(4, 4, m, th, tw, cin)
+    c0, c1 = rows[:, :, :, 0, :tw], rows[:, :, :, 1, :tw]  # tile columns 0 and 1
+    c2, c3 = rows[:, :, :, 0, 1:], rows[:, :, :, 1, 1:]  # 2 and 3
+    np.subtract(c0, c2, out=out[:, 0])
+    np.add(c1, c2, out=out[:, 1])
+    np.subtract(c2, c1, out=out[:, 2])
+    np.subtract(c1, c3, out=out[:, 3])
+    return tiles
+
+
+def winograd_output_numpy(products: np.ndarray, bias: np.ndarray, y: np.ndarray, height: int,
+                          width: int, residual: np.ndarray | None = None, relu: bool = False
+                          ) -> np.ndarray:
+    """A^T m A of `products` (16, m * th * tw, cout), position 5 + bias first (it reaches all
+    four outputs with weight 1), columns then rows, as images of height x width into the grid
+    data `y` (m, 2 th + 2, 2, tw + 1, cout), its other cells 0; then + `residual` (grid data
+    shaped as `y`) and ReLU if asked: the numpy reference of `_resnet.winograd_output`."""
+    m, _, _, _, cout = y.shape
+    th, tw = (height + 1) // 2, (width + 1) // 2
+    products = products.copy()
+    products[5] += bias
+    # A^T = [[1, 1, 1, 0], [0, 1, -1, -1]]
+    m6 = products.reshape(4, 4, m, th, tw, cout)
+    cols = np.empty((4, 2, m, th, tw, cout), dtype=np.float32)
+    np.add(m6[:, 0], m6[:, 1], out=cols[:, 0])
+    cols[:, 0] += m6[:, 2]
+    np.subtract(m6[:, 1], m6[:, 2], out=cols[:, 1])
+    cols[:, 1] -= m6[:, 3]
+    result = np.empty((2, m, th, tw, cout), dtype=np.float32)
+    for a in range(2):  # output row 2 ty + a, column 2 tx + b: grid column 2 tx + b + 1
+        if a == 0:
+            np.add(cols[0], cols[1], out=result)
+            result += cols[2]
+        else:
+            np.subtract(cols[1], cols[2], out=result)
+            result -= cols[3]
+        y[:, 1 + a:1 + a + 2 * th:2, 1, :tw] = result[0]
+        y[:, 1 + a:1 + a + 2 * th:2, 0, 1:] = result[1]
+    # the border, and the row / column past an odd size the last tiles computed
+    y[:, 0] = 0
+    y[:, 2 * th + 1] = 0
+    y[:, :, 0, 0] = 0
+    y[:, :, 1, tw] = 0
+    if height % 2:
+        y[:, height + 1] = 0
+    if width % 2:
+        y[:, :, 0, tw] = 0
+    if residual is not None:
+        np.add(y, residual, out=y)
+    if relu:
+        np.maximum(y, 0, out=y)
+    return y
 
 
 def pool_layer(x: np.ndarray, pool: Pool) -> np.ndarray:
@@ -448,7 +491,8 @@ class FaceNet:
     def forward(self, chips: np.ndarray) -> np.ndarray:
         """(n, 128) descriptors of (n, 150, 150, 3) chips, layer by layer, on the threads BLAS
         has (`descriptors` runs this within its thread limit). Between the 3x3 stride-1
-        convolutions the batch stays a `Grid` (Winograd, relu and residual add in place)."""
+        convolutions the batch stays a `Grid` (Winograd, relu and residual add in place; those
+        that follow a Winograd convolution fused into its output transform)."""
         n = len(chips)
         work = _workspace(n)
         stem = self.stem
@@ -458,7 +502,9 @@ class FaceNet:
         x = pool_layer(x, self.layers[2][1])  # type: ignore[arg-type]
         x = block_input = np.maximum(x, 0, out=x)
         previous = "pool"
-        for kind, params in self.layers[3:]:
+        layers, i = self.layers, 2
+        while (i := i + 1) < len(layers):
+            kind, params = layers[i]
             if kind == "con":
                 conv: Conv = params  # type: ignore[assignment]
                 side = min(x.height, x.width) if isinstance(x, Grid) else min(x.shape[1:3])
@@ -471,7 +517,18 @@ class FaceNet:
                         x = grid
                     out_grid = work.grid(n, x.height, x.width, conv.bias.size, x,
                                          _grid_or_none(block_input))
-                    x = winograd_conv(x, conv, out_grid, work)
+                    # the relu after it, or the residual sum and relu, fused into its output
+                    after = [k for k, _ in layers[i + 1:i + 3]]
+                    if after == ["add_prev", "relu"] and isinstance(block_input, Grid) \
+                            and block_input.data.shape == out_grid.data.shape:
+                        x = block_input = winograd_conv(x, conv, out_grid, work,
+                                                        residual=block_input, relu=True)
+                        i, kind = i + 2, "relu"
+                    elif after[:1] == ["relu"]:
+                        x = winograd_conv(x, conv, out_grid, work, relu=True)
+                        i, kind = i + 1, "relu"
+                    else:
+                        x = winograd_conv(x, conv, out_grid, work)
             elif kind == "relu":
                 data = x.data if isinstance(x, Grid) else x
                 np.maximum(data, 0, out=data)
