@@ -22,6 +22,7 @@ from appliance.faces.crops import (
     edge_colour,
     edge_extended,
     feather_frame,
+    pyramid_border,
     surround_margin,
 )
 
@@ -35,11 +36,6 @@ def _moved(shape, by: int):
         dlib.rectangle(shape.rect.left() + by, shape.rect.top() + by,
                        shape.rect.right() + by, shape.rect.bottom() + by),
         [dlib.point(p.x + by, p.y + by) for p in shape.parts()])
-
-
-def _shrinks(details) -> bool:
-    """dlib cuts this chip from a smaller copy of the image (its pyramid), not the image."""
-    return details.rect.width() * details.rect.height() / 4 > 0.8 * details.rows * details.cols
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +58,7 @@ def test_the_chip_geometry_is_dlibs(faces, index, size, padding):
 
     face = faces[index]
     details = dlib.get_face_chip_details(face.shape, size=size, padding=padding)
-    if _shrinks(details):
+    if pyramid_border(details) > 2:
         return  # dlib resamples a smaller copy: aligned_crop leaves such crops to dlib
     offset = 2 + math.ceil(max(details.rect.width(), details.rect.height()))
     height, width = (np.array(face.pixels.shape[:2]) + 2 * offset)
@@ -100,6 +96,18 @@ def test_the_crop_is_dlibs_chip_of_the_extended_photo(faces, index, size, paddin
     difference = np.abs(crop.astype(int) - expected)
     assert difference.mean() < 0.6 and difference.max() <= 3, (difference.mean(),
                                                                  difference.max())
+
+
+@settings(max_examples=40, deadline=None)
+@given(index=st.integers(0, 6), size=st.integers(8, 160), padding=st.floats(0.0, 2.0))
+def test_a_crop_dlib_shrinks_for_has_no_black_edges(faces, index, size, padding):
+    """A crop much smaller than the face is cut by dlib from its image pyramid, whose levels
+    read past the crop (`pyramid_border`) and come out black where the photo ends: the photo
+    grows by that much too, so a photo of one grey gives a crop of that grey, edges included."""
+    face = faces[index]
+    grey = np.full_like(face.pixels, 128)
+    crop = aligned_crop(grey, face.shape, size, padding)
+    assert crop.min() >= 126 and crop.max() <= 130, (crop.min(), crop.max())
 
 
 def test_inside_the_photo_the_crop_is_the_photos_own_pixels(faces):

@@ -17,10 +17,11 @@ def aligned_crop(pixels: np.ndarray, shape: Any, size: int, padding: float) -> n
     """dlib's size x size chip of `pixels` aligned by the landmarks `shape` (eyes level, at fixed
     places; `padding` as `dlib.get_face_chip`), with a soft surround where it leaves the photo.
 
-    A crop inside the photo is `dlib.get_face_chip`'s own. One that leaves it is cut, with the
-    same geometry, from `edge_extended`'s photo: by `cv2.warpAffine` (bilinear, as dlib) when
-    dlib would cut it straight from the image, by dlib itself when it would shrink the image
-    first (a crop much smaller than the face: dlib's image pyramid).
+    A crop inside the photo is `dlib.get_face_chip`'s own. One that leaves it (or whose border
+    dlib's image pyramid reads leaves it: `surround_margin`) is cut, with the same geometry,
+    from `edge_extended`'s photo: by `cv2.warpAffine` (bilinear, as dlib) when dlib would cut
+    it straight from the image, by dlib itself when it would shrink the image first (a crop
+    much smaller than the face: dlib's image pyramid).
     """
     import cv2
     import dlib
@@ -31,8 +32,7 @@ def aligned_crop(pixels: np.ndarray, shape: Any, size: int, padding: float) -> n
         return dlib.get_face_chip(pixels, shape, size=size, padding=padding)
     neutral = edge_colour(pixels)
     extended, margin = edge_extended(pixels, margin, neutral)
-    rect = details.rect
-    if (rect.width() / 2) * (rect.height() / 2) > 0.8 * details.rows * details.cols:
+    if pyramid_border(details) > 2:  # dlib shrinks the photo first: its pyramid, its chip
         moved = dlib.full_object_detection(
             dlib.rectangle(shape.rect.left() + margin, shape.rect.top() + margin,
                            shape.rect.right() + margin, shape.rect.bottom() + margin),
@@ -62,19 +62,37 @@ def chip_transform(details: Any) -> np.ndarray:
 
 def surround_margin(details: Any, height: int, width: int) -> int:
     """How many pixels the photo must grow on each side to hold the crop `details` (dlib's
-    chip details), 0 when the crop stays inside the photo."""
+    chip details) and the border dlib reads around it (`pyramid_border`), 0 when both stay
+    inside the photo."""
     rect, angle = details.rect, details.angle
     centre = np.array([(rect.left() + rect.right()) / 2, (rect.top() + rect.bottom()) / 2])
     half = np.array([rect.width() / 2, rect.height() / 2])
     rotation = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
     corners = centre + (np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]]) * half) @ rotation.T
     overshoot = max(
-        0.0,
         -corners.min(),
         (corners[:, 0] - (width - 1)).max(),
         (corners[:, 1] - (height - 1)).max(),
     )
-    return math.ceil(overshoot) + 2 if overshoot > 0.0 else 0
+    border = pyramid_border(details)
+    # dlib reads past the crop's corners only through its pyramid (2 is slack otherwise)
+    reach = overshoot + border if border > 2 else overshoot
+    return math.ceil(overshoot) + border if reach > 0.0 else 0
+
+
+def pyramid_border(details: Any) -> int:
+    """The border (photo pixels) the photo needs around the crop `details`: 2 when dlib would
+    cut it from the photo itself; when dlib shrinks the photo first (an image pyramid: a crop
+    much smaller than the face), twice the border dlib grows its crop by (2, then twice that
+    plus 2 a level), since its levels' black edges reach up to 1.4 times as far and would show
+    along the crop's edges. The levels are counted from a 0.8 area ratio, a little before
+    dlib's own 1.0: one level too many only widens the border."""
+    area = details.rect.width() * details.rect.height() / 4
+    grow = 2
+    while area > 0.8 * details.rows * details.cols:
+        area /= 4
+        grow = 2 * grow + 2
+    return grow if grow == 2 else 2 * grow
 
 
 def edge_colour(pixels: np.ndarray) -> list[float]:
@@ -130,10 +148,13 @@ def edge_extended(
 
 @functools.lru_cache(maxsize=16)
 def gaussian_kernel(sigma: float) -> np.ndarray:
-    """A Gaussian's taps (a column, float64, +-3 sigma), for `cv2.sepFilter2D`."""
+    """A Gaussian's taps (a column, float64, +-3 sigma), for `cv2.sepFilter2D`; read-only, as
+    it is kept and shared (crops may be cut on several threads)."""
     import cv2
 
-    return cv2.getGaussianKernel(2 * math.ceil(3 * sigma) + 1, sigma)
+    kernel = cv2.getGaussianKernel(2 * math.ceil(3 * sigma) + 1, sigma)
+    kernel.flags.writeable = False
+    return kernel
 
 
 #: One strip of the frame `edge_extended` blends: (slice, the photo's weight there, 1 - weight).
