@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image
 
 from appliance.corpus.format import MAX_THUMBNAIL_SIZE, CorpusError
+from appliance.faces.crops import to_gray
 
 Encoding = Literal["png", "jpeg", "raw"]
 INDEX_DTYPE = np.dtype("<u8")
@@ -73,14 +74,9 @@ def decode(data: bytes, encoding: Encoding, size: int, *, colour: bool = False) 
             pixels = np.asarray(image if image.mode in ("L", "RGB") else image.convert("RGB"))
     if colour:
         return np.repeat(pixels[:, :, None], 3, axis=2) if pixels.ndim == 2 else pixels.copy()
-    return luminance(pixels) if pixels.ndim == 3 else pixels.copy()
-
-
-def luminance(rgb: np.ndarray) -> np.ndarray:
-    """ITU-R 601 luminance of an RGB uint8 image (the analyzer's `to_gray`, so a colour PNG
-    thumbnail decodes to exactly the gray crop the build used to store)."""
-    weights = np.array([299, 587, 114], dtype=np.uint32)
-    return ((rgb.astype(np.uint32) @ weights + 500) // 1000).astype(np.uint8)
+    # the analyzer's own luminance: a colour PNG thumbnail decodes to exactly the gray crop
+    # the build used to store
+    return to_gray(pixels) if pixels.ndim == 3 else pixels.copy()
 
 
 class PackWriter:
