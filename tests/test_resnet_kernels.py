@@ -151,3 +151,30 @@ def test_a_layer_gives_the_bits_of_its_numpy_passes():
         slow = resnet.winograd_conv(grid, conv, work.grid(3, 9, 7, 8, grid, shortcut), work,
                                     residual, relu, reference=True).data
         assert fast.tobytes() == slow.tobytes()
+
+
+def einsum_winograd_weights(conv: resnet.Conv) -> np.ndarray:
+    """G f G^T as it was computed before: one float64 einsum, rounded to float32."""
+    g = np.array([[1, 0, 0], [.5, .5, .5], [.5, -.5, .5], [0, 0, 1]])
+    cout = conv.weights.shape[1]
+    filters = conv.weights.reshape(3, 3, -1, cout).astype(np.float64)
+    return np.einsum("ik,klco,jl->ijco", g, filters, g).reshape(16, -1, cout).astype(np.float32)
+
+
+def test_the_models_winograd_weights_are_einsums(net):
+    convs = [conv for kind, conv in net.layers if kind == "con" and conv.winograd]
+    assert len(convs) > 20
+    for conv in convs:
+        assert conv.winograd_weights.tobytes() == einsum_winograd_weights(conv).tobytes()
+
+
+@settings(max_examples=40, deadline=None)
+@given(cin=st.integers(1, 9), cout=st.integers(1, 9), decades=st.integers(0, 6),
+       seed=st.integers(0, 2**32 - 1))
+def test_winograd_weights_are_einsums(cin, cout, decades, seed):
+    rng = np.random.default_rng(seed)
+    weights = (rng.standard_normal((9 * cin, cout))
+               * 10.0 ** rng.integers(-decades, 1, (9 * cin, cout))).astype(np.float32)
+    conv = resnet.Conv(weights, np.zeros(cout, np.float32), 3, 1, 1)
+    assert conv.winograd_weights.shape == (16, cin, cout)
+    assert conv.winograd_weights.tobytes() == einsum_winograd_weights(conv).tobytes()
