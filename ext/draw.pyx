@@ -5,7 +5,7 @@ Lanczos resize, bit-identical to the numpy and Pillow code they replace."""
 import numpy as np
 
 cimport numpy as cnp
-from libc.stdint cimport int32_t, uint8_t
+from libc.stdint cimport int32_t, int64_t, uint8_t
 
 cnp.import_array()
 
@@ -16,6 +16,9 @@ cdef extern from "draw.h" nogil:
     int draw_kernel_best()
     int draw_col2im(int kernel, const float *taps, size_t n, size_t h, size_t w, size_t k,
                     size_t cout, size_t stride, size_t padding, const float *bias, int relu,
+                    float *out)
+    int draw_gather(int kernel, const float *base, size_t base_len, const int64_t *offsets,
+                    size_t npix, size_t per, size_t cout, const float *bias, int relu,
                     float *out)
     int draw_lanczos_taps(int in_size, int out_size)
     int draw_lanczos_coeffs(int in_size, int out_size, int *bounds, int32_t *coeffs)
@@ -90,6 +93,44 @@ def col2im(taps, int stride, int padding, bias=None, bint relu=False, kernel=Non
                              bias_ptr, relu, &o[0, 0, 0, 0])
     if status == -2:
         raise MemoryError("col2im: no memory for its index tables")
+    return out
+
+
+def gather(base, offsets, int cout, bias=None, bint relu=False, kernel=None):
+    """(npix, cout) float32: output pixel p the sum of its taps, the cout floats at
+    base[offsets[p, j]:][:cout] for j ascending up to the first negative offset, added from 0
+    (as `col2im` adds them), then + bias, then ReLU; for taps computed in pieces, only those
+    that land. base: float32 taps (flattened), offsets: (npix, per) int64, each tap inside
+    base (ValueError otherwise)."""
+    buf = np.ascontiguousarray(base, dtype=np.float32).reshape(-1)
+    table = np.ascontiguousarray(offsets, dtype=np.int64)
+    if table.ndim != 2 or cout < 1:
+        raise ValueError(f"offsets of shape {table.shape}, cout {cout}: expected (npix, per), "
+                         "cout >= 1")
+    cdef const int64_t[:, ::1] off = table
+    cdef Py_ssize_t npix = off.shape[0], per = off.shape[1]
+    cdef const float[::1] b
+    cdef const float *bias_ptr = NULL
+    if bias is not None:
+        b = np.ascontiguousarray(bias, dtype=np.float32)
+        if b.shape[0] != cout:
+            raise ValueError(f"bias of {b.shape[0]} values for {cout} channels")
+        bias_ptr = &b[0]
+    out = np.empty((npix, cout), dtype=np.float32)
+    if npix == 0:
+        return out
+    if per == 0 or buf.shape[0] == 0:
+        raise ValueError(f"{per} taps a pixel in {buf.shape[0]} floats: nothing to add")
+    cdef const float[::1] t = buf
+    cdef float[:, ::1] o = out
+    cdef int kern = _kernel(kernel)
+    cdef int status
+    with nogil:
+        status = draw_gather(kern, &t[0], t.shape[0], &off[0, 0], npix, per, cout, bias_ptr,
+                             relu, &o[0, 0])
+    if status:
+        raise ValueError(f"a tap offset lies outside the {buf.shape[0]} floats of taps "
+                         f"(cout {cout})")
     return out
 
 

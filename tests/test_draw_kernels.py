@@ -89,6 +89,68 @@ def test_col2im_refuses_shapes_it_cannot_place():
         _draw.col2im(np.zeros((1, 1, 1, 4, 4, 3), np.float32), 1, 0, np.zeros(2, np.float32))
 
 
+def landing_offsets(shape: tuple[int, ...], stride: int, padding: int) -> np.ndarray:
+    """For taps (n, h, w, k, k, cout) in C order: (pixels, per) offsets of each output pixel's
+    taps in (ky, kx) order, -1 past its last, by the definition of the transposed convolution."""
+    n, h, w, k, _, cout = shape
+    oh, ow = (h - 1) * stride + k - 2 * padding, (w - 1) * stride + k - 2 * padding
+    rows = []
+    for b in range(n):
+        for oy in range(oh):
+            for ox in range(ow):
+                row = []
+                for ky in range(k):
+                    for kx in range(k):
+                        (iy, ry), (ix, rx) = (divmod(oy + padding - ky, stride),
+                                              divmod(ox + padding - kx, stride))
+                        if ry == rx == 0 and 0 <= iy < h and 0 <= ix < w:
+                            row.append(((((b * h + iy) * w + ix) * k + ky) * k + kx) * cout)
+                rows.append(row)
+    per = max(1, *map(len, rows))
+    return np.array([r + [-1] * (per - len(r)) for r in rows], dtype=np.int64)
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 3), h=st.integers(1, 5), w=st.integers(1, 5),
+       cout=st.sampled_from([1, 3, 8, 17, 64]), kernel=st.sampled_from([1, 2, 3, 4, 5]),
+       stride=st.integers(1, 3), padding=st.integers(0, 2), bias=st.booleans(),
+       relu=st.booleans(), seed=st.integers(0, 2**32 - 1))
+def test_gather_adds_taps_stored_anywhere_as_col2im_does(n, h, w, cout, kernel, stride, padding,
+                                                        bias, relu, seed):
+    """The same taps, moved to shuffled places in a larger buffer with a dirty remainder: the
+    offsets table finds them, and the sums are col2im's bit for bit (order, -0, NaN, bias)."""
+    if min((h - 1) * stride + kernel, (w - 1) * stride + kernel) <= 2 * padding:
+        return
+    rng = np.random.default_rng(seed)
+    shape = (n, h, w, kernel, kernel, cout)
+    taps = (rng.standard_normal(shape) * 10.0 ** rng.integers(-4, 5, shape)).astype(np.float32)
+    taps.reshape(-1)[rng.integers(0, taps.size, 3)] = [-0.0, np.nan, 0.0]
+    b = rng.standard_normal(cout).astype(np.float32) if bias else None
+    expected = _draw.col2im(taps, stride, padding, b, relu)
+    offsets = landing_offsets(shape, stride, padding)
+    blocks = taps.reshape(-1, cout)
+    place = rng.permutation(2 * len(blocks))[:len(blocks)]  # block i stored at block place[i]
+    buffer = rng.standard_normal((2 * len(blocks), cout)).astype(np.float32)
+    buffer[place] = blocks
+    moved = np.where(offsets < 0, -1, place[offsets // cout] * cout)
+    for name in KERNELS:
+        got = _draw.gather(buffer, moved, cout, b, relu, kernel=name)
+        assert got.tobytes() == expected.reshape(-1, cout).tobytes(), name
+
+
+def test_gather_refuses_taps_outside_its_buffer():
+    buffer = np.zeros(12, np.float32)
+    np.testing.assert_array_equal(_draw.gather(buffer + 1, [[9, -1], [0, 3]], 3),
+                                  [[1, 1, 1], [2, 2, 2]])
+    for offsets in ([[10]], [[12]], [[2**40]]):
+        with pytest.raises(ValueError, match="outside the 12 floats of taps"):
+            _draw.gather(buffer, offsets, 3)
+    with pytest.raises(ValueError, match="bias of 2 values for 3 channels"):
+        _draw.gather(buffer, [[0]], 3, np.zeros(2, np.float32))
+    with pytest.raises(ValueError, match=r"expected \(npix, per\)"):
+        _draw.gather(buffer, [0, 3], 3)
+
+
 def pillow_lanczos(image: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.asarray(Image.fromarray(image).resize((width, height), Image.Resampling.LANCZOS))
 

@@ -43,15 +43,17 @@ typedef struct {
                    const float *, int, float *, size_t *, size_t *, size_t *, size_t *);
     void (*resample_rows)(const uint8_t *, size_t, size_t, const int *, const int32_t *, int,
                           int32_t *, uint8_t *, size_t, size_t, size_t);
+    void (*gather)(const float *, const int64_t *, size_t, size_t, size_t, const float *, int,
+                   float *);
 } draw_entry;
 
 /* On aarch64 the serial build is NEON already (the vectorizer's, NEON being baseline). */
 static const draw_entry KERNELS[] = {
 #ifdef DRAW_HAVE_X86
-    {"avx512", cpu_has_avx512, avx512_col2im, avx512_resample_rows},
-    {"avx2", cpu_has_avx2, avx2_col2im, avx2_resample_rows},
+    {"avx512", cpu_has_avx512, avx512_col2im, avx512_resample_rows, avx512_gather},
+    {"avx2", cpu_has_avx2, avx2_col2im, avx2_resample_rows, avx2_gather},
 #endif
-    {"serial", always, serial_col2im, serial_resample_rows},
+    {"serial", always, serial_col2im, serial_resample_rows, serial_gather},
 };
 #define KERNEL_COUNT ((int)(sizeof KERNELS / sizeof KERNELS[0]))
 
@@ -82,6 +84,17 @@ int draw_col2im(int kernel, const float *taps, size_t n, size_t h, size_t w, siz
     KERNELS[kernel].col2im(taps, n, h, w, k, cout, stride, padding, bias, relu, out, ys, ny, xs,
                            nx);
     free(tables);
+    return 0;
+}
+
+int draw_gather(int kernel, const float *base, size_t base_len, const int64_t *offsets,
+                size_t npix, size_t per, size_t cout, const float *bias, int relu, float *out) {
+    if (!draw_kernel_supported(kernel)) return -1;
+    for (size_t i = 0; i < npix * per; i++) /* every tap inside the buffer (< 0: none) */
+        if (offsets[i] >= 0 && ((size_t)offsets[i] > base_len ||
+                                base_len - (size_t)offsets[i] < cout))
+            return -1;
+    KERNELS[kernel].gather(base, offsets, npix, per, cout, bias, relu, out);
     return 0;
 }
 

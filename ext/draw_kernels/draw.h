@@ -5,6 +5,7 @@
  *   order numpy's strided adds used, (ky, kx) ascending from 0.0f, then + bias, then ReLU
  *   (as np.maximum(x, 0): +0 for -0, NaN kept). Vectorized over output channels only: a
  *   pixel's sums never change order (built with -ffp-contract=off, no FMA).
+ * - gather: the same sums for taps a caller computed in pieces (only those that land).
  * - resample: Pillow's 8-bit two-pass convolution resize (Resample.c): the same double
  *   precision coefficients rounded to 22-bit integers, integer sums (exact in any order),
  *   the same clip to 8 bits after each pass.
@@ -28,6 +29,13 @@ int draw_kernel_best(void);
 int draw_col2im(int kernel, const float *taps, size_t n, size_t h, size_t w, size_t k,
                 size_t cout, size_t stride, size_t padding, const float *bias, int relu,
                 float *out);
+
+/* The same sums as draw_col2im for taps stored anywhere in `base` (base_len floats): output
+ * pixel p = its taps at base + offsets[p * per + j] (cout floats each), j ascending up to the
+ * first negative offset (fewer taps: a border pixel), added from 0.0f, + bias (cout floats or NULL), ReLU if relu; out: (npix, cout).
+ * Returns 0, or -1 for a bad kernel or an offset whose tap is not inside base. */
+int draw_gather(int kernel, const float *base, size_t base_len, const int64_t *offsets,
+                size_t npix, size_t per, size_t cout, const float *bias, int relu, float *out);
 
 /* Taps of Pillow's Lanczos filter resampling in_size pixels to out_size (the `ksize` of its
  * precompute_coeffs), or 0 for sizes < 1. */

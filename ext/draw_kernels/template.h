@@ -79,6 +79,30 @@ DRAW_ATTR static void DRAW_CAT(DRAW_ISA, col2im)(const float *taps, size_t n, si
     }
 }
 
+/* Output pixel p (cout floats at out + p * cout): its taps at base + offsets[p * per + j],
+ * j ascending up to the first negative offset (none left), added from 0.0f, then + bias, then ReLU: the sums of `pixel` (hence of numpy's
+ * strided adds) for taps stored wherever the caller computed them. */
+DRAW_ATTR static void DRAW_CAT(DRAW_ISA, gather)(const float *base, const int64_t *offsets,
+                                                  size_t npix, size_t per, size_t cout,
+                                                  const float *bias, int relu, float *out) {
+    for (size_t p = 0; p < npix; p++) {
+        float *restrict o = out + p * cout;
+        const int64_t *off = offsets + p * per;
+        for (size_t c = 0; c < cout; c++) o[c] = 0.0f;
+        for (size_t j = 0; j < per && off[j] >= 0; j++) {
+            const float *restrict t = base + off[j];
+            for (size_t c = 0; c < cout; c++) o[c] += t[c];
+        }
+        if (bias)
+            for (size_t c = 0; c < cout; c++) o[c] += bias[c];
+        if (relu)
+            for (size_t c = 0; c < cout; c++) {
+                float v = o[c];
+                o[c] = (v > 0.0f || v != v) ? v : 0.0f;
+            }
+    }
+}
+
 /* Out row r (at out + r * out_step) of the resampling pass, its i-th byte at i / group *
  * group_step + i % group: group = row_len, group_step = 0 writes a plain row; group = the bytes
  * of a pixel writes it transposed (the horizontal pass's rows are the image's columns). */
