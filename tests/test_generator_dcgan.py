@@ -13,11 +13,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch_zip_writer import dcgan_state, write_dcgan
 
+from appliance import _draw
 from appliance.generator import dcgan
 from appliance.generator.dcgan import (
     BN_EPS,
     DCGAN,
+    LANDED_MIN_PRODUCT,
+    LandedTaps,
+    Layer,
     WeightsNotFound,
+    conv_taps,
     conv_transpose,
     default_weights_path,
     fold_layers,
@@ -200,6 +205,61 @@ def test_the_shipped_network_draws_the_same_pixels_in_any_batch():
         apart = np.concatenate([net.render(latents[i:i + size])
                                 for i in range(0, len(latents), size)])
         np.testing.assert_array_equal(apart, together)
+
+
+def whole_product_layer(layer: Layer, x: np.ndarray, relu: bool,
+                        kernel: int = dcgan.KERNEL) -> np.ndarray:
+    """The layer as one product of every tap, then col2im + bias (+ ReLU)."""
+    return _draw.col2im(conv_taps(x, layer.weights, kernel), layer.stride, layer.padding,
+                        layer.bias, relu)
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 3), h=st.integers(1, 6), w=st.integers(1, 6), cin=st.integers(1, 9),
+       cout=st.sampled_from([1, 3, 8]), stride=st.integers(1, 3), padding=st.integers(0, 2),
+       kernel=st.sampled_from([2, 3, 4, 5]), relu=st.booleans(), seed=st.integers(0, 2**16))
+def test_landed_taps_equal_the_whole_product(n, h, w, cin, cout, stride, padding, kernel, relu,
+                                             seed):
+    """Any geometry: the products on the taps that land, gathered, give the whole product's
+    layer. Small integers make every sum exact whatever order BLAS adds in (numpy sends a
+    one-row or one-column product to another routine), so this checks which taps are computed
+    and where they are added; the shipped layers' bits are checked below."""
+    if min((h - 1) * stride + kernel, (w - 1) * stride + kernel) <= 2 * padding:
+        return
+    rng = np.random.default_rng(seed)
+    layer = Layer(rng.integers(-8, 9, (cin, kernel * kernel * cout)).astype(np.float32),
+                  rng.integers(-8, 9, cout).astype(np.float32), stride, padding)
+    x = rng.integers(-8, 9, (n, h, w, cin)).astype(np.float32)
+    landed = LandedTaps(layer, n, h, w, kernel)
+    got = landed(x, layer.bias, relu)
+    assert got.tobytes() == whole_product_layer(layer, x, relu, kernel).tobytes()
+    # only landing taps were multiplied: one (row, column block) pair per tap that lands
+    pairs = sum(len(rows if rows is not None else x.reshape(-1, cin)) * columns // cout
+                for rows, _, _, columns in landed.products)
+    assert pairs == np.count_nonzero(landed.offsets >= 0)
+
+
+def test_the_shipped_layers_multiply_only_the_taps_that_land():
+    """The real 4x4 -> 8x8 and 8x8 -> 16x16 layers on real activations: (14 / 16)^2 and
+    (30 / 32)^2 of the whole product's multiply-adds, the same bits, for batches from the
+    smallest that uses them; a smaller batch (BLAS's small products) gets the whole product."""
+    net = DCGAN.load(installed_weights())
+    latents = np.stack([DCGAN.latent(11, i) for i in range(16)])
+    x = np.concatenate([conv_taps(z.reshape(1, 1, 1, -1), net.layers[0].weights)
+                        for z in latents])
+    x = _draw.col2im(x, 1, 0, net.layers[0].bias, True)
+    for i, share in ((1, (14 / 16) ** 2), (2, (30 / 32) ** 2)):
+        layer = net.layers[i]
+        for n in (8, 11, 16):
+            landed = net.landed_taps(i, x[:n].shape)
+            assert landed is not None and landed.smallest >= LANDED_MIN_PRODUCT
+            assert landed(x[:n], layer.bias, True).tobytes() == \
+                whole_product_layer(layer, x[:n], True).tobytes()
+        macs = sum((16 * x[0, ..., 0].size if rows is None else len(rows)) * columns
+                   for rows, _, _, columns in landed.products)
+        assert macs == pytest.approx(share * 16 * x[0, ..., 0].size * layer.weights.shape[1])
+        assert net.landed_taps(i, x[:1].shape) is None
+        x = whole_product_layer(layer, x, True)
 
 
 def test_faces_are_upscaled_with_lanczos(weights):
