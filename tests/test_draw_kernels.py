@@ -1,8 +1,9 @@
 """The C drawing kernels (ext/draw_kernels, appliance._draw) against what they replace, bit for
-bit, on every kernel this CPU runs: col2im + bias + ReLU against the numpy strided adds, the
-LANCZOS enlargement against Pillow's. Then ext/draw_kernels/tests/draw_check.c (fixed inputs,
-a hash per output) gives the same lines on every kernel here and on the Raspberry Pi 4's build
-(aarch64 -mcpu=cortex-a72, vectorized to NEON, run under qemu): the same faces on the Pi."""
+bit, on every kernel this CPU runs: col2im + bias + ReLU against the numpy strided adds, gather
+(the same sums for taps stored anywhere) against col2im, the LANCZOS enlargement against
+Pillow's. Then ext/draw_kernels/tests/draw_check.c (fixed inputs, a hash per output) gives the
+same lines on every kernel here and on the Raspberry Pi 4's build (aarch64 -mcpu=cortex-a72,
+vectorized to NEON, run under qemu): the same faces on the Pi."""
 
 from __future__ import annotations
 
@@ -203,14 +204,14 @@ def native_lines(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
     for name, result in outputs.items():
         assert result.returncode == 0, f"{name}: {result.stdout}{result.stderr}"
     lines = outputs["serial"].stdout.splitlines()
-    assert len(lines) == 7 and all(line.endswith(" 0") for line in lines)
+    assert len(lines) == 9 and all(line.endswith(" 0") for line in lines)
     for name, result in outputs.items():
         assert result.stdout.splitlines() == lines, name
     return lines
 
 
 def test_draw_check_agrees_across_the_kernels_here(native_lines):
-    assert len(set(native_lines)) == len(native_lines)  # seven different outputs
+    assert len(set(native_lines)) == len(native_lines)  # nine different outputs
 
 
 @pytest.mark.skipif(any(shutil.which(tool) is None for tool in ARM),
@@ -228,3 +229,5 @@ def test_the_pi_4_build_draws_the_same_bits(native_lines, tmp_path):
     disassembly = _run([ARM[1], "-d", "--no-show-raw-insn", str(driver)]).stdout
     col2im = disassembly.split("<serial_col2im>:")[1].split("\n\n")[0]
     assert "fadd\tv" in col2im and ".4s" in col2im
+    gather = disassembly.split("<draw_gather>:")[1].split("\n\n")[0]  # serial_gather inlined
+    assert "fadd\tv" in gather and ".4s" in gather

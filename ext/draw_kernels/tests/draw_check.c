@@ -46,6 +46,30 @@ static int col2im_case(int kernel, size_t n, size_t h, size_t w, size_t k, size_
     return status != 0;
 }
 
+static int gather_case(int kernel, size_t npix, size_t per, size_t blocks, size_t cout,
+                       int bias, int relu) {
+    float *taps = malloc(blocks * cout * sizeof *taps), *b = malloc(cout * sizeof *b);
+    float *out = malloc(npix * cout * sizeof *out);
+    int64_t *offsets = malloc(npix * per * sizeof *offsets);
+    if (!taps || !b || !out || !offsets) return 1;
+    for (size_t i = 0; i < blocks * cout; i++) {
+        float mantissa = (float)(int32_t)next() / 2147483648.0f;
+        taps[i] = ldexpf(mantissa, (int)(next() % 21) - 10);
+    }
+    for (size_t c = 0; c < cout; c++) b[c] = (float)(int32_t)next() / 2147483648.0f;
+    for (size_t p = 0; p < npix; p++) { /* 1 to per taps a pixel (a border pixel has fewer) */
+        size_t count = 1 + next() % per;
+        for (size_t j = 0; j < per; j++)
+            offsets[p * per + j] = j < count ? (int64_t)((next() % blocks) * cout) : -1;
+    }
+    int status = draw_gather(kernel, taps, blocks * cout, offsets, npix, per, cout,
+                             bias ? b : NULL, relu, out);
+    printf("gather %zux%zu of %zu c%zu %016llx %d\n", npix, per, blocks, cout,
+           (unsigned long long)fnv(out, npix * cout * sizeof *out), status);
+    free(taps), free(b), free(out), free(offsets);
+    return status != 0;
+}
+
 static int resize_case(int kernel, size_t n, size_t h, size_t w, size_t oh, size_t ow) {
     size_t ch = 3;
     int kx = draw_lanczos_taps((int)w, (int)ow), ky = draw_lanczos_taps((int)h, (int)oh);
@@ -87,6 +111,8 @@ int main(int argc, char **argv) {
     failed |= col2im_case(kernel, 2, 4, 4, 4, 64, 2, 1, 1, 1);   /* a middle layer's */
     failed |= col2im_case(kernel, 1, 8, 8, 4, 3, 2, 1, 0, 0);    /* the RGB layer's */
     failed |= col2im_case(kernel, 3, 3, 5, 3, 7, 3, 2, 1, 1);    /* odd everything */
+    failed |= gather_case(kernel, 128, 4, 300, 128, 1, 1);      /* a landed layer's */
+    failed |= gather_case(kernel, 50, 9, 40, 3, 0, 0);
     failed |= resize_case(kernel, 2, 64, 64, 256, 256);         /* the faces' upscale */
     failed |= resize_case(kernel, 2, 13, 7, 100, 41);
     failed |= resize_case(kernel, 1, 5, 9, 5, 30);               /* horizontal pass only */
