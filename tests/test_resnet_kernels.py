@@ -120,11 +120,32 @@ def test_shapes_are_checked_before_any_pointer_arithmetic():
          "residual"),
         (lambda: _resnet.winograd_output(tiles, np.zeros(4, np.float32), grid, 5, 7),
          "out: a C-contiguous float32 grid"),
+        # never a write into read-only memory (here a bytes object's) or a misaligned buffer
+        (lambda: _resnet.winograd_input(grid, 5, 5, read_only(tiles)), "tiles must be"),
+        (lambda: _resnet.winograd_input(grid, 5, 5, misaligned(tiles)), "tiles must be"),
+        (lambda: _resnet.winograd_output(tiles, np.zeros(4, np.float32), read_only(grid), 5, 5),
+         "out: .* \\(aligned, writeable\\)"),
+        (lambda: _resnet.winograd_input(grid, 2**31 - 1, 5, tiles), "grid \\(m, 2147483650,"),
     ]
     for call, message in bad:
         with pytest.raises(ValueError, match=message) as caught:
             call()
         assert "\n" not in str(caught.value)
+    for none in ((None, 5, 5, tiles), (grid, 5, 5, None)):
+        with pytest.raises(TypeError, match="NoneType"):
+            _resnet.winograd_input(*none)
+
+
+def read_only(a: np.ndarray) -> np.ndarray:
+    """A copy of `a` over an immutable bytes object."""
+    return np.frombuffer(a.tobytes(), a.dtype).reshape(a.shape)
+
+
+def misaligned(a: np.ndarray) -> np.ndarray:
+    """A C-contiguous copy of `a` one byte off float alignment."""
+    raw = np.zeros(a.nbytes + 1, np.uint8)[1:]
+    raw[:] = a.view(np.uint8).reshape(-1)
+    return raw.view(a.dtype).reshape(a.shape)
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ product reads it). The batch-norm
 the stem's. Descriptors agree with dlib's to ~1e-6 (float32 rounding in another summation
 order); tests compare them on real faces.
 
-    >>> net = FaceNet.load(path)          # parses the dlib file once (~0.3 s)
+    >>> net = FaceNet.load(path)          # parses the dlib file once (~40 ms CPU, x86)
     >>> net.descriptor(chip)              # chip: (150, 150, 3) uint8 RGB, dlib's aligned chip
     array([...], dtype=float32)           # (128,)
 

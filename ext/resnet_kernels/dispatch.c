@@ -16,6 +16,8 @@
 #define RESNET_ATTR __attribute__((target("avx512f,avx512bw,avx512vl")))
 #include "template.h"
 
+/* __builtin_cpu_supports reports AVX2 / AVX-512 only if the OS saves their registers too
+ * (libgcc reads XCR0 with xgetbv: YMM state for AVX2, opmask and ZMM state for AVX-512). */
 static int cpu_has_avx2(void) {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx2");
