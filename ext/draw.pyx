@@ -20,6 +20,7 @@ cdef extern from "draw.h" nogil:
     int draw_gather(int kernel, const float *base, size_t base_len, const int64_t *offsets,
                     size_t npix, size_t per, size_t cout, const float *bias, int relu,
                     float *out)
+    enum: DRAW_MAX_SIDE
     int draw_lanczos_taps(int in_size, int out_size)
     int draw_lanczos_coeffs(int in_size, int out_size, int *bounds, int32_t *coeffs)
     int draw_resize(int kernel, const uint8_t *src, size_t n, size_t h, size_t w, size_t ch,
@@ -136,10 +137,11 @@ def gather(base, offsets, int cout, bias=None, bint relu=False, kernel=None):
 
 def lanczos_coefficients(int in_size, int out_size):
     """Pillow's LANCZOS (bounds (out_size, 2) int32, coefficients (out_size, taps) int32) for
-    in_size pixels to out_size over the whole image."""
+    in_size pixels enlarged to out_size over the whole image."""
     cdef int taps = draw_lanczos_taps(in_size, out_size)
     if taps == 0:
-        raise ValueError(f"cannot resample {in_size} pixels to {out_size}")
+        raise ValueError(f"cannot enlarge {in_size} pixels to {out_size}: expected "
+                         f"1 <= in_size <= out_size <= {DRAW_MAX_SIDE}")
     bounds = np.empty((out_size, 2), dtype=np.intc)
     coeffs = np.empty((out_size, taps), dtype=np.int32)
     cdef int[:, ::1] bv = bounds
@@ -169,10 +171,10 @@ def lanczos_enlarge(images, int height, int width, kernel=None):
         raise ValueError(f"images of shape {array.shape}: expected (n, h, w, channels)")
     cdef const uint8_t[:, :, :, ::1] src = array
     cdef Py_ssize_t n = src.shape[0], h = src.shape[1], w = src.shape[2], ch = src.shape[3]
-    if h < 1 or w < 1 or ch < 1 or height < h or width < w or height > 1 << 14 or \
-            width > 1 << 14:
+    if h < 1 or w < 1 or ch < 1 or height < h or width < w or height > DRAW_MAX_SIDE or \
+            width > DRAW_MAX_SIDE:
         raise ValueError(f"cannot enlarge {w}x{h} images to {width}x{height}: expected "
-                         "1 <= w <= width <= 16384, 1 <= h <= height <= 16384")
+                         f"1 <= w <= width <= {DRAW_MAX_SIDE}, 1 <= h <= height <= {DRAW_MAX_SIDE}")
     out = np.empty((n, height, width, ch), dtype=np.uint8)
     if n == 0:
         return out

@@ -182,7 +182,10 @@ def test_lanczos_enlarge_refuses_a_reduction():
 
 
 DRAW_KERNELS = Path(__file__).resolve().parents[1] / "ext" / "draw_kernels"
-CFLAGS = ["-O3", "-Wall", "-Werror", "-ffp-contract=off", f"-I{DRAW_KERNELS}"]
+# setup.py's flags for appliance._draw (its common_c + -ffp-contract=off), so the check runs
+# the code the extension ships
+CFLAGS = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-Wall", "-Werror",
+          "-ffp-contract=off", f"-I{DRAW_KERNELS}"]
 SOURCES = [str(DRAW_KERNELS / "tests" / "draw_check.c"), str(DRAW_KERNELS / "dispatch.c")]
 CC = shutil.which("cc") or shutil.which("gcc")
 ARM = ("aarch64-linux-gnu-gcc", "aarch64-linux-gnu-objdump", "qemu-aarch64")

@@ -1,7 +1,6 @@
 /* The one runtime dispatch point of the drawing kernels, and Pillow's Lanczos coefficients. */
 #include "draw.h"
 
-#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,15 +97,6 @@ int draw_gather(int kernel, const float *base, size_t base_len, const int64_t *o
     return 0;
 }
 
-int draw_resample_rows(int kernel, const uint8_t *in, size_t row_len, size_t out_rows,
-                       const int *bounds, const int32_t *coeffs, int ksize, int32_t *acc,
-                       uint8_t *out) {
-    if (!draw_kernel_supported(kernel)) return -1;
-    KERNELS[kernel].resample_rows(in, row_len, out_rows, bounds, coeffs, ksize, acc, out,
-                                  row_len, row_len, 0);
-    return 0;
-}
-
 int draw_resize(int kernel, const uint8_t *in, size_t n, size_t h, size_t w, size_t ch,
                 size_t out_h, size_t out_w, const int *bounds_x, const int32_t *coeffs_x,
                 int ksize_x, const int *bounds_y, const int32_t *coeffs_y, int ksize_y,
@@ -161,13 +151,12 @@ static double filter_scale(int in_size, int out_size) {
 }
 
 int draw_lanczos_taps(int in_size, int out_size) {
-    if (in_size < 1 || out_size < 1) return 0;
+    /* enlargements only (filterscale 1: 7 taps, a small stack array in draw_lanczos_coeffs) */
+    if (in_size < 1 || out_size < in_size || out_size > DRAW_MAX_SIDE) return 0;
     double filterscale = filter_scale(in_size, out_size);
     if (filterscale < 1.0) filterscale = 1.0;
     double support = LANCZOS_SUPPORT * filterscale;
-    int ksize = (int)ceil(support) * 2 + 1;
-    if (out_size > INT_MAX / (ksize * (int)sizeof(double))) return 0;
-    return ksize;
+    return (int)ceil(support) * 2 + 1;
 }
 
 int draw_lanczos_coeffs(int in_size, int out_size, int *bounds, int32_t *coeffs) {

@@ -32,25 +32,22 @@ int draw_col2im(int kernel, const float *taps, size_t n, size_t h, size_t w, siz
 
 /* The same sums as draw_col2im for taps stored anywhere in `base` (base_len floats): output
  * pixel p = its taps at base + offsets[p * per + j] (cout floats each), j ascending up to the
- * first negative offset (fewer taps: a border pixel), added from 0.0f, + bias (cout floats or NULL), ReLU if relu; out: (npix, cout).
+ * first negative offset (fewer taps: a border pixel), added from 0.0f, + bias (cout floats or
+ * NULL), ReLU if relu; out: (npix, cout).
  * Returns 0, or -1 for a bad kernel or an offset whose tap is not inside base. */
 int draw_gather(int kernel, const float *base, size_t base_len, const int64_t *offsets,
                 size_t npix, size_t per, size_t cout, const float *bias, int relu, float *out);
 
-/* Taps of Pillow's Lanczos filter resampling in_size pixels to out_size (the `ksize` of its
- * precompute_coeffs), or 0 for sizes < 1. */
+/* Sides of an enlargement the Lanczos coefficients are made for, at most. */
+#define DRAW_MAX_SIDE (1 << 14)
+
+/* Taps of Pillow's Lanczos filter enlarging in_size pixels to out_size (the `ksize` of its
+ * precompute_coeffs), or 0 unless 1 <= in_size <= out_size <= DRAW_MAX_SIDE. */
 int draw_lanczos_taps(int in_size, int out_size);
 /* Pillow's precompute_coeffs + normalize_coeffs_8bpc for LANCZOS over the whole input:
  * bounds[2 i] the first input pixel of output pixel i, bounds[2 i + 1] how many; coeffs
  * (out_size x ksize) int32 fixed point. Returns ksize, 0 for bad sizes. */
 int draw_lanczos_coeffs(int in_size, int out_size, int *bounds, int32_t *coeffs);
-
-/* One resampling pass along rows of `row_len` bytes: out row r = clip8(sum over t of
- * in row (bounds[2 r] + t) * coeffs[r * ksize + t], rounded as Pillow does), for r < out_rows.
- * acc: row_len int32 of scratch. Returns 0, or -1 for a bad kernel. */
-int draw_resample_rows(int kernel, const uint8_t *in, size_t row_len, size_t out_rows,
-                       const int *bounds, const int32_t *coeffs, int ksize, int32_t *acc,
-                       uint8_t *out);
 
 /* n images (h, w, ch) uint8 resized to (out_h, out_w, ch) as Pillow's Image.resize does when
  * it runs the horizontal pass first (always so for an enlargement: out_h >= h, out_w >= w),

@@ -80,8 +80,9 @@ DRAW_ATTR static void DRAW_CAT(DRAW_ISA, col2im)(const float *taps, size_t n, si
 }
 
 /* Output pixel p (cout floats at out + p * cout): its taps at base + offsets[p * per + j],
- * j ascending up to the first negative offset (none left), added from 0.0f, then + bias, then ReLU: the sums of `pixel` (hence of numpy's
- * strided adds) for taps stored wherever the caller computed them. */
+ * j ascending up to the first negative offset (none left), added from 0.0f, then + bias, then
+ * ReLU: the sums of `pixel` (hence of numpy's strided adds) for taps stored wherever the
+ * caller computed them. */
 DRAW_ATTR static void DRAW_CAT(DRAW_ISA, gather)(const float *base, const int64_t *offsets,
                                                   size_t npix, size_t per, size_t cout,
                                                   const float *bias, int relu, float *out) {
