@@ -385,25 +385,20 @@ class DCGAN:
         first = self.layers[0]
         last = len(self.layers) - 1
         # the first layer face by face: one row is BLAS's matrix-vector product, whose sums a
-        # matrix of several rows would order otherwise (and move pixels)
+        # matrix of several rows would order otherwise (and move pixels); col2im, + bias and
+        # ReLU in one C pass: the sums of `col2im_numpy`, bit for bit
         taps = np.concatenate([conv_taps(z.reshape(1, 1, 1, -1), first.weights) for z in latents])
-        x = taps
-        for i, layer in enumerate(self.layers):
+        x = _draw.col2im(taps, first.stride, first.padding, first.bias, True)
+        for i, layer in enumerate(self.layers[1:], start=1):
             bias, relu = None if i == last else layer.bias, i < last
             landed = self.landed_taps(i, x.shape) if i in LANDED_LAYERS else None
             if landed is not None:  # only the taps that land, the same bits
                 x = landed(x, bias, relu)
-                continue
-            if i and len(x) > CACHED_FACES:  # a few faces at a time: taps stay in cache
+            else:  # a few faces at a time: their taps stay in cache for col2im
                 x = np.concatenate([
                     _draw.col2im(conv_taps(x[s:s + CACHED_FACES], layer.weights), layer.stride,
                                  layer.padding, bias, relu)
                     for s in range(0, len(x), CACHED_FACES)])
-                continue
-            if i:
-                taps = conv_taps(x, layer.weights)
-            # col2im, + bias and ReLU in one C pass: the sums of `col2im_numpy`, bit for bit
-            x = _draw.col2im(taps, layer.stride, layer.padding, bias, relu)
         # tanh out; training images were normalised with mean 0.5, std 0.5
         pixels = (np.tanh(x) + np.float32(1)) * np.float32(127.5)
         if pixels.shape[1:] != (SIDE, SIDE, 3):
