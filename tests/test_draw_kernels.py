@@ -181,6 +181,17 @@ def test_lanczos_enlarge_refuses_a_reduction():
         _draw.lanczos_enlarge(np.zeros((1, 64, 64, 3), np.uint8), 32, 32)
 
 
+def test_lanczos_coefficients_are_made_for_enlargements_only():
+    """A reduction's taps grow with its ratio (on the C stack, and past int for 2**31 - 1 -> 1):
+    the coefficients are made for what lanczos_enlarge asks, 1 <= in <= out <= 16384."""
+    bounds, coeffs = _draw.lanczos_coefficients(64, 256)
+    assert bounds.shape == (256, 2) and coeffs.shape == (256, 7)
+    for in_size, out_size in ((2**15, 1), (2**31 - 1, 1), (65, 64), (0, 5), (1, 2**14 + 1)):
+        with pytest.raises(ValueError, match=f"cannot enlarge {in_size} pixels to {out_size}: "
+                           r"expected 1 <= in_size <= out_size <= 16384"):
+            _draw.lanczos_coefficients(in_size, out_size)
+
+
 DRAW_KERNELS = Path(__file__).resolve().parents[1] / "ext" / "draw_kernels"
 # setup.py's flags for appliance._draw (its common_c + -ffp-contract=off), so the check runs
 # the code the extension ships
