@@ -16,42 +16,37 @@ IS_X86 = platform.machine().lower() in {"x86_64", "amd64", "i686", "x86"}
 # baseline ISA and still imports on CPUs without AVX2. aarch64 NEON is baseline on ARMv8.
 common_c = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-Wall"]
 
+NUMPY_API = [("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]
+
+
+def kernels_extension(name: str, kernels: str, **options: list[str]) -> Extension:
+    """`appliance._NAME` from ext/NAME.pyx and the C kernels of ext/KERNELS/ (its dispatch.c;
+    its headers and ext/cpu_features.h rebuild it when they change). fp-contract=off: no
+    silent FMA, so every ISA rounds as the serial reference (the scan's error bound; the draw's
+    and the ResNet's sums bit for bit those of numpy)."""
+    return Extension(
+        f"appliance._{name}",
+        sources=[f"ext/{name}.pyx", f"ext/{kernels}/dispatch.c"],
+        include_dirs=[f"ext/{kernels}", np.get_include()],
+        depends=[*sorted(str(p) for p in Path(f"ext/{kernels}").glob("*.h")),
+                 "ext/cpu_features.h"],
+        extra_compile_args=[*common_c, "-ffp-contract=off", *options.get("compile", [])],
+        extra_link_args=options.get("link", []),
+        define_macros=NUMPY_API,
+    )
+
+
 EXTENSIONS = [
-    Extension(
-        "appliance._scan",
-        sources=["ext/scan.pyx", "ext/kernels/dispatch.c"],
-        include_dirs=["ext/kernels", np.get_include()],
-        depends=sorted(str(p) for p in Path("ext/kernels").glob("*.h")),
-        # fp-contract=off: the serial reference rounds every product (no silent FMA), so
-        # its error bound holds on every ISA; threads are plain pthreads (no spinning pool).
-        extra_compile_args=[*common_c, "-ffp-contract=off", "-pthread"],
-        extra_link_args=["-pthread"],
-        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-    ),
-    Extension(
-        "appliance._draw",
-        sources=["ext/draw.pyx", "ext/draw_kernels/dispatch.c"],
-        include_dirs=["ext/draw_kernels", np.get_include()],
-        depends=sorted(str(p) for p in Path("ext/draw_kernels").glob("*.h")),
-        # fp-contract=off: no FMA, so the float sums are numpy's, bit for bit, on every ISA
-        extra_compile_args=[*common_c, "-ffp-contract=off"],
-        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-    ),
-    Extension(
-        "appliance._resnet",
-        sources=["ext/resnet.pyx", "ext/resnet_kernels/dispatch.c"],
-        include_dirs=["ext/resnet_kernels", np.get_include()],
-        depends=sorted(str(p) for p in Path("ext/resnet_kernels").glob("*.h")),
-        # fp-contract=off: no FMA, so the Winograd transforms are numpy's, bit for bit
-        extra_compile_args=[*common_c, "-ffp-contract=off"],
-        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-    ),
+    # the scan's threads are plain pthreads (no spinning pool)
+    kernels_extension("scan", "kernels", compile=["-pthread"], link=["-pthread"]),
+    kernels_extension("draw", "draw_kernels"),
+    kernels_extension("resnet", "resnet_kernels"),
     Extension(
         "appliance._dither",
         sources=["ext/dither.pyx"],
         include_dirs=[np.get_include()],
         extra_compile_args=common_c,
-        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+        define_macros=NUMPY_API,
     ),
 ]
 

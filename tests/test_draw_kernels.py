@@ -7,10 +7,9 @@ vectorized to NEON, run under qemu): the same faces on the Pi."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 
+import c_drivers
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -198,49 +197,23 @@ DRAW_KERNELS = Path(__file__).resolve().parents[1] / "ext" / "draw_kernels"
 CFLAGS = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-Wall", "-Werror",
           "-ffp-contract=off", f"-I{DRAW_KERNELS}"]
 SOURCES = [str(DRAW_KERNELS / "tests" / "draw_check.c"), str(DRAW_KERNELS / "dispatch.c")]
-CC = shutil.which("cc") or shutil.which("gcc")
-ARM = ("aarch64-linux-gnu-gcc", "aarch64-linux-gnu-objdump", "qemu-aarch64")
-
-
-def _run(cmd: list[str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
 
 
 @pytest.fixture(scope="module")
 def native_lines(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
     """draw_check's lines on this machine, the same for every kernel it runs."""
-    if CC is None:
-        pytest.skip("no C compiler (cc/gcc) on PATH")
-    driver = tmp_path_factory.mktemp("draw") / "draw_check"
-    built = _run([CC, *CFLAGS, *SOURCES, "-o", str(driver), "-lm"])
-    assert built.returncode == 0, built.stderr
-    outputs = {name: _run([str(driver), name]) for name in KERNELS}
-    for name, result in outputs.items():
-        assert result.returncode == 0, f"{name}: {result.stdout}{result.stderr}"
-    lines = outputs["serial"].stdout.splitlines()
-    assert len(lines) == 9 and all(line.endswith(" 0") for line in lines)
-    for name, result in outputs.items():
-        assert result.stdout.splitlines() == lines, name
-    return lines
+    return c_drivers.native_lines(tmp_path_factory.mktemp("draw"), CFLAGS, SOURCES, KERNELS, 9)
 
 
 def test_draw_check_agrees_across_the_kernels_here(native_lines):
     assert len(set(native_lines)) == len(native_lines)  # nine different outputs
 
 
-@pytest.mark.skipif(any(shutil.which(tool) is None for tool in ARM),
-                    reason="aarch64 cross tools missing (apt-get install gcc-aarch64-linux-gnu "
-                    "libc6-dev-arm64-cross qemu-user; ./dev test does it as root)")
+@c_drivers.needs_arm
 def test_the_pi_4_build_draws_the_same_bits(native_lines, tmp_path):
-    driver = tmp_path / "draw_check"
-    built = _run([ARM[0], *CFLAGS, "-mcpu=cortex-a72", "-static", *SOURCES, "-o", str(driver),
-                  "-lm"])
-    assert built.returncode == 0, built.stderr
-    result = _run([ARM[2], "-cpu", "cortex-a72", str(driver), "serial"])
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.splitlines() == native_lines
+    lines, disassembly = c_drivers.pi_lines(tmp_path, CFLAGS, SOURCES)
+    assert lines == native_lines
     # the serial build is NEON on aarch64: its float adds run 4 lanes at a time
-    disassembly = _run([ARM[1], "-d", "--no-show-raw-insn", str(driver)]).stdout
     col2im = disassembly.split("<serial_col2im>:")[1].split("\n\n")[0]
     assert "fadd\tv" in col2im and ".4s" in col2im
     gather = disassembly.split("<draw_gather>:")[1].split("\n\n")[0]  # serial_gather inlined

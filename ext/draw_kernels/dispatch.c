@@ -1,5 +1,6 @@
 /* The one runtime dispatch point of the drawing kernels, and Pillow's Lanczos coefficients. */
 #include "draw.h"
+#include "../cpu_features.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -20,20 +21,7 @@
 #define DRAW_ISA avx512
 #define DRAW_ATTR __attribute__((target("avx512f,avx512bw,avx512vl")))
 #include "template.h"
-
-static int cpu_has_avx2(void) {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2");
-}
-
-static int cpu_has_avx512(void) {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-           __builtin_cpu_supports("avx512vl");
-}
 #endif
-
-static int always(void) { return 1; }
 
 typedef struct {
     const char *name;
@@ -52,7 +40,7 @@ static const draw_entry KERNELS[] = {
     {"avx512", cpu_has_avx512, avx512_col2im, avx512_resample_rows, avx512_gather},
     {"avx2", cpu_has_avx2, avx2_col2im, avx2_resample_rows, avx2_gather},
 #endif
-    {"serial", always, serial_col2im, serial_resample_rows, serial_gather},
+    {"serial", cpu_always, serial_col2im, serial_resample_rows, serial_gather},
 };
 #define KERNEL_COUNT ((int)(sizeof KERNELS / sizeof KERNELS[0]))
 

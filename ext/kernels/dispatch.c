@@ -1,5 +1,6 @@
 /* The one runtime dispatch point of the scanner kernels, and the thread split. */
 #include "dispatch.h"
+#include "../cpu_features.h"
 
 #ifndef SOSIE_PREFETCH_LOCALITY
 #define SOSIE_PREFETCH_LOCALITY 3
@@ -63,41 +64,32 @@ typedef struct {
     block_dots_fn block_dots;
 } kernel_entry;
 
-static int always(void) { return 1; }
-
 #ifdef SOSIE_HAVE_AVX2
-static int cpu_has_avx2(void) {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-           __builtin_cpu_supports("f16c");
-}
+/* the scan's AVX2 kernels also convert float16 (F16C) */
+static int scan_has_avx2(void) { return cpu_has_avx2() && __builtin_cpu_supports("f16c"); }
 #endif
 
 #ifdef SOSIE_HAVE_AVX512
-static int cpu_has_avx512(void) {
-    __builtin_cpu_init();
-    return cpu_has_avx2() && __builtin_cpu_supports("avx512f") &&
-           __builtin_cpu_supports("avx512bw");
-}
+static int scan_has_avx512(void) { return scan_has_avx2() && cpu_has_avx512(); }
 #endif
 
 static const kernel_entry KERNELS[] = {
 #ifdef SOSIE_HAVE_AVX512
-    {"avx512", cpu_has_avx512, avx512_rounding_depth,
+    {"avx512", scan_has_avx512, avx512_rounding_depth,
      {avx512_l2_scan, avx512_dot_scan}, {avx512_l2_dists, avx512_dot_dists},
      avx512_sketch_scan, avx512_sketch_dots, avx512_sketch_block_dots},
 #endif
 #ifdef SOSIE_HAVE_AVX2
-    {"avx2", cpu_has_avx2, avx2_rounding_depth,
+    {"avx2", scan_has_avx2, avx2_rounding_depth,
      {avx2_l2_scan, avx2_dot_scan}, {avx2_l2_dists, avx2_dot_dists},
      avx2_sketch_scan, avx2_sketch_dots, avx2_sketch_block_dots},
 #endif
 #ifdef SOSIE_HAVE_NEON
-    {"neon", always, neon_rounding_depth,
+    {"neon", cpu_always, neon_rounding_depth,
      {neon_l2_scan, neon_dot_scan}, {neon_l2_dists, neon_dot_dists},
      neon_sketch_scan, neon_sketch_dots, neon_sketch_block_dots},
 #endif
-    {"serial", always, serial_rounding_depth,
+    {"serial", cpu_always, serial_rounding_depth,
      {serial_l2_scan, serial_dot_scan}, {serial_l2_dists, serial_dot_dists},
      serial_sketch_scan, serial_sketch_dots, serial_sketch_block_dots},
 };

@@ -1,5 +1,6 @@
 /* The one runtime dispatch point of the face ResNet's kernels (see resnet.h). */
 #include "resnet.h"
+#include "../cpu_features.h"
 
 #include <stdlib.h>
 
@@ -15,22 +16,7 @@
 #define RESNET_ISA avx512
 #define RESNET_ATTR __attribute__((target("avx512f,avx512bw,avx512vl")))
 #include "template.h"
-
-/* __builtin_cpu_supports reports AVX2 / AVX-512 only if the OS saves their registers too
- * (libgcc reads XCR0 with xgetbv: YMM state for AVX2, opmask and ZMM state for AVX-512). */
-static int cpu_has_avx2(void) {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2");
-}
-
-static int cpu_has_avx512(void) {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-           __builtin_cpu_supports("avx512vl");
-}
 #endif
-
-static int always(void) { return 1; }
 
 typedef struct {
     const char *name;
@@ -46,7 +32,7 @@ static const resnet_entry KERNELS[] = {
     {"avx512", cpu_has_avx512, avx512_winograd_input, avx512_winograd_output},
     {"avx2", cpu_has_avx2, avx2_winograd_input, avx2_winograd_output},
 #endif
-    {"serial", always, serial_winograd_input, serial_winograd_output},
+    {"serial", cpu_always, serial_winograd_input, serial_winograd_output},
 };
 #define KERNEL_COUNT ((int)(sizeof KERNELS / sizeof KERNELS[0]))
 

@@ -11,20 +11,7 @@
 #include <string.h>
 
 #include "draw.h"
-
-static uint64_t state = 0x853c49e6748fea9bULL;
-
-static uint32_t next(void) {
-    state = state * 6364136223846793005ULL + 1442695040888963407ULL;
-    return (uint32_t)(state >> 32);
-}
-
-static uint64_t fnv(const void *data, size_t bytes) {
-    const unsigned char *p = data;
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (size_t i = 0; i < bytes; i++) h = (h ^ p[i]) * 0x100000001b3ULL;
-    return h;
-}
+#include "../../check_driver.h"
 
 static int col2im_case(int kernel, size_t n, size_t h, size_t w, size_t k, size_t cout,
                        size_t stride, size_t padding, int bias, int relu) {
@@ -94,18 +81,9 @@ static int resize_case(int kernel, size_t n, size_t h, size_t w, size_t oh, size
 }
 
 int main(int argc, char **argv) {
-    if (argc != 2) {
-        fprintf(stderr, "usage: draw_check KERNEL\n");
-        return 2;
-    }
-    int kernel = -1;
-    for (int k = 0; draw_kernel_name(k); k++)
-        if (strcmp(draw_kernel_name(k), argv[1]) == 0) kernel = k;
-    if (strcmp(argv[1], "best") == 0) kernel = draw_kernel_best();
-    if (!draw_kernel_supported(kernel)) {
-        fprintf(stderr, "draw_check: kernel %s not available\n", argv[1]);
-        return 2;
-    }
+    int kernel = kernel_from_args(argc, argv, "draw_check", draw_kernel_name,
+                                  draw_kernel_best, draw_kernel_supported);
+    if (kernel < 0) return 2;
     int failed = 0;
     failed |= col2im_case(kernel, 2, 1, 1, 4, 64, 1, 0, 1, 1);   /* the first layer's shape */
     failed |= col2im_case(kernel, 2, 4, 4, 4, 64, 2, 1, 1, 1);   /* a middle layer's */

@@ -12,20 +12,7 @@
 #include <string.h>
 
 #include "resnet.h"
-
-static uint64_t state = 0x853c49e6748fea9bULL;
-
-static uint32_t next(void) {
-    state = state * 6364136223846793005ULL + 1442695040888963407ULL;
-    return (uint32_t)(state >> 32);
-}
-
-static uint64_t fnv(const void *data, size_t bytes) {
-    const unsigned char *p = data;
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (size_t i = 0; i < bytes; i++) h = (h ^ p[i]) * 0x100000001b3ULL;
-    return h;
-}
+#include "../../check_driver.h"
 
 static float *noise(size_t count) { /* magnitudes over 2^-10 .. 2^10: order shows */
     float *x = malloc(count * sizeof *x);
@@ -55,18 +42,9 @@ static int winograd_case(int kernel, size_t m, size_t h, size_t w, size_t c, int
 }
 
 int main(int argc, char **argv) {
-    if (argc != 2) {
-        fprintf(stderr, "usage: resnet_check KERNEL\n");
-        return 2;
-    }
-    int kernel = -1;
-    for (int k = 0; resnet_kernel_name(k); k++)
-        if (strcmp(resnet_kernel_name(k), argv[1]) == 0) kernel = k;
-    if (strcmp(argv[1], "best") == 0) kernel = resnet_kernel_best();
-    if (!resnet_kernel_supported(kernel)) {
-        fprintf(stderr, "resnet_check: kernel %s not available\n", argv[1]);
-        return 2;
-    }
+    int kernel = kernel_from_args(argc, argv, "resnet_check", resnet_kernel_name,
+                                  resnet_kernel_best, resnet_kernel_supported);
+    if (kernel < 0) return 2;
     int failed = 0;
     failed |= winograd_case(kernel, 1, 35, 35, 32, 0, 1);  /* the first blocks' layers */
     failed |= winograd_case(kernel, 2, 35, 35, 32, 1, 1);
