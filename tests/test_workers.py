@@ -65,3 +65,23 @@ def test_work_in_this_process_runs_single_threaded_then_restores():
         assert blas_threads() == {1}
     assert cv2.getNumThreads() == 2
     assert blas_threads() == before
+
+
+def test_a_build_process_starts_its_libraries_on_one_thread(clean_blas_env, monkeypatch):
+    import subprocess
+    import sys
+
+    probe = ("from appliance.compute.pool import single_threaded_process\n"
+             "single_threaded_process()\n"
+             "import cv2, numpy\n"
+             "from threadpoolctl import threadpool_info\n"
+             "print(sorted({p['num_threads'] for p in threadpool_info()"
+             " if p['user_api'] == 'blas'}), cv2.getNumThreads())\n")
+
+    def threads() -> str:
+        return subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                              check=True, timeout=120).stdout.strip()
+
+    assert threads() == "[1] 1"
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")  # an installer's setting wins
+    assert threads() == "[2] 1"

@@ -109,6 +109,9 @@ def _fail(exc: Exception, folder: Path | None = None) -> int:
 def cmd_build(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
+    from appliance.compute.pool import single_threaded_process
+
+    single_threaded_process()  # before numpy loads
     from appliance.corpus import CorpusError, DlibEngine, MockEngine, build
 
     settings, faces = _settings(args.config)
