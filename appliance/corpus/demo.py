@@ -53,11 +53,12 @@ MAX_DRAWS = 1_000_000
 #: (`faces.face.PIPELINE`: surround on a coarse grid, Winograd descriptors). A cached corpus of
 #: another version is drawn again.
 DEMO_VERSION = 3
-#: CPU seconds a draw costs the build (render, detect at 64 px, describe, thumbnail): 600 draws
-#: took 14 s of CPU on this project's x86 build machine; a Pi 4 core is ~5x slower.
-DRAW_CPU_SECONDS = 0.025
+#: CPU seconds a draw costs the build (render, detect at 64 px, describe, thumbnail): the demo's
+#: 4,000 draws took 16.8 s on 2 cores of this project's x86 build machine with its C kernels
+#: (2026-12-07; 0.025 before them); a Pi 4 core is ~5x slower.
+DRAW_CPU_SECONDS = 0.008
 #: Seconds a build spends starting (worker processes, models) and finishing (PCA, sketch).
-BUILD_OVERHEAD_SECONDS = 5.0
+BUILD_OVERHEAD_SECONDS = 2.0
 
 
 def demo_draws() -> int:
