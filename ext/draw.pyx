@@ -76,13 +76,8 @@ def col2im(taps, int stride, int padding, bias=None, bint relu=False, kernel=Non
     cdef Py_ssize_t ow = (w - 1) * stride + k - 2 * padding
     if oh < 1 or ow < 1:
         raise ValueError(f"padding {padding} leaves no output of taps {array.shape}")
-    cdef const float[::1] b
-    cdef const float *bias_ptr = NULL
-    if bias is not None:
-        b = np.ascontiguousarray(bias, dtype=np.float32)
-        if b.shape[0] != cout:
-            raise ValueError(f"bias of {b.shape[0]} values for {cout} channels")
-        bias_ptr = &b[0]
+    cdef const float[::1] b = _bias(bias, cout)
+    cdef const float *bias_ptr = &b[0] if bias is not None else NULL
     out = np.empty((n, oh, ow, cout), dtype=np.float32)
     cdef float[:, :, :, ::1] o = out
     cdef int kern = _kernel(kernel)
@@ -95,6 +90,16 @@ def col2im(taps, int stride, int padding, bias=None, bint relu=False, kernel=Non
     if status == -2:
         raise MemoryError("col2im: no memory for its index tables")
     return out
+
+
+def _bias(bias, Py_ssize_t cout):
+    """`bias` as cout contiguous float32 (ValueError otherwise); one zero when there is none."""
+    if bias is None:
+        return np.zeros(1, dtype=np.float32)
+    b = np.ascontiguousarray(bias, dtype=np.float32)
+    if b.ndim != 1 or b.shape[0] != cout:
+        raise ValueError(f"bias of {b.size} values for {cout} channels")
+    return b
 
 
 def gather(base, offsets, int cout, bias=None, bint relu=False, kernel=None):
@@ -110,13 +115,8 @@ def gather(base, offsets, int cout, bias=None, bint relu=False, kernel=None):
                          "cout >= 1")
     cdef const int64_t[:, ::1] off = table
     cdef Py_ssize_t npix = off.shape[0], per = off.shape[1]
-    cdef const float[::1] b
-    cdef const float *bias_ptr = NULL
-    if bias is not None:
-        b = np.ascontiguousarray(bias, dtype=np.float32)
-        if b.shape[0] != cout:
-            raise ValueError(f"bias of {b.shape[0]} values for {cout} channels")
-        bias_ptr = &b[0]
+    cdef const float[::1] b = _bias(bias, cout)
+    cdef const float *bias_ptr = &b[0] if bias is not None else NULL
     out = np.empty((npix, cout), dtype=np.float32)
     if npix == 0:
         return out

@@ -29,6 +29,19 @@ static inline void DRAW_CAT(DRAW_ISA, landing)(size_t out, size_t in, size_t k, 
     }
 }
 
+/* A summed output pixel's last steps: + bias, then ReLU as np.maximum(x, 0) (-0 becomes +0,
+ * NaN stays). */
+DRAW_ATTR static inline void DRAW_CAT(DRAW_ISA, finish)(float *restrict o, size_t cout,
+                                                        const float *bias, int relu) {
+    if (bias)
+        for (size_t c = 0; c < cout; c++) o[c] += bias[c];
+    if (relu)
+        for (size_t c = 0; c < cout; c++) {
+            float v = o[c];
+            o[c] = (v > 0.0f || v != v) ? v : 0.0f;
+        }
+}
+
 /* One output pixel: its taps added in (ky, kx) order from 0, then + bias, then ReLU. */
 DRAW_ATTR static inline void DRAW_CAT(DRAW_ISA, pixel)(const float *image, const size_t *yp,
                                                        size_t ny, const size_t *xp, size_t nx,
@@ -43,13 +56,7 @@ DRAW_ATTR static inline void DRAW_CAT(DRAW_ISA, pixel)(const float *image, const
             for (size_t c = 0; c < cout; c++) o[c] += t[c];
         }
     }
-    if (bias)
-        for (size_t c = 0; c < cout; c++) o[c] += bias[c];
-    if (relu)
-        for (size_t c = 0; c < cout; c++) {
-            float v = o[c];
-            o[c] = (v > 0.0f || v != v) ? v : 0.0f;
-        }
+    DRAW_CAT(DRAW_ISA, finish)(o, cout, bias, relu);
 }
 
 DRAW_ATTR static void DRAW_CAT(DRAW_ISA, col2im)(const float *taps, size_t n, size_t h,
@@ -94,13 +101,7 @@ DRAW_ATTR static void DRAW_CAT(DRAW_ISA, gather)(const float *base, const int64_
             const float *restrict t = base + off[j];
             for (size_t c = 0; c < cout; c++) o[c] += t[c];
         }
-        if (bias)
-            for (size_t c = 0; c < cout; c++) o[c] += bias[c];
-        if (relu)
-            for (size_t c = 0; c < cout; c++) {
-                float v = o[c];
-                o[c] = (v > 0.0f || v != v) ? v : 0.0f;
-            }
+        DRAW_CAT(DRAW_ISA, finish)(o, cout, bias, relu);
     }
 }
 
