@@ -327,3 +327,18 @@ def shrink(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if (rgb.shape[1], rgb.shape[0]) != (width, height):
         rgb = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
     return np.ascontiguousarray(rgb)
+
+
+def encode_jpeg(image: np.ndarray, quality: int, *, optimize: bool = False) -> bytes:
+    """Baseline JPEG of a uint8 gray (h, w) or RGB (h, w, 3) image (colour: 4:2:0 chroma), by
+    OpenCV's libjpeg-turbo: Pillow's very bytes for the same options; `optimize` computes the
+    Huffman tables for this image (~5 % smaller, ~2x the encoding time)."""
+    import cv2
+
+    image = np.ascontiguousarray(image, dtype=np.uint8)
+    ordered = cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if image.ndim == 3 else image
+    done, data = cv2.imencode(".jpg", ordered, [cv2.IMWRITE_JPEG_QUALITY, int(quality),
+                                                cv2.IMWRITE_JPEG_OPTIMIZE, int(optimize)])
+    if not done:
+        raise ValueError(f"could not encode a {image.shape} image as JPEG")
+    return data.tobytes()

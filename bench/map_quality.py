@@ -27,11 +27,12 @@ sys.path.insert(0, str(ROOT))
 
 from figures import cpu_name, write_json  # noqa: E402 - bench/ is the script's folder
 
-from appliance.cartography.encoding import METHOD, encode_jpeg, encode_webp  # noqa: E402
+from appliance.cartography.encoding import METHOD, encode_webp  # noqa: E402
 from appliance.cartography.sheets import decode_thumbnail  # noqa: E402
 from appliance.cartography.site import world_transform  # noqa: E402
 from appliance.cartography.tiles import choose_levels, render_pyramid  # noqa: E402
 from appliance.corpus import Corpus  # noqa: E402
+from appliance.images import encode_jpeg  # noqa: E402
 
 SHEET_QUALITIES = {"jpeg": (70, 82, 90), "webp": (70, 75, 80, 85, 90)}
 TILE_QUALITIES = {"jpeg": (80,), "webp": (70, 75, 80)}

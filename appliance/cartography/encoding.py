@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import io
 
-import cv2
 import numpy as np
 from PIL import Image
 
@@ -37,17 +36,6 @@ def encode_webp(image: np.ndarray, quality: int, method: int = METHOD) -> bytes:
     Image.fromarray(np.ascontiguousarray(image)).save(buffer, "WEBP", quality=int(quality),
                                                       method=int(method))
     return buffer.getvalue()
-
-
-def encode_jpeg(image: np.ndarray, quality: int) -> bytes:
-    """Baseline JPEG of a uint8 gray (h, w) or RGB (h, w, 3) image (colour: 4:2:0 chroma),
-    for a marked face's crop (a photo, in the site only when asked)."""
-    if image.ndim == 3:
-        image = np.ascontiguousarray(image[:, :, ::-1])  # OpenCV writes BGR
-    ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
-    if not ok:
-        raise OSError("JPEG encoding failed")
-    return data.tobytes()
 
 
 def data_url(data: bytes, kind: str) -> str:

@@ -50,12 +50,12 @@ from appliance.cartography.encoding import (
     SHEET_QUALITY,
     TILE_QUALITY,
     data_url,
-    encode_jpeg,
 )
 from appliance.cartography.kmeans import kmeans
 from appliance.cartography.knn import EXACT_LIMIT, neighbours, quantize
 from appliance.cartography.tiles import choose_levels, render_pyramid
 from appliance.files import WriteError, atomic_write_bytes, refuse_links, remove_tree
+from appliance.images import encode_jpeg
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 CHUNK = 4096  # faces per data/faces/{c}.js file

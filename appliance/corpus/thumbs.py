@@ -22,6 +22,7 @@ from PIL import Image
 
 from appliance.corpus.format import MAX_THUMBNAIL_SIZE, CorpusError
 from appliance.faces.crops import to_gray
+from appliance.images import encode_jpeg
 
 Encoding = Literal["png", "jpeg", "raw"]
 INDEX_DTYPE = np.dtype("<u8")
@@ -38,14 +39,7 @@ def encode(pixels: np.ndarray, encoding: Encoding, quality: int = 92) -> bytes:
     if encoding == "raw":
         return pixels.tobytes()
     if encoding == "jpeg":  # libjpeg-turbo through OpenCV: Pillow's very bytes, a bit sooner
-        import cv2
-
-        ordered = cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR) if pixels.ndim == 3 else pixels
-        done, data = cv2.imencode(".jpg", ordered, [cv2.IMWRITE_JPEG_QUALITY, int(quality),
-                                                    cv2.IMWRITE_JPEG_OPTIMIZE, 1])
-        if not done:
-            raise ValueError(f"could not encode a {pixels.shape} thumbnail as JPEG")
-        return data.tobytes()
+        return encode_jpeg(pixels, quality, optimize=True)
     if encoding != "png":
         raise ValueError(f"unknown thumbnail encoding {encoding!r} (expected png, jpeg or raw)")
     buffer = io.BytesIO()
