@@ -74,3 +74,14 @@ def corpus_copy(synthetic_corpus, tmp_path):
     import shutil
 
     return shutil.copytree(synthetic_corpus, tmp_path / "c")
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    """The DCGAN with the weights of the gan-face-generate wheel (skipped without them)."""
+    from appliance.generator.dcgan import DCGAN
+
+    try:
+        return DCGAN.load()
+    except LookupError as exc:
+        pytest.skip(str(exc))

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
-import threading
 from pathlib import Path
 from types import MappingProxyType
 
 import numpy as np
 import pytest
+from service_helpers import next_press_prints, running
 
 from appliance.faults import Fault, PartFault, TicketError
 from appliance.fonts import HERE as FONTS_DIR
@@ -70,9 +70,7 @@ def test_broken_font_at_lookup_is_a_ticket_fault_without_corpus_reopen(
                       counter=FixedCounter(1))
     controls = VirtualControls()
     service = Service(Machine(settings.machine), parts, controls, settings.service)
-    thread = threading.Thread(target=service.run, kwargs={"install_signals": False})
-    thread.start()
-    try:
+    with running(service):
         assert service.wait_for(lambda s: s.state is State.READY, 300), service.status()
         corpus = parts.corpus
         controls.press("test")
@@ -87,12 +85,7 @@ def test_broken_font_at_lookup_is_a_ticket_fault_without_corpus_reopen(
         assert service.wait_for(lambda s: s.state is State.READY, 30), service.status()
         assert parts.corpus is corpus and len(opened) == 1  # never reopened for a font
         assert service.machine.counters.tickets_printed == 0
-        controls.press("test")  # and the next visitor gets their ticket
-        assert service.wait_for(lambda s: s.machine.counters.tickets_printed == 1, 120)
-    finally:
-        service.shutdown()
-        thread.join(30)
-    assert not thread.is_alive()
+        assert next_press_prints(service, controls)  # and the next visitor gets their ticket
 
 
 def test_each_part_fails_at_its_own_boundary(corpus_dir):

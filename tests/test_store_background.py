@@ -15,6 +15,7 @@ import time
 
 import numpy as np
 import pytest
+from service_helpers import next_press_prints, running
 from test_visit import FakeAnalyzer, FakeFace
 
 from appliance.corpus import Corpus, CorpusError
@@ -217,9 +218,7 @@ def test_a_damaged_corpus_is_a_corpus_fault_before_any_press(corpus_copy, synthe
     controls, states = VirtualControls(), []
     service = Service(Machine(settings.machine), parts, controls, settings.service,
                       on_state=lambda state, fault: states.append((state, fault)))
-    thread = threading.Thread(target=service.run, kwargs={"install_signals": False})
-    thread.start()
-    try:
+    with running(service):
         assert service.wait_for(lambda s: s.state is State.FAULT, 300), service.status()
         status = service.status()
         assert status["fault"] == "corpus" and status["presses"] == status["visits"] == 0
@@ -240,12 +239,7 @@ def test_a_damaged_corpus_is_a_corpus_fault_before_any_press(corpus_copy, synthe
         os.replace(repaired, corpus_copy / fmt.DESCRIPTORS)  # a new file: the maps keep the old one
         assert service.wait_for(lambda s: s.state is State.READY, 60), service.status()
         assert service.status()["corpus_check"] == "ok"
-        controls.press("test")  # and the next visitor gets their ticket
-        assert service.wait_for(lambda s: s.machine.counters.tickets_printed == 1, 120)
-    finally:
-        service.shutdown()
-        thread.join(30)
-    assert not thread.is_alive()
+        assert next_press_prints(service, controls)  # and the next visitor gets their ticket
 
 
 CLOSE_DURING_CHECK = """

@@ -35,14 +35,6 @@ def sosie(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
                           text=True, timeout=600, env={**os.environ, **(env or {})})
 
 
-@pytest.fixture(scope="module")
-def shipped() -> DCGAN:
-    try:
-        return DCGAN.load()
-    except LookupError as exc:
-        pytest.skip(str(exc))
-
-
 def numpy_float_forward(net: DCGAN, z: np.ndarray) -> np.ndarray:
     """The numpy generator's tanh output before rounding to pixels."""
     x = z.reshape(1, 1, 1, -1)

@@ -27,14 +27,6 @@ from appliance.train.loop import (  # noqa: E402
 )
 
 
-@pytest.fixture(scope="module")
-def shipped() -> DCGAN:
-    try:
-        return DCGAN.load()
-    except LookupError as exc:
-        pytest.skip(str(exc))
-
-
 def tiny_dataset(shipped: DCGAN) -> Dataset:
     faces = shipped.faces(5, list(range(6)), 64)
     return Dataset(faces, [f"f{i}" for i in range(6)], [])
